@@ -1,0 +1,5 @@
+"""cmp-agent: a NETCONF/YANG-modelled device agent that enrols and renews
+certificates over CMPv2 (RFC 4210 as updated by RFC 9480, HTTP transport per
+RFC 6712)."""
+
+__version__ = "0.1.0"
