@@ -1,0 +1,1 @@
+"""The PKI service: key and certificate stores, CMP sessions, automatic update."""

@@ -1,0 +1,108 @@
+"""Typed views of the committed (running) PKI configuration, read from the
+datastore's raw JSON form (RFC 7951 names; the PKI module's top node is
+``cmp-agent-pki:pki``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+TOP = "cmp-agent-pki:pki"
+RequestType = Literal["ir", "cr", "kur"]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """``/pki/entity``: the subject of the requests of the sessions that name it."""
+
+    name: str
+    common_name: str | None = None
+    country: str | None = None
+    state: str | None = None
+    locality: str | None = None
+    organization: str | None = None
+    organization_unit: str | None = None
+    email: str | None = None
+    fqdn: str | None = None
+    ip_address: str | None = None
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> "Entity":
+        return cls(**{f.replace("-", "_"): v for f, v in raw.items()})
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """One ``/pki/cmp-session`` with its defaults applied."""
+
+    name: str
+    entity: Entity | None
+    entity_name: str | None
+    ca_name: str | None
+    url: str | None
+    url_escaped: bool
+    key_pair_name: str | None
+    regenerate: bool
+    key_bits: int
+    source_interface: str | None
+    source_address: str | None
+    integrity_algorithm: Literal["hmac-sha256", "hmac-sha1"]
+    verification_cert: str | None
+    origin_authentication: Literal["message-authentication-code", "signature"]
+    mac_reference: str | None
+    mac_secret_ciphertext: str | None
+    authentication_cert: str | None
+    auto_update: bool
+    expire_percent: int
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any], pki: dict[str, Any]) -> "SessionConfig":
+        entities = {e["name"]: Entity.from_raw(e) for e in pki.get("entity", [])}
+        url = raw.get("server-url", {})
+        key = raw.get("local-key-pair", {})
+        mac = raw.get("message-authentication-code", {})
+        auto = raw.get("auto-update", {})
+        return cls(
+            name=raw["name"],
+            entity=entities.get(raw.get("entity", "")),
+            entity_name=raw.get("entity"),
+            ca_name=raw.get("ca-name"),
+            url=url.get("url"),
+            url_escaped=url.get("esc", False),
+            key_pair_name=key.get("name"),
+            regenerate=key.get("regenerate", False),
+            key_bits=key.get("key-bits", 2048),
+            source_interface=raw.get("source-interface"),
+            source_address=raw.get("source-address"),
+            integrity_algorithm=raw.get("integrity-algorithm", "hmac-sha256"),
+            verification_cert=raw.get("verification-cert"),
+            origin_authentication=raw.get(
+                "origin-authentication-method", "message-authentication-code"
+            ),
+            mac_reference=mac.get("reference-value"),
+            mac_secret_ciphertext=mac.get("secret-value"),
+            authentication_cert=raw.get("authentication-cert"),
+            auto_update=auto.get("enabled", False),
+            expire_percent=auto.get("expire-time", 50),
+        )
+
+
+@dataclass(frozen=True)
+class PkiConfig:
+    """The whole committed ``/pki``."""
+
+    file_format: Literal["pem", "der"]
+    weak_algorithms_enabled: bool
+    sessions: dict[str, SessionConfig]
+
+    @classmethod
+    def from_raw(cls, root: dict[str, Any]) -> "PkiConfig":
+        pki = root.get(TOP, {})
+        sessions = {
+            s["name"]: SessionConfig.from_raw(s, pki) for s in pki.get("cmp-session", [])
+        }
+        return cls(
+            file_format=pki.get("file-format", "pem"),
+            weak_algorithms_enabled=pki.get("weak-algorithms-enabled", False),
+            sessions=sessions,
+        )

@@ -1,0 +1,53 @@
+"""Seed step 11/12: "the system first checks the CMP session configuration to
+determine whether the certificate application condition is met. If the
+condition is not met, an error message is displayed."
+
+Each request type needs certain items; :func:`problems` names every one that
+is missing or inconsistent, so that the operator fixes them all in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from agent.pki.config import PkiConfig, RequestType, SessionConfig
+
+
+def problems(
+    session: SessionConfig,
+    request: RequestType,
+    pki: PkiConfig,
+    certificate_exists: Callable[[str], bool],
+) -> list[str]:
+    """Everything that stops *request* on *session*; empty when it may start."""
+    found: list[str] = []
+    if not session.url:
+        found.append("no server-url")
+    if not session.key_pair_name:
+        found.append("no local-key-pair name")
+    if request in ("ir", "cr") and session.entity is None:
+        if session.entity_name:
+            found.append(f"entity {session.entity_name!r} is not configured under /pki/entity")
+        else:
+            found.append("no entity (the subject of the request)")
+    if session.integrity_algorithm == "hmac-sha1" and not pki.weak_algorithms_enabled:
+        found.append(
+            "integrity-algorithm hmac-sha1 is a weak algorithm: use hmac-sha256"
+            " or set /pki/weak-algorithms-enabled to true"
+        )
+    by_mac = request == "ir" and session.origin_authentication == "message-authentication-code"
+    if by_mac:
+        if not session.mac_reference:
+            found.append("message-authentication-code has no reference-value")
+        if not session.mac_secret_ciphertext:
+            found.append("message-authentication-code has no secret-value")
+    elif not session.authentication_cert:
+        what = {"ir": "an IR by signature", "cr": "a CR", "kur": "a KUR"}[request]
+        found.append(f"no authentication-cert: {what} is signed with it")
+    for leaf, name in (
+        ("authentication-cert", None if by_mac else session.authentication_cert),
+        ("verification-cert", session.verification_cert),
+    ):
+        if name and not certificate_exists(name):
+            found.append(f"{leaf} {name!r} is not in the certificate store")
+    return found

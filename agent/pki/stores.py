@@ -1,0 +1,254 @@
+"""The device's key store and certificate store.
+
+The key store is ``<state-dir>/pki/private`` (directory 0700, files 0600), the
+certificate store ``<state-dir>/pki/public`` (the device's ``flash:/pki/public``
+in the seed). Every write goes through :func:`agent.atomic.atomic_write`, so a
+crash leaves the old file or the new one, never half of either.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+
+from agent.atomic import atomic_write, fsync_directory
+from agent.netconf.errors import RpcError
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+FileFormat = Literal["pem", "der"]
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_CURVES: dict[str, type[ec.EllipticCurve]] = {"p256": ec.SECP256R1, "p384": ec.SECP384R1}
+_CURVE_NAMES = {"secp256r1": "p256", "secp384r1": "p384"}
+#: the suffix of the key pair kept beside a replaced one (seed step 12)
+PREVIOUS_SUFFIX = ".previous"
+
+
+def check_name(name: str, what: str) -> str:
+    """Refuse names that are not plain file names (no path, no hidden files)."""
+    if not _NAME.fullmatch(name) or name.endswith(".tmp"):
+        raise RpcError(
+            "invalid-value",
+            f"{what} name {name!r} is not valid: use 1 to 64 letters, digits, '.', '_' or '-',"
+            " starting with a letter or digit",
+        )
+    return name
+
+
+def fingerprint(der: bytes) -> str:
+    """SHA-256 of *der* as colon-separated hex, the way ``openssl -fingerprint`` prints it."""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    return ":".join(f"{b:02X}" for b in digest.finalize())
+
+
+@dataclass(frozen=True)
+class KeyPairInfo:
+    """One entry of the ``config false`` list ``/pki/key-pair``."""
+
+    name: str
+    algorithm: Literal["rsa", "ec", "ed25519"]
+    key_bits: int
+    curve: str | None
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class CertificateInfo:
+    """One entry of the ``config false`` list ``/pki/certificate-file``."""
+
+    name: str
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    fingerprint: str
+
+
+def describe_key(name: str, key: PrivateKey) -> KeyPairInfo:
+    spki = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    if isinstance(key, rsa.RSAPrivateKey):
+        return KeyPairInfo(name, "rsa", key.key_size, None, fingerprint(spki))
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        curve = _CURVE_NAMES.get(key.curve.name, key.curve.name)
+        return KeyPairInfo(name, "ec", key.curve.key_size, curve, fingerprint(spki))
+    return KeyPairInfo(name, "ed25519", 256, None, fingerprint(spki))
+
+
+def generate_key(algorithm: str, key_bits: int = 2048, curve: str = "p256") -> PrivateKey:
+    """A fresh key pair: RSA with *key_bits*, or EC on *curve* (p256, p384)."""
+    if algorithm == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=key_bits)
+    if algorithm == "ec":
+        return ec.generate_private_key(_CURVES[curve]())
+    raise RpcError("invalid-value", f"unknown key algorithm {algorithm!r}: use rsa or ec")
+
+
+class KeyStore:
+    """Private keys, one PKCS#8 PEM file per key pair, readable by the agent only."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+
+    def _path(self, name: str) -> Path:
+        return self.directory / f"{check_name(name, 'key pair')}.pem"
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.directory.glob("*.pem") if _NAME.fullmatch(p.stem))
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).exists()
+
+    def load(self, name: str) -> PrivateKey:
+        try:
+            data = self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise RpcError(
+                "data-missing", f"key pair {name!r} does not exist: create it with key-pair-create"
+            ) from None
+        return serialization.load_pem_private_key(data, password=None)  # type: ignore[return-value]
+
+    def save(self, name: str, key: PrivateKey) -> None:
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        atomic_write(self._path(name), pem, mode=0o600)
+
+    def import_pem(self, name: str, pem_text: str) -> PrivateKey:
+        """Store a private key given as PEM text (PKCS#8, PKCS#1 or SEC1)."""
+        try:
+            key = serialization.load_pem_private_key(pem_text.encode(), password=None)
+        except (ValueError, TypeError) as exc:
+            raise RpcError(
+                "invalid-value",
+                "private-key is not an unencrypted PEM private key"
+                f" ({type(exc).__name__}); the key text itself is not logged",
+            ) from None
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
+            raise RpcError("invalid-value", "private-key must be an RSA, EC or Ed25519 key")
+        self.save(name, key)
+        return key
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise RpcError("data-missing", f"key pair {name!r} does not exist") from None
+        fsync_directory(self.directory)
+
+    def keep_previous(self, name: str) -> None:
+        """Keep the current key pair as ``NAME.previous`` before it is replaced."""
+        path = self._path(name)
+        if path.exists():
+            atomic_write(self._path(name + PREVIOUS_SUFFIX), path.read_bytes(), mode=0o600)
+
+    def describe(self, name: str) -> KeyPairInfo:
+        return describe_key(name, self.load(name))
+
+
+def parse_certificate(data: bytes) -> x509.Certificate:
+    """A certificate from PEM or DER bytes."""
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return x509.load_pem_x509_certificate(data)
+    return x509.load_der_x509_certificate(data)
+
+
+def encode_certificate(cert: x509.Certificate, file_format: FileFormat) -> bytes:
+    encoding = serialization.Encoding.PEM if file_format == "pem" else serialization.Encoding.DER
+    return cert.public_bytes(encoding)
+
+
+def describe_certificate(name: str, cert: x509.Certificate) -> CertificateInfo:
+    return CertificateInfo(
+        name=name,
+        subject=cert.subject.rfc4514_string(),
+        issuer=cert.issuer.rfc4514_string(),
+        serial=f"{cert.serial_number:X}",
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        fingerprint=fingerprint(cert.public_bytes(serialization.Encoding.DER)),
+    )
+
+
+class CertificateStore:
+    """Certificate files, PEM or DER, named as the operator names them (e.g. ``local.pem``)."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        return self.directory / check_name(name, "certificate file")
+
+    def names(self) -> list[str]:
+        return sorted(
+            p.name for p in self.directory.iterdir() if p.is_file() and _NAME.fullmatch(p.name)
+        )
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+    def load(self, name: str) -> x509.Certificate:
+        try:
+            data = self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise RpcError(
+                "data-missing",
+                f"certificate file {name!r} is not in the certificate store:"
+                " import it with certificate-import",
+            ) from None
+        try:
+            return parse_certificate(data)
+        except ValueError:
+            raise RpcError(
+                "operation-failed", f"certificate file {name!r} is not a PEM or DER certificate"
+            ) from None
+
+    def save(self, name: str, cert: x509.Certificate, file_format: FileFormat) -> None:
+        atomic_write(self._path(name), encode_certificate(cert, file_format), mode=0o644)
+
+    def import_data(self, name: str, data: str) -> x509.Certificate:
+        """Store a certificate given as PEM text or base64 DER, kept in the form given."""
+        text = data.strip()
+        try:
+            if text.startswith("-----BEGIN"):
+                cert = x509.load_pem_x509_certificate(text.encode())
+                raw = text.encode() + b"\n"
+            else:
+                raw = base64.b64decode("".join(text.split()), validate=True)
+                cert = x509.load_der_x509_certificate(raw)
+        except (ValueError, binascii.Error):
+            raise RpcError(
+                "invalid-value", "data is neither a PEM certificate nor a base64 DER certificate"
+            ) from None
+        atomic_write(self._path(name), raw, mode=0o644)
+        return cert
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            raise RpcError("data-missing", f"certificate file {name!r} does not exist") from None
+        fsync_directory(self.directory)
+
+    def describe(self, name: str) -> CertificateInfo:
+        return describe_certificate(name, self.load(name))

@@ -1,0 +1,138 @@
+"""Key and certificate stores: file modes, formats, atomicity and clear errors."""
+
+import base64
+import datetime
+import os
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from agent.netconf.errors import RpcError
+from agent.pki.stores import CertificateStore, KeyStore, generate_key
+
+
+def self_signed(key, cn="device1"):
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(0x1234ABCD)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+
+
+@pytest.fixture
+def keys(tmp_path):
+    return KeyStore(tmp_path / "pki" / "private")
+
+
+@pytest.fixture
+def certs(tmp_path):
+    return CertificateStore(tmp_path / "pki" / "public")
+
+
+def test_private_keys_are_readable_by_the_agent_only(keys):
+    keys.save("rsa1", generate_key("rsa", 2048))
+    assert stat.S_IMODE(os.stat(keys.directory).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(keys.directory / "rsa1.pem").st_mode) == 0o600
+    info = keys.describe("rsa1")
+    assert (info.algorithm, info.key_bits, info.curve) == ("rsa", 2048, None)
+    assert len(info.fingerprint.split(":")) == 32
+
+
+def test_ec_key_and_listing(keys):
+    keys.save("ec1", generate_key("ec", curve="p384"))
+    keys.save("a-key", generate_key("ec", curve="p256"))
+    assert keys.names() == ["a-key", "ec1"]
+    assert keys.describe("ec1").curve == "p384"
+
+
+def test_import_rejects_garbage_without_echoing_it(keys):
+    with pytest.raises(RpcError) as err:
+        keys.import_pem("k", "-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----")
+    assert err.value.tag == "invalid-value"
+    assert "c2VjcmV0" not in err.value.message
+    assert not keys.exists("k")
+
+
+def test_import_pem_and_keep_previous(keys):
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    ).decode()
+    keys.import_pem("imported", pem)
+    keys.keep_previous("imported")
+    assert keys.names() == ["imported", "imported.previous"]
+    assert stat.S_IMODE(os.stat(keys.directory / "imported.previous.pem").st_mode) == 0o600
+
+
+@pytest.mark.parametrize("bad", ["../etc/passwd", ".hidden", "", "a/b", "x" * 65])
+def test_names_that_are_not_plain_file_names_are_refused(keys, certs, bad):
+    with pytest.raises(RpcError) as err:
+        keys.exists(bad)
+    assert err.value.tag == "invalid-value"
+    with pytest.raises(RpcError):
+        certs.exists(bad)
+
+
+def test_missing_key_names_the_fix(keys):
+    with pytest.raises(RpcError) as err:
+        keys.load("nope")
+    assert err.value.tag == "data-missing" and "key-pair-create" in err.value.message
+
+
+@pytest.mark.parametrize("fmt, head", [("pem", b"-----BEGIN CERTIFICATE"), ("der", b"\x30")])
+def test_certificates_saved_in_the_configured_format(certs, fmt, head):
+    key = generate_key("ec")
+    cert = self_signed(key)
+    certs.save(f"local.{fmt}", cert, fmt)
+    assert (certs.directory / f"local.{fmt}").read_bytes().startswith(head)
+    info = certs.describe(f"local.{fmt}")
+    assert info.subject == "CN=device1" and info.serial == "1234ABCD"
+    assert info.not_after > info.not_before
+
+
+def test_import_pem_text_and_base64_der(certs):
+    cert = self_signed(generate_key("ec"), "ca")
+    certs.import_data("ca.pem", cert.public_bytes(serialization.Encoding.PEM).decode())
+    der_b64 = base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
+    certs.import_data("ca.der", der_b64)
+    assert certs.load("ca.pem") == certs.load("ca.der") == cert
+    with pytest.raises(RpcError) as err:
+        certs.import_data("bad.pem", "not a certificate")
+    assert err.value.tag == "invalid-value"
+    assert certs.names() == ["ca.der", "ca.pem"]
+
+
+def test_a_crash_during_write_keeps_the_old_file(certs, monkeypatch):
+    old = self_signed(generate_key("ec"), "old")
+    certs.save("local.pem", old, "pem")
+
+    def crash(*args):
+        raise OSError("power cut")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        certs.save("local.pem", self_signed(generate_key("ec"), "new"), "pem")
+    monkeypatch.undo()
+    assert certs.load("local.pem") == old
+    assert [p.name for p in certs.directory.iterdir()] == ["local.pem"]
+
+
+def test_delete(certs, keys):
+    keys.save("k", generate_key("ec"))
+    keys.delete("k")
+    assert not keys.exists("k")
+    with pytest.raises(RpcError) as err:
+        certs.delete("absent.pem")
+    assert err.value.tag == "data-missing"
