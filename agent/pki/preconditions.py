@@ -4,19 +4,21 @@ condition is not met, an error message is displayed."
 
 Each request type needs certain items; :func:`problems` names every one that
 is missing or inconsistent, so that the operator fixes them all in one go.
+Rules that hold for every committed configuration (types, leafrefs, the
+refusal of hmac-sha1 unless weak algorithms are enabled) are the YANG
+module's and are not repeated here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from agent.pki.config import PkiConfig, RequestType, SessionConfig
+from agent.pki.config import RequestType, SessionConfig
 
 
 def problems(
     session: SessionConfig,
     request: RequestType,
-    pki: PkiConfig,
     certificate_exists: Callable[[str], bool],
 ) -> list[str]:
     """Everything that stops *request* on *session*; empty when it may start."""
@@ -30,11 +32,6 @@ def problems(
             found.append(f"entity {session.entity_name!r} is not configured under /pki/entity")
         else:
             found.append("no entity (the subject of the request)")
-    if session.integrity_algorithm == "hmac-sha1" and not pki.weak_algorithms_enabled:
-        found.append(
-            "integrity-algorithm hmac-sha1 is a weak algorithm: use hmac-sha256"
-            " or set /pki/weak-algorithms-enabled to true"
-        )
     by_mac = request == "ir" and session.origin_authentication == "message-authentication-code"
     if by_mac:
         if not session.mac_reference:

@@ -19,12 +19,12 @@ from typing import Literal
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from agent.atomic import atomic_write, fsync_directory
 from agent.netconf.errors import RpcError
 
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 FileFormat = Literal["pem", "der"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -57,7 +57,7 @@ class KeyPairInfo:
     """One entry of the ``config false`` list ``/pki/key-pair``."""
 
     name: str
-    algorithm: Literal["rsa", "ec", "ed25519"]
+    algorithm: Literal["rsa", "ec"]
     key_bits: int
     curve: str | None
     fingerprint: str
@@ -82,10 +82,8 @@ def describe_key(name: str, key: PrivateKey) -> KeyPairInfo:
     )
     if isinstance(key, rsa.RSAPrivateKey):
         return KeyPairInfo(name, "rsa", key.key_size, None, fingerprint(spki))
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        curve = _CURVE_NAMES.get(key.curve.name, key.curve.name)
-        return KeyPairInfo(name, "ec", key.curve.key_size, curve, fingerprint(spki))
-    return KeyPairInfo(name, "ed25519", 256, None, fingerprint(spki))
+    curve = _CURVE_NAMES.get(key.curve.name, key.curve.name)
+    return KeyPairInfo(name, "ec", key.curve.key_size, curve, fingerprint(spki))
 
 
 def generate_key(algorithm: str, key_bits: int = 2048, curve: str = "p256") -> PrivateKey:
@@ -141,8 +139,10 @@ class KeyStore:
                 "private-key is not an unencrypted PEM private key"
                 f" ({type(exc).__name__}); the key text itself is not logged",
             ) from None
-        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
-            raise RpcError("invalid-value", "private-key must be an RSA, EC or Ed25519 key")
+        if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+            raise RpcError("invalid-value", "private-key must be an RSA or EC key")
+        if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in _CURVE_NAMES:
+            raise RpcError("invalid-value", "an EC private-key must be on curve P-256 or P-384")
         self.save(name, key)
         return key
 

@@ -4,9 +4,9 @@ from agent.pki.preconditions import problems
 ENTITY = {"name": "e1", "common-name": "router1"}
 
 
-def config(session: dict, weak=False) -> PkiConfig:
+def config(session: dict) -> PkiConfig:
     raw = {"cmp-agent-pki:pki": {"entity": [ENTITY], "cmp-session": [{"name": "s1", **session}],
-                                 "weak-algorithms-enabled": weak}}
+}}
     return PkiConfig.from_raw(raw)
 
 
@@ -20,12 +20,12 @@ COMPLETE_MAC = {
 
 def test_a_complete_mac_session_may_start():
     pki = config(COMPLETE_MAC)
-    assert problems(pki.sessions["s1"], "ir", pki, lambda n: True) == []
+    assert problems(pki.sessions["s1"], "ir", lambda n: True) == []
 
 
 def test_every_missing_item_is_named_at_once():
     pki = config({"message-authentication-code": {"reference-value": "ref"}})
-    found = problems(pki.sessions["s1"], "ir", pki, lambda n: True)
+    found = problems(pki.sessions["s1"], "ir", lambda n: True)
     assert found == [
         "no server-url",
         "no local-key-pair name",
@@ -36,26 +36,18 @@ def test_every_missing_item_is_named_at_once():
 
 def test_signature_requests_need_an_authentication_cert_in_the_store():
     pki = config({**COMPLETE_MAC, "origin-authentication-method": "signature"})
-    assert problems(pki.sessions["s1"], "ir", pki, lambda n: True) == [
+    assert problems(pki.sessions["s1"], "ir", lambda n: True) == [
         "no authentication-cert: an IR by signature is signed with it"
     ]
     pki = config({**COMPLETE_MAC, "authentication-cert": "id.pem", "verification-cert": "ca.pem"})
-    assert problems(pki.sessions["s1"], "kur", pki, lambda n: n == "ca.pem") == [
+    assert problems(pki.sessions["s1"], "kur", lambda n: n == "ca.pem") == [
         "authentication-cert 'id.pem' is not in the certificate store"
     ]
 
 
-def test_weak_mac_needs_the_weak_algorithms_switch():
-    session = {**COMPLETE_MAC, "integrity-algorithm": "hmac-sha1"}
-    pki = config(session)
-    assert "weak algorithm" in problems(pki.sessions["s1"], "ir", pki, lambda n: True)[0]
-    pki = config(session, weak=True)
-    assert problems(pki.sessions["s1"], "ir", pki, lambda n: True) == []
-
-
 def test_dangling_entity_is_reported():
     pki = config({**COMPLETE_MAC, "entity": "nope"})
-    assert problems(pki.sessions["s1"], "cr", pki, lambda n: True) == [
+    assert problems(pki.sessions["s1"], "cr", lambda n: True) == [
         "entity 'nope' is not configured under /pki/entity",
         "no authentication-cert: a CR is signed with it",
     ]

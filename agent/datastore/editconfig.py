@@ -1,0 +1,297 @@
+"""The ``<edit-config>`` engine: RFC 6241 section 7.2 on lxml trees.
+
+:func:`apply_edit` merges a ``<config>`` element into a configuration tree
+(modified in place: callers pass a copy). It is schema-aware through
+:class:`SchemaMap`: list entries are matched by their keys (indexed, so an edit
+of N entries costs O(N)), leaf-list entries by value, and setting a node of
+one case of a ``choice`` removes the nodes of the choice's other cases (RFC
+7950 section 7.9.2). Leaf values are checked against their YANG types as they
+are applied; whole-tree constraints are left to validation at commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from lxml import etree
+from yangson.schemanode import ContainerNode, LeafListNode, LeafNode, ListNode
+
+from agent.datastore.schema import NC_NS, NodeInfo, SchemaMap, new_child, qname
+from agent.datastore.validation import leaf_value
+from agent.netconf.errors import RpcError
+
+OPERATION_ATTR = f"{{{NC_NS}}}operation"
+#: RFC 6243 section 4.5.2: wd:default="true" in a <config> means "set to the default"
+WD_DEFAULT_ATTR = "{urn:ietf:params:xml:ns:netconf:default:1.0}default"
+OPERATIONS = ("merge", "replace", "create", "delete", "remove")
+DEFAULT_OPERATIONS = ("merge", "replace", "none")
+ERROR_OPTIONS = ("stop-on-error", "continue-on-error", "rollback-on-error")
+
+#: maps a leaf's checked clear value to the value stored (secret sealing)
+SecretHook = Callable[[NodeInfo, str, str], str]
+
+
+@dataclass
+class EditResult:
+    """Errors recorded under ``continue-on-error`` (empty otherwise)."""
+
+    errors: list[RpcError] = field(default_factory=list)
+
+
+def apply_edit(smap: SchemaMap, target: etree._Element, config: etree._Element, *,
+               default_operation: str = "merge", error_option: str = "stop-on-error",
+               seal_secret: SecretHook | None = None) -> EditResult:
+    """Apply *config*'s children to *target* (a ``<data>`` root), in place.
+
+    With ``stop-on-error`` and ``rollback-on-error`` the first error is raised
+    (the caller discards *target*); with ``continue-on-error`` failed nodes are
+    skipped and their errors returned.
+    """
+    if default_operation not in DEFAULT_OPERATIONS:
+        raise RpcError("invalid-value", f"default-operation must be one of "
+                       f"{', '.join(DEFAULT_OPERATIONS)}, not {default_operation!r}",
+                       type="protocol", info={"bad-element": "default-operation"})
+    if error_option not in ERROR_OPTIONS:
+        raise RpcError("invalid-value", f"error-option must be one of "
+                       f"{', '.join(ERROR_OPTIONS)}, not {error_option!r}",
+                       type="protocol", info={"bad-element": "error-option"})
+    engine = _Engine(smap, error_option == "continue-on-error", seal_secret)
+    engine.children(target, smap.root, config, default_operation, "")
+    return EditResult(engine.errors)
+
+
+class _Engine:
+    def __init__(self, smap: SchemaMap, keep_going: bool, seal_secret: SecretHook | None):
+        self.smap = smap
+        self.keep_going = keep_going
+        self.seal_secret = seal_secret
+        self.errors: list[RpcError] = []
+        #: (parent element, list tag) -> {key tuple: entry element}
+        self._index: dict[tuple[etree._Element, str], dict[tuple[str, ...], etree._Element]] = {}
+
+    # -- walking --------------------------------------------------------------------
+    def children(self, data: etree._Element, info: NodeInfo, edit: etree._Element,
+                 op: str, path: str, skip: frozenset[str] = frozenset()) -> None:
+        for child in edit:
+            if not isinstance(child.tag, str) or child.tag in skip:
+                continue  # comments, processing instructions, list keys
+            try:
+                self.node(data, info, child, op, path)
+            except RpcError as err:
+                if not self.keep_going:
+                    raise
+                self.errors.append(err)
+
+    def node(self, data: etree._Element, parent: NodeInfo, edit: etree._Element,
+             inherited: str, path: str) -> None:
+        ns, local = qname(edit.tag)
+        info = self.smap.child(parent, edit.tag)
+        if info is None:
+            if ns is not None and not self.smap.knows_namespace(ns):
+                raise RpcError("unknown-namespace",
+                               f"namespace {ns!r} of element {local!r} is not one of the "
+                               "agent's YANG modules", type="application",
+                               path=path or "/", path_namespaces=self.smap.path_namespaces(path),
+                               info={"bad-element": local, "bad-namespace": ns})
+            where = path or "the top level"
+            raise RpcError("unknown-element", f"{local!r} is not a node of the model under {where}",
+                           type="application", path=path or "/",
+                           path_namespaces=self.smap.path_namespaces(path),
+                           info={"bad-element": local})
+        op = edit.get(OPERATION_ATTR, inherited)
+        if op != inherited and op not in OPERATIONS:
+            raise RpcError("bad-attribute", f"operation {op!r} on {local!r} is not one of "
+                           f"{', '.join(OPERATIONS)}", type="application",
+                           info={"bad-attribute": "operation", "bad-element": local})
+        if not info.config:
+            here = path + self.smap.step(info)
+            raise RpcError("invalid-value", f"{local!r} is state data (config false) and cannot "
+                           "be configured", path=here,
+                           path_namespaces=self.smap.path_namespaces(here),
+                           info={"bad-element": local})
+        sn = info.node
+        if isinstance(sn, ListNode):
+            self.list_entry(data, info, edit, op, path)
+        elif isinstance(sn, ContainerNode):
+            self.container(data, info, edit, op, path)
+        elif isinstance(sn, LeafListNode):
+            self.leaf_list_entry(data, info, edit, op, path)
+        elif isinstance(sn, LeafNode):
+            self.leaf(data, info, edit, op, path)
+        else:  # pragma: no cover - the model has no anydata/anyxml config
+            raise RpcError("operation-not-supported", f"{local!r} cannot be edited",
+                           info={"bad-element": local})
+
+    # -- node kinds -----------------------------------------------------------------
+    def leaf(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
+        here = path + self.smap.step(info)
+        existing = data.find(info.tag)
+        if op in ("delete", "remove"):
+            if existing is None:
+                if op == "delete":
+                    raise self._missing(info, here)
+                return
+            data.remove(existing)
+            return
+        if op == "none":
+            return
+        if op == "create" and existing is not None:
+            raise self._exists(info, here)
+        secret = edit.tag in self.smap.secret_tags
+        text = leaf_value(self.smap, info, edit, here, secret=secret)
+        if edit.get(WD_DEFAULT_ATTR) in ("true", "1"):
+            self._reset_to_default(data, info, existing, text, here)
+            return
+        if secret and self.seal_secret is not None:
+            text = self.seal_secret(info, text, here)
+        if existing is None:
+            self._clear_other_cases(data, info)
+            new_child(data, info.tag, text)
+        else:
+            existing.text = text
+
+    def _reset_to_default(self, data, info: NodeInfo, existing, text: str, here: str) -> None:
+        """RFC 6243 section 4.5.2: a leaf tagged wd:default="true" must carry the
+        schema default; the leaf then goes back to its default (is removed)."""
+        default = info.node.default
+        if default is None or info.node.type.canonical_string(default) != text:
+            raise RpcError("invalid-value", f"{info.node.name} is tagged wd:default=\"true\" but "
+                           "its value is not the schema default", path=here,
+                           path_namespaces=self.smap.path_namespaces(here),
+                           info={"bad-element": info.node.name})
+        if existing is not None:
+            data.remove(existing)
+
+    def leaf_list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
+        text = leaf_value(self.smap, info, edit, path + self.smap.step(info))
+        here = path + self.smap.step(info) + f"[.='{text}']"
+        existing = next((e for e in data.iterchildren(info.tag) if e.text == text), None)
+        if op in ("delete", "remove"):
+            if existing is None:
+                if op == "delete":
+                    raise self._missing(info, here)
+                return
+            data.remove(existing)
+        elif op == "create" and existing is not None:
+            raise self._exists(info, here)
+        elif op != "none" and existing is None:
+            self._clear_other_cases(data, info)
+            new_child(data, info.tag, text)
+
+    def container(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
+        here = path + self.smap.step(info)
+        existing = data.find(info.tag)
+        if op in ("delete", "remove"):
+            if existing is None:
+                if op == "delete":
+                    raise self._missing(info, here)
+                return
+            data.remove(existing)
+            return
+        if op == "create" and existing is not None:
+            raise self._exists(info, here)
+        if op == "replace" and existing is not None:
+            fresh = etree.Element(info.tag, nsmap={None: qname(info.tag)[0]})
+            data.replace(existing, fresh)
+            existing = fresh
+        created = existing is None
+        if created:
+            existing = new_child(data, info.tag)
+        self.children(existing, info, edit, op, here)
+        if len(existing) == 0 and (not info.node.presence or (created and op == "none")):
+            data.remove(existing)  # an empty non-presence container carries nothing
+        elif created:
+            self._clear_other_cases(data, info)
+
+    def list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
+        keys: list[str] = []
+        for ktag in info.key_tags:
+            kel = edit.find(ktag)
+            kinfo = self.smap.child(info, ktag)
+            if kel is None:
+                here = path + self.smap.step(info)
+                raise RpcError("missing-element",
+                               f"list entry {info.node.name!r} needs its key "
+                               f"{qname(ktag)[1]!r}", path=here,
+                               path_namespaces=self.smap.path_namespaces(here),
+                               info={"bad-element": qname(ktag)[1]})
+            keys.append(leaf_value(self.smap, kinfo, kel,
+                                   path + self.smap.step(info) + self.smap.step(kinfo)))
+        key = tuple(keys)
+        here = path + self.smap.step(info, key)
+        index = self._entries(data, info)
+        existing = index.get(key)
+        if op in ("delete", "remove"):
+            if existing is None:
+                if op == "delete":
+                    raise self._missing(info, here)
+                return
+            data.remove(existing)
+            del index[key]
+            return
+        if op == "create" and existing is not None:
+            raise self._exists(info, here)
+        created = existing is None
+        if op == "replace" and existing is not None:
+            fresh = self._new_entry(None, info, key)
+            data.replace(existing, fresh)
+            existing = index[key] = fresh
+        elif created:
+            existing = index[key] = self._new_entry(data, info, key)
+        self.children(existing, info, edit, op, here, skip=frozenset(info.key_tags))
+        if created and op == "none" and len(existing) == len(key):
+            data.remove(existing)  # "none" creates nothing by itself
+            del index[key]
+        elif created:
+            self._clear_other_cases(data, info)
+
+    # -- helpers --------------------------------------------------------------------
+    def _entries(self, data, info: NodeInfo) -> dict[tuple[str, ...], etree._Element]:
+        slot = (data, info.tag)
+        index = self._index.get(slot)
+        if index is None:
+            index = {}
+            for entry in data.iterchildren(info.tag):
+                index[tuple(entry.findtext(k) for k in info.key_tags)] = entry
+            self._index[slot] = index
+        return index
+
+    @staticmethod
+    def _new_entry(data, info: NodeInfo, key: tuple[str, ...]) -> etree._Element:
+        if data is None:
+            entry = etree.Element(info.tag, nsmap={None: qname(info.tag)[0]})
+        else:
+            entry = new_child(data, info.tag)
+        for ktag, kval in zip(info.key_tags, key):
+            new_child(entry, ktag, kval)
+        return entry
+
+    def _clear_other_cases(self, data, info: NodeInfo) -> None:
+        """RFC 7950 section 7.9.2: creating a node of one case of a choice
+        deletes all nodes of the choice's other cases."""
+        if not info.cases:
+            return
+        mine = {id(choice): case for choice, case in info.cases}
+        siblings = self.smap.children(info.parent)
+        for el in list(data):
+            if not isinstance(el.tag, str) or el.tag == info.tag:
+                continue
+            other = siblings.get(el.tag)
+            if other is None:
+                continue
+            for choice, case in other.cases:
+                if id(choice) in mine and mine[id(choice)] is not case:
+                    data.remove(el)
+                    break
+
+    def _exists(self, info: NodeInfo, here: str) -> RpcError:
+        return RpcError("data-exists", f"{here} already exists; use merge or replace to change "
+                        "it", path=here, path_namespaces=self.smap.path_namespaces(here),
+                        info={"bad-element": info.node.name})
+
+    def _missing(self, info: NodeInfo, here: str) -> RpcError:
+        return RpcError("data-missing", f"{here} does not exist, so it cannot be deleted (use "
+                        "remove to ignore absent data)", path=here,
+                        path_namespaces=self.smap.path_namespaces(here),
+                        info={"bad-element": info.node.name})

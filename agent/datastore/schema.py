@@ -1,0 +1,126 @@
+"""Schema look-ups for XML data trees, answered by the yangson schema.
+
+The datastores keep configuration as lxml trees; this module maps their
+elements to yangson schema nodes (RFC 7950 section 7 statements), caches what
+the edit and defaults engines ask often, and spells instance paths as
+prefixed XPath for ``error-path`` (RFC 6241 section 4.3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+from yangson.schemanode import (
+    CaseNode,
+    ChoiceNode,
+    ContainerNode,
+    DataNode,
+    LeafListNode,
+    LeafNode,
+    ListNode,
+    SchemaNode,
+)
+
+from agent.model import Model
+
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+
+def qname(tag: str) -> tuple[str | None, str]:
+    """``{ns}local`` -> (ns, local)."""
+    if tag[0] == "{":
+        ns, _, local = tag[1:].partition("}")
+        return ns, local
+    return None, tag
+
+
+@dataclass
+class NodeInfo:
+    """What the engines need to know about one schema node."""
+
+    node: SchemaNode
+    tag: str                          # Clark notation {ns}local
+    prefix: str
+    #: (choice, case) pairs between this node and its data parent, outermost first
+    cases: tuple[tuple[ChoiceNode, CaseNode], ...] = ()
+    #: list nodes: Clark tags of the keys, in key order
+    key_tags: tuple[str, ...] = ()
+    parent: "NodeInfo | None" = field(default=None, repr=False)
+    config: bool = True
+    children: dict[str, "NodeInfo"] | None = field(default=None, repr=False)
+
+
+class SchemaMap:
+    """Maps XML elements of a configuration tree to the model's schema nodes."""
+
+    def __init__(self, model: Model):
+        self.model = model
+        self.schema_data = model.datamodel.schema_data
+        self.ns_of_module = {name: m.xml_namespace
+                              for name, m in self.schema_data.modules_by_name.items()}
+        self._prefix_of_ns = dict(model.prefixes)
+        self.root = NodeInfo(model.datamodel.schema, tag="", prefix="")
+        self.secret_tags = frozenset(f"{{{ns}}}{local}" for ns, local in model.secret_leaves)
+
+    # -- children -------------------------------------------------------------------
+    def children(self, info: NodeInfo) -> dict[str, NodeInfo]:
+        """Data children of *info* by Clark tag (through choices and cases)."""
+        if info.children is None:
+            info.children = {}
+            self._collect(info, info.node, (), info.children)
+        return info.children
+
+    def _collect(self, parent: NodeInfo, sn: SchemaNode,
+                 cases: tuple, out: dict[str, NodeInfo]) -> None:
+        for ch in getattr(sn, "children", ()):
+            if isinstance(ch, ChoiceNode):
+                for case in ch.children:
+                    self._collect(parent, case, cases + ((ch, case),), out)
+            elif isinstance(ch, CaseNode):  # pragma: no cover - cases sit under choices
+                self._collect(parent, ch, cases, out)
+            elif isinstance(ch, DataNode) and isinstance(ch, (ContainerNode, ListNode,
+                                                               LeafNode, LeafListNode)):
+                ns = self.ns_of_module[ch.ns]
+                tag = f"{{{ns}}}{ch.name}"
+                key_tags = ()
+                if isinstance(ch, ListNode):
+                    key_tags = tuple(f"{{{self.ns_of_module[m]}}}{k}" for k, m in ch.keys)
+                out[tag] = NodeInfo(ch, tag, self._prefix_of_ns.get(ns, ch.ns), cases, key_tags,
+                                    parent, ch.config)
+
+    def child(self, info: NodeInfo, tag: str) -> NodeInfo | None:
+        return self.children(info).get(tag)
+
+    def knows_namespace(self, ns: str | None) -> bool:
+        return ns in self._prefix_of_ns
+
+    # -- paths ----------------------------------------------------------------------
+    def step(self, info: NodeInfo, key_values: tuple[str, ...] = ()) -> str:
+        """One XPath step for *info* (with key predicates for a list entry)."""
+        local = info.node.name
+        text = f"/{info.prefix}:{local}"
+        for ktag, kval in zip(info.key_tags, key_values):
+            text += f"[{info.prefix}:{qname(ktag)[1]}={_xpath_literal(kval)}]"
+        return text
+
+    def path_namespaces(self, path: str) -> dict[str, str]:
+        """The prefix declarations *path* needs on ``<error-path>``."""
+        return {p: ns for ns, p in self._prefix_of_ns.items() if f"{p}:" in path}
+
+
+def _xpath_literal(value: str) -> str:
+    return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
+def new_child(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    """Append a child element; a namespace other than the parent's is declared
+    as the child's default namespace (no generated ``ns0`` prefixes)."""
+    ptag = parent.tag
+    if tag[0] == "{" and ptag.startswith(tag[: tag.index("}") + 1]):
+        el = etree.SubElement(parent, tag)  # the parent's namespace declaration applies
+    else:
+        el = etree.SubElement(parent, tag, nsmap={None: qname(tag)[0]})
+    if text is not None:
+        el.text = text
+    return el

@@ -1,0 +1,311 @@
+"""The running, candidate and startup configuration datastores (RFC 6241
+sections 5.1, 8.3 and 8.7).
+
+Persistence. ``running`` and ``startup`` live in ``<state_dir>/running.xml``
+and ``<state_dir>/startup.xml``, always written with :func:`atomic_write`
+(temporary file, fsync, rename), so a kill -9 at any moment leaves the old or
+the new file, never a broken one. Every commit (and confirmed-commit rollback)
+writes ``running.xml`` *before* the in-memory running changes, so a failed
+write changes nothing.
+
+Boot (decision). The issue requires that a restart comes back with the
+committed configuration, so ``running.xml`` is authoritative: on start,
+running := running.xml if it exists, else startup.xml (RFC 6241 section 8.7:
+the startup configuration is what the device loads when it has nothing
+else, e.g. a provisioned device's first boot), else the empty configuration
+(schema defaults apply). ``copy-config running -> startup`` saves running as
+startup; ``delete-config startup`` removes it. Candidate starts as a copy of
+running and is never persisted (RFC 6241 section 8.3: it is a scratch pad).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from lxml import etree
+
+from agent.atomic import atomic_write, fsync_directory
+from agent.datastore.changes import ChangeSummary, diff
+from agent.datastore.defaults import Defaults
+from agent.datastore.editconfig import apply_edit
+from agent.datastore.schema import NC_NS, NodeInfo, SchemaMap
+from agent.datastore.secrets import CLEAR_TEXT_MAX, MARK, SecretBox
+from agent.datastore.validation import load_instance, validate_tree
+from agent.model import Model
+from agent.netconf.errors import RpcError, RpcErrors
+
+__all__ = ["Datastores", "ChangeSummary", "Snapshot", "DatastoreLoadError"]
+
+log = logging.getLogger(__name__)
+
+DATASTORES = ("running", "candidate", "startup")
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
+                          remove_blank_text=True, load_dtd=False)
+
+CommitListener = Callable[[dict, dict], None]
+
+
+class DatastoreLoadError(Exception):
+    """A persisted datastore file cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An opaque copy of running, for confirmed-commit rollback (RFC 6241 8.4)."""
+
+    _tree: etree._Element
+
+
+def _empty() -> etree._Element:
+    return etree.Element(f"{{{NC_NS}}}data", nsmap={None: NC_NS})
+
+
+class Datastores:
+    """running, candidate and startup; every write is all-or-nothing."""
+
+    def __init__(self, model: Model, state_dir: Path, secrets: SecretBox):
+        self.model = model
+        self.state_dir = Path(state_dir)
+        self.secrets = secrets
+        self.smap = SchemaMap(model)
+        self._defaults = Defaults(self.smap)
+        self._listeners: list[CommitListener] = []
+        self._running_file = self.state_dir / "running.xml"
+        self._startup_file = self.state_dir / "startup.xml"
+        self._trees: dict[str, etree._Element] = {}
+        self._versions = {name: 0 for name in DATASTORES}
+        self._cache: dict[tuple[str, str], tuple[int, etree._Element]] = {}
+        self._raw_cache: tuple[int, dict] | None = None
+        self._dirty = False
+        #: datastore -> version that passed full validation (validate + commit once)
+        self._validated: dict[str, int] = {}
+        self._load()
+
+    # -- boot -------------------------------------------------------------------------
+    def _load(self) -> None:
+        startup = self._read(self._startup_file)
+        running = self._read(self._running_file)
+        if running is None:
+            running = copy.deepcopy(startup) if startup is not None else _empty()
+            source = self._startup_file if startup is not None else None
+        else:
+            source = self._running_file
+        if source is not None:
+            try:
+                validate_tree(self.smap, running)
+            except RpcError as err:
+                raise DatastoreLoadError(f"{source}: stored configuration is not valid "
+                                         f"against the model: {err}") from None
+        self._trees = {"running": running, "candidate": copy.deepcopy(running),
+                       "startup": startup if startup is not None else _empty()}
+        self._startup_exists = startup is not None
+
+    @staticmethod
+    def _read(path: Path) -> etree._Element | None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            root = etree.fromstring(data, _PARSER)
+        except etree.XMLSyntaxError as exc:
+            raise DatastoreLoadError(f"{path}: not well-formed XML ({exc}); restore it from "
+                                     "a backup or remove it") from None
+        if root.tag != f"{{{NC_NS}}}data":
+            raise DatastoreLoadError(f"{path}: root element is {root.tag}, expected <data>")
+        return root
+
+    def _write(self, path: Path, tree: etree._Element) -> None:
+        atomic_write(path, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"),
+                     mode=0o600)
+
+    # -- reads ------------------------------------------------------------------------
+    def get_config(self, source: str, with_defaults: str = "report-all") -> etree._Element:
+        """A new ``<data>`` element with *source*'s configuration (RFC 6243 mode)."""
+        self._check_name(source, "source")
+        slot = (source, with_defaults)
+        cached = self._cache.get(slot)
+        if cached is None or cached[0] != self._versions[source]:
+            tree = self._defaults.apply(copy.deepcopy(self._trees[source]), with_defaults)
+            self._cache[slot] = cached = (self._versions[source], tree)
+        return copy.deepcopy(cached[1])
+
+    @property
+    def candidate_dirty(self) -> bool:
+        """True if candidate was changed since the last commit or discard."""
+        return self._dirty
+
+    def running_snapshot(self) -> Snapshot:
+        return Snapshot(copy.deepcopy(self._trees["running"]))
+
+    def running_raw(self) -> dict:
+        """Running (with defaults) as yangson raw JSON-ish data (RFC 7951 names)."""
+        version = self._versions["running"]
+        if self._raw_cache is None or self._raw_cache[0] != version:
+            inst = load_instance(self.smap, self._trees["running"]).add_defaults()
+            self._raw_cache = (version, inst.raw_value())
+        return copy.deepcopy(self._raw_cache[1])
+
+    def add_commit_listener(self, fn: CommitListener) -> None:
+        """Call ``fn(old_running_raw, new_running_raw)`` after every change of running."""
+        self._listeners.append(fn)
+
+    # -- writes -----------------------------------------------------------------------
+    def edit_config(self, target: str, config: etree._Element, *,
+                    default_operation: str = "merge", test_option: str = "test-then-set",
+                    error_option: str = "stop-on-error") -> None:
+        """``<edit-config>`` (RFC 6241 section 7.2) on candidate."""
+        self._check_writable(target, "edit-config")
+        if test_option not in ("test-then-set", "set", "test-only"):
+            raise RpcError("invalid-value", "test-option must be test-then-set, set or "
+                           f"test-only, not {test_option!r}", type="protocol",
+                           info={"bad-element": "test-option"})
+        work = _empty() if default_operation == "replace" else copy.deepcopy(self._trees[target])
+        result = apply_edit(self.smap, work, config, default_operation=default_operation,
+                            error_option=error_option, seal_secret=self._seal)
+        if test_option == "test-only":
+            if result.errors:
+                raise RpcErrors(result.errors)
+            validate_tree(self.smap, work)
+            return
+        self._set(target, work)
+        self._dirty = True
+        if result.errors:  # continue-on-error: the good parts stay applied
+            raise RpcErrors(result.errors)
+
+    def copy_config(self, target: str, source: str | etree._Element) -> None:
+        """``<copy-config>`` (RFC 6241 section 7.3) to candidate or startup."""
+        self._check_writable(target, "copy-config", allow_startup=True)
+        if isinstance(source, str):
+            self._check_name(source, "source")
+            if source == target:
+                raise RpcError("invalid-value", f"source and target are both {source}; "
+                               "nothing to copy", type="protocol", info={"bad-element": "source"})
+            tree = copy.deepcopy(self._trees[source])
+        else:
+            tree = self._inline(source)
+        if target == "startup":
+            validate_tree(self.smap, tree)  # startup must always be bootable
+            self._write(self._startup_file, tree)
+            self._startup_exists = True
+        else:
+            self._dirty = True
+        self._set(target, tree)
+
+    def delete_config(self, target: str) -> None:
+        """``<delete-config>`` (RFC 6241 section 7.4): only startup can be deleted."""
+        if target != "startup":
+            self._check_name(target, "target")
+            raise RpcError("operation-not-supported", f"delete-config of {target} is not "
+                           "allowed; only startup can be deleted", type="protocol")
+        if self._startup_exists:
+            os.unlink(self._startup_file)
+            fsync_directory(self.state_dir)
+            self._startup_exists = False
+        self._set("startup", _empty())
+
+    def validate(self, source: str | etree._Element) -> None:
+        """``<validate>`` (RFC 6241 section 8.6): full YANG validation."""
+        if isinstance(source, str):
+            self._check_name(source, "source")
+            tree = self._trees[source]
+            if self._validated.get(source) == self._versions[source]:
+                return
+            validate_tree(self.smap, tree)
+            self._validated[source] = self._versions[source]
+        else:
+            validate_tree(self.smap, self._inline(source))
+
+    def commit(self) -> ChangeSummary:
+        """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running."""
+        self.validate("candidate")  # a no-op if this version was validated already
+        candidate = self._trees["candidate"]
+        summary = self._replace_running(copy.deepcopy(candidate))
+        self._dirty = False
+        return summary
+
+    def discard_changes(self) -> None:
+        """``<discard-changes>`` (RFC 6241 section 8.3.4.2): candidate := running."""
+        self._set("candidate", copy.deepcopy(self._trees["running"]))
+        self._dirty = False
+
+    def restore_running(self, snapshot: Snapshot) -> ChangeSummary:
+        """Confirmed-commit rollback (RFC 6241 section 8.4): running and
+        candidate := *snapshot*, persisted."""
+        summary = self._replace_running(copy.deepcopy(snapshot._tree))
+        self._set("candidate", copy.deepcopy(snapshot._tree))
+        self._dirty = False
+        return summary
+
+    # -- internals --------------------------------------------------------------------
+    def _replace_running(self, new: etree._Element) -> ChangeSummary:
+        old = self._trees["running"]
+        summary = diff(self.smap, old, new)
+        if summary.empty:
+            return summary
+        old_raw = self.running_raw() if self._listeners else {}
+        self._write(self._running_file, new)
+        self._set("running", new)
+        if self._listeners:
+            new_raw = self.running_raw()
+            for fn in self._listeners:
+                try:
+                    fn(copy.deepcopy(old_raw), copy.deepcopy(new_raw))
+                except Exception:  # a listener's bug must not undo a commit
+                    log.exception("commit listener %r failed", fn)
+        return summary
+
+    def _set(self, name: str, tree: etree._Element) -> None:
+        self._trees[name] = tree
+        self._versions[name] += 1
+
+    def _inline(self, config: etree._Element) -> etree._Element:
+        """An inline ``<config>``: checked and secrets sealed like an edit."""
+        tree = _empty()
+        apply_edit(self.smap, tree, config, default_operation="merge",
+                   error_option="stop-on-error", seal_secret=self._seal)
+        return tree
+
+    def _seal(self, info: NodeInfo, value: str, path: str) -> str:
+        """Store a secret leaf only as ciphertext; our own ciphertext is kept."""
+        if self.secrets.is_ciphertext(value):
+            return value
+        if value.startswith(MARK):
+            raise RpcError("invalid-value", f"{info.node.name} looks like an agent ciphertext "
+                           "but cannot be decrypted with this agent's key; write the secret "
+                           "as clear text", path=path,
+                           path_namespaces=self.smap.path_namespaces(path),
+                           info={"bad-element": info.node.name})
+        if len(value) > CLEAR_TEXT_MAX:
+            raise RpcError("invalid-value", f"a clear-text {info.node.name} is 1 to "
+                           f"{CLEAR_TEXT_MAX} characters long", path=path,
+                           path_namespaces=self.smap.path_namespaces(path),
+                           info={"bad-element": info.node.name})
+        sealed = self.secrets.seal(value)
+        if sealed not in info.node.type:  # many multi-byte characters: too long sealed
+            raise RpcError("invalid-value", f"the {info.node.name} is too long once encrypted; "
+                           "use fewer or plainer (ASCII) characters", path=path,
+                           path_namespaces=self.smap.path_namespaces(path),
+                           info={"bad-element": info.node.name})
+        return sealed
+
+    @staticmethod
+    def _check_name(name: str, what: str) -> None:
+        if name not in DATASTORES:
+            raise RpcError("invalid-value", f"{what} must be one of {', '.join(DATASTORES)}, "
+                           f"not {name!r}", type="protocol", info={"bad-element": what})
+
+    def _check_writable(self, target: str, op: str, allow_startup: bool = False) -> None:
+        self._check_name(target, "target")
+        if target == "running":
+            raise RpcError("operation-not-supported", f"{op} cannot target running (the agent "
+                           "has no :writable-running); edit candidate and commit",
+                           type="protocol")
+        if target == "startup" and not allow_startup:
+            raise RpcError("operation-not-supported", f"{op} cannot target startup; use "
+                           "copy-config running -> startup", type="protocol")

@@ -1,0 +1,252 @@
+"""The YANG data model the agent implements, and how it describes itself.
+
+* :class:`Model` builds one yangson :class:`~yangson.DataModel` from the
+  repository's ``yang/`` modules and pyang's installed IETF modules (never
+  copied into the repository). The yangson YANG library it needs is generated
+  here from :data:`MODULES`.
+* RFC 8525 (YANG library) and RFC 6022 (``netconf-state/schemas`` and
+  ``<get-schema>``) views of the same module list let a client discover and
+  fetch every module the agent uses.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import sysconfig
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from lxml import etree
+from yangson import DataModel
+
+from agent.netconf.errors import RpcError
+
+YANG_DIR: Path = Path(__file__).resolve().parent.parent / "yang"
+PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
+YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
+NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+
+
+def _find_ietf_dir() -> Path:
+    """pyang's installed IETF modules: ``<prefix>/share/yang/modules/ietf``.
+
+    pyang installs them as data files under the environment's prefix; if that
+    is not where they are (e.g. a user install), look next to pyang's package.
+    """
+    candidates = [Path(sys.prefix) / "share/yang/modules/ietf",
+                  Path(sysconfig.get_path("data")) / "share/yang/modules/ietf"]
+    try:
+        import pyang
+
+        pkg = Path(pyang.__file__).resolve().parent
+        candidates += [p / "share/yang/modules/ietf" for p in pkg.parents]
+        candidates.append(pkg / "modules" / "ietf")
+    except ImportError:  # pragma: no cover - pyang is a dependency
+        pass
+    for cand in candidates:
+        if (cand / "ietf-yang-types.yang").is_file():
+            return cand
+    raise FileNotFoundError(
+        "pyang's IETF YANG modules not found (looked in "
+        + ", ".join(str(c) for c in candidates) + "); reinstall pyang"
+    )
+
+
+IETF_DIR: Path = _find_ietf_dir()
+
+#: ietf-netconf features matching the capabilities the agent advertises
+#: (RFC 6241 section 8): candidate, confirmed-commit, rollback-on-error,
+#: validate, startup, xpath. Not writable-running, not url.
+NETCONF_FEATURES = ("candidate", "confirmed-commit", "rollback-on-error", "validate",
+                    "startup", "xpath")
+
+#: (name, conformance, features) of every module in the agent's YANG library.
+#: "import" modules only contribute types, groupings, identities, extensions.
+MODULES: tuple[tuple[str, Literal["implement", "import"], tuple[str, ...]], ...] = (
+    ("cmp-agent-pki", "implement", ()),
+    ("ietf-netconf", "implement", NETCONF_FEATURES),
+    ("ietf-netconf-with-defaults", "implement", ()),
+    ("ietf-netconf-monitoring", "implement", ()),
+    ("ietf-yang-library", "implement", ()),
+    ("ietf-inet-types", "import", ()),
+    ("ietf-yang-types", "import", ()),
+    ("ietf-netconf-acm", "import", ()),
+    ("ietf-datastores", "import", ()),
+)
+
+_HEADER_RE = {
+    "namespace": re.compile(r"^\s*namespace\s+\"?([^\";\s]+)\"?\s*;", re.M),
+    "prefix": re.compile(r"^\s*prefix\s+\"?([\w.-]+)\"?\s*;", re.M),
+    "revision": re.compile(r"^\s*revision\s+\"?(\d{4}-\d{2}-\d{2})\"?", re.M),
+}
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """One module of the YANG library (RFC 8525 section 3)."""
+
+    name: str
+    revision: str
+    namespace: str
+    prefix: str
+    path: Path
+    features: tuple[str, ...]
+    conformance: Literal["implement", "import"]
+
+
+def _module_info(name: str, conformance: Literal["implement", "import"],
+                 features: tuple[str, ...]) -> ModuleInfo:
+    for directory in (YANG_DIR, IETF_DIR, IETF_DIR.parent / "iana"):
+        path = directory / f"{name}.yang"
+        if path.is_file():
+            break
+    else:
+        raise FileNotFoundError(f"YANG module {name} not found in {YANG_DIR} or {IETF_DIR}")
+    text = path.read_text(encoding="utf-8")
+    header = {}
+    for key, rx in _HEADER_RE.items():
+        match = rx.search(text)
+        if match is None:
+            raise ValueError(f"{path}: no {key} statement")
+        header[key] = match.group(1)
+    return ModuleInfo(name=name, revision=header["revision"], namespace=header["namespace"],
+                      prefix=header["prefix"], path=path, features=features,
+                      conformance=conformance)
+
+
+class Model:
+    """The yangson DataModel of everything the agent implements + its YANG library."""
+
+    def __init__(self, modules: list[ModuleInfo]):
+        self.modules = modules
+        self._by_name = {m.name: m for m in modules}
+        self.datamodel: DataModel = DataModel(
+            json.dumps(self.yangson_library()),
+            [str(d) for d in dict.fromkeys(m.path.parent for m in modules)],
+        )
+        self.prefixes: dict[str, str] = {m.namespace: m.prefix for m in modules}
+        #: (namespace, local name) of config leaves marked nacm:default-deny-all
+        #: (RFC 8341 section 3.5.1.1): they hold secrets.
+        self.secret_leaves: frozenset[tuple[str, str]] = self._find_secret_leaves()
+
+    @classmethod
+    def load(cls) -> "Model":
+        """Build the model from :data:`MODULES`."""
+        return cls([_module_info(*entry) for entry in MODULES])
+
+    # -- yangson ------------------------------------------------------------------
+    def yangson_library(self) -> dict:
+        """RFC 7895 ``modules-state`` as yangson wants it (it predates RFC 8525)."""
+        module_list = []
+        for m in self.modules:
+            entry: dict = {"name": m.name, "revision": m.revision, "namespace": m.namespace,
+                           "conformance-type": m.conformance}
+            if m.features:
+                entry["feature"] = list(m.features)
+            module_list.append(entry)
+        return {"ietf-yang-library:modules-state": {"module-set-id": self.content_id,
+                                                     "module": module_list}}
+
+    @cached_property
+    def content_id(self) -> str:
+        """A digest of module names, revisions and features (RFC 8525 content-id)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for m in self.modules:
+            digest.update(f"{m.name}@{m.revision}:{m.conformance}:{','.join(m.features)};".encode())
+        return digest.hexdigest()[:16]
+
+    def _find_secret_leaves(self) -> frozenset[tuple[str, str]]:
+        found: set[tuple[str, str]] = set()
+        for mid, mdata in self.datamodel.schema_data.modules.items():
+            if mdata.statement is None or mdata.xml_namespace is None:
+                continue
+            stack = [mdata.statement]
+            while stack:
+                stmt = stack.pop()
+                for sub in stmt.substatements:
+                    if sub.keyword in ("rpc", "action", "notification", "grouping"):
+                        continue
+                    if (sub.keyword == "leaf" and any(
+                            s.keyword == "default-deny-all" and s.prefix is not None
+                            for s in sub.substatements)):
+                        found.add((mdata.xml_namespace, sub.argument))
+                    stack.append(sub)
+        return frozenset(found)
+
+    # -- get-schema (RFC 6022 section 3.1) ------------------------------------------
+    def module_text(self, name: str, revision: str | None = None) -> str:
+        """The YANG text of *name* (at *revision*, if given) for ``<get-schema>``."""
+        info = self._by_name.get(name)
+        if info is None or (revision and revision != info.revision):
+            wanted = f"{name}@{revision}" if revision else name
+            raise RpcError(
+                "invalid-value",
+                f"no schema {wanted!r}; the agent has: "
+                + ", ".join(f"{m.name}@{m.revision}" for m in self.modules),
+                type="application",
+            )
+        return info.path.read_text(encoding="utf-8")
+
+    # -- RFC 8525 -----------------------------------------------------------------
+    def yang_library_xml(self, content_id: str | None = None) -> etree._Element:
+        """``<yang-library>`` (RFC 8525 section 4): one module set, one schema,
+        the running, candidate and startup datastores."""
+        y = lambda n: f"{{{YANGLIB_NS}}}{n}"  # noqa: E731
+        lib = etree.Element(y("yang-library"), nsmap={None: YANGLIB_NS, "ds": DS_NS})
+        mset = etree.SubElement(lib, y("module-set"))
+        etree.SubElement(mset, y("name")).text = "all"
+        for m in self.modules:
+            tag = "module" if m.conformance == "implement" else "import-only-module"
+            el = etree.SubElement(mset, y(tag))
+            etree.SubElement(el, y("name")).text = m.name
+            etree.SubElement(el, y("revision")).text = m.revision
+            etree.SubElement(el, y("namespace")).text = m.namespace
+            for feature in m.features:
+                etree.SubElement(el, y("feature")).text = feature
+        schema = etree.SubElement(lib, y("schema"))
+        etree.SubElement(schema, y("name")).text = "complete"
+        etree.SubElement(schema, y("module-set")).text = "all"
+        for ds in ("running", "candidate", "startup"):
+            d = etree.SubElement(lib, y("datastore"))
+            etree.SubElement(d, y("name")).text = f"ds:{ds}"
+            etree.SubElement(d, y("schema")).text = "complete"
+        etree.SubElement(lib, y("content-id")).text = content_id or self.content_id
+        return lib
+
+    def modules_state_xml(self, content_id: str | None = None) -> etree._Element:
+        """Legacy ``<modules-state>`` (RFC 7895, kept by RFC 8525 as deprecated)
+        for clients that predate RFC 8525."""
+        y = lambda n: f"{{{YANGLIB_NS}}}{n}"  # noqa: E731
+        state = etree.Element(y("modules-state"), nsmap={None: YANGLIB_NS})
+        etree.SubElement(state, y("module-set-id")).text = content_id or self.content_id
+        for m in self.modules:
+            el = etree.SubElement(state, y("module"))
+            etree.SubElement(el, y("name")).text = m.name
+            etree.SubElement(el, y("revision")).text = m.revision
+            etree.SubElement(el, y("namespace")).text = m.namespace
+            for feature in m.features:
+                etree.SubElement(el, y("feature")).text = feature
+            etree.SubElement(el, y("conformance-type")).text = m.conformance
+        return state
+
+    # -- RFC 6022 -----------------------------------------------------------------
+    def schema_list_xml(self) -> etree._Element:
+        """``<schemas>`` of ``netconf-state`` (RFC 6022 section 2.1.3): every
+        module, retrievable with ``<get-schema>`` over NETCONF."""
+        n = lambda name: f"{{{NCM_NS}}}{name}"  # noqa: E731
+        schemas = etree.Element(n("schemas"), nsmap={None: NCM_NS})
+        for m in self.modules:
+            s = etree.SubElement(schemas, n("schema"))
+            etree.SubElement(s, n("identifier")).text = m.name
+            etree.SubElement(s, n("version")).text = m.revision
+            etree.SubElement(s, n("format")).text = "yang"
+            etree.SubElement(s, n("namespace")).text = m.namespace
+            etree.SubElement(s, n("location")).text = "NETCONF"
+        return schemas

@@ -1,0 +1,182 @@
+"""From a committed CMP session to a request for the CMP engine.
+
+This is where the seed's session configuration (steps 4-12) meets
+:class:`agent.cmp.client.EnrollmentRequest`: subject from the entity, recipient
+from ``ca-name``, the key pair, MAC or signature credentials, the certificate
+that verifies the CA's answers, and the source address.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials
+from agent.cmp.names import NameSyntaxError, Subject, SubjectAltNames, parse_dn
+from agent.datastore import SecretBox
+from agent.netconf.errors import RpcError
+from agent.pki.config import PkiConfig, RequestType, SessionConfig
+from agent.pki.interfaces import interface_address
+from agent.pki.preconditions import problems
+from agent.pki.stores import CertificateStore, KeyStore, PrivateKey, generate_key
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request ready for the engine, and what to do with its result."""
+
+    session: SessionConfig
+    kind: RequestType
+    request: EnrollmentRequest
+    #: the key pair certified; saved under ``session.key_pair_name`` on success
+    #: when ``key_is_new`` (KUR with regenerate)
+    new_key: PrivateKey
+    key_is_new: bool
+    #: a missing key pair was created (and saved) for this request
+    key_pair_created: bool
+    #: KUR: the certificate file the new certificate replaces
+    replaces_certificate: str | None
+
+
+def _spki(key) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def key_for_certificate(keys: KeyStore, cert: x509.Certificate, preferred: str | None) -> PrivateKey:
+    """The private key in the key store whose public key *cert* certifies."""
+    wanted = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    names = keys.names()
+    if preferred in names:
+        names.remove(preferred)
+        names.insert(0, preferred)
+    for name in names:
+        key = keys.load(name)
+        if _spki(key) == wanted:
+            return key
+    raise RpcError(
+        "operation-failed",
+        f"no key pair in the key store matches the public key of {cert.subject.rfc4514_string()!r}:"
+        " import its private key with key-pair-import",
+    )
+
+
+def issuer_chain(certs: CertificateStore, cert: x509.Certificate) -> tuple[x509.Certificate, ...]:
+    """The certificates of the store that lead from *cert*'s issuer up to a root."""
+    pool = [certs.load(name) for name in certs.names()]
+    chain: list[x509.Certificate] = []
+    current = cert
+    while current.issuer != current.subject and len(chain) < 8:
+        issuer = next((c for c in pool if c.subject == current.issuer and c not in chain), None)
+        if issuer is None:
+            break
+        chain.append(issuer)
+        current = issuer
+    return tuple(chain)
+
+
+def prepare(
+    session: SessionConfig,
+    kind: RequestType,
+    pki: PkiConfig,
+    keys: KeyStore,
+    certs: CertificateStore,
+    secrets: SecretBox,
+    *,
+    connect_timeout: float,
+    total_timeout: float,
+) -> PreparedRequest:
+    """Check *session* for *kind* and build the engine request; RpcError otherwise."""
+    found = problems(session, kind, certs.exists)
+    if found:
+        raise RpcError("operation-failed", f"session {session.name}: " + "; ".join(found))
+    assert session.url and session.key_pair_name  # checked above
+
+    key_pair_created = False
+    if keys.exists(session.key_pair_name):
+        current_key = keys.load(session.key_pair_name)
+    else:
+        current_key = generate_key("rsa", session.key_bits)
+        keys.save(session.key_pair_name, current_key)
+        key_pair_created = True
+    key_is_new = kind == "kur" and session.regenerate and not key_pair_created
+    new_key = generate_key("rsa", session.key_bits) if key_is_new else current_key
+
+    mac = signer = None
+    if kind == "ir" and session.origin_authentication == "message-authentication-code":
+        mac = MacCredentials(
+            reference=session.mac_reference.encode(),
+            secret=secrets.open_text(session.mac_secret_ciphertext).encode(),
+            algorithm=session.integrity_algorithm,
+        )
+    else:
+        own = certs.load(session.authentication_cert)
+        signer = SignerCredentials(
+            certificate=own,
+            key=key_for_certificate(keys, own, session.key_pair_name),
+            chain=issuer_chain(certs, own),
+        )
+
+    entity = session.entity
+    subject = x509.Name([])
+    san = SubjectAltNames()
+    if entity is not None:
+        subject = Subject(
+            common_name=entity.common_name,
+            country=entity.country,
+            state=entity.state,
+            locality=entity.locality,
+            organization=entity.organization,
+            organizational_unit=entity.organization_unit,
+            email=entity.email,
+        ).to_name()
+        san = SubjectAltNames(
+            dns=(entity.fqdn,) if entity.fqdn else (),
+            ip=(entity.ip_address,) if entity.ip_address else (),
+            email=(entity.email,) if entity.email else (),
+        )
+    if kind == "kur" and entity is None:
+        subject = signer.certificate.subject
+
+    try:
+        recipient = parse_dn(session.ca_name) if session.ca_name else None
+    except NameSyntaxError as exc:
+        raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
+
+    server_cert = certs.load(session.verification_cert) if session.verification_cert else None
+    trusted = () if server_cert else tuple(certs.load(n) for n in certs.names())
+    source = session.source_address
+    if session.source_interface:
+        source = interface_address(session.source_interface)
+    url = urllib.parse.unquote(session.url) if session.url_escaped else session.url
+
+    request = EnrollmentRequest(
+        kind=kind,
+        server_url=url,
+        new_key=new_key,
+        subject=subject,
+        san=san,
+        recipient=recipient,
+        mac=mac,
+        signer=signer,
+        server_cert=server_cert,
+        trusted=trusted,
+        source_address=source,
+        connect_timeout=connect_timeout,
+        total_timeout=total_timeout,
+    )
+    return PreparedRequest(
+        session=session,
+        kind=kind,
+        request=request,
+        new_key=new_key,
+        key_is_new=key_is_new,
+        key_pair_created=key_pair_created,
+        replaces_certificate=session.authentication_cert if kind == "kur" else None,
+    )

@@ -1,0 +1,111 @@
+"""The PKI module's RPCs, bound to the NETCONF server.
+
+Input is parsed and checked by yangson against the RPC's ``input`` statement
+(types, ranges, mandatory leaves, defaults), so the handlers receive plain
+values that the YANG module has already vouched for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from lxml import etree
+from yangson.enumerations import ContentType
+from yangson.exceptions import RawMemberError, SchemaError, YangsonException, YangTypeError
+
+from agent.model import Model
+from agent.netconf.errors import RpcError
+from agent.pki.service import PkiService
+from agent.pki.statistics import PKI_NS
+from agent.pki.stores import generate_key
+
+_REQUESTS = {
+    "cmp-initial-request": "ir",
+    "cmp-certificate-request": "cr",
+    "cmp-keyupdate-request": "kur",
+}
+
+
+def parse_input(model: Model, operation: etree._Element) -> dict[str, Any]:
+    """The RPC's input as a dict of leaf values (RFC 7951 names), defaults added."""
+    name = etree.QName(operation).localname
+    wrapper = ET.Element(f"{{{PKI_NS}}}input")
+    for child in operation:
+        if isinstance(child.tag, str):
+            wrapper.append(ET.fromstring(etree.tostring(child)))
+    try:
+        inst = model.datamodel.from_xml(wrapper, subschema=f"cmp-agent-pki:{name}")
+        node = inst["cmp-agent-pki:input"].add_defaults()
+        node.validate(ctype=ContentType.all)
+    except RawMemberError as exc:
+        element = str(exc).rsplit("/", 1)[-1]
+        raise RpcError("unknown-element", f"<{name}> has no input parameter {element!r}",
+                       type="protocol", info={"bad-element": element}) from None
+    except YangTypeError as exc:
+        leaf = exc.instance.rsplit("/", 1)[-1]
+        raise RpcError("invalid-value", f"<{name}>: invalid {leaf}: {exc.message or exc.tag}",
+                       info={"bad-element": leaf}) from None
+    except SchemaError as exc:
+        missing = (exc.message or "").removeprefix("expected ").strip("'")
+        raise RpcError("missing-element", f"<{name}> needs the input parameter {missing}",
+                       type="protocol", info={"bad-element": missing}) from None
+    except YangsonException as exc:
+        raise RpcError("invalid-value", f"<{name}>: {exc}") from None
+    return node.raw_value()
+
+
+Handler = Callable[[Any, etree._Element], Awaitable[list[etree._Element] | None]]
+
+
+def handlers(service: PkiService, model: Model) -> dict[str, Handler]:
+    """Operation name -> NETCONF handler, for every RPC of cmp-agent-pki."""
+    loop_run = lambda fn, *args: asyncio.get_running_loop().run_in_executor(None, fn, *args)  # noqa: E731
+
+    def request(kind: str) -> Handler:
+        async def handle(ctx, operation):
+            args = parse_input(model, operation)
+            outcome = await service.request(args["session-name"], kind)
+            return outcome.to_xml()
+
+        return handle
+
+    async def clear_statistics(ctx, operation):
+        service.clear_statistics(parse_input(model, operation).get("session-name"))
+
+    async def key_pair_create(ctx, operation):
+        args = parse_input(model, operation)
+        if service.keys.exists(args["name"]):
+            raise RpcError("data-exists", f"key pair {args['name']!r} already exists:"
+                           " delete it first with key-pair-delete")
+        key = await loop_run(generate_key, args["algorithm"], args["key-bits"], args["curve"])
+        service.keys.save(args["name"], key)
+
+    async def key_pair_delete(ctx, operation):
+        service.keys.delete(parse_input(model, operation)["name"])
+
+    async def key_pair_import(ctx, operation):
+        args = parse_input(model, operation)
+        service.keys.import_pem(args["name"], args["private-key"])
+
+    async def certificate_import(ctx, operation):
+        args = parse_input(model, operation)
+        service.certs.import_data(args["name"], args["data"])
+        service.on_store_change()
+
+    async def certificate_delete(ctx, operation):
+        service.certs.delete(parse_input(model, operation)["name"])
+        service.on_store_change()
+
+    table: dict[str, Handler] = {name: request(kind) for name, kind in _REQUESTS.items()}
+    table.update({
+        "clear-statistics": clear_statistics,
+        "key-pair-create": key_pair_create,
+        "key-pair-delete": key_pair_delete,
+        "key-pair-import": key_pair_import,
+        "certificate-import": certificate_import,
+        "certificate-delete": certificate_delete,
+    })
+    return table

@@ -1,0 +1,379 @@
+"""The PKI service: runs a CMP session's requests and keeps what they produce.
+
+A request (seed steps 11-12) runs against the session's committed (running)
+configuration: it is checked, handed to the CMP engine in a worker thread,
+and its result is saved to the stores, counted in the statistics and reported
+by a ``cmp-session-result`` notification (RFC 5277).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from lxml import etree
+
+from agent.clock import Clock, SystemClock
+from agent.cmp.client import EnrollmentRequest, enroll
+from agent.cmp.transaction import Enrolled, EnrollmentResult, Failed, FailureKind
+from agent.datastore import Datastores, SecretBox
+from agent.netconf.errors import RpcError
+from agent.pki.config import PkiConfig, RequestType, SessionConfig
+from agent.pki.enrollment import PreparedRequest, prepare
+from agent.pki.statistics import PKI_NS, CmpStatistics, LastRequest, Trigger, yang_datetime
+from agent.pki.stores import (
+    PREVIOUS_SUFFIX,
+    CertificateStore,
+    KeyStore,
+    describe_certificate,
+    describe_key,
+)
+
+log = logging.getLogger(__name__)
+
+#: engine body-type names (RFC 4210 PKIBody choice) -> YANG counter names
+_COUNTER_NAMES = {
+    "certConf": "cert-conf",
+    "pollReq": "poll-req",
+    "pkiconf": "pki-conf",
+    "pollRep": "poll-rep",
+}
+_FAILURE_COUNTERS = {
+    FailureKind.TRANSPORT: "transport",
+    FailureKind.TIMEOUT: "timeout",
+    FailureKind.PROTECTION: "protection",
+    FailureKind.PROTOCOL: "protection",
+}
+
+Enroll = Callable[[EnrollmentRequest], EnrollmentResult]
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """The output of ``cmp-initial-request`` and its siblings (YANG grouping request-output)."""
+
+    session: str
+    kind: RequestType
+    trigger: Trigger
+    status: str  # success | failure | waiting
+    certificate_file: str | None = None
+    ca_certificate_files: tuple[str, ...] = ()
+    serial: str | None = None
+    not_after: datetime | None = None
+    pki_status: str | None = None
+    failure_info: tuple[str, ...] = ()
+    status_text: str | None = None
+    key_pair_created: bool = False
+
+    def to_xml(self) -> list[etree._Element]:
+        q = lambda name: f"{{{PKI_NS}}}{name}"  # noqa: E731
+        out: list[etree._Element] = []
+
+        def leaf(name: str, value: object) -> None:
+            if value is None:
+                return
+            el = etree.Element(q(name), nsmap={None: PKI_NS})
+            el.text = value if isinstance(value, str) else str(value).lower()
+            out.append(el)
+
+        leaf("status", self.status)
+        leaf("request-type", self.kind)
+        leaf("certificate-file", self.certificate_file)
+        for name in self.ca_certificate_files:
+            leaf("ca-certificate-file", name)
+        leaf("serial", self.serial)
+        leaf("not-after", yang_datetime(self.not_after) if self.not_after else None)
+        leaf("pki-status", self.pki_status)
+        for bit in self.failure_info:
+            leaf("failure-info", bit)
+        leaf("status-text", self.status_text)
+        leaf("key-pair-created", self.key_pair_created)
+        return out
+
+    def notification(self) -> etree._Element:
+        """``cmp-session-result`` (RFC 5277 event content)."""
+        q = lambda name: f"{{{PKI_NS}}}{name}"  # noqa: E731
+        event = etree.Element(q("cmp-session-result"), nsmap={None: PKI_NS})
+        for name, value in (
+            ("session", self.session),
+            ("request-type", self.kind),
+            ("trigger", self.trigger),
+            ("result", self.status),
+            ("reason", self.status_text),
+            ("certificate-file", self.certificate_file),
+        ):
+            if value:
+                etree.SubElement(event, q(name)).text = value
+        return event
+
+
+@dataclass
+class ServiceSettings:
+    """Timing knobs; tests shorten them."""
+
+    connect_timeout: float = 10.0
+    total_timeout: float = 120.0
+    #: how long an RPC waits for the CA before it answers ``waiting`` and the
+    #: transaction goes on in the background, reported by notification
+    reply_wait: float = 30.0
+
+
+class PkiService:
+    """CMP sessions, key and certificate stores, statistics; one per agent."""
+
+    def __init__(
+        self,
+        datastores: Datastores,
+        state_dir: Path,
+        secrets: SecretBox,
+        *,
+        clock: Clock | None = None,
+        enroll_fn: Enroll | None = None,
+        notify: Callable[[etree._Element], None] = lambda event: None,
+        settings: ServiceSettings | None = None,
+    ):
+        self.datastores = datastores
+        self.secrets = secrets
+        self.clock = clock or SystemClock()
+        self.keys = KeyStore(state_dir / "pki" / "private")
+        self.certs = CertificateStore(state_dir / "pki" / "public")
+        self.notify = notify
+        self.settings = settings or ServiceSettings()
+        self._enroll = enroll_fn or (lambda request: enroll(request, clock=self.clock))
+        self._busy: set[str] = set()
+        self._background: set[asyncio.Task] = set()
+        started = self.clock.now()
+        self.total = CmpStatistics(discontinuity_time=started)
+        self.statistics: dict[str, CmpStatistics] = {}
+        #: called after every finished transaction (the auto-updater reschedules)
+        self.on_result: list[Callable[[RequestOutcome], None]] = []
+        #: called when the certificate store changes by an RPC, or running changes
+        self.on_change: list[Callable[[], None]] = []
+        datastores.add_commit_listener(lambda old, new: self.on_store_change())
+
+    def on_store_change(self) -> None:
+        for listener in self.on_change:
+            listener()
+
+    # ------------------------------------------------------------------ config
+    def config(self) -> PkiConfig:
+        return PkiConfig.from_raw(self.datastores.running_raw())
+
+    def session(self, name: str) -> tuple[PkiConfig, SessionConfig]:
+        pki = self.config()
+        try:
+            return pki, pki.sessions[name]
+        except KeyError:
+            raise RpcError(
+                "invalid-value",
+                f"no CMP session {name!r} in the running configuration:"
+                " configure /pki/cmp-session and commit first",
+                path=f"/pki:cmp-session[pki:name='{name}']",
+                path_namespaces={"pki": PKI_NS},
+            ) from None
+
+    def stats_for(self, name: str) -> CmpStatistics:
+        if name not in self.statistics:
+            self.statistics[name] = CmpStatistics(discontinuity_time=self.clock.now())
+        return self.statistics[name]
+
+    # ---------------------------------------------------------------- requests
+    async def request(self, name: str, kind: RequestType, trigger: Trigger = "manual") -> RequestOutcome:
+        """Run *kind* on session *name*; the RPC's answer, or ``waiting`` after reply_wait."""
+        pki, session = self.session(name)
+        if name in self._busy:
+            raise RpcError(
+                "in-use",
+                f"session {name}: a CMP transaction is already running; wait for its"
+                " cmp-session-result notification",
+            )
+        prepared = prepare(
+            session, kind, pki, self.keys, self.certs, self.secrets,
+            connect_timeout=self.settings.connect_timeout,
+            total_timeout=self.settings.total_timeout,
+        )
+        stats = self.stats_for(name)
+        start = self.clock.now()
+        stats.last_request = LastRequest(kind, trigger, start)
+        self._busy.add(name)
+        began = time.monotonic()
+        log.info("session %s: %s started (%s) to %s", name, kind, trigger, prepared.request.server_url)
+        task = asyncio.get_running_loop().run_in_executor(None, self._enroll, prepared.request)
+
+        def finish(result: EnrollmentResult) -> RequestOutcome:
+            self._busy.discard(name)
+            outcome = self._complete(prepared, pki, result, trigger, time.monotonic() - began)
+            self.notify(outcome.notification())
+            for listener in self.on_result:
+                listener(outcome)
+            return outcome
+
+        done, _ = await asyncio.wait({task}, timeout=self.settings.reply_wait)
+        if done:
+            return finish(task.result())
+
+        async def later() -> None:
+            finish(await task)
+
+        background = asyncio.ensure_future(later())
+        self._background.add(background)
+        background.add_done_callback(self._background.discard)
+        stats.outcomes["waiting"] += 1
+        self.total.outcomes["waiting"] += 1
+        return RequestOutcome(
+            name, kind, trigger, "waiting", key_pair_created=prepared.key_pair_created,
+            status_text="the CA has not answered yet; the result comes as a"
+            " cmp-session-result notification",
+        )
+
+    def _complete(
+        self, prepared: PreparedRequest, pki: PkiConfig, result: EnrollmentResult,
+        trigger: Trigger, seconds: float,
+    ) -> RequestOutcome:
+        name = prepared.session.name
+        stats = self.stats_for(name)
+        self._count(stats, result)
+        self._count(self.total, result)
+        last = stats.last_request
+        if isinstance(result, Enrolled):
+            outcome = self._save(prepared, pki, result, trigger)
+            last.result, last.reason = "success", ""
+            stats.local_certificate_not_after = outcome.not_after
+            log.info("session %s: %s %s, certificate %s serial %s",
+                     name, prepared.kind, result.status, outcome.certificate_file, outcome.serial)
+        else:
+            outcome = self._failed(prepared, result, trigger)
+            last.result, last.reason = "failure", str(result)
+            log.warning("session %s: %s failed: %s", name, prepared.kind, result)
+        last.duration_ms = int(seconds * 1000)
+        return outcome
+
+    @staticmethod
+    def _count(stats: CmpStatistics, result: EnrollmentResult) -> None:
+        for body, count in result.messages.sent.items():
+            stats.sent[_COUNTER_NAMES.get(body, body)] += count
+        for body, count in result.messages.received.items():
+            stats.received[_COUNTER_NAMES.get(body, body)] += count
+        if result.messages.received.get("pollRep"):
+            stats.outcomes["waiting"] += 1
+        if isinstance(result, Enrolled):
+            stats.outcomes["granted-with-mods" if result.status == "grantedWithMods" else "accepted"] += 1
+            return
+        if result.status == "rejection":
+            stats.outcomes["rejection"] += 1
+        if result.kind in _FAILURE_COUNTERS:
+            stats.failures[_FAILURE_COUNTERS[result.kind]] += 1
+        for bit in result.failure_info:
+            stats.failure_info[bit] += 1
+
+    def _save(
+        self, prepared: PreparedRequest, pki: PkiConfig, result: Enrolled, trigger: Trigger
+    ) -> RequestOutcome:
+        """Seed 11/12: save (not install) the certificate and the CA certificates.
+
+        A KUR replaces the certificate it was signed with (and, with
+        ``regenerate``, the key pair), keeping the previous ones beside them as
+        ``NAME.previous``. The key is written first: should the agent die in
+        between, the old certificate's key is still found as ``.previous``.
+        """
+        session, ext = prepared.session, pki.file_format
+        if prepared.key_is_new:
+            self.keys.keep_previous(session.key_pair_name)
+            self.keys.save(session.key_pair_name, prepared.new_key)
+        if prepared.replaces_certificate:
+            cert_file = prepared.replaces_certificate
+            if self.certs.exists(cert_file):
+                previous = self.certs.load(cert_file)
+                self.certs.save(cert_file + PREVIOUS_SUFFIX, previous, ext)
+        else:
+            cert_file = f"{session.name}-local.{ext}"
+        self.certs.save(cert_file, result.certificate, ext)
+        ca_files = []
+        for index, ca in enumerate(result.ca_pubs, start=1):
+            ca_file = f"{session.name}-ca{index}.{ext}"
+            self.certs.save(ca_file, ca, ext)
+            ca_files.append(ca_file)
+        cert: x509.Certificate = result.certificate
+        return RequestOutcome(
+            session.name, prepared.kind, trigger, "success",
+            certificate_file=cert_file,
+            ca_certificate_files=tuple(ca_files),
+            serial=f"{cert.serial_number:X}",
+            not_after=cert.not_valid_after_utc,
+            pki_status=result.status,
+            status_text=" | ".join(result.status_texts) or None,
+            key_pair_created=prepared.key_pair_created,
+        )
+
+    @staticmethod
+    def _failed(prepared: PreparedRequest, result: Failed, trigger: Trigger) -> RequestOutcome:
+        return RequestOutcome(
+            prepared.session.name, prepared.kind, trigger, "failure",
+            pki_status=result.status,
+            failure_info=result.failure_info,
+            status_text=str(result),
+            key_pair_created=prepared.key_pair_created,
+        )
+
+    async def close(self) -> None:
+        """Wait for transactions still running in the background."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -------------------------------------------------------------- statistics
+    def clear_statistics(self, name: str | None) -> None:
+        now = self.clock.now()
+        if name is None:
+            self.total.clear(now)
+            for stats in self.statistics.values():
+                stats.clear(now)
+        else:
+            self.session(name)
+            self.stats_for(name).clear(now)
+
+    # ------------------------------------------------------------------- state
+    def state(self) -> list[etree._Element]:
+        """``/pki``'s config-false nodes: key-pair, certificate-file, statistics."""
+        q = lambda name: f"{{{PKI_NS}}}{name}"  # noqa: E731
+        pki = etree.Element(q("pki"), nsmap={None: PKI_NS})
+        sessions = self.config().sessions
+        for name in sessions:
+            entry = etree.SubElement(pki, q("cmp-session"))
+            etree.SubElement(entry, q("name")).text = name
+            entry.append(self.stats_for(name).to_xml("statistics"))
+        for name in self.keys.names():
+            try:
+                info = describe_key(name, self.keys.load(name))
+            except (RpcError, ValueError):
+                continue
+            entry = etree.SubElement(pki, q("key-pair"))
+            etree.SubElement(entry, q("name")).text = info.name
+            etree.SubElement(entry, q("algorithm")).text = info.algorithm
+            etree.SubElement(entry, q("key-bits")).text = str(info.key_bits)
+            if info.curve:
+                etree.SubElement(entry, q("curve")).text = info.curve
+            etree.SubElement(entry, q("fingerprint")).text = info.fingerprint
+        for name in self.certs.names():
+            try:
+                cert_info = describe_certificate(name, self.certs.load(name))
+            except RpcError:
+                continue
+            entry = etree.SubElement(pki, q("certificate-file"))
+            for leaf, value in (
+                ("name", cert_info.name),
+                ("subject", cert_info.subject),
+                ("issuer", cert_info.issuer),
+                ("serial", cert_info.serial),
+                ("not-before", yang_datetime(cert_info.not_before)),
+                ("not-after", yang_datetime(cert_info.not_after)),
+                ("fingerprint", cert_info.fingerprint),
+            ):
+                etree.SubElement(entry, q(leaf)).text = value
+        pki.append(self.total.to_xml("cmp-statistics"))
+        return [pki]

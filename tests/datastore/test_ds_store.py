@@ -1,0 +1,285 @@
+"""Datastores: commit, discard, validation at commit, with-defaults,
+persistence, secrets, crash safety."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from ds_helpers import PKI_NS, config, pki, session, xp
+from lxml import etree
+
+from agent.datastore import Datastores, DatastoreLoadError, SecretBox
+from agent.netconf.errors import RpcError
+
+WD_ATTR = "{urn:ietf:params:xml:ns:netconf:default:1.0}default"
+SECRET = "s3cr3t-MAC-value"
+
+
+def mac(secret: str = SECRET) -> str:
+    return (f"<message-authentication-code><reference-value>ref1</reference-value>"
+            f"<secret-value>{secret}</secret-value></message-authentication-code>")
+
+
+def reopen(model, state_dir) -> Datastores:
+    return Datastores(model, state_dir, SecretBox.open(state_dir))
+
+
+# -- commit / discard ---------------------------------------------------------------------
+def test_commit_moves_candidate_to_running(ds):
+    ds.edit_config("candidate", config("<entity><name>e1</name></entity>"
+                                       + session("s1", "<entity>e1</entity>")))
+    summary = ds.commit()
+    assert summary.created == ["/pki:pki"]
+    assert not ds.candidate_dirty
+    assert xp(ds.get_config("running"), "//p:cmp-session/p:entity/text()") == ["e1"]
+    ds.edit_config("candidate", config(session("s1", "<ca-name>/CN=x</ca-name>")
+                                       + session("s2")))
+    summary = ds.commit()
+    assert summary.created == ["/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name",
+                               "/pki:pki/pki:cmp-session[pki:name='s2']"]
+    ds.edit_config("candidate", config(session("s2", op="delete")))
+    assert ds.commit().deleted == ["/pki:pki/pki:cmp-session[pki:name='s2']"]
+
+
+def test_discard_changes(ds):
+    ds.edit_config("candidate", config(session("s1")))
+    ds.commit()
+    ds.edit_config("candidate", config(session("s1", op="delete")))
+    ds.discard_changes()
+    assert not ds.candidate_dirty
+    assert xp(ds.get_config("candidate"), "//p:cmp-session/p:name/text()") == ["s1"]
+
+
+def test_leafref_checked_at_commit_not_at_edit(ds):
+    ds.edit_config("candidate", config(session("s1", "<entity>ghost</entity>")))  # accepted
+    with pytest.raises(RpcError) as exc:
+        ds.commit()
+    err = exc.value
+    assert err.tag == "data-missing" and err.app_tag == "instance-required"
+    assert err.path == "/pki:pki/pki:cmp-session[pki:name='s1']/pki:entity"
+    assert err.path_namespaces == {"pki": PKI_NS}
+    assert pki(ds.get_config("running", "explicit")) is None  # running untouched
+    with pytest.raises(RpcError):
+        ds.validate("candidate")
+    ds.edit_config("candidate", config("<entity><name>ghost</name></entity>"))
+    ds.validate("candidate")
+    ds.commit()
+
+
+def test_must_weak_algorithm(ds):
+    ds.edit_config("candidate", config(session("s1", "<integrity-algorithm>hmac-sha1"
+                                                     "</integrity-algorithm>")))
+    with pytest.raises(RpcError) as exc:
+        ds.commit()
+    assert exc.value.tag == "operation-failed"
+    assert exc.value.app_tag == "weak-algorithm-disabled"
+    assert "weak-algorithms-enabled" in exc.value.message
+    ds.edit_config("candidate", config("<weak-algorithms-enabled>true</weak-algorithms-enabled>"))
+    ds.commit()
+
+
+def test_validate_inline_config(ds):
+    ds.validate(config(session("s1")))
+    with pytest.raises(RpcError):
+        ds.validate(config(session("s1", "<entity>ghost</entity>")))
+
+
+# -- with-defaults (RFC 6243) -------------------------------------------------------------
+def test_with_defaults_modes(ds):
+    ds.edit_config("candidate", config(session("s1", "<auto-update><expire-time>50</expire-time>"
+                                                     "<enabled>true</enabled></auto-update>")))
+    ds.commit()
+    all_ = ds.get_config("running", "report-all")
+    assert xp(all_, "//p:file-format/text()") == ["pem"]
+    assert xp(all_, "//p:cmp-session/p:local-key-pair/p:key-bits/text()") == ["2048"]
+    assert xp(all_, "//p:cmp-session/p:server-url/p:esc/text()") == ["false"]
+    assert xp(all_, "//p:integrity-algorithm/text()") == ["hmac-sha256"]
+    # no case of the choice is set and it has no default case: nothing added
+    assert xp(all_, "//p:source-interface | //p:source-address") == []
+    explicit = ds.get_config("running", "explicit")
+    assert xp(explicit, "//p:file-format") == []
+    assert xp(explicit, "//p:expire-time/text()") == ["50"]
+    trim = ds.get_config("running", "trim")
+    assert xp(trim, "//p:expire-time") == [] and xp(trim, "//p:enabled/text()") == ["true"]
+    tagged = ds.get_config("running", "report-all-tagged")
+    (ff,) = xp(tagged, "//p:file-format")
+    (et,) = xp(tagged, "//p:expire-time")
+    (en,) = xp(tagged, "//p:enabled")
+    assert ff.get(WD_ATTR) == "true" and et.get(WD_ATTR) == "true"
+    assert en.get(WD_ATTR) is None
+    with pytest.raises(RpcError):
+        ds.get_config("running", "bogus")
+
+
+def test_get_config_returns_independent_copies(ds):
+    first = ds.get_config("candidate")
+    first.append(etree.Element("junk"))
+    assert ds.get_config("candidate").find("junk") is None
+
+
+# -- copy/delete-config, startup --------------------------------------------------------------
+def test_copy_config_and_startup(ds, model, state_dir):
+    ds.edit_config("candidate", config(session("s1")))
+    ds.commit()
+    ds.copy_config("startup", "running")
+    assert (state_dir / "startup.xml").exists()
+    assert xp(ds.get_config("startup"), "//p:cmp-session/p:name/text()") == ["s1"]
+    ds.copy_config("candidate", config(session("s9")))
+    assert xp(ds.get_config("candidate"), "//p:cmp-session/p:name/text()") == ["s9"]
+    with pytest.raises(RpcError) as exc:
+        ds.copy_config("running", "candidate")
+    assert exc.value.tag == "operation-not-supported"
+    with pytest.raises(RpcError):  # startup must stay bootable
+        ds.copy_config("startup", config(session("x", "<entity>ghost</entity>")))
+    ds.delete_config("startup")
+    assert not (state_dir / "startup.xml").exists()
+    assert pki(ds.get_config("startup", "explicit")) is None
+    with pytest.raises(RpcError) as exc:
+        ds.delete_config("running")
+    assert exc.value.tag == "operation-not-supported"
+
+
+def test_boot_from_startup_when_no_running(ds, model, state_dir):
+    ds.copy_config("startup", config(session("boot")))
+    fresh = reopen(model, state_dir)
+    assert xp(fresh.get_config("running"), "//p:cmp-session/p:name/text()") == ["boot"]
+
+
+# -- persistence -------------------------------------------------------------------------------
+def test_persistence_and_reload(ds, model, state_dir):
+    ds.edit_config("candidate", config(session("s1", "<ca-name>/C=DE/O=Ex/CN=CA</ca-name>")))
+    ds.commit()
+    ds.edit_config("candidate", config(session("uncommitted")))
+    mode = stat.S_IMODE(os.stat(state_dir / "running.xml").st_mode)
+    assert mode == 0o600
+    fresh = reopen(model, state_dir)
+    names = xp(fresh.get_config("running"), "//p:cmp-session/p:name/text()")
+    assert names == ["s1"]
+    assert xp(fresh.get_config("candidate"), "//p:cmp-session/p:name/text()") == ["s1"]
+    assert xp(fresh.get_config("running"), "//p:ca-name/text()") == ["/C=DE/O=Ex/CN=CA"]
+
+
+def test_crash_during_write_keeps_old_file(ds, model, state_dir, monkeypatch):
+    ds.edit_config("candidate", config(session("old")))
+    ds.commit()
+    before = (state_dir / "running.xml").read_bytes()
+    ds.edit_config("candidate", config(session("new")))
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash during rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        ds.commit()
+    monkeypatch.undo()
+    assert (state_dir / "running.xml").read_bytes() == before
+    assert [p.name for p in state_dir.iterdir() if p.name.endswith(".tmp")] == []
+    # memory is unchanged too, and a restart sees the old configuration
+    assert xp(ds.get_config("running"), "//p:cmp-session/p:name/text()") == ["old"]
+    fresh = reopen(model, state_dir)
+    assert xp(fresh.get_config("running"), "//p:cmp-session/p:name/text()") == ["old"]
+    assert ds.candidate_dirty
+    ds.commit()  # works again once the disk does
+
+
+def test_corrupt_file_is_a_clear_error(model, state_dir):
+    state_dir.mkdir(parents=True)
+    (state_dir / "running.xml").write_text("<data")
+    with pytest.raises(DatastoreLoadError, match="running.xml"):
+        reopen(model, state_dir)
+
+
+# -- secrets -----------------------------------------------------------------------------------
+def test_secret_encrypted_everywhere(ds, model, state_dir):
+    ds.edit_config("candidate", config(session("s1", mac())))
+    stored = xp(ds.get_config("candidate"), "//p:secret-value/text()")[0]
+    assert stored.startswith("$cmp$1$") and SECRET not in stored
+    assert ds.secrets.open_text(stored) == SECRET
+    summary = ds.commit()
+    for path in state_dir.iterdir():
+        assert SECRET.encode() not in path.read_bytes()
+    for mode in ("report-all", "explicit", "trim", "report-all-tagged"):
+        assert SECRET not in etree.tostring(ds.get_config("running", mode)).decode()
+    assert SECRET not in summary.describe()
+    key = state_dir / "secret.key"
+    assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    # the ciphertext read back can be written again and is kept as is
+    ds.edit_config("candidate", config(session("s2", mac(stored))))
+    assert xp(ds.get_config("candidate"), "//p:cmp-session[p:name='s2']//p:secret-value/text()") \
+        == [stored]
+    # after a restart (same key file) it still opens
+    fresh = reopen(model, state_dir)
+    again = xp(fresh.get_config("running"), "//p:secret-value/text()")[0]
+    assert fresh.secrets.open_text(again) == SECRET
+
+
+def test_secret_via_copy_config_inline(ds):
+    ds.copy_config("candidate", config(session("s1", mac())))
+    text = etree.tostring(ds.get_config("candidate")).decode()
+    assert SECRET not in text and "$cmp$1$" in text
+
+
+def test_secret_errors_never_echo_the_value(ds):
+    too_long = "x" * 129
+    with pytest.raises(RpcError) as exc:
+        ds.edit_config("candidate", config(session("s1", mac(too_long))))
+    assert exc.value.tag == "invalid-value" and too_long not in str(exc.value)
+    with pytest.raises(RpcError) as exc:  # looks like ours but is not
+        ds.edit_config("candidate", config(session("s1", mac("$cmp$1$AAAAAAAAAAAAAAAAAAAAAAAA"))))
+    assert exc.value.tag == "invalid-value"
+    with pytest.raises(RpcError) as exc:
+        ds.edit_config("candidate", config(session("s1", mac("y" * 300))))
+    assert "y" * 300 not in str(exc.value)
+    with pytest.raises(RpcError) as exc:  # 128 characters, but 512 bytes once encoded
+        ds.edit_config("candidate", config(session("s1", mac("\U0001F511" * 128))))
+    assert exc.value.tag == "invalid-value" and "\U0001F511" not in str(exc.value)
+
+
+def test_change_summary_never_shows_secrets(ds):
+    ds.edit_config("candidate", config(session("s1", mac())))
+    ds.commit()
+    ds.edit_config("candidate", config(session("s1", mac("another-secret"))))
+    summary = ds.commit()
+    assert summary.modified == [
+        "/pki:pki/pki:cmp-session[pki:name='s1']/pki:message-authentication-code/pki:secret-value"]
+    line = summary.describe()
+    assert "another-secret" not in line and "$cmp$" not in line and "modified 1" in line
+
+
+def test_secret_box_rejects_foreign_ciphertext(tmp_path):
+    mine, other = SecretBox.open(tmp_path / "a"), SecretBox.open(tmp_path / "b")
+    sealed = mine.seal("abc")
+    assert mine.is_ciphertext(sealed) and not other.is_ciphertext(sealed)
+    assert not mine.is_ciphertext("abc")
+    with pytest.raises(RpcError):
+        other.open_text(sealed)
+    assert mine.seal("abc") != sealed  # fresh nonce each time
+
+
+# -- confirmed-commit support, listeners, raw view --------------------------------------------
+def test_snapshot_restore_and_listeners(ds, model, state_dir):
+    seen = []
+    ds.add_commit_listener(lambda old, new: seen.append((old, new)))
+    ds.edit_config("candidate", config(session("a")))
+    ds.commit()
+    snap = ds.running_snapshot()
+    ds.edit_config("candidate", config(session("b")))
+    ds.commit()
+    summary = ds.restore_running(snap)
+    assert summary.deleted == ["/pki:pki/pki:cmp-session[pki:name='b']"]
+    assert xp(ds.get_config("candidate"), "//p:cmp-session/p:name/text()") == ["a"]
+    assert xp(reopen(model, state_dir).get_config("running"),
+              "//p:cmp-session/p:name/text()") == ["a"]
+    assert len(seen) == 3
+    old, new = seen[-1]
+    names = [s["name"] for s in new["cmp-agent-pki:pki"]["cmp-session"]]
+    assert names == ["a"]
+    assert new["cmp-agent-pki:pki"]["cmp-session"][0]["auto-update"]["expire-time"] == 50
+    assert len(old["cmp-agent-pki:pki"]["cmp-session"]) == 2
+
+
+def test_running_raw_has_defaults(ds):
+    raw = ds.running_raw()
+    assert raw["cmp-agent-pki:pki"]["file-format"] == "pem"
