@@ -1,0 +1,43 @@
+"""CMPv2 client engine (RFC 4210 as updated by RFC 9480, HTTP transfer per RFC 6712).
+
+Layers, each in its own module:
+
+- :mod:`agent.cmp.der`: slicing raw DER so protection is checked over the bytes as received.
+- :mod:`agent.cmp.names`: distinguished names ("/C=../O=../CN=..", field order kept), SANs.
+- :mod:`agent.cmp.protection`: PKIProtection (RFC 4210 5.1.3): password-based MAC and signatures.
+- :mod:`agent.cmp.messages`: building and decoding PKIMessages (pyasn1, RFC 4210/4211/9480).
+- :mod:`agent.cmp.transaction`: the sans-IO enrollment state machine.
+- :mod:`agent.cmp.transport`: HTTP POST of ``application/pkixcmp`` (RFC 6712).
+- :mod:`agent.cmp.client`: configuration dataclasses and the synchronous driver :func:`enroll`.
+- :mod:`agent.cmp.cli`: ``cmp-agent cmp ir|cr|kur``.
+"""
+
+from .client import (
+    EnrollmentRequest,
+    MacCredentials,
+    SignerCredentials,
+    enroll,
+    enroll_async,
+)
+from .names import Subject, SubjectAltNames, format_dn, parse_dn
+from .transaction import Enrolled, EnrollmentResult, Failed, FailureKind, MessageCounts
+from .transport import HttpTransport, TransportError
+
+__all__ = [
+    "Enrolled",
+    "EnrollmentRequest",
+    "EnrollmentResult",
+    "Failed",
+    "FailureKind",
+    "HttpTransport",
+    "MacCredentials",
+    "MessageCounts",
+    "SignerCredentials",
+    "Subject",
+    "SubjectAltNames",
+    "TransportError",
+    "enroll",
+    "enroll_async",
+    "format_dn",
+    "parse_dn",
+]

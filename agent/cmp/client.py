@@ -1,0 +1,249 @@
+"""High-level CMP enrollment: configuration dataclasses and a synchronous driver.
+
+>>> result = enroll(EnrollmentRequest(kind="ir", server_url="http://ca/pkix/",
+...                 new_key=key, subject=parse_dn("/CN=router1"),
+...                 mac=MacCredentials(b"3078", b"secret")))
+>>> if result.ok: result.certificate
+
+Randomness (transactionID, nonces, salts) comes from *rng* and time (messageTime,
+poll deadlines) from *clock*, so both can be injected. The engine holds no global state;
+the PKI service can run :func:`enroll` in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from agent.clock import Clock, SystemClock
+
+from . import messages as m
+from . import protection
+from .names import SubjectAltNames
+from .protection import PrivateKey
+from .transaction import (
+    EnrollmentResult,
+    EnrollmentTransaction,
+    Finished,
+    Send,
+    TransactionParams,
+)
+from .transport import HttpTransport, Transport, TransportError
+from .verify import ResponseVerifier
+
+KINDS = ("ir", "cr", "kur")
+
+
+@dataclass(frozen=True)
+class MacCredentials:
+    """Shared-secret (PBM) authentication: reference value (senderKID) and secret."""
+
+    reference: bytes
+    secret: bytes = field(repr=False)
+    algorithm: str = "hmac-sha256"  # or "hmac-sha1"
+    iteration_count: int = protection.DEFAULT_PBM_ITERATIONS
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in protection.MAC_BY_NAME:
+            raise ValueError(
+                f"MAC algorithm {self.algorithm!r} is not one of {', '.join(protection.MAC_BY_NAME)}"
+            )
+        if not self.secret:
+            raise ValueError("the MAC secret is empty")
+
+
+@dataclass(frozen=True)
+class SignerCredentials:
+    """Signature authentication: our certificate, its key and its chain (sent in extraCerts)."""
+
+    certificate: x509.Certificate
+    key: PrivateKey = field(repr=False)
+    chain: tuple[x509.Certificate, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnrollmentRequest:
+    """One certificate request to a CMP server.
+
+    - ``kind``: ``ir`` (initial), ``cr`` (certification, normally signed with an existing
+      certificate) or ``kur`` (key update: signed with the old certificate and key, given
+      as ``signer``; ``old_certificate`` defaults to ``signer.certificate``).
+    - ``new_key``: the private key of the key pair to certify (public key for the
+      template, private key for proof of possession).
+    - ``mac`` or ``signer``: how requests are protected; with both, MAC is used.
+    - ``server_cert`` pins the CA's protection certificate; otherwise ``trusted``
+      anchors a chain built from the response's extraCerts. MAC-protected responses
+      are checked with ``mac.secret``.
+    - ``recipient``: the CA name; defaults to the subject of ``server_cert``, else the
+      issuer of the signer/old certificate, else the NULL-DN.
+    - ``tls_trusted``: for ``https://`` URLs, the CAs that may vouch for the server's
+      TLS certificate (the system's default trust store when ``None``).
+    """
+
+    kind: str
+    server_url: str
+    new_key: PrivateKey = field(repr=False)
+    subject: x509.Name = field(default_factory=lambda: x509.Name([]))
+    san: SubjectAltNames = SubjectAltNames()
+    recipient: x509.Name | None = None
+    mac: MacCredentials | None = None
+    signer: SignerCredentials | None = None
+    old_certificate: x509.Certificate | None = None
+    server_cert: x509.Certificate | None = None
+    trusted: tuple[x509.Certificate, ...] = ()
+    implicit_confirm: bool = False
+    #: trust anchors for an https:// server (None: the system's default CAs)
+    tls_trusted: tuple[x509.Certificate, ...] | None = None
+    source_address: str | None = None
+    connect_timeout: float = 10.0
+    total_timeout: float = 60.0
+    max_pbm_iterations: int = protection.DEFAULT_MAX_PBM_ITERATIONS
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+        if self.mac is None and self.signer is None:
+            raise ValueError("either a MAC secret or a signer certificate and key is required")
+        if self.kind == "kur" and self.signer is None:
+            raise ValueError("kur is signed with the old certificate and key: give signer")
+        if self.total_timeout <= 0 or self.connect_timeout <= 0:
+            raise ValueError("timeouts must be positive")
+        if not len(self.subject) and self.old_cert is None:
+            raise ValueError("a subject is required")
+
+    @property
+    def old_cert(self) -> x509.Certificate | None:
+        if self.kind != "kur":
+            return None
+        return self.old_certificate or self.signer.certificate
+
+
+def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) -> TransactionParams:
+    """Resolve *request* into what the state machine needs."""
+    old = request.old_cert
+    subject = request.subject if len(request.subject) else old.subject
+    spki = request.new_key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    spec = m.CertRequestSpec(
+        public_key_info=spki,
+        subject=subject,
+        san=request.san.to_extension() if request.san else None,
+        old_cert_id=(old.issuer, old.serial_number) if old is not None else None,
+    )
+    if request.mac is not None:
+        protector: m.Protector = m.MacProtector(
+            request.mac.reference, request.mac.secret, request.mac.algorithm,
+            request.mac.iteration_count, rng,
+        )
+        sender = subject
+    else:
+        protector = m.SignatureProtector(
+            request.signer.certificate, request.signer.key, request.signer.chain
+        )
+        sender = request.signer.certificate.subject
+    recipient = request.recipient
+    if recipient is None:
+        if request.server_cert is not None:
+            recipient = request.server_cert.subject
+        elif request.signer is not None:
+            recipient = request.signer.certificate.issuer
+        else:
+            recipient = x509.Name([])
+    verifier = ResponseVerifier(
+        secret=request.mac.secret if request.mac is not None else None,
+        server_cert=request.server_cert,
+        trusted=request.trusted,
+        max_pbm_iterations=request.max_pbm_iterations,
+    )
+    return TransactionParams(
+        kind=request.kind,
+        request=spec,
+        pop_key=request.new_key,
+        protector=protector,
+        verifier=verifier,
+        sender=sender,
+        recipient=recipient,
+        implicit_confirm=request.implicit_confirm,
+        total_timeout=request.total_timeout,
+    )
+
+
+def tls_context(trusted: tuple[x509.Certificate, ...] | None) -> ssl.SSLContext | None:
+    """A client TLS context trusting exactly *trusted* (``None``: the default context)."""
+    if trusted is None:
+        return None
+    context = ssl.create_default_context(cadata="".join(
+        c.public_bytes(serialization.Encoding.PEM).decode() for c in trusted
+    ))
+    return context
+
+
+def run_transaction(
+    transaction: EnrollmentTransaction,
+    transport: Transport,
+    sleep: Callable[[float], None] = time.sleep,
+) -> EnrollmentResult:
+    """Drive *transaction* over *transport* until it finishes (the only I/O loop)."""
+    action = transaction.start()
+    while isinstance(action, Send):
+        if action.delay > 0:
+            sleep(min(action.delay, max(0.0, transaction.remaining())))
+        remaining = transaction.remaining()
+        if remaining <= 0:
+            action = transaction.transport_failed("total timeout elapsed", timed_out=True)
+            break
+        try:
+            response = transport.post(action.message, remaining)
+        except TransportError as exc:
+            action = transaction.transport_failed(str(exc), timed_out=exc.timed_out)
+            break
+        action = transaction.receive(response)
+    assert isinstance(action, Finished)
+    return action.result
+
+
+async def enroll_async(
+    request: EnrollmentRequest,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    rng: Callable[[int], bytes] = os.urandom,
+) -> EnrollmentResult:
+    """:func:`enroll` in a worker thread, for asyncio callers (the NETCONF agent)."""
+    return await asyncio.to_thread(enroll, request, transport, clock, rng)
+
+
+def enroll(
+    request: EnrollmentRequest,
+    transport: Transport | None = None,
+    clock: Clock | None = None,
+    rng: Callable[[int], bytes] = os.urandom,
+    sleep: Callable[[float], None] = time.sleep,
+) -> EnrollmentResult:
+    """Run one enrollment and return its typed result; never raises for CA/network failures.
+
+    Without *transport*, an :class:`HttpTransport` to ``request.server_url`` is used for
+    this transaction and closed afterwards.
+    """
+    clock = clock or SystemClock()
+    own = transport is None
+    if own:
+        transport = HttpTransport(
+            request.server_url,
+            connect_timeout=request.connect_timeout,
+            source_address=request.source_address,
+            tls_context=tls_context(request.tls_trusted),
+        )
+    try:
+        transaction = EnrollmentTransaction(transaction_params(request, rng), clock, rng)
+        return run_transaction(transaction, transport, sleep)
+    finally:
+        if own:
+            transport.close()

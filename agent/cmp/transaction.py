@@ -1,0 +1,369 @@
+"""The CMP enrollment transaction as a sans-IO state machine (RFC 4210 5.3, RFC 9480).
+
+One :class:`EnrollmentTransaction` runs one ir/cr/kur exchange::
+
+    request -> ip/cp/kup
+            -> [pollReq -> pollRep]* while the status is ``waiting`` (RFC 4210 5.3.22)
+            -> certConf -> pkiConf       (unless implicit confirmation was granted)
+
+It never touches the network or sleeps: :meth:`start` and :meth:`receive` return a
+:class:`Send` (bytes to POST, after ``delay`` seconds) or a :class:`Finished` with the
+typed result; a driver (:func:`agent.cmp.client.run_transaction`) does the I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from agent.clock import Clock
+
+from . import messages as m
+from .protection import PrivateKey, ProtectionError
+from .verify import ResponseVerifier
+
+
+class FailureKind(enum.Enum):
+    """Why a transaction failed."""
+
+    REJECTED = "rejected"  # the CA answered with a negative PKIStatus
+    ERROR_MESSAGE = "error-message"  # the CA answered with an error message
+    PROTECTION = "protection"  # a response was unprotected or its protection invalid
+    PROTOCOL = "protocol"  # malformed or unexpected response (type, transactionID, nonce)
+    CERTIFICATE_MISMATCH = "certificate-mismatch"  # issued certificate is not for our key
+    TRANSPORT = "transport"  # HTTP or network failure
+    TIMEOUT = "timeout"  # the total timeout elapsed (including polling)
+
+
+@dataclass(frozen=True)
+class MessageCounts:
+    """PKIMessages sent and received in a transaction, by body type."""
+
+    sent: dict[str, int]
+    received: dict[str, int]
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """The CA granted the certificate (status accepted or grantedWithMods)."""
+
+    status: str
+    certificate: x509.Certificate
+    ca_pubs: tuple[x509.Certificate, ...]
+    extra_certs: tuple[x509.Certificate, ...]
+    status_texts: tuple[str, ...]
+    messages: MessageCounts
+
+    ok = True
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The transaction ended without a certificate we accept."""
+
+    kind: FailureKind
+    message: str
+    status: str | None = None  # PKIStatus name when the CA sent one
+    failure_info: tuple[str, ...] = ()  # PKIFailureInfo bit names
+    status_texts: tuple[str, ...] = ()  # statusString / errorDetails from the CA
+    error_code: int | None = None
+    messages: MessageCounts = field(default_factory=lambda: MessageCounts({}, {}))
+
+    ok = False
+
+    def __str__(self) -> str:
+        parts = [f"{self.kind.value}: {self.message}"]
+        if self.status:
+            parts.append(f"PKIStatus={self.status}")
+        if self.failure_info:
+            parts.append(f"PKIFailureInfo={','.join(self.failure_info)}")
+        if self.status_texts:
+            parts.append("text=" + " | ".join(repr(t) for t in self.status_texts))
+        return "; ".join(parts)
+
+
+EnrollmentResult = Enrolled | Failed
+
+
+@dataclass(frozen=True)
+class Send:
+    """POST *message* to the CA after waiting *delay* seconds; feed the answer to receive()."""
+
+    message: bytes
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Finished:
+    result: EnrollmentResult
+
+
+Action = Send | Finished
+
+
+@dataclass(frozen=True)
+class TransactionParams:
+    """Everything one enrollment transaction needs, already resolved."""
+
+    kind: str  # ir | cr | kur
+    request: m.CertRequestSpec
+    pop_key: PrivateKey
+    protector: m.Protector
+    verifier: ResponseVerifier
+    sender: x509.Name
+    recipient: x509.Name
+    implicit_confirm: bool = False
+    total_timeout: float = 60.0
+    extra_certs: tuple[x509.Certificate, ...] = ()
+
+
+class _State(enum.Enum):
+    IDLE = 0
+    AWAIT_CERT_REP = 1
+    AWAIT_POLL_REP = 2
+    AWAIT_PKI_CONF = 3
+    DONE = 4
+
+
+class EnrollmentTransaction:
+    """One enrollment; see the module docstring."""
+
+    def __init__(self, params: TransactionParams, clock: Clock, rng: Callable[[int], bytes]):
+        self.params = params
+        self._clock = clock
+        self._rng = rng
+        self.transaction_id = rng(16)
+        self._state = _State.IDLE
+        self._sender_nonce: bytes | None = None
+        self._recip_nonce: bytes | None = None
+        self._deadline: datetime | None = None
+        self._sent: Counter[str] = Counter()
+        self._received: Counter[str] = Counter()
+        self._granted: tuple[m.CertResponse, m.CertRepContent, m.DecodedMessage] | None = None
+        self._pending_failure: Failed | None = None
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def counts(self) -> MessageCounts:
+        return MessageCounts(dict(self._sent), dict(self._received))
+
+    @property
+    def finished(self) -> bool:
+        return self._state is _State.DONE
+
+    def remaining(self) -> float:
+        """Seconds left of the total timeout."""
+        if self._deadline is None:
+            return self.params.total_timeout
+        return (self._deadline - self._clock.now()).total_seconds()
+
+    def start(self) -> Action:
+        """The request message."""
+        if self._state is not _State.IDLE:
+            raise RuntimeError("transaction already started")
+        self._deadline = self._clock.now() + timedelta(seconds=self.params.total_timeout)
+        body = m.cert_request_body(self.params.kind, self.params.request, self.params.pop_key)
+        self._state = _State.AWAIT_CERT_REP
+        return self._send(self.params.kind, body, implicit_confirm=self.params.implicit_confirm,
+                          extra=self.params.extra_certs)
+
+    def receive(self, data: bytes) -> Action:
+        """Consume the CA's response to the last :class:`Send`."""
+        if self._state in (_State.IDLE, _State.DONE):
+            raise RuntimeError("no response expected")
+        try:
+            message = m.decode_message(data)
+        except m.MessageError as exc:
+            return self._fail(FailureKind.PROTOCOL, f"response is not a valid PKIMessage: {exc}")
+        self._received[message.body_type] += 1
+        problem = self._check(message)
+        if problem is not None:
+            return problem
+        self._recip_nonce = message.sender_nonce
+        if self._state is _State.AWAIT_PKI_CONF:
+            return self._on_pki_conf()
+        if message.body_type == "pollRep":
+            return self._on_poll_rep(message)
+        return self._on_cert_rep(message)
+
+    def transport_failed(self, reason: str, timed_out: bool = False) -> Finished:
+        """The driver could not deliver the last message or read the answer."""
+        kind = FailureKind.TIMEOUT if timed_out else FailureKind.TRANSPORT
+        return self._fail(kind, reason)
+
+    # -- checks ---------------------------------------------------------------
+
+    def _expected_types(self) -> tuple[str, ...]:
+        response = m.RESPONSE_TYPE[self.params.kind]
+        return {
+            _State.AWAIT_CERT_REP: (response,),
+            _State.AWAIT_POLL_REP: ("pollRep", response),
+            _State.AWAIT_PKI_CONF: ("pkiconf",),
+        }[self._state]
+
+    def _check(self, message: m.DecodedMessage) -> Finished | None:
+        """RFC 4210 5.1.1/5.1.3: identity, freshness, type and protection of a response."""
+        if message.transaction_id != self.transaction_id:
+            return self._fail(FailureKind.PROTOCOL, "response transactionID differs from ours")
+        if message.recip_nonce != self._sender_nonce:
+            return self._fail(FailureKind.PROTOCOL, "response recipNonce differs from our senderNonce")
+        if message.body_type == "error":
+            return self._on_error(message)
+        try:
+            self.params.verifier.verify(message, self._clock.now())
+        except ProtectionError as exc:
+            return self._fail(FailureKind.PROTECTION, f"{message.body_type} refused: {exc}")
+        if message.body_type not in self._expected_types():
+            return self._fail(
+                FailureKind.PROTOCOL,
+                f"unexpected {message.body_type}, expected {' or '.join(self._expected_types())}",
+            )
+        return None
+
+    # -- steps -------------------------------------------------------------------
+
+    def _on_error(self, message: m.DecodedMessage) -> Finished:
+        content = m.error_content(message)
+        try:
+            self.params.verifier.verify(message, self._clock.now())
+            note = ""
+        except ProtectionError as exc:
+            note = f" (not authenticated: {exc})"
+        return self._finish(
+            Failed(
+                FailureKind.ERROR_MESSAGE,
+                f"the CA sent an error message{note}",
+                status=content.status.status_name,
+                failure_info=content.status.failure_names,
+                status_texts=content.status.texts + content.details,
+                error_code=content.error_code,
+            )
+        )
+
+    def _on_cert_rep(self, message: m.DecodedMessage) -> Action:
+        try:
+            content = m.cert_rep_content(message)
+        except m.MessageError as exc:
+            return self._fail(FailureKind.PROTOCOL, str(exc))
+        wanted = self.params.request.cert_req_id
+        response = next((r for r in content.responses if r.cert_req_id == wanted), None)
+        if response is None:
+            return self._fail(FailureKind.PROTOCOL, f"no response for certReqId {wanted}")
+        status = response.status
+        if status.status_name == "waiting":
+            return self._poll(0)
+        if status.status_name not in ("accepted", "grantedWithMods"):
+            return self._finish(
+                Failed(
+                    FailureKind.REJECTED,
+                    f"the CA refused the request ({status.status_name})",
+                    status=status.status_name,
+                    failure_info=status.failure_names,
+                    status_texts=status.texts,
+                )
+            )
+        if response.certificate is None:
+            return self._fail(FailureKind.PROTOCOL, f"status {status.status_name} without a certificate")
+        self._granted = (response, content, message)
+        ours = self.params.request.public_key_info
+        theirs = response.certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        mismatch = None
+        if theirs != ours:
+            mismatch = Failed(
+                FailureKind.CERTIFICATE_MISMATCH,
+                "the issued certificate is not for our public key; rejected it",
+                status=status.status_name,
+                status_texts=status.texts,
+            )
+        if self.params.implicit_confirm and message.implicit_confirm:
+            return self._finish(mismatch or self._enrolled())
+        cert_hash, hash_alg = m.cert_hash(response.certificate)
+        rejection = None
+        if mismatch is not None:
+            self._pending_failure = mismatch
+            rejection = m.StatusInfo(
+                status=2, texts=("certificate public key does not match the request",),
+                failure_bits=(m.FAILURE_BIT_NAMES.index("badCertTemplate"),),
+            )
+        entry = m.CertStatusEntry(cert_hash, response.cert_req_id, rejection, hash_alg)
+        self._state = _State.AWAIT_PKI_CONF
+        # RFC 9480 2.20: pvno cmp2021 when hashAlg is used
+        return self._send("certConf", m.cert_conf_body([entry]), pvno=3 if hash_alg else 2)
+
+    def _poll(self, check_after: int) -> Action:
+        if check_after > self.remaining():
+            return self._fail(
+                FailureKind.TIMEOUT,
+                f"the CA asks to poll again in {check_after}s, beyond the total timeout",
+            )
+        self._state = _State.AWAIT_POLL_REP
+        body = m.poll_req_body([self.params.request.cert_req_id])
+        return self._send("pollReq", body, delay=float(check_after))
+
+    def _on_poll_rep(self, message: m.DecodedMessage) -> Action:
+        wanted = self.params.request.cert_req_id
+        entry = next((p for p in m.poll_responses(message) if p.cert_req_id == wanted), None)
+        if entry is None:
+            return self._fail(FailureKind.PROTOCOL, f"pollRep without certReqId {wanted}")
+        return self._poll(max(0, entry.check_after))
+
+    def _on_pki_conf(self) -> Finished:
+        if self._pending_failure is not None:
+            return self._finish(self._pending_failure)
+        return self._finish(self._enrolled())
+
+    def _enrolled(self) -> Enrolled:
+        response, content, message = self._granted
+        return Enrolled(
+            status=response.status.status_name,
+            certificate=response.certificate,
+            ca_pubs=content.ca_pubs,
+            extra_certs=message.extra_certs,
+            status_texts=response.status.texts,
+            messages=self.counts,
+        )
+
+    # -- helpers ---------------------------------------------------------------
+
+    def _send(self, body_type: str, body, *, delay: float = 0.0, implicit_confirm: bool = False,
+              pvno: int = 2, extra: tuple[x509.Certificate, ...] = ()) -> Send:
+        self._sender_nonce = self._rng(16)
+        fields = m.HeaderFields(
+            sender=self.params.sender,
+            recipient=self.params.recipient,
+            transaction_id=self.transaction_id,
+            sender_nonce=self._sender_nonce,
+            recip_nonce=self._recip_nonce,
+            message_time=self._clock.now(),
+            implicit_confirm=implicit_confirm,
+            pvno=pvno,
+        )
+        data = m.encode_message(fields, body, self.params.protector, extra)
+        self._sent[body_type] += 1
+        return Send(data, delay)
+
+    def _fail(self, kind: FailureKind, message: str) -> Finished:
+        return self._finish(Failed(kind, message))
+
+    def _finish(self, result: EnrollmentResult) -> Finished:
+        self._state = _State.DONE
+        if isinstance(result, Failed):
+            result = Failed(
+                result.kind, result.message, result.status, result.failure_info,
+                result.status_texts, result.error_code, self.counts,
+            )
+        else:
+            result = Enrolled(
+                result.status, result.certificate, result.ca_pubs, result.extra_certs,
+                result.status_texts, self.counts,
+            )
+        return Finished(result)

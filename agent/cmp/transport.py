@@ -1,0 +1,206 @@
+"""CMP over HTTP (RFC 6712): POST ``application/pkixcmp``, one message per request.
+
+:class:`HttpTransport` keeps the connection alive between the messages of a
+transaction (and between transactions), sets TCP_NODELAY so that small requests are
+not held back by Nagle's algorithm waiting for a delayed ACK, binds an optional local
+source address, and bounds each exchange by a connect timeout and the remaining
+total time of the transaction.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+CONTENT_TYPE = "application/pkixcmp"
+MAX_RESPONSE_SIZE = 1 << 20
+
+
+class TransportError(Exception):
+    """The message could not be delivered or no valid HTTP answer came back."""
+
+    def __init__(self, message: str, timed_out: bool = False):
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class Transport(Protocol):
+    """Delivers one request PKIMessage and returns the response bytes."""
+
+    def post(self, message: bytes, timeout: float) -> bytes:
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+def _nodelay(sock: socket.socket) -> None:
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _nodelay(self.sock)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _nodelay(self.sock)
+
+
+@dataclass(frozen=True)
+class ServerUrl:
+    """A parsed ``http[s]://host[:port]/path`` CMP server URL."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> ServerUrl:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"CMP server URL {url!r} must be http:// or https://")
+        if not parts.hostname:
+            raise ValueError(f"CMP server URL {url!r} has no host")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise ValueError(f"CMP server URL {url!r} has a bad port") from None
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        return cls(parts.scheme, parts.hostname, port, path)
+
+
+class HttpTransport:
+    """HTTP(S) POST transport for one CMP server (RFC 6712 3)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 10.0,
+        source_address: str | None = None,
+        keep_alive: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+    ):
+        self.url = ServerUrl.parse(url)
+        self.connect_timeout = connect_timeout
+        self.source_address = source_address
+        self.keep_alive = keep_alive
+        self.tls_context = tls_context
+        self._conn: http.client.HTTPConnection | None = None
+        #: TCP connections opened so far (each reuse of a kept-alive one saves a handshake)
+        self.connections_opened = 0
+
+    def _new_connection(self, timeout: float) -> http.client.HTTPConnection:
+        source = (self.source_address, 0) if self.source_address else None
+        if self.url.scheme == "https":
+            context = self.tls_context or ssl.create_default_context()
+            return _HTTPSConnection(
+                self.url.host, self.url.port, timeout=timeout, source_address=source, context=context
+            )
+        return _HTTPConnection(self.url.host, self.url.port, timeout=timeout, source_address=source)
+
+    def post(self, message: bytes, timeout: float) -> bytes:
+        """POST *message*; the whole exchange takes at most *timeout* seconds."""
+        deadline = time.monotonic() + timeout
+        reused = self._conn is not None
+        try:
+            return self._exchange(message, deadline)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.close()
+            if not reused:
+                raise TransportError(f"{self._where()}: connection closed by the server") from None
+        except TransportError:
+            self.close()
+            raise
+        # the kept-alive connection had been closed by the server: one fresh attempt
+        try:
+            return self._exchange(message, deadline)
+        except TransportError:
+            self.close()
+            raise
+        except (http.client.HTTPException, OSError) as exc:
+            self.close()
+            raise TransportError(f"{self._where()}: {exc}") from None
+
+    def _where(self) -> str:
+        return f"{self.url.scheme}://{self.url.host}:{self.url.port}{self.url.path}"
+
+    def _remaining(self, deadline: float) -> float:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TransportError(f"{self._where()}: timed out", timed_out=True)
+        return left
+
+    def _exchange(self, message: bytes, deadline: float) -> bytes:
+        try:
+            if self._conn is None:
+                self._conn = self._new_connection(min(self.connect_timeout, self._remaining(deadline)))
+                self._conn.connect()
+                self.connections_opened += 1
+            conn = self._conn
+            conn.sock.settimeout(self._remaining(deadline))
+            headers = {
+                "Content-Type": CONTENT_TYPE,
+                "Accept": CONTENT_TYPE,
+                "Connection": "keep-alive" if self.keep_alive else "close",
+            }
+            conn.request("POST", self.url.path, body=message, headers=headers)
+            conn.sock.settimeout(self._remaining(deadline))
+            response = conn.getresponse()
+            length = response.getheader("Content-Length")
+            if length is not None and int(length) > MAX_RESPONSE_SIZE:
+                raise TransportError(f"{self._where()}: response too large ({length} bytes)")
+            body = response.read(MAX_RESPONSE_SIZE + 1)
+            if len(body) > MAX_RESPONSE_SIZE:
+                raise TransportError(f"{self._where()}: response too large")
+            if not self.keep_alive or response.will_close:
+                self.close()
+        except (socket.timeout, TimeoutError):
+            self.close()
+            raise TransportError(f"{self._where()}: timed out", timed_out=True) from None
+        except ConnectionRefusedError:
+            self.close()
+            raise TransportError(f"{self._where()}: connection refused") from None
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            self.close()
+            raise TransportError(
+                f"{self._where()}: TLS server certificate not trusted: {exc.verify_message}"
+            ) from None
+        except ssl.SSLError as exc:
+            self.close()
+            raise TransportError(f"{self._where()}: TLS error: {exc.reason or exc}") from None
+        except (http.client.HTTPException, OSError, ValueError) as exc:
+            self.close()
+            raise TransportError(f"{self._where()}: {exc}") from None
+        content_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != CONTENT_TYPE:
+            raise TransportError(
+                f"{self._where()}: HTTP {response.status} {response.reason}, "
+                f"content type {content_type or 'none'} instead of {CONTENT_TYPE}"
+            )
+        return body
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> HttpTransport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

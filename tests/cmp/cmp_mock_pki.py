@@ -1,0 +1,242 @@
+"""A throw-away test PKI (cryptography) and OpenSSL's mock CMP server as a subprocess.
+
+Shared by tests/cmp/conftest.py and tools/bench/bench_cmp.py.
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import NameOID
+
+SECRET = "test-secret-1234"
+REFERENCE = "3078"
+
+
+def _name(*pairs: tuple) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value) for oid, value in pairs])
+
+
+def issue(subject: x509.Name, public_key, issuer: x509.Name, issuer_key, *, ca: bool,
+          days: int = 30, serial: int | None = None, san: list | None = None,
+          not_before: datetime.datetime | None = None) -> x509.Certificate:
+    now = not_before or datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True, content_commitment=False, key_encipherment=False,
+                data_encipherment=False, key_agreement=False, key_cert_sign=ca, crl_sign=ca,
+                encipher_only=False, decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if san:
+        builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
+    algorithm = None if isinstance(issuer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return builder.sign(issuer_key, algorithm)
+
+
+def write_pem(path: Path, *items) -> Path:
+    data = b""
+    for item in items:
+        if isinstance(item, x509.Certificate):
+            data += item.public_bytes(serialization.Encoding.PEM)
+        else:
+            data += item.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+    path.write_bytes(data)
+    return path
+
+
+@dataclass
+class TestPki:
+    """Root CA, the CMP server's signing cert, a client identity, and certs for new keys."""
+
+    __test__ = False  # not a pytest test class
+
+    directory: Path
+    root_key: ec.EllipticCurvePrivateKey
+    root: x509.Certificate
+    server_key: ec.EllipticCurvePrivateKey
+    server: x509.Certificate
+    client_key: ec.EllipticCurvePrivateKey
+    client: x509.Certificate
+    new_key: ec.EllipticCurvePrivateKey
+    issued: x509.Certificate  # the mock's -rsp_cert: for new_key
+    other_root: x509.Certificate = field(default=None)
+
+    @classmethod
+    def create(cls, directory: Path) -> "TestPki":
+        directory.mkdir(parents=True, exist_ok=True)
+        root_key = ec.generate_private_key(ec.SECP256R1())
+        root_name = _name((NameOID.COUNTRY_NAME, "DE"), (NameOID.ORGANIZATION_NAME, "Test"),
+                          (NameOID.COMMON_NAME, "Test Root CA"))
+        root = issue(root_name, root_key.public_key(), root_name, root_key, ca=True)
+        server_key = ec.generate_private_key(ec.SECP256R1())
+        server = issue(
+            _name((NameOID.COUNTRY_NAME, "DE"), (NameOID.ORGANIZATION_NAME, "Test"),
+                  (NameOID.COMMON_NAME, "Test CMP Server")),
+            server_key.public_key(), root_name, root_key, ca=False,
+        )
+        client_key = ec.generate_private_key(ec.SECP256R1())
+        client = issue(_name((NameOID.COMMON_NAME, "router1.example.net"),), client_key.public_key(),
+                       root_name, root_key, ca=False)
+        new_key = ec.generate_private_key(ec.SECP256R1())
+        other_key = ec.generate_private_key(ec.SECP256R1())
+        other_name = _name((NameOID.COMMON_NAME, "Other Root"),)
+        pki = cls(directory, root_key, root, server_key, server, client_key, client, new_key,
+                  None, issue(other_name, other_key.public_key(), other_name, other_key, ca=True))
+        pki.issued = pki.issue_for(new_key.public_key())
+        write_pem(directory / "root.pem", root)
+        write_pem(directory / "other_root.pem", pki.other_root)
+        write_pem(directory / "server.pem", server)
+        write_pem(directory / "server.key", server_key)
+        write_pem(directory / "client.pem", client)
+        write_pem(directory / "client.key", client_key)
+        write_pem(directory / "new.key", new_key)
+        write_pem(directory / "issued.pem", pki.issued)
+        return pki
+
+    def tls_server(self) -> tuple[str, str]:
+        """PEM files (certificate, key) of a TLS server certificate for 127.0.0.1."""
+        import ipaddress
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = issue(_name((NameOID.COMMON_NAME, "127.0.0.1"),), key.public_key(),
+                     self.root.subject, self.root_key, ca=False,
+                     san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+        return (str(write_pem(self.directory / "tls.pem", cert)),
+                str(write_pem(self.directory / "tls.key", key)))
+
+    def issue_for(self, public_key, cn: str = "router1.example.net") -> x509.Certificate:
+        return issue(_name((NameOID.COMMON_NAME, cn),), public_key, self.root.subject,
+                     self.root_key, ca=False)
+
+    def path(self, name: str) -> str:
+        return str(self.directory / name)
+
+
+class MockCmpServer:
+    """``openssl cmp -port 0`` serving /pkix/ until stopped."""
+
+    def __init__(self, pki: TestPki, *extra: str, rsp_cert: str | None = None,
+                 mac: bool = True, signer: bool = True):
+        args = ["openssl", "cmp", "-port", "0", "-max_msgs", "0"]
+        if mac:
+            args += ["-srv_ref", REFERENCE, "-srv_secret", f"pass:{SECRET}"]
+        if signer:
+            args += ["-srv_cert", pki.path("server.pem"), "-srv_key", pki.path("server.key")]
+        args += [
+            "-srv_trusted", pki.path("root.pem"),
+            "-rsp_cert", rsp_cert or pki.path("issued.pem"),
+            "-rsp_capubs", pki.path("root.pem"),
+            "-rsp_extracerts", pki.path("root.pem"),
+            *extra,
+        ]
+        self.args = args
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        self.output: list[str] = []
+        self.port = self._await_port()
+        self._drain = threading.Thread(target=self._read_rest, daemon=True)
+        self._drain.start()
+
+    def _await_port(self) -> int:
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace")
+            self.output.append(line)
+            found = re.search(r"ACCEPT \S*:(\d+)", line)
+            if found:
+                return int(found.group(1))
+        raise RuntimeError("openssl cmp mock server did not start:\n" + "".join(self.output))
+
+    def _read_rest(self) -> None:
+        for raw in self.process.stdout:
+            self.output.append(raw.decode(errors="replace"))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/pkix/"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class TlsProxy:
+    """Terminates TLS on 127.0.0.1 and forwards the bytes to a plain-HTTP port."""
+
+    def __init__(self, target_port: int, certfile: str, keyfile: str):
+        import socket
+        import ssl
+
+        self._socket_module = socket
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(certfile, keyfile)
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._stopped:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn) -> None:
+        try:
+            client = self.context.wrap_socket(conn, server_side=True)
+        except OSError:
+            conn.close()
+            return
+        upstream = self._socket_module.create_connection(("127.0.0.1", self.target_port))
+        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
+        self._pipe(client, upstream)
+
+    @staticmethod
+    def _pipe(source, target) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.listener.close()

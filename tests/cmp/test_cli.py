@@ -1,0 +1,76 @@
+"""``cmp-agent cmp ir|cr|kur`` run as a subprocess from a fresh shell against OpenSSL's mock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from cmp_mock_pki import REFERENCE, SECRET
+from cryptography import x509
+
+CMP_AGENT = Path(sys.executable).parent / "cmp-agent"
+
+
+def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run in a clean environment (what a fresh login shell would have)."""
+    clean = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), **(env or {})}
+    return subprocess.run([str(CMP_AGENT), "cmp", *args], cwd=cwd, env=clean,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_ir_by_mac_from_shell(pki, mock_server, tmp_path):
+    server = mock_server()
+    done = run_cli(
+        "ir", "--server", server.url, "--ref", REFERENCE, "--secret", f"pass:{SECRET}",
+        "--newkey", pki.path("new.key"), "--subject", "/CN=router1.example.net",
+        "--recipient", "/C=DE/O=Test/CN=Test CMP Server",
+        "--certout", "cert.pem", "--cacertsout", "cacerts.pem", "--extracertsout", "extra.pem",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert x509.load_pem_x509_certificate((tmp_path / "cert.pem").read_bytes()) == pki.issued
+    assert pki.root in x509.load_pem_x509_certificates((tmp_path / "cacerts.pem").read_bytes())
+    assert (tmp_path / "extra.pem").exists()
+    assert "accepted" in done.stdout and "CN=router1.example.net" in done.stdout
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_cr_by_signature_der_output_env_secret_source(pki, mock_server, tmp_path):
+    server = mock_server(mac=False)
+    done = run_cli(
+        "cr", "--server", server.url, "--cert", pki.path("client.pem"),
+        "--key", pki.path("client.key"), "--srvcert", pki.path("server.pem"),
+        "--newkey", pki.path("new.key"), "--subject", "/CN=router1.example.net",
+        "--certout", "cert.der", "--certform", "der", "--implicit-confirm",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert x509.load_der_x509_certificate((tmp_path / "cert.der").read_bytes()) == pki.issued
+
+
+def test_rejection_printed_with_status_bits_and_text(pki, mock_server, tmp_path):
+    server = mock_server("-pkistatus", "2", "-failure", "9", "-statusstring", "key too weak")
+    done = run_cli(
+        "ir", "--server", server.url, "--ref", REFERENCE, "--secret", "env:CMP_SECRET",
+        "--newkey", pki.path("new.key"), "--subject", "/CN=router1", "--certout", "cert.pem",
+        cwd=tmp_path, env={"CMP_SECRET": SECRET},
+    )
+    assert done.returncode == 1
+    assert "rejection" in done.stderr and "badPOP" in done.stderr and "key too weak" in done.stderr
+    assert not (tmp_path / "cert.pem").exists()
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_bad_arguments_are_clear(pki, tmp_path):
+    done = run_cli("ir", "--server", "http://127.0.0.1:1/pkix/", "--ref", "1", "--secret", SECRET,
+                   "--newkey", pki.path("new.key"), "--subject", "/CN=x", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "pass:TEXT" in done.stderr
+    assert SECRET not in done.stderr
+    done = run_cli("ir", "--server", "http://127.0.0.1:1/pkix/", "--ref", "1", "--secret", "pass:x",
+                   "--newkey", pki.path("new.key"), "--subject", "CN=x", cwd=tmp_path)
+    assert done.returncode == 2 and "must start with '/'" in done.stderr
+    done = run_cli("kur", "--server", "http://127.0.0.1:1/pkix/", "--ref", "1", "--secret", "pass:x",
+                   "--newkey", pki.path("new.key"), cwd=tmp_path)
+    assert done.returncode == 2 and "--cert and --key" in done.stderr

@@ -1,0 +1,233 @@
+"""The ASN.1 and protection layers: third-party vectors, round trips, names, certHash."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from cmp_mock_pki import issue
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import NameOID
+from pyasn1.codec.der import decoder, encoder
+from pyasn1_alt_modules import rfc9480
+
+from agent.cmp import der, messages as m, protection
+from agent.cmp.names import NameSyntaxError, Subject, SubjectAltNames, format_dn, parse_dn
+from agent.cmp.protection import ProtectionError
+from agent.cmp.verify import ResponseVerifier
+
+VECTORS = Path("/work/shared/vectors/cmp")
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def vector(name: str) -> m.DecodedMessage:
+    return m.decode_message((VECTORS / name).read_bytes())
+
+
+def counter_rng():
+    state = {"n": 0}
+
+    def rng(size: int) -> bytes:
+        state["n"] += 1
+        return bytes([state["n"]]) * size
+
+    return rng
+
+
+# -- third-party messages -----------------------------------------------------
+
+
+def test_insta_ip_decodes_and_mac_verifies():
+    msg = vector("insta_ip_pbm.der")
+    assert msg.body_type == "ip"
+    assert msg.sender_kid == b"3078"
+    params = m.decode_pbm_parameters(msg.protection_alg.parameters)
+    assert (params.owf, params.iteration_count, params.mac) == ("1.3.14.3.2.26", 1024, "1.3.6.1.5.5.8.1.2")
+    ResponseVerifier(secret=b"insta").verify(msg, NOW)
+    content = m.cert_rep_content(msg)
+    assert content.responses[0].status.status_name == "accepted"
+    assert content.responses[0].certificate.subject == parse_dn("/CN=test2")
+    assert msg.extra_certs
+
+
+def test_insta_ip_wrong_secret_and_iteration_cap():
+    msg = vector("insta_ip_pbm.der")
+    with pytest.raises(ProtectionError, match="wrong secret"):
+        ResponseVerifier(secret=b"instA").verify(msg, NOW)
+    with pytest.raises(ProtectionError, match="iteration count 1024 outside"):
+        ResponseVerifier(secret=b"insta", max_pbm_iterations=1000).verify(msg, NOW)
+
+
+def test_unprotected_ir_reported_unprotected():
+    msg = vector("ir_unprotected.der")
+    assert msg.body_type == "ir" and msg.protection is None and msg.protection_alg is None
+    with pytest.raises(ProtectionError, match="not protected"):
+        ResponseVerifier(secret=b"x", trusted=(), server_cert=None).verify(msg, NOW)
+    request = m.cert_requests(msg)[0]
+    assert request.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "DvO_test"
+
+
+def test_protection_is_over_bytes_as_received():
+    """ir_protected.der carries an empty extraCerts that a re-encoding drops."""
+    raw = (VECTORS / "ir_protected.der").read_bytes()
+    msg = m.decode_message(raw)
+    assert msg.extra_certs == ()
+    reencoded = encoder.encode(decoder.decode(raw, asn1Spec=rfc9480.PKIMessage())[0])
+    assert reencoded != raw and len(reencoded) < len(raw)
+    # the protected part is taken from the received header and body bytes
+    outer = der.read_tlv(raw)
+    header = der.read_tlv(raw, outer.content_start)
+    body = der.read_tlv(raw, header.end)
+    assert msg.protected_part[-(body.end - header.start):] == raw[header.start:body.end]
+    assert msg.protection_alg.oid == "1.2.840.113549.1.1.11"
+    # the signer's certificate is not in the message: nothing to verify with
+    with pytest.raises(ProtectionError, match="no certificate"):
+        ResponseVerifier(trusted=(_self_signed(),)).verify(msg, NOW)
+
+
+def test_ed25519_genm_decodes():
+    msg = vector("genm_protected_ed25519.der")
+    assert msg.body_type == "genm"
+    assert msg.protection_alg.oid == "1.3.101.112"
+    assert len(msg.protection) == 64
+    # a wrong pinned key is refused, never believed
+    with pytest.raises(ProtectionError, match="does not match the key|invalid"):
+        ResponseVerifier(server_cert=_self_signed()).verify(msg, NOW)
+
+
+def _self_signed(key=None) -> x509.Certificate:
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    name = parse_dn("/CN=Somebody")
+    return issue(name, key.public_key(), name, key, ca=True, not_before=datetime(2025, 1, 1, tzinfo=timezone.utc), days=3650)
+
+
+# -- round trips ------------------------------------------------------------------
+
+
+def _spki(key) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def test_ir_round_trip_with_mac():
+    rng = counter_rng()
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = parse_dn("/C=DE/ST=Bavaria/L=Munich/O=Example/OU=Net/CN=router1/emailAddress=a@b.c")
+    san = SubjectAltNames(("r1.example.net",), ("192.0.2.1",), ("a@b.c",)).to_extension()
+    spec = m.CertRequestSpec(_spki(key), subject, san)
+    fields = m.HeaderFields(
+        sender=subject, recipient=parse_dn("/O=CA/CN=Issuing CA"), transaction_id=b"T" * 16,
+        sender_nonce=b"N" * 16, message_time=NOW, implicit_confirm=True,
+    )
+    protector = m.MacProtector(b"3078", b"secret", "hmac-sha256", 500, rng)
+    raw = m.encode_message(fields, m.cert_request_body("ir", spec, key), protector)
+    msg = m.decode_message(raw)
+    assert (msg.body_type, msg.transaction_id, msg.sender_nonce, msg.recip_nonce) == ("ir", b"T" * 16, b"N" * 16, None)
+    assert msg.sender == subject and msg.recipient == parse_dn("/O=CA/CN=Issuing CA")
+    assert [a.oid for a in msg.sender] == [a.oid for a in subject]  # order kept
+    assert msg.implicit_confirm and msg.message_time == NOW and msg.sender_kid == b"3078"
+    ResponseVerifier(secret=b"secret").verify(msg, NOW)
+    with pytest.raises(ProtectionError):
+        ResponseVerifier(secret=b"other").verify(msg, NOW)
+    request = m.cert_requests(msg)[0]
+    assert request.subject == subject and request.public_key_info == _spki(key)
+    assert b"r1.example.net" in request.extensions_der
+    protection.verify_signature(key.public_key(), request.pop_algorithm, request.cert_request_der,
+                                request.pop_signature)
+    assert encoder.encode(decoder.decode(raw, asn1Spec=rfc9480.PKIMessage())[0]) == raw
+
+
+@pytest.mark.parametrize("key_type", ["rsa", "ec", "ed25519"])
+def test_kur_round_trip_signed(key_type):
+    key = {
+        "rsa": lambda: rsa.generate_private_key(65537, 2048),
+        "ec": lambda: ec.generate_private_key(ec.SECP384R1()),
+        "ed25519": ed25519.Ed25519PrivateKey.generate,
+    }[key_type]()
+    signer_cert = _self_signed(key)
+    spec = m.CertRequestSpec(_spki(key), signer_cert.subject,
+                             old_cert_id=(signer_cert.issuer, signer_cert.serial_number))
+    fields = m.HeaderFields(signer_cert.subject, x509.Name([]), b"t" * 16, b"n" * 16, NOW, b"r" * 16)
+    raw = m.encode_message(fields, m.cert_request_body("kur", spec, key),
+                           m.SignatureProtector(signer_cert, key))
+    msg = m.decode_message(raw)
+    assert msg.recipient == x509.Name([]) and msg.recip_nonce == b"r" * 16
+    assert msg.extra_certs == (signer_cert,)
+    ResponseVerifier(server_cert=signer_cert).verify(msg, NOW)
+    ResponseVerifier(trusted=(signer_cert,)).verify(msg, NOW)
+    request = m.cert_requests(msg)[0]
+    assert request.old_cert_id == (signer_cert.issuer, signer_cert.serial_number)
+
+
+def test_ca_side_bodies_round_trip():
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _self_signed(key)
+    fields = m.HeaderFields(parse_dn("/CN=CA"), parse_dn("/CN=EE"), b"t" * 16, b"s" * 16, NOW, b"r" * 16)
+    protector = m.MacProtector(b"ref", b"pw", "hmac-sha1", 10, counter_rng())
+    status = m.StatusInfo(1, ("with mods",), ())
+    ip = m.decode_message(m.encode_message(fields, m.cert_rep_body(
+        "ip", m.CertRepContent((m.CertResponse(0, status, cert),), (cert,))), protector))
+    assert m.cert_rep_content(ip) == m.CertRepContent((m.CertResponse(0, status, cert),), (cert,))
+    rep = m.decode_message(m.encode_message(fields, m.poll_rep_body([m.PollResponse(0, 7, ("busy",))]), protector))
+    assert m.poll_responses(rep) == [m.PollResponse(0, 7, ("busy",))]
+    err = m.ErrorContent(m.StatusInfo(2, ("no",), (1, 25)), 42, ("details",))
+    got = m.error_content(m.decode_message(m.encode_message(fields, m.error_body(err), None)))
+    assert got == err and got.status.failure_names == ("badMessageCheck", "systemFailure")
+    conf = m.decode_message(m.encode_message(fields, m.pki_conf_body(), protector))
+    assert conf.body_type == "pkiconf"
+    ResponseVerifier(secret=b"pw").verify(conf, NOW)
+    entries = [m.CertStatusEntry(b"h" * 64, 0, m.StatusInfo(2, ("bad",), (19,)), "2.16.840.1.101.3.4.2.3")]
+    cc = m.decode_message(m.encode_message(fields, m.cert_conf_body(entries), protector))
+    assert m.cert_conf_entries(cc) == entries
+    poll = m.decode_message(m.encode_message(fields, m.poll_req_body([0]), protector))
+    assert m.poll_req_ids(poll) == [0]
+    # the hand-written DER is what pyasn1 itself would encode (canonical DER)
+    for message in (ip, rep, conf, cc, poll):
+        assert encoder.encode(decoder.decode(message.raw, asn1Spec=rfc9480.PKIMessage())[0]) == message.raw
+
+
+def test_cert_hash_uses_hash_alg_for_eddsa():
+    ec_cert = _self_signed()
+    digest, hash_alg = m.cert_hash(ec_cert)
+    assert hash_alg is None and len(digest) == 32  # ecdsa-with-SHA256
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    ed_cert = _self_signed(ed_key)
+    digest, hash_alg = m.cert_hash(ed_cert)
+    assert hash_alg == "2.16.840.1.101.3.4.2.3" and len(digest) == 64  # SHA-512
+
+
+def test_garbage_is_a_clear_error():
+    for data in (b"", b"\x30\x03\x02\x01", b"\x04\x00", b"\x30\x80\x00\x00", b"\x30\x00"):
+        with pytest.raises(m.MessageError):
+            m.decode_message(data)
+
+
+# -- names ---------------------------------------------------------------------------
+
+
+def test_parse_dn_keeps_order_and_escapes():
+    name = parse_dn("/CN=Example CA/O=Ex\\/ample/C=DE/OU=a+OU=b")
+    assert [a.oid for a in name] == [NameOID.COMMON_NAME, NameOID.ORGANIZATION_NAME,
+                                      NameOID.COUNTRY_NAME, NameOID.ORGANIZATIONAL_UNIT_NAME,
+                                      NameOID.ORGANIZATIONAL_UNIT_NAME]
+    assert name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == "Ex/ample"
+    assert len(name.rdns) == 4
+    assert parse_dn(format_dn(name)) == name
+    assert parse_dn("") == x509.Name([]) == parse_dn("/")
+
+
+@pytest.mark.parametrize("bad,why", [("CN=x", "must start"), ("/XX=1", "unknown attribute"),
+                                     ("/C=DEU", "two letters"), ("/CN", "TYPE=value"),
+                                     ("/CN=", "empty value"), ("/CN=a\\", "backslash")])
+def test_parse_dn_errors(bad, why):
+    with pytest.raises(NameSyntaxError, match=why):
+        parse_dn(bad)
+
+
+def test_subject_fields():
+    name = Subject(common_name="r1", country="CN", organization="Ex", email="a@b.c").to_name()
+    assert format_dn(name) == "/C=CN/O=Ex/CN=r1/emailAddress=a@b.c"

@@ -1,0 +1,297 @@
+"""The CMP engine against OpenSSL's own CMP server (``openssl cmp -port 0``)."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import replace
+
+import pytest
+from cmp_mock_pki import REFERENCE, SECRET, write_pem
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials, enroll
+from agent.cmp.names import SubjectAltNames, parse_dn
+from agent.cmp.transaction import Enrolled, Failed, FailureKind
+from agent.cmp.transport import HttpTransport
+
+SUBJECT = parse_dn("/CN=router1.example.net")
+
+
+def mac(algorithm: str = "hmac-sha256", secret: str = SECRET) -> MacCredentials:
+    return MacCredentials(REFERENCE.encode(), secret.encode(), algorithm)
+
+
+def request(pki, server, **overrides) -> EnrollmentRequest:
+    fields = dict(
+        kind="ir",
+        server_url=server.url,
+        new_key=pki.new_key,
+        subject=SUBJECT,
+        mac=mac(),
+        recipient=pki.server.subject,
+        total_timeout=20,
+    )
+    fields.update(overrides)
+    return EnrollmentRequest(**fields)
+
+
+def assert_enrolled(result, pki, ca_pubs: bool = True) -> Enrolled:
+    assert isinstance(result, Enrolled), str(result)
+    assert result.status == "accepted"
+    assert result.certificate == pki.issued
+    # the mock sends -rsp_capubs in ip only (RFC 4210 5.3.2: caPubs for initialization)
+    assert (pki.root in result.ca_pubs) if ca_pubs else result.ca_pubs == ()
+    assert pki.root in result.extra_certs
+    return result
+
+
+@pytest.mark.parametrize("algorithm", ["hmac-sha256", "hmac-sha1"])
+def test_ir_by_mac(pki, mock_server, algorithm):
+    server = mock_server()
+    result = assert_enrolled(enroll(request(pki, server, mac=mac(algorithm))), pki)
+    assert result.messages.sent == {"ir": 1, "certConf": 1}
+    assert result.messages.received == {"ip": 1, "pkiconf": 1}
+
+
+def test_ir_with_subject_alt_names(pki, mock_server):
+    server = mock_server()
+    san = SubjectAltNames(dns=("router1.example.net",), ip=("192.0.2.1", "2001:db8::1"),
+                          email=("noc@example.net",))
+    subject = parse_dn("/C=DE/ST=Bavaria/L=Munich/O=Example/OU=Net/CN=router1/emailAddress=noc@example.net")
+    assert_enrolled(enroll(request(pki, server, subject=subject, san=san)), pki)
+
+
+def test_ir_by_signature_with_external_identity(pki, mock_server):
+    server = mock_server(mac=False)
+    signer = SignerCredentials(pki.client, pki.client_key)
+    # trust anchor: the server's chain is built from the response's extraCerts to the root
+    result = enroll(request(pki, server, mac=None, signer=signer, trusted=(pki.root,)))
+    assert_enrolled(result, pki)
+    # pinned server certificate
+    result = enroll(request(pki, server, mac=None, signer=signer, server_cert=pki.server))
+    assert_enrolled(result, pki)
+
+
+def test_cr_signed_with_identity(pki, mock_server):
+    server = mock_server(mac=False)
+    signer = SignerCredentials(pki.client, pki.client_key)
+    result = enroll(request(pki, server, kind="cr", mac=None, signer=signer, server_cert=pki.server))
+    assert_enrolled(result, pki, ca_pubs=False)
+    assert result.messages.sent == {"cr": 1, "certConf": 1}
+    assert result.messages.received == {"cp": 1, "pkiconf": 1}
+
+
+def test_cr_by_mac(pki, mock_server):
+    server = mock_server()
+    assert_enrolled(enroll(request(pki, server, kind="cr")), pki, ca_pubs=False)
+
+
+def test_kur_with_new_key(pki, mock_server, tmp_path):
+    """KUR signed with the old certificate and key; oldCertID names the old certificate.
+
+    OpenSSL 3.0's mock checks oldCertID against the issuer and serial of its -rsp_cert,
+    so the certificate it returns for the new key carries the old serial number.
+    """
+    old_key = ec.generate_private_key(ec.SECP256R1())
+    old = pki.issue_for(old_key.public_key())
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    from cmp_mock_pki import issue
+
+    updated = issue(old.subject, new_key.public_key(), pki.root.subject, pki.root_key, ca=False,
+                    serial=old.serial_number)
+    server = mock_server(mac=False, rsp_cert=str(write_pem(tmp_path / "updated.pem", updated)))
+    result = enroll(request(pki, server, kind="kur", mac=None, new_key=new_key,
+                            subject=x509.Name([]), signer=SignerCredentials(old, old_key),
+                            server_cert=pki.server))
+    assert isinstance(result, Enrolled), str(result)
+    assert result.certificate == updated
+    assert result.messages.sent == {"kur": 1, "certConf": 1}
+    assert result.messages.received == {"kup": 1, "pkiconf": 1}
+
+
+def test_kur_with_wrong_old_cert_is_refused(pki, mock_server):
+    """The oldCertID really is sent: the mock refuses one that does not match its cert."""
+    server = mock_server(mac=False)
+    result = enroll(request(pki, server, kind="kur", mac=None, subject=x509.Name([]),
+                            signer=SignerCredentials(pki.client, pki.client_key),
+                            server_cert=pki.server))
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.ERROR_MESSAGE
+    assert any("wrong certid" in t for t in result.status_texts)
+
+
+def test_polling_honours_check_after(pki, mock_server):
+    server = mock_server("-poll_count", "3", "-check_after", "1")
+    delays: list[float] = []
+    result = enroll(request(pki, server), sleep=delays.append)
+    assert_enrolled(result, pki)
+    assert result.messages.sent == {"ir": 1, "pollReq": 3, "certConf": 1}
+    assert result.messages.received == {"ip": 2, "pollRep": 2, "pkiconf": 1}
+    assert delays == [1.0, 1.0]  # the first pollReq goes at once; each pollRep says 1s
+
+
+def test_polling_bounded_by_total_timeout(pki, mock_server):
+    server = mock_server("-poll_count", "3", "-check_after", "30")
+    delays: list[float] = []
+    result = enroll(request(pki, server, total_timeout=5), sleep=delays.append)
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.TIMEOUT
+    assert "30s" in result.message
+    assert delays == []
+
+
+def test_implicit_confirm_granted(pki, mock_server):
+    server = mock_server("-grant_implicitconf")
+    result = assert_enrolled(enroll(request(pki, server, implicit_confirm=True)), pki)
+    assert result.messages.sent == {"ir": 1}
+    assert result.messages.received == {"ip": 1}
+
+
+def test_implicit_confirm_not_granted_falls_back_to_cert_conf(pki, mock_server):
+    server = mock_server()
+    result = assert_enrolled(enroll(request(pki, server, implicit_confirm=True)), pki)
+    assert result.messages.sent == {"ir": 1, "certConf": 1}
+
+
+def test_rejection_reported_with_reason(pki, mock_server):
+    server = mock_server("-pkistatus", "2", "-failure", "9", "-statusstring", "key too weak")
+    result = enroll(request(pki, server))
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.REJECTED
+    assert result.status == "rejection"
+    assert result.failure_info == ("badPOP",)
+    assert result.status_texts == ("key too weak",)
+    assert "badPOP" in str(result) and "key too weak" in str(result)
+
+
+def test_error_message(pki, mock_server):
+    server = mock_server("-send_error")
+    result = enroll(request(pki, server))
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.ERROR_MESSAGE
+    assert result.status == "rejection"
+    assert "badRequest" in result.failure_info
+    assert result.status_texts
+
+
+def test_unprotected_response_refused(pki, mock_server):
+    server = mock_server("-send_unprotected")
+    result = enroll(request(pki, server))
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.PROTECTION
+    assert "not protected" in result.message
+
+
+def test_wrong_secret(pki, mock_server):
+    server = mock_server()
+    result = enroll(request(pki, server, mac=mac(secret="not-the-secret")))
+    assert isinstance(result, Failed)
+    # the CA refuses our MAC; its answer, keyed with its own secret, is not believed
+    assert result.kind is FailureKind.ERROR_MESSAGE
+    assert "not authenticated" in result.message
+
+
+def test_wrong_verification_cert(pki, mock_server):
+    server = mock_server(mac=False)
+    signer = SignerCredentials(pki.client, pki.client_key)
+    pinned_wrong = enroll(request(pki, server, mac=None, signer=signer, server_cert=pki.client))
+    assert isinstance(pinned_wrong, Failed)
+    assert pinned_wrong.kind is FailureKind.PROTECTION
+    assert "signature protection is invalid" in pinned_wrong.message
+    untrusted = enroll(request(pki, server, mac=None, signer=signer, trusted=(pki.other_root,)))
+    assert isinstance(untrusted, Failed)
+    assert untrusted.kind is FailureKind.PROTECTION
+    assert "no trusted chain" in untrusted.message
+
+
+def test_closed_port(pki):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    closed = EnrollmentRequest(kind="ir", server_url=f"http://127.0.0.1:{port}/pkix/",
+                               new_key=pki.new_key, subject=SUBJECT, mac=mac(), total_timeout=5)
+    result = enroll(closed)
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.TRANSPORT
+    assert "refused" in result.message
+    assert result.messages.sent == {"ir": 1}
+
+
+def test_wrong_path_is_a_transport_failure(pki, mock_server):
+    server = mock_server()
+    result = enroll(request(pki, server, server_url=f"http://127.0.0.1:{server.port}/other/"))
+    assert isinstance(result, Failed)
+    assert result.kind in (FailureKind.TRANSPORT, FailureKind.ERROR_MESSAGE)
+
+
+def test_issued_cert_for_another_key_is_rejected(pki, mock_server, tmp_path):
+    stranger = pki.issue_for(ec.generate_private_key(ec.SECP256R1()).public_key())
+    server = mock_server(rsp_cert=str(write_pem(tmp_path / "stranger.pem", stranger)))
+    result = enroll(request(pki, server))
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.CERTIFICATE_MISMATCH
+    assert result.messages.sent == {"ir": 1, "certConf": 1}  # the certConf said rejection
+
+
+def test_keep_alive_connection_reused_within_transaction(pki, mock_server):
+    server = mock_server("-poll_count", "1", "-check_after", "0")
+    with HttpTransport(server.url) as transport:
+        result = assert_enrolled(enroll(request(pki, server), transport=transport), pki)
+        assert result.messages.sent == {"ir": 1, "pollReq": 1, "certConf": 1}
+        assert transport.connections_opened == 1
+    # without keep-alive every message opens a connection
+    with HttpTransport(server.url, keep_alive=False) as transport:
+        assert_enrolled(enroll(request(pki, server), transport=transport), pki)
+        assert transport.connections_opened == 3
+
+
+def test_source_address_bound(pki, mock_server):
+    server = mock_server()
+    with HttpTransport(server.url, source_address="127.0.0.1") as transport:
+        assert_enrolled(enroll(request(pki, server), transport=transport), pki)
+        assert transport._conn.sock.getsockname()[0] == "127.0.0.1"
+
+
+def test_total_timeout_when_server_never_answers(pki):
+    with socket.socket() as listener:  # accepts connections (backlog) but never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        silent = EnrollmentRequest(kind="ir", server_url=f"http://127.0.0.1:{port}/pkix/",
+                                   new_key=pki.new_key, subject=SUBJECT, mac=mac(),
+                                   total_timeout=0.5)
+        result = enroll(silent)
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.TIMEOUT
+    assert "timed out" in result.message
+
+
+@pytest.fixture
+def tls_proxy(pki, mock_server):
+    from cmp_mock_pki import TlsProxy
+
+    server = mock_server()
+    proxy = TlsProxy(server.port, *pki.tls_server())
+    yield proxy
+    proxy.stop()
+
+
+def test_https(pki, tls_proxy):
+    url = f"https://127.0.0.1:{tls_proxy.port}/pkix/"
+    https = EnrollmentRequest(kind="ir", server_url=url, new_key=pki.new_key, subject=SUBJECT,
+                              mac=mac(), tls_trusted=(pki.root,), total_timeout=20)
+    assert_enrolled(enroll(https), pki)
+    untrusted = enroll(replace(https, tls_trusted=(pki.other_root,)))
+    assert isinstance(untrusted, Failed)
+    assert untrusted.kind is FailureKind.TRANSPORT
+    assert "TLS server certificate not trusted" in untrusted.message
+
+
+def test_enroll_async(pki, mock_server):
+    import asyncio
+
+    from agent.cmp import enroll_async
+
+    server = mock_server()
+    assert_enrolled(asyncio.run(enroll_async(request(pki, server))), pki)

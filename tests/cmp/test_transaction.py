@@ -1,0 +1,181 @@
+"""The sans-IO transaction: responses OpenSSL's mock cannot be made to send.
+
+The CA side here is built with our own message layer (which OpenSSL accepts, see
+test_mock_server.py); these tests feed the state machine hostile or odd responses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from cmp_mock_pki import issue
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from agent.cmp import messages as m
+from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_params
+from agent.cmp.names import parse_dn
+from agent.cmp.protection import PbmParameters
+from agent.cmp.transaction import (
+    Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished, Send,
+)
+
+SECRET = b"s3cret"
+
+
+class FixedClock:
+    def __init__(self):
+        self.time = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def now(self):
+        return self.time
+
+
+def rng_counter():
+    counter = itertools.count(1)
+    return lambda size: next(counter).to_bytes(size, "big")
+
+
+@pytest.fixture
+def setup():
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = parse_dn("/CN=CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    request = EnrollmentRequest(kind="ir", server_url="http://unused/", new_key=key,
+                                subject=parse_dn("/CN=ee"), mac=MacCredentials(b"ref", SECRET),
+                                total_timeout=30)
+    rng = rng_counter()
+    clock = FixedClock()
+    tx = EnrollmentTransaction(transaction_params(request, rng), clock, rng)
+    now = datetime.now(timezone.utc) - timedelta(days=1)
+    cert = issue(parse_dn("/CN=ee"), key.public_key(), ca_name, ca_key, ca=False, not_before=now)
+    return tx, cert, ca_key, ca_name, clock
+
+
+def answer(request_bytes: bytes, body, *, protector="mac", transaction_id=None, recip_nonce=None,
+           implicit=False):
+    req = m.decode_message(request_bytes)
+    fields = m.HeaderFields(
+        sender=parse_dn("/CN=CA"), recipient=req.sender,
+        transaction_id=transaction_id or req.transaction_id, sender_nonce=b"\x77" * 16,
+        recip_nonce=recip_nonce or req.sender_nonce, implicit_confirm=implicit,
+    )
+    if protector == "mac":
+        protector = m.MacProtector(b"ca", SECRET, "hmac-sha256", 100, lambda n: b"\x01" * n)
+    return m.encode_message(fields, body, protector)
+
+
+def ip(cert, status=0):
+    return m.cert_rep_body("ip", m.CertRepContent((m.CertResponse(0, m.StatusInfo(status), cert),)))
+
+
+def test_happy_path_and_counts(setup):
+    tx, cert, *_ = setup
+    first = tx.start()
+    assert isinstance(first, Send) and first.delay == 0
+    conf = tx.receive(answer(first.message, ip(cert)))
+    assert isinstance(conf, Send)
+    entries = m.cert_conf_entries(m.decode_message(conf.message))
+    assert entries[0].cert_hash == m.cert_hash(cert)[0] and entries[0].status is None
+    done = tx.receive(answer(conf.message, m.pki_conf_body()))
+    assert isinstance(done, Finished) and isinstance(done.result, Enrolled)
+    assert done.result.messages.sent == {"ir": 1, "certConf": 1}
+    with pytest.raises(RuntimeError):
+        tx.receive(b"")
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("transaction_id", "transactionID differs"),
+    ("recip_nonce", "recipNonce differs"),
+    ("body_type", "unexpected pollRep, expected ip"),
+    ("garbage", "not a valid PKIMessage"),
+])
+def test_response_checks(setup, case, expected):
+    tx, cert, *_ = setup
+    request = tx.start().message
+    data = {
+        "transaction_id": lambda: answer(request, ip(cert), transaction_id=b"\x00" * 16),
+        "recip_nonce": lambda: answer(request, ip(cert), recip_nonce=b"\x00" * 16),
+        "body_type": lambda: answer(request, m.poll_rep_body([m.PollResponse(0, 1)])),
+        "garbage": lambda: b"<html>oops</html>",
+    }[case]()
+    done = tx.receive(data)
+    assert isinstance(done, Finished) and isinstance(done.result, Failed)
+    assert done.result.kind is FailureKind.PROTOCOL and expected in done.result.message
+    assert tx.finished
+
+
+def test_hostile_iteration_count_is_capped(setup):
+    tx, cert, *_ = setup
+    request = tx.start().message
+
+    class Hostile(m.MacProtector):
+        def algorithm(self):
+            params = PbmParameters(b"salt", "2.16.840.1.101.3.4.2.1", 10**9, "1.2.840.113549.2.9")
+            return m.ProtectionAlgorithm("1.2.840.113533.7.66.13", m.encode_pbm_parameters(params))
+
+        def protect(self, algorithm, part):
+            return b"\x00" * 32
+
+    done = tx.receive(answer(request, ip(cert), protector=Hostile(b"ca", SECRET)))
+    assert done.result.kind is FailureKind.PROTECTION
+    assert "iteration count 1000000000 outside" in done.result.message
+
+
+def test_unprotected_error_reported_not_believed(setup):
+    tx, *_ = setup
+    request = tx.start().message
+    body = m.error_body(m.ErrorContent(m.StatusInfo(2, ("go away",), (25,))))
+    done = tx.receive(answer(request, body, protector=None))
+    result = done.result
+    assert result.kind is FailureKind.ERROR_MESSAGE
+    assert "not authenticated" in result.message
+    assert result.failure_info == ("systemFailure",) and result.status_texts == ("go away",)
+
+
+def test_waiting_then_timeout_by_clock(setup):
+    tx, cert, _, _, clock = setup
+    request = tx.start().message
+    poll = tx.receive(answer(request, ip(cert, status=3)))
+    assert isinstance(poll, Send) and poll.delay == 0
+    assert m.poll_req_ids(m.decode_message(poll.message)) == [0]
+    again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, 10)])))
+    assert isinstance(again, Send) and again.delay == 10
+    clock.time += timedelta(seconds=25)
+    done = tx.receive(answer(again.message, m.poll_rep_body([m.PollResponse(0, 10)])))
+    assert done.result.kind is FailureKind.TIMEOUT
+
+
+def test_mismatching_cert_rejected_in_cert_conf(setup):
+    tx, cert, ca_key, ca_name, _ = setup
+    other = issue(parse_dn("/CN=ee"), ec.generate_private_key(ec.SECP256R1()).public_key(),
+                  ca_name, ca_key, ca=False)
+    request = tx.start().message
+    conf = tx.receive(answer(request, ip(other)))
+    entry = m.cert_conf_entries(m.decode_message(conf.message))[0]
+    assert entry.status.status_name == "rejection" and entry.status.failure_names == ("badCertTemplate",)
+    done = tx.receive(answer(conf.message, m.pki_conf_body()))
+    assert done.result.kind is FailureKind.CERTIFICATE_MISMATCH
+
+
+def test_ed25519_cert_confirmed_with_hash_alg_and_pvno_3(setup):
+    tx, _, _, ca_name, _ = setup
+    ca_ed = ed25519.Ed25519PrivateKey.generate()
+    cert = issue(parse_dn("/CN=ee"), tx.params.pop_key.public_key(), ca_name, ca_ed, ca=False)
+    request = tx.start().message
+    conf = m.decode_message(tx.receive(answer(request, ip(cert))).message)
+    assert conf.pvno == 3
+    entry = m.cert_conf_entries(conf)[0]
+    assert entry.hash_alg == "2.16.840.1.101.3.4.2.3"
+    assert entry.cert_hash == m.cert_hash(cert)[0]
+
+
+def test_implicit_confirm_only_when_granted(setup):
+    tx, cert, *_ = setup
+    tx = EnrollmentTransaction(replace(tx.params, implicit_confirm=True), FixedClock(), rng_counter())
+    request = tx.start().message
+    assert m.decode_message(request).implicit_confirm
+    done = tx.receive(answer(request, ip(cert), implicit=True))
+    assert isinstance(done.result, Enrolled) and done.result.messages.sent == {"ir": 1}

@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Benchmark: one full IR by MAC (key generated beforehand) against OpenSSL's mock CMP server.
+
+Our engine runs in this process; the reference is ``openssl cmp -cmd ir`` against the
+same server in the same run (its time includes starting the process, as an operator
+would see it). Both are measured with and without HTTP keep-alive, interleaved, and
+the medians and their ratios (ours / openssl) are printed as JSON.
+
+    .venv/bin/python tools/bench/bench_cmp.py [--n 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "cmp"))
+
+from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki  # noqa: E402
+
+from agent.cmp.client import EnrollmentRequest, MacCredentials, enroll  # noqa: E402
+from agent.cmp.names import format_dn  # noqa: E402
+from agent.cmp.transaction import Enrolled  # noqa: E402
+from agent.cmp.transport import HttpTransport  # noqa: E402
+
+
+def ours(pki: TestPki, url: str, keep_alive: bool) -> float:
+    request = EnrollmentRequest(
+        kind="ir", server_url=url, new_key=pki.new_key, subject=pki.issued.subject,
+        mac=MacCredentials(REFERENCE.encode(), SECRET.encode(), "hmac-sha256"),
+        recipient=pki.server.subject, total_timeout=30,
+    )
+    start = time.perf_counter()
+    with HttpTransport(url, keep_alive=keep_alive) as transport:
+        result = enroll(request, transport=transport)
+    elapsed = time.perf_counter() - start
+    if not isinstance(result, Enrolled):
+        raise SystemExit(f"our enrollment failed: {result}")
+    return elapsed
+
+
+def openssl(pki: TestPki, port: int, keep_alive: bool, workdir: Path) -> float:
+    args = [
+        "openssl", "cmp", "-cmd", "ir", "-server", f"127.0.0.1:{port}", "-path", "pkix/",
+        "-ref", REFERENCE, "-secret", f"pass:{SECRET}", "-mac", "hmacWithSHA256",
+        "-newkey", pki.path("new.key"), "-subject", format_dn(pki.issued.subject),
+        "-recipient", format_dn(pki.server.subject), "-certout", str(workdir / "openssl.pem"),
+        "-keep_alive", "1" if keep_alive else "0",
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(args, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"openssl cmp failed:\n{done.stderr}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20, help="transactions per variant (default 20)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        pki = TestPki.create(workdir / "pki")
+        server = MockCmpServer(pki)
+        try:
+            samples: dict[str, list[float]] = {
+                "ours_keep_alive": [], "ours_no_keep_alive": [],
+                "openssl_keep_alive": [], "openssl_no_keep_alive": [],
+            }
+            ours(pki, server.url, True)  # warm-up: imports, first connection
+            for _ in range(args.n):
+                samples["ours_keep_alive"].append(ours(pki, server.url, True))
+                samples["openssl_keep_alive"].append(openssl(pki, server.port, True, workdir))
+                samples["ours_no_keep_alive"].append(ours(pki, server.url, False))
+                samples["openssl_no_keep_alive"].append(openssl(pki, server.port, False, workdir))
+        finally:
+            server.stop()
+    medians = {k: round(statistics.median(v) * 1000, 3) for k, v in samples.items()}
+    report = {
+        "benchmark": "CMP IR by MAC (hmac-sha256), key pre-generated, openssl cmp mock server",
+        "n": args.n,
+        "median_ms": medians,
+        "ratio_ours_over_openssl": {
+            "keep_alive": round(medians["ours_keep_alive"] / medians["openssl_keep_alive"], 3),
+            "no_keep_alive": round(medians["ours_no_keep_alive"] / medians["openssl_no_keep_alive"], 3),
+        },
+        "note": "openssl times include process start-up; ours run in one process",
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
