@@ -29,7 +29,7 @@ DEFAULT_OPERATIONS = ("merge", "replace", "none")
 ERROR_OPTIONS = ("stop-on-error", "continue-on-error", "rollback-on-error")
 
 #: maps a leaf's checked clear value to the value stored (secret sealing)
-SecretHook = Callable[[NodeInfo, str, str], str]
+SecretHook = Callable[[NodeInfo, str, str, "str | None"], str]
 
 
 @dataclass
@@ -144,7 +144,8 @@ class _Engine:
             self._reset_to_default(data, info, existing, text, here)
             return
         if secret and self.seal_secret is not None:
-            text = self.seal_secret(info, text, here)
+            text = self.seal_secret(info, text, here,
+                                    existing.text if existing is not None else None)
         if existing is None:
             self._clear_other_cases(data, info)
             new_child(data, info.tag, text)

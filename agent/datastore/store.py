@@ -271,10 +271,18 @@ class Datastores:
                    error_option="stop-on-error", seal_secret=self._seal)
         return tree
 
-    def _seal(self, info: NodeInfo, value: str, path: str) -> str:
-        """Store a secret leaf only as ciphertext; our own ciphertext is kept."""
+    def _seal(self, info: NodeInfo, value: str, path: str, stored: str | None = None) -> str:
+        """Store a secret leaf only as ciphertext; our own ciphertext is kept.
+
+        Writing the clear text of the secret already *stored* keeps the stored
+        ciphertext, so that re-applying the same configuration changes nothing
+        (what idempotent tools such as Ansible's netconf_config compare).
+        """
         if self.secrets.is_ciphertext(value):
             return value
+        if stored is not None and self.secrets.is_ciphertext(stored) \
+                and self.secrets.open_text(stored) == value:
+            return stored
         if value.startswith(MARK):
             raise RpcError("invalid-value", f"{info.node.name} looks like an agent ciphertext "
                            "but cannot be decrypted with this agent's key; write the secret "

@@ -215,6 +215,19 @@ def test_secret_encrypted_everywhere(ds, model, state_dir):
     assert fresh.secrets.open_text(again) == SECRET
 
 
+def test_rewriting_the_same_clear_secret_changes_nothing(ds):
+    """Idempotent tools re-send the clear text; the stored ciphertext must not churn."""
+    ds.edit_config("candidate", config(session("s1", mac())))
+    ds.commit()
+    before = etree.tostring(ds.get_config("running"))
+    ds.edit_config("candidate", config(session("s1", mac())))
+    ds.commit()
+    assert etree.tostring(ds.get_config("running")) == before
+    ds.edit_config("candidate", config(session("s1", mac("another-secret"))))
+    ds.commit()
+    assert etree.tostring(ds.get_config("running")) != before
+
+
 def test_secret_via_copy_config_inline(ds):
     ds.copy_config("candidate", config(session("s1", mac())))
     text = etree.tostring(ds.get_config("candidate")).decode()
