@@ -1,0 +1,26 @@
+"""The operations of the NETCONF server, one module per standard.
+
+* :mod:`.base` - RFC 6241 section 7 (get, get-config, edit-config, copy-config,
+  delete-config, lock, unlock, close-session, kill-session) and the
+  ``:candidate`` / ``:validate`` operations of section 8.
+* :mod:`.commit` - ``<commit>`` and ``<cancel-commit>`` with confirmed commit
+  (RFC 6241 sections 8.3 and 8.4).
+* :mod:`.monitoring` - ``<get-schema>`` (RFC 6022 section 3.1).
+* :mod:`.notifications` - ``<create-subscription>`` (RFC 5277 section 2.1).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import base, commit, monitoring, notifications
+
+if TYPE_CHECKING:
+    from ..server import NetconfServer
+
+
+def register_standard_operations(server: "NetconfServer") -> None:
+    """Register every standard operation on *server*."""
+    for module in (base, commit, monitoring, notifications):
+        for (namespace, name), handler in module.OPERATIONS.items():
+            server.register_rpc(namespace, name, handler)

@@ -1,0 +1,260 @@
+"""RFC 6241 section 7 operations, with ``<validate>`` and ``<discard-changes>`` of section 8.
+
+Datastore work is delegated to :class:`agent.datastore.Datastores`; this
+module parses parameters, enforces locks (section 7.5) and applies filters
+(section 6) and with-defaults (RFC 6243 section 4.5).
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from ..errors import NC_NS, RpcError
+from ..filters import apply_filter
+from .registry import RpcContext, check_params, child, text_param
+
+WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
+DATASTORES = ("running", "candidate", "startup")
+WITH_DEFAULTS_MODES = ("report-all", "trim", "explicit", "report-all-tagged")
+
+
+def _nc(name: str) -> str:
+    return f"{{{NC_NS}}}{name}"
+
+
+# --- parameters -----------------------------------------------------------------------
+def datastore_param(op: etree._Element, param: str, *, inline_config: bool = False
+                    ) -> str | etree._Element:
+    """The datastore named in ``<param><running/></param>`` (RFC 6241 section 7).
+
+    With *inline_config*, ``<param><config>...</config></param>`` gives the
+    ``<config>`` element instead.
+    """
+    holder = child(op, NC_NS, param)
+    if holder is None:
+        raise RpcError("missing-element",
+                       f"<{etree.QName(op).localname}> needs a <{param}> parameter naming a datastore"
+                       f" ({', '.join(DATASTORES)})",
+                       type="protocol", info={"bad-element": param})
+    choices = [c for c in holder if isinstance(c.tag, str)]
+    if len(choices) != 1:
+        raise RpcError("bad-element",
+                       f"<{param}> must contain exactly one of {', '.join(DATASTORES)}",
+                       type="protocol", info={"bad-element": param})
+    chosen = choices[0]
+    q = etree.QName(chosen)
+    if q.namespace == NC_NS and q.localname in DATASTORES:
+        return q.localname
+    if inline_config and q.namespace == NC_NS and q.localname == "config":
+        return chosen
+    if q.namespace == NC_NS and q.localname == "url":
+        raise RpcError("operation-not-supported",
+                       "the :url capability is not supported; name a datastore instead",
+                       type="protocol", info={"bad-element": "url"})
+    raise RpcError("bad-element",
+                   f"<{q.localname}> is not a datastore; use one of {', '.join(DATASTORES)}",
+                   type="protocol", info={"bad-element": q.localname})
+
+
+def with_defaults_param(op: etree._Element) -> str:
+    """RFC 6243 section 4.5.1; the basic mode report-all when absent."""
+    mode = text_param(op, WD_NS, "with-defaults")
+    if mode is None:
+        return "report-all"
+    if mode not in WITH_DEFAULTS_MODES:
+        raise RpcError("invalid-value",
+                       f"with-defaults {mode!r} is not one of {', '.join(WITH_DEFAULTS_MODES)}",
+                       type="protocol", info={"bad-element": "with-defaults"})
+    return mode
+
+
+def check_not_locked_by_other(ctx: RpcContext, datastore: str) -> None:
+    """Refuse to change *datastore* while another session holds its lock (RFC 6241 section 7.5)."""
+    lock = ctx.server.locks.get(datastore)
+    if lock is not None and lock.session_id != ctx.session_id:
+        raise RpcError("in-use",
+                       f"the {datastore} datastore is locked by session {lock.session_id};"
+                       " wait for it to unlock or ask an administrator to kill that session",
+                       type="protocol")
+
+
+# --- retrieval (RFC 6241 sections 7.1 and 7.7) ----------------------------------------
+_GET_CONFIG_PARAMS = {_nc("source"), _nc("filter"), f"{{{WD_NS}}}with-defaults"}
+_GET_PARAMS = {_nc("filter"), f"{{{WD_NS}}}with-defaults"}
+
+
+async def get_config(ctx: RpcContext, op: etree._Element) -> etree._Element:
+    check_params(op, _GET_CONFIG_PARAMS)
+    source = datastore_param(op, "source")
+    data = ctx.server.datastores.get_config(source, with_defaults_param(op))
+    return apply_filter(data, child(op, NC_NS, "filter"), ctx.server.keys_of)
+
+
+async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
+    check_params(op, _GET_PARAMS)
+    data = ctx.server.datastores.get_config("running", with_defaults_param(op))
+    ctx.server.state.merge_into(data, ctx.server.keys_of)
+    return apply_filter(data, child(op, NC_NS, "filter"), ctx.server.keys_of)
+
+
+# --- changes (RFC 6241 sections 7.2 - 7.4) --------------------------------------------
+_EDIT_PARAMS = {_nc("target"), _nc("default-operation"), _nc("test-option"),
+                _nc("error-option"), _nc("config"), _nc("url")}
+
+
+def _choice(op: etree._Element, name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = text_param(op, NC_NS, name)
+    if value is None:
+        return default
+    if value not in allowed:
+        raise RpcError("invalid-value", f"<{name}> {value!r} is not one of {', '.join(allowed)}",
+                       type="protocol", info={"bad-element": name})
+    return value
+
+
+async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, _EDIT_PARAMS)
+    target = datastore_param(op, "target")
+    assert isinstance(target, str)
+    if child(op, NC_NS, "url") is not None:
+        raise RpcError("operation-not-supported", "the :url capability is not supported",
+                       type="protocol", info={"bad-element": "url"})
+    config = child(op, NC_NS, "config")
+    if config is None:
+        raise RpcError("missing-element", "<edit-config> needs a <config> element with the changes",
+                       type="protocol", info={"bad-element": "config"})
+    default_operation = _choice(op, "default-operation", ("merge", "replace", "none"), "merge")
+    test_option = _choice(op, "test-option", ("test-then-set", "set", "test-only"),
+                          "test-then-set")
+    error_option = _choice(op, "error-option",
+                           ("stop-on-error", "continue-on-error", "rollback-on-error"),
+                           "stop-on-error")
+    check_not_locked_by_other(ctx, target)
+    ctx.server.datastores.edit_config(target, config, default_operation=default_operation,
+                                      test_option=test_option, error_option=error_option)
+    if target == "candidate" and test_option != "test-only":
+        ctx.server.candidate_editors.add(ctx.session_id)
+
+
+async def copy_config(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, {_nc("target"), _nc("source"), f"{{{WD_NS}}}with-defaults"})
+    target = datastore_param(op, "target")
+    source = datastore_param(op, "source", inline_config=True)
+    assert isinstance(target, str)
+    if target == source:
+        raise RpcError("invalid-value", f"<copy-config> source and target are both {target}",
+                       type="protocol", info={"bad-element": "target"})
+    check_not_locked_by_other(ctx, target)
+    ctx.server.datastores.copy_config(target, source)
+    if target == "candidate":
+        ctx.server.candidate_editors.add(ctx.session_id)
+
+
+async def delete_config(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, {_nc("target")})
+    target = datastore_param(op, "target")
+    assert isinstance(target, str)
+    if target == "running":
+        raise RpcError("operation-not-supported",
+                       "the running datastore cannot be deleted (RFC 6241 section 7.4)",
+                       type="protocol", info={"bad-element": "running"})
+    check_not_locked_by_other(ctx, target)
+    ctx.server.datastores.delete_config(target)
+
+
+# --- :validate and :candidate (RFC 6241 sections 8.6 and 8.3) ------------------------
+async def validate(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, {_nc("source")})
+    ctx.server.datastores.validate(datastore_param(op, "source", inline_config=True))
+
+
+async def discard_changes(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, set())
+    check_not_locked_by_other(ctx, "candidate")
+    ctx.server.datastores.discard_changes()
+    ctx.server.candidate_editors.clear()
+
+
+# --- locks (RFC 6241 sections 7.5 and 7.6) --------------------------------------------
+async def lock(ctx: RpcContext, op: etree._Element) -> None:
+    from ..server import DatastoreLock
+
+    check_params(op, {_nc("target")})
+    target = datastore_param(op, "target")
+    assert isinstance(target, str)
+    server = ctx.server
+    held = server.locks.get(target)
+    if held is not None:
+        who = "this session" if held.session_id == ctx.session_id else f"session {held.session_id}"
+        raise RpcError("lock-denied", f"the {target} datastore is already locked by {who}",
+                       type="protocol", info={"session-id": str(held.session_id)})
+    if target == "candidate" and server.datastores.candidate_dirty:
+        others = sorted(server.candidate_editors - {ctx.session_id})
+        if others or not server.candidate_editors:
+            holder = others[0] if others else 0
+            raise RpcError(
+                "lock-denied",
+                "the candidate datastore has uncommitted changes"
+                + (f" made by session {holder}" if holder else "")
+                + "; they must be committed or discarded (discard-changes) first",
+                type="protocol", info={"session-id": str(holder)})
+    server.locks[target] = DatastoreLock(ctx.session_id, server.clock.now())
+
+
+async def unlock(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, {_nc("target")})
+    target = datastore_param(op, "target")
+    assert isinstance(target, str)
+    server = ctx.server
+    held = server.locks.get(target)
+    if held is None:
+        raise RpcError("operation-failed", f"the {target} datastore is not locked",
+                       type="protocol")
+    if held.session_id != ctx.session_id:
+        raise RpcError("lock-denied",
+                       f"the {target} datastore is locked by session {held.session_id},"
+                       " not by this session", type="protocol",
+                       info={"session-id": str(held.session_id)})
+    del server.locks[target]
+    if target == "candidate" and server.datastores.candidate_dirty:
+        # the lock holder's uncommitted changes go with the lock (RFC 6241 section 8.3.5.2)
+        server.datastores.discard_changes()
+        server.candidate_editors.clear()
+
+
+# --- sessions (RFC 6241 sections 7.8 and 7.9) -----------------------------------------
+async def close_session(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, set())
+    ctx.session.closing = True  # the server closes after sending <ok/>
+
+
+async def kill_session(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, {_nc("session-id")})
+    text = text_param(op, NC_NS, "session-id")
+    if text is None:
+        raise RpcError("missing-element", "<kill-session> needs the <session-id> to kill",
+                       type="protocol", info={"bad-element": "session-id"})
+    if not text.isdigit():
+        raise RpcError("invalid-value", f"session-id {text!r} is not a session number",
+                       type="protocol", info={"bad-element": "session-id"})
+    if int(text) == ctx.session_id:
+        raise RpcError("invalid-value",
+                       "a session cannot kill itself; use <close-session> (RFC 6241 section 7.9)",
+                       type="protocol", info={"bad-element": "session-id"})
+    ctx.server.kill(int(text), by=ctx.session_id)
+
+
+OPERATIONS = {
+    (NC_NS, "get-config"): get_config,
+    (NC_NS, "get"): get,
+    (NC_NS, "edit-config"): edit_config,
+    (NC_NS, "copy-config"): copy_config,
+    (NC_NS, "delete-config"): delete_config,
+    (NC_NS, "validate"): validate,
+    (NC_NS, "discard-changes"): discard_changes,
+    (NC_NS, "lock"): lock,
+    (NC_NS, "unlock"): unlock,
+    (NC_NS, "close-session"): close_session,
+    (NC_NS, "kill-session"): kill_session,
+}
+

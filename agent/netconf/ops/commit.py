@@ -1,0 +1,123 @@
+"""``<commit>`` and ``<cancel-commit>`` (RFC 6241 sections 8.3.4 and 8.4).
+
+A confirmed commit (``<confirmed/>``) applies the candidate to running at
+once and rolls it back unless a confirming commit arrives within
+``confirm-timeout`` seconds (default 600). Without ``<persist>``, the
+follow-up and confirming commits must come from the same session, and the
+end of that session rolls back; with ``<persist>``, any session confirms or
+cancels by giving the same value as ``<persist-id>`` (section 8.4.1).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from lxml import etree
+
+from ..errors import NC_NS, RpcError
+from .base import check_not_locked_by_other
+from .registry import RpcContext, check_params, child, text_param
+
+log = logging.getLogger("agent.netconf")
+
+DEFAULT_CONFIRM_TIMEOUT = 600
+_MAX_CONFIRM_TIMEOUT = 4294967295  # uint32 (ietf-netconf)
+
+
+def _nc(name: str) -> str:
+    return f"{{{NC_NS}}}{name}"
+
+
+def _confirm_timeout(op: etree._Element) -> int:
+    text = text_param(op, NC_NS, "confirm-timeout")
+    if text is None:
+        return DEFAULT_CONFIRM_TIMEOUT
+    if not text.isdigit() or not 1 <= int(text) <= _MAX_CONFIRM_TIMEOUT:
+        raise RpcError("invalid-value",
+                       f"confirm-timeout {text!r} must be a number of seconds from 1 to"
+                       f" {_MAX_CONFIRM_TIMEOUT}", type="protocol",
+                       info={"bad-element": "confirm-timeout"})
+    return int(text)
+
+
+def _check_pending_owner(ctx: RpcContext, persist_id: str | None, what: str) -> None:
+    """RFC 6241 section 8.4.1: who may follow up, confirm or cancel a confirmed commit."""
+    pending = ctx.server.confirm
+    assert pending is not None
+    if pending.persist is not None:
+        if persist_id != pending.persist:
+            raise RpcError(
+                "invalid-value",
+                f"a persistent confirmed commit is pending; {what} needs the <persist-id>"
+                " given as <persist> in that commit" if persist_id is None else
+                f"<persist-id> does not match the pending confirmed commit; {what} refused",
+                type="protocol", info={"bad-element": "persist-id"})
+    else:
+        if persist_id is not None:
+            raise RpcError("invalid-value",
+                           "the pending confirmed commit was not given <persist>; omit <persist-id>",
+                           type="protocol", info={"bad-element": "persist-id"})
+        if pending.session_id != ctx.session_id:
+            raise RpcError(
+                "in-use",
+                f"a confirmed commit of session {pending.session_id} is pending; only that"
+                f" session can {what} it (or use <persist> for a cross-session confirm)",
+                type="protocol")
+
+
+async def commit(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, {_nc("confirmed"), _nc("confirm-timeout"), _nc("persist"),
+                      _nc("persist-id")})
+    server = ctx.server
+    confirmed = child(op, NC_NS, "confirmed") is not None
+    timeout = _confirm_timeout(op)
+    persist = text_param(op, NC_NS, "persist")
+    persist_id = text_param(op, NC_NS, "persist-id")
+    if not confirmed and (persist is not None or child(op, NC_NS, "confirm-timeout") is not None):
+        raise RpcError("bad-element", "<persist> and <confirm-timeout> need <confirmed/>",
+                       type="protocol", info={"bad-element": "persist" if persist is not None
+                                              else "confirm-timeout"})
+    check_not_locked_by_other(ctx, "running")
+    check_not_locked_by_other(ctx, "candidate")
+    pending = server.confirm
+    if pending is not None:
+        _check_pending_owner(ctx, persist_id, "confirm")
+    elif persist_id is not None:
+        raise RpcError("invalid-value", "no confirmed commit is pending; omit <persist-id>",
+                       type="protocol", info={"bad-element": "persist-id"})
+    if confirmed and pending is None:
+        server.begin_confirmed_commit(ctx.session_id, persist)
+    try:
+        summary = server.datastores.commit()
+    except BaseException:
+        if confirmed and pending is None:
+            server.end_confirmed_commit()
+        raise
+    server.candidate_editors.clear()
+    if confirmed:
+        if pending is not None and persist is not None:
+            pending.persist = persist
+        server.schedule_confirm_timeout(timeout)
+        log.info("session %d (%s) confirmed commit, timeout %d s: %s", ctx.session_id, ctx.user,
+                 timeout, summary.describe())
+    elif pending is not None:
+        server.end_confirmed_commit()
+        log.info("session %d (%s) confirmed the pending commit: %s", ctx.session_id, ctx.user,
+                 summary.describe())
+    else:
+        log.info("session %d (%s) commit: %s", ctx.session_id, ctx.user, summary.describe())
+
+
+async def cancel_commit(ctx: RpcContext, op: etree._Element) -> None:
+    check_params(op, {_nc("persist-id")})
+    if ctx.server.confirm is None:
+        raise RpcError("operation-failed", "no confirmed commit is pending; nothing to cancel",
+                       type="protocol")
+    _check_pending_owner(ctx, text_param(op, NC_NS, "persist-id"), "cancel")
+    ctx.server.rollback_confirmed_commit(f"cancel-commit by session {ctx.session_id}")
+
+
+OPERATIONS = {
+    (NC_NS, "commit"): commit,
+    (NC_NS, "cancel-commit"): cancel_commit,
+}

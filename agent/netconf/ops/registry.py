@@ -1,0 +1,96 @@
+"""The RPC dispatch table: (namespace, operation name) -> async handler.
+
+Handlers have the signature ``async def handler(ctx, operation) -> result``
+where *operation* is the operation element (the only child of ``<rpc>``) and
+*result* is an element or list of elements for ``<rpc-reply>``, or ``None``
+for ``<ok/>`` (RFC 6241 section 4.2). Handlers raise
+:class:`~agent.netconf.errors.RpcError` / ``RpcErrors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from ..errors import RpcError
+
+if TYPE_CHECKING:
+    from ..server import NetconfServer, SessionRecord
+
+Result = etree._Element | list[etree._Element] | None
+
+
+@dataclass(frozen=True)
+class RpcContext:
+    """What a handler knows about the call."""
+
+    session: "SessionRecord"
+    server: "NetconfServer"
+
+    @property
+    def session_id(self) -> int:
+        return self.session.session_id
+
+    @property
+    def user(self) -> str:
+        return self.session.user
+
+
+Handler = Callable[[RpcContext, etree._Element], Awaitable[Result]]
+
+
+class RpcRegistry:
+    """Handlers by qualified operation name."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, namespace: str, name: str, handler: Handler) -> None:
+        """Answer ``<name xmlns=namespace>`` operations with *handler*."""
+        self._handlers[f"{{{namespace}}}{name}"] = handler
+
+    def lookup(self, operation: etree._Element) -> Handler:
+        """The handler for *operation*; ``operation-not-supported`` if there is none."""
+        handler = self._handlers.get(operation.tag)
+        if handler is not None:
+            return handler
+        qname = etree.QName(operation)
+        known = sorted({etree.QName(t).localname for t in self._handlers
+                        if etree.QName(t).namespace == qname.namespace})
+        hint = (f"; operations in that namespace: {', '.join(known)}" if known
+                else "; no operation is known in that namespace")
+        raise RpcError(
+            "operation-not-supported",
+            f"the agent does not implement the operation <{qname.localname}> in namespace "
+            f"{qname.namespace or '(none)'}{hint}",
+            type="protocol", info={"bad-element": qname.localname})
+
+    def operations(self) -> list[tuple[str, str]]:
+        """(namespace, name) of every registered operation."""
+        return [(etree.QName(t).namespace or "", etree.QName(t).localname) for t in self._handlers]
+
+
+def child(parent: etree._Element, namespace: str, name: str) -> etree._Element | None:
+    """The first child ``{namespace}name`` of *parent*."""
+    return parent.find(f"{{{namespace}}}{name}")
+
+
+def text_param(parent: etree._Element, namespace: str, name: str) -> str | None:
+    """The stripped text of child ``{namespace}name``, ``None`` if absent."""
+    el = child(parent, namespace, name)
+    return None if el is None else (el.text or "").strip()
+
+
+def check_params(operation: etree._Element, allowed: Collection[str]) -> None:
+    """``unknown-element`` for a child of *operation* that is not in *allowed* (Clark names)."""
+    for el in operation:
+        if isinstance(el.tag, str) and el.tag not in allowed:
+            name = etree.QName(el).localname
+            raise RpcError(
+                "unknown-element",
+                f"<{etree.QName(operation).localname}> has no parameter <{name}>"
+                f" in namespace {etree.QName(el).namespace or '(none)'}",
+                type="protocol", info={"bad-element": name})

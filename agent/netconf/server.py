@@ -1,0 +1,550 @@
+"""The NETCONF server: sessions, dispatch, locks, confirmed commit, and its SSH transport.
+
+:class:`NetconfServer` is transport-independent: a transport opens a session
+with :meth:`NetconfServer.open_session`, feeds received bytes to
+:meth:`NetconfServer.data_received` and reports the end with
+:meth:`NetconfServer.session_closed`. RPCs of one session are answered in
+order (RFC 6241 section 4.2); all sessions share one asyncio loop, so
+datastore operations, and commits in particular, run one at a time.
+
+:func:`start_ssh_server` is the thin asyncssh adapter: the SSH subsystem
+``netconf`` of RFC 6242 section 3, with password and public-key
+authentication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import asyncssh
+from lxml import etree
+
+from ..atomic import atomic_write
+from ..clock import Clock, SystemClock
+from .errors import NC_NS, RpcError, RpcErrors
+from .framing import DEFAULT_MAX_MESSAGE_SIZE
+from .ops.registry import Handler, RpcContext, RpcRegistry
+from .session import CloseSession, HelloReceived, RpcReceived, SendData, Session, State
+from .state import StateProvider, StateRegistry, netconf_state, yang_library
+from .xmlparse import parse_message
+
+if TYPE_CHECKING:
+    from ..datastore import Datastores
+    from ..model import Model
+    from .users import UserStore
+
+log = logging.getLogger("agent.netconf")
+
+NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+
+#: RFC 6241 section 8 and RFC 6243 / RFC 5277 capabilities, without the YANG library one
+BASE_CAPABILITIES = (
+    "urn:ietf:params:netconf:base:1.0",
+    "urn:ietf:params:netconf:base:1.1",
+    "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
+    "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+    "urn:ietf:params:netconf:capability:validate:1.1",
+    "urn:ietf:params:netconf:capability:startup:1.0",
+    "urn:ietf:params:netconf:capability:xpath:1.0",
+    "urn:ietf:params:netconf:capability:with-defaults:1.0"
+    "?basic-mode=report-all&also-supported=trim,explicit,report-all-tagged",
+    "urn:ietf:params:netconf:capability:notification:1.0",
+    "urn:ietf:params:netconf:capability:interleave:1.0",
+)
+
+
+class Transport(Protocol):
+    """What the server needs from a session's transport."""
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class DatastoreLock:
+    """A global lock (RFC 6241 section 7.5)."""
+
+    session_id: int
+    since: datetime
+
+
+@dataclass
+class Statistics:
+    """Server-wide counters of ietf-netconf-monitoring (RFC 6022 section 2.1.5).
+
+    Per-RPC counters of closed sessions are added here when they close.
+    """
+
+    start_time: datetime
+    in_bad_hellos: int = 0
+    in_sessions: int = 0
+    dropped_sessions: int = 0
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+    out_notifications: int = 0
+
+
+@dataclass
+class Subscription:
+    """A ``<create-subscription>`` of RFC 5277 section 2.1.1 (no replay)."""
+
+    stream: str
+    filter: etree._Element | None = None
+
+
+@dataclass
+class SessionRecord:
+    """Everything the server keeps about one session."""
+
+    session_id: int
+    user: str
+    peer_host: str
+    login_time: datetime
+    protocol: Session
+    transport: Transport
+    subscription: Subscription | None = None
+    closing: bool = False
+    pending: deque = field(default_factory=deque)
+    worker: asyncio.Task | None = None
+
+
+@dataclass
+class PendingConfirm:
+    """A confirmed commit awaiting its confirming commit (RFC 6241 section 8.4)."""
+
+    session_id: int
+    persist: str | None
+    snapshot: object
+    timer: asyncio.TimerHandle | None = None
+
+
+class NetconfServer:
+    """The transport-independent NETCONF server of the agent."""
+
+    def __init__(self, model: "Model", datastores: "Datastores", *,
+                 clock: Clock | None = None,
+                 max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+                 extra_capabilities: tuple[str, ...] = (),
+                 confirm_backup: Path | None = None,
+                 hello_timeout: float = 60.0):
+        self.model = model
+        self.datastores = datastores
+        self.clock = clock or SystemClock()
+        self.max_message_size = max_message_size
+        self.capabilities: list[str] = [*BASE_CAPABILITIES, *extra_capabilities,
+                                        *_yang_capabilities(model)]
+        self.registry = RpcRegistry()
+        self.state = StateRegistry()
+        self.sessions: dict[int, SessionRecord] = {}
+        self.locks: dict[str, DatastoreLock] = {}
+        #: sessions that changed the candidate since it was last committed or discarded
+        self.candidate_editors: set[int] = set()
+        self.confirm: PendingConfirm | None = None
+        #: where running is kept during a confirmed commit (survives a crash)
+        self.confirm_backup = confirm_backup
+        #: seconds a client has to send its hello before the session is closed
+        self.hello_timeout = hello_timeout
+        self.statistics = Statistics(start_time=self.clock.now())
+        self._next_session_id = 1
+        self._key_cache: dict[str, tuple[str, ...]] = {}
+        self.state.add(netconf_state(self))
+        self.state.add(yang_library(self))
+        from .ops import register_standard_operations
+
+        register_standard_operations(self)
+
+    # --- extension points ---------------------------------------------------------
+    def register_rpc(self, namespace: str, name: str, handler: Handler) -> None:
+        """Answer ``<name xmlns=namespace>`` with ``await handler(ctx, operation_element)``."""
+        self.registry.register(namespace, name, handler)
+
+    def add_state_provider(self, provider: StateProvider) -> None:
+        """Add state data (``config false``) to ``<get>``."""
+        self.state.add(provider)
+
+    def notify(self, event: etree._Element) -> None:
+        """Send *event* as a ``<notification>`` (RFC 5277 section 4) to subscribed sessions."""
+        from .filters import subtree_filter
+
+        now = self.clock.now()
+        for record in list(self.sessions.values()):
+            sub = record.subscription
+            if sub is None or record.closing:
+                continue
+            if sub.filter is not None:
+                wrapper = etree.Element("data")
+                wrapper.append(copy.deepcopy(event))
+                if len(subtree_filter(wrapper, sub.filter)) == 0:
+                    continue
+            notification = etree.Element(f"{{{NOTIFICATION_NS}}}notification",
+                                         nsmap={None: NOTIFICATION_NS})
+            etree.SubElement(notification, f"{{{NOTIFICATION_NS}}}eventTime").text = (
+                now.isoformat().replace("+00:00", "Z"))
+            notification.append(copy.deepcopy(event))
+            record.transport.send(record.protocol.notification(notification))
+
+    def keys_of(self, element: etree._Element) -> tuple[str, ...]:
+        """Clark names of the key leaves if *element* is a list entry, else ``()``.
+
+        Looked up once per schema path in the yangson model, then cached.
+        """
+        tags = []
+        cur = element
+        while cur.getparent() is not None:
+            tags.append(cur.tag)
+            cur = cur.getparent()
+        path = tuple(reversed(tags))
+        cached = self._key_cache.get(path)
+        if cached is None:
+            cached = self._key_cache[path] = self._lookup_keys(path)
+        return cached
+
+    def _lookup_keys(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        modules = {m.namespace: m.name for m in self.model.modules}
+        path, previous = "", None
+        for tag in tags:
+            q = etree.QName(tag)
+            module = modules.get(q.namespace)
+            if module is None:
+                return ()
+            # yangson data paths name the module only where it changes
+            path += f"/{module}:{q.localname}" if module != previous else f"/{q.localname}"
+            previous = module
+        try:
+            node = self.model.datamodel.get_data_node(path)
+        except Exception:  # noqa: BLE001 - not a schema path: no keys
+            return ()
+        namespace = etree.QName(tags[-1]).namespace
+        return tuple(f"{{{namespace}}}{name}" for name, _ in getattr(node, "keys", None) or ())
+
+    # --- sessions -----------------------------------------------------------------
+    def open_session(self, user: str, peer_host: str, transport: Transport) -> SessionRecord:
+        """A new session; its hello is sent at once (RFC 6241 section 8.1)."""
+        session_id = self._next_session_id
+        self._next_session_id += 1
+        protocol = Session(session_id, self.capabilities, self.max_message_size)
+        record = SessionRecord(session_id, user, peer_host, self.clock.now(), protocol, transport)
+        self.sessions[session_id] = record
+        self.statistics.in_sessions += 1
+        log.info("session %d opened: user %s from %s", session_id, user, peer_host)
+        transport.send(protocol.hello())
+        asyncio.get_running_loop().call_later(self.hello_timeout, self._hello_deadline, record)
+        return record
+
+    def _hello_deadline(self, record: SessionRecord) -> None:
+        if record.session_id in self.sessions and record.protocol.state is State.AWAIT_HELLO:
+            record.protocol.bad_hello = True
+            log.warning("session %d: no hello within %g s", record.session_id, self.hello_timeout)
+            self.end_session(record, "no hello")
+
+    def data_received(self, record: SessionRecord, data: bytes) -> None:
+        """Bytes from the client of *record*."""
+        events = record.protocol.receive_data(data)
+        if not events:
+            return
+        record.pending.extend(events)
+        if record.worker is None or record.worker.done():
+            record.worker = asyncio.get_running_loop().create_task(self._drain(record))
+
+    async def _drain(self, record: SessionRecord) -> None:
+        """Handle the events of *record* in order, one RPC after the other."""
+        while record.pending and not record.closing:
+            event = record.pending.popleft()
+            if isinstance(event, RpcReceived):
+                await self._dispatch(record, event)
+            elif isinstance(event, SendData):
+                log.info("session %d: bad message answered with an rpc-error", record.session_id)
+                record.transport.send(event.data)
+            elif isinstance(event, CloseSession):
+                if event.data:
+                    record.transport.send(event.data)
+                log.warning("session %d: closing: %s", record.session_id, event.reason)
+                self.end_session(record, event.reason)
+            elif isinstance(event, HelloReceived):
+                log.debug("session %d: hello, framing %s", record.session_id,
+                          record.protocol.framing.value)
+            if record.pending:
+                await asyncio.sleep(0)  # a client pipelining many RPCs must not starve others
+
+    async def _dispatch(self, record: SessionRecord, request: RpcReceived) -> None:
+        started = time.perf_counter()
+        name = etree.QName(request.operation).localname
+        try:
+            handler = self.registry.lookup(request.operation)
+            result = await handler(RpcContext(record, self), request.operation)
+            reply = record.protocol.reply(request, result)
+            outcome = "ok"
+        except RpcError as exc:
+            reply = record.protocol.reply_errors(request, [exc])
+            outcome = f"error {exc.tag}"
+        except RpcErrors as exc:
+            reply = record.protocol.reply_errors(request, exc.errors)
+            outcome = "errors " + ",".join(e.tag for e in exc.errors)
+        except Exception:  # noqa: BLE001 - a bug must not take the session down
+            log.exception("session %d: rpc %s failed", record.session_id, name)
+            err = RpcError("operation-failed",
+                           f"internal error while processing <{name}>; see the agent log",
+                           type="application")
+            reply = record.protocol.reply_errors(request, [err])
+            outcome = "error operation-failed (internal)"
+        if record.session_id in self.sessions:
+            record.transport.send(reply)
+        log.info("session %d rpc %s message-id %s: %s in %.2f ms", record.session_id, name,
+                 request.message_id, outcome, (time.perf_counter() - started) * 1000)
+        if record.closing:
+            self.end_session(record, "close-session")
+
+    def end_session(self, record: SessionRecord, reason: str) -> None:
+        """Close the transport of *record* and clean up after it."""
+        record.closing = True
+        record.transport.close()
+        self.session_closed(record, reason)
+
+    def session_closed(self, record: SessionRecord, reason: str) -> None:
+        """The session is gone: release its locks, roll back its unconfirmed commit."""
+        if self.sessions.pop(record.session_id, None) is None:
+            return
+        record.protocol.close()
+        record.pending.clear()
+        if record.protocol.bad_hello:
+            self.statistics.in_bad_hellos += 1
+        if reason != "close-session":  # RFC 6022: ended without <close-session>
+            self.statistics.dropped_sessions += 1
+        c = record.protocol.counters
+        st = self.statistics
+        st.in_rpcs += c.in_rpcs
+        st.in_bad_rpcs += c.in_bad_rpcs
+        st.out_rpc_errors += c.out_rpc_errors
+        st.out_notifications += c.out_notifications
+        for name, lock in list(self.locks.items()):
+            if lock.session_id == record.session_id:
+                del self.locks[name]
+                if name == "candidate" and self.datastores.candidate_dirty:
+                    # RFC 6241 section 8.3.5.2: the lock holder's uncommitted changes go away
+                    self.datastores.discard_changes()
+                    self.candidate_editors.clear()
+                    log.info("session %d: candidate lock released, changes discarded",
+                             record.session_id)
+        self.candidate_editors.discard(record.session_id)
+        confirm = self.confirm
+        if confirm is not None and confirm.session_id == record.session_id and not confirm.persist:
+            # RFC 6241 section 8.4.1: session end cancels a non-persistent confirmed commit
+            self.rollback_confirmed_commit(f"session {record.session_id} ended")
+        log.info("session %d closed: user %s from %s (%s)", record.session_id, record.user,
+                 record.peer_host, reason)
+
+    def close(self) -> None:
+        """End every session (agent shutdown): locks go, unconfirmed commits roll back."""
+        for record in list(self.sessions.values()):
+            self.end_session(record, "agent shutting down")
+
+    def kill(self, session_id: int, by: int) -> None:
+        """``<kill-session>`` (RFC 6241 section 7.9)."""
+        record = self.sessions.get(session_id)
+        if record is None:
+            raise RpcError("invalid-value", f"there is no session {session_id}",
+                           type="protocol", info={"bad-element": "session-id"})
+        log.info("session %d killed by session %d", session_id, by)
+        self.end_session(record, f"killed by session {by}")
+
+    # --- confirmed commit (RFC 6241 section 8.4) -----------------------------------
+    def begin_confirmed_commit(self, session_id: int, persist: str | None) -> None:
+        """Remember running before a confirmed commit, in memory and on disk.
+
+        The on-disk copy lets :meth:`recover_unconfirmed_commit` restore it
+        if the agent stops before the commit is confirmed (RFC 6241 section 8.4.1).
+        """
+        snapshot = self.datastores.running_snapshot()
+        if self.confirm_backup is not None:
+            data = self.datastores.get_config("running", "explicit")
+            atomic_write(self.confirm_backup, etree.tostring(data))
+        self.confirm = PendingConfirm(session_id, persist, snapshot)
+
+    def end_confirmed_commit(self) -> None:
+        """The pending confirmed commit is confirmed (or never happened): forget the copy."""
+        confirm, self.confirm = self.confirm, None
+        if confirm is not None and confirm.timer is not None:
+            confirm.timer.cancel()
+        if self.confirm_backup is not None:
+            self.confirm_backup.unlink(missing_ok=True)
+
+    def rollback_confirmed_commit(self, reason: str) -> None:
+        """Restore running as it was before the confirmed commit."""
+        confirm = self.confirm
+        if confirm is None:
+            return
+        summary = self.datastores.restore_running(confirm.snapshot)
+        self.end_confirmed_commit()
+        self.candidate_editors.clear()
+        log.info("confirmed commit rolled back (%s): %s", reason, summary.describe())
+
+    def schedule_confirm_timeout(self, seconds: int) -> None:
+        assert self.confirm is not None
+        if self.confirm.timer is not None:
+            self.confirm.timer.cancel()
+        self.confirm.timer = asyncio.get_running_loop().call_later(
+            seconds, self.rollback_confirmed_commit, f"no confirming commit within {seconds} s")
+
+    def recover_unconfirmed_commit(self) -> None:
+        """At start: undo a confirmed commit that the previous run never confirmed."""
+        if self.confirm_backup is None or not self.confirm_backup.exists():
+            return
+        data = parse_message(self.confirm_backup.read_bytes())
+        config = etree.Element(f"{{{NC_NS}}}config", nsmap={None: NC_NS})
+        config.extend(list(data))
+        self.datastores.copy_config("candidate", config)
+        summary = self.datastores.commit()
+        self.confirm_backup.unlink()
+        log.warning("a confirmed commit was not confirmed before the agent stopped;"
+                    " running restored: %s", summary.describe())
+
+
+def _yang_capabilities(model: "Model") -> list[str]:
+    """Module capabilities as RFC 7950 section 5.6.4 prescribes with RFC 8526.
+
+    YANG 1.0 modules are advertised in the hello; YANG 1.1 modules only in the
+    YANG library, announced by the yang-library:1.1 capability.
+    """
+    caps = []
+    for m in model.modules:
+        if m.conformance != "implement":
+            continue
+        text = m.path.read_text(encoding="utf-8")
+        if _yang_version(text) == "1.1":
+            continue
+        uri = f"{m.namespace}?module={m.name}&revision={m.revision}"
+        if m.features:
+            uri += "&features=" + ",".join(m.features)
+        caps.append(uri)
+    caps.append("urn:ietf:params:netconf:capability:yang-library:1.1"
+                f"?revision=2019-01-04&content-id={model.content_id}")
+    return caps
+
+
+def _yang_version(text: str) -> str:
+    import re
+
+    match = re.search(r"^\s*yang-version\s+\"?([0-9.]+)\"?\s*;", text, re.M)
+    return match.group(1) if match else "1"
+
+
+# --- the SSH transport (RFC 6242 section 3) -------------------------------------------
+class _ChannelTransport:
+    def __init__(self, chan: asyncssh.SSHServerChannel):
+        self._chan = chan
+
+    def send(self, data: bytes) -> None:
+        if not self._chan.is_closing():
+            self._chan.write(data)
+
+    def close(self) -> None:
+        self._chan.close()
+
+
+class _NetconfChannel(asyncssh.SSHServerSession):
+    """One SSH channel running the ``netconf`` subsystem."""
+
+    def __init__(self, server: NetconfServer, user: str, peer_host: str):
+        self._server = server
+        self._user = user
+        self._peer_host = peer_host
+        self._chan: asyncssh.SSHServerChannel | None = None
+        self._record: SessionRecord | None = None
+
+    def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
+        self._chan = chan
+
+    def subsystem_requested(self, subsystem: str) -> bool:
+        return subsystem == "netconf"
+
+    def session_started(self) -> None:
+        assert self._chan is not None
+        self._record = self._server.open_session(self._user, self._peer_host,
+                                                 _ChannelTransport(self._chan))
+
+    def data_received(self, data: bytes, datatype: object) -> None:
+        if self._record is not None:
+            self._server.data_received(self._record, data)
+
+    def eof_received(self) -> bool:
+        return False  # close the channel
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._record is not None:
+            reason = f"connection lost: {exc}" if exc else "client closed the channel"
+            self._server.session_closed(self._record, reason)
+
+
+class _SshServer(asyncssh.SSHServer):
+    """Authentication and channel set-up for one SSH connection."""
+
+    def __init__(self, server: NetconfServer, users: "UserStore"):
+        self._server = server
+        self._users = users
+        self._conn: asyncssh.SSHServerConnection | None = None
+        self._user = ""
+        self._peer = "?"
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        peer = conn.get_extra_info("peername")
+        self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.debug("ssh connection from %s lost: %s", self._peer, exc)
+
+    def begin_auth(self, username: str) -> bool:
+        keys = self._users.authorized_keys(username)
+        if keys is not None and self._conn is not None:
+            self._conn.set_authorized_keys(keys)
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return True
+
+    async def validate_password(self, username: str, password: str) -> bool:
+        ok = await asyncio.get_running_loop().run_in_executor(
+            None, self._users.check_password, username, password)
+        if ok:
+            self._user = username
+        else:
+            log.warning("password authentication failed for user %r from %s", username, self._peer)
+        return ok
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def auth_completed(self) -> None:
+        if self._conn is not None:
+            self._user = self._conn.get_extra_info("username") or self._user
+
+    def session_requested(self) -> _NetconfChannel:
+        host = self._peer.rsplit(":", 1)[0]
+        return _NetconfChannel(self._server, self._user, host)
+
+
+async def start_ssh_server(server: NetconfServer, users: "UserStore", host: str, port: int,
+                           host_keys: list[str]) -> asyncssh.SSHAcceptor:
+    """Listen for NETCONF over SSH on *host*:*port* (RFC 6242)."""
+    return await asyncssh.create_server(
+        lambda: _SshServer(server, users), host, port,
+        server_host_keys=host_keys,
+        encoding=None,
+        allow_scp=False,
+        agent_forwarding=False,
+        x11_forwarding=False,
+        keepalive_interval=60,
+    )
+

@@ -1,0 +1,256 @@
+"""One NETCONF session, sans-IO: hello exchange, framing switch, rpc in, rpc-reply out.
+
+Implements the message layer of RFC 6241: capabilities exchange (section 8.1),
+``<rpc>`` and ``<rpc-reply>`` (sections 4.1 and 4.2, including the copy of all
+``<rpc>`` attributes onto the reply and the ``missing-attribute`` error when
+``message-id`` is missing), and the framing switch of RFC 6242 section 4.1.
+The transport feeds bytes with :meth:`Session.receive_data` and sends what
+the returned events and the ``reply*`` methods give it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from lxml import etree
+
+from .errors import NC_NS, RpcError
+from .framing import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing, FramingError, frame
+from .xmlparse import XmlError, parse_message
+
+BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
+BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
+
+_HELLO = f"{{{NC_NS}}}hello"
+_RPC = f"{{{NC_NS}}}rpc"
+_RPC_REPLY = f"{{{NC_NS}}}rpc-reply"
+_OK = f"{{{NC_NS}}}ok"
+
+
+class State(Enum):
+    AWAIT_HELLO = "await-hello"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+@dataclass(frozen=True)
+class HelloReceived:
+    """The client's hello arrived; *capabilities* are the URIs it advertised."""
+
+    capabilities: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RpcReceived:
+    """An ``<rpc>`` with exactly one operation element; answer with :meth:`Session.reply`."""
+
+    rpc: etree._Element
+    operation: etree._Element
+
+    @property
+    def message_id(self) -> str:
+        return self.rpc.get("message-id", "")
+
+
+@dataclass(frozen=True)
+class SendData:
+    """Bytes the session produced by itself (e.g. a ``malformed-message`` reply)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class CloseSession:
+    """The session cannot go on; send *data* (may be empty), then close the channel."""
+
+    reason: str
+    data: bytes = b""
+
+
+Event = HelloReceived | RpcReceived | SendData | CloseSession
+
+
+@dataclass
+class Counters:
+    """Per-session counters of ietf-netconf-monitoring (RFC 6022 section 2.1.3)."""
+
+    in_rpcs: int = 0
+    in_bad_rpcs: int = 0
+    out_rpc_errors: int = 0
+    out_notifications: int = 0
+
+
+@dataclass
+class Session:
+    """The protocol state of one NETCONF session (server side)."""
+
+    session_id: int
+    capabilities: list[str]
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    state: State = State.AWAIT_HELLO
+    client_capabilities: tuple[str, ...] = ()
+    counters: Counters = field(default_factory=Counters)
+    bad_hello: bool = False
+
+    def __post_init__(self) -> None:
+        self._deframer = Deframer(self.max_message_size)
+
+    @property
+    def framing(self) -> Framing:
+        return self._deframer.framing
+
+    # --- outgoing -----------------------------------------------------------------
+    def hello(self) -> bytes:
+        """The server's ``<hello>`` (RFC 6241 section 8.1), end-of-message framed."""
+        root = etree.Element(_HELLO, nsmap={None: NC_NS})
+        caps = etree.SubElement(root, f"{{{NC_NS}}}capabilities")
+        for uri in self.capabilities:
+            etree.SubElement(caps, f"{{{NC_NS}}}capability").text = uri
+        etree.SubElement(root, f"{{{NC_NS}}}session-id").text = str(self.session_id)
+        return frame(_serialize(root), Framing.END_OF_MESSAGE)
+
+    def reply(self, request: RpcReceived,
+              result: etree._Element | list[etree._Element] | None) -> bytes:
+        """The framed ``<rpc-reply>`` for *request* carrying *result* (``None`` is ``<ok/>``)."""
+        root = self._reply_root(request.rpc)
+        if result is None:
+            etree.SubElement(root, _OK)
+        elif isinstance(result, list):
+            root.extend(result)
+        else:
+            root.append(result)
+        return self._frame(root)
+
+    def reply_errors(self, request: RpcReceived | None, errors: list[RpcError]) -> bytes:
+        """The framed ``<rpc-reply>`` with one ``<rpc-error>`` per error (RFC 6241 section 4.3)."""
+        root = self._reply_root(request.rpc if request else None)
+        for error in errors:
+            root.append(error.to_xml())
+        if any(e.severity == "error" for e in errors):
+            self.counters.out_rpc_errors += 1
+        return self._frame(root)
+
+    def notification(self, notification: etree._Element) -> bytes:
+        """A framed ``<notification>`` (RFC 5277 section 4)."""
+        self.counters.out_notifications += 1
+        return self._frame(notification)
+
+    # --- incoming -----------------------------------------------------------------
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes from the client; the events to act on, in order."""
+        if self.state is State.CLOSED:
+            return []
+        self._deframer.feed(data)
+        events: list[Event] = []
+        while self.state is not State.CLOSED:
+            item = self._deframer.next_event()
+            if item is None:
+                break
+            if isinstance(item, FramingError):
+                events.append(self._framing_error(item))
+            else:
+                events.append(self._message(item.data))
+        return events
+
+    def _framing_error(self, error: FramingError) -> Event:
+        self.counters.in_bad_rpcs += 1
+        if self.state is State.AWAIT_HELLO:
+            self.bad_hello = True
+            return self._close(f"bad hello: {error.reason}")
+        if error.too_big:
+            err = RpcError("too-big", f"{error.reason}; the message was dropped", type="rpc")
+            return SendData(self.reply_errors(None, [err]))
+        err = RpcError("malformed-message", f"{error.reason}; closing the session", type="rpc")
+        return self._close(error.reason, self.reply_errors(None, [err]))
+
+    def _message(self, data: bytes) -> Event:
+        try:
+            root = parse_message(data)
+        except XmlError as exc:
+            if self.state is State.AWAIT_HELLO:
+                self.bad_hello = True
+                return self._close(f"bad hello: {exc}")
+            self.counters.in_bad_rpcs += 1
+            err = RpcError("malformed-message", f"{exc}; the message was ignored", type="rpc")
+            return SendData(self.reply_errors(None, [err]))
+        if self.state is State.AWAIT_HELLO:
+            return self._hello(root)
+        if root.tag == _RPC:
+            return self._rpc(root)
+        self.counters.in_bad_rpcs += 1
+        if root.tag == _HELLO:
+            return self._close("a second <hello> in an open session (RFC 6241 section 8.1)")
+        err = RpcError(
+            "malformed-message",
+            f"expected an <rpc> element in namespace {NC_NS}, got <{_local(root.tag)}>",
+            type="rpc")
+        return SendData(self.reply_errors(None, [err]))
+
+    def _hello(self, root: etree._Element) -> Event:
+        """RFC 6241 section 8.1 and RFC 6242 section 4.1."""
+        if root.tag != _HELLO:
+            self.bad_hello = True
+            return self._close(f"expected <hello> first, got <{_local(root.tag)}>")
+        if root.find(f"{{{NC_NS}}}session-id") is not None:
+            self.bad_hello = True
+            return self._close("the client's hello carries a session-id (RFC 6241 section 8.1)")
+        caps = tuple((c.text or "").strip()
+                     for c in root.iterfind(f"{{{NC_NS}}}capabilities/{{{NC_NS}}}capability"))
+        if BASE_1_1 in caps and BASE_1_1 in self.capabilities:
+            self._deframer.set_framing(Framing.CHUNKED)
+        elif BASE_1_0 not in caps:
+            self.bad_hello = True
+            return self._close("the client's hello advertises neither base:1.0 nor base:1.1")
+        self.client_capabilities = caps
+        self.state = State.OPEN
+        return HelloReceived(caps)
+
+    def _rpc(self, rpc: etree._Element) -> Event:
+        """RFC 6241 section 4.1: one operation per ``<rpc>``, message-id required."""
+        self.counters.in_rpcs += 1
+        request = RpcReceived(rpc, rpc)
+        if "message-id" not in rpc.attrib:
+            self.counters.in_bad_rpcs += 1
+            err = RpcError("missing-attribute", "the <rpc> element has no message-id attribute",
+                           type="rpc", info={"bad-attribute": "message-id", "bad-element": "rpc"})
+            return SendData(self.reply_errors(request, [err]))
+        operations = [c for c in rpc if isinstance(c.tag, str)]
+        if len(operations) != 1:
+            self.counters.in_bad_rpcs += 1
+            if not operations:
+                err = RpcError("missing-element", "the <rpc> element contains no operation",
+                               type="protocol", info={"bad-element": "rpc"})
+            else:
+                err = RpcError("bad-element",
+                               "an <rpc> element must contain exactly one operation",
+                               type="protocol", info={"bad-element": _local(operations[1].tag)})
+            return SendData(self.reply_errors(request, [err]))
+        return RpcReceived(rpc, operations[0])
+
+    def _close(self, reason: str, data: bytes = b"") -> CloseSession:
+        self.state = State.CLOSED
+        return CloseSession(reason, data)
+
+    def close(self) -> None:
+        """The transport is gone (or close-session / kill-session ended the session)."""
+        self.state = State.CLOSED
+
+    # --- helpers ------------------------------------------------------------------
+    def _reply_root(self, rpc: etree._Element | None) -> etree._Element:
+        root = etree.Element(_RPC_REPLY, nsmap={None: NC_NS})
+        if rpc is not None:
+            for name, value in rpc.attrib.items():
+                root.set(name, value)
+        return root
+
+    def _frame(self, root: etree._Element) -> bytes:
+        return frame(_serialize(root), self._deframer.framing)
+
+
+def _serialize(root: etree._Element) -> bytes:
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _local(tag: str) -> str:
+    return etree.QName(tag).localname

@@ -1,0 +1,48 @@
+"""Attach the PKI service to a NETCONF server: RPCs, state data, notifications,
+and the automatic update loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.clock import Clock
+from agent.datastore import Datastores, SecretBox
+from agent.model import Model
+from agent.netconf.server import NetconfServer
+from agent.pki.autoupdate import AutoUpdater
+from agent.pki.rpcs import handlers
+from agent.pki.service import PkiService, ServiceSettings
+from agent.pki.statistics import PKI_NS
+
+
+@dataclass
+class PkiRuntime:
+    service: PkiService
+    updater: AutoUpdater
+
+    async def stop(self) -> None:
+        await self.updater.stop()
+        await self.service.close()
+
+
+def attach(
+    server: NetconfServer,
+    model: Model,
+    datastores: Datastores,
+    state_dir: Path,
+    secrets: SecretBox,
+    *,
+    clock: Clock | None = None,
+    settings: ServiceSettings | None = None,
+    tick: float = 1.0,
+) -> PkiRuntime:
+    """Register the cmp-agent-pki RPCs and state on *server*; start auto-update."""
+    service = PkiService(datastores, state_dir, secrets, clock=clock, notify=server.notify,
+                         settings=settings)
+    for name, handler in handlers(service, model).items():
+        server.register_rpc(PKI_NS, name, handler)
+    server.add_state_provider(service.state)
+    updater = AutoUpdater(service, tick=tick)
+    updater.start()
+    return PkiRuntime(service, updater)

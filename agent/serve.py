@@ -1,0 +1,148 @@
+"""Run the NETCONF agent: ``cmp-agent serve [--host H] [--port P] [--state-dir DIR]``.
+
+On first start the state directory is created with an SSH host key and an
+``admin`` user whose random password is printed once and written to
+``<state-dir>/initial-admin-password`` (mode 0600). The agent listens on
+loopback unless told otherwise, logs to stderr and ``<state-dir>/agent.log``,
+and prints ``listening on HOST:PORT`` once it accepts connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.handlers
+import os
+import queue
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+import asyncssh
+
+from .atomic import atomic_write
+from .netconf.users import UserStore
+
+log = logging.getLogger("agent")
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/cmp-agent``, else ``~/.local/state/cmp-agent``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "cmp-agent"
+
+
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, loopback only)")
+    parser.add_argument("--port", type=int, default=8830,
+                        help="TCP port for NETCONF over SSH (default: 8830; 0 picks a free one)")
+    parser.add_argument("--state-dir", type=Path, default=None,
+                        help=f"configuration, keys, users and logs (default: {default_state_dir()})")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+                        help="log verbosity (default: INFO)")
+    parser.add_argument("--cmp-reply-wait", type=float, default=30.0, metavar="SECONDS",
+                        help="how long a CMP request RPC waits for the CA before it answers"
+                        " 'waiting' and reports the result by notification (default: 30)")
+
+
+def run(args: argparse.Namespace) -> int:
+    state_dir: Path = (args.state_dir or default_state_dir()).expanduser().resolve()
+    try:
+        first_password = prepare_state_dir(state_dir)
+    except OSError as exc:
+        print(f"cmp-agent: cannot set up the state directory {state_dir}: {exc}", file=sys.stderr)
+        return 1
+    listener = _setup_logging(state_dir, args.log_level)
+    if first_password is not None:
+        print(f"first start: created user 'admin' with password {first_password}\n"
+              f"(also in {state_dir / 'initial-admin-password'}; change it after logging in)",
+              flush=True)
+    try:
+        return asyncio.run(_serve(args.host, args.port, state_dir, args.cmp_reply_wait))
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        listener.stop()  # writes out every queued record
+
+
+def prepare_state_dir(state_dir: Path) -> str | None:
+    """Create the state directory, host key and admin user on first start.
+
+    Returns the new admin password, or ``None`` if the admin user existed.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    host_key = state_dir / "ssh_host_ed25519_key"
+    if not host_key.exists():
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        atomic_write(host_key, key.export_private_key())
+    users = UserStore(state_dir)
+    if users.exists():
+        return None
+    password = secrets.token_urlsafe(15)
+    atomic_write(state_dir / "initial-admin-password", (password + "\n").encode())
+    users.set_password("admin", password)
+    return password
+
+
+def _setup_logging(state_dir: Path, level: str) -> logging.handlers.QueueListener:
+    """Log to stderr and ``<state-dir>/agent.log`` (0600).
+
+    The event loop only queues records; a thread writes them, so that the
+    per-RPC log line costs no system calls on the hot path.
+    """
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_file = state_dir / "agent.log"
+    os.close(os.open(log_file, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))  # private from the start
+    os.chmod(log_file, 0o600)
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr),
+                                       logging.FileHandler(log_file, encoding="utf-8")]
+    for handler in handlers:
+        handler.setFormatter(fmt)
+    records: queue.SimpleQueue = queue.SimpleQueue()
+    root = logging.getLogger()
+    root.setLevel(level)
+    root.addHandler(logging.handlers.QueueHandler(records))
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)
+    listener = logging.handlers.QueueListener(records, *handlers)
+    listener.start()
+    return listener
+
+
+async def _serve(host: str, port: int, state_dir: Path, reply_wait: float) -> int:
+    from .datastore import Datastores, SecretBox
+    from .model import Model
+    from .netconf.server import NetconfServer, start_ssh_server
+
+    model = Model.load()
+    datastores = Datastores(model, state_dir, SecretBox.open(state_dir))
+    from .pki.binding import attach
+    from .pki.service import ServiceSettings
+
+    server = NetconfServer(model, datastores,
+                           confirm_backup=state_dir / "unconfirmed-commit-rollback.xml")
+    server.recover_unconfirmed_commit()
+    pki = attach(server, model, datastores, state_dir, datastores.secrets,
+                 settings=ServiceSettings(reply_wait=reply_wait))
+    acceptor = await start_ssh_server(server, UserStore(state_dir), host, port,
+                                      [str(state_dir / "ssh_host_ed25519_key")])
+    bound = acceptor.sockets[0].getsockname()
+    shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
+    log.info("listening on %s:%d (state directory %s)", shown_host, bound[1], state_dir)
+    # one write, so that no log line from the logging thread lands inside it
+    sys.stdout.write(f"listening on {shown_host}:{bound[1]}\n")
+    sys.stdout.flush()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await pki.stop()
+    server.close()
+    acceptor.close()
+    await acceptor.wait_closed()
+    return 0

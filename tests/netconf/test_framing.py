@@ -1,0 +1,87 @@
+"""RFC 6242 section 4 framing, sans-IO."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.netconf.framing import Deframer, Framing, FramingError, Message, frame
+
+
+def events(deframer: Deframer) -> list:
+    out = []
+    while (event := deframer.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+def test_end_of_message_split_anywhere():
+    wire = frame(b"<a/>", Framing.END_OF_MESSAGE) + frame(b"<b/>", Framing.END_OF_MESSAGE)
+    for cut in range(len(wire) + 1):
+        d = Deframer()
+        d.feed(wire[:cut])
+        got = events(d)
+        d.feed(wire[cut:])
+        got += events(d)
+        assert got == [Message(b"<a/>"), Message(b"<b/>")], cut
+
+
+def test_chunked_round_trip_byte_by_byte():
+    wire = frame(b"<rpc>hello</rpc>", Framing.CHUNKED)
+    assert wire == b"\n#16\n<rpc>hello</rpc>\n##\n"
+    d = Deframer()
+    d.set_framing(Framing.CHUNKED)
+    got = []
+    for byte in wire:
+        d.feed(bytes([byte]))
+        got += events(d)
+    assert got == [Message(b"<rpc>hello</rpc>")]
+
+
+def test_chunked_message_of_several_chunks():
+    d = Deframer()
+    d.set_framing(Framing.CHUNKED)
+    d.feed(b"\n#4\n<rpc\n#18\n message-id=\"102\"\n\n#79\n" + b"x" * 79 + b"\n##\n")
+    assert events(d) == [Message(b'<rpc message-id="102"\n' + b"x" * 79)]
+
+
+def test_switch_between_messages_in_one_read():
+    """The client's hello (EOM) and its first chunked rpc arrive together (RFC 6242 section 4.1)."""
+    d = Deframer()
+    d.feed(b"<hello/>]]>]]>\n#5\n<rpc/\n#1\n>\n##\n")
+    assert d.next_event() == Message(b"<hello/>")
+    d.set_framing(Framing.CHUNKED)
+    assert d.next_event() == Message(b"<rpc/>")
+
+
+@pytest.mark.parametrize("bad", [b"\n#0\nx\n##\n", b"\n#01\nx\n##\n", b"\n#abc\n", b"garbage!",
+                                 b"\n#99999999999\n", b"\n##\n"])
+def test_invalid_chunk_framing_cannot_continue(bad):
+    d = Deframer()
+    d.set_framing(Framing.CHUNKED)
+    d.feed(bad)
+    got = events(d)
+    assert len(got) == 1 and isinstance(got[0], FramingError)
+    assert not got[0].can_continue
+    d.feed(frame(b"<a/>", Framing.CHUNKED))
+    assert events(d) == []
+
+
+def test_oversized_eom_message_is_dropped_and_session_continues():
+    d = Deframer(max_message_size=100)
+    d.feed(b"x" * 500)
+    assert events(d) == []
+    d.feed(b"x" * 500 + b"]]>]]><ok/>]]>]]>")
+    got = events(d)
+    assert isinstance(got[0], FramingError) and got[0].too_big and got[0].can_continue
+    assert got[1] == Message(b"<ok/>")
+
+
+def test_oversized_chunked_message_is_dropped_and_session_continues():
+    d = Deframer(max_message_size=100)
+    d.set_framing(Framing.CHUNKED)
+    d.feed(b"\n#80\n" + b"y" * 80 + b"\n#1000\n" + b"z" * 300)
+    assert events(d) == []
+    d.feed(b"z" * 700 + b"\n##\n" + frame(b"<ok/>", Framing.CHUNKED))
+    got = events(d)
+    assert isinstance(got[0], FramingError) and got[0].too_big and got[0].can_continue
+    assert got[1] == Message(b"<ok/>")

@@ -1,0 +1,212 @@
+"""NetconfServer over an in-memory transport, with the real model and datastores.
+
+Covers what is awkward to reach through SSH: notifications to subscribers,
+the confirmed-commit rollback when the issuing session ends, and the
+refusal to lock a candidate that another session changed (RFC 6241 7.5, 8.4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from lxml import etree
+
+from agent.datastore import Datastores, SecretBox
+from agent.model import Model
+from agent.netconf.framing import Framing, frame
+from agent.netconf.server import NetconfServer
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+PKI = "urn:cmp-agent:yang:cmp-agent-pki"
+NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+HELLO = frame(f'<hello xmlns="{NC}"><capabilities><capability>urn:ietf:params:netconf:base:1.0'
+              "</capability></capabilities></hello>".encode(), Framing.END_OF_MESSAGE)
+
+
+class MemoryTransport:
+    def __init__(self):
+        self.sent: list[bytes] = []
+        self.closed = False
+
+    def send(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture(scope="module")
+def model():
+    return Model.load()
+
+
+@pytest.fixture
+def server(model, tmp_path):
+    return NetconfServer(model, Datastores(model, tmp_path, SecretBox.open(tmp_path)))
+
+
+class Client:
+    def __init__(self, server: NetconfServer, user: str = "admin"):
+        self.server = server
+        self.transport = MemoryTransport()
+        self.record = server.open_session(user, "127.0.0.1", self.transport)
+        server.data_received(self.record, HELLO)
+        self._next = 0
+
+    async def rpc(self, body: str) -> etree._Element:
+        self._next += 1
+        before = len(self.transport.sent)
+        msg = f'<rpc xmlns="{NC}" message-id="{self._next}">{body}</rpc>'.encode()
+        self.server.data_received(self.record, frame(msg, Framing.END_OF_MESSAGE))
+        while len(self.transport.sent) == before:
+            await asyncio.sleep(0)
+        return etree.fromstring(self.transport.sent[before][:-6])
+
+    def close(self) -> None:
+        self.server.session_closed(self.record, "client closed the channel")
+
+
+def tag(reply: etree._Element) -> str | None:
+    return reply.findtext(f".//{{{NC}}}error-tag")
+
+
+def edit(name: str) -> str:
+    return (f"<edit-config><target><candidate/></target><config><pki xmlns='{PKI}'>"
+            f"<cmp-session><name>{name}</name></cmp-session></pki></config></edit-config>")
+
+
+async def running_names(client: Client) -> list[str]:
+    reply = await client.rpc("<get-config><source><running/></source></get-config>")
+    return reply.xpath("//p:cmp-session/p:name/text()", namespaces={"p": PKI})
+
+
+def test_notification_reaches_subscribers_only(server):
+    async def scenario():
+        sub, other = Client(server), Client(server)
+        reply = await sub.rpc(f'<create-subscription xmlns="{NOTIF}"/>')
+        assert reply.find(f"{{{NC}}}ok") is not None
+        assert tag(await sub.rpc(f'<create-subscription xmlns="{NOTIF}"/>')) == "in-use"
+        before = len(other.transport.sent)
+        event = etree.Element("{urn:example}certificate-renewed")
+        server.notify(event)
+        note = etree.fromstring(sub.transport.sent[-1][:-6])
+        assert note.tag == f"{{{NOTIF}}}notification"
+        assert note.findtext(f"{{{NOTIF}}}eventTime").endswith("Z")
+        assert note.find("{urn:example}certificate-renewed") is not None
+        assert len(other.transport.sent) == before
+
+    asyncio.run(scenario())
+
+
+def test_unconfirmed_commit_rolls_back_when_its_session_ends(server):
+    async def scenario():
+        a, b = Client(server), Client(server)
+        await a.rpc(edit("fragile"))
+        assert (await a.rpc("<commit><confirmed/></commit>")).find(f"{{{NC}}}ok") is not None
+        assert "fragile" in await running_names(b)
+        # only the issuing session may confirm a non-persistent confirmed commit
+        assert tag(await b.rpc("<commit/>")) == "in-use"
+        a.close()
+        assert "fragile" not in await running_names(b)
+
+    asyncio.run(scenario())
+
+
+def test_lock_refused_on_candidate_changed_by_another_session(server):
+    async def scenario():
+        a, b = Client(server), Client(server)
+        await a.rpc(edit("pending"))
+        reply = await b.rpc("<lock><target><candidate/></target></lock>")
+        assert tag(reply) == "lock-denied"
+        assert reply.findtext(f".//{{{NC}}}session-id") == str(a.record.session_id)
+        # the session that made the changes may lock
+        reply = await a.rpc("<lock><target><candidate/></target></lock>")
+        assert reply.find(f"{{{NC}}}ok") is not None
+        # the holder goes away: lock released, its uncommitted changes discarded
+        a.close()
+        assert (await b.rpc("<lock><target><candidate/></target></lock>")).find(
+            f"{{{NC}}}ok") is not None
+
+    asyncio.run(scenario())
+
+
+def test_state_provider_merges_into_list_entries(server):
+    async def scenario():
+        a = Client(server)
+        await a.rpc(edit("s1"))
+        await a.rpc("<commit/>")
+
+        def provider():
+            pki = etree.Element(f"{{{PKI}}}pki", nsmap={None: PKI})
+            entry = etree.SubElement(pki, f"{{{PKI}}}cmp-session")
+            etree.SubElement(entry, f"{{{PKI}}}name").text = "s1"
+            stats = etree.SubElement(entry, f"{{{PKI}}}statistics")
+            etree.SubElement(stats, f"{{{PKI}}}marker").text = "1"
+            return [pki]
+
+        server.add_state_provider(provider)
+        reply = await a.rpc("<get/>")
+        entries = reply.xpath("//p:cmp-session", namespaces={"p": PKI})
+        assert len(entries) == 1
+        assert entries[0].find(f"{{{PKI}}}statistics/{{{PKI}}}marker") is not None
+
+    asyncio.run(scenario())
+
+
+def test_handler_bug_is_operation_failed_and_session_survives(server):
+    async def broken(ctx, op):
+        raise ZeroDivisionError
+
+    server.register_rpc("urn:example", "broken", broken)
+
+    async def scenario():
+        a = Client(server)
+        reply = await a.rpc('<broken xmlns="urn:example"/>')
+        assert tag(reply) == "operation-failed"
+        assert "internal error" in reply.findtext(f".//{{{NC}}}error-message")
+        assert (await a.rpc("<get-config><source><running/></source></get-config>")).find(
+            f"{{{NC}}}data") is not None
+
+    asyncio.run(scenario())
+
+
+def test_session_without_hello_is_closed(model, tmp_path):
+    server = NetconfServer(model, Datastores(model, tmp_path, SecretBox.open(tmp_path)),
+                           hello_timeout=0.01)
+
+    async def scenario():
+        transport = MemoryTransport()
+        server.open_session("admin", "127.0.0.1", transport)
+        while not transport.closed:
+            await asyncio.sleep(0.01)
+        assert server.sessions == {}
+        assert server.statistics.in_bad_hellos == 1
+
+    asyncio.run(scenario())
+
+
+def test_unlock_of_candidate_discards_uncommitted_changes(server):
+    async def scenario():
+        a = Client(server)
+        await a.rpc("<lock><target><candidate/></target></lock>")
+        await a.rpc(edit("uncommitted"))
+        await a.rpc("<unlock><target><candidate/></target></unlock>")
+        reply = await a.rpc("<get-config><source><candidate/></source></get-config>")
+        assert reply.xpath("//p:cmp-session", namespaces={"p": PKI}) == []
+
+    asyncio.run(scenario())
+
+
+def test_notification_subtree_filter(server):
+    async def scenario():
+        sub = Client(server)
+        await sub.rpc(f'<create-subscription xmlns="{NOTIF}"><filter type="subtree">'
+                      '<wanted xmlns="urn:example"/></filter></create-subscription>')
+        before = len(sub.transport.sent)
+        server.notify(etree.Element("{urn:example}unwanted"))
+        assert len(sub.transport.sent) == before
+        server.notify(etree.Element("{urn:example}wanted"))
+        assert len(sub.transport.sent) == before + 1
+
+    asyncio.run(scenario())

@@ -1,0 +1,116 @@
+"""The sans-IO session: hello exchange, framing switch, rpc parsing (RFC 6241 sections 4, 8.1)."""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from agent.netconf.errors import RpcError
+from agent.netconf.framing import Framing, frame
+from agent.netconf.session import (
+    BASE_1_0,
+    BASE_1_1,
+    CloseSession,
+    HelloReceived,
+    RpcReceived,
+    SendData,
+    Session,
+    State,
+)
+
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+
+def hello(*caps: str, session_id: str | None = None) -> bytes:
+    body = "".join(f"<capability>{c}</capability>" for c in caps)
+    sid = f"<session-id>{session_id}</session-id>" if session_id else ""
+    return frame(f'<hello xmlns="{NC}"><capabilities>{body}</capabilities>{sid}</hello>'.encode(),
+                 Framing.END_OF_MESSAGE)
+
+
+def new_session() -> Session:
+    return Session(7, [BASE_1_0, BASE_1_1])
+
+
+def unframe_chunked(data: bytes) -> etree._Element:
+    assert data.startswith(b"\n#") and data.endswith(b"\n##\n")
+    size, _, rest = data[2:].partition(b"\n")
+    return etree.fromstring(rest[: int(size)])
+
+
+def test_server_hello_has_capabilities_and_session_id():
+    root = etree.fromstring(new_session().hello()[: -len(b"]]>]]>")])
+    assert root.findtext(f"{{{NC}}}session-id") == "7"
+    caps = root.xpath("//nc:capability/text()", namespaces={"nc": NC})
+    assert caps == [BASE_1_0, BASE_1_1]
+
+
+def test_base11_hello_switches_to_chunked_and_rpc_follows_in_same_read():
+    s = new_session()
+    rpc = f'<rpc xmlns="{NC}" message-id="5"><get/></rpc>'.encode()
+    events = s.receive_data(hello(BASE_1_0, BASE_1_1) + frame(rpc, Framing.CHUNKED))
+    assert isinstance(events[0], HelloReceived)
+    assert isinstance(events[1], RpcReceived) and events[1].message_id == "5"
+    assert s.framing is Framing.CHUNKED and s.state is State.OPEN
+    reply = unframe_chunked(s.reply(events[1], None))
+    assert reply.get("message-id") == "5" and reply[0].tag == f"{{{NC}}}ok"
+
+
+def test_base10_only_client_keeps_end_of_message():
+    s = new_session()
+    s.receive_data(hello(BASE_1_0))
+    assert s.framing is Framing.END_OF_MESSAGE
+
+
+def test_client_hello_with_session_id_closes():
+    s = new_session()
+    (event,) = s.receive_data(hello(BASE_1_0, session_id="4"))
+    assert isinstance(event, CloseSession) and s.state is State.CLOSED and s.bad_hello
+
+
+def test_hello_without_common_base_closes():
+    (event,) = new_session().receive_data(hello("urn:ietf:params:netconf:base:2.0"))
+    assert isinstance(event, CloseSession)
+
+
+def test_rpc_before_hello_closes():
+    s = new_session()
+    (event,) = s.receive_data(frame(f'<rpc xmlns="{NC}" message-id="1"><get/></rpc>'.encode(),
+                                    Framing.END_OF_MESSAGE))
+    assert isinstance(event, CloseSession)
+
+
+def test_missing_message_id_and_malformed_xml_get_replies_and_session_stays_open():
+    s = new_session()
+    s.receive_data(hello(BASE_1_0))
+    events = s.receive_data(frame(f'<rpc xmlns="{NC}"><get/></rpc>'.encode(),
+                                  Framing.END_OF_MESSAGE)
+                            + frame(b"<rpc", Framing.END_OF_MESSAGE))
+    assert [type(e) for e in events] == [SendData, SendData]
+    first = etree.fromstring(events[0].data[:-6])
+    assert first.findtext(f".//{{{NC}}}error-tag") == "missing-attribute"
+    second = etree.fromstring(events[1].data[:-6])
+    assert second.findtext(f".//{{{NC}}}error-tag") == "malformed-message"
+    assert s.state is State.OPEN
+    assert s.counters.in_bad_rpcs == 2
+
+
+def test_reply_copies_rpc_attributes_and_serialises_errors():
+    s = new_session()
+    s.receive_data(hello(BASE_1_0))
+    (event,) = s.receive_data(frame(
+        f'<rpc xmlns="{NC}" xmlns:x="urn:x" message-id="9" x:user="y"><get/></rpc>'.encode(),
+        Framing.END_OF_MESSAGE))
+    data = s.reply_errors(event, [RpcError("lock-denied", "held", type="protocol",
+                                           info={"session-id": "3"})])
+    reply = etree.fromstring(data[:-6])
+    assert reply.get("message-id") == "9" and reply.get("{urn:x}user") == "y"
+    assert reply.findtext(f".//{{{NC}}}session-id") == "3"
+    assert s.counters.out_rpc_errors == 1
+
+
+def test_two_operations_in_one_rpc_is_refused():
+    s = new_session()
+    s.receive_data(hello(BASE_1_0))
+    (event,) = s.receive_data(frame(f'<rpc xmlns="{NC}" message-id="1"><get/><get/></rpc>'
+                                    .encode(), Framing.END_OF_MESSAGE))
+    assert isinstance(event, SendData) and b"bad-element" in event.data

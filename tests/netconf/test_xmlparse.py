@@ -1,0 +1,41 @@
+"""Hardened XML parsing: no DTDs, no entities, no network, bounded depth."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.netconf.xmlparse import MAX_DEPTH, XmlError, parse_message
+
+
+def test_plain_message_parses():
+    root = parse_message(b'<?xml version="1.0" encoding="UTF-8"?><rpc message-id="1"><get/></rpc>')
+    assert root.tag == "rpc" and root[0].tag == "get"
+
+
+@pytest.mark.parametrize("doc", [
+    b'<!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]><r>&b;</r>',
+    b'<!DOCTYPE r SYSTEM "http://127.0.0.1:9/evil.dtd"><r/>',
+    b'<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>',
+])
+def test_doctype_is_refused(doc):
+    with pytest.raises(XmlError, match="DOCTYPE"):
+        parse_message(doc)
+
+
+def test_undeclared_entity_is_malformed():
+    with pytest.raises(XmlError, match="not well-formed"):
+        parse_message(b"<r>&x;</r>")
+
+
+def test_depth_is_bounded():
+    ok = b"<a>" * MAX_DEPTH + b"</a>" * MAX_DEPTH
+    parse_message(ok)
+    deep = b"<a>" * (MAX_DEPTH + 1) + b"</a>" * (MAX_DEPTH + 1)
+    with pytest.raises(XmlError, match="deeper"):
+        parse_message(deep)
+
+
+@pytest.mark.parametrize("doc", [b"", b"<a>", b"<a></b>", b"\xff\xfe<a/>", b"<a/><b/>"])
+def test_malformed_is_refused(doc):
+    with pytest.raises(XmlError):
+        parse_message(doc)

@@ -1,0 +1,6 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "netconf"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cmp"))

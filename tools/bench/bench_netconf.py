@@ -1,0 +1,526 @@
+"""Benchmark the cmp-agent NETCONF server against a reference, side by side.
+
+    .venv/bin/python tools/bench/bench_netconf.py [--n N] [--json-out FILE]
+
+Starts the agent (``cmp-agent serve --port 0`` on a temporary state
+directory) and the reference (yuma123 netconfd behind OpenSSH's sshd, see
+netconf_reference.py), both on loopback, drives both with the same client
+(raw_client.py) and prints one JSON document: for each figure the agent's
+value, the reference's, and the ratio agent/reference. Phases alternate
+between the two servers round by round so that load from elsewhere on the
+machine falls on both alike. Every wait is bounded; both servers are
+stopped at the end, also on errors and Ctrl-C.
+
+Figures (N is ``--n``, default 1000):
+
+* session_setup_ms: SSH connect + hello + close-session + SSH close (median
+  of N/20), and session_setup_server_cpu_ms per set-up.
+* get_config_ms: round trip of a small ``<get-config>`` on one open session
+  (median of N), get_config_rpcs_per_s, and get_config_server_cpu_ms_per_rpc
+  (utime+stime from /proc/PID/stat of all server processes, children
+  included: the agent; netconfd, sshd and its per-session processes).
+* edit_1000_commit_ms: one ``<edit-config>`` creating 1,000 cmp-session
+  entries in candidate plus ``<commit>`` (median of N/200; parts in
+  edit_1000_ms and commit_1000_ms).
+* get_config_1000_ms: ``<get-config>`` of those 1,000 entries (median of N/50).
+* concurrent_20_total_ms and concurrent_20_rpc_ms: 20 sessions at once,
+  each doing N/20 small get-configs back to back: wall time of the whole
+  batch and the median round trip.
+* peak_memory_kb: VmHWM summed over the server processes, read while the
+  20 sessions are open (the long-lived processes' VmHWM also covers the
+  1,000-entry phases); memory_pss_20_sessions_kb: their proportional set
+  size then (shared pages counted once, fairer to multi-process servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from netconf_reference import (INSTALL_HINT, MissingTool, ReferenceServer, die_with_parent,
+                               missing_tools)
+from raw_client import CIPHER, KEX_ALG, Credentials, NetconfSession, check_reply
+
+ROOT = Path(__file__).resolve().parents[2]
+PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+ENTRIES = 1000
+CONCURRENT_SESSIONS = 20
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+GET_CONFIG_PKI = (f'<get-config><source><running/></source><filter type="subtree">'
+                    f'<pki xmlns="{PKI_NS}"/></filter></get-config>')
+COMMIT = "<commit/>"
+CLEAR_PKI = (f'<edit-config><target><candidate/></target><config>'
+             f'<pki xmlns="{PKI_NS}" xmlns:nc="{NC_NS}" nc:operation="remove"/>'
+             f'</config></edit-config>')
+
+
+def create_sessions_edit(count: int = ENTRIES) -> str:
+    """One ``<edit-config>`` creating *count* cmp-session entries (and their entity)."""
+    sessions = "".join(
+        f'<cmp-session nc:operation="create"><name>bench-{i:04d}</name>'
+        f"<entity>bench-entity</entity>"
+        f"<ca-name>/C=DE/O=Bench/CN=Bench CA {i}</ca-name>"
+        f"<server-url><url>http://192.0.2.10:8080/pkix/</url></server-url>"
+        f"<local-key-pair><name>bench-key-{i:04d}</name><key-bits>3072</key-bits>"
+        f"</local-key-pair>"
+        f"<source-address>192.0.2.1</source-address>"
+        f"<integrity-algorithm>hmac-sha256</integrity-algorithm>"
+        f"<message-authentication-code><reference-value>ref-{i:04d}</reference-value>"
+        f"</message-authentication-code>"
+        f"<auto-update><enabled>true</enabled><expire-time>60</expire-time></auto-update>"
+        f"</cmp-session>"
+        for i in range(count))
+    return (f'<edit-config><target><candidate/></target><config>'
+            f'<pki xmlns="{PKI_NS}" xmlns:nc="{NC_NS}">'
+            f"<entity><name>bench-entity</name><common-name>bench.example</common-name>"
+            f"<country>DE</country></entity>{sessions}</pki></config></edit-config>")
+
+
+# --- /proc ---------------------------------------------------------------------------------
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode()
+    except OSError:
+        return None
+    return data[data.rindex(")") + 2 :].split()  # fields from 3 (state) on
+
+
+def process_tree(roots: Iterable[int]) -> list[int]:
+    """*roots* and all their live descendants."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat_fields(int(entry))) is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    tree, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def cpu_ticks(pids: Iterable[int]) -> dict[int, int]:
+    """utime+stime+cutime+cstime per process (clock ticks, /proc/PID/stat fields 14-17).
+
+    The children's part counts per-session processes that ended and were
+    reaped (sshd's session processes, netconf-subsystem).
+    """
+    ticks = {}
+    for pid in pids:
+        if (fields := _stat_fields(pid)) is not None:
+            ticks[pid] = sum(int(f) for f in fields[11:15])
+    return ticks
+
+
+class CpuMeter:
+    """Server CPU time spent between :meth:`start` and :meth:`stop`, over many blocks."""
+
+    def __init__(self, roots: list[int]):
+        self._roots = roots
+        self._before: dict[int, int] = {}
+        self.seconds = 0.0
+
+    def start(self) -> None:
+        self._before = cpu_ticks(process_tree(self._roots))
+
+    def stop(self) -> None:
+        after = cpu_ticks(process_tree(self._roots))
+        self.seconds += sum(t - self._before.get(p, 0) for p, t in after.items()) / CLK_TCK
+
+
+def memory_kb(pids: Iterable[int]) -> tuple[int, int]:
+    """Sum of VmHWM (/proc/PID/status) and of Pss (/proc/PID/smaps_rollup)."""
+    hwm = pss = 0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            status = Path(f"/proc/{pid}/status").read_text()
+            hwm += int(re.search(r"^VmHWM:\s+(\d+)", status, re.M).group(1))
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))
+    return hwm, pss
+
+
+# --- the agent -----------------------------------------------------------------------------
+
+class AgentServer:
+    """``cmp-agent serve --port 0`` on a temporary state directory, public-key login as admin."""
+
+    name = "agent"
+
+    def __init__(self, start_timeout: float = 60.0):
+        self._tmp = tempfile.TemporaryDirectory(prefix="bench-agent-")
+        self.workdir = Path(self._tmp.name)
+        self.host, self.port = "127.0.0.1", 0
+        self._proc: subprocess.Popen | None = None
+        self._start_timeout = start_timeout
+        self.model = "the agent's built-in cmp-agent-pki"
+        key = asyncssh.generate_private_key("ssh-ed25519")
+        key_path = self.workdir / "client_key"
+        key_path.write_bytes(key.export_private_key())
+        key_path.chmod(0o600)
+        self.credentials = Credentials("admin", client_key=str(key_path))
+        self.state_dir = self.workdir / "state"
+        keys_dir = self.state_dir / "authorized_keys"
+        keys_dir.mkdir(parents=True, mode=0o700)
+        (keys_dir / "admin").write_bytes(key.export_public_key())
+
+    def start(self) -> None:
+        self._log = open(self.workdir / "agent.stderr", "wb")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "serve", "--host", self.host, "--port", "0",
+             "--state-dir", str(self.state_dir)],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
+            start_new_session=True, preexec_fn=die_with_parent)
+        deadline = time.monotonic() + self._start_timeout
+        os.set_blocking(self._proc.stdout.fileno(), False)
+        output = b""
+        while (match := re.search(rb"listening on (\S+):(\d+)", output)) is None:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the agent did not start:\n{self.logs()}")
+            time.sleep(0.02)
+            output += self._proc.stdout.read() or b""
+        self.port = int(match.group(2))
+
+    def root_pids(self) -> list[int]:
+        return [self._proc.pid] if self._proc is not None else []
+
+    def logs(self) -> str:
+        text = (self.workdir / "agent.stderr").read_text(errors="replace")
+        return "--- agent stderr\n" + "\n".join(text.splitlines()[-25:])
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(10)
+        self._proc = None
+        if hasattr(self, "_log"):
+            self._log.close()
+        self._tmp.cleanup()
+
+
+class Reference:
+    """Adapter giving :class:`ReferenceServer` the same face as :class:`AgentServer`."""
+
+    name = "reference"
+
+    def __init__(self, model: str = "auto") -> None:
+        module = ROOT / "yang" / "cmp-agent-pki.yang" if model == "auto" else None
+        self._server = ReferenceServer(module=module)
+
+    def start(self) -> None:
+        self._server.start()
+        self.host, self.port = self._server.host, self._server.port
+        self.credentials = self._server.credentials
+        self.model = self._server.model
+
+    def root_pids(self) -> list[int]:
+        return self._server.root_pids()
+
+    def logs(self) -> str:
+        return self._server.logs()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+# --- measurements --------------------------------------------------------------------------
+
+@dataclass
+class Target:
+    """A started server and what the phases gather about it."""
+
+    server: AgentServer | Reference
+    timeout: float
+
+    async def session(self) -> NetconfSession:
+        s = self.server
+        return await NetconfSession.connect(s.host, s.port, s.credentials, timeout=self.timeout)
+
+
+async def rpc_ok(session: NetconfSession, operation: str) -> float:
+    """Round trip of one RPC in seconds; the reply is checked after the clock stops."""
+    t0 = time.perf_counter()
+    reply = await session.rpc(operation)
+    elapsed = time.perf_counter() - t0
+    check_reply(reply)
+    return elapsed
+
+
+async def alternate(targets: list[Target], rounds: int,
+                    block: Callable[[Target, int], Awaitable[None]]) -> None:
+    """Run *block* on each target in turn, *rounds* times, reversing the order every round."""
+    for r in range(rounds):
+        for target in (targets if r % 2 == 0 else targets[::-1]):
+            await block(target, r)
+
+
+def median_ms(seconds: list[float]) -> float:
+    return round(statistics.median(seconds) * 1000, 3)
+
+
+class Bench:
+    """The phases; each fills ``self.results[target name][figure]``."""
+
+    def __init__(self, targets: list[Target], n: int):
+        self.targets = targets
+        self.n = n
+        self.results: dict[str, dict[str, float]] = {t.server.name: {} for t in targets}
+        self.meta: dict[str, dict[str, object]] = {t.server.name: {} for t in targets}
+
+    def put(self, target: Target, **figures: float) -> None:
+        self.results[target.server.name].update(figures)
+
+    async def run(self) -> None:
+        for target in self.targets:  # a first login (warms caches), and what the server is
+            session = await target.session()
+            self.meta[target.server.name].update(
+                session.ssh_parameters(), chunked_framing=session.chunked,
+                model=target.server.model)
+            check_reply(await session.rpc(CLEAR_PKI))
+            check_reply(await session.rpc(COMMIT))
+            await session.close()
+        await self.session_setup()
+        await self.get_config_small()
+        await self.edit_and_get_1000()
+        await self.concurrent()
+
+    async def session_setup(self) -> None:
+        count = max(3, self.n // 20)
+        times: dict[str, list[float]] = {t.server.name: [] for t in self.targets}
+        meters = {t.server.name: CpuMeter(t.server.root_pids()) for t in self.targets}
+
+        async def once(target: Target, _: int) -> None:
+            meter = meters[target.server.name]
+            meter.start()
+            t0 = time.perf_counter()
+            session = await target.session()
+            await session.close()
+            times[target.server.name].append(time.perf_counter() - t0)
+            await asyncio.sleep(0.05)  # let sshd reap its session processes
+            meter.stop()
+
+        await alternate(self.targets, count, once)
+        for t in self.targets:
+            name = t.server.name
+            self.put(t, session_setup_ms=median_ms(times[name]),
+                     session_setup_server_cpu_ms=round(meters[name].seconds * 1000 / count, 3))
+
+    async def get_config_small(self) -> None:
+        rounds = 10
+        per_round = max(1, self.n // rounds)
+        sessions = {t.server.name: await t.session() for t in self.targets}
+        times: dict[str, list[float]] = {t.server.name: [] for t in self.targets}
+        meters = {t.server.name: CpuMeter(t.server.root_pids()) for t in self.targets}
+        for session in sessions.values():  # warm-up
+            for _ in range(min(20, per_round)):
+                await rpc_ok(session, GET_CONFIG_PKI)
+
+        async def block(target: Target, _: int) -> None:
+            name = target.server.name
+            meters[name].start()
+            for _ in range(per_round):
+                times[name].append(await rpc_ok(sessions[name], GET_CONFIG_PKI))
+            meters[name].stop()
+
+        await alternate(self.targets, rounds, block)
+        for t in self.targets:
+            name = t.server.name
+            total = sum(times[name])
+            self.put(t, get_config_ms=median_ms(times[name]),
+                     get_config_rpcs_per_s=round(len(times[name]) / total, 1),
+                     get_config_server_cpu_ms_per_rpc=round(
+                         meters[name].seconds * 1000 / len(times[name]), 4))
+            await sessions[name].close()
+
+    async def edit_and_get_1000(self) -> None:
+        edit = create_sessions_edit()
+        reps = max(2, self.n // 200)
+        gets = max(3, self.n // 50)
+        sessions = {t.server.name: await t.session() for t in self.targets}
+        edits = {t.server.name: [] for t in self.targets}
+        commits = {t.server.name: [] for t in self.targets}
+        reads = {t.server.name: [] for t in self.targets}
+
+        async def edit_commit(target: Target, rep: int) -> None:
+            session = sessions[target.server.name]
+            if rep > 0:  # clear the previous round's entries, untimed
+                await rpc_ok(session, CLEAR_PKI)
+                await rpc_ok(session, COMMIT)
+            edits[target.server.name].append(await rpc_ok(session, edit))
+            commits[target.server.name].append(await rpc_ok(session, COMMIT))
+
+        async def get_all(target: Target, _: int) -> None:
+            session = sessions[target.server.name]
+            t0 = time.perf_counter()
+            reply = await session.rpc(GET_CONFIG_PKI)
+            reads[target.server.name].append(time.perf_counter() - t0)
+            found = check_reply(reply).findall(f".//{{{PKI_NS}}}cmp-session")
+            if len(found) != ENTRIES:
+                raise RuntimeError(f"{target.server.name}: get-config returned {len(found)}"
+                                   f" cmp-session entries, expected {ENTRIES}")
+
+        await alternate(self.targets, reps, edit_commit)
+        await alternate(self.targets, gets, get_all)
+        for t in self.targets:
+            name = t.server.name
+            both = [e + c for e, c in zip(edits[name], commits[name])]
+            self.put(t, edit_1000_commit_ms=median_ms(both), edit_1000_ms=median_ms(edits[name]),
+                     commit_1000_ms=median_ms(commits[name]),
+                     get_config_1000_ms=median_ms(reads[name]))
+            await rpc_ok(sessions[name], CLEAR_PKI)
+            await rpc_ok(sessions[name], COMMIT)
+            await sessions[name].close()
+
+    async def concurrent(self) -> None:
+        per_session = max(2, self.n // CONCURRENT_SESSIONS)
+
+        async def batch(target: Target, _: int) -> None:
+            name = target.server.name
+            sessions = await asyncio.gather(
+                *(target.session() for _ in range(CONCURRENT_SESSIONS)))
+            times: list[float] = []
+
+            async def worker(session: NetconfSession) -> None:
+                for _ in range(per_session):
+                    times.append(await rpc_ok(session, GET_CONFIG_PKI))
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker(s) for s in sessions))
+            total = time.perf_counter() - t0
+            hwm, pss = memory_kb(process_tree(target.server.root_pids()))
+            await asyncio.gather(*(s.close() for s in sessions))
+            self.put(target, concurrent_20_total_ms=round(total * 1000, 3),
+                     concurrent_20_rpc_ms=median_ms(times),
+                     peak_memory_kb=hwm, memory_pss_20_sessions_kb=pss)
+
+        await alternate(self.targets, 1, batch)
+
+
+#: figure -> (unit, which direction is better)
+FIGURES = {
+    "session_setup_ms": ("ms", "lower"),
+    "session_setup_server_cpu_ms": ("ms", "lower"),
+    "get_config_ms": ("ms", "lower"),
+    "get_config_rpcs_per_s": ("1/s", "higher"),
+    "get_config_server_cpu_ms_per_rpc": ("ms", "lower"),
+    "edit_1000_commit_ms": ("ms", "lower"),
+    "edit_1000_ms": ("ms", "lower"),
+    "commit_1000_ms": ("ms", "lower"),
+    "get_config_1000_ms": ("ms", "lower"),
+    "concurrent_20_total_ms": ("ms", "lower"),
+    "concurrent_20_rpc_ms": ("ms", "lower"),
+    "peak_memory_kb": ("kB", "lower"),
+    "memory_pss_20_sessions_kb": ("kB", "lower"),
+}
+
+
+def report(bench: Bench, started: float) -> dict:
+    """The JSON document: figures side by side with ratio agent/reference."""
+    agent, ref = bench.results["agent"], bench.results["reference"]
+    figures = {}
+    for name, (unit, better) in FIGURES.items():
+        a, r = agent.get(name), ref.get(name)
+        ratio = round(a / r, 3) if a is not None and r else None
+        ok = None if ratio is None else (ratio <= 1 if better == "lower" else ratio >= 1)
+        figures[name] = {"agent": a, "reference": r, "ratio": ratio, "unit": unit,
+                         "better": better, "agent_at_or_better": ok}
+    return {
+        "figures": figures,
+        "meta": {
+            "n": bench.n,
+            "entries": ENTRIES,
+            "concurrent_sessions": CONCURRENT_SESSIONS,
+            "ssh": {"kex": KEX_ALG, "cipher": CIPHER},
+            "servers": bench.meta,
+            "python": platform.python_version(),
+            "asyncssh": asyncssh.__version__,
+            "cpus": os.cpu_count(),
+            "loadavg_at_end": os.getloadavg(),
+            "duration_s": round(time.monotonic() - started, 1),
+            "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        },
+    }
+
+
+async def run_bench(n: int, rpc_timeout: float, reference_model: str = "auto") -> dict:
+    started = time.monotonic()
+    servers = [AgentServer(), Reference(reference_model)]
+    try:
+        for server in servers:
+            server.start()
+        bench = Bench([Target(s, rpc_timeout) for s in servers], n)
+        try:
+            await bench.run()
+        except Exception as exc:
+            logs = "\n".join(s.logs() for s in servers)
+            raise RuntimeError(f"benchmark failed: {exc!r}\n{logs}") from exc
+        return report(bench, started)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000,
+                        help="small get-config RPCs per server; other counts scale from it"
+                             " (default 1000)")
+    parser.add_argument("--json-out", type=Path, help="also write the JSON here")
+    parser.add_argument("--rpc-timeout", type=float, default=120.0,
+                        help="seconds to wait for any one reply or login (default 120)")
+    parser.add_argument("--reference-model", choices=("auto", "generated"), default="auto",
+                        help="auto: load yang/cmp-agent-pki.yang into netconfd, or the generated"
+                             " same-shape YANG 1.0 module if netconfd cannot parse it;"
+                             " generated: always the generated one")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds for the whole run (default 1800)")
+    args = parser.parse_args(argv)
+    if args.n < 1:
+        parser.error("--n must be at least 1")
+    if missing := missing_tools():
+        print(f"bench_netconf: the reference needs {', '.join(missing)}: {INSTALL_HINT}",
+              file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(asyncio.wait_for(run_bench(args.n, args.rpc_timeout,
+                                                        args.reference_model),
+                                              args.timeout))
+    except MissingTool as exc:
+        print(f"bench_netconf: {exc}", file=sys.stderr)
+        return 2
+    except (RuntimeError, TimeoutError, OSError, asyncssh.Error) as exc:
+        print(f"bench_netconf: {exc}", file=sys.stderr)
+        return 1
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json_out:
+        args.json_out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
