@@ -51,9 +51,15 @@ def _merge(target: etree._Element, element: etree._Element,
     if len(element) == 0:
         target.append(element)  # a leaf or leaf-list value
         return
-    keys = keys_of(element)
+    candidates = list(target.iterchildren(element.tag))
+    if not candidates:
+        target.append(element)
+        return
+    # the keys are looked up where the element lands: the provider's own
+    # element has no ancestry in the data tree
+    keys = keys_of(candidates[0])
     wanted = tuple(element.findtext(k) for k in keys)
-    for existing in target.iterchildren(element.tag):
+    for existing in candidates:
         if len(existing) and tuple(existing.findtext(k) for k in keys) == wanted:
             for sub in list(element):
                 if sub.tag in keys:

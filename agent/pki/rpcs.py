@@ -14,7 +14,13 @@ from typing import Any
 
 from lxml import etree
 from yangson.enumerations import ContentType
-from yangson.exceptions import RawMemberError, SchemaError, YangsonException, YangTypeError
+from yangson.exceptions import (
+    RawMemberError,
+    RawTypeError,
+    SchemaError,
+    YangsonException,
+    YangTypeError,
+)
 
 from agent.model import Model
 from agent.netconf.errors import RpcError
@@ -41,12 +47,17 @@ def parse_input(model: Model, operation: etree._Element) -> dict[str, Any]:
         node = inst["cmp-agent-pki:input"].add_defaults()
         node.validate(ctype=ContentType.all)
     except RawMemberError as exc:
-        element = str(exc).rsplit("/", 1)[-1]
+        element = exc.path.rsplit("/", 1)[-1]
         raise RpcError("unknown-element", f"<{name}> has no input parameter {element!r}",
                        type="protocol", info={"bad-element": element}) from None
+    except RawTypeError as exc:
+        leaf = exc.path.rsplit("/", 1)[-1]
+        raise RpcError("invalid-value", f"<{name}>: {leaf}: {exc.message}",
+                       info={"bad-element": leaf}) from None
     except YangTypeError as exc:
-        leaf = exc.instance.rsplit("/", 1)[-1]
-        raise RpcError("invalid-value", f"<{name}>: invalid {leaf}: {exc.message or exc.tag}",
+        leaf = str(exc.instance.instance_route()).rsplit("/", 1)[-1]
+        raise RpcError("invalid-value",
+                       f"<{name}>: {leaf} {exc.instance.value} is {exc.message or exc.tag}",
                        info={"bad-element": leaf}) from None
     except SchemaError as exc:
         missing = (exc.message or "").removeprefix("expected ").strip("'")

@@ -47,6 +47,9 @@ def test_certificates_are_renewed_at_the_configured_percentage(fresh_agent, tmp_
             "</cmp-session>" for n in ("keep", "fresh")))
 
         tree = state(m)
+        entries = tree.findall("p:cmp-session", NS)
+        assert [e.findtext("p:name", namespaces=NS) for e in entries] == ["keep", "fresh"]
+        assert [len(e.findall("p:statistics", NS)) for e in entries] == [1, 1]
         for name in ("keep", "fresh"):
             scheduled = tree.xpath(f"string(//p:cmp-session[p:name='{name}']/p:statistics/"
                                    "p:next-auto-update)", namespaces=NS)

@@ -1,0 +1,91 @@
+"""Session options of the seed (steps 6, 8, 9) and the store RPCs, through NETCONF."""
+
+from __future__ import annotations
+
+import pytest
+from ncclient.operations import RPCError
+
+from nc_helpers import connect
+from pki_helpers import ENTITY, NS, commit_pki, mac_session, out, rpc, state
+from testca_process import run_testca
+
+
+@pytest.fixture
+def ca(tmp_path):
+    with run_testca(tmp_path / "ca") as running:
+        yield running
+
+
+def test_source_interface_escaped_url_and_weak_mac(fresh_agent, ca):
+    escaped = ca.url.replace("/pkix/", "/%70kix%2F")  # esc: the URL is written with %XX escapes
+    session = mac_session("s1", ca).replace(
+        f"<server-url><url>{ca.url}</url></server-url>",
+        f"<server-url><url>{escaped}</url><esc>true</esc></server-url>"
+        "<source-interface>lo</source-interface>")
+    with connect(fresh_agent) as m:
+        commit_pki(m, ENTITY + session)
+        reply = rpc(m, "cmp-initial-request", session_name="s1")
+        assert out(reply, "status") == "success", out(reply, "status-text")
+
+        # seed step 8: an interface without an address is refused before anything is sent
+        commit_pki(m, "<cmp-session><name>s1</name><source-interface>nosuch0</source-interface>"
+                      "</cmp-session>")
+        with pytest.raises(RPCError) as err:
+            rpc(m, "cmp-initial-request", session_name="s1")
+        assert err.value.tag == "operation-failed" and "nosuch0" in err.value.message
+
+        # seed step 9: hmac-sha1 is a weak algorithm, refused at commit unless enabled
+        m.edit_config(target="candidate", config=(
+            f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns="{NS["p"]}">'
+            "<cmp-session><name>s1</name><source-address>127.0.0.1</source-address>"
+            "<integrity-algorithm>hmac-sha1</integrity-algorithm></cmp-session></pki></config>"))
+        with pytest.raises(RPCError) as err:
+            m.commit()
+        assert "weak" in err.value.message
+        m.edit_config(target="candidate", config=(
+            f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns="{NS["p"]}">'
+            "<weak-algorithms-enabled>true</weak-algorithms-enabled></pki></config>"))
+        m.commit()
+        reply = rpc(m, "cmp-initial-request", session_name="s1")
+        assert out(reply, "status") == "success", out(reply, "status-text")
+
+
+def test_key_and_certificate_store_rpcs(fresh_agent, ca):
+    with connect(fresh_agent) as m:
+        rpc(m, "key-pair-create", name="ec1", algorithm="ec", curve="p384")
+        rpc(m, "key-pair-create", name="rsa3k", key_bits="3072")
+        with pytest.raises(RPCError) as err:
+            rpc(m, "key-pair-create", name="ec1", algorithm="ec")
+        assert err.value.tag == "data-exists"
+        with pytest.raises(RPCError) as err:
+            rpc(m, "key-pair-create", name="k", key_bits="1024")
+        assert err.value.tag == "invalid-value"
+        with pytest.raises(RPCError) as err:
+            rpc(m, "key-pair-create", algorithm="rsa")
+        assert err.value.tag == "missing-element"
+        with pytest.raises(RPCError) as err:
+            rpc(m, "key-pair-import", name="bad", private_key="-----BEGIN PRIVATE KEY-----\nAAAA\n")
+        assert err.value.tag == "invalid-value" and "AAAA" not in err.value.message
+        rpc(m, "certificate-import", name="ca.pem", data=ca.certificate_pem)
+        with pytest.raises(RPCError) as err:
+            rpc(m, "certificate-import", name="junk.pem", data="hello")
+        assert err.value.tag == "invalid-value"
+
+        tree = state(m)
+        keys = {e.findtext("p:name", namespaces=NS): (e.findtext("p:algorithm", namespaces=NS),
+                                                       e.findtext("p:key-bits", namespaces=NS),
+                                                       e.findtext("p:curve", namespaces=NS))
+                for e in tree.findall("p:key-pair", NS)}
+        assert keys == {"ec1": ("ec", "384", "p384"), "rsa3k": ("rsa", "3072", None)}
+        cert = tree.find("p:certificate-file[p:name='ca.pem']", NS)
+        assert cert.findtext("p:subject", namespaces=NS) == "CN=cmp-agent test CA,O=cmp-agent,C=CN"
+        assert cert.findtext("p:not-after", namespaces=NS).endswith("Z")
+
+        rpc(m, "key-pair-delete", name="ec1")
+        rpc(m, "certificate-delete", name="ca.pem")
+        with pytest.raises(RPCError) as err:
+            rpc(m, "certificate-delete", name="ca.pem")
+        assert err.value.tag == "data-missing"
+        tree = state(m)
+        assert tree.xpath("p:key-pair/p:name/text()", namespaces=NS) == ["rsa3k"]
+        assert tree.xpath("p:certificate-file", namespaces=NS) == []
