@@ -41,6 +41,8 @@ class AgentProcess:
     host: str = "127.0.0.1"
     port: int = 0
     process: subprocess.Popen | None = None
+    #: more ``cmp-agent serve`` options, e.g. ``("--cmp-reply-wait", "1")``
+    extra_args: tuple[str, ...] = ()
     output: list[str] = field(default_factory=list)
 
     @property
@@ -50,7 +52,7 @@ class AgentProcess:
     def start(self) -> "AgentProcess":
         """Start the agent (on the same state directory) and wait until it listens."""
         cmd = [*agent_command(), "serve", "--host", "127.0.0.1", "--port", "0",
-               "--state-dir", str(self.state_dir)]
+               "--state-dir", str(self.state_dir), *self.extra_args]
         self.output = []
         self.process = subprocess.Popen(
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -119,3 +121,19 @@ def fresh_agent(tmp_path: Path) -> Iterator[AgentProcess]:
     proc = AgentProcess(tmp_path / "state").start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path):
+    """A factory: ``start_agent("--cmp-reply-wait", "1")`` starts an agent with those
+    options on its own new state directory; all are stopped after the test."""
+    started: list[AgentProcess] = []
+
+    def start(*extra_args: str) -> AgentProcess:
+        proc = AgentProcess(tmp_path / f"state-{len(started)}", extra_args=extra_args).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -224,8 +224,6 @@ class PkiService:
         background = asyncio.ensure_future(later())
         self._background.add(background)
         background.add_done_callback(self._background.discard)
-        stats.outcomes["waiting"] += 1
-        self.total.outcomes["waiting"] += 1
         return RequestOutcome(
             name, kind, trigger, "waiting", key_pair_created=prepared.key_pair_created,
             status_text="the CA has not answered yet; the result comes as a"
@@ -260,7 +258,7 @@ class PkiService:
             stats.sent[_COUNTER_NAMES.get(body, body)] += count
         for body, count in result.messages.received.items():
             stats.received[_COUNTER_NAMES.get(body, body)] += count
-        if result.messages.received.get("pollRep"):
+        if result.messages.received.get("pollRep"):  # the CA answered "waiting" first
             stats.outcomes["waiting"] += 1
         if isinstance(result, Enrolled):
             stats.outcomes["granted-with-mods" if result.status == "grantedWithMods" else "accepted"] += 1

@@ -111,3 +111,40 @@ def test_a_failed_automatic_update_keeps_the_working_pair_and_warns(fresh_agent,
         tree = state(m)
         assert int(tree.xpath("string(//p:cmp-session[p:name='s1']/p:statistics/p:failures/"
                               "p:transport)", namespaces=NS)) >= 1
+
+
+def test_a_slow_ca_answers_waiting_and_reports_by_notification(start_agent, tmp_path):
+    """A CA that polls past the RPC's patience: the reply says ``waiting``, the
+    transaction goes on in the background and ends in a notification."""
+    agent = start_agent("--cmp-reply-wait", "0.5")
+    with run_testca(tmp_path / "ca", "--poll", "3") as ca, connect(agent) as m:
+        commit_pki(m, ENTITY + mac_session("s1", ca))
+        m.create_subscription()
+        reply = rpc(m, "cmp-initial-request", session_name="s1")
+        assert out(reply, "status") == "waiting"
+        assert "notification" in out(reply, "status-text")
+        event = next_event(m, "cmp-session-result", time.monotonic() + 30)
+        assert event is not None
+        fields = {etree.QName(c).localname: c.text for c in event}
+        assert (fields["result"], fields["certificate-file"]) == ("success", "s1-local.pem")
+        tree = state(m)
+        stats = "//p:cmp-session[p:name='s1']/p:statistics"
+        assert int(tree.xpath(f"string({stats}/p:messages-received/p:poll-rep)",
+                              namespaces=NS)) == 2
+        assert int(tree.xpath(f"string({stats}/p:outcomes/p:waiting)", namespaces=NS)) == 1
+        assert int(tree.xpath(f"string({stats}/p:outcomes/p:accepted)", namespaces=NS)) == 1
+
+
+def test_the_schedule_survives_a_restart(fresh_agent, tmp_path):
+    with run_testca(tmp_path / "ca", "--validity", "3600") as ca:
+        with connect(fresh_agent) as m:
+            commit_pki(m, ENTITY + mac_session("s1", ca))
+            assert out(rpc(m, "cmp-initial-request", session_name="s1"), "status") == "success"
+            commit_pki(m, "<cmp-session><name>s1</name><authentication-cert>s1-local.pem"
+                          "</authentication-cert><auto-update><enabled>true</enabled>"
+                          "<expire-time>80</expire-time></auto-update></cmp-session>")
+            before = state(m).xpath("string(//p:statistics/p:next-auto-update)", namespaces=NS)
+        fresh_agent.restart()
+        with connect(fresh_agent) as m:
+            after = state(m).xpath("string(//p:statistics/p:next-auto-update)", namespaces=NS)
+    assert before and after == before
