@@ -11,6 +11,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("agent.serve", "run the NETCONF agent"),
     "cmp": ("agent.cmp.cli", "run one CMP transaction (ir, cr, kur) from the shell"),
+    "cli": ("agent.opcli.main", "the vendor's PKI commands over NETCONF"),
 }
 
 

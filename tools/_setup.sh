@@ -11,7 +11,13 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
 fi
 VENV_PY="$ROOT/.venv/bin/python"
 # install only when the project's metadata changed since the last install
+# (an install with the test extras includes everything tools/run needs)
 stamp="$ROOT/.venv/.installed-$1"
+for done_stamp in "$stamp" "$ROOT/.venv/.installed-test"; do
+    if [ -f "$done_stamp" ] && [ ! "$ROOT/pyproject.toml" -nt "$done_stamp" ]; then
+        stamp="$done_stamp"
+    fi
+done
 if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
     "$VENV_PY" -m pip install --quiet --upgrade pip
     "$VENV_PY" -m pip install --quiet -e "$ROOT$2"

@@ -47,7 +47,7 @@ DATASTORES = ("running", "candidate", "startup")
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
                           remove_blank_text=True, load_dtd=False)
 
-CommitListener = Callable[[dict, dict], None]
+CommitListener = Callable[[ChangeSummary], None]
 
 
 class DatastoreLoadError(Exception):
@@ -143,16 +143,24 @@ class Datastores:
     def running_snapshot(self) -> Snapshot:
         return Snapshot(copy.deepcopy(self._trees["running"]))
 
+    @property
+    def running_version(self) -> int:
+        """Changes whenever running changes: a cache key for views of running."""
+        return self._versions["running"]
+
     def running_raw(self) -> dict:
         """Running (with defaults) as yangson raw JSON-ish data (RFC 7951 names)."""
         version = self._versions["running"]
         if self._raw_cache is None or self._raw_cache[0] != version:
-            inst = load_instance(self.smap, self._trees["running"]).add_defaults()
-            self._raw_cache = (version, inst.raw_value())
+            # defaults from the model, filled in on the XML tree (much faster than
+            # yangson's add_defaults on large lists), then typed by yangson
+            tree = self._defaults.apply(copy.deepcopy(self._trees["running"]), "report-all")
+            self._raw_cache = (version, load_instance(self.smap, tree).raw_value())
         return copy.deepcopy(self._raw_cache[1])
 
     def add_commit_listener(self, fn: CommitListener) -> None:
-        """Call ``fn(old_running_raw, new_running_raw)`` after every change of running."""
+        """Call ``fn(summary)`` after every change of running (commit, rollback,
+        copy-config); ``running_raw()`` then gives the new configuration."""
         self._listeners.append(fn)
 
     # -- writes -----------------------------------------------------------------------
@@ -248,16 +256,13 @@ class Datastores:
         summary = diff(self.smap, old, new)
         if summary.empty:
             return summary
-        old_raw = self.running_raw() if self._listeners else {}
         self._write(self._running_file, new)
         self._set("running", new)
-        if self._listeners:
-            new_raw = self.running_raw()
-            for fn in self._listeners:
-                try:
-                    fn(copy.deepcopy(old_raw), copy.deepcopy(new_raw))
-                except Exception:  # a listener's bug must not undo a commit
-                    log.exception("commit listener %r failed", fn)
+        for fn in self._listeners:
+            try:
+                fn(summary)
+            except Exception:  # a listener's bug must not undo a commit
+                log.exception("commit listener %r failed", fn)
         return summary
 
     def _set(self, name: str, tree: etree._Element) -> None:

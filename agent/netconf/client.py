@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import asyncssh
 from lxml import etree
@@ -36,7 +36,7 @@ CAP_BASE_10 = "urn:ietf:params:netconf:base:1.0"
 CAP_BASE_11 = "urn:ietf:params:netconf:base:1.1"
 
 #: XML parser for replies: no entities, no network (the server is not trusted blindly)
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 class NetconfError(Exception):
@@ -92,6 +92,8 @@ class _Channel(asyncssh.SSHClientSession):
     def __init__(self) -> None:
         self.deframer = Deframer()
         self.messages: asyncio.Queue[bytes | BaseException] = asyncio.Queue()
+        #: called with the server's hello; returns the framing of the later messages
+        self.on_hello: Callable[[bytes], Framing] | None = None
 
     def data_received(self, data: bytes, datatype) -> None:
         self.deframer.feed(data)
@@ -107,8 +109,6 @@ class _Channel(asyncssh.SSHClientSession):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self.messages.put_nowait(NetconfError(f"connection lost: {exc}" if exc else "session closed"))
-
-    on_hello = None
 
 
 class NetconfClient:

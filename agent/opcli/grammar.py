@@ -268,9 +268,11 @@ def _step(cands: list[Candidate], i: int, tok: Token, line: str, n_tokens: int
             wrong = True
     if survivors:
         return survivors, rest
+    if wrong:
+        raise ParseError(ParseError.WRONG_PARAMETER, tok.start)
     if any(len(c.path) == i for c in cands):
         raise ParseError(ParseError.TOO_MANY, tok.start)
-    raise ParseError(ParseError.WRONG_PARAMETER if wrong else ParseError.UNRECOGNIZED, tok.start)
+    raise ParseError(ParseError.UNRECOGNIZED, tok.start)
 
 
 def _secret_spans(path: Sequence[Element], tokens: Sequence[Token]) -> tuple[tuple[int, int], ...]:

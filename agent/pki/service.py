@@ -155,7 +155,24 @@ class PkiService:
         self.on_result: list[Callable[[RequestOutcome], None]] = []
         #: called when the certificate store changes by an RPC, or running changes
         self.on_change: list[Callable[[], None]] = []
-        datastores.add_commit_listener(lambda old, new: self.on_store_change())
+        datastores.add_commit_listener(lambda summary: self._running_changed())
+        self._config_cache: tuple[int, PkiConfig] | None = None
+        self._change_pending = False
+
+    def _running_changed(self) -> None:
+        """After a commit: react once the commit has been answered (coalesced)."""
+        if self._change_pending:
+            return
+        self._change_pending = True
+
+        def react() -> None:
+            self._change_pending = False
+            self.on_store_change()
+
+        try:
+            asyncio.get_running_loop().call_soon(react)
+        except RuntimeError:  # no event loop (unit use): react now
+            react()
 
     def on_store_change(self) -> None:
         for listener in self.on_change:
@@ -163,7 +180,11 @@ class PkiService:
 
     # ------------------------------------------------------------------ config
     def config(self) -> PkiConfig:
-        return PkiConfig.from_raw(self.datastores.running_raw())
+        """The committed configuration (cached until running changes)."""
+        version = self.datastores.running_version
+        if self._config_cache is None or self._config_cache[0] != version:
+            self._config_cache = (version, PkiConfig.from_raw(self.datastores.running_raw()))
+        return self._config_cache[1]
 
     def session(self, name: str) -> tuple[PkiConfig, SessionConfig]:
         pki = self.config()
@@ -174,7 +195,7 @@ class PkiService:
                 "invalid-value",
                 f"no CMP session {name!r} in the running configuration:"
                 " configure /pki/cmp-session and commit first",
-                path=f"/pki:cmp-session[pki:name='{name}']",
+                path=f"/pki:pki/pki:cmp-session[pki:name='{name}']",
                 path_namespaces={"pki": PKI_NS},
             ) from None
 

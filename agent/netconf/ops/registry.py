@@ -75,7 +75,7 @@ class RpcRegistry:
 
 def child(parent: etree._Element, namespace: str, name: str) -> etree._Element | None:
     """The first child ``{namespace}name`` of *parent*."""
-    return parent.find(f"{{{namespace}}}{name}")
+    return next(parent.iterchildren(f"{{{namespace}}}{name}"), None)  # no ElementPath parsing
 
 
 def text_param(parent: etree._Element, namespace: str, name: str) -> str | None:

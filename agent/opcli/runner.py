@@ -1,0 +1,188 @@
+"""Carries out the shell's steps over NETCONF and tells the operator what happened.
+
+:class:`Runner` is given a *send* callable (an operation -> the ``<rpc-reply>``
+element, raising :class:`~agent.netconf.client.NetconfRpcError`), so that it
+does not care how the RPC travels. :func:`run_lines` replays a file or stdin
+and stops at the first failure; :mod:`agent.opcli.interactive` is the TTY loop.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from lxml import etree
+
+from ..netconf.client import NetconfError, NetconfRpcError
+from .display import format_statistics
+from .grammar import ParseError, masked
+from .operations import (
+    NC_NS,
+    PKI_NS,
+    ClearStatistics,
+    CmpRequest,
+    Commit,
+    DiscardChanges,
+    GetStatistics,
+    LockCandidate,
+    Operation,
+    UnlockCandidate,
+)
+from .shell import Shell, Step
+
+Send = Callable[[Operation], etree._Element]
+_NS = {"p": PKI_NS, "nc": NC_NS}
+
+
+def parse_error_lines(prompt: str, line: str, err: ParseError, echo: bool = True) -> list[str]:
+    """The device's error display: the line (secrets masked), a caret under the fault, the error.
+
+    With *echo* false the line is already on the screen after the prompt (interactive).
+    """
+    shown = err.detail or line
+    caret = " " * (len(prompt) + err.position) + "^"
+    return ([prompt + shown] if echo else []) + [caret, err.message]
+
+
+def request_result(req: CmpRequest, reply: etree._Element) -> tuple[bool, list[str]]:
+    """Whether the request succeeded, and what to tell the operator (from the RPC output)."""
+    def leaf(name: str) -> str:
+        return (reply.findtext(f"p:{name}", namespaces=_NS) or "").strip()
+
+    status = leaf("status")
+    if status == "success":
+        lines = [f"Info: The {req.description} succeeded."]
+        detail = f"Info: Certificate saved as {leaf('certificate-file')}"
+        if leaf("serial"):
+            detail += f" (serial {leaf('serial')}, valid until {leaf('not-after')})"
+        lines.append(detail + ".")
+        cas = reply.xpath("p:ca-certificate-file/text()", namespaces=_NS)
+        if cas:
+            lines.append("Info: CA certificates saved as " + ", ".join(cas) + ".")
+        if leaf("key-pair-created") == "true":
+            lines.append("Info: A new key pair was created for this request.")
+        return True, lines
+    if status == "waiting":
+        return True, [f"Info: The CA is processing the {req.description}; the agent polls"
+                      " for the certificate (see display pki cmp statistics)."]
+    why = leaf("status-text") or "no reason given"
+    extra = [leaf("pki-status")] if leaf("pki-status") else []
+    extra += reply.xpath("p:failure-info/text()", namespaces=_NS)
+    return False, [f"Error: The {req.description} failed: {why}"
+                   + (f" ({', '.join(extra)})" if extra else "") + "."]
+
+
+@dataclass
+class Runner:
+    """Runs lines through a :class:`Shell`, sending its operations with *send*."""
+
+    shell: Shell
+    send: Send
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def say(self, text: str, error: bool = False) -> None:
+        print(text, file=self.err if error else self.out, flush=True)
+
+    def run_line(self, line: str, *, echo_on_error: bool = True, where: str = "") -> bool:
+        """Run one command line; False if it failed (the error is printed)."""
+        if not line.strip() or line.lstrip().startswith(("#", "!")):
+            return True
+        prompt = self.shell.prompt
+        try:
+            found = self.shell.parse(line)
+        except ParseError as err:
+            if where:
+                self.say(where, error=True)
+            for text in parse_error_lines(prompt, line, err, echo_on_error):
+                self.say(text, error=True)
+            return False
+        ok = self.run_steps(self.shell.apply(found))
+        if not ok and where:
+            self.say(f"{where} {prompt}{masked(line, found)}", error=True)
+        return ok
+
+    def run_steps(self, steps: Iterable[Step]) -> bool:
+        for step in steps:
+            if isinstance(step, str):
+                self.say(step)
+            elif not self.run_operation(step):
+                return False
+        return True
+
+    def run_operation(self, op: Operation) -> bool:
+        try:
+            reply = self.send(op)
+        except NetconfRpcError as exc:
+            for e in exc.errors:
+                where = f" ({e.path})" if e.path and e.path not in e.message else ""
+                self.say(f"Error: {e.message or e.tag}{where}", error=True)
+            return False
+        except NetconfError as exc:
+            self.say(f"Error: The NETCONF session failed: {exc}", error=True)
+            return False
+        if isinstance(op, Commit):
+            return self.run_steps(self.shell.commit_succeeded())
+        if isinstance(op, CmpRequest):
+            ok, lines = request_result(op, reply)
+            for text in lines:
+                self.say(text, error=not ok)
+            return ok
+        if isinstance(op, GetStatistics):
+            try:
+                lines = format_statistics(reply, op.session)
+            except LookupError as exc:
+                self.say(str(exc), error=True)
+                return False
+            for text in lines:
+                self.say(text)
+        if isinstance(op, ClearStatistics):
+            self.say("Info: Statistics cleared.")
+        return True
+
+    def finish(self) -> bool:
+        """At the end of interactive input: requests still waiting for a commit are a failure."""
+        if self.shell.waiting:
+            names = ", ".join(r.description for r in self.shell.waiting)
+            self.say(f"Error: No commit after the request(s), never sent: {names}.", error=True)
+            return False
+        if self.shell.uncommitted:
+            self.say("Warning: The configuration was not committed; it stays in the candidate"
+                     " datastore (run 'commit' to apply it).", error=True)
+        return True
+
+    def discard(self) -> None:
+        """Drop this run's uncommitted configuration (and the requests waiting for it)."""
+        if self.shell.uncommitted and self.run_operation(DiscardChanges()):
+            self.say("Info: The uncommitted configuration of this run was discarded.", error=True)
+        self.shell.discarded()
+
+
+def run_lines(runner: Runner, lines: Iterable[str], source: str) -> int:
+    """Replay *lines* (a file or stdin); 0, or 1 at the first failed command.
+
+    The candidate is locked for the run, so that the replay edits alone; at a
+    failure, or at the end without ``commit``, the run's uncommitted
+    configuration is discarded: nothing half-done stays for the next commit.
+    """
+    if not runner.run_operation(LockCandidate()):
+        return 1
+    try:
+        for number, line in enumerate(lines, 1):
+            line = line.rstrip("\r\n")
+            if not runner.run_line(line, where=f"{source}, line {number}:"):
+                runner.discard()
+                return 1
+            if runner.shell.finished:
+                break
+        if runner.shell.uncommitted:
+            waiting = "".join(f"; never sent: the {r.description}" for r in runner.shell.waiting)
+            runner.say(f"Error: The configuration was not committed (no 'commit' after it){waiting}.",
+                       error=True)
+            runner.discard()
+            return 1
+        return 0
+    finally:
+        runner.run_operation(UnlockCandidate())

@@ -1,0 +1,212 @@
+"""``cmp-agent cli`` end to end: a real agent, tools/testca, the CLI as a subprocess and on a pty."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pexpect
+import pytest
+from lxml import etree
+
+from agent.netconf.client import NetconfClient
+from opcli_helpers import ROOT, cli_command
+from testca_process import run_testca
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+PKI = "urn:cmp-agent:yang:cmp-agent-pki"
+NS = {"p": PKI}
+
+
+@pytest.fixture
+def ca(tmp_path):
+    with run_testca(tmp_path / "ca") as running:
+        yield running
+
+
+def cli(agent, *args: str, stdin: str | None = None, password: str | None = None):
+    env = {**os.environ, "CMP_AGENT_PASSWORD": password if password is not None else agent.password}
+    return subprocess.run([*cli_command(), "--port", str(agent.port), *args], input=stdin,
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def running_pki(agent, datastore: str = "running") -> etree._Element:
+    async def fetch():
+        client = await NetconfClient.connect("127.0.0.1", agent.port, "admin", agent.password)
+        try:
+            reply = await client.rpc(f'<get-config><source><{datastore}/></source>'
+                                     f'<filter type="subtree"><pki xmlns="{PKI}"/></filter>'
+                                     "</get-config>")
+        finally:
+            await client.close()
+        return reply
+
+    return asyncio.run(fetch())
+
+
+def test_the_seed_procedure_replayed_from_a_file_enrols_a_certificate(fresh_agent, ca, tmp_path):
+    seed = (GOLDEN / "seed-procedure.txt").read_text().replace("http://192.0.2.10:8080/pkix/", ca.url)
+    commands = tmp_path / "seed.txt"
+    commands.write_text(seed)
+    done = cli(fresh_agent, str(commands))
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    # the guide's order: the request comes before commit and runs right after it
+    waited = out.index("Info: Session s1 has uncommitted configuration: the CMP initial request (IR)"
+                       " will be sent after the next commit.")
+    sent = out.index("Info: Sending the CMP initial request (IR) of session s1 that waited")
+    assert waited < sent < out.index("Info: The CMP initial request (IR) of session s1 succeeded.")
+    assert "Info: Certificate saved as s1-local.pem (serial " in out
+    assert "Info: CA certificates saved as s1-ca1.pem." in out
+    # display pki cmp statistics session s1: the counts of one IR transaction
+    table = out[out.index("CMP statistics of session s1"):]
+    for label, value in (("IR", 1), ("CR", 0), ("KUR", 0), ("CertConf", 1), ("IP", 1),
+                         ("PKIConf", 1), ("Accepted", 1), ("Rejection", 0), ("Transport", 0)):
+        assert re.search(rf"^\s*(?:\w[\w ]*?\s{{2,}})?{label}\s+{value}$", table, re.M), (label, table)
+    assert re.search(r"^Messages sent\s+IR\s+1$", table, re.M)
+    assert re.search(r"Result\s+success$", table, re.M)
+    # the secret was configured, but never shown
+    assert ca.secret not in done.stdout + done.stderr
+    assert (fresh_agent.state_dir / "pki" / "public" / "s1-local.pem").read_bytes().startswith(
+        b"-----BEGIN CERTIFICATE")
+
+    config = running_pki(fresh_agent)
+    session = config.xpath("//p:cmp-session[p:name='s1']", namespaces=NS)[0]
+    assert session.findtext("p:ca-name", namespaces=NS) == "/C=CN/O=cmp-agent/CN=cmp-agent test CA"
+    assert session.findtext("p:server-url/p:url", namespaces=NS) == ca.url
+    assert session.findtext("p:auto-update/p:expire-time", namespaces=NS) == "60"
+    assert config.xpath("string(//p:entity[p:name='e1']/p:organization)", namespaces=NS) == \
+        "Example Inc"
+
+    # the overall statistics, from stdin this time
+    total = cli(fresh_agent, stdin="display pki cmp statistics\n")
+    assert total.returncode == 0, total.stderr
+    assert re.search(r"^s1\s+1\s+0\s+0\s+1\s+0\s+success$", total.stdout, re.M), total.stdout
+
+
+def test_undo_forms_and_the_first_failed_command_ends_the_run(fresh_agent):
+    script = "\n".join([
+        "system-view",
+        "pki cmp session s2",
+        " cmp-request ca-name /C=CN/O=Example/CN=Example CA",
+        " source 192.0.2.1",
+        " cmp-request message-authentication-code 77 other-secret",
+        " commit",
+        " undo source",
+        " undo cmp-request ca-name",
+        " quit",
+        "commit",
+        "pki cmp initial-request session s2",  # line 11: s2 lacks a URL, a key pair, an entity
+        "pki file-format der",
+        "commit",
+    ]) + "\n"
+    done = cli(fresh_agent, stdin=script)
+    assert done.returncode == 1
+    assert "Error: session s2: no server-url" in done.stderr
+    assert "stdin, line 11: [cmp-agent]pki cmp initial-request session s2" in done.stderr
+    assert "other-secret" not in done.stdout + done.stderr
+    config = running_pki(fresh_agent)
+    session = config.xpath("//p:cmp-session[p:name='s2']", namespaces=NS)[0]
+    assert session.find("p:source-address", namespaces=NS) is None
+    assert session.find("p:ca-name", namespaces=NS) is None
+    assert session.findtext("p:message-authentication-code/p:reference-value", namespaces=NS) == "77"
+    # nothing after the failed line ran
+    assert config.findtext(".//p:file-format", namespaces=NS) != "der"
+
+
+def test_a_bad_command_a_value_the_agent_refuses_or_a_bad_password_fail(fresh_agent, tmp_path):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("system-view\npki cmp session s1\n cmp-request entty e1\ncommit\n")
+    done = cli(fresh_agent, str(bad))
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"{bad}, line 3:",
+        "[cmp-agent-pki-cmp-session-s1] cmp-request entty e1",
+        "                                           ^",
+        "Error: Unrecognized command found at '^' position.",
+        "Info: The uncommitted configuration of this run was discarded.",
+    ]
+    # nothing half-done is left in the candidate for the next commit
+    assert not running_pki(fresh_agent, "candidate").xpath("//p:cmp-session", namespaces=NS)
+
+    refused = cli(fresh_agent, stdin="system-view\npki cmp session s1\n"
+                                     "cmp-request ca-name no-slashes\n")
+    assert refused.returncode == 1 and refused.stderr.startswith("Error: ")
+    assert "stdin, line 3: [cmp-agent-pki-cmp-session-s1]cmp-request ca-name no-slashes" \
+        in refused.stderr
+
+    waiting = cli(fresh_agent, stdin="system-view\npki cmp session s1\nquit\n"
+                                     "pki cmp initial-request session s1\n")
+    assert waiting.returncode == 1
+    assert "Error: The configuration was not committed (no 'commit' after it); never sent: the" \
+           " CMP initial request (IR) of session s1." in waiting.stderr
+    assert not running_pki(fresh_agent, "candidate").xpath("//p:cmp-session", namespaces=NS)
+
+    # another session's uncommitted changes: the replay does not mix its edits with them
+    async def edit_elsewhere():
+        client = await NetconfClient.connect("127.0.0.1", fresh_agent.port, "admin",
+                                             fresh_agent.password)
+        await client.rpc(f'<edit-config><target><candidate/></target><config><pki xmlns="{PKI}">'
+                         "<file-format>der</file-format></pki></config></edit-config>")
+        busy = cli(fresh_agent, stdin="system-view\npki file-format pem\ncommit\n")
+        await client.rpc("<discard-changes/>")
+        await client.close()
+        return busy
+
+    busy = asyncio.run(edit_elsewhere())
+    assert busy.returncode == 1
+    assert "Error: the candidate datastore has uncommitted changes made by session" in busy.stderr
+
+    denied = cli(fresh_agent, stdin="display pki cmp statistics\n", password="wrong")
+    assert denied.returncode == 1 and "Error: cannot connect to 127.0.0.1:" in denied.stderr
+
+
+def test_interactive_prompt_help_completion_and_commands(fresh_agent):
+    env = {k: v for k, v in os.environ.items() if k != "CMP_AGENT_PASSWORD"}
+    env["TERM"] = "dumb"
+    command = cli_command()
+    child = pexpect.spawn(command[0], [*command[1:], "--port", str(fresh_agent.port)], env=env,
+                          cwd=str(ROOT), encoding="utf-8", timeout=30, dimensions=(40, 200))
+    try:
+        child.expect_exact("password: ")
+        child.sendline(fresh_agent.password)
+        child.expect_exact("<cmp-agent>")
+        child.send("sys\t")                     # tab completes the keyword
+        child.expect_exact("system-view ")
+        child.send("\r")
+        child.expect_exact("Enter system view, return user view with return command.")
+        child.expect_exact("[cmp-agent]")
+        child.send("pki ?")                     # ? answers at once, without Enter
+        child.expect(r"cmp\s+Certificate Management Protocol version 2")
+        child.expect(r"entity\s+PKI entity")
+        child.expect(r"file-format\s+File format in which certificates are stored")
+        child.expect_exact("[cmp-agent]pki ")   # the line is given back
+        child.send("cmp sess\t")
+        child.expect_exact("session ")
+        child.send("s1\r")
+        child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
+        child.send("cmp-request entty e1\r")
+        child.expect(r"\n {42}\^\s*\r?\nError: Unrecognized command found at '\^' position\.")
+        child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
+        child.send("cmp-request message-authentication-code 1234 cmp-secret\r")
+        child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
+        child.send("commit\r")
+        child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
+        child.send("quit\r")
+        child.expect_exact("[cmp-agent]")
+        child.send("display pki cmp statistics session s1\r")
+        child.expect(r"Messages sent\s+IR\s+0")
+        child.expect_exact("[cmp-agent]")
+        child.send("return\r")
+        child.expect_exact("<cmp-agent>")
+        child.send("quit\r")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    assert child.exitstatus == 0
+    config = running_pki(fresh_agent)
+    assert config.xpath("string(//p:cmp-session[p:name='s1']/p:message-authentication-code/"
+                        "p:reference-value)", namespaces=NS) == "1234"
