@@ -127,8 +127,14 @@ async def _serve(host: str, port: int, state_dir: Path, reply_wait: float) -> in
     server.recover_unconfirmed_commit()
     pki = attach(server, model, datastores, state_dir, datastores.secrets,
                  settings=ServiceSettings(reply_wait=reply_wait))
-    acceptor = await start_ssh_server(server, UserStore(state_dir), host, port,
-                                      [str(state_dir / "ssh_host_ed25519_key")])
+    try:
+        acceptor = await start_ssh_server(server, UserStore(state_dir), host, port,
+                                          [str(state_dir / "ssh_host_ed25519_key")])
+    except OSError as exc:
+        print(f"cmp-agent: cannot listen on {host}:{port}: {exc.strerror or exc}"
+              " (another agent running? choose another --port)", file=sys.stderr)
+        await pki.stop()
+        return 1
     bound = acceptor.sockets[0].getsockname()
     shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info("listening on %s:%d (state directory %s)", shown_host, bound[1], state_dir)

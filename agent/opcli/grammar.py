@@ -331,17 +331,18 @@ def next_words(commands: Iterable[tuple[object, tuple[Element, ...]]], line: str
                keyword_help: dict[str, str]) -> list[Help]:
     """What may follow *line* (help for a trailing ``?`` and tab completion).
 
-    If *line* does not end in a blank, its last word is a prefix being typed
-    and only the keywords it starts are listed. ``<cr>`` means the line is a
+    If *line* does not end in a blank, its last word is being typed: the
+    keywords it starts, and the parameters it is a valid value of, are listed. ``<cr>`` means the line is a
     complete command already.
     """
     try:
         tokens = tokenize(line)
     except ParseError:
         return []
-    partial = ""
+    partial = typed = ""
     if tokens and not line[-1:].isspace():
-        partial = tokens.pop().text.lower()
+        typed = tokens.pop().text
+        partial = typed.lower()
     cands = [Candidate(cmd, path) for cmd, path in commands]
     for i, tok in enumerate(tokens):
         try:
@@ -357,7 +358,7 @@ def next_words(commands: Iterable[tuple[object, tuple[Element, ...]]], line: str
             el = c.path[i]
             if isinstance(el, Keyword) and el.word.startswith(partial):
                 seen.setdefault(el.word, Help(el.word, keyword_help.get(el.word, ""), True))
-            elif isinstance(el, Param) and not partial:
+            elif isinstance(el, Param) and (not partial or el.check(typed)):
                 seen.setdefault(el.label + el.name, Help(el.label, el.help, False))
     found = sorted((h for h in seen.values() if h.keyword), key=lambda h: h.label)
     found += [h for h in seen.values() if not h.keyword]

@@ -78,3 +78,16 @@ def test_unconfirmed_commit_is_undone_after_a_crash(fresh_agent):
     assert "kept" in names and "unconfirmed" not in names
     assert "not confirmed before the agent stopped" in fresh_agent.log_text()
     assert not (fresh_agent.state_dir / "unconfirmed-commit-rollback.xml").exists()
+
+
+def test_a_port_in_use_is_a_clear_error(agent, tmp_path):
+    import subprocess
+
+    from conftest import agent_command
+
+    result = subprocess.run([*agent_command(), "serve", "--port", str(agent.port),
+                             "--state-dir", str(tmp_path / "second")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{agent.port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -339,6 +339,7 @@ def test_help_lists_what_may_follow():
         "  file-format  File format in which certificates are stored",
     ]
     assert sh.help("nonsense ") == []
+    assert [h.label for h in sh.help("pki cmp session s1")] == ["STRING<1-64>"]
     session = shell_in("session")
     labels = [h.label for h in session.help("cmp-request rsa local-key-pair rsa1 ")]
     assert labels == ["regenerate", "<cr>"]
