@@ -228,19 +228,35 @@ class PkiService:
         task = asyncio.get_running_loop().run_in_executor(None, self._enroll, prepared.request)
 
         def finish(result: EnrollmentResult) -> RequestOutcome:
-            self._busy.discard(name)
-            outcome = self._complete(prepared, pki, result, trigger, time.monotonic() - began)
+            try:
+                outcome = self._complete(prepared, pki, result, trigger, time.monotonic() - began)
+            finally:
+                self._busy.discard(name)
             self.notify(outcome.notification())
             for listener in self.on_result:
                 listener(outcome)
             return outcome
 
+        def abort(exc: BaseException) -> None:
+            """The engine itself failed (a bug): free the session, say so."""
+            self._busy.discard(name)
+            stats.last_request.result = "failure"
+            stats.last_request.reason = f"internal error: {type(exc).__name__}: {exc}"
+            log.error("session %s: %s ended abnormally", name, kind, exc_info=exc)
+
         done, _ = await asyncio.wait({task}, timeout=self.settings.reply_wait)
         if done:
+            if task.exception() is not None:
+                abort(task.exception())
             return finish(task.result())
 
         async def later() -> None:
-            finish(await task)
+            try:
+                result = await task
+            except Exception as exc:
+                abort(exc)
+                return
+            finish(result)
 
         background = asyncio.ensure_future(later())
         self._background.add(background)
