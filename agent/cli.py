@@ -1,9 +1,11 @@
-"""The ``cmp-agent`` command: ``serve`` runs the agent, ``cmp`` enrols from the shell."""
+"""The ``cmp-agent`` command: ``serve`` runs the agent, ``cmp`` enrols from the
+shell, ``cli`` speaks the vendor's PKI commands to an agent over NETCONF."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 from collections.abc import Sequence
 
 #: subcommand -> (module, one-line help). Each module provides
@@ -16,11 +18,17 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="cmp-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # only the chosen subcommand's module is imported: each starts at once
+    chosen = next((a for a in args_in if not a.startswith("-")), None)
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.configure_parser(sub.add_parser(name, help=help_text, description=module.__doc__))
-    args = parser.parse_args(argv)
-    module = importlib.import_module(SUBCOMMANDS[args.command][0])
-    return int(module.run(args) or 0)
+        sub_parser = sub.add_parser(name, help=help_text)
+        if name == chosen:
+            module = importlib.import_module(module_name)
+            sub_parser.description = module.__doc__
+            sub_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            module.configure_parser(sub_parser)
+    args = parser.parse_args(args_in)
+    return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)

@@ -154,6 +154,11 @@ class NetconfClient:
             raise
         return client
 
+    @property
+    def framing(self) -> Framing:
+        """The framing of this session after the hellos (RFC 6242 section 4.1)."""
+        return self._framing
+
     def _hello_received(self, data: bytes) -> Framing:
         """Framing after the hellos: chunked iff both sides speak base:1.1 (RFC 6242 4.1)."""
         both = CAP_BASE_11 in self._client_caps and CAP_BASE_11.encode() in data
@@ -183,7 +188,8 @@ class NetconfClient:
 
         Raises :class:`NetconfRpcError` if the reply has an ``rpc-error`` of
         severity ``error`` (RFC 6241 section 4.3), :class:`NetconfError` if the
-        session breaks.
+        session breaks. After a *timeout* the session is out of step (the late
+        reply would answer the next RPC): close it.
         """
         if isinstance(operation, etree._Element):
             operation = etree.tostring(operation)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .grammar import Element, Match, expand
-from .operations import ClearStatistics, CmpRequest, GetStatistics, pki_node
+from .operations import ClearStatistics, CmpRequest, Commit, GetStatistics, pki_node
 
 if TYPE_CHECKING:
     from .shell import Shell, Step
@@ -133,7 +133,7 @@ def _return(sh: Shell, m: Match) -> list[Step]:
 
 @command("commit", CONFIG_VIEWS)
 def _commit(sh: Shell, m: Match) -> list[Step]:
-    return [sh.commit()]
+    return [Commit()]
 
 
 @command("display pki cmp statistics [ session SESSION-NAME ]", ALL_VIEWS)

@@ -2,14 +2,22 @@
 and ``?`` help (GNU readline).
 
 ``?`` shows at once what may come next, as on the device, and gives the line
-back for further typing; tab completes keywords. Lines holding a secret value
-are kept in the history with the value masked.
+back for further typing; tab completes keywords. Leaving the configuration
+views with uncommitted configuration asks, like the device, whether to commit
+it, discard it or stay. A secret left out of a command is asked for without
+echo, as on the device. Lines holding a secret value are kept in the history
+with the value masked.
 """
 
 from __future__ import annotations
 
-from .grammar import Help, ParseError, masked
+from dataclasses import replace
+
+from .commands import SYSTEM, USER
+from .grammar import Help, Match, Param, ParseError, masked
+from .operations import Commit
 from .runner import Runner
+from .shell import Shell
 
 
 def help_lines(helps: list[Help]) -> list[str]:
@@ -62,12 +70,62 @@ def interactive(runner: Runner) -> int:
             prefill = ""
             _mask_history(shell, line, readline)
             try:
-                runner.run_line(line, echo_on_error=False)
+                if _leaving_config_views(shell, line) and not _settle_uncommitted(runner):
+                    continue
+                runner.run_line(line, echo_on_error=False, complete=_ask_secret)
             except KeyboardInterrupt:
                 print("\nInfo: Interrupted; the agent may still complete the operation.")
     finally:
         readline.set_startup_hook(None)
     return 0 if runner.finish() else 1
+
+
+def _ask_secret(found: Match) -> Match:
+    """A secret the command may take but the line left out is asked for, without echo,
+    as the device does (``cmp-request message-authentication-code REFERENCE``)."""
+    import getpass
+
+    for path in found.command.paths:
+        for el in path:
+            if isinstance(el, Param) and el.secret and el.name not in found.values:
+                while True:
+                    secret = getpass.getpass("Enter the secret value (empty: leave it unchanged): ")
+                    if not secret:
+                        return found
+                    if el.check(secret):
+                        return replace(found, values={**found.values, el.name: secret})
+                    print(f"Error: The secret value must be a {el.label}.")
+    return found
+
+
+def _leaving_config_views(shell: Shell, line: str) -> bool:
+    """Whether *line* leaves the configuration views (``quit`` in the system view, ``return``)."""
+    try:
+        found = shell.parse(line)
+    except ParseError:
+        return False
+    return shell.view != USER and (found.keywords == {"return"}
+                                   or (found.keywords == {"quit"} and shell.view == SYSTEM))
+
+
+def _settle_uncommitted(runner: Runner) -> bool:
+    """Ask, as the device does, what becomes of uncommitted configuration; False: stay."""
+    if not runner.shell.uncommitted:
+        return True
+    while True:
+        try:
+            answer = input("Warning: Uncommitted configurations found. Are you sure to commit them"
+                           " before exiting? [Y(yes)/N(no)/C(cancel)]:").strip().lower()
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return False
+        if answer in ("y", "yes"):
+            return runner.run_operation(Commit())
+        if answer in ("n", "no"):
+            runner.discard()
+            return True
+        if answer in ("c", "cancel"):
+            return False
 
 
 def _mask_history(shell, line: str, readline) -> None:

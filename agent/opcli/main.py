@@ -4,8 +4,11 @@ Connects to an agent over NETCONF/SSH and accepts the commands of the
 configuration guide ("Applying for and Updating a Local Certificate in Online
 Mode Using CMPv2") exactly as it writes them, from FILE, from stdin, or typed
 at the device-style prompt (tab completion, ``?`` help). With FILE or stdin it
-stops with exit status 1 at the first command that fails. ``--to-xml`` prints
-the NETCONF messages the commands become, without connecting.
+stops with exit status 1 at the first command that fails; the replay locks the
+candidate from its first edit on, and discards its uncommitted configuration
+when it fails or ends without ``commit``. Lines starting with ``#`` or ``!``
+are comments. ``--to-xml`` prints the NETCONF messages the commands become,
+without connecting.
 
 The password comes from --password, else the environment variable
 CMP_AGENT_PASSWORD, else a prompt on the terminal.
@@ -26,6 +29,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=830, help="agent NETCONF port (default 830)")
     parser.add_argument("--user", default="admin", help="user name (default admin)")
     parser.add_argument("--password", help=f"password (default: ${PASSWORD_ENV}, else asked)")
+    parser.add_argument("--known-hosts", metavar="FILE",
+                        help="OpenSSH known_hosts file to check the agent's host key against"
+                             " (default: the host key is not checked)")
     parser.add_argument("--to-xml", action="store_true",
                         help="print the NETCONF <rpc> messages the commands become; do not connect")
     parser.add_argument("file", nargs="?", metavar="FILE",
@@ -91,7 +97,8 @@ def _run_connected(args: argparse.Namespace) -> int:
     try:
         try:
             client = loop.run_until_complete(
-                NetconfClient.connect(args.host, args.port, args.user, password))
+                NetconfClient.connect(args.host, args.port, args.user, password,
+                                      known_hosts=args.known_hosts))
         except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
             print(f"Error: cannot connect to {args.host}:{args.port} as {args.user}: "
                   f"{exc or type(exc).__name__}", file=sys.stderr)

@@ -14,7 +14,7 @@ from lxml import etree
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
-_OPERATION = f"{{{NC_NS}}}operation"
+NC_OPERATION = f"{{{NC_NS}}}operation"
 
 
 def pki_node(name: str, *children: etree._Element, text: str | None = None,
@@ -24,7 +24,7 @@ def pki_node(name: str, *children: etree._Element, text: str | None = None,
     if text is not None:
         el.text = text
     if operation is not None:
-        el.set(_OPERATION, operation)
+        el.set(NC_OPERATION, operation)
     el.extend(children)
     return el
 
@@ -46,7 +46,7 @@ class EditCandidate(Operation):
 
     def body(self) -> str:
         pki = self.pki
-        if any(el.get(_OPERATION) for el in pki.iter()):
+        if any(el.get(NC_OPERATION) for el in pki.iter()):
             pki = _with_nc_prefix(pki)  # declare the nc prefix of nc:operation once, on <pki>
         return ("<edit-config><target><candidate/></target><config>"
                 + etree.tostring(pki).decode() + "</config></edit-config>")

@@ -17,7 +17,7 @@ from lxml import etree
 
 from ..netconf.client import NetconfError, NetconfRpcError
 from .display import format_statistics
-from .grammar import ParseError, masked
+from .grammar import Match, ParseError, masked
 from .operations import (
     NC_NS,
     PKI_NS,
@@ -25,6 +25,7 @@ from .operations import (
     CmpRequest,
     Commit,
     DiscardChanges,
+    EditCandidate,
     GetStatistics,
     LockCandidate,
     Operation,
@@ -82,12 +83,19 @@ class Runner:
     send: Send
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    #: lock the candidate before the first edit (replays: see :func:`run_lines`)
+    lock_for_edits: bool = False
+    locked: bool = False
 
     def say(self, text: str, error: bool = False) -> None:
         print(text, file=self.err if error else self.out, flush=True)
 
-    def run_line(self, line: str, *, echo_on_error: bool = True, where: str = "") -> bool:
-        """Run one command line; False if it failed (the error is printed)."""
+    def run_line(self, line: str, *, echo_on_error: bool = True, where: str = "",
+                 complete: Callable[[Match], Match] | None = None) -> bool:
+        """Run one command line; False if it failed (the error is printed).
+
+        *complete* may fill in what the line left out (a secret asked for on the terminal).
+        """
         if not line.strip() or line.lstrip().startswith(("#", "!")):
             return True
         prompt = self.shell.prompt
@@ -99,6 +107,8 @@ class Runner:
             for text in parse_error_lines(prompt, line, err, echo_on_error):
                 self.say(text, error=True)
             return False
+        if complete is not None:
+            found = complete(found)
         ok = self.run_steps(self.shell.apply(found))
         if not ok and where:
             self.say(f"{where} {prompt}{masked(line, found)}", error=True)
@@ -113,6 +123,10 @@ class Runner:
         return True
 
     def run_operation(self, op: Operation) -> bool:
+        if isinstance(op, EditCandidate) and self.lock_for_edits and not self.locked:
+            if not self.run_operation(LockCandidate()):
+                return False
+            self.locked = True
         try:
             reply = self.send(op)
         except NetconfRpcError as exc:
@@ -155,7 +169,8 @@ class Runner:
 
     def discard(self) -> None:
         """Drop this run's uncommitted configuration (and the requests waiting for it)."""
-        if self.shell.uncommitted and self.run_operation(DiscardChanges()):
+        ours = self.locked or not self.lock_for_edits  # unlocked replays edited nothing yet
+        if self.shell.uncommitted and ours and self.run_operation(DiscardChanges()):
             self.say("Info: The uncommitted configuration of this run was discarded.", error=True)
         self.shell.discarded()
 
@@ -163,12 +178,13 @@ class Runner:
 def run_lines(runner: Runner, lines: Iterable[str], source: str) -> int:
     """Replay *lines* (a file or stdin); 0, or 1 at the first failed command.
 
-    The candidate is locked for the run, so that the replay edits alone; at a
-    failure, or at the end without ``commit``, the run's uncommitted
-    configuration is discarded: nothing half-done stays for the next commit.
+    The candidate is locked from the first edit on, so that the replay edits
+    alone (the agent refuses the lock while another session's changes are
+    uncommitted). At a failure, or at the end without ``commit``, the run's
+    uncommitted configuration is discarded: nothing half-done is left for the
+    next commit.
     """
-    if not runner.run_operation(LockCandidate()):
-        return 1
+    runner.lock_for_edits = True
     try:
         for number, line in enumerate(lines, 1):
             line = line.rstrip("\r\n")
@@ -185,4 +201,6 @@ def run_lines(runner: Runner, lines: Iterable[str], source: str) -> int:
             return 1
         return 0
     finally:
-        runner.run_operation(UnlockCandidate())
+        if runner.locked:
+            runner.run_operation(UnlockCandidate())
+            runner.locked = False

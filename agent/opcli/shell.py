@@ -19,7 +19,7 @@ from lxml import etree
 
 from .commands import ENTITY, SESSION, SYSTEM, USER, KEYWORD_HELP, commands_of
 from .grammar import Help, Match, match, next_words
-from .operations import Commit, CmpRequest, EditCandidate, Operation, pki_node
+from .operations import CmpRequest, EditCandidate, Operation, pki_node
 
 #: a step of a command: an operation to run, or a message for the operator
 Step = Operation | str
@@ -110,13 +110,9 @@ class Shell:
         """Run *req* now, or after the next commit if its session has uncommitted edits."""
         if self.dirty_global or req.session in self.dirty_sessions:
             self.waiting.append(req)
-            return [f"Info: Session {req.session} has uncommitted configuration: the "
-                    f"CMP {req.what} will be sent "
-                    "after the next commit."]
+            return [f"Info: Session {req.session} has uncommitted configuration: the CMP"
+                    f" {req.what} will be sent after the next commit."]
         return [req]
-
-    def commit(self) -> Commit:
-        return Commit()
 
     def discarded(self) -> None:
         """The candidate went back to running: nothing is uncommitted, nothing waits."""

@@ -1,9 +1,10 @@
 """``cmp-agent cli --to-xml``: the NETCONF ``<rpc>`` messages a command file becomes.
 
 Nothing is sent: the lines go through the same :class:`~agent.opcli.shell.Shell`
-as a live session, commits are assumed to succeed, and each operation is
+as a live session and commits are assumed to succeed. Each operation is
 printed as one ``<rpc>`` (RFC 6241 section 4.1) after a comment naming the
-line it comes from. Secret values are in the XML (they have to be, to be
+lines it comes from; consecutive configuration commands share one
+``<edit-config>`` when that changes nothing (:func:`merge_edits`). Secret values are in the XML (they have to be, to be
 configured) but masked in the comments.
 """
 
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from .grammar import ParseError, masked
-from .operations import _OPERATION, NC_NS, PKI_NS, Commit, EditCandidate, Operation
+from .operations import NC_NS, NC_OPERATION, PKI_NS, Commit, EditCandidate, Operation
 from .runner import parse_error_lines
 from .shell import Shell
 
@@ -58,7 +59,7 @@ def merge_edits(into: etree._Element, edit: etree._Element) -> bool:
             twin = existing.get(_key(child))
             if twin is None:
                 appends.append((a, child))
-            elif twin.get(_OPERATION) or child.get(_OPERATION):
+            elif twin.get(NC_OPERATION) or child.get(NC_OPERATION):
                 return False
             elif len(child) == 0 and len(twin) == 0:
                 replaces.append((twin, child))  # a leaf written again

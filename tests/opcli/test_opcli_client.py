@@ -25,7 +25,7 @@ def test_hello_chunked_framing_and_rpcs(agent):
             assert CAP_BASE_11 in client.server_capabilities
             assert client.session_id and client.session_id.isdigit()
             # RFC 6242 4.1: both sides said base:1.1, so messages are chunked from now on
-            assert client._framing.value == "base:1.1"
+            assert client.framing.value == "base:1.1"
             replies = []
             for _ in range(3):
                 replies.append(await client.rpc("<get-config><source><running/></source></get-config>"))

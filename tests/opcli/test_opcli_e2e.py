@@ -151,13 +151,19 @@ def test_a_bad_command_a_value_the_agent_refuses_or_a_bad_password_fail(fresh_ag
                                              fresh_agent.password)
         await client.rpc(f'<edit-config><target><candidate/></target><config><pki xmlns="{PKI}">'
                          "<file-format>der</file-format></pki></config></edit-config>")
+        reading = cli(fresh_agent, stdin="display pki cmp statistics\n")  # no edit, no lock
         busy = cli(fresh_agent, stdin="system-view\npki file-format pem\ncommit\n")
+        candidate = await client.rpc("<get-config><source><candidate/></source></get-config>")
         await client.rpc("<discard-changes/>")
         await client.close()
-        return busy
+        return reading, busy, candidate
 
-    busy = asyncio.run(edit_elsewhere())
+    reading, busy, candidate = asyncio.run(edit_elsewhere())
+    assert reading.returncode == 0, reading.stderr
     assert busy.returncode == 1
+    # the other session's change is still there: the failed replay discarded nothing of it
+    assert candidate.findtext(".//p:file-format", namespaces=NS) == "der"
+    assert "Info: The uncommitted configuration of this run was discarded" not in busy.stderr
     assert "Error: the candidate datastore has uncommitted changes made by session" in busy.stderr
 
     denied = cli(fresh_agent, stdin="display pki cmp statistics\n", password="wrong")
@@ -191,8 +197,11 @@ def test_interactive_prompt_help_completion_and_commands(fresh_agent):
         child.send("cmp-request entty e1\r")
         child.expect(r"\n {42}\^\s*\r?\nError: Unrecognized command found at '\^' position\.")
         child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
-        child.send("cmp-request message-authentication-code 1234 cmp-secret\r")
+        child.send("cmp-request message-authentication-code 1234\r")
+        child.expect_exact("Enter the secret value (empty: leave it unchanged): ")
+        child.sendline("typed-secret")          # asked without echo, like the device
         child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
+        assert "typed-secret" not in child.before
         child.send("commit\r")
         child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
         child.send("quit\r")
@@ -200,7 +209,16 @@ def test_interactive_prompt_help_completion_and_commands(fresh_agent):
         child.send("display pki cmp statistics session s1\r")
         child.expect(r"Messages sent\s+IR\s+0")
         child.expect_exact("[cmp-agent]")
+        child.send("pki file-format der\r")
+        child.expect_exact("[cmp-agent]")
+        ask = "Are you sure to commit them before exiting? [Y(yes)/N(no)/C(cancel)]:"
+        child.send("return\r")                 # uncommitted: the device asks
+        child.expect_exact(ask)
+        child.send("c\r")                      # cancel: stay in the system view
+        child.expect_exact("[cmp-agent]")
         child.send("return\r")
+        child.expect_exact(ask)
+        child.send("y\r")                      # commit, then leave
         child.expect_exact("<cmp-agent>")
         child.send("quit\r")
         child.expect(pexpect.EOF)
@@ -210,3 +228,26 @@ def test_interactive_prompt_help_completion_and_commands(fresh_agent):
     config = running_pki(fresh_agent)
     assert config.xpath("string(//p:cmp-session[p:name='s1']/p:message-authentication-code/"
                         "p:reference-value)", namespaces=NS) == "1234"
+    assert config.findtext(".//p:file-format", namespaces=NS) == "der"
+    secret = config.xpath("string(//p:cmp-session[p:name='s1']/p:message-authentication-code/"
+                          "p:secret-value)", namespaces=NS)
+    assert secret and secret != "typed-secret"  # configured, and shown only encrypted
+
+
+def test_the_agents_host_key_can_be_checked(fresh_agent, tmp_path):
+    import asyncssh
+
+    def known_hosts_for(key_path: Path) -> Path:
+        public = asyncssh.read_private_key(key_path).export_public_key().decode().split()[:2]
+        path = tmp_path / f"known_hosts-{key_path.name}"
+        path.write_text(f"[127.0.0.1]:{fresh_agent.port} {' '.join(public)}\n")
+        return path
+
+    trusted = known_hosts_for(fresh_agent.state_dir / "ssh_host_ed25519_key")
+    ok = cli(fresh_agent, "--known-hosts", str(trusted), stdin="display pki cmp statistics\n")
+    assert ok.returncode == 0, ok.stderr
+    other = tmp_path / "other_key"
+    other.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
+    bad = cli(fresh_agent, "--known-hosts", str(known_hosts_for(other)),
+              stdin="display pki cmp statistics\n")
+    assert bad.returncode == 1 and "Error: cannot connect to 127.0.0.1:" in bad.stderr
