@@ -60,6 +60,7 @@ def test_the_walkthrough_runs_as_written(tmp_path):
     assert "<name>s1-local.pem</name>" in out
     assert "s1-local.pem: OK" in out  # openssl verify
     assert "<next-auto-update>" in out
+    assert "The CMP initial request (IR) of session s2 succeeded." in out  # cmp-agent cli
     last = out[out.rindex("<last-request>"):]
     assert "<trigger>auto</trigger>" in last and "<result>success</result>" in last
     first_start = (tmp_path / "background-0.log").read_text()

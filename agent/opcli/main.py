@@ -26,7 +26,8 @@ PASSWORD_ENV = "CMP_AGENT_PASSWORD"
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--host", default="127.0.0.1", help="agent address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=830, help="agent NETCONF port (default 830)")
+    parser.add_argument("--port", type=int, default=8830,
+                        help="agent NETCONF port (default 8830, the agent's own default)")
     parser.add_argument("--user", default="admin", help="user name (default admin)")
     parser.add_argument("--password", help=f"password (default: ${PASSWORD_ENV}, else asked)")
     parser.add_argument("--known-hosts", metavar="FILE",
