@@ -9,16 +9,25 @@ base64 salt and hash. Public keys for SSH public-key authentication go in
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
 import re
+import secrets
 from pathlib import Path
 
 from ..atomic import atomic_write
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$")
+
+
+@functools.cache
+def _unknown_user_hash() -> str:
+    """A hash to check unknown users' passwords against: the same cost as a real
+    check, so that timing does not tell which user names exist."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 def hash_password(password: str, salt: bytes | None = None) -> str:
@@ -87,7 +96,7 @@ class UserStore:
         self._reload()
         stored = self._hashes.get(name)
         if stored is None:
-            verify_password(password, hash_password("", b"\0" * 16))  # same cost for unknown users
+            verify_password(password, _unknown_user_hash())  # one scrypt, as for a known user
             return False
         return verify_password(password, stored)
 

@@ -46,6 +46,8 @@ class AutoUpdater:
         self.backoff = backoff or Backoff()
         self._plans: dict[str, _Plan] = {}
         self._task: asyncio.Task | None = None
+        #: sessions whose automatic update is under way
+        self._running: set[str] = set()
         service.on_result.append(self._after_request)
         service.on_change.append(self.reschedule)
 
@@ -93,26 +95,35 @@ class AutoUpdater:
             await asyncio.sleep(self.tick)
             now = self.service.clock.now()
             for plan in list(self._plans.values()):
-                if now >= plan.due:
-                    await self._due(plan, now)
+                if now < plan.due or plan.session in self._running:
+                    continue
+                if self.service.busy(plan.session):
+                    continue  # a manual request is running: look again next tick
+                # each session's update runs on its own: a slow CA holds up no other
+                self._running.add(plan.session)
+                task = asyncio.ensure_future(self._due(plan, now))
+                task.add_done_callback(lambda _, name=plan.session: self._running.discard(name))
 
     async def _due(self, plan: _Plan, now: datetime) -> None:
         if not plan.auto:
             self._warn(plan)
             plan.due = plan.not_after  # nothing more to do for this certificate
-            plan.auto = False
             return
         log.info("session %s: %s reached its update time, running an automatic KUR",
                  plan.session, plan.certificate_file)
         try:
             outcome = await self.service.request(plan.session, "kur", "auto")
-        except RpcError as exc:
+        except RpcError as exc:  # the session's configuration stops the request
             self._failed(plan, now, str(exc))
             self.service.notify(RequestOutcome(
                 plan.session, "kur", "auto", "failure", status_text=exc.message).notification())
             return
+        except Exception as exc:  # never let one session's trouble stop the loop
+            log.exception("session %s: automatic update could not start", plan.session)
+            self._failed(plan, now, f"internal error: {type(exc).__name__}: {exc}")
+            return
         if outcome.status == "waiting":
-            plan.due = plan.not_after  # the notification handler reschedules
+            plan.due = plan.not_after  # the result's listener reschedules
 
     def _after_request(self, outcome: RequestOutcome) -> None:
         plan = self._plans.get(outcome.session)

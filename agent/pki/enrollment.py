@@ -21,7 +21,14 @@ from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.interfaces import interface_address
 from agent.pki.preconditions import problems
-from agent.pki.stores import CertificateStore, KeyStore, PrivateKey, generate_key
+from agent.pki.stores import (
+    PREVIOUS_SUFFIX,
+    CertificateStore,
+    KeyStore,
+    PrivateKey,
+    check_name,
+    generate_key,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class PreparedRequest:
     key_pair_created: bool
     #: KUR: the certificate file the new certificate replaces
     replaces_certificate: str | None
+    #: IR/CR: the file the new certificate is saved to
+    certificate_file: str
 
 
 def _spki(key) -> bytes:
@@ -68,8 +77,8 @@ def key_for_certificate(keys: KeyStore, cert: x509.Certificate, preferred: str |
 
 
 def issuer_chain(certs: CertificateStore, cert: x509.Certificate) -> tuple[x509.Certificate, ...]:
-    """The certificates of the store that lead from *cert*'s issuer up to a root."""
-    pool = [certs.load(name) for name in certs.names()]
+    """The CA certificates of the store that lead from *cert*'s issuer up to a root."""
+    pool = trust_anchors(certs)
     chain: list[x509.Certificate] = []
     current = cert
     while current.issuer != current.subject and len(chain) < 8:
@@ -79,6 +88,27 @@ def issuer_chain(certs: CertificateStore, cert: x509.Certificate) -> tuple[x509.
         chain.append(issuer)
         current = issuer
     return tuple(chain)
+
+
+def trust_anchors(certs: CertificateStore) -> tuple[x509.Certificate, ...]:
+    """Seed step 10 without verification-cert: the device's CA certificates.
+
+    Only certificates that say they are a CA (basicConstraints cA) and are
+    not a kept ``.previous`` copy: an end-entity certificate in the store is
+    never a trust anchor for a CA's answers.
+    """
+    anchors = []
+    for name in certs.names():
+        if name.endswith(PREVIOUS_SUFFIX):
+            continue
+        try:
+            cert = certs.load(name)
+            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+        except (RpcError, x509.ExtensionNotFound, ValueError):
+            continue
+        if is_ca:
+            anchors.append(cert)
+    return tuple(anchors)
 
 
 def prepare(
@@ -150,7 +180,7 @@ def prepare(
         raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
 
     server_cert = certs.load(session.verification_cert) if session.verification_cert else None
-    trusted = () if server_cert else tuple(certs.load(n) for n in certs.names())
+    trusted = () if server_cert else trust_anchors(certs)
     source = session.source_address
     if session.source_interface:
         source = interface_address(session.source_interface)
@@ -179,4 +209,5 @@ def prepare(
         key_is_new=key_is_new,
         key_pair_created=key_pair_created,
         replaces_certificate=session.authentication_cert if kind == "kur" else None,
+        certificate_file=check_name(f"{session.name}-local.{pki.file_format}", "certificate file"),
     )

@@ -30,7 +30,8 @@ class Backoff:
         """The wait after the *failures*-th consecutive failure (1-based)."""
         if failures < 1:
             return timedelta(0)
-        return min(self.initial * (2 ** (failures - 1)), self.maximum)
+        doublings = min(failures - 1, 32)  # enough to pass any maximum; never overflows
+        return min(self.initial * (2**doublings), self.maximum)
 
     def next_attempt(self, now: datetime, failures: int, not_after: datetime) -> datetime:
         """When to try again; half-way to expiry if the back-off would overshoot it."""

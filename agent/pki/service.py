@@ -9,9 +9,11 @@ by a ``cmp-session-result`` notification (RFC 5277).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,13 +29,7 @@ from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.enrollment import PreparedRequest, prepare
 from agent.pki.statistics import PKI_NS, CmpStatistics, LastRequest, Trigger, yang_datetime
-from agent.pki.stores import (
-    PREVIOUS_SUFFIX,
-    CertificateStore,
-    KeyStore,
-    describe_certificate,
-    describe_key,
-)
+from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +143,10 @@ class PkiService:
         self.settings = settings or ServiceSettings()
         self._enroll = enroll_fn or (lambda request: enroll(request, clock=self.clock))
         self._busy: set[str] = set()
-        self._background: set[asyncio.Task] = set()
+        self._background: set[asyncio.Future] = set()
+        #: CMP transactions wait on the network (polling included): their own
+        #: threads, so that they never hold up SSH authentication or key generation
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cmp")
         started = self.clock.now()
         self.total = CmpStatistics(discontinuity_time=started)
         self.statistics: dict[str, CmpStatistics] = {}
@@ -206,7 +205,12 @@ class PkiService:
 
     # ---------------------------------------------------------------- requests
     async def request(self, name: str, kind: RequestType, trigger: Trigger = "manual") -> RequestOutcome:
-        """Run *kind* on session *name*; the RPC's answer, or ``waiting`` after reply_wait."""
+        """Run *kind* on session *name*; the RPC's answer, or ``waiting`` after reply_wait.
+
+        Precondition errors raise :class:`RpcError` before anything is sent;
+        once the transaction has started, every way it ends is an outcome
+        (also notified), an internal error included.
+        """
         pki, session = self.session(name)
         if name in self._busy:
             raise RpcError(
@@ -214,49 +218,49 @@ class PkiService:
                 f"session {name}: a CMP transaction is already running; wait for its"
                 " cmp-session-result notification",
             )
-        prepared = prepare(
-            session, kind, pki, self.keys, self.certs, self.secrets,
-            connect_timeout=self.settings.connect_timeout,
-            total_timeout=self.settings.total_timeout,
-        )
-        stats = self.stats_for(name)
-        start = self.clock.now()
-        stats.last_request = LastRequest(kind, trigger, start)
+        loop = asyncio.get_running_loop()
         self._busy.add(name)
+        try:  # key generation and file reads stay off the event loop
+            prepared = await loop.run_in_executor(self._executor, functools.partial(
+                prepare, session, kind, pki, self.keys, self.certs, self.secrets,
+                connect_timeout=self.settings.connect_timeout,
+                total_timeout=self.settings.total_timeout,
+            ))
+        except BaseException:
+            self._busy.discard(name)
+            raise
+        stats = self.stats_for(name)
+        stats.last_request = LastRequest(kind, trigger, self.clock.now())
         began = time.monotonic()
         log.info("session %s: %s started (%s) to %s", name, kind, trigger, prepared.request.server_url)
-        task = asyncio.get_running_loop().run_in_executor(None, self._enroll, prepared.request)
+        task = loop.run_in_executor(self._executor, self._enroll, prepared.request)
 
-        def finish(result: EnrollmentResult) -> RequestOutcome:
+        def conclude() -> RequestOutcome:
             try:
-                outcome = self._complete(prepared, pki, result, trigger, time.monotonic() - began)
+                if task.exception() is None:
+                    outcome = self._complete(prepared, pki, task.result(), trigger,
+                                             time.monotonic() - began)
+                else:
+                    outcome = self._internal_error(prepared, trigger, task.exception())
+            except Exception as exc:  # keeping the result failed (e.g. the disk is full)
+                outcome = self._internal_error(prepared, trigger, exc)
             finally:
                 self._busy.discard(name)
             self.notify(outcome.notification())
             for listener in self.on_result:
-                listener(outcome)
+                try:
+                    listener(outcome)
+                except Exception:
+                    log.exception("session %s: result listener %r failed", name, listener)
             return outcome
-
-        def abort(exc: BaseException) -> None:
-            """The engine itself failed (a bug): free the session, say so."""
-            self._busy.discard(name)
-            stats.last_request.result = "failure"
-            stats.last_request.reason = f"internal error: {type(exc).__name__}: {exc}"
-            log.error("session %s: %s ended abnormally", name, kind, exc_info=exc)
 
         done, _ = await asyncio.wait({task}, timeout=self.settings.reply_wait)
         if done:
-            if task.exception() is not None:
-                abort(task.exception())
-            return finish(task.result())
+            return conclude()
 
         async def later() -> None:
-            try:
-                result = await task
-            except Exception as exc:
-                abort(exc)
-                return
-            finish(result)
+            await asyncio.wait({task})
+            conclude()
 
         background = asyncio.ensure_future(later())
         self._background.add(background)
@@ -266,6 +270,21 @@ class PkiService:
             status_text="the CA has not answered yet; the result comes as a"
             " cmp-session-result notification",
         )
+
+    def busy(self, name: str) -> bool:
+        """Whether a transaction of session *name* is running."""
+        return name in self._busy
+
+    def _internal_error(self, prepared: PreparedRequest, trigger: Trigger,
+                        exc: BaseException) -> RequestOutcome:
+        """The engine or the stores failed in a way no CA answer explains (a bug, a full disk)."""
+        reason = f"internal error: {type(exc).__name__}: {exc}"
+        last = self.stats_for(prepared.session.name).last_request
+        last.result, last.reason = "failure", reason
+        log.error("session %s: %s ended abnormally", prepared.session.name, prepared.kind,
+                  exc_info=exc)
+        return RequestOutcome(prepared.session.name, prepared.kind, trigger, "failure",
+                              status_text=reason, key_pair_created=prepared.key_pair_created)
 
     def _complete(
         self, prepared: PreparedRequest, pki: PkiConfig, result: EnrollmentResult,
@@ -313,26 +332,29 @@ class PkiService:
         """Seed 11/12: save (not install) the certificate and the CA certificates.
 
         A KUR replaces the certificate it was signed with (and, with
-        ``regenerate``, the key pair), keeping the previous ones beside them as
-        ``NAME.previous``. The key is written first: should the agent die in
-        between, the old certificate's key is still found as ``.previous``.
+        ``regenerate``, the key pair). What it replaces is kept first as
+        ``NAME.previous``, taken from the request itself (the signer's
+        certificate and key), so that an interrupted update never loses the
+        working pair: the signer key is always found again, in ``NAME`` or
+        in ``NAME.previous``.
         """
-        session, ext = prepared.session, pki.file_format
-        if prepared.key_is_new:
-            self.keys.keep_previous(session.key_pair_name)
-            self.keys.save(session.key_pair_name, prepared.new_key)
+        session = prepared.session
+        signer = prepared.request.signer
         if prepared.replaces_certificate:
             cert_file = prepared.replaces_certificate
-            if self.certs.exists(cert_file):
-                previous = self.certs.load(cert_file)
-                self.certs.save(cert_file + PREVIOUS_SUFFIX, previous, ext)
+            encoding = self.certs.encoding_of(cert_file, pki.file_format)
+            self.certs.save(cert_file + PREVIOUS_SUFFIX, signer.certificate, encoding)
         else:
-            cert_file = f"{session.name}-local.{ext}"
-        self.certs.save(cert_file, result.certificate, ext)
+            cert_file = prepared.certificate_file
+            encoding = pki.file_format
+        if prepared.key_is_new:
+            self.keys.save(session.key_pair_name + PREVIOUS_SUFFIX, signer.key)
+            self.keys.save(session.key_pair_name, prepared.new_key)
+        self.certs.save(cert_file, result.certificate, encoding)
         ca_files = []
         for index, ca in enumerate(result.ca_pubs, start=1):
-            ca_file = f"{session.name}-ca{index}.{ext}"
-            self.certs.save(ca_file, ca, ext)
+            ca_file = f"{session.name}-ca{index}.{pki.file_format}"
+            self.certs.save(ca_file, ca, pki.file_format)
             ca_files.append(ca_file)
         cert: x509.Certificate = result.certificate
         return RequestOutcome(
@@ -360,6 +382,7 @@ class PkiService:
         """Wait for transactions still running in the background."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        self._executor.shutdown(wait=False)
 
     # -------------------------------------------------------------- statistics
     def clear_statistics(self, name: str | None) -> None:
@@ -384,9 +407,9 @@ class PkiService:
             entry.append(self.stats_for(name).to_xml("statistics"))
         for name in self.keys.names():
             try:
-                info = describe_key(name, self.keys.load(name))
-            except (RpcError, ValueError):
-                continue
+                info = self.keys.describe(name)
+            except (RpcError, ValueError, OSError):
+                continue  # a file that vanished or is not a key: not a key pair
             entry = etree.SubElement(pki, q("key-pair"))
             etree.SubElement(entry, q("name")).text = info.name
             etree.SubElement(entry, q("algorithm")).text = info.algorithm
@@ -396,8 +419,8 @@ class PkiService:
             etree.SubElement(entry, q("fingerprint")).text = info.fingerprint
         for name in self.certs.names():
             try:
-                cert_info = describe_certificate(name, self.certs.load(name))
-            except RpcError:
+                cert_info = self.certs.describe(name)
+            except (RpcError, OSError):
                 continue
             entry = etree.SubElement(pki, q("certificate-file"))
             for leaf, value in (

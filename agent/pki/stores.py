@@ -27,7 +27,7 @@ from agent.netconf.errors import RpcError
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 FileFormat = Literal["pem", "der"]
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _CURVES: dict[str, type[ec.EllipticCurve]] = {"p256": ec.SECP256R1, "p384": ec.SECP384R1}
 _CURVE_NAMES = {"secp256r1": "p256", "secp384r1": "p384"}
 #: the suffix of the key pair kept beside a replaced one (seed step 12)
@@ -39,7 +39,7 @@ def check_name(name: str, what: str) -> str:
     if not _NAME.fullmatch(name) or name.endswith(".tmp"):
         raise RpcError(
             "invalid-value",
-            f"{what} name {name!r} is not valid: use 1 to 64 letters, digits, '.', '_' or '-',"
+            f"{what} name {name!r} is not valid: use letters, digits, '.', '_' or '-',"
             " starting with a letter or digit",
         )
     return name
@@ -102,6 +102,7 @@ class KeyStore:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
+        self._described: dict[str, tuple[tuple[int, int, int], KeyPairInfo]] = {}
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{check_name(name, 'key pair')}.pem"
@@ -119,7 +120,11 @@ class KeyStore:
             raise RpcError(
                 "data-missing", f"key pair {name!r} does not exist: create it with key-pair-create"
             ) from None
-        return serialization.load_pem_private_key(data, password=None)  # type: ignore[return-value]
+        # the store holds only keys it generated or checked on import: skip
+        # cryptography's costly RSA consistency check (~0.4 s for 4096 bits)
+        return serialization.load_pem_private_key(  # type: ignore[return-value]
+            data, password=None, unsafe_skip_rsa_key_validation=True
+        )
 
     def save(self, name: str, key: PrivateKey) -> None:
         pem = key.private_bytes(
@@ -154,14 +159,14 @@ class KeyStore:
             raise RpcError("data-missing", f"key pair {name!r} does not exist") from None
         fsync_directory(self.directory)
 
-    def keep_previous(self, name: str) -> None:
-        """Keep the current key pair as ``NAME.previous`` before it is replaced."""
-        path = self._path(name)
-        if path.exists():
-            atomic_write(self._path(name + PREVIOUS_SUFFIX), path.read_bytes(), mode=0o600)
-
     def describe(self, name: str) -> KeyPairInfo:
-        return describe_key(name, self.load(name))
+        """The ``key-pair`` entry of *name*, cached until its file changes."""
+        stat = self._path(name).stat()
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        cached = self._described.get(name)
+        if cached is None or cached[0] != stamp:
+            cached = self._described[name] = (stamp, describe_key(name, self.load(name)))
+        return cached[1]
 
 
 def parse_certificate(data: bytes) -> x509.Certificate:
@@ -226,20 +231,26 @@ class CertificateStore:
         atomic_write(self._path(name), encode_certificate(cert, file_format), mode=0o644)
 
     def import_data(self, name: str, data: str) -> x509.Certificate:
-        """Store a certificate given as PEM text or base64 DER, kept in the form given."""
+        """Store a certificate given as PEM text or base64 DER, in that encoding.
+
+        Only the certificate itself is written: anything else pasted with it
+        (another block, a private key) never reaches the public store.
+        """
         text = data.strip()
         try:
             if text.startswith("-----BEGIN"):
                 cert = x509.load_pem_x509_certificate(text.encode())
-                raw = text.encode() + b"\n"
+                file_format: FileFormat = "pem"
             else:
-                raw = base64.b64decode("".join(text.split()), validate=True)
-                cert = x509.load_der_x509_certificate(raw)
+                cert = x509.load_der_x509_certificate(
+                    base64.b64decode("".join(text.split()), validate=True)
+                )
+                file_format = "der"
         except (ValueError, binascii.Error):
             raise RpcError(
                 "invalid-value", "data is neither a PEM certificate nor a base64 DER certificate"
             ) from None
-        atomic_write(self._path(name), raw, mode=0o644)
+        self.save(name, cert, file_format)
         return cert
 
     def delete(self, name: str) -> None:
@@ -252,3 +263,8 @@ class CertificateStore:
 
     def describe(self, name: str) -> CertificateInfo:
         return describe_certificate(name, self.load(name))
+
+    def encoding_of(self, name: str, default: FileFormat) -> FileFormat:
+        """The encoding a file of this name gets: its extension's, else *default*."""
+        suffix = Path(name).suffix.lower()
+        return "der" if suffix in (".der", ".cer") else "pem" if suffix in (".pem", ".crt") else default

@@ -21,6 +21,7 @@ def test_out_of_range_percent_is_refused():
 def test_backoff_doubles_up_to_the_cap():
     b = Backoff(initial=timedelta(seconds=1), maximum=timedelta(seconds=5))
     assert [b.delay(n).total_seconds() for n in range(0, 6)] == [0, 1, 2, 4, 5, 5]
+    assert b.delay(10_000).total_seconds() == 5  # days of failures: still the cap
 
 
 def test_backoff_never_aims_past_expiry():

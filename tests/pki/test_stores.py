@@ -64,19 +64,20 @@ def test_import_rejects_garbage_without_echoing_it(keys):
     assert not keys.exists("k")
 
 
-def test_import_pem_and_keep_previous(keys):
+def test_import_pem_and_describe_is_cached_until_the_file_changes(keys):
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
     keys.import_pem("imported", pem)
-    keys.keep_previous("imported")
-    assert keys.names() == ["imported", "imported.previous"]
-    assert stat.S_IMODE(os.stat(keys.directory / "imported.previous.pem").st_mode) == 0o600
+    first = keys.describe("imported")
+    assert keys.describe("imported") is first
+    keys.save("imported", generate_key("ec", curve="p384"))
+    assert keys.describe("imported").curve == "p384"
 
 
-@pytest.mark.parametrize("bad", ["../etc/passwd", ".hidden", "", "a/b", "x" * 65])
+@pytest.mark.parametrize("bad", ["../etc/passwd", ".hidden", "", "a/b", "x" * 256, "my cert.pem"])
 def test_names_that_are_not_plain_file_names_are_refused(keys, certs, bad):
     with pytest.raises(RpcError) as err:
         keys.exists(bad)
@@ -100,6 +101,17 @@ def test_certificates_saved_in_the_configured_format(certs, fmt, head):
     info = certs.describe(f"local.{fmt}")
     assert info.subject == "CN=device1" and info.serial == "1234ABCD"
     assert info.not_after > info.not_before
+
+
+def test_import_keeps_only_the_certificate(certs):
+    key = generate_key("ec")
+    cert = self_signed(key, "bundle")
+    bundle = cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    certs.import_data("bundle.pem", bundle.decode())
+    stored = (certs.directory / "bundle.pem").read_bytes()
+    assert b"PRIVATE KEY" not in stored and stored == cert.public_bytes(serialization.Encoding.PEM)
 
 
 def test_import_pem_text_and_base64_der(certs):

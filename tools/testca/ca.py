@@ -141,9 +141,15 @@ class TestCa:
                 return self._dispatch(request, mac)
             except CaError as exc:
                 return self._error(request, str(exc), exc.bit)
+            except Exception as exc:  # a request this CA cannot make sense of
+                return self._error(request, f"bad request: {type(exc).__name__}: {exc}",
+                                   _BAD_REQUEST)
 
     def _dispatch(self, request: m.DecodedMessage, mac: bool) -> bytes:
         kind = request.body_type
+        if kind == "kur" and mac:
+            raise CaError("a KUR is signed with the certificate it updates (RFC 4210 5.3.5),"
+                          " not MAC-protected", _BAD_MESSAGE_CHECK)
         if kind in m.RESPONSE_TYPE:
             return self._certificate_request(request, mac)
         pending = self._pending.get(request.transaction_id or b"")
