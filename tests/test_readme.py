@@ -37,9 +37,11 @@ def test_the_module_tree_is_pyangs():
 def _walkthrough_script(home: Path) -> str:
     lines = ["set -euo pipefail", "ip link set lo up", f"cd {ROOT}", f"export HOME={home}",
              "unset XDG_STATE_HOME", "trap 'kill $(jobs -p) 2>/dev/null' EXIT"]
-    for index, body in enumerate(blocks("background")):
+    # each line of a background block starts a server that says "listening on"
+    servers = [line for body in blocks("background") for line in body.splitlines() if line.strip()]
+    for index, command in enumerate(servers):
         log = home / f"background-{index}.log"
-        lines += [f"( {body.strip()} ) > {log} 2>&1 &",
+        lines += [f"( {command.split('#')[0].strip()} ) > {log} 2>&1 &",
                   f"for _ in $(seq 300); do grep -q 'listening on' {log} && break; sleep 0.1; done",
                   f"grep -q 'listening on' {log} || {{ cat {log}; exit 1; }}"]
     for body in blocks("foreground"):
@@ -61,6 +63,11 @@ def test_the_walkthrough_runs_as_written(tmp_path):
     assert "s1-local.pem: OK" in out  # openssl verify
     assert "<next-auto-update>" in out
     assert "The CMP initial request (IR) of session s2 succeeded." in out  # cmp-agent cli
+    recaps = re.findall(r"agent\d\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", out)
+    assert len(recaps) == 3 * 4, out  # four playbook runs on three hosts, none failed
+    assert [int(c) for c in recaps[3:6]] == [0, 0, 0]  # the second configure changes nothing
+    for host in (1, 2, 3):
+        assert (tmp_path / f"cmp-lab/agent{host}/pki/public/s1-local.pem").exists()
     last = out[out.rindex("<last-request>"):]
     assert "<trigger>auto</trigger>" in last and "<result>success</result>" in last
     first_start = (tmp_path / "background-0.log").read_text()
