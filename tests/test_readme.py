@@ -63,6 +63,8 @@ def test_the_walkthrough_runs_as_written(tmp_path):
     assert "s1-local.pem: OK" in out  # openssl verify
     assert "<next-auto-update>" in out
     assert "The CMP initial request (IR) of session s2 succeeded." in out  # cmp-agent cli
+    assert (tmp_path / "router.pem").exists()  # cmp-agent cmp ir
+    assert '"figures"' in out and "ratio" in out  # the benchmarks ran
     recaps = re.findall(r"agent\d\s+: ok=\d+\s+changed=(\d+)\s+unreachable=0\s+failed=0", out)
     assert len(recaps) == 3 * 4, out  # four playbook runs on three hosts, none failed
     assert [int(c) for c in recaps[3:6]] == [0, 0, 0]  # the second configure changes nothing
