@@ -251,3 +251,35 @@ def test_the_agents_host_key_can_be_checked(fresh_agent, tmp_path):
     bad = cli(fresh_agent, "--known-hosts", str(known_hosts_for(other)),
               stdin="display pki cmp statistics\n")
     assert bad.returncode == 1 and "Error: cannot connect to 127.0.0.1:" in bad.stderr
+
+
+def test_the_seed_procedure_typed_at_the_prompt_enrols_a_certificate(fresh_agent, ca):
+    """The whole procedure typed on a pty, as an operator at the device would."""
+    seed = (GOLDEN / "seed-procedure.txt").read_text().replace("http://192.0.2.10:8080/pkix/",
+                                                                 ca.url)
+    lines = [line.strip() for line in seed.splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]
+    env = {**os.environ, "CMP_AGENT_PASSWORD": fresh_agent.password, "TERM": "dumb"}
+    command = cli_command()
+    child = pexpect.spawn(command[0], [*command[1:], "--port", str(fresh_agent.port)], env=env,
+                          cwd=str(ROOT), encoding="utf-8", timeout=60, dimensions=(40, 200))
+    prompt = r"(<cmp-agent>|\[cmp-agent[^\]]*\])"
+    transcript = []
+    try:
+        child.expect(prompt)
+        for line in lines:
+            child.send(line + "\r")
+            child.expect(prompt)
+            transcript.append(child.before)
+        child.send("return\r")
+        child.expect_exact("<cmp-agent>")
+        child.send("quit\r")
+        child.expect(pexpect.EOF)
+    finally:
+        child.close()
+    text = "".join(transcript)
+    assert "Error:" not in text, text
+    assert "will be sent after the next commit" in text
+    assert "The CMP initial request (IR) of session s1 succeeded." in text
+    assert re.search(r"Messages sent\s+IR\s+1", text)
+    assert (fresh_agent.state_dir / "pki" / "public" / "s1-local.pem").exists()
