@@ -127,13 +127,18 @@ class Datastores:
     # -- reads ------------------------------------------------------------------------
     def get_config(self, source: str, with_defaults: str = "report-all") -> etree._Element:
         """A new ``<data>`` element with *source*'s configuration (RFC 6243 mode)."""
+        return copy.deepcopy(self.config_view(source, with_defaults))
+
+    def config_view(self, source: str, with_defaults: str = "report-all") -> etree._Element:
+        """Like :meth:`get_config` but the shared tree, built once per version of
+        *source*: read it (filter, serialize), never modify it."""
         self._check_name(source, "source")
         slot = (source, with_defaults)
         cached = self._cache.get(slot)
         if cached is None or cached[0] != self._versions[source]:
             tree = self._defaults.apply(copy.deepcopy(self._trees[source]), with_defaults)
             self._cache[slot] = cached = (self._versions[source], tree)
-        return copy.deepcopy(cached[1])
+        return cached[1]
 
     @property
     def candidate_dirty(self) -> bool:
@@ -148,13 +153,19 @@ class Datastores:
         """Changes whenever running changes: a cache key for views of running."""
         return self._versions["running"]
 
+    def version(self, name: str) -> int:
+        """Changes whenever datastore *name* changes (edit, copy, delete, commit,
+        discard, rollback): a cache key for views of that datastore."""
+        self._check_name(name, "source")
+        return self._versions[name]
+
     def running_raw(self) -> dict:
         """Running (with defaults) as yangson raw JSON-ish data (RFC 7951 names)."""
         version = self._versions["running"]
         if self._raw_cache is None or self._raw_cache[0] != version:
             # defaults from the model, filled in on the XML tree (much faster than
             # yangson's add_defaults on large lists), then typed by yangson
-            tree = self._defaults.apply(copy.deepcopy(self._trees["running"]), "report-all")
+            tree = self.config_view("running", "report-all")
             self._raw_cache = (version, load_instance(self.smap, tree).raw_value())
         return copy.deepcopy(self._raw_cache[1])
 

@@ -10,10 +10,16 @@ Two levels, as RFC 6241 section 8.3.5 and RFC 7950 section 8.3 split them:
 
 yangson is the only source of truth for the rules; this module only
 translates its exceptions into :class:`RpcError` with the error-tags of RFC
-7950 section 15 and an ``error-path`` in prefixed XPath form.
+7950 section 15 and an ``error-path`` in prefixed XPath form. Three memos
+of yangson's own results (schema patterns, schema children, absolute leafref
+targets within one run) make validation of large lists fast without
+changing any outcome; tests/datastore/test_ds_validation_memo.py compares
+them with yangson alone.
 """
 
 from __future__ import annotations
+
+from contextvars import ContextVar
 
 from lxml import etree
 from yangson.enumerations import ContentType, ValidationScope
@@ -26,9 +32,11 @@ from yangson.exceptions import (
     YangsonException,
     YangTypeError,
 )
-from yangson.datatype import IdentityrefType, UnionType
+from yangson.datatype import IdentityrefType, LeafrefType, UnionType
 from yangson.instance import ArrayEntry, InstanceNode, RootNode
+from yangson.nodeset import NodeSet
 from yangson.schemanode import CaseNode, ChoiceNode, InternalNode, LeafListNode, ListNode
+from yangson.xpathast import LocationPath, Root, Step
 
 from agent.datastore.schema import NodeInfo, SchemaMap
 from agent.netconf.errors import RpcError
@@ -77,6 +85,94 @@ def _memoize_schema_patterns() -> None:
 
 
 _memoize_schema_patterns()
+
+
+def _memoize_data_children() -> None:
+    """Performance: remember yangson's schema look-up of a data child by name.
+
+    ``get_data_child`` walks a node's children (through choices and cases)
+    for every member of every instance that is parsed or validated. A data
+    node is identified by its name and module under its parent (RFC 7950
+    section 6.2.1), so a found child is remembered per (name, module); a miss
+    is always recomputed (so nothing looked up while the schema was still
+    being built can be remembered wrongly).
+    """
+    original = InternalNode.get_data_child
+    if getattr(original, "_cmp_agent_memo", False):
+        return
+
+    def get_data_child(self, name, ns=None):
+        memo = self.__dict__.get("_cmp_agent_child_memo")
+        if memo is None:
+            memo = self.__dict__["_cmp_agent_child_memo"] = {}
+        key = (name, ns or self.ns)
+        found = memo.get(key)
+        if found is None:
+            found = original(self, name, ns)
+            if found is not None:
+                memo[key] = found
+        return found
+
+    get_data_child._cmp_agent_memo = True
+    InternalNode.get_data_child = get_data_child
+
+
+_memoize_data_children()
+
+#: leafref targets found so far in the validation run in progress (see below)
+_LEAFREF_TARGETS: ContextVar[dict | None] = ContextVar("_LEAFREF_TARGETS", default=None)
+
+
+def _context_free(expr) -> bool:
+    """Whether a leafref path is absolute without predicates (``/a:x/a:y``):
+    then it selects the same nodes from every node of the same tree."""
+    if isinstance(expr, LocationPath):
+        return _context_free(expr.left) and _context_free(expr.right)
+    if isinstance(expr, Step):
+        return not expr.predicates and expr.axis.name == "child"
+    return isinstance(expr, Root)
+
+
+def _memoize_leafref_targets() -> None:
+    """Performance: evaluate an absolute leafref path once per validation run.
+
+    yangson checks ``require-instance`` (RFC 7950 section 9.9) by evaluating
+    the leafref's path from every referring leaf; for an absolute path
+    without predicates that builds the same node-set every time (1,000
+    ``cmp-session`` entries referring to ``/pki/entity/name`` cost 1,000
+    evaluations, each visiting every sibling of the entities). During one
+    :func:`validate_tree` (whose tree cannot change, yangson's instances are
+    immutable) the node-set is computed once by yangson itself and its
+    matches are returned as yangson's ``_deref`` would return them. Paths
+    with predicates or relative steps, and any evaluation that fails, go to
+    yangson unchanged.
+    """
+    original = LeafrefType._deref
+    if getattr(original, "_cmp_agent_memo", False):
+        return
+
+    def _deref(self, node):
+        run = _LEAFREF_TARGETS.get()
+        if run is None:
+            return original(self, node)
+        targets = run.get(id(self))
+        if targets is None:
+            if not _context_free(self.path):
+                return original(self, node)
+            ns = self.path.evaluate(node)
+            if not isinstance(ns, NodeSet):
+                return original(self, node)
+            targets = {}
+            for target in ns:
+                targets.setdefault(str(target), []).append(target)
+            run[id(self)] = targets
+        return list(targets.get(str(node), ()))
+
+    _deref._cmp_agent_memo = True
+    LeafrefType._deref = _deref
+
+
+_memoize_leafref_targets()
 
 
 def leaf_value(smap: SchemaMap, info: NodeInfo, elem: etree._Element, path: str,
@@ -149,10 +245,13 @@ def load_instance(smap: SchemaMap, root: etree._Element) -> RootNode:
 def validate_tree(smap: SchemaMap, root: etree._Element) -> RootNode:
     """Full YANG validation of a configuration tree; returns the instance."""
     inst = load_instance(smap, root)
+    token = _LEAFREF_TARGETS.set({})
     try:
         inst.validate(ValidationScope.all, ContentType.config)
     except ValidationError as exc:
         raise validation_error(smap, exc) from None
+    finally:
+        _LEAFREF_TARGETS.reset(token)
     return inst
 
 

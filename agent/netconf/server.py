@@ -32,6 +32,7 @@ from ..clock import Clock, SystemClock
 from .errors import NC_NS, RpcError, RpcErrors
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .ops.registry import Handler, RpcContext, RpcRegistry
+from .replycache import ConfigReplyCache
 from .session import CloseSession, HelloReceived, RpcReceived, SendData, Session, State
 from .state import StateProvider, StateRegistry, netconf_state, yang_library
 from .xmlparse import parse_message
@@ -158,6 +159,8 @@ class NetconfServer:
         self.statistics = Statistics(start_time=self.clock.now())
         self._next_session_id = 1
         self._key_cache: dict[str, tuple[str, ...]] = {}
+        #: serialized <get-config> answers, per datastore version
+        self.config_replies = ConfigReplyCache(datastores, self.keys_of)
         self.state.add(netconf_state(self))
         self.state.add(yang_library(self))
         from .ops import register_standard_operations

@@ -17,6 +17,7 @@ from lxml import etree
 
 from .errors import NC_NS, RpcError
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing, FramingError, frame
+from .replycache import SerializedElement
 from .xmlparse import XmlError, parse_message
 
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
@@ -111,9 +112,17 @@ class Session:
         return frame(_serialize(root), Framing.END_OF_MESSAGE)
 
     def reply(self, request: RpcReceived,
-              result: etree._Element | list[etree._Element] | None) -> bytes:
+              result: etree._Element | list[etree._Element] | SerializedElement | None
+              ) -> bytes:
         """The framed ``<rpc-reply>`` for *request* carrying *result* (``None`` is ``<ok/>``)."""
         root = self._reply_root(request.rpc)
+        if isinstance(result, SerializedElement):
+            # serialize the reply around a placeholder and put the element's XML
+            # in its place: the bytes appending the element gives (lxml may pick
+            # other prefixes when an rpc attribute declares the element's namespace)
+            etree.SubElement(root, _OK)
+            head, _, tail = _serialize(root).rpartition(b"<ok/>")
+            return frame(head + result.xml + tail, self._deframer.framing)
         if result is None:
             etree.SubElement(root, _OK)
         elif isinstance(result, list):

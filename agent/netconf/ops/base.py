@@ -11,6 +11,7 @@ from lxml import etree
 
 from ..errors import NC_NS, RpcError
 from ..filters import apply_filter
+from ..replycache import SerializedElement
 from .registry import RpcContext, check_params, child, text_param
 
 WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
@@ -83,11 +84,13 @@ _GET_CONFIG_PARAMS = {_nc("source"), _nc("filter"), f"{{{WD_NS}}}with-defaults"}
 _GET_PARAMS = {_nc("filter"), f"{{{WD_NS}}}with-defaults"}
 
 
-async def get_config(ctx: RpcContext, op: etree._Element) -> etree._Element:
+async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
     check_params(op, _GET_CONFIG_PARAMS)
     source = datastore_param(op, "source")
-    data = ctx.server.datastores.get_config(source, with_defaults_param(op))
-    return apply_filter(data, child(op, NC_NS, "filter"), ctx.server.keys_of)
+    assert isinstance(source, str)
+    # no state providers here: get-config is configuration only (RFC 6241 section 7.1)
+    return ctx.server.config_replies.get_config(source, with_defaults_param(op),
+                                                child(op, NC_NS, "filter"))
 
 
 async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:

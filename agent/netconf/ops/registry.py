@@ -2,8 +2,9 @@
 
 Handlers have the signature ``async def handler(ctx, operation) -> result``
 where *operation* is the operation element (the only child of ``<rpc>``) and
-*result* is an element or list of elements for ``<rpc-reply>``, or ``None``
-for ``<ok/>`` (RFC 6241 section 4.2). Handlers raise
+*result* is an element or list of elements for ``<rpc-reply>`` (or one
+already serialized, :class:`~agent.netconf.replycache.SerializedElement`),
+or ``None`` for ``<ok/>`` (RFC 6241 section 4.2). Handlers raise
 :class:`~agent.netconf.errors.RpcError` / ``RpcErrors``.
 """
 
@@ -16,11 +17,12 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from ..errors import RpcError
+from ..replycache import SerializedElement
 
 if TYPE_CHECKING:
     from ..server import NetconfServer, SessionRecord
 
-Result = etree._Element | list[etree._Element] | None
+Result = etree._Element | list[etree._Element] | SerializedElement | None
 
 
 @dataclass(frozen=True)

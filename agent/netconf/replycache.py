@@ -1,0 +1,97 @@
+"""Serialized ``<get-config>`` replies, kept per datastore version.
+
+A ``<get-config>`` (RFC 6241 section 7.1) answer depends only on the
+datastore's content, the with-defaults mode (RFC 6243 section 4.5.1) and the
+filter (RFC 6241 section 6, section 8.9 for XPath). Clients that poll the same
+view get its bytes again instead of a copy of the tree being filtered and
+serialized on every request. Any change of a datastore changes its version
+(:meth:`agent.datastore.Datastores.version`), so a stale entry is never
+served. ``<get>`` is never cached: it includes state data.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from lxml import etree
+
+from .errors import NC_NS
+from .filters import KeysOf, apply_filter
+
+if TYPE_CHECKING:
+    from ..datastore import Datastores
+
+_RPC_REPLY = f"{{{NC_NS}}}rpc-reply"
+
+
+@dataclass(frozen=True)
+class SerializedElement:
+    """One reply element already serialized, as it appears inside ``<rpc-reply>``."""
+
+    xml: bytes
+
+
+def serialize_in_reply(element: etree._Element) -> SerializedElement:
+    """*element* serialized exactly as :meth:`Session.reply` would write it
+    inside ``<rpc-reply xmlns="...netconf:base:1.0">`` (no redundant
+    declaration of the NETCONF namespace)."""
+    root = etree.Element(_RPC_REPLY, nsmap={None: NC_NS})
+    root.append(element)
+    text = etree.tostring(root, encoding="UTF-8", xml_declaration=False)
+    start = text.index(b">") + 1           # end of the <rpc-reply ...> start tag
+    end = text.rindex(b"</")              # start of </rpc-reply>
+    return SerializedElement(text[start:end])
+
+
+class ConfigReplyCache:
+    """``<get-config>`` answers by (datastore, version, with-defaults, filter)."""
+
+    def __init__(self, datastores: "Datastores", keys_of: KeysOf, *,
+                 max_entries: int = 32, max_bytes: int = 32 * 1024 * 1024):
+        self._datastores = datastores
+        self._keys_of = keys_of
+        self._max_entries = max_entries
+        self._max_bytes = max_bytes
+        self._entries: OrderedDict[tuple, tuple[int, SerializedElement]] = OrderedDict()
+        self._bytes = 0
+
+    def get_config(self, source: str, with_defaults: str,
+                   filter_el: etree._Element | None) -> SerializedElement:
+        """The ``<data>`` element of the reply, serialized."""
+        version = self._datastores.version(source)
+        key = (source, with_defaults, _filter_key(filter_el))
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == version:
+            self._entries.move_to_end(key)
+            return hit[1]
+        view = self._datastores.config_view(source, with_defaults)  # read-only
+        selected = apply_filter(view, filter_el, self._keys_of)
+        if selected is view:  # no filter: serialize a copy, the view stays as it is
+            selected = copy.deepcopy(view)
+        body = serialize_in_reply(selected)
+        self._store(key, version, body)
+        return body
+
+    def _store(self, key: tuple, version: int, body: SerializedElement) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old[1].xml)
+        if len(body.xml) > self._max_bytes // 4:
+            return  # a very large view is not worth keeping
+        self._entries[key] = (version, body)
+        self._bytes += len(body.xml)
+        while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._bytes -= len(dropped.xml)
+
+
+def _filter_key(filter_el: etree._Element | None) -> tuple | None:
+    """What the filter's meaning depends on: its XML and, for XPath
+    prefixes, the namespaces in scope."""
+    if filter_el is None:
+        return None
+    return (etree.tostring(filter_el, with_tail=False),
+            tuple(sorted((p or "", ns) for p, ns in filter_el.nsmap.items())))
