@@ -303,7 +303,7 @@ class NetconfServer:
             outcome = "error operation-failed (internal)"
         if record.session_id in self.sessions:
             record.transport.send(reply)
-        log.info("session %d rpc %s message-id %s: %s in %.2f ms", record.session_id, name,
+        log.info("session %d rpc %s message-id %r: %s in %.2f ms", record.session_id, name,
                  request.message_id, outcome, (time.perf_counter() - started) * 1000)
         if record.closing:
             self.end_session(record, "close-session")

@@ -170,8 +170,15 @@ class Session:
         if error.too_big:
             err = RpcError("too-big", f"{error.reason}; the message was dropped", type="rpc")
             return SendData(self.reply_errors(None, [err]))
-        err = RpcError("malformed-message", f"{error.reason}; closing the session", type="rpc")
+        err = self._malformed(f"{error.reason}; closing the session")
         return self._close(error.reason, self.reply_errors(None, [err]))
+
+    def _malformed(self, message: str) -> RpcError:
+        """RFC 6241 Appendix A: ``malformed-message`` is new in base:1.1 and MUST
+        NOT be sent to base:1.0 peers; they get ``operation-failed``."""
+        if BASE_1_1 in self.client_capabilities and BASE_1_1 in self.capabilities:
+            return RpcError("malformed-message", message, type="rpc")
+        return RpcError("operation-failed", message, type="rpc")
 
     def _message(self, data: bytes) -> Event:
         try:
@@ -181,7 +188,7 @@ class Session:
                 self.bad_hello = True
                 return self._close(f"bad hello: {exc}")
             self.counters.in_bad_rpcs += 1
-            err = RpcError("malformed-message", f"{exc}; the message was ignored", type="rpc")
+            err = self._malformed(f"{exc}; the message was ignored")
             return SendData(self.reply_errors(None, [err]))
         if self.state is State.AWAIT_HELLO:
             return self._hello(root)
@@ -190,10 +197,8 @@ class Session:
         self.counters.in_bad_rpcs += 1
         if root.tag == _HELLO:
             return self._close("a second <hello> in an open session (RFC 6241 section 8.1)")
-        err = RpcError(
-            "malformed-message",
-            f"expected an <rpc> element in namespace {NC_NS}, got <{_local(root.tag)}>",
-            type="rpc")
+        err = self._malformed(
+            f"expected an <rpc> element in namespace {NC_NS}, got <{_local(root.tag)}>")
         return SendData(self.reply_errors(None, [err]))
 
     def _hello(self, root: etree._Element) -> Event:

@@ -89,7 +89,9 @@ def test_missing_message_id_and_malformed_xml_get_replies_and_session_stays_open
     first = etree.fromstring(events[0].data[:-6])
     assert first.findtext(f".//{{{NC}}}error-tag") == "missing-attribute"
     second = etree.fromstring(events[1].data[:-6])
-    assert second.findtext(f".//{{{NC}}}error-tag") == "malformed-message"
+    # RFC 6241 Appendix A: malformed-message MUST NOT be sent to a base:1.0 peer
+    assert second.findtext(f".//{{{NC}}}error-tag") == "operation-failed"
+    assert second.findtext(f".//{{{NC}}}error-type") == "rpc"
     assert s.state is State.OPEN
     assert s.counters.in_bad_rpcs == 2
 
