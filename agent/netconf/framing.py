@@ -85,7 +85,7 @@ class Deframer:
         self.max_message_size = max_message_size
         self._buf = bytearray()
         self._scan_from = 0  # EOM search resumes here (no rescans of long messages)
-        self._chunks: list[bytes] = []  # chunked: data of the message so far
+        self._message = bytearray()  # chunked: data of the message so far
         self._chunked_size = 0
         self._discarding = False  # skipping the rest of an oversized message
         self._broken = False
@@ -135,35 +135,48 @@ class Deframer:
     # --- RFC 6242 section 4.2: chunked framing ---------------------------------------
     def _next_chunked(self) -> Event | None:
         buf = self._buf
-        while True:
-            if len(buf) < 4:
-                return None
-            if buf.startswith(_END_OF_CHUNKS):
-                del buf[:4]
-                return self._end_of_message()
-            match = _CHUNK_HEADER.match(buf)
-            if match is None:
-                if len(buf) >= _MAX_HEADER_LEN or not _may_be_header_prefix(bytes(buf)):
-                    return self._break("invalid chunk header (RFC 6242 section 4.2)")
-                return None
-            size = int(match.group(1))
-            if size > MAX_CHUNK_SIZE:
-                return self._break("chunk-size above 4294967295 (RFC 6242 section 4.2)")
-            start = match.end()
-            if len(buf) - start < size:
-                if self._chunked_size + size > self.max_message_size:
-                    # drop what is there already, remember how much is still to skip
+        pos = 0  # bytes consumed; deleted once on the way out, not once per chunk
+        try:
+            while True:
+                if len(buf) - pos < 4:
+                    return None
+                if buf.startswith(_END_OF_CHUNKS, pos):
+                    pos += 4
+                    return self._end_of_message()
+                match = _CHUNK_HEADER.match(buf, pos)
+                if match is None:
+                    head = bytes(buf[pos:pos + _MAX_HEADER_LEN])
+                    if len(buf) - pos >= _MAX_HEADER_LEN or not _may_be_header_prefix(head):
+                        pos = 0
+                        return self._break("invalid chunk header (RFC 6242 section 4.2)")
+                    return None
+                size = int(match.group(1))
+                if size > MAX_CHUNK_SIZE:
+                    pos = 0
+                    return self._break("chunk-size above 4294967295 (RFC 6242 section 4.2)")
+                start = match.end()
+                # the limit counts the framing too: tiny chunks cannot multiply the cost
+                cost = start - pos + size
+                if len(buf) - start < size:
+                    if self._chunked_size + cost > self.max_message_size:
+                        # drop what is there already, remember how much is still to skip
+                        self._discarding = True
+                        self._message.clear()
+                    if not self._discarding:
+                        return None
+                    del buf[:pos]
+                    start, pos = start - pos, 0
+                    return self._skip_partial(start, size)
+                if not self._discarding:
+                    self._message += buf[start:start + size]
+                self._chunked_size += cost
+                pos = start + size
+                if self._chunked_size > self.max_message_size:
                     self._discarding = True
-                    self._chunks.clear()
-                return None if not self._discarding else self._skip_partial(start, size)
-            chunk = bytes(buf[start:start + size])
-            del buf[: start + size]
-            self._chunked_size += size
-            if self._chunked_size > self.max_message_size:
-                self._discarding = True
-                self._chunks.clear()
-            if not self._discarding:
-                self._chunks.append(chunk)
+                    self._message.clear()
+        finally:
+            if pos:
+                del buf[:pos]
 
     def _skip_partial(self, start: int, size: int) -> None:
         """Drop the received part of a chunk of an oversized message."""
@@ -181,17 +194,17 @@ class Deframer:
             return FramingError(
                 f"message larger than the limit of {self.max_message_size} bytes",
                 can_continue=True, too_big=True)
-        if not self._chunks:
+        if not self._chunked_size:
             return self._break("end-of-chunks without any chunk (RFC 6242 section 4.2)")
-        data = b"".join(self._chunks)
-        self._chunks.clear()
+        data = bytes(self._message)
+        self._message.clear()
         self._chunked_size = 0
         return Message(data)
 
     def _break(self, reason: str) -> FramingError:
         self._broken = True
         self._buf.clear()
-        self._chunks.clear()
+        self._message.clear()
         return FramingError(reason, can_continue=False)
 
 

@@ -85,3 +85,17 @@ def test_oversized_chunked_message_is_dropped_and_session_continues():
     got = events(d)
     assert isinstance(got[0], FramingError) and got[0].too_big and got[0].can_continue
     assert got[1] == Message(b"<ok/>")
+
+
+def test_many_tiny_chunks_make_one_message_and_their_framing_counts_to_the_limit():
+    tiny = b"".join(b"\n#1\nx" for _ in range(1000)) + b"\n##\n"
+    roomy = Deframer(max_message_size=10_000)
+    roomy.set_framing(Framing.CHUNKED)
+    roomy.feed(tiny)
+    assert roomy.next_event() == Message(b"x" * 1000)
+    # 1,000 bytes of data, but 5,000 bytes on the wire: over a 2,000-byte limit
+    tight = Deframer(max_message_size=2_000)
+    tight.set_framing(Framing.CHUNKED)
+    tight.feed(tiny)
+    event = tight.next_event()
+    assert event.too_big and event.can_continue
