@@ -63,12 +63,20 @@ BASE_CAPABILITIES = (
 )
 
 
+#: events queued for one session before its input is paused (flow control)
+MAX_PENDING_EVENTS = 64
+
+
 class Transport(Protocol):
     """What the server needs from a session's transport."""
 
     def send(self, data: bytes) -> None: ...
 
     def close(self) -> None: ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
 
 
 @dataclass
@@ -118,6 +126,12 @@ class SessionRecord:
     closing: bool = False
     pending: deque = field(default_factory=deque)
     worker: asyncio.Task | None = None
+    #: cleared while the client does not read its replies (flow control)
+    writable: asyncio.Event = field(default_factory=asyncio.Event)
+    reading_paused: bool = False
+
+    def __post_init__(self) -> None:
+        self.writable.set()
 
 
 @dataclass
@@ -195,6 +209,10 @@ class NetconfServer:
             etree.SubElement(notification, f"{{{NOTIFICATION_NS}}}eventTime").text = (
                 now.isoformat().replace("+00:00", "Z"))
             notification.append(copy.deepcopy(event))
+            if not record.writable.is_set():
+                log.warning("session %d does not read: a notification was dropped",
+                            record.session_id)
+                continue
             record.transport.send(record.protocol.notification(notification))
 
     def keys_of(self, element: etree._Element) -> tuple[str, ...]:
@@ -257,13 +275,23 @@ class NetconfServer:
         if not events:
             return
         record.pending.extend(events)
+        if len(record.pending) > MAX_PENDING_EVENTS and not record.reading_paused:
+            # a client pipelining faster than we answer: stop reading until we catch up
+            record.reading_paused = True
+            record.transport.pause_reading()
         if record.worker is None or record.worker.done():
             record.worker = asyncio.get_running_loop().create_task(self._drain(record))
 
     async def _drain(self, record: SessionRecord) -> None:
         """Handle the events of *record* in order, one RPC after the other."""
         while record.pending and not record.closing:
+            await record.writable.wait()  # the client reads its replies again
+            if record.closing:
+                break
             event = record.pending.popleft()
+            if record.reading_paused and len(record.pending) < MAX_PENDING_EVENTS // 2:
+                record.reading_paused = False
+                record.transport.resume_reading()
             if isinstance(event, RpcReceived):
                 await self._dispatch(record, event)
             elif isinstance(event, SendData):
@@ -320,6 +348,8 @@ class NetconfServer:
             return
         record.protocol.close()
         record.pending.clear()
+        record.closing = True
+        record.writable.set()  # a worker waiting for the client to read: let it end
         if record.protocol.bad_hello:
             self.statistics.in_bad_hellos += 1
         if reason != "close-session":  # RFC 6022: ended without <close-session>
@@ -454,6 +484,12 @@ class _ChannelTransport:
     def close(self) -> None:
         self._chan.close()
 
+    def pause_reading(self) -> None:
+        self._chan.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._chan.resume_reading()
+
 
 class _NetconfChannel(asyncssh.SSHServerSession):
     """One SSH channel running the ``netconf`` subsystem."""
@@ -482,6 +518,15 @@ class _NetconfChannel(asyncssh.SSHServerSession):
 
     def eof_received(self) -> bool:
         return False  # close the channel
+
+    def pause_writing(self) -> None:
+        """The client's window is full: it does not read what we send."""
+        if self._record is not None:
+            self._record.writable.clear()
+
+    def resume_writing(self) -> None:
+        if self._record is not None:
+            self._record.writable.set()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._record is not None:

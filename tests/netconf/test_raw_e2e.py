@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+import asyncssh
 from lxml import etree
+
 from nc_helpers import NC_NS, PKI_NS, RawClient, error_field, error_tags
 
 BASE_10 = "urn:ietf:params:netconf:base:1.0"
@@ -167,3 +170,37 @@ def test_twenty_concurrent_sessions(agent):
         assert len(set(ids)) == 20
 
     run(scenario())
+
+
+def test_a_client_that_never_reads_cannot_grow_the_agent(agent):
+    """Flow control: replies to a client that does not read are not queued without
+    bound; the agent stops reading that client and serves the others."""
+
+    def rss_mb() -> int:
+        status = Path(f"/proc/{agent.process.pid}/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) // 1024
+
+    async def scenario():
+        conn = await asyncssh.connect("127.0.0.1", agent.port, username="admin",
+                                      password=agent.password, known_hosts=None,
+                                      client_keys=None, agent_path=None)
+        writer, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
+        await reader.readuntil(b"]]>]]>")
+        writer.write(f'<hello xmlns="{NC_NS}"><capabilities><capability>{BASE_10}'
+                     "</capability></capabilities></hello>]]>]]>".encode())
+        before = rss_mb()
+        request = f'<rpc message-id="1" xmlns="{NC_NS}"><get/></rpc>]]>]]>'.encode()
+        for i in range(4000):
+            writer.write(request)  # never read a reply
+            if i % 500 == 0:
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(2)
+        grown = rss_mb() - before
+        other = await RawClient.open(agent, (BASE_10,))
+        reply = await other.rpc("<get-config><source><running/></source></get-config>", "2")
+        assert reply.find(f"{{{NC_NS}}}data") is not None
+        await other.close()
+        conn.close()
+        return grown
+
+    assert run(scenario()) < 40  # MB; unbounded queuing grew by ~100 MB for 12,000 requests
