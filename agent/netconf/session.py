@@ -182,7 +182,9 @@ class Session:
 
     def _message(self, data: bytes) -> Event:
         try:
-            root = parse_message(data)
+            # white space between messages (a newline typed after ]]>]]>) is not
+            # part of the next one: it would put its XML declaration out of place
+            root = parse_message(data.lstrip())
         except XmlError as exc:
             if self.state is State.AWAIT_HELLO:
                 self.bad_hello = True

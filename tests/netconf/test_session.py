@@ -116,3 +116,12 @@ def test_two_operations_in_one_rpc_is_refused():
     (event,) = s.receive_data(frame(f'<rpc xmlns="{NC}" message-id="1"><get/><get/></rpc>'
                                     .encode(), Framing.END_OF_MESSAGE))
     assert isinstance(event, SendData) and b"bad-element" in event.data
+
+
+def test_white_space_between_base10_messages_is_ignored():
+    s = new_session()
+    s.receive_data(hello(BASE_1_0))
+    (event,) = s.receive_data(b'\n  <?xml version="1.0"?><rpc xmlns="' + NC.encode()
+                              + b'" message-id="9"><close-session/></rpc>]]>]]>')
+    assert isinstance(event, RpcReceived)
+    assert event.message_id == "9"
