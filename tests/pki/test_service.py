@@ -46,3 +46,78 @@ def test_an_engine_bug_does_not_leave_the_session_busy(model, tmp_path):
         ("failure", "internal error: RuntimeError: engine bug")}
     last = service.stats_for("s1").last_request
     assert (last.result, last.reason) == ("failure", "internal error: RuntimeError: engine bug")
+
+
+def _issuer():
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit CA")])
+
+    def issue(public_key, serial):
+        now = datetime.datetime.now(datetime.timezone.utc)
+        return (x509.CertificateBuilder().subject_name(
+                    x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "router1")]))
+                .issuer_name(name).public_key(public_key).serial_number(serial)
+                .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                .sign(key, hashes.SHA256()))
+
+    return issue
+
+
+def test_an_interrupted_key_update_never_loses_the_working_pair(model, tmp_path, monkeypatch):
+    """A KUR with regenerate whose certificate write fails (a full disk, a crash)
+    leaves a key that matches the certificate in place, twice in a row."""
+    from cryptography.hazmat.primitives import serialization
+
+    from agent.cmp.transaction import Enrolled, MessageCounts
+    from agent.pki.stores import generate_key
+
+    issue = _issuer()
+    serials = iter(range(100, 200))
+
+    def engine(request):  # the CA's part: a certificate for the key asked for
+        cert = issue(request.new_key.public_key(), next(serials))
+        return Enrolled("accepted", cert, (), (), (), MessageCounts({"kur": 1}, {"kup": 1}))
+
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    service = PkiService(datastores, tmp_path, datastores.secrets, enroll_fn=engine)
+    first_key = generate_key("rsa", 2048)
+    service.keys.save("k1", first_key)
+    service.certs.save("local.pem", issue(first_key.public_key(), 1), "pem")
+    datastores.edit_config("candidate", etree.fromstring(CONFIG.replace(
+        "</message-authentication-code>",
+        "</message-authentication-code><authentication-cert>local.pem</authentication-cert>")
+        .replace("<name>k1</name>", "<name>k1</name><regenerate>true</regenerate>")))
+    datastores.commit()
+
+    def spki(key_or_cert):
+        return key_or_cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def working_pair_exists() -> bool:
+        cert = service.certs.load("local.pem")
+        return any(spki(service.keys.load(n)) == spki(cert) for n in service.keys.names())
+
+    real_save = service.certs.save
+
+    def failing_save(name, cert, file_format):
+        if name == "local.pem":
+            raise OSError(28, "No space left on device")
+        real_save(name, cert, file_format)
+
+    monkeypatch.setattr(service.certs, "save", failing_save)
+    for _ in range(2):
+        outcome = asyncio.run(service.request("s1", "kur"))
+        assert outcome.status == "failure" and "No space left" in outcome.status_text
+        assert working_pair_exists()
+    monkeypatch.setattr(service.certs, "save", real_save)
+    outcome = asyncio.run(service.request("s1", "kur"))
+    assert outcome.status == "success", outcome.status_text
+    assert spki(service.certs.load("local.pem")) == spki(service.keys.load("k1"))
+    assert spki(service.keys.load("k1.previous")) == spki(first_key)
