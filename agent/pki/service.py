@@ -40,6 +40,10 @@ _COUNTER_NAMES = {
     "pkiconf": "pki-conf",
     "pollRep": "poll-rep",
 }
+#: failure kinds counted under statistics/failures; a CA's refusal (rejection,
+#: error message, a certificate for another key) is counted by its PKIFailureInfo
+#: bits and outcome instead. A response that is not bound to our transaction
+#: (transactionID, nonce, body type) is a protection failure to the operator.
 _FAILURE_COUNTERS = {
     FailureKind.TRANSPORT: "transport",
     FailureKind.TIMEOUT: "timeout",
