@@ -127,12 +127,7 @@ class _Engine:
     def leaf(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
         here = path + self.smap.step(info)
         existing = data.find(info.tag)
-        if op in ("delete", "remove"):
-            if existing is None:
-                if op == "delete":
-                    raise self._missing(info, here)
-                return
-            data.remove(existing)
+        if self._deleted(data, info, existing, op, here):
             return
         if op == "none":
             return
@@ -164,6 +159,18 @@ class _Engine:
         if existing is not None:
             data.remove(existing)
 
+    def _deleted(self, data, info: NodeInfo, existing, op: str, here: str) -> bool:
+        """RFC 6241 7.2 ``delete`` and ``remove``: True when *op* was one of them
+        (``delete`` of a missing node is ``data-missing``; ``remove`` is silent)."""
+        if op not in ("delete", "remove"):
+            return False
+        if existing is None:
+            if op == "delete":
+                raise self._missing(info, here)
+            return True
+        data.remove(existing)
+        return True
+
     def leaf_list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
         text = leaf_value(self.smap, info, edit, path + self.smap.step(info))
         here = path + self.smap.step(info) + f"[.='{text}']"
@@ -183,12 +190,7 @@ class _Engine:
     def container(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
         here = path + self.smap.step(info)
         existing = data.find(info.tag)
-        if op in ("delete", "remove"):
-            if existing is None:
-                if op == "delete":
-                    raise self._missing(info, here)
-                return
-            data.remove(existing)
+        if self._deleted(data, info, existing, op, here):
             return
         if op == "create" and existing is not None:
             raise self._exists(info, here)
@@ -223,13 +225,8 @@ class _Engine:
         here = path + self.smap.step(info, key)
         index = self._entries(data, info)
         existing = index.get(key)
-        if op in ("delete", "remove"):
-            if existing is None:
-                if op == "delete":
-                    raise self._missing(info, here)
-                return
-            data.remove(existing)
-            del index[key]
+        if self._deleted(data, info, existing, op, here):
+            index.pop(key, None)
             return
         if op == "create" and existing is not None:
             raise self._exists(info, here)
