@@ -63,6 +63,8 @@ BASE_CAPABILITIES = (
 )
 
 
+#: how soon a confirmed-commit rollback that failed (e.g. disk full) is retried
+CONFIRM_RETRY_SECONDS = 5.0
 #: events queued for one session before its input is paused (flow control)
 MAX_PENDING_EVENTS = 64
 
@@ -427,7 +429,18 @@ class NetconfServer:
         if self.confirm.timer is not None:
             self.confirm.timer.cancel()
         self.confirm.timer = asyncio.get_running_loop().call_later(
-            seconds, self.rollback_confirmed_commit, f"no confirming commit within {seconds} s")
+            seconds, self._confirm_timeout, f"no confirming commit within {seconds} s")
+
+    def _confirm_timeout(self, reason: str) -> None:
+        """The confirm-timeout expired: roll back; if the disk refuses, try again."""
+        try:
+            self.rollback_confirmed_commit(reason)
+        except OSError as exc:
+            log.error("confirmed commit: rollback failed (%s); retrying in %g s",
+                      exc, CONFIRM_RETRY_SECONDS)
+            if self.confirm is not None:
+                self.confirm.timer = asyncio.get_running_loop().call_later(
+                    CONFIRM_RETRY_SECONDS, self._confirm_timeout, reason)
 
     def recover_unconfirmed_commit(self) -> None:
         """At start: undo a confirmed commit that the previous run never confirmed."""

@@ -35,6 +35,12 @@ class MemoryTransport:
     def close(self) -> None:
         self.closed = True
 
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
 
 @pytest.fixture(scope="module")
 def model():
@@ -208,5 +214,35 @@ def test_notification_subtree_filter(server):
         assert len(sub.transport.sent) == before
         server.notify(etree.Element("{urn:example}wanted"))
         assert len(sub.transport.sent) == before + 1
+
+    asyncio.run(scenario())
+
+
+def test_a_rollback_the_disk_refuses_is_retried(server, monkeypatch):
+    import agent.netconf.server as server_module
+
+    monkeypatch.setattr(server_module, "CONFIRM_RETRY_SECONDS", 0.2)
+    real_write = server.datastores._write
+    failures = []
+
+    def full_disk_once(path, tree):
+        if not failures:
+            failures.append(path)
+            raise OSError(28, "No space left on device")
+        real_write(path, tree)
+
+    async def scenario():
+        a = Client(server)
+        await a.rpc(edit("fragile"))
+        reply = await a.rpc("<commit><confirmed/><confirm-timeout>1</confirm-timeout></commit>")
+        assert reply.find(f"{{{NC}}}ok") is not None
+        monkeypatch.setattr(server.datastores, "_write", full_disk_once)
+        for _ in range(60):
+            await asyncio.sleep(0.1)
+            if server.confirm is None:
+                break
+        assert failures, "the rollback was never attempted"
+        assert server.confirm is None, "the failed rollback was not retried"
+        assert "fragile" not in await running_names(a)
 
     asyncio.run(scenario())
