@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 from ncclient.operations import RPCError
 
-from nc_helpers import connect, wait_until
+from nc_helpers import connect
 from pki_helpers import (
     ENTITY,
     NS,
