@@ -148,3 +148,27 @@ def test_delete(certs, keys):
     with pytest.raises(RpcError) as err:
         certs.delete("absent.pem")
     assert err.value.tag == "data-missing"
+
+
+def test_a_file_keeps_the_encoding_its_name_says(certs):
+    assert certs.encoding_of("local.der", "pem") == "der"
+    assert certs.encoding_of("local.pem", "der") == "pem"
+    assert certs.encoding_of("local", "der") == "der"  # no extension: the configured format
+
+
+def test_only_ca_certificates_are_trust_anchors(certs):
+    from cryptography import x509
+
+    from agent.pki.enrollment import trust_anchors
+
+    ca_key, leaf_key = generate_key("ec"), generate_key("ec")
+    ca = self_signed(ca_key, "root")
+    ca = (x509.CertificateBuilder().subject_name(ca.subject).issuer_name(ca.issuer)
+          .public_key(ca_key.public_key()).serial_number(7)
+          .not_valid_before(ca.not_valid_before_utc).not_valid_after(ca.not_valid_after_utc)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    certs.save("root.pem", ca, "pem")
+    certs.save("root.pem.previous", ca, "pem")
+    certs.save("leaf.pem", self_signed(leaf_key, "leaf"), "pem")
+    assert trust_anchors(certs) == (ca,)
