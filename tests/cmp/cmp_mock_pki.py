@@ -214,24 +214,32 @@ class TlsProxy:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn) -> None:
+        """Relay one connection in one thread: an SSL socket is not used by two
+        threads at once (a reader and a writer would race on its state)."""
+        import select
+
         try:
             client = self.context.wrap_socket(conn, server_side=True)
         except OSError:
             conn.close()
             return
         upstream = self._socket_module.create_connection(("127.0.0.1", self.target_port))
-        threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
-        self._pipe(client, upstream)
-
-    @staticmethod
-    def _pipe(source, target) -> None:
         try:
-            while data := source.recv(65536):
-                target.sendall(data)
+            while not self._stopped:
+                readable, _, _ = select.select([client, upstream], [], [], 30)
+                if not readable:
+                    return
+                for source in readable:
+                    data = source.recv(65536)
+                    while source is client and client.pending():  # decrypted, not yet read
+                        data += client.recv(client.pending())
+                    if not data:
+                        return
+                    (upstream if source is client else client).sendall(data)
         except OSError:
             pass
         finally:
-            for sock in (source, target):
+            for sock in (client, upstream):
                 try:
                     sock.close()
                 except OSError:
