@@ -11,67 +11,21 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from lxml import etree
 
-from agent.datastore import Datastores, SecretBox
-from agent.model import Model
-from agent.netconf.framing import Framing, frame
 from agent.netconf.replycache import serialize_in_reply
-from agent.netconf.server import NetconfServer
 from agent.netconf.session import RpcReceived, Session
+from memory_server import NC, MemoryClient
 
-NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 PKI = "urn:cmp-agent:yang:cmp-agent-pki"
-HELLO = frame(f'<hello xmlns="{NC}"><capabilities><capability>urn:ietf:params:netconf:base:1.0'
-              "</capability></capabilities></hello>".encode(), Framing.END_OF_MESSAGE)
 
 
-class MemoryTransport:
-    def __init__(self):
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def model():
-    return Model.load()
-
-
-@pytest.fixture
-def server(model, tmp_path):
-    return NetconfServer(model, Datastores(model, tmp_path, SecretBox.open(tmp_path)))
-
-
-class Client:
-    def __init__(self, server: NetconfServer):
-        self.server = server
-        self.transport = MemoryTransport()
-        self.record = server.open_session("admin", "127.0.0.1", self.transport)
-        server.data_received(self.record, HELLO)
-        self._next = 0
-
-    async def raw(self, body: str, attrs: str = "") -> bytes:
-        self._next += 1
-        before = len(self.transport.sent)
-        msg = f'<rpc xmlns="{NC}" message-id="{self._next}"{attrs}>{body}</rpc>'.encode()
-        self.server.data_received(self.record, frame(msg, Framing.END_OF_MESSAGE))
-        while len(self.transport.sent) == before:
-            await asyncio.sleep(0)
-        return self.transport.sent[before][:-6]
-
+class Client(MemoryClient):
     async def rpc(self, body: str) -> etree._Element:
-        reply = etree.fromstring(await self.raw(body))
+        """The reply, which must not be an error."""
+        reply = await super().rpc(body)
         assert reply.find(f".//{{{NC}}}rpc-error") is None, etree.tostring(reply)
         return reply
-
-    def close(self) -> None:
-        self.server.session_closed(self.record, "client closed the channel")
 
 
 def edit(name: str, operation: str = "merge") -> str:

@@ -9,68 +9,15 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from lxml import etree
 
 from agent.datastore import Datastores, SecretBox
-from agent.model import Model
-from agent.netconf.framing import Framing, frame
 from agent.netconf.server import NetconfServer
+from memory_server import NC, MemoryTransport
+from memory_server import MemoryClient as Client
 
-NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 PKI = "urn:cmp-agent:yang:cmp-agent-pki"
 NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
-HELLO = frame(f'<hello xmlns="{NC}"><capabilities><capability>urn:ietf:params:netconf:base:1.0'
-              "</capability></capabilities></hello>".encode(), Framing.END_OF_MESSAGE)
-
-
-class MemoryTransport:
-    def __init__(self):
-        self.sent: list[bytes] = []
-        self.closed = False
-
-    def send(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def close(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def model():
-    return Model.load()
-
-
-@pytest.fixture
-def server(model, tmp_path):
-    return NetconfServer(model, Datastores(model, tmp_path, SecretBox.open(tmp_path)))
-
-
-class Client:
-    def __init__(self, server: NetconfServer, user: str = "admin"):
-        self.server = server
-        self.transport = MemoryTransport()
-        self.record = server.open_session(user, "127.0.0.1", self.transport)
-        server.data_received(self.record, HELLO)
-        self._next = 0
-
-    async def rpc(self, body: str) -> etree._Element:
-        self._next += 1
-        before = len(self.transport.sent)
-        msg = f'<rpc xmlns="{NC}" message-id="{self._next}">{body}</rpc>'.encode()
-        self.server.data_received(self.record, frame(msg, Framing.END_OF_MESSAGE))
-        while len(self.transport.sent) == before:
-            await asyncio.sleep(0)
-        return etree.fromstring(self.transport.sent[before][:-6])
-
-    def close(self) -> None:
-        self.server.session_closed(self.record, "client closed the channel")
 
 
 def tag(reply: etree._Element) -> str | None:
