@@ -76,9 +76,10 @@ def key_for_certificate(keys: KeyStore, cert: x509.Certificate, preferred: str |
     )
 
 
-def issuer_chain(certs: CertificateStore, cert: x509.Certificate) -> tuple[x509.Certificate, ...]:
-    """The CA certificates of the store that lead from *cert*'s issuer up to a root."""
-    pool = trust_anchors(certs)
+def issuer_chain(
+    pool: tuple[x509.Certificate, ...], cert: x509.Certificate
+) -> tuple[x509.Certificate, ...]:
+    """The CA certificates of *pool* that lead from *cert*'s issuer up to a root."""
     chain: list[x509.Certificate] = []
     current = cert
     while current.issuer != current.subject and len(chain) < 8:
@@ -138,6 +139,7 @@ def prepare(
     key_is_new = kind == "kur" and session.regenerate and not key_pair_created
     new_key = generate_key("rsa", session.key_bits) if key_is_new else current_key
 
+    anchors = trust_anchors(certs)  # the store's CA certificates, read once
     mac = signer = None
     if kind == "ir" and session.origin_authentication == "message-authentication-code":
         mac = MacCredentials(
@@ -150,7 +152,7 @@ def prepare(
         signer = SignerCredentials(
             certificate=own,
             key=key_for_certificate(keys, own, session.key_pair_name),
-            chain=issuer_chain(certs, own),
+            chain=issuer_chain(anchors, own),
         )
 
     entity = session.entity
@@ -180,7 +182,7 @@ def prepare(
         raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
 
     server_cert = certs.load(session.verification_cert) if session.verification_cert else None
-    trusted = () if server_cert else trust_anchors(certs)
+    trusted = () if server_cert else anchors
     source = session.source_address
     if session.source_interface:
         source = interface_address(session.source_interface)
