@@ -3,3 +3,6 @@ certificates over CMPv2 (RFC 4210 as updated by RFC 9480, HTTP transport per
 RFC 6712)."""
 
 __version__ = "0.1.0"
+
+#: the namespace of the YANG module cmp-agent-pki (yang/cmp-agent-pki.yang)
+PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"

@@ -26,7 +26,6 @@ from yangson import DataModel
 from agent.netconf.errors import RpcError
 
 YANG_DIR: Path = Path(__file__).resolve().parent.parent / "yang"
-PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
 YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from agent.model import IETF_DIR, PKI_NS, YANG_DIR, Model
+from agent import PKI_NS
+from agent.model import IETF_DIR, YANG_DIR, Model
 from agent.netconf.errors import RpcError
 
 MODULE = YANG_DIR / "cmp-agent-pki.yang"

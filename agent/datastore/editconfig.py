@@ -17,9 +17,9 @@ from typing import Callable
 from lxml import etree
 from yangson.schemanode import ContainerNode, LeafListNode, LeafNode, ListNode
 
-from agent.datastore.schema import NC_NS, NodeInfo, SchemaMap, new_child, qname
+from agent.datastore.schema import NodeInfo, SchemaMap, new_child, qname
 from agent.datastore.validation import leaf_value
-from agent.netconf.errors import RpcError
+from agent.netconf.errors import NC_NS, RpcError
 
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
 #: RFC 6243 section 4.5.2: wd:default="true" in a <config> means "set to the default"

@@ -24,8 +24,6 @@ from yangson.schemanode import (
 
 from agent.model import Model
 
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
-
 
 def qname(tag: str) -> tuple[str | None, str]:
     """``{ns}local`` -> (ns, local)."""

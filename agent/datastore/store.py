@@ -33,11 +33,11 @@ from agent.atomic import atomic_write, fsync_directory
 from agent.datastore.changes import ChangeSummary, diff
 from agent.datastore.defaults import Defaults
 from agent.datastore.editconfig import apply_edit
-from agent.datastore.schema import NC_NS, NodeInfo, SchemaMap
+from agent.datastore.schema import NodeInfo, SchemaMap
 from agent.datastore.secrets import CLEAR_TEXT_MAX, MARK, SecretBox
 from agent.datastore.validation import load_instance, validate_tree
 from agent.model import Model
-from agent.netconf.errors import RpcError, RpcErrors
+from agent.netconf.errors import NC_NS, RpcError, RpcErrors
 
 __all__ = ["Datastores", "ChangeSummary", "Snapshot", "DatastoreLoadError"]
 

@@ -28,10 +28,9 @@ from collections.abc import Callable, Sequence
 import asyncssh
 from lxml import etree
 
-from .errors import ERROR_TAGS, RpcError
-from .framing import Deframer, FramingError, Framing, frame
+from .errors import ERROR_TAGS, NC_NS, RpcError
+from .framing import Deframer, Framing, FramingError, frame
 
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CAP_BASE_10 = "urn:ietf:params:netconf:base:1.0"
 CAP_BASE_11 = "urn:ietf:params:netconf:base:1.1"
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
-PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
+from agent import PKI_NS
+from agent.netconf.errors import NC_NS
+
 NC_OPERATION = f"{{{NC_NS}}}operation"
 
 

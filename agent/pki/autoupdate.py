@@ -18,10 +18,11 @@ from datetime import datetime
 
 from lxml import etree
 
+from agent import PKI_NS
 from agent.netconf.errors import RpcError
 from agent.pki.schedule import Backoff, update_due
 from agent.pki.service import PkiService, RequestOutcome
-from agent.pki.statistics import PKI_NS, yang_datetime
+from agent.pki.statistics import yang_datetime
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent import PKI_NS
 from agent.clock import Clock
 from agent.datastore import Datastores, SecretBox
 from agent.model import Model
@@ -13,7 +14,6 @@ from agent.netconf.server import NetconfServer
 from agent.pki.autoupdate import AutoUpdater
 from agent.pki.rpcs import handlers
 from agent.pki.service import PkiService, ServiceSettings
-from agent.pki.statistics import PKI_NS
 
 
 @dataclass

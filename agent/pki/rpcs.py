@@ -22,10 +22,10 @@ from yangson.exceptions import (
     YangTypeError,
 )
 
+from agent import PKI_NS
 from agent.model import Model
 from agent.netconf.errors import RpcError
 from agent.pki.service import PkiService
-from agent.pki.statistics import PKI_NS
 from agent.pki.stores import generate_key
 
 _REQUESTS = {

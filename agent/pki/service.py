@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography import x509
 from lxml import etree
 
+from agent import PKI_NS
 from agent.clock import Clock, SystemClock
 from agent.cmp.client import EnrollmentRequest, enroll
 from agent.cmp.transaction import Enrolled, EnrollmentResult, Failed, FailureKind
@@ -28,7 +29,7 @@ from agent.datastore import Datastores, SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.enrollment import PreparedRequest, prepare
-from agent.pki.statistics import PKI_NS, CmpStatistics, LastRequest, Trigger, yang_datetime
+from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
 from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore
 
 log = logging.getLogger(__name__)

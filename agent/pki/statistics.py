@@ -11,7 +11,7 @@ from typing import Literal
 
 from lxml import etree
 
-PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
+from agent import PKI_NS
 
 #: CMP body types counted, by direction, as named in the YANG module
 SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from agent.model import PKI_NS
+from agent import PKI_NS
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 

@@ -20,7 +20,8 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     from lxml import etree
     from agent.datastore import Datastores, SecretBox
-    from agent.model import Model, PKI_NS
+    from agent import PKI_NS
+    from agent.model import Model
     NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
     state = Path(sys.argv[1])
     ds = Datastores(Model.load(), state, SecretBox.open(state))
