@@ -12,10 +12,11 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -26,6 +27,7 @@ from agent.netconf.errors import RpcError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 FileFormat = Literal["pem", "der"]
+T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 _CURVES: dict[str, type[ec.EllipticCurve]] = {"p256": ec.SECP256R1, "p384": ec.SECP384R1}
@@ -95,6 +97,22 @@ def generate_key(algorithm: str, key_bits: int = 2048, curve: str = "p256") -> P
     raise RpcError("invalid-value", f"unknown key algorithm {algorithm!r}: use rsa or ec")
 
 
+class FileMemo(Generic[T]):
+    """What was computed from a file, until the file changes (``<get>`` reads
+    every store entry; parsing each file every time is wasted work)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[Path, tuple[tuple[int, int, int], T]] = {}
+
+    def get(self, path: Path, compute: Callable[[], T]) -> T:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        hit = self._entries.get(path)
+        if hit is None or hit[0] != stamp:
+            hit = self._entries[path] = (stamp, compute())
+        return hit[1]
+
+
 class KeyStore:
     """Private keys, one PKCS#8 PEM file per key pair, readable by the agent only."""
 
@@ -102,7 +120,7 @@ class KeyStore:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         os.chmod(directory, 0o700)
-        self._described: dict[str, tuple[tuple[int, int, int], KeyPairInfo]] = {}
+        self._described: FileMemo[KeyPairInfo] = FileMemo()
 
     def _path(self, name: str) -> Path:
         return self.directory / f"{check_name(name, 'key pair')}.pem"
@@ -161,12 +179,7 @@ class KeyStore:
 
     def describe(self, name: str) -> KeyPairInfo:
         """The ``key-pair`` entry of *name*, cached until its file changes."""
-        stat = self._path(name).stat()
-        stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        cached = self._described.get(name)
-        if cached is None or cached[0] != stamp:
-            cached = self._described[name] = (stamp, describe_key(name, self.load(name)))
-        return cached[1]
+        return self._described.get(self._path(name), lambda: describe_key(name, self.load(name)))
 
 
 def parse_certificate(data: bytes) -> x509.Certificate:
@@ -199,6 +212,7 @@ class CertificateStore:
     def __init__(self, directory: Path):
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
+        self._described: FileMemo[CertificateInfo] = FileMemo()
 
     def _path(self, name: str) -> Path:
         return self.directory / check_name(name, "certificate file")
@@ -262,7 +276,10 @@ class CertificateStore:
         fsync_directory(self.directory)
 
     def describe(self, name: str) -> CertificateInfo:
-        return describe_certificate(name, self.load(name))
+        """The ``certificate-file`` entry of *name*, cached until its file changes."""
+        return self._described.get(
+            self._path(name), lambda: describe_certificate(name, self.load(name))
+        )
 
     def encoding_of(self, name: str, default: FileFormat) -> FileFormat:
         """The encoding a file of this name gets: its extension's, else *default*."""
