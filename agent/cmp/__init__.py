@@ -5,7 +5,8 @@ Layers, each in its own module:
 - :mod:`agent.cmp.der`: slicing raw DER so protection is checked over the bytes as received.
 - :mod:`agent.cmp.names`: distinguished names ("/C=../O=../CN=..", field order kept), SANs.
 - :mod:`agent.cmp.protection`: PKIProtection (RFC 4210 5.1.3): password-based MAC and signatures.
-- :mod:`agent.cmp.messages`: building and decoding PKIMessages (pyasn1, RFC 4210/4211/9480).
+- :mod:`agent.cmp.messages`: building and decoding PKIMessages (RFC 4210/4211/9480), one module
+  per part of the message (header, protection, requests, responses, confirmation, ...).
 - :mod:`agent.cmp.transaction`: the sans-IO enrollment state machine.
 - :mod:`agent.cmp.transport`: HTTP POST of ``application/pkixcmp`` (RFC 6712).
 - :mod:`agent.cmp.client`: configuration dataclasses and the synchronous driver :func:`enroll`.

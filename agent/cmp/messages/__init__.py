@@ -1,0 +1,140 @@
+"""Building and decoding PKIMessages (RFC 4210 5.1, 5.3 as updated by RFC 9480; CRMF RFC 4211).
+
+Both sides of a CMP exchange use this package: the client builds requests (ir, cr, kur,
+certConf, pollReq) and reads responses (ip, cp, kup, pkiConf, pollRep, error); a test
+CA (issue 4) can build responses with :func:`cert_rep_body`, :func:`pki_conf_body`,
+:func:`poll_rep_body` and :func:`error_body` and read requests with
+:func:`decode_message` and :func:`cert_requests`.
+
+Every message is built from a :class:`HeaderFields` and a PKIBody by
+:func:`encode_message`, which applies a :class:`Protector`. Building writes DER
+directly (the tagging of the ASN.1 modules, EXPLICIT for CMP and IMPLICIT for CRMF, is
+spelled out at each field); it is several times faster than building pyasn1 objects,
+and the tests check every builder against pyasn1's decoder and against OpenSSL (its
+mock server reads our requests, its client our ip and error bodies). Decoding uses
+the pyasn1-alt-modules specs (rfc9480, rfc4211, rfc5280), except for the outer
+structure, certificate responses and PBMParameter, which are walked directly so that
+certificates are loaded from their own bytes. A :class:`DecodedMessage` keeps the
+bytes as received, so that protection is verified over them
+(:func:`agent.cmp.der.protected_part`).
+
+One module per part of the message: :mod:`.common` (constants, DER and name helpers),
+:mod:`.status` (PKIStatusInfo), :mod:`.protection` (protectionAlg, PBMParameter,
+protectors), :mod:`.header` (PKIHeader, envelope, decoding), :mod:`.requests`
+(ir/cr/kur), :mod:`.responses` (ip/cp/kup), :mod:`.confirmation` (certConf/pkiConf),
+:mod:`.polling` (pollReq/pollRep) and :mod:`.errors` (error).
+"""
+
+from .common import (
+    FAILURE_BIT_NAMES,
+    OID_IMPLICIT_CONFIRM,
+    OID_OLD_CERT_ID,
+    OID_SUBJECT_ALT_NAME,
+    PKI_STATUS_NAMES,
+    RESPONSE_TYPE,
+    MessageError,
+    x509_name,
+)
+from .confirmation import (
+    CertStatusEntry,
+    cert_conf_body,
+    cert_conf_entries,
+    cert_hash,
+    pki_conf_body,
+)
+from .errors import (
+    ErrorContent,
+    error_body,
+    error_content,
+)
+from .header import (
+    BODY_TYPES,
+    DecodedMessage,
+    HeaderFields,
+    decode_message,
+    encode_header,
+    encode_message,
+)
+from .polling import (
+    PollResponse,
+    poll_rep_body,
+    poll_req_body,
+    poll_req_ids,
+    poll_responses,
+)
+from .protection import (
+    MacProtector,
+    ProtectionAlgorithm,
+    Protector,
+    SignatureProtector,
+    decode_pbm_parameters,
+    encode_algorithm,
+    encode_pbm_parameters,
+)
+from .requests import (
+    CertRequestSpec,
+    ReceivedCertRequest,
+    cert_request_body,
+    cert_requests,
+    encode_cert_request,
+)
+from .responses import (
+    CertRepContent,
+    CertResponse,
+    cert_rep_body,
+    cert_rep_content,
+)
+from .status import (
+    StatusInfo,
+    encode_status_info,
+    status_info,
+)
+
+__all__ = [
+    "BODY_TYPES",
+    "CertRepContent",
+    "CertRequestSpec",
+    "CertResponse",
+    "CertStatusEntry",
+    "DecodedMessage",
+    "ErrorContent",
+    "FAILURE_BIT_NAMES",
+    "HeaderFields",
+    "MacProtector",
+    "MessageError",
+    "OID_IMPLICIT_CONFIRM",
+    "OID_OLD_CERT_ID",
+    "OID_SUBJECT_ALT_NAME",
+    "PKI_STATUS_NAMES",
+    "PollResponse",
+    "ProtectionAlgorithm",
+    "Protector",
+    "RESPONSE_TYPE",
+    "ReceivedCertRequest",
+    "SignatureProtector",
+    "StatusInfo",
+    "cert_conf_body",
+    "cert_conf_entries",
+    "cert_hash",
+    "cert_rep_body",
+    "cert_rep_content",
+    "cert_request_body",
+    "cert_requests",
+    "decode_message",
+    "decode_pbm_parameters",
+    "encode_algorithm",
+    "encode_cert_request",
+    "encode_header",
+    "encode_message",
+    "encode_pbm_parameters",
+    "encode_status_info",
+    "error_body",
+    "error_content",
+    "pki_conf_body",
+    "poll_rep_body",
+    "poll_req_body",
+    "poll_req_ids",
+    "poll_responses",
+    "status_info",
+    "x509_name",
+]

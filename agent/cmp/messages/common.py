@@ -1,0 +1,139 @@
+"""Shared pieces of the PKIMessage modules: constants of RFC 4210, DER/pyasn1 helpers
+and name conversion (RFC 5280 4.1.2.4)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from cryptography import x509
+from pyasn1.codec.der import decoder
+from pyasn1.error import PyAsn1Error
+from pyasn1.type import univ
+from pyasn1_alt_modules import rfc5280
+
+from .. import der
+
+#: id-it-implicitConfirm (RFC 4210 5.1.1.1)
+OID_IMPLICIT_CONFIRM = "1.3.6.1.5.5.7.4.13"
+#: id-regCtrl-oldCertID (RFC 4211 6.5)
+OID_OLD_CERT_ID = "1.3.6.1.5.5.7.5.1.5"
+#: subjectAltName (RFC 5280 4.2.1.6)
+OID_SUBJECT_ALT_NAME = "2.5.29.17"
+
+PKI_STATUS_NAMES: tuple[str, ...] = (
+    "accepted",
+    "grantedWithMods",
+    "rejection",
+    "waiting",
+    "revocationWarning",
+    "revocationNotification",
+    "keyUpdateWarning",
+)
+#: PKIFailureInfo bit names by bit number (RFC 4210 5.2.3 / RFC 9480)
+FAILURE_BIT_NAMES: tuple[str, ...] = (
+    "badAlg",
+    "badMessageCheck",
+    "badRequest",
+    "badTime",
+    "badCertId",
+    "badDataFormat",
+    "wrongAuthority",
+    "incorrectData",
+    "missingTimeStamp",
+    "badPOP",
+    "certRevoked",
+    "certConfirmed",
+    "wrongIntegrity",
+    "badRecipientNonce",
+    "timeNotAvailable",
+    "unacceptedPolicy",
+    "unacceptedExtension",
+    "addInfoNotAvailable",
+    "badSenderNonce",
+    "badCertTemplate",
+    "signerNotTrusted",
+    "transactionIdInUse",
+    "unsupportedVersion",
+    "notAuthorized",
+    "systemUnavail",
+    "systemFailure",
+    "duplicateCertReq",
+)
+
+#: request body types and the response type that answers each (RFC 4210 5.3)
+RESPONSE_TYPE = {"ir": "ip", "cr": "cp", "kur": "kup"}
+
+
+class MessageError(ValueError):
+    """Bytes that are not a PKIMessage we can process; the message says why."""
+
+
+def decode_der(data: bytes, spec):
+    try:
+        value, rest = decoder.decode(data, asn1Spec=spec)
+    except PyAsn1Error as exc:
+        raise MessageError(f"cannot decode {type(spec).__name__}: {exc}") from None
+    if rest:
+        raise MessageError(f"trailing bytes after {type(spec).__name__}")
+    return value
+
+
+def copy_components(target, source) -> None:
+    """Copy the components of *source* into the (differently tagged) *target*."""
+    if isinstance(source, univ.Choice):
+        name = source.getName()
+        target[name] = source[name]
+        return
+    for name in source.keys():
+        if source[name].isValue:
+            target[name] = source[name]
+
+
+def x509_name(value) -> x509.Name:
+    """A :class:`x509.Name` from an ``rfc5280.Name`` (or a tagged clone of one).
+
+    Attribute values are read as text whatever their string type; equality of
+    :class:`x509.Name` compares OIDs and values, which is what header checks need.
+    """
+    untagged = rfc5280.Name()
+    copy_components(untagged, value)
+    rdns = []
+    for rdn in untagged["rdnSequence"]:
+        attributes = []
+        for ava in rdn:
+            raw = ava["value"].asOctets()
+            tlv = der.read_tlv(raw)
+            encoding = {30: "utf-16-be", 28: "utf-32-be", 12: "utf-8"}.get(tlv.tag, "latin-1")
+            text = raw[tlv.content_start : tlv.end].decode(encoding, errors="replace")
+            attribute_oid = x509.ObjectIdentifier(str(ava["type"]))
+            try:
+                attributes.append(x509.NameAttribute(attribute_oid, text))
+            except ValueError:  # e.g. a country name that is not two letters
+                attributes.append(x509.NameAttribute(x509.ObjectIdentifier("2.5.4.41"), text))
+        rdns.append(x509.RelativeDistinguishedName(attributes))
+    return x509.Name(rdns)
+
+
+def free_text_der(texts: Sequence[str]) -> bytes:
+    """DER PKIFreeText (SEQUENCE OF UTF8String)."""
+    return der.tlv(0x30, b"".join(der.tlv(0x0C, t.encode()) for t in texts))
+
+
+def general_name(value) -> x509.Name | None:
+    """The directoryName of a GeneralName, ``None`` for any other choice."""
+    if value.getName() != "directoryName":
+        return None
+    return x509_name(value["directoryName"])
+
+
+def certificate_sequence(data: bytes, sequence: der.Tlv) -> tuple[x509.Certificate, ...]:
+    """Certificates of a SEQUENCE OF CMPCertificate, loaded from their own bytes."""
+    if sequence.tag != 0x30:
+        raise MessageError("SEQUENCE OF certificates expected")
+    result = []
+    for item in der.children(data, sequence):
+        try:
+            result.append(x509.load_der_x509_certificate(data[item.start : item.end]))
+        except ValueError as exc:
+            raise MessageError(f"bad certificate: {exc}") from None
+    return tuple(result)

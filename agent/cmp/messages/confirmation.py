@@ -1,0 +1,91 @@
+"""Certificate confirmation: certConf and pkiConf (RFC 4210 5.3.18, hashAlg per RFC 9480 2.10)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from .. import der
+from .common import MessageError
+from .header import DecodedMessage
+from .protection import encode_algorithm
+from .status import StatusInfo, encode_status_info, status_info
+
+
+@dataclass(frozen=True)
+class CertStatusEntry:
+    """One CertStatus of a certConf."""
+
+    cert_hash: bytes
+    cert_req_id: int
+    status: StatusInfo | None = None
+    hash_alg: str | None = None  # OID; RFC 9480: only when the signature alg has no single hash
+
+
+_HASH_OIDS = {
+    "sha1": "1.3.14.3.2.26",
+    "sha224": "2.16.840.1.101.3.4.2.4",
+    "sha256": "2.16.840.1.101.3.4.2.1",
+    "sha384": "2.16.840.1.101.3.4.2.2",
+    "sha512": "2.16.840.1.101.3.4.2.3",
+    "shake256": "2.16.840.1.101.3.4.2.12",
+}
+
+
+def cert_hash(cert: x509.Certificate) -> tuple[bytes, str | None]:
+    """certHash of *cert* and the hashAlg to announce (RFC 9480 2.10, RFC 9481 2).
+
+    The hash is that of the certificate's signature algorithm; when that algorithm has
+    no single hash (EdDSA), SHA-512 is used for Ed25519 and SHAKE256 (512 bits) for
+    Ed448, and its OID is returned so that it is sent as ``hashAlg``.
+    """
+    data = cert.public_bytes(serialization.Encoding.DER)
+    algorithm = cert.signature_hash_algorithm
+    if algorithm is not None:
+        digest = hashes.Hash(algorithm)
+        digest.update(data)
+        return digest.finalize(), None
+    oid = cert.signature_algorithm_oid.dotted_string
+    if oid == "1.3.101.113":  # Ed448
+        digest = hashes.Hash(hashes.SHAKE256(64))
+        name = "shake256"
+    else:  # Ed25519 and anything else without a hash of its own
+        digest = hashes.Hash(hashes.SHA512())
+        name = "sha512"
+    digest.update(data)
+    return digest.finalize(), _HASH_OIDS[name]
+
+
+def cert_conf_body(entries: Sequence[CertStatusEntry]) -> bytes:
+    """DER of a certConf body [24] (RFC 4210 5.3.18, hashAlg per RFC 9480 2.10)."""
+    items = b""
+    for entry in entries:
+        out = der.tlv(0x04, entry.cert_hash) + der.encode_integer(entry.cert_req_id)
+        if entry.status is not None:
+            out += encode_status_info(entry.status)
+        if entry.hash_alg is not None:
+            out += der.tlv(0xA0, encode_algorithm(entry.hash_alg))
+        items += der.tlv(0x30, out)
+    return der.tlv(0xB8, der.tlv(0x30, items))
+
+
+def cert_conf_entries(message: DecodedMessage) -> list[CertStatusEntry]:
+    """Read a certConf (CA side and round-trip tests)."""
+    if message.body_type != "certConf":
+        raise MessageError(f"{message.body_type} is not certConf")
+    result = []
+    for status in message.body:
+        info = status_info(status["statusInfo"]) if status["statusInfo"].isValue else None
+        hash_alg = str(status["hashAlg"]["algorithm"]) if status["hashAlg"].isValue else None
+        result.append(
+            CertStatusEntry(status["certHash"].asOctets(), int(status["certReqId"]), info, hash_alg)
+        )
+    return result
+
+
+def pki_conf_body() -> bytes:
+    """DER of a pkiConf body [19] (NULL)."""
+    return der.tlv(0xB3, b"\x05\x00")

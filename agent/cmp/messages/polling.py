@@ -1,0 +1,55 @@
+"""Polling: pollReq and pollRep (RFC 4210 5.3.22)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .. import der
+from .common import MessageError, free_text_der
+from .header import DecodedMessage
+
+
+def poll_req_body(cert_req_ids: Sequence[int]) -> bytes:
+    """DER of a pollReq body [25] asking about *cert_req_ids* (RFC 4210 5.3.22)."""
+    items = b"".join(der.tlv(0x30, der.encode_integer(i)) for i in cert_req_ids)
+    return der.tlv(0xB9, der.tlv(0x30, items))
+
+
+def poll_req_ids(message: DecodedMessage) -> list[int]:
+    if message.body_type != "pollReq":
+        raise MessageError(f"{message.body_type} is not pollReq")
+    return [int(item["certReqId"]) for item in message.body]
+
+
+@dataclass(frozen=True)
+class PollResponse:
+    """One entry of a pollRep."""
+
+    cert_req_id: int
+    check_after: int
+    reason: tuple[str, ...] = ()
+
+
+def poll_rep_body(entries: Sequence[PollResponse]) -> bytes:
+    """DER of a pollRep body [26] (CA side)."""
+    items = b""
+    for entry in entries:
+        item = der.encode_integer(entry.cert_req_id) + der.encode_integer(entry.check_after)
+        if entry.reason:
+            item += free_text_der(entry.reason)
+        items += der.tlv(0x30, item)
+    return der.tlv(0xBA, der.tlv(0x30, items))
+
+
+def poll_responses(message: DecodedMessage) -> list[PollResponse]:
+    if message.body_type != "pollRep":
+        raise MessageError(f"{message.body_type} is not pollRep")
+    return [
+        PollResponse(
+            int(item["certReqId"]),
+            int(item["checkAfter"]),
+            tuple(str(t) for t in item["reason"]) if item["reason"].isValue else (),
+        )
+        for item in message.body
+    ]
