@@ -203,7 +203,8 @@ def run_transaction(
         try:
             response = transport.post(action.message, remaining)
         except TransportError as exc:
-            action = transaction.transport_failed(str(exc), timed_out=exc.timed_out)
+            action = transaction.transport_failed(str(exc), timed_out=exc.timed_out,
+                                                  body=exc.body)
             break
         action = transaction.receive(response)
     assert isinstance(action, Finished)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -193,10 +193,50 @@ class EnrollmentTransaction:
             return self._on_poll_rep(message)
         return self._on_cert_rep(message)
 
-    def transport_failed(self, reason: str, timed_out: bool = False) -> Finished:
-        """The driver could not deliver the last message or read the answer."""
+    def transport_failed(self, reason: str, timed_out: bool = False,
+                         body: bytes | None = None) -> Finished:
+        """The driver could not deliver the last message or read a valid answer.
+
+        *body* is a CMP message that came back with an HTTP status other than 200
+        (RFC 6712 3.3): still a transport failure, but the CA's PKIStatusInfo in it
+        (status, failInfo, freeText) is kept in the result for the operator.
+        """
         kind = FailureKind.TIMEOUT if timed_out else FailureKind.TRANSPORT
-        return self._fail(kind, reason)
+        if body is None:
+            return self._fail(kind, reason)
+        return self._finish(self._with_ca_status(Failed(kind, reason), body))
+
+    def _with_ca_status(self, failed: Failed, body: bytes) -> Failed:
+        """*failed* with the status the CA put in *body*, when it answers this transaction."""
+        try:
+            message = m.decode_message(body)
+        except m.MessageError:
+            return failed
+        if message.transaction_id != self.transaction_id:
+            return failed
+        self._received[message.body_type] += 1
+        try:
+            if message.body_type == "error":
+                content = m.error_content(message)
+                status, texts = content.status, content.status.texts + content.details
+            elif message.body_type in m.RESPONSE_TYPE.values():
+                wanted = self.params.request.cert_req_id
+                response = next((r for r in m.cert_rep_content(message).responses
+                                 if r.cert_req_id == wanted), None)
+                if response is None:
+                    return failed
+                status, texts = response.status, response.status.texts
+            else:
+                return failed
+        except m.MessageError:
+            return failed
+        try:
+            self.params.verifier.verify(message, self._clock.now())
+            note = f"; the CA's {message.body_type} in it says"
+        except ProtectionError as exc:
+            note = f"; the CA's {message.body_type} in it (not authenticated: {exc}) says"
+        return replace(failed, message=failed.message + note, status=status.status_name,
+                       failure_info=status.failure_names, status_texts=texts)
 
     # -- checks ---------------------------------------------------------------
 

@@ -3,8 +3,17 @@
 :class:`HttpTransport` keeps the connection alive between the messages of a
 transaction (and between transactions), sets TCP_NODELAY so that small requests are
 not held back by Nagle's algorithm waiting for a delayed ACK, binds an optional local
-source address, and bounds each exchange by a connect timeout and the remaining
-total time of the transaction.
+source address, and bounds each exchange by a connect timeout and a wall-clock
+deadline over the whole exchange (connect, TLS handshake, headers and body): a
+watchdog shuts the socket down when the deadline passes, so a CA that trickles its
+answer one byte at a time cannot hold the transaction beyond it. :meth:`abort` does
+the same from another thread (agent shutdown).
+
+RFC 6712 3.3: a CMP response comes with status 200. Any other status is a transport
+failure; its body, when it is ``application/pkixcmp``, is kept on the
+:class:`TransportError` so that the CA's own error text can still be shown.
+Redirects are not followed (RFC 6712 3.6 lets a client refuse them): the error names
+where it pointed.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -24,15 +34,21 @@ MAX_RESPONSE_SIZE = 1 << 20
 class TransportError(Exception):
     """The message could not be delivered or no valid HTTP answer came back."""
 
-    def __init__(self, message: str, timed_out: bool = False):
+    def __init__(self, message: str, timed_out: bool = False, body: bytes | None = None):
         super().__init__(message)
         self.timed_out = timed_out
+        #: an ``application/pkixcmp`` body that came with a non-200 status
+        self.body = body
 
 
 class Transport(Protocol):
     """Delivers one request PKIMessage and returns the response bytes."""
 
     def post(self, message: bytes, timeout: float) -> bytes:
+        ...
+
+    def abort(self) -> None:
+        """Make a running or the next :meth:`post` fail at once (from any thread)."""
         ...
 
     def close(self) -> None:
@@ -99,6 +115,8 @@ class HttpTransport:
         self.keep_alive = keep_alive
         self.tls_context = tls_context
         self._conn: http.client.HTTPConnection | None = None
+        self._expired = False
+        self._aborted = False
         #: TCP connections opened so far (each reuse of a kept-alive one saves a handshake)
         self.connections_opened = 0
 
@@ -114,6 +132,16 @@ class HttpTransport:
     def post(self, message: bytes, timeout: float) -> bytes:
         """POST *message*; the whole exchange takes at most *timeout* seconds."""
         deadline = time.monotonic() + timeout
+        self._expired = False
+        watchdog = threading.Timer(timeout, self._expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            return self._post(message, deadline)
+        finally:
+            watchdog.cancel()
+
+    def _post(self, message: bytes, deadline: float) -> bytes:
         reused = self._conn is not None
         try:
             return self._exchange(message, deadline)
@@ -134,16 +162,49 @@ class HttpTransport:
             self.close()
             raise TransportError(f"{self._where()}: {exc}") from None
 
+    def _expire(self) -> None:
+        """The deadline passed: end the exchange whatever it is waiting for."""
+        self._expired = True
+        self._shutdown()
+
+    def abort(self) -> None:
+        """End a running :meth:`post` from another thread (it raises TransportError)."""
+        self._aborted = True
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        conn = self._conn
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            try:  # the plain socket call: an SSLSocket's would drop its TLS state under the reader
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _where(self) -> str:
         return f"{self.url.scheme}://{self.url.host}:{self.url.port}{self.url.path}"
 
     def _remaining(self, deadline: float) -> float:
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or self._expired:
             raise TransportError(f"{self._where()}: timed out", timed_out=True)
         return left
 
     def _exchange(self, message: bytes, deadline: float) -> bytes:
+        try:
+            return self._exchange_once(message, deadline)
+        except Exception:  # whatever a socket shut down under the reader raised
+            if self._aborted:
+                self.close()
+                raise TransportError(f"{self._where()}: aborted (agent shutting down)") from None
+            if self._expired or time.monotonic() >= deadline:
+                self.close()
+                raise TransportError(f"{self._where()}: timed out", timed_out=True) from None
+            raise
+
+    def _exchange_once(self, message: bytes, deadline: float) -> bytes:
+        if self._aborted:
+            raise TransportError(f"{self._where()}: aborted (agent shutting down)")
         try:
             if self._conn is None:
                 self._conn = self._new_connection(min(self.connect_timeout, self._remaining(deadline)))
@@ -165,6 +226,8 @@ class HttpTransport:
             body = response.read(MAX_RESPONSE_SIZE + 1)
             if len(body) > MAX_RESPONSE_SIZE:
                 raise TransportError(f"{self._where()}: response too large")
+            if self._expired:  # the watchdog cut the body short
+                raise TransportError(f"{self._where()}: timed out", timed_out=True)
             if not self.keep_alive or response.will_close:
                 self.close()
         except (socket.timeout, TimeoutError):
@@ -186,10 +249,28 @@ class HttpTransport:
         except (http.client.HTTPException, OSError, ValueError) as exc:
             self.close()
             raise TransportError(f"{self._where()}: {exc}") from None
+        return self._check_response(response, body)
+
+    def _check_response(self, response: http.client.HTTPResponse, body: bytes) -> bytes:
+        """RFC 6712 3.3: 200 with ``application/pkixcmp``; anything else is a failure."""
         content_type = (response.getheader("Content-Type") or "").split(";")[0].strip().lower()
+        status = f"HTTP {response.status} {response.reason}".rstrip()
+        if 300 <= response.status < 400:
+            location = response.getheader("Location")
+            self.close()
+            raise TransportError(
+                f"{self._where()}: {status}, redirect to "
+                f"{location if location else '(no Location header)'} not followed"
+            )
+        if response.status != 200:
+            self.close()
+            raise TransportError(
+                f"{self._where()}: {status} instead of 200 (RFC 6712 3.3)",
+                body=body if content_type == CONTENT_TYPE and body else None,
+            )
         if content_type != CONTENT_TYPE:
             raise TransportError(
-                f"{self._where()}: HTTP {response.status} {response.reason}, "
+                f"{self._where()}: {status}, "
                 f"content type {content_type or 'none'} instead of {CONTENT_TYPE}"
             )
         return body

@@ -1,0 +1,77 @@
+"""A small real HTTP server in front of OpenSSL's mock CMP server that bends its answers.
+
+Each POST is forwarded unchanged to the mock; what goes back is the mock's CMP body
+with the status line and headers the test asks for (a 500, a 202, a 307 with a
+Location), or the headers at once and then the body one byte per ``trickle`` seconds
+(a hostile CA holding the agent).
+"""
+
+from __future__ import annotations
+
+import http.client
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class CmpHttpProxy:
+    """``http://127.0.0.1:PORT/pkix/`` relaying to ``127.0.0.1:target_port``."""
+
+    def __init__(self, target_port: int, *, status: int = 200, headers: dict[str, str] | None = None,
+                 content_length: int | None = None, trickle: float | None = None):
+        proxy = self
+        self.target_port = target_port
+        self.status = status
+        self.headers = headers or {}
+        self.content_length = content_length
+        self.trickle = trickle
+        self.requests = 0
+        self._stopped = threading.Event()
+        self._upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=10)
+        self._upstream_lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                proxy.requests += 1
+                request = self.rfile.read(int(self.headers["Content-Length"]))
+                with proxy._upstream_lock:  # one kept-alive connection: the mock's
+                    # transaction state lives as long as its client connection
+                    proxy._upstream.request("POST", self.path, body=request,
+                                            headers={"Content-Type": "application/pkixcmp"})
+                    answer = proxy._upstream.getresponse()
+                    body = answer.read()
+                    content_type = answer.getheader("Content-Type", "application/pkixcmp")
+                self.send_response(proxy.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(proxy.content_length or len(body)))
+                for name, value in proxy.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                if proxy.trickle is None:
+                    self.wfile.write(body)
+                    return
+                for byte in body:
+                    if proxy._stopped.wait(proxy.trickle):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/pkix/"
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._upstream.close()
+
