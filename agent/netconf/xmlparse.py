@@ -4,7 +4,10 @@ Everything a client sends goes through :func:`parse_message`. The parser
 never loads or validates a DTD, never expands entities, never touches the
 network, refuses documents with a ``<!DOCTYPE>`` at all (RFC 6241 has no use
 for them; they are the vector of "billion laughs" and XXE attacks), keeps
-libxml2's protection against huge text nodes, and bounds the element depth.
+libxml2's protection against huge text nodes, and bounds the element depth
+and the number of attributes of an element (lxml reads an element's
+attributes in quadratic time: 100,000 attributes on an ``<rpc>``, copied to
+its reply as RFC 6241 section 4.2 asks, stalled the agent for minutes).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from lxml import etree
 
 #: deepest element nesting accepted; the agent's data model is far shallower
 MAX_DEPTH = 64
+#: most attributes on one element; NETCONF elements carry a handful
+MAX_ATTRIBUTES = 64
 
 
 class XmlError(ValueError):
@@ -40,8 +45,8 @@ def parse_message(data: bytes, max_depth: int = MAX_DEPTH) -> etree._Element:
     """The root element of the XML document *data*.
 
     Raises :class:`XmlError` for malformed XML, a DOCTYPE (so no entity can
-    be declared, and an undeclared one is malformed) or nesting deeper than
-    *max_depth*.
+    be declared, and an undeclared one is malformed), nesting deeper than
+    *max_depth* or an element with more than :data:`MAX_ATTRIBUTES` attributes.
     """
     if b"<!DOCTYPE" in data or b"<!doctype" in data:
         raise XmlError("DOCTYPE declarations are not allowed in NETCONF messages")
@@ -53,19 +58,29 @@ def parse_message(data: bytes, max_depth: int = MAX_DEPTH) -> etree._Element:
         raise XmlError(f"not well-formed XML: {exc}") from None
     if root.getroottree().docinfo.doctype:
         raise XmlError("DOCTYPE declarations are not allowed in NETCONF messages")
-    if len(data) > 6 * max_depth:  # each level takes at least 7 bytes: "<a>" "</a>"
+    # each level takes at least 7 bytes ("<a>" "</a>"), each attribute 5 (' a=""')
+    if len(data) > min(6 * max_depth, 5 * MAX_ATTRIBUTES):
         _check_tree(root, max_depth)
     return root
 
 
-_too_deep: dict[int, etree.XPath] = {}
+_TOO_MANY_ATTRIBUTES = f"//*[count(@*) > {MAX_ATTRIBUTES}]"
+_checks: dict[int, tuple[etree.XPath, etree.XPath]] = {}
 
 
 def _check_tree(root: etree._Element, max_depth: int) -> None:
-    """Refuse nesting deeper than *max_depth* elements (evaluated in libxml2, not Python)."""
-    xpath = _too_deep.get(max_depth)
-    if xpath is None:
+    """Refuse nesting deeper than *max_depth* elements and elements with too many
+    attributes (one pass in libxml2, not Python, for the usual message)."""
+    found = _checks.get(max_depth)
+    if found is None:
         # an element exists max_depth levels below the root: the depth is max_depth + 1
-        xpath = _too_deep[max_depth] = etree.XPath("boolean(" + "/".join(["*"] * max_depth) + ")")
-    if xpath(root):
+        too_deep = "/".join(["*"] * max_depth)
+        found = _checks[max_depth] = (
+            etree.XPath(f"boolean({too_deep} | {_TOO_MANY_ATTRIBUTES})"),
+            etree.XPath(f"boolean({too_deep})"))
+    either, too_deep_xp = found
+    if not either(root):
+        return
+    if too_deep_xp(root):
         raise XmlError(f"XML nested deeper than {max_depth} elements")
+    raise XmlError(f"an element has more than {MAX_ATTRIBUTES} attributes")

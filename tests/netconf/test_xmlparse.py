@@ -39,3 +39,18 @@ def test_depth_is_bounded():
 def test_malformed_is_refused(doc):
     with pytest.raises(XmlError):
         parse_message(doc)
+
+
+def test_attributes_per_element_are_bounded():
+    from agent.netconf.xmlparse import MAX_ATTRIBUTES
+
+    def doc(n: int) -> bytes:
+        attrs = " ".join(f'a{i}="v"' for i in range(n))
+        return f'<rpc message-id="1"><get {attrs}/></rpc>'.encode()
+
+    parse_message(doc(MAX_ATTRIBUTES))
+    with pytest.raises(XmlError, match="more than 64 attributes"):
+        parse_message(doc(MAX_ATTRIBUTES + 1))
+    # the reproducer of issue 9: 100,000 attributes are refused at once, not copied
+    with pytest.raises(XmlError, match="attributes"):
+        parse_message(doc(100_000))
