@@ -19,8 +19,8 @@ from agent.cmp.names import NameSyntaxError, Subject, SubjectAltNames, format_dn
 from agent.cmp.protection import ProtectionError
 from agent.cmp.verify import ResponseVerifier
 
-#: third-party messages, in the project's shared/ folder beside the repository
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors" / "cmp"
+#: third-party messages (OpenSSL's CMP test data), copied into the repository: see their README
+VECTORS = Path(__file__).resolve().parents[1] / "data" / "vectors" / "cmp"
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
