@@ -16,12 +16,17 @@ import os
 import secrets
 import signal
 import sys
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncssh
 
 from .atomic import atomic_write
 from .netconf.users import UserStore
+
+if TYPE_CHECKING:
+    from .pki.autoupdate import UpdatePacing
 
 log = logging.getLogger("agent")
 
@@ -45,6 +50,28 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cmp-reply-wait", type=float, default=30.0, metavar="SECONDS",
                         help="how long a CMP request RPC waits for the CA before it answers"
                         " 'waiting' and reports the result by notification (default: 30)")
+    parser.add_argument("--auto-update-concurrency", type=_positive_int, default=8, metavar="N",
+                        help="automatic certificate updates run against the CAs at once; more"
+                        " that fall due wait their turn (default: 8)")
+    parser.add_argument("--auto-update-jitter", type=_non_negative, default=300.0,
+                        metavar="SECONDS", help="each certificate's automatic update moves later"
+                        " by a random part of this (at most a tenth of its remaining"
+                        " validity), so certificates issued together are not renewed in the"
+                        " same second (default: 300)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
               f"(also in {state_dir / 'initial-admin-password'}; change it after logging in)",
               flush=True)
     try:
-        return asyncio.run(_serve(args.host, args.port, state_dir, args.cmp_reply_wait))
+        from .pki.autoupdate import UpdatePacing
+
+        pacing = UpdatePacing(args.auto_update_concurrency,
+                              timedelta(seconds=args.auto_update_jitter))
+        return asyncio.run(_serve(args.host, args.port, state_dir, args.cmp_reply_wait, pacing))
     except KeyboardInterrupt:
         return 0
 
@@ -102,7 +133,8 @@ def _setup_logging(state_dir: Path, level: str) -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
-async def _serve(host: str, port: int, state_dir: Path, reply_wait: float) -> int:
+async def _serve(host: str, port: int, state_dir: Path, reply_wait: float,
+                 pacing: "UpdatePacing") -> int:
     from .datastore import Datastores, SecretBox
     from .model import Model
     from .netconf.server import NetconfServer, start_ssh_server
@@ -116,7 +148,7 @@ async def _serve(host: str, port: int, state_dir: Path, reply_wait: float) -> in
                            confirm_backup=state_dir / "unconfirmed-commit-rollback.xml")
     server.recover_unconfirmed_commit()
     pki = attach(server, model, datastores, state_dir, datastores.secrets,
-                 settings=ServiceSettings(reply_wait=reply_wait))
+                 settings=ServiceSettings(reply_wait=reply_wait), pacing=pacing)
     try:
         acceptor = await start_ssh_server(server, UserStore(state_dir), host, port,
                                           [str(state_dir / "ssh_host_ed25519_key")])

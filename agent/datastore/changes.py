@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lxml import etree
 from yangson.schemanode import LeafListNode, ListNode
@@ -11,21 +11,36 @@ from agent.datastore.schema import NodeInfo, SchemaMap
 
 _SHOWN = 5
 
+#: a list entry: the Clark tags from the root down to the list, and the entry's key values
+EntryId = tuple[tuple[str, ...], tuple[str, ...]]
+
 
 @dataclass(frozen=True)
 class ChangeSummary:
     """Instance paths (prefixed XPath) created, modified and deleted.
 
     Paths carry list keys but never leaf values, so secrets cannot leak.
+    ``entries`` names, for listeners that keep views of running up to date,
+    the outermost list entries in which (or as which) something changed;
+    ``outside_entries`` is true if something changed outside every list entry.
     """
 
     created: list[str]
     modified: list[str]
     deleted: list[str]
+    entries: frozenset[EntryId] = field(default=frozenset())
+    outside_entries: bool = False
 
     @property
     def empty(self) -> bool:
         return not (self.created or self.modified or self.deleted)
+
+    def keys_of(self, *tags: str) -> set[tuple[str, ...]] | None:
+        """Key values of the changed entries of the list at *tags* (Clark tags
+        from the root), or ``None`` if anything else changed too."""
+        if self.outside_entries or any(path != tags for path, _ in self.entries):
+            return None
+        return {key for _, key in self.entries}
 
     def describe(self) -> str:
         """One line for the log; never includes a value, hence never a secret."""
@@ -41,13 +56,28 @@ class ChangeSummary:
         return "; ".join(parts)
 
 
+@dataclass
+class _Collector:
+    created: list[str] = field(default_factory=list)
+    modified: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    entries: set[EntryId] = field(default_factory=set)
+    outside: bool = False
+
+    def add(self, paths: list[str], path: str, entry: EntryId | None) -> None:
+        paths.append(path)
+        if entry is None:
+            self.outside = True
+        else:
+            self.entries.add(entry)
+
+
 def diff(smap: SchemaMap, old: etree._Element, new: etree._Element) -> ChangeSummary:
     """Compare two configuration trees node by node (lists by key)."""
-    created: list[str] = []
-    modified: list[str] = []
-    deleted: list[str] = []
-    _diff(smap, smap.root, old, new, "", created, modified, deleted)
-    return ChangeSummary(created, modified, deleted)
+    out = _Collector()
+    _diff(smap, smap.root, old, new, "", (), None, out)
+    return ChangeSummary(out.created, out.modified, out.deleted, frozenset(out.entries),
+                         out.outside)
 
 
 def _identities(smap: SchemaMap, info: NodeInfo, el: etree._Element):
@@ -70,18 +100,25 @@ def _identities(smap: SchemaMap, info: NodeInfo, el: etree._Element):
     return out
 
 
-def _diff(smap, info, old, new, path, created, modified, deleted) -> None:
+def _diff(smap, info, old, new, path, tags, entry, out: _Collector) -> None:
     before = _identities(smap, info, old)
     after = _identities(smap, info, new)
+
+    def entry_of(ident: tuple, cinfo: NodeInfo) -> EntryId | None:
+        if entry is None and isinstance(cinfo.node, ListNode):
+            return (tags + (ident[0],), ident[1])
+        return entry
+
     for ident, (el, cinfo, step) in after.items():
         prev = before.get(ident)
         if prev is None:
-            created.append(path + step)
+            out.add(out.created, path + step, entry_of(ident, cinfo))
         elif len(el) == 0 and len(prev[0]) == 0:
             if (el.text or "") != (prev[0].text or ""):
-                modified.append(path + step)
+                out.add(out.modified, path + step, entry_of(ident, cinfo))
         else:
-            _diff(smap, cinfo, prev[0], el, path + step, created, modified, deleted)
-    for ident, (_, _, step) in before.items():
+            _diff(smap, cinfo, prev[0], el, path + step, tags + (ident[0],),
+                  entry_of(ident, cinfo), out)
+    for ident, (_, cinfo, step) in before.items():
         if ident not in after:
-            deleted.append(path + step)
+            out.add(out.deleted, path + step, entry_of(ident, cinfo))

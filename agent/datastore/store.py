@@ -25,7 +25,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from lxml import etree
 
@@ -33,9 +33,10 @@ from agent.atomic import atomic_write, fsync_directory
 from agent.datastore.changes import ChangeSummary, diff
 from agent.datastore.defaults import Defaults
 from agent.datastore.editconfig import apply_edit
+from agent.datastore.raw import raw_value
 from agent.datastore.schema import NodeInfo, SchemaMap
 from agent.datastore.secrets import CLEAR_TEXT_MAX, MARK, SecretBox
-from agent.datastore.validation import load_instance, validate_tree
+from agent.datastore.validation import validate_tree
 from agent.model import Model
 from agent.netconf.errors import NC_NS, RpcError, RpcErrors
 
@@ -80,7 +81,6 @@ class Datastores:
         self._trees: dict[str, etree._Element] = {}
         self._versions = {name: 0 for name in DATASTORES}
         self._cache: dict[tuple[str, str], tuple[int, etree._Element]] = {}
-        self._raw_cache: tuple[int, dict] | None = None
         self._dirty = False
         #: datastore -> version that passed full validation (validate + commit once)
         self._validated: dict[str, int] = {}
@@ -161,13 +161,31 @@ class Datastores:
 
     def running_raw(self) -> dict:
         """Running (with defaults) as yangson raw JSON-ish data (RFC 7951 names)."""
-        version = self._versions["running"]
-        if self._raw_cache is None or self._raw_cache[0] != version:
-            # defaults from the model, filled in on the XML tree (much faster than
-            # yangson's add_defaults on large lists), then typed by yangson
-            tree = self.config_view("running", "report-all")
-            self._raw_cache = (version, load_instance(self.smap, tree).raw_value())
-        return copy.deepcopy(self._raw_cache[1])
+        return raw_value(self.smap, self.smap.root, self.config_view("running", "report-all"))
+
+    def running_entries(self, tags: tuple[str, ...],
+                        keys: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], dict | None]:
+        """The entries with *keys* of the list at *tags* (Clark tags from the
+        root) in running, each with defaults as raw data (like
+        :meth:`running_raw`), ``None`` for a key not in running. Only those
+        entries are read: after a commit, views of running are brought up to
+        date with what :attr:`ChangeSummary.entries` names.
+        """
+        parent, info = self._trees["running"], self.smap.root
+        for tag in tags[:-1]:
+            info = self.smap.child(info, tag)
+            parent = parent.find(tag) if parent is not None else None
+        info = self.smap.child(info, tags[-1])
+        wanted = set(keys)
+        found: dict[tuple[str, ...], dict | None] = dict.fromkeys(wanted)
+        if parent is None:
+            return found
+        for entry in parent.iterchildren(tags[-1]):
+            key = tuple(entry.findtext(k) or "" for k in info.key_tags)
+            if key in wanted:
+                filled = self._defaults.fill(copy.deepcopy(entry), info)
+                found[key] = raw_value(self.smap, info, filled)
+        return found
 
     def add_commit_listener(self, fn: CommitListener) -> None:
         """Call ``fn(summary)`` after every change of running (commit, rollback,

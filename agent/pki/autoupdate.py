@@ -12,14 +12,16 @@ every change of running, after every transaction and on start.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from lxml import etree
 
 from agent import PKI_NS
 from agent.netconf.errors import RpcError
+from agent.pki.config import PkiConfig
 from agent.pki.schedule import Backoff, update_due
 from agent.pki.service import PkiService, RequestOutcome
 from agent.pki.statistics import yang_datetime
@@ -34,53 +36,97 @@ class _Plan:
     not_after: datetime
     due: datetime
     auto: bool
+    #: the jitter added to this certificate's update time
+    offset: timedelta
     failures: int = 0
     warned: bool = False
+
+
+@dataclass(frozen=True)
+class UpdatePacing:
+    """How automatic updates share the CA when many fall due together.
+
+    At most *concurrency* automatic updates run at once; the others wait
+    their turn. Each certificate's update time is moved later by a share of
+    *jitter* (or of a tenth of the time left until expiry, if that is
+    shorter), so that certificates issued together do not all come back in
+    the same second (no thundering herd). The share is drawn from a hash of
+    the session name and the certificate: spread like a random one, but the
+    same after a restart.
+    """
+
+    concurrency: int = 8
+    jitter: timedelta = timedelta(minutes=5)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError(f"auto-update concurrency must be at least 1, not {self.concurrency}")
+        if self.jitter < timedelta(0):
+            raise ValueError("auto-update jitter must not be negative")
 
 
 class AutoUpdater:
     """Watches the sessions' certificates and renews them when due."""
 
-    def __init__(self, service: PkiService, *, tick: float = 1.0, backoff: Backoff | None = None):
+    def __init__(self, service: PkiService, *, tick: float = 1.0, backoff: Backoff | None = None,
+                 pacing: UpdatePacing | None = None):
         self.service = service
         self.tick = tick
         self.backoff = backoff or Backoff()
+        self.pacing = pacing or UpdatePacing()
         self._plans: dict[str, _Plan] = {}
+        #: no plan is due before this (checked every tick; the plans only when it passes)
+        self._next_due: datetime | None = None
         self._task: asyncio.Task | None = None
         #: sessions whose automatic update is under way
         self._running: set[str] = set()
         service.on_result.append(self._after_request)
         service.on_change.append(self.reschedule)
 
-    def reschedule(self) -> None:
-        """Recompute every session's next update from running and the stores."""
-        plans: dict[str, _Plan] = {}
-        for name, session in self.service.config().sessions.items():
-            stats = self.service.stats_for(name)
-            stats.next_auto_update = None
-            cert_name = session.authentication_cert
-            if not cert_name or not self.service.certs.exists(cert_name):
-                continue
-            try:
-                cert = self.service.certs.load(cert_name)
-            except RpcError:
-                continue
-            not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-            due = update_due(not_before, not_after, session.expire_percent)
-            old = self._plans.get(name)
-            plan = _Plan(name, cert_name, not_after, due, session.auto_update)
-            if old and (old.certificate_file, old.not_after) == (cert_name, not_after):
-                plan.failures, plan.warned = old.failures, old.warned
-                if old.failures:
-                    plan.due = old.due
-            plans[name] = plan
-            stats.local_certificate_not_after = not_after
-            if plan.auto:
-                stats.next_auto_update = plan.due
-        self._plans = plans
+    def reschedule(self, pki: PkiConfig, names: set[str] | None = None) -> None:
+        """Recompute the next update of sessions *names* (``None``: every session)
+        from the committed configuration *pki* and the certificate store."""
+        if names is None:
+            names = set(pki.sessions) | set(self._plans)
+        for name in names:
+            self._plan(pki, name)
+        self._next_due = min((p.due for p in self._plans.values()), default=None)
+
+    def _plan(self, pki: PkiConfig, name: str) -> None:
+        old = self._plans.pop(name, None)
+        session = pki.sessions.get(name)
+        if session is None:
+            return
+        stats = self.service.stats_for(name)
+        stats.next_auto_update = None
+        cert_name = session.authentication_cert
+        if not cert_name:
+            return
+        try:
+            cert = self.service.certs.describe(cert_name)
+        except (RpcError, OSError):
+            return  # not (yet) in the store, or not a certificate
+        not_after = cert.not_after
+        due = update_due(cert.not_before, not_after, session.expire_percent)
+        if old and (old.certificate_file, old.not_after) == (cert_name, not_after):
+            offset = old.offset
+        else:
+            spread = min(self.pacing.jitter, max(not_after - due, timedelta(0)) / 10)
+            digest = hashlib.sha256(f"{name}/{cert.fingerprint}".encode()).digest()
+            offset = spread * (int.from_bytes(digest[:8], "big") / 2**64)
+        due += offset
+        plan = _Plan(name, cert_name, not_after, due, session.auto_update, offset)
+        if old and (old.certificate_file, old.not_after) == (cert_name, not_after):
+            plan.failures, plan.warned = old.failures, old.warned
+            if old.failures:
+                plan.due = old.due
+        self._plans[name] = plan
+        stats.local_certificate_not_after = not_after
+        if plan.auto:
+            stats.next_auto_update = plan.due
 
     def start(self) -> None:
-        self.reschedule()
+        self.reschedule(self.service.config())
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
@@ -95,15 +141,22 @@ class AutoUpdater:
         while True:
             await asyncio.sleep(self.tick)
             now = self.service.clock.now()
-            for plan in list(self._plans.values()):
-                if now < plan.due or plan.session in self._running:
-                    continue
-                if self.service.busy(plan.session):
-                    continue  # a manual request is running: look again next tick
+            if self._next_due is None or now < self._next_due:
+                continue  # idle: one comparison per tick
+            waiting: list[_Plan] = []
+            for plan in self._plans.values():
+                if now >= plan.due and plan.session not in self._running \
+                        and not self.service.busy(plan.session):  # a manual one runs: later
+                    waiting.append(plan)
+            waiting.sort(key=lambda p: p.due)
+            free = self.pacing.concurrency - len(self._running)
+            for plan in waiting[:max(free, 0)]:
                 # each session's update runs on its own: a slow CA holds up no other
                 self._running.add(plan.session)
                 task = asyncio.ensure_future(self._due(plan, now))
                 task.add_done_callback(lambda _, name=plan.session: self._running.discard(name))
+            pending = [p.due for p in self._plans.values() if p.session not in self._running]
+            self._next_due = min(pending, default=None) if len(waiting) <= free else now
 
     async def _due(self, plan: _Plan, now: datetime) -> None:
         if not plan.auto:
@@ -131,11 +184,18 @@ class AutoUpdater:
         if outcome.status == "failure" and outcome.trigger == "auto" and plan:
             self._failed(plan, self.service.clock.now(), outcome.status_text or "")
             return
-        self.reschedule()
+        # the session itself, and every session that authenticates with the file it wrote
+        pki = self.service.config()
+        names = {outcome.session}
+        if outcome.certificate_file:
+            names.update(name for name, s in pki.sessions.items()
+                         if s.authentication_cert == outcome.certificate_file)
+        self.reschedule(pki, names)
 
     def _failed(self, plan: _Plan, now: datetime, reason: str) -> None:
         plan.failures += 1
         plan.due = self.backoff.next_attempt(now, plan.failures, plan.not_after)
+        self._next_due = plan.due if self._next_due is None else min(self._next_due, plan.due)
         self.service.stats_for(plan.session).next_auto_update = plan.due
         log.warning("session %s: automatic update failed (%d in a row), next try at %s: %s",
                     plan.session, plan.failures, yang_datetime(plan.due), reason)

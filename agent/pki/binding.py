@@ -11,7 +11,7 @@ from agent.clock import Clock
 from agent.datastore import Datastores, SecretBox
 from agent.model import Model
 from agent.netconf.server import NetconfServer
-from agent.pki.autoupdate import AutoUpdater
+from agent.pki.autoupdate import AutoUpdater, UpdatePacing
 from agent.pki.rpcs import handlers
 from agent.pki.service import PkiService, ServiceSettings
 
@@ -36,6 +36,7 @@ def attach(
     clock: Clock | None = None,
     settings: ServiceSettings | None = None,
     tick: float = 1.0,
+    pacing: UpdatePacing | None = None,
 ) -> PkiRuntime:
     """Register the cmp-agent-pki RPCs and state on *server*; start auto-update."""
     service = PkiService(datastores, state_dir, secrets, clock=clock, notify=server.notify,
@@ -43,6 +44,6 @@ def attach(
     for name, handler in handlers(service, model).items():
         server.register_rpc(PKI_NS, name, handler)
     server.add_state_provider(service.state)
-    updater = AutoUpdater(service, tick=tick)
+    updater = AutoUpdater(service, tick=tick, pacing=pacing)
     updater.start()
     return PkiRuntime(service, updater)

@@ -4,10 +4,14 @@ datastore's raw JSON form (RFC 7951 names; the PKI module's top node is
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+from agent import PKI_NS
+
 TOP = "cmp-agent-pki:pki"
+#: Clark tags of the ``/pki/cmp-session`` list (for :meth:`Datastores.running_entries`)
+SESSION_LIST = (f"{{{PKI_NS}}}pki", f"{{{PKI_NS}}}cmp-session")
 RequestType = Literal["ir", "cr", "kur"]
 
 
@@ -56,8 +60,7 @@ class SessionConfig:
     expire_percent: int
 
     @classmethod
-    def from_raw(cls, raw: dict[str, Any], pki: dict[str, Any]) -> "SessionConfig":
-        entities = {e["name"]: Entity.from_raw(e) for e in pki.get("entity", [])}
+    def from_raw(cls, raw: dict[str, Any], entities: dict[str, Entity]) -> "SessionConfig":
         url = raw.get("server-url", {})
         key = raw.get("local-key-pair", {})
         mac = raw.get("message-authentication-code", {})
@@ -94,15 +97,29 @@ class PkiConfig:
     file_format: Literal["pem", "der"]
     weak_algorithms_enabled: bool
     sessions: dict[str, SessionConfig]
+    entities: dict[str, Entity]
 
     @classmethod
     def from_raw(cls, root: dict[str, Any]) -> "PkiConfig":
         pki = root.get(TOP, {})
+        entities = {e["name"]: Entity.from_raw(e) for e in pki.get("entity", [])}
         sessions = {
-            s["name"]: SessionConfig.from_raw(s, pki) for s in pki.get("cmp-session", [])
+            s["name"]: SessionConfig.from_raw(s, entities) for s in pki.get("cmp-session", [])
         }
         return cls(
             file_format=pki.get("file-format", "pem"),
             weak_algorithms_enabled=pki.get("weak-algorithms-enabled", False),
             sessions=sessions,
+            entities=entities,
         )
+
+    def with_sessions(self, changed: dict[str, dict[str, Any] | None]) -> "PkiConfig":
+        """A copy with the cmp-session entries of *changed* (name -> raw entry,
+        ``None`` if deleted) replaced; everything else is the same."""
+        sessions = dict(self.sessions)
+        for name, raw in changed.items():
+            if raw is None:
+                sessions.pop(name, None)
+            else:
+                sessions[name] = SessionConfig.from_raw(raw, self.entities)
+        return replace(self, sessions=sessions)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -25,9 +26,9 @@ from agent import PKI_NS
 from agent.clock import Clock, SystemClock
 from agent.cmp.client import EnrollmentRequest, enroll
 from agent.cmp.transaction import Enrolled, EnrollmentResult, Failed, FailureKind
-from agent.datastore import Datastores, SecretBox
+from agent.datastore import ChangeSummary, Datastores, SecretBox
 from agent.netconf.errors import RpcError
-from agent.pki.config import PkiConfig, RequestType, SessionConfig
+from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
 from agent.pki.enrollment import PreparedRequest, prepare
 from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
 from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore
@@ -51,6 +52,9 @@ _FAILURE_COUNTERS = {
     FailureKind.PROTECTION: "protection",
     FailureKind.PROTOCOL: "protection",
 }
+
+#: sessions read again per step when a commit changed many (between steps other RPCs run)
+VIEW_CHUNK = 200
 
 Enroll = Callable[[EnrollmentRequest], EnrollmentResult]
 
@@ -157,38 +161,79 @@ class PkiService:
         self.statistics: dict[str, CmpStatistics] = {}
         #: called after every finished transaction (the auto-updater reschedules)
         self.on_result: list[Callable[[RequestOutcome], None]] = []
-        #: called when the certificate store changes by an RPC, or running changes
-        self.on_change: list[Callable[[], None]] = []
-        datastores.add_commit_listener(lambda summary: self._running_changed())
-        self._config_cache: tuple[int, PkiConfig] | None = None
-        self._change_pending = False
+        #: called with the committed configuration and the names of the sessions whose
+        #: configuration changed (``None``: any may have, or the certificate store changed)
+        self.on_change: list[Callable[[PkiConfig, set[str] | None], None]] = []
+        #: the committed configuration as of running version ``_view_version``
+        self._view: PkiConfig | None = None
+        self._view_version = -1
+        #: sessions changed by commits and not yet in the view; ``None``: rebuild it all
+        self._stale: set[str] | None = None
+        self._refresher: asyncio.Task | None = None
+        datastores.add_commit_listener(self._running_changed)
 
-    def _running_changed(self) -> None:
-        """After a commit: react once the commit has been answered (coalesced)."""
-        if self._change_pending:
+    def _running_changed(self, summary: ChangeSummary) -> None:
+        """After a commit: note what changed; the view catches up in the background.
+
+        Only the sessions the commit touched are read again (a commit that
+        changes anything else of /pki rebuilds the whole view), a chunk at a
+        time with other sessions' RPCs in between, starting once the commit
+        has been answered. :meth:`config` finishes the work at once if it is
+        asked before.
+        """
+        keys = summary.keys_of(*SESSION_LIST)
+        if keys is None:
+            self._stale = None
+        elif self._stale is not None:
+            self._stale.update(key[0] for key in keys)
+        if self._refresher is not None and not self._refresher.done():
             return
-        self._change_pending = True
-
-        def react() -> None:
-            self._change_pending = False
-            self.on_store_change()
-
         try:
-            asyncio.get_running_loop().call_soon(react)
-        except RuntimeError:  # no event loop (unit use): react now
-            react()
+            self._refresher = asyncio.get_running_loop().create_task(self._refresh())
+        except RuntimeError:  # no event loop (unit use): catch up now
+            self.config()
+
+    async def _refresh(self) -> None:
+        while self._view_version != self.datastores.running_version:
+            self._catch_up(VIEW_CHUNK)
+            await asyncio.sleep(0)
+
+    def _catch_up(self, limit: int | None = None) -> None:
+        """Apply the changes of running to the view (at most *limit* sessions)."""
+        version = self.datastores.running_version
+        names: set[str] | None
+        if self._view is None or self._stale is None:
+            self._view = PkiConfig.from_raw(self.datastores.running_raw())
+            self._stale, names = set(), None
+        else:
+            names = self._stale
+            if limit is not None and len(names) > limit:
+                names = set(itertools.islice(names, limit))
+                self._stale -= names
+            else:
+                self._stale = set()
+            entries = self.datastores.running_entries(SESSION_LIST, [(n,) for n in names])
+            self._view = self._view.with_sessions({k[0]: raw for k, raw in entries.items()})
+        if not self._stale:
+            self._view_version = version
+        self._changed(names)
 
     def on_store_change(self) -> None:
+        """The certificate store changed (an RPC imported or deleted a file)."""
+        self.config()
+        self._changed(None)
+
+    def _changed(self, names: set[str] | None) -> None:
         for listener in self.on_change:
-            listener()
+            listener(self._view, names)
 
     # ------------------------------------------------------------------ config
     def config(self) -> PkiConfig:
-        """The committed configuration (cached until running changes)."""
-        version = self.datastores.running_version
-        if self._config_cache is None or self._config_cache[0] != version:
-            self._config_cache = (version, PkiConfig.from_raw(self.datastores.running_raw()))
-        return self._config_cache[1]
+        """The committed configuration (brought up to date first if a commit
+        changed running since)."""
+        while self._view is None or self._view_version != self.datastores.running_version:
+            self._catch_up()
+        return self._view
 
     def session(self, name: str) -> tuple[PkiConfig, SessionConfig]:
         pki = self.config()

@@ -121,3 +121,51 @@ def test_an_interrupted_key_update_never_loses_the_working_pair(model, tmp_path,
     assert outcome.status == "success", outcome.status_text
     assert spki(service.certs.load("local.pem")) == spki(service.keys.load("k1"))
     assert spki(service.keys.load("k1.previous")) == spki(first_key)
+
+
+def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, monkeypatch):
+    """After each commit the view equals one built from scratch; it is brought
+    up to date in chunks in the background, or at once when asked first."""
+    from agent.pki import service as service_module
+    from agent.pki.config import PkiConfig
+
+    monkeypatch.setattr(service_module, "VIEW_CHUNK", 3)
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    service = PkiService(datastores, tmp_path, datastores.secrets)
+    told = []
+    service.on_change.append(lambda pki, names: told.append(names))
+    service.config()
+
+    def commit(body: str) -> None:
+        datastores.edit_config("candidate", etree.fromstring(
+            '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:nc='
+            '"urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns='
+            f'"urn:cmp-agent:yang:cmp-agent-pki">{body}</pki></config>'))
+        datastores.commit()
+
+    def entry(i: int, extra: str = "") -> str:
+        return f"<cmp-session><name>s{i}</name><entity>e1</entity>{extra}</cmp-session>"
+
+    def from_scratch() -> PkiConfig:
+        return PkiConfig.from_raw(datastores.running_raw())
+
+    async def scenario():
+        commit("<entity><name>e1</name><common-name>r1</common-name></entity>"
+               + "".join(entry(i) for i in range(10)))
+        assert service.config() == from_scratch()  # the entity changed: rebuilt whole
+        assert told[-1] is None
+        told.clear()
+        commit(entry(4, "<auto-update><enabled>true</enabled></auto-update>")
+               + '<cmp-session nc:operation="delete"><name>s7</name></cmp-session>'
+               + "".join(entry(i) for i in range(10, 15)))
+        await asyncio.sleep(0)
+        assert told and len(told[0]) == 3  # the first chunk; the rest comes later
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert service.config() == from_scratch()
+        assert set().union(*told) == {"s4", "s7", "s10", "s11", "s12", "s13", "s14"}
+        commit("".join(entry(i, "<ca-name>/CN=X</ca-name>") for i in range(8)))
+        assert service.config() == from_scratch()  # asked at once: no waiting for chunks
+        assert service.config().sessions["s4"].auto_update is True
+
+    asyncio.run(scenario())

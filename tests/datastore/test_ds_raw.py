@@ -1,0 +1,66 @@
+"""Running as raw data without yangson instances (agent/datastore/raw.py), and
+the change summary's list entries that keep views of running up to date.
+
+yangson's own ``raw_value()`` of the same tree is the oracle.
+"""
+
+from __future__ import annotations
+
+from ds_helpers import PKI_NS, config, session
+
+from agent.datastore.raw import raw_value
+from agent.datastore.validation import load_instance
+
+SESSIONS = (f"{{{PKI_NS}}}pki", f"{{{PKI_NS}}}cmp-session")
+FULL = (
+    "<file-format>der</file-format><weak-algorithms-enabled>true</weak-algorithms-enabled>"
+    "<entity><name>e1</name><common-name>a.example</common-name><country>DE</country>"
+    "<ip-address>192.0.2.7</ip-address></entity>"
+    + session("s1", "<entity>e1</entity><ca-name>/CN=CA</ca-name>"
+              "<server-url><url>http://192.0.2.1/pkix/</url><esc>true</esc></server-url>"
+              "<local-key-pair><name>k1</name><regenerate>true</regenerate>"
+              "<key-bits>3072</key-bits></local-key-pair>"
+              "<source-address>192.0.2.9</source-address>"
+              "<integrity-algorithm>hmac-sha1</integrity-algorithm>"
+              "<auto-update><enabled>true</enabled><expire-time>80</expire-time></auto-update>")
+    + session("s2", "<source-interface>eth0</source-interface>")
+    + session("s3")
+)
+
+
+def test_raw_value_equals_yangsons_with_defaults_and_without(ds):
+    ds.edit_config("candidate", config(FULL))
+    ds.commit()
+    for mode in ("report-all", "explicit", "trim"):
+        tree = ds.config_view("running", mode)
+        assert raw_value(ds.smap, ds.smap.root, tree) == load_instance(ds.smap, tree).raw_value()
+    raw = ds.running_raw()
+    s1 = raw["cmp-agent-pki:pki"]["cmp-session"][0]
+    assert (s1["local-key-pair"]["key-bits"], s1["server-url"]["esc"]) == (3072, True)
+    assert raw["cmp-agent-pki:pki"]["cmp-session"][2]["auto-update"]["expire-time"] == 50
+
+
+def test_running_entries_reads_only_the_named_entries_with_defaults(ds):
+    ds.edit_config("candidate", config(FULL))
+    ds.commit()
+    whole = {s["name"]: s for s in ds.running_raw()["cmp-agent-pki:pki"]["cmp-session"]}
+    found = ds.running_entries(SESSIONS, [("s3",), ("s1",), ("ghost",)])
+    assert found == {("s3",): whole["s3"], ("s1",): whole["s1"], ("ghost",): None}
+
+
+def test_change_summary_names_the_changed_entries(ds):
+    seen = []
+    ds.add_commit_listener(seen.append)
+    ds.edit_config("candidate", config(FULL))
+    ds.commit()
+    assert seen[-1].keys_of(*SESSIONS) is None  # entity and top-level leaves changed too
+    ds.edit_config("candidate", config(
+        session("s1", "<auto-update><expire-time>60</expire-time></auto-update>")
+        + session("s2", op="delete") + session("s4")))
+    ds.commit()
+    assert seen[-1].keys_of(*SESSIONS) == {("s1",), ("s2",), ("s4",)}
+    ds.edit_config("candidate", config("<entity><name>e1</name><country>FR</country></entity>"))
+    ds.commit()
+    summary = seen[-1]
+    assert summary.entries == {((f"{{{PKI_NS}}}pki", f"{{{PKI_NS}}}entity"), ("e1",))}
+    assert summary.keys_of(*SESSIONS) is None and not summary.outside_entries
