@@ -50,6 +50,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cmp-reply-wait", type=float, default=30.0, metavar="SECONDS",
                         help="how long a CMP request RPC waits for the CA before it answers"
                         " 'waiting' and reports the result by notification (default: 30)")
+    parser.add_argument("--xpath-filter-seconds", type=float, default=10.0, metavar="SECONDS",
+                        help="how long one XPath filter may be evaluated before the request"
+                        " is answered 'filter too expensive' (default: 10)")
     parser.add_argument("--auto-update-concurrency", type=_positive_int, default=8, metavar="N",
                         help="automatic certificate updates run against the CAs at once; more"
                         " that fall due wait their turn (default: 8)")
@@ -91,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
 
         pacing = UpdatePacing(args.auto_update_concurrency,
                               timedelta(seconds=args.auto_update_jitter))
-        return asyncio.run(_serve(args.host, args.port, state_dir, args.cmp_reply_wait, pacing))
+        return asyncio.run(_serve(args, state_dir, pacing))
     except KeyboardInterrupt:
         return 0
 
@@ -133,8 +136,7 @@ def _setup_logging(state_dir: Path, level: str) -> None:
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
-async def _serve(host: str, port: int, state_dir: Path, reply_wait: float,
-                 pacing: "UpdatePacing") -> int:
+async def _serve(args: argparse.Namespace, state_dir: Path, pacing: "UpdatePacing") -> int:
     from .datastore import Datastores, SecretBox
     from .model import Model
     from .netconf.server import NetconfServer, start_ssh_server
@@ -145,15 +147,16 @@ async def _serve(host: str, port: int, state_dir: Path, reply_wait: float,
     from .pki.service import ServiceSettings
 
     server = NetconfServer(model, datastores,
-                           confirm_backup=state_dir / "unconfirmed-commit-rollback.xml")
+                           confirm_backup=state_dir / "unconfirmed-commit-rollback.xml",
+                           xpath_filter_seconds=args.xpath_filter_seconds)
     server.recover_unconfirmed_commit()
     pki = attach(server, model, datastores, state_dir, datastores.secrets,
-                 settings=ServiceSettings(reply_wait=reply_wait), pacing=pacing)
+                 settings=ServiceSettings(reply_wait=args.cmp_reply_wait), pacing=pacing)
     try:
-        acceptor = await start_ssh_server(server, UserStore(state_dir), host, port,
+        acceptor = await start_ssh_server(server, UserStore(state_dir), args.host, args.port,
                                           [str(state_dir / "ssh_host_ed25519_key")])
     except OSError as exc:
-        print(f"cmp-agent: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        print(f"cmp-agent: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               " (another agent running? choose another --port)", file=sys.stderr)
         await pki.stop()
         return 1
@@ -171,6 +174,7 @@ async def _serve(host: str, port: int, state_dir: Path, reply_wait: float,
     log.info("shutting down")
     await pki.stop()
     server.close()
+    await server.filters.close()
     acceptor.close()
     await acceptor.wait_closed()
     return 0

@@ -108,9 +108,11 @@ class AgentProcess:
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
-    """One agent shared by the tests of a module."""
-    proc = AgentProcess(tmp_path_factory.mktemp("agent-state")).start()
+def agent(request: pytest.FixtureRequest,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:
+    """One agent shared by the tests of a module, with the module's ``AGENT_ARGS`` options."""
+    proc = AgentProcess(tmp_path_factory.mktemp("agent-state"),
+                        extra_args=tuple(getattr(request.module, "AGENT_ARGS", ()))).start()
     yield proc
     proc.stop()
 

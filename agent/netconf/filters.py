@@ -3,6 +3,14 @@
 Both work on lxml trees: *data* is a ``<data>`` element whose children are
 top-level data nodes; the result is a new ``<data>`` element with only the
 selected parts. The input tree is never modified.
+
+What a client's filter may cost is bounded: a subtree filter has at most
+:data:`MAX_FILTER_NODES` elements and visits at most
+:data:`MAX_SUBTREE_VISITS` (data node, filter node) pairs; XPath filters get
+no EXSLT extension functions (a backtracking ``re:test`` stalled the agent).
+:mod:`agent.netconf.filterrun` runs both off the event loop, XPath within a
+time budget. Past a bound the request gets ``operation-failed``, "filter too
+expensive" (``too-big`` for an oversized filter).
 """
 
 from __future__ import annotations
@@ -20,6 +28,13 @@ from .errors import NC_NS, RpcError
 #: returns the Clark names of the key leaves of a list entry element, () otherwise
 KeysOf = Callable[[etree._Element], Sequence[str]]
 
+#: most elements in a subtree filter (a filter with 1,000,000 siblings took 694 MB)
+MAX_FILTER_NODES = 10_000
+#: most (data node, filter node) comparisons of one subtree filter evaluation
+MAX_SUBTREE_VISITS = 2_000_000
+#: namespaces of the EXSLT extension functions, which XPath filters do not get
+EXSLT_NS_PREFIX = "http://exslt.org/"
+
 _ALL = True  # the whole subtree is selected
 # a selection: the whole subtree, or the selected children by position
 Selection = Union[bool, dict[int, "Selection"]]
@@ -31,12 +46,24 @@ def _no_keys(_: etree._Element) -> Sequence[str]:
 
 def apply_filter(data: etree._Element, filter_el: etree._Element | None,
                  keys_of: KeysOf = _no_keys) -> etree._Element:
-    """*data* reduced by the ``<filter>`` element of get/get-config (``None``: no filter)."""
+    """*data* reduced by the ``<filter>`` element of get/get-config (``None``: no filter).
+
+    Evaluated here and now; the server uses :class:`agent.netconf.filterrun.FilterRunner`.
+    """
     if filter_el is None:
         return data
+    select = xpath_select(filter_el)
+    if select is None:
+        return subtree_filter(data, filter_el)
+    return xpath_filter(data, select, filter_namespaces(filter_el), keys_of)
+
+
+def xpath_select(filter_el: etree._Element) -> str | None:
+    """The expression of an XPath filter, ``None`` for a subtree filter (bounded in size)."""
     kind = filter_el.get("type") or filter_el.get(f"{{{NC_NS}}}type") or "subtree"
     if kind == "subtree":
-        return subtree_filter(data, filter_el)
+        check_filter_size(filter_el)
+        return None
     if kind == "xpath":
         select = filter_el.get("select") or filter_el.get(f"{{{NC_NS}}}select")
         if not select:
@@ -44,9 +71,27 @@ def apply_filter(data: etree._Element, filter_el: etree._Element | None,
                            "an XPath filter needs a select attribute with the expression",
                            type="protocol", info={"bad-attribute": "select",
                                                   "bad-element": "filter"})
-        return xpath_filter(data, select, _in_scope_namespaces(filter_el), keys_of)
+        return select
     raise RpcError("bad-attribute", f"unknown filter type {kind!r}; use 'subtree' or 'xpath'",
                    type="protocol", info={"bad-attribute": "type", "bad-element": "filter"})
+
+
+def too_expensive(why: str) -> RpcError:
+    """The answer to a filter that exceeded its budget."""
+    return RpcError("operation-failed", f"filter too expensive: {why}; make it more specific",
+                    type="application", info={"bad-element": "filter"})
+
+
+_count_descendants = etree.XPath("count(descendant::*)")
+
+
+def check_filter_size(filter_el: etree._Element) -> None:
+    """Refuse a subtree filter of more than :data:`MAX_FILTER_NODES` elements (counted in libxml2)."""
+    size = int(_count_descendants(filter_el))
+    if size > MAX_FILTER_NODES:
+        raise RpcError("too-big", f"the subtree filter has {size} elements;"
+                       f" at most {MAX_FILTER_NODES} are accepted",
+                       type="application", info={"bad-element": "filter"})
 
 
 # --- RFC 6241 section 6: subtree filtering -------------------------------------------
@@ -55,13 +100,28 @@ def subtree_filter(data: etree._Element, filter_el: etree._Element) -> etree._El
 
     An empty filter selects nothing (RFC 6241 section 6.4.2).
     """
-    out = etree.Element(data.tag, nsmap=data.nsmap)
+    return materialize(data, subtree_selection(data, filter_el))
+
+
+def subtree_selection(data: etree._Element, filter_el: etree._Element,
+                      max_visits: int = MAX_SUBTREE_VISITS) -> dict[int, Selection]:
+    """What of *data*'s children the subtree filter selects (reads the trees only).
+
+    Raises ``operation-failed`` after *max_visits* comparisons of a data
+    node with a filter node.
+    """
     fnodes = [_compile(f) for f in filter_el if isinstance(f.tag, str)]
     if not fnodes:
-        return out
-    selection = _select_children(data, [], fnodes)
+        return {}
+    selection = _Walk(max_visits).children(data, [], fnodes)
+    return selection if isinstance(selection, dict) else {}
+
+
+def materialize(data: etree._Element, selection: dict[int, Selection]) -> etree._Element:
+    """A new ``<data>`` element with the *selection* of *data*'s children."""
+    out = etree.Element(data.tag, nsmap=data.nsmap)
     if selection:
-        _materialize_children(data, selection, out)  # type: ignore[arg-type]
+        _materialize_children(data, selection, out)
     return out
 
 
@@ -116,41 +176,53 @@ def _content_hits(data_el: etree._Element, fnode: _FilterNode) -> list[etree._El
             if fnode.matches(c) and (c.text or "").strip() == fnode.content]
 
 
-def _select(data_el: etree._Element, fnode: _FilterNode) -> Selection | None:
-    """What of *data_el* the filter node *fnode* (already matched by name) selects."""
-    if not fnode.content_children and not fnode.other_children:
-        return _ALL  # selection node (RFC 6241 section 6.2.4)
-    return _select_children(data_el, fnode.content_children, fnode.other_children)
+class _Walk:
+    """One evaluation of a subtree filter, counting its comparisons against a budget."""
 
+    def __init__(self, max_visits: int):
+        self.left = max_visits
 
-def _select_children(data_el: etree._Element, content: list[_FilterNode],
-                     others: list[_FilterNode]) -> Selection | None:
-    """Containment node semantics (RFC 6241 sections 6.2.3 and 6.2.5)."""
-    hits: list[etree._Element] = []
-    for f in content:
-        found = _content_hits(data_el, f)
-        if not found:
-            return None  # a content match fails: the parent is not selected
-        hits += found
-    if not others:
-        return _ALL  # only content match nodes: all siblings are selected
-    selected: dict[int, Selection] = {}
-    hit_ids = {id(h) for h in hits}
-    found_other = False
-    for i, c in enumerate(c for c in data_el if isinstance(c.tag, str)):
-        if id(c) in hit_ids:
-            selected[i] = _ALL
-        for f in others:
-            if not f.matches(c):
-                continue
-            sub = _select(c, f)
-            if sub is None:
-                continue
-            found_other = True
-            selected[i] = _merge(selected.get(i), sub)
-    if not found_other and not content:
-        return None
-    return selected
+    def _spend(self, visits: int) -> None:
+        self.left -= visits
+        if self.left < 0:
+            raise too_expensive("it compares too many data nodes with filter nodes")
+
+    def select(self, data_el: etree._Element, fnode: _FilterNode) -> Selection | None:
+        """What of *data_el* the filter node *fnode* (already matched by name) selects."""
+        if not fnode.content_children and not fnode.other_children:
+            return _ALL  # selection node (RFC 6241 section 6.2.4)
+        return self.children(data_el, fnode.content_children, fnode.other_children)
+
+    def children(self, data_el: etree._Element, content: list[_FilterNode],
+                 others: list[_FilterNode]) -> Selection | None:
+        """Containment node semantics (RFC 6241 sections 6.2.3 and 6.2.5)."""
+        hits: list[etree._Element] = []
+        for f in content:
+            self._spend(len(data_el))
+            found = _content_hits(data_el, f)
+            if not found:
+                return None  # a content match fails: the parent is not selected
+            hits += found
+        if not others:
+            return _ALL  # only content match nodes: all siblings are selected
+        selected: dict[int, Selection] = {}
+        hit_ids = {id(h) for h in hits}
+        found_other = False
+        for i, c in enumerate(c for c in data_el if isinstance(c.tag, str)):
+            self._spend(len(others))
+            if id(c) in hit_ids:
+                selected[i] = _ALL
+            for f in others:
+                if not f.matches(c):
+                    continue
+                sub = self.select(c, f)
+                if sub is None:
+                    continue
+                found_other = True
+                selected[i] = _merge(selected.get(i), sub)
+        if not found_other and not content:
+            return None
+        return selected
 
 
 def _merge(a: Selection | None, b: Selection) -> Selection:
@@ -191,9 +263,21 @@ def xpath_filter(data: etree._Element, select: str, namespaces: dict[str, str],
     since YANG data is always namespace-qualified; such names match by local
     name in any namespace instead, as other NETCONF servers do.
     """
-    out = etree.Element(data.tag, nsmap=data.nsmap)
+    return select_paths(data, xpath_paths(data, select, namespaces), keys_of)
+
+
+def xpath_paths(data: etree._Element, select: str,
+                namespaces: dict[str, str]) -> list[list[int]]:
+    """The positions (element children only) from *data* down to each node
+    the expression selects: the expensive part of :func:`xpath_filter`."""
+    exslt = sorted(p for p, ns in namespaces.items() if ns.startswith(EXSLT_NS_PREFIX))
+    if exslt:
+        raise RpcError("invalid-value",
+                       f"EXSLT extension functions are not available in XPath filters"
+                       f" (prefix {exslt[0]!r}); use XPath 1.0 functions",
+                       type="protocol", info={"bad-attribute": "select", "bad-element": "filter"})
     try:
-        xp = etree.XPath(select, namespaces=namespaces)
+        xp = etree.XPath(select, namespaces=namespaces, regexp=False)
     except etree.XPathSyntaxError as exc:
         raise RpcError("invalid-value", f"invalid XPath expression {select!r}: {exc}",
                        type="protocol", info={"bad-attribute": "select",
@@ -224,12 +308,17 @@ def xpath_filter(data: etree._Element, select: str, namespaces: dict[str, str],
                 el = item.getparent() if hasattr(item, "getparent") else None
             if isinstance(el, etree._Element) and isinstance(el.tag, str):
                 paths.append([top_index, *positions.path(tree.getroot(), el)])
+    return paths
+
+
+def select_paths(data: etree._Element, paths: list[list[int]],
+                 keys_of: KeysOf = _no_keys) -> etree._Element:
+    """The nodes of *data* at *paths* with their ancestors and the keys of list ancestors."""
+    positions = _Positions()
     selection: dict[int, Selection] = {}
     for path in paths:
         _select_path(data, path, selection, positions, keys_of)
-    if selection:
-        _materialize_children(data, selection, out)
-    return out
+    return materialize(data, selection)
 
 
 _STRING_LITERAL = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -296,6 +385,6 @@ def _select_path(data: etree._Element, path: list[int], selection: dict[int, Sel
         level = entry  # type: ignore[assignment]
 
 
-def _in_scope_namespaces(el: etree._Element) -> dict[str, str]:
+def filter_namespaces(el: etree._Element) -> dict[str, str]:
     """Prefix -> namespace in scope at *el*, for the XPath expression."""
     return {p: ns for p, ns in el.nsmap.items() if p}

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from .errors import NC_NS
-from .filters import KeysOf, apply_filter
+from .filters import KeysOf
 
 if TYPE_CHECKING:
     from ..datastore import Datastores
+    from .filterrun import FilterRunner
 
 _RPC_REPLY = f"{{{NC_NS}}}rpc-reply"
 
@@ -49,17 +50,18 @@ def serialize_in_reply(element: etree._Element) -> SerializedElement:
 class ConfigReplyCache:
     """``<get-config>`` answers by (datastore, version, with-defaults, filter)."""
 
-    def __init__(self, datastores: "Datastores", keys_of: KeysOf, *,
+    def __init__(self, datastores: "Datastores", keys_of: KeysOf, filters: "FilterRunner", *,
                  max_entries: int = 32, max_bytes: int = 32 * 1024 * 1024):
         self._datastores = datastores
         self._keys_of = keys_of
+        self._filters = filters
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._entries: OrderedDict[tuple, tuple[int, SerializedElement]] = OrderedDict()
         self._bytes = 0
 
-    def get_config(self, source: str, with_defaults: str,
-                   filter_el: etree._Element | None) -> SerializedElement:
+    async def get_config(self, source: str, with_defaults: str,
+                         filter_el: etree._Element | None) -> SerializedElement:
         """The ``<data>`` element of the reply, serialized."""
         version = self._datastores.version(source)
         key = (source, with_defaults, _filter_key(filter_el))
@@ -67,8 +69,9 @@ class ConfigReplyCache:
         if hit is not None and hit[0] == version:
             self._entries.move_to_end(key)
             return hit[1]
-        view = self._datastores.config_view(source, with_defaults)  # read-only
-        selected = apply_filter(view, filter_el, self._keys_of)
+        # read-only; a change meanwhile makes a new view, this one stays as it is
+        view = self._datastores.config_view(source, with_defaults)
+        selected = await self._filters.apply(view, filter_el, self._keys_of)
         if selected is view:  # no filter: serialize a copy, the view stays as it is
             selected = copy.deepcopy(view)
         body = serialize_in_reply(selected)

@@ -30,6 +30,7 @@ from lxml import etree
 from ..atomic import atomic_write
 from ..clock import Clock, SystemClock
 from .errors import NC_NS, RpcError, RpcErrors
+from .filterrun import XPATH_SECONDS, FilterRunner
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .ops.registry import Handler, RpcContext, RpcRegistry
 from .replycache import ConfigReplyCache
@@ -154,7 +155,8 @@ class NetconfServer:
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
                  extra_capabilities: tuple[str, ...] = (),
                  confirm_backup: Path | None = None,
-                 hello_timeout: float = 60.0):
+                 hello_timeout: float = 60.0,
+                 xpath_filter_seconds: float = XPATH_SECONDS):
         self.model = model
         self.datastores = datastores
         self.clock = clock or SystemClock()
@@ -175,8 +177,10 @@ class NetconfServer:
         self.statistics = Statistics(start_time=self.clock.now())
         self._next_session_id = 1
         self._key_cache: dict[str, tuple[str, ...]] = {}
+        #: evaluates <get> and <get-config> filters off the event loop, within budgets
+        self.filters = FilterRunner(xpath_seconds=xpath_filter_seconds)
         #: serialized <get-config> answers, per datastore version
-        self.config_replies = ConfigReplyCache(datastores, self.keys_of)
+        self.config_replies = ConfigReplyCache(datastores, self.keys_of, self.filters)
         self.state.add(netconf_state(self))
         self.state.add(yang_library(self))
         from .ops import register_standard_operations
@@ -204,7 +208,12 @@ class NetconfServer:
             if sub.filter is not None:
                 wrapper = etree.Element("data")
                 wrapper.append(copy.deepcopy(event))
-                if len(subtree_filter(wrapper, sub.filter)) == 0:
+                try:
+                    if len(subtree_filter(wrapper, sub.filter)) == 0:
+                        continue
+                except RpcError as exc:
+                    log.warning("session %d: notification not sent: %s", record.session_id,
+                                exc.message)
                     continue
             notification = etree.Element(f"{{{NOTIFICATION_NS}}}notification",
                                          nsmap={None: NOTIFICATION_NS})

@@ -119,3 +119,39 @@ def test_xpath_without_prefixes_matches_any_namespace():
     assert out.xpath("//t:user/t:type/text()", namespaces={"t": T}) == ["admin"]
     # with a prefix, XPath 1.0 rules hold: the unprefixed step matches nothing
     assert len(filtered("", type="xpath", select="/t:top/users")) == 0
+
+
+# --- issue 9: what a filter may cost is bounded -----------------------------------
+@pytest.mark.parametrize("prefix,namespace,select", [
+    ("re", "http://exslt.org/regular-expressions",
+     "/*[re:test('aaaaaaaaaaaaaaaaaaaaaaaaaa!','^(a+)+$')]"),
+    ("math", "http://exslt.org/math", "/*[math:max(//t:id) > 1]"),
+])
+def test_xpath_filters_get_no_exslt_functions(prefix, namespace, select):
+    f = etree.fromstring(f'<filter xmlns="{NC}" xmlns:t="{T}" xmlns:{prefix}="{namespace}"'
+                         f' type="xpath" select="{select}"/>')
+    with pytest.raises(RpcError) as err:
+        apply_filter(data(), f, keys_of)
+    assert err.value.tag == "invalid-value" and "EXSLT" in err.value.message
+
+
+def test_subtree_filter_size_is_bounded():
+    from agent.netconf.filters import MAX_FILTER_NODES
+
+    f = etree.fromstring(f'<filter xmlns="{NC}"><top xmlns="{T}">'
+                         + "<users/>" * MAX_FILTER_NODES + "</top></filter>")
+    with pytest.raises(RpcError) as err:
+        apply_filter(data(), f, keys_of)
+    assert err.value.tag == "too-big" and str(MAX_FILTER_NODES) in err.value.message
+
+
+def test_subtree_filter_comparisons_are_bounded():
+    from agent.netconf.filters import subtree_selection
+
+    f = etree.fromstring(f'<filter xmlns="{NC}" xmlns:t="{T}">'
+                         "<t:top><t:users><t:user><t:name/></t:user></t:users></t:top></filter>")
+    assert subtree_selection(data(), f, max_visits=100)  # enough for this data
+    with pytest.raises(RpcError) as err:
+        subtree_selection(data(), f, max_visits=3)
+    assert err.value.tag == "operation-failed"
+    assert "filter too expensive" in err.value.message

@@ -10,7 +10,6 @@ from __future__ import annotations
 from lxml import etree
 
 from ..errors import NC_NS, RpcError
-from ..filters import apply_filter
 from ..replycache import SerializedElement
 from .registry import RpcContext, check_params, child, text_param
 
@@ -89,15 +88,15 @@ async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
     source = datastore_param(op, "source")
     assert isinstance(source, str)
     # no state providers here: get-config is configuration only (RFC 6241 section 7.1)
-    return ctx.server.config_replies.get_config(source, with_defaults_param(op),
-                                                child(op, NC_NS, "filter"))
+    return await ctx.server.config_replies.get_config(source, with_defaults_param(op),
+                                                      child(op, NC_NS, "filter"))
 
 
 async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
     check_params(op, _GET_PARAMS)
     data = ctx.server.datastores.get_config("running", with_defaults_param(op))
     ctx.server.state.merge_into(data, ctx.server.keys_of)
-    return apply_filter(data, child(op, NC_NS, "filter"), ctx.server.keys_of)
+    return await ctx.server.filters.apply(data, child(op, NC_NS, "filter"), ctx.server.keys_of)
 
 
 # --- changes (RFC 6241 sections 7.2 - 7.4) --------------------------------------------

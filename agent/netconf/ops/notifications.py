@@ -8,6 +8,7 @@ from __future__ import annotations
 from lxml import etree
 
 from ..errors import RpcError
+from ..filters import check_filter_size
 from .registry import RpcContext, check_params, child, text_param
 
 NOTIFICATION_NS = "urn:ietf:params:xml:ns:netconf:notification:1.0"
@@ -41,6 +42,8 @@ async def create_subscription(ctx: RpcContext, op: etree._Element) -> None:
     if filter_el is not None and (filter_el.get("type") or "subtree") != "subtree":
         raise RpcError("bad-attribute", "notification filters must be subtree filters",
                        type="protocol", info={"bad-attribute": "type", "bad-element": "filter"})
+    if filter_el is not None:
+        check_filter_size(filter_el)  # it is applied to every event, on the loop
     ctx.session.subscription = Subscription(stream, filter_el)
 
 
