@@ -90,6 +90,11 @@ class Deframer:
         self._discarding = False  # skipping the rest of an oversized message
         self._broken = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for messages not yet complete."""
+        return len(self._buf) + len(self._message)
+
     def set_framing(self, framing: Framing) -> None:
         """Use *framing* from the next message on (RFC 6242 section 4.1)."""
         self.framing = framing
@@ -202,10 +207,14 @@ class Deframer:
         return Message(data)
 
     def _break(self, reason: str) -> FramingError:
+        self.close()
+        return FramingError(reason, can_continue=False)
+
+    def close(self) -> None:
+        """Drop what is buffered and accept no more bytes (the session is over)."""
         self._broken = True
         self._buf.clear()
         self._message.clear()
-        return FramingError(reason, can_continue=False)
 
 
 def _may_be_header_prefix(data: bytes) -> bool:

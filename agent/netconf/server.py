@@ -68,6 +68,8 @@ BASE_CAPABILITIES = (
 CONFIRM_RETRY_SECONDS = 5.0
 #: events queued for one session before its input is paused (flow control)
 MAX_PENDING_EVENTS = 64
+#: unfinished input all sessions together may hold, in maximum message sizes
+MAX_BUFFERED_MESSAGES = 8
 
 
 class Transport(Protocol):
@@ -132,6 +134,8 @@ class SessionRecord:
     #: cleared while the client does not read its replies (flow control)
     writable: asyncio.Event = field(default_factory=asyncio.Event)
     reading_paused: bool = False
+    #: bytes of unfinished messages, as last counted into NetconfServer.buffered
+    buffered: int = 0
 
     def __post_init__(self) -> None:
         self.writable.set()
@@ -156,11 +160,17 @@ class NetconfServer:
                  extra_capabilities: tuple[str, ...] = (),
                  confirm_backup: Path | None = None,
                  hello_timeout: float = 60.0,
-                 xpath_filter_seconds: float = XPATH_SECONDS):
+                 xpath_filter_seconds: float = XPATH_SECONDS,
+                 max_buffered_input: int | None = None):
         self.model = model
         self.datastores = datastores
         self.clock = clock or SystemClock()
         self.max_message_size = max_message_size
+        #: bytes of unfinished messages all sessions may hold together
+        self.max_buffered_input = (max_buffered_input if max_buffered_input is not None
+                                   else MAX_BUFFERED_MESSAGES * max_message_size)
+        #: bytes of unfinished messages the sessions hold now
+        self.buffered = 0
         self.capabilities: list[str] = [*BASE_CAPABILITIES, *extra_capabilities,
                                         *_yang_capabilities(model)]
         self.registry = RpcRegistry()
@@ -283,6 +293,9 @@ class NetconfServer:
     def data_received(self, record: SessionRecord, data: bytes) -> None:
         """Bytes from the client of *record*."""
         events = record.protocol.receive_data(data)
+        self._count_buffered(record)
+        if self.buffered > self.max_buffered_input:
+            self._shed_input()
         if not events:
             return
         record.pending.extend(events)
@@ -292,6 +305,25 @@ class NetconfServer:
             record.transport.pause_reading()
         if record.worker is None or record.worker.done():
             record.worker = asyncio.get_running_loop().create_task(self._drain(record))
+
+    def _count_buffered(self, record: SessionRecord) -> None:
+        held = record.protocol.buffered
+        self.buffered += held - record.buffered
+        record.buffered = held
+
+    def _shed_input(self) -> None:
+        """Too much unfinished input in all sessions together: close the session
+        holding the most, with an rpc-error saying why (memory stays bounded
+        however many sessions send large messages slowly)."""
+        record = max(self.sessions.values(), key=lambda r: r.buffered)
+        err = RpcError("resource-denied",
+                       f"the agent holds more than {self.max_buffered_input} bytes of unfinished"
+                       f" messages; this session's {record.buffered} bytes are the most;"
+                       " closing it", type="rpc")
+        log.warning("session %d: closed: %d bytes of unfinished messages, %d in all sessions",
+                    record.session_id, record.buffered, self.buffered)
+        record.transport.send(record.protocol.reply_errors(None, [err]))
+        self.end_session(record, "too much unfinished input")
 
     async def _drain(self, record: SessionRecord) -> None:
         """Handle the events of *record* in order, one RPC after the other."""
@@ -358,6 +390,8 @@ class NetconfServer:
         if self.sessions.pop(record.session_id, None) is None:
             return
         record.protocol.close()
+        self.buffered -= record.buffered
+        record.buffered = 0
         record.pending.clear()
         record.closing = True
         record.writable.set()  # a worker waiting for the client to read: let it end

@@ -101,6 +101,11 @@ class Session:
     def framing(self) -> Framing:
         return self._deframer.framing
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and held for messages not yet complete."""
+        return self._deframer.buffered
+
     # --- outgoing -----------------------------------------------------------------
     def hello(self) -> bytes:
         """The server's ``<hello>`` (RFC 6241 section 8.1), end-of-message framed."""
@@ -251,6 +256,7 @@ class Session:
     def close(self) -> None:
         """The transport is gone (or close-session / kill-session ended the session)."""
         self.state = State.CLOSED
+        self._deframer.close()
 
     # --- helpers ------------------------------------------------------------------
     def _reply_root(self, rpc: etree._Element | None) -> etree._Element:

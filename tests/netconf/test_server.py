@@ -193,3 +193,30 @@ def test_a_rollback_the_disk_refuses_is_retried(server, monkeypatch):
         assert "fragile" not in await running_names(a)
 
     asyncio.run(scenario())
+
+
+def test_unfinished_input_of_all_sessions_together_is_bounded(model, tmp_path):
+    """Issue 9: many sessions each holding a large unfinished message cannot
+    grow the agent without bound; the session holding the most is closed with
+    resource-denied, the others go on."""
+    server = NetconfServer(model, Datastores(model, tmp_path, SecretBox.open(tmp_path)),
+                           max_message_size=10_000, max_buffered_input=20_000)
+
+    async def scenario():
+        clients = [Client(server) for _ in range(4)]
+        for i, client in enumerate(clients[:3]):
+            partial = f'<rpc xmlns="{NC}" message-id="x"><get-config>' + " " * (8_000 + i)
+            server.data_received(client.record, partial.encode())
+        assert server.buffered <= 20_000
+        hog = clients[2]
+        assert hog.transport.closed
+        error = etree.fromstring(hog.transport.sent[-1][:-6])
+        assert error.findtext(f".//{{{NC}}}error-tag") == "resource-denied"
+        assert not any(c.transport.closed for c in (clients[0], clients[1], clients[3]))
+        reply = await clients[3].rpc("<get-config><source><running/></source></get-config>")
+        assert reply.find(f"{{{NC}}}data") is not None
+        for client in clients[:2]:
+            client.close()
+        assert server.buffered == 0
+
+    asyncio.run(scenario())
