@@ -17,6 +17,8 @@ def test_bench_prints_medians_and_ratios():
     report = json.loads(done.stdout)
     assert report["n"] == 2
     assert set(report["median_ms"]) == {"ours_keep_alive", "ours_no_keep_alive",
-                                        "openssl_keep_alive", "openssl_no_keep_alive"}
+                                        "openssl_keep_alive", "openssl_no_keep_alive",
+                                        "ours_process", "openssl_process"}
     assert all(value > 0 for value in report["median_ms"].values())
-    assert set(report["ratio_ours_over_openssl"]) == {"keep_alive", "no_keep_alive"}
+    assert set(report["ratio_ours_over_openssl"]) == {"keep_alive", "no_keep_alive", "process"}
+    assert report["process_at_or_below_goal"] == (report["median_ms"]["ours_process"] <= 150)

@@ -12,7 +12,9 @@ directly (the tagging of the ASN.1 modules, EXPLICIT for CMP and IMPLICIT for CR
 spelled out at each field); it is several times faster than building pyasn1 objects,
 and the tests check every builder against pyasn1's decoder and against OpenSSL (its
 mock server reads our requests, its client our ip and error bodies). Decoding uses
-the pyasn1-alt-modules specs (rfc9480, rfc4211, rfc5280), except for the outer
+pyasn1 specs: :mod:`.asn1` for what a client reads (header, status, error,
+pollRep; importing all of rfc9480 costs about a second), the pyasn1-alt-modules
+ones (rfc9480, rfc4211, rfc5280) for the rest, imported on first use; except for the outer
 structure, certificate responses and PBMParameter, which are walked directly so that
 certificates are loaded from their own bytes. A :class:`DecodedMessage` keeps the
 bytes as received, so that protection is verified over them

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import der
+from . import asn1
 from .common import MessageError, free_text_der
 from .header import DecodedMessage
 from .status import StatusInfo, encode_status_info, status_info
@@ -32,7 +33,7 @@ def error_body(content: ErrorContent) -> bytes:
 def error_content(message: DecodedMessage) -> ErrorContent:
     if message.body_type != "error":
         raise MessageError(f"{message.body_type} is not error")
-    value = message.body
+    value = message.content(asn1.ErrorMsgContent())
     return ErrorContent(
         status_info(value["pKIStatusInfo"]),
         int(value["errorCode"]) if value["errorCode"].isValue else None,

@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyasn1.error import PyAsn1Error
-from pyasn1_alt_modules import rfc9480
 
 from .. import der
+from . import asn1
+from .asn1 import BODY_TYPES
 from .common import (
     OID_IMPLICIT_CONFIRM,
     MessageError,
@@ -96,11 +97,6 @@ def encode_message(
     return der.tlv(0x30, content)
 
 
-#: PKIBody alternatives by context tag number (RFC 4210 5.1.2)
-BODY_TYPES: dict[int, str] = {
-    named.getType().tagSet[-1].tagId: named.getName()
-    for named in rfc9480.PKIBody.componentType.namedTypes
-}
 
 
 @dataclass(frozen=True)
@@ -130,8 +126,21 @@ class DecodedMessage:
         """ProtectedPart DER from the bytes as received (RFC 4210 5.1.3)."""
         return der.protected_part(self.raw)
 
+    def content(self, spec):
+        """The body's content (inside its [n] tag) decoded with *spec*, one of :mod:`.asn1`."""
+        try:
+            tlv = der.read_tlv(self.body_der)
+            inner = der.read_tlv(self.body_der, tlv.content_start)
+            if inner.end != tlv.end:
+                raise der.DerError("trailing bytes in the body")
+        except der.DerError as exc:
+            raise MessageError(f"malformed {self.body_type}: {exc}") from None
+        return decode_der(self.body_der[inner.start : inner.end], spec)
+
     @functools.cached_property
     def body(self):
+        from pyasn1_alt_modules import rfc9480  # the whole of CMP: imported when first needed
+
         value = decode_der(self.body_der, rfc9480.PKIBody())
         return value[self.body_type]
 
@@ -164,7 +173,7 @@ def decode_message(data: bytes) -> DecodedMessage:
                 raise der.DerError(f"unexpected element tag 0x{part.tag:02x}")
     except der.DerError as exc:
         raise MessageError(f"not a PKIMessage: {exc}") from None
-    header = decode_der(data[parts[0].start : parts[0].end], rfc9480.PKIHeader())
+    header = decode_der(data[parts[0].start : parts[0].end], asn1.PKIHeader())
     body_tlv = parts[1]
     body_type = BODY_TYPES.get(body_tlv.tag & 0x1F)
     if body_type is None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import der
+from . import asn1
 from .common import MessageError, free_text_der
 from .header import DecodedMessage
 
@@ -51,5 +52,5 @@ def poll_responses(message: DecodedMessage) -> list[PollResponse]:
             int(item["checkAfter"]),
             tuple(str(t) for t in item["reason"]) if item["reason"].isValue else (),
         )
-        for item in message.body
+        for item in message.content(asn1.PollRepContent())
     ]

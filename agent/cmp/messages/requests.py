@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from pyasn1.codec.der import encoder
-from pyasn1_alt_modules import rfc4211, rfc5280
+from pyasn1_alt_modules import rfc5280
 
 from .. import der, protection
 from ..protection import PrivateKey
@@ -120,6 +120,8 @@ def cert_requests(message: DecodedMessage) -> list[ReceivedCertRequest]:
         if request["controls"].isValue:
             for control in request["controls"]:
                 if str(control["type"]) == OID_OLD_CERT_ID:
+                    from pyasn1_alt_modules import rfc4211  # CRMF: only a CA reads requests
+
                     old = decode_der(control["value"].asOctets(), rfc4211.OldCertId())
                     old_id = (general_name(old["issuer"]), int(old["serialNumber"]))
         pop_alg = pop_sig = None

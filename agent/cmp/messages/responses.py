@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pyasn1_alt_modules import rfc9480
 
 from .. import der
+from . import asn1
 from .common import MessageError, certificate_sequence, decode_der
 from .header import DecodedMessage
 from .status import StatusInfo, encode_status_info, status_info
@@ -54,7 +54,7 @@ def cert_rep_content(message: DecodedMessage) -> CertRepContent:
             fields = der.children(data, entry)
             if len(fields) < 2 or fields[1].tag != 0x30:
                 raise der.DerError("CertResponse needs certReqId and status")
-            status = status_info(decode_der(data[fields[1].start : fields[1].end], rfc9480.PKIStatusInfo()))
+            status = status_info(decode_der(data[fields[1].start : fields[1].end], asn1.PKIStatusInfo()))
             cert = None
             if len(fields) > 2 and fields[2].tag == 0x30:  # certifiedKeyPair
                 choice = der.children(data, fields[2])[0]
