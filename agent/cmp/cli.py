@@ -42,9 +42,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     server.add_argument("--server", required=True, metavar="URL",
                         help="http[s]://host[:port]/path of the CMP server")
     server.add_argument("--recipient", metavar="DN", help='CA name, e.g. "/C=DE/O=Example/CN=CA"')
-    server.add_argument("--srvcert", metavar="FILE", help="pinned certificate of the CMP server")
+    server.add_argument("--srvcert", metavar="FILE",
+                        help="pinned certificate of the CMP server (then --trusted is not used"
+                             " for responses)")
     server.add_argument("--trusted", metavar="FILE",
-                        help="trusted certificates to verify the server's signature chain")
+                        help="trust anchors for the server's signer and the new certificate")
+    server.add_argument("--untrusted", metavar="FILE",
+                        help="intermediate CA certificates that may complete those paths")
+    server.add_argument("--ignore-keyusage", action="store_true",
+                        help="accept a server signer certificate without digitalSignature"
+                             " key usage (only that check is relaxed)")
     server.add_argument("--tls-trusted", metavar="FILE",
                         help="CAs trusted for the https server's TLS certificate")
     server.add_argument("--source-address", metavar="IP", help="local address to connect from")
@@ -150,11 +157,14 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
         if not (args.cert and args.key):
             raise UsageError("--cert and --key go together")
         chain = load_certificates(args.extracerts, "--extracerts") if args.extracerts else ()
-        signer = SignerCredentials(
-            load_certificates(args.cert, "--cert")[0],
-            load_key(args.key, args.keypass, "--key"),
-            chain,
-        )
+        try:
+            signer = SignerCredentials(
+                load_certificates(args.cert, "--cert")[0],
+                load_key(args.key, args.keypass, "--key"),
+                chain,
+            )
+        except ValueError as exc:  # refused before anything is sent
+            raise UsageError(f"--cert/--key: {exc}") from None
     if mac is None and signer is None:
         raise UsageError("give --ref and --secret, or --cert and --key")
     if args.cmp_command == "kur" and signer is None:
@@ -176,6 +186,8 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             signer=signer,
             server_cert=load_certificates(args.srvcert, "--srvcert")[0] if args.srvcert else None,
             trusted=load_certificates(args.trusted, "--trusted") if args.trusted else (),
+            untrusted=load_certificates(args.untrusted, "--untrusted") if args.untrusted else (),
+            ignore_keyusage=args.ignore_keyusage,
             implicit_confirm=args.implicit_confirm,
             tls_trusted=load_certificates(args.tls_trusted, "--tls-trusted") if args.tls_trusted else None,
             source_address=args.source_address,

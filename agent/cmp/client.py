@@ -66,6 +66,17 @@ class SignerCredentials:
     key: PrivateKey = field(repr=False)
     chain: tuple[x509.Certificate, ...] = ()
 
+    def __post_init__(self) -> None:
+        spki = serialization.PublicFormat.SubjectPublicKeyInfo
+        if self.certificate.public_key().public_bytes(serialization.Encoding.DER, spki) != (
+            self.key.public_key().public_bytes(serialization.Encoding.DER, spki)
+        ):
+            # OpenSSL's words; nothing is sent with a key the CA cannot verify us by
+            raise ValueError(
+                f"cert and key do not match: the key is not the one certified in"
+                f" {self.certificate.subject.rfc4514_string()}"
+            )
+
 
 @dataclass(frozen=True)
 class EnrollmentRequest:
@@ -77,9 +88,11 @@ class EnrollmentRequest:
     - ``new_key``: the private key of the key pair to certify (public key for the
       template, private key for proof of possession).
     - ``mac`` or ``signer``: how requests are protected; with both, MAC is used.
-    - ``server_cert`` pins the CA's protection certificate; otherwise ``trusted``
-      anchors a chain built from the response's extraCerts. MAC-protected responses
-      are checked with ``mac.secret``.
+    - ``server_cert`` pins the CA's protection certificate; otherwise ``trusted`` are
+      the trust anchors of a path from the response's signer, through the response's
+      extraCerts and ``untrusted`` (see README, "Trust model"). MAC-protected
+      responses are checked with ``mac.secret``. ``ignore_keyusage`` accepts a signer
+      without digitalSignature key usage (only that check).
     - ``recipient``: the CA name; defaults to the subject of ``server_cert``, else the
       issuer of the signer/old certificate, else the NULL-DN.
     - ``tls_trusted``: for ``https://`` URLs, the CAs that may vouch for the server's
@@ -97,6 +110,8 @@ class EnrollmentRequest:
     old_certificate: x509.Certificate | None = None
     server_cert: x509.Certificate | None = None
     trusted: tuple[x509.Certificate, ...] = ()
+    untrusted: tuple[x509.Certificate, ...] = ()
+    ignore_keyusage: bool = False
     implicit_confirm: bool = False
     #: trust anchors for an https:// server (None: the system's default CAs)
     tls_trusted: tuple[x509.Certificate, ...] | None = None
@@ -160,6 +175,8 @@ def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) 
         secret=request.mac.secret if request.mac is not None else None,
         server_cert=request.server_cert,
         trusted=request.trusted,
+        untrusted=request.untrusted,
+        ignore_keyusage=request.ignore_keyusage,
         max_pbm_iterations=request.max_pbm_iterations,
     )
     return TransactionParams(

@@ -26,7 +26,12 @@ from agent.clock import Clock
 
 from . import messages as m
 from .protection import PrivateKey, ProtectionError
-from .verify import ResponseVerifier
+from .verify import ResponseVerifier, Verified
+
+#: protocol versions we accept in responses: cmp2000 and cmp2021 (RFC 9480 2.20)
+ACCEPTED_PVNO = (2, 3)
+#: RFC 9483 3.1: nonces of at least 128 bits
+MIN_NONCE_BYTES = 16
 
 
 class FailureKind(enum.Enum):
@@ -36,7 +41,9 @@ class FailureKind(enum.Enum):
     ERROR_MESSAGE = "error-message"  # the CA answered with an error message
     PROTECTION = "protection"  # a response was unprotected or its protection invalid
     PROTOCOL = "protocol"  # malformed or unexpected response (type, transactionID, nonce)
-    CERTIFICATE_MISMATCH = "certificate-mismatch"  # issued certificate is not for our key
+    #: we refused the issued certificate (another key, a subject or SAN not asked for,
+    #: no chain to a trust anchor) and said so in certConf
+    CERTIFICATE_REJECTED = "certificate-rejected"
     TRANSPORT = "transport"  # HTTP or network failure
     TIMEOUT = "timeout"  # the total timeout elapsed (including polling)
 
@@ -59,6 +66,9 @@ class Enrolled:
     extra_certs: tuple[x509.Certificate, ...]
     status_texts: tuple[str, ...]
     messages: MessageCounts
+    #: the caPubs came in an ip under our verified shared-secret MAC, so they may be
+    #: trusted directly (RFC 4210 5.3.2, RFC 9483 4.1.1); never for signed responses
+    ca_pubs_trusted: bool = False
 
     ok = True
 
@@ -147,6 +157,11 @@ class EnrollmentTransaction:
         self._received: Counter[str] = Counter()
         self._granted: tuple[m.CertResponse, m.CertRepContent, m.DecodedMessage] | None = None
         self._pending_failure: Failed | None = None
+        #: how the last response was authenticated
+        self._verified: Verified | None = None
+        #: the signer that validated the first signed response (reused, see verify.py)
+        self._signer: x509.Certificate | None = None
+        self._ca_pubs_trusted = False
 
     # -- public API ---------------------------------------------------------
 
@@ -249,17 +264,35 @@ class EnrollmentTransaction:
         }[self._state]
 
     def _check(self, message: m.DecodedMessage) -> Finished | None:
-        """RFC 4210 5.1.1/5.1.3: identity, freshness, type and protection of a response."""
+        """RFC 4210 5.1.1/5.1.3, RFC 9483 3.1: version, identity, freshness, type and
+        protection of a response."""
+        if message.pvno not in ACCEPTED_PVNO:
+            return self._fail(
+                FailureKind.PROTOCOL, f"{message.body_type} refused: pvno {message.pvno} is not 2 or 3"
+            )
         if message.transaction_id != self.transaction_id:
             return self._fail(FailureKind.PROTOCOL, "response transactionID differs from ours")
+        if message.body_type == "error" and message.recip_nonce is None:
+            # an error about a request the CA could not parse: its own words matter most
+            return self._on_error(message, "not bound to our request: it has no recipNonce")
         if message.recip_nonce != self._sender_nonce:
-            return self._fail(FailureKind.PROTOCOL, "response recipNonce differs from our senderNonce")
+            return self._fail(
+                FailureKind.PROTOCOL, f"{message.body_type} refused: recipNonce does not match our senderNonce"
+            )
         if message.body_type == "error":
             return self._on_error(message)
+        if message.sender_nonce is None or len(message.sender_nonce) < MIN_NONCE_BYTES:
+            bits = 8 * len(message.sender_nonce or b"")
+            return self._fail(
+                FailureKind.PROTOCOL,
+                f"{message.body_type} refused: senderNonce of {bits} bits is shorter than 128 bits",
+            )
         try:
-            self.params.verifier.verify(message, self._clock.now())
+            self._verified = self.params.verifier.verify(message, self._clock.now(), self._signer)
         except ProtectionError as exc:
             return self._fail(FailureKind.PROTECTION, f"{message.body_type} refused: {exc}")
+        if self._signer is None:
+            self._signer = self._verified.signer
         if message.body_type not in self._expected_types():
             return self._fail(
                 FailureKind.PROTOCOL,
@@ -269,13 +302,14 @@ class EnrollmentTransaction:
 
     # -- steps -------------------------------------------------------------------
 
-    def _on_error(self, message: m.DecodedMessage) -> Finished:
+    def _on_error(self, message: m.DecodedMessage, unbound: str | None = None) -> Finished:
         content = m.error_content(message)
+        notes = [unbound] if unbound else []
         try:
-            self.params.verifier.verify(message, self._clock.now())
-            note = ""
+            self.params.verifier.verify(message, self._clock.now(), self._signer)
         except ProtectionError as exc:
-            note = f" (not authenticated: {exc})"
+            notes.append(f"not authenticated: {exc}")
+        note = f" ({'; '.join(notes)})" if notes else ""
         return self._finish(
             Failed(
                 FailureKind.ERROR_MESSAGE,
@@ -312,15 +346,15 @@ class EnrollmentTransaction:
         if response.certificate is None:
             return self._fail(FailureKind.PROTOCOL, f"status {status.status_name} without a certificate")
         self._granted = (response, content, message)
-        ours = self.params.request.public_key_info
-        theirs = response.certificate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        # caPubs of an ip under our verified MAC are trust anchors (RFC 4210 5.3.2)
+        self._ca_pubs_trusted = self.params.kind == "ir" and self._verified.mac
+        refusal = self._refusal(response, content, message)
         mismatch = None
-        if theirs != ours:
+        if refusal is not None:
+            bit, reason = refusal
             mismatch = Failed(
-                FailureKind.CERTIFICATE_MISMATCH,
-                "the issued certificate is not for our public key; rejected it",
+                FailureKind.CERTIFICATE_REJECTED,
+                f"rejected the issued certificate ({bit}): {reason}",
                 status=status.status_name,
                 status_texts=status.texts,
             )
@@ -329,15 +363,54 @@ class EnrollmentTransaction:
         cert_hash, hash_alg = m.cert_hash(response.certificate)
         rejection = None
         if mismatch is not None:
+            # RFC 4210 5.3.18: tell the CA, then wait for its pkiConf
             self._pending_failure = mismatch
             rejection = m.StatusInfo(
-                status=2, texts=("certificate public key does not match the request",),
-                failure_bits=(m.FAILURE_BIT_NAMES.index("badCertTemplate"),),
+                status=2, texts=(refusal[1],), failure_bits=(m.FAILURE_BIT_NAMES.index(refusal[0]),),
             )
         entry = m.CertStatusEntry(cert_hash, response.cert_req_id, rejection, hash_alg)
         self._state = _State.AWAIT_PKI_CONF
         # RFC 9480 2.20: pvno cmp2021 when hashAlg is used
         return self._send("certConf", m.cert_conf_body([entry]), pvno=3 if hash_alg else 2)
+
+    def _refusal(
+        self, response: m.CertResponse, content: m.CertRepContent, message: m.DecodedMessage
+    ) -> tuple[str, str] | None:
+        """Why we cannot accept the issued certificate: (PKIFailureInfo bit, reason), or None.
+
+        It must be for our key; with status accepted, have the subject and SAN we asked
+        for (grantedWithMods allows changes); and chain to a trust anchor (RFC 9483 4.1.1).
+        """
+        cert = response.certificate
+        asked = self.params.request
+        theirs = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if theirs != asked.public_key_info:
+            return "badCertTemplate", "the issued certificate is not for our public key"
+        if response.status.status_name == "accepted":
+            if len(asked.subject) and cert.subject != asked.subject:
+                return "badCertTemplate", (
+                    f"the issued certificate's subject {cert.subject.rfc4514_string()} is not the"
+                    f" requested {asked.subject.rfc4514_string()}, and the CA did not say grantedWithMods"
+                )
+            if asked.san is not None:
+                try:
+                    granted = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+                except x509.ExtensionNotFound:
+                    granted = set()
+                if granted != set(asked.san):
+                    return "badCertTemplate", (
+                        "the issued certificate's subjectAltName is not the requested one, and the"
+                        " CA did not say grantedWithMods"
+                    )
+        try:
+            self.params.verifier.validate_issued(
+                cert, message.extra_certs, content.ca_pubs, self._ca_pubs_trusted, self._clock.now()
+            )
+        except ProtectionError as exc:
+            return "incorrectData", str(exc)
+        return None
 
     def _poll(self, check_after: int) -> Action:
         if check_after > self.remaining():
@@ -370,6 +443,7 @@ class EnrollmentTransaction:
             extra_certs=message.extra_certs,
             status_texts=response.status.texts,
             messages=self.counts,
+            ca_pubs_trusted=self._ca_pubs_trusted,
         )
 
     # -- helpers ---------------------------------------------------------------
@@ -396,14 +470,4 @@ class EnrollmentTransaction:
 
     def _finish(self, result: EnrollmentResult) -> Finished:
         self._state = _State.DONE
-        if isinstance(result, Failed):
-            result = Failed(
-                result.kind, result.message, result.status, result.failure_info,
-                result.status_texts, result.error_code, self.counts,
-            )
-        else:
-            result = Enrolled(
-                result.status, result.certificate, result.ca_pubs, result.extra_certs,
-                result.status_texts, self.counts,
-            )
-        return Finished(result)
+        return Finished(replace(result, messages=self.counts))

@@ -1,27 +1,66 @@
-"""Checking the protection of received messages (RFC 4210 5.1.3, RFC 9480 3.5).
+"""Checking the protection of received messages (RFC 4210 5.1.3, RFC 9480 3.5, RFC 9483 3.5).
 
 MAC protection is verified with the server's own PBMParameter and our shared secret,
-with a cap on the iteration count. Signature protection is verified against a pinned
-server certificate when one is configured, else against a certificate from the
-message's extraCerts whose chain (through extraCerts) leads to a trusted certificate.
-Verification is always over the bytes as received (:attr:`DecodedMessage.protected_part`).
+with a cap on the iteration count. Verification is always over the bytes as received
+(:attr:`DecodedMessage.protected_part`).
+
+Signature protection is verified with the key of the *signer*: a certificate whose
+subject is the message's sender (and whose subjectKeyIdentifier is its senderKID, when
+both are present) and whose key verifies the signature. The signer is looked for in the
+message's extraCerts, then among the device's own certificates (seed step 10). It is
+accepted when
+
+- it is the pinned server certificate (``--srvcert``, as OpenSSL pins it), or
+- it is valid now, fit to sign CMP messages (:func:`check_cmp_signer`), and an RFC 5280
+  path leads from it to one of the trust anchors, through untrusted certificates
+  (extraCerts, the device's other certificates) as intermediates.
+
+Path validation is cryptography's ``x509.verification`` (RFC 5280 6.1: signatures,
+validity, basicConstraints and pathLenConstraint, name constraints, unknown critical
+extensions), with CA rules of our own (keyCertSign when keyUsage is present) and no
+web-PKI rules on the end entity. Within a transaction the signer that validated the
+first signed response also verifies later responses that carry no extraCerts (a CA
+need not repeat its certificate in pollRep or pkiConf), but only responses signed with
+its own key.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from . import protection
 from .messages import DecodedMessage, MessageError, decode_pbm_parameters
 from .protection import ProtectionError
 
-MAX_CHAIN_LENGTH = 8
+#: longest path from a signer to a trust anchor, anchor included
+MAX_CHAIN_DEPTH = 8
+#: id-kp-cmcCA and id-kp-cmcRA (RFC 6402 2.10), the EKUs of CMP signers (RFC 9480 2.2)
+OID_KP_CMC_CA = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.27")
+OID_KP_CMC_RA = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.28")
+CMP_SIGNER_EKUS = frozenset({OID_KP_CMC_CA, OID_KP_CMC_RA, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE})
+#: EKU OIDs by their RFC 5280 names (serverAuth, clientAuth, ...), for messages
+_EKU_NAMES = {
+    oid: name.split("_")[0].lower() + "".join(w.capitalize() for w in name.split("_")[1:])
+    for name, oid in vars(ExtendedKeyUsageOID).items() if isinstance(oid, x509.ObjectIdentifier)
+}
+
+
+def describe(cert: x509.Certificate) -> str:
+    """How a certificate is named in messages: its subject (RFC 4514)."""
+    return cert.subject.rfc4514_string() or f"<empty subject, serial {cert.serial_number:X}>"
 
 
 def _ski(cert: x509.Certificate) -> bytes | None:
@@ -31,68 +70,133 @@ def _ski(cert: x509.Certificate) -> bytes | None:
         return None
 
 
-def _check_validity(cert: x509.Certificate, now: datetime) -> None:
-    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+def check_validity(cert: x509.Certificate, now: datetime, role: str) -> None:
+    """RFC 5280 6.1.3 (a)(2) for one certificate, with a message that names it."""
+    if now < cert.not_valid_before_utc:
         raise ProtectionError(
-            f"certificate {cert.subject.rfc4514_string()} is not valid at {now:%Y-%m-%dT%H:%M:%SZ}"
+            f"{role} {describe(cert)} is not valid before {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
+        )
+    if now > cert.not_valid_after_utc:
+        raise ProtectionError(
+            f"{role} {describe(cert)} expired at {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
         )
 
 
-def _same(a: x509.Certificate, b: x509.Certificate) -> bool:
-    return a.public_bytes(serialization.Encoding.DER) == b.public_bytes(serialization.Encoding.DER)
+def check_cmp_signer(cert: x509.Certificate, ignore_keyusage: bool = False) -> None:
+    """May *cert* sign CMP messages? (RFC 9483 3.5, RFC 9480 2.2, RFC 5280 4.2.1.3/12)
+
+    When keyUsage is present it must include digitalSignature (OpenSSL's ``cmp`` makes the
+    same check; ``ignore_keyusage`` relaxes only this one, like its ``-ignore_keyusage``).
+    When extendedKeyUsage is present it must allow CMP: id-kp-cmcCA, id-kp-cmcRA or
+    anyExtendedKeyUsage.
+    """
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        usage = None
+    if usage is not None and not usage.digital_signature and not ignore_keyusage:
+        raise ProtectionError(f"signer {describe(cert)} lacks digitalSignature key usage")
+    try:
+        purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not CMP_SIGNER_EKUS.intersection(purposes):
+        names = ", ".join(_EKU_NAMES.get(p, p.dotted_string) for p in purposes)
+        raise ProtectionError(
+            f"signer {describe(cert)} has extended key usage {names}, none of which allows CMP"
+            " (id-kp-cmcCA, id-kp-cmcRA or anyExtendedKeyUsage)"
+        )
 
 
-def build_chain(
+def _ca_key_usage(policy, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+    """RFC 5280 6.1.4 (n): an issuer with keyUsage must have keyCertSign."""
+    if usage is not None and not usage.key_cert_sign:
+        raise ValueError(f"CA {describe(cert)} lacks keyCertSign key usage")
+
+
+_CA_POLICY = (
+    ExtensionPolicy.permit_all()
+    .require_present(x509.BasicConstraints, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _ca_key_usage)
+)
+#: the end entity's own rules (signer or issued certificate) are checked by the caller;
+#: unknown critical extensions are still refused
+_EE_POLICY = ExtensionPolicy.permit_all()
+_NOISE = re.compile(
+    r"validation failed: |candidates exhausted: |Python extension validator failed: \w+: "
+    r"| \(encountered processing <Certificate\(.*\)>\)"
+)
+
+
+def validate_path(
     cert: x509.Certificate,
-    untrusted: Sequence[x509.Certificate],
-    trusted: Sequence[x509.Certificate],
+    intermediates: Sequence[x509.Certificate],
+    anchors: Sequence[x509.Certificate],
     now: datetime,
 ) -> list[x509.Certificate]:
-    """A path from *cert* to one of *trusted* through *untrusted* (RFC 5280 6.1, simplified:
-    signatures, validity and cA basicConstraints of issuers; no revocation or policies)."""
-    chain = [cert]
-    current = cert
-    for _ in range(MAX_CHAIN_LENGTH):
-        _check_validity(current, now)
-        if any(_same(current, t) for t in trusted):
-            return chain
-        issuer = None
-        for candidate in [*trusted, *untrusted]:
-            if candidate.subject != current.issuer or _same(candidate, current):
-                continue
-            try:
-                basic = candidate.extensions.get_extension_for_class(x509.BasicConstraints).value
-            except x509.ExtensionNotFound:
-                continue
-            if not basic.ca:
-                continue
-            try:
-                current.verify_directly_issued_by(candidate)
-            except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError):
-                continue
-            issuer = candidate
-            break
-        if issuer is None:
-            raise ProtectionError(
-                f"no trusted chain for {cert.subject.rfc4514_string()}: "
-                f"issuer {current.issuer.rfc4514_string()} not found or not valid"
-            )
-        chain.append(issuer)
-        current = issuer
-    raise ProtectionError("certificate chain too long")
+    """The RFC 5280 path from *cert* to one of *anchors* (anchor last), or ProtectionError."""
+    if not anchors:
+        raise ProtectionError(f"no trust anchor to validate {describe(cert)} against")
+    verifier = (
+        PolicyBuilder()
+        .store(Store(list(anchors)))
+        .time(now)
+        .max_chain_depth(MAX_CHAIN_DEPTH)
+        .extension_policies(ca_policy=_CA_POLICY, ee_policy=_EE_POLICY)
+        .build_client_verifier()
+    )
+    try:
+        return verifier.verify(cert, list(intermediates)).chain
+    except VerificationError as exc:
+        reason = _NOISE.sub("", str(exc))
+        raise ProtectionError(f"no trusted chain for {describe(cert)}: {reason}") from None
+
+
+def _unique(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    seen: set[x509.Certificate] = set()
+    out = []
+    for cert in certs:
+        if cert not in seen:
+            seen.add(cert)
+            out.append(cert)
+    return out
+
+
+@dataclass(frozen=True)
+class Verified:
+    """How a response was authenticated."""
+
+    #: under our shared secret (RFC 4210 5.1.3.1)
+    mac: bool
+    #: the certificate whose key signed it (None for MAC)
+    signer: x509.Certificate | None = None
 
 
 @dataclass
 class ResponseVerifier:
-    """How to check the protection of responses from the CA."""
+    """How to check the protection of responses from the CA (one trust model, see README).
+
+    - ``server_cert``: the pinned signer; ``trusted`` is then not used for responses.
+    - ``trusted``: trust anchors; ``untrusted``: certificates that may only serve as
+      intermediates (the device's other certificates).
+    - ``ignore_keyusage``: accept a signer without digitalSignature (only that check).
+    """
 
     secret: bytes | None = field(default=None, repr=False)
     server_cert: x509.Certificate | None = None
     trusted: Sequence[x509.Certificate] = ()
+    untrusted: Sequence[x509.Certificate] = ()
+    ignore_keyusage: bool = False
     max_pbm_iterations: int = protection.DEFAULT_MAX_PBM_ITERATIONS
 
-    def verify(self, message: DecodedMessage, now: datetime) -> None:
-        """Raise :class:`ProtectionError` unless *message* is validly protected."""
+    def verify(
+        self, message: DecodedMessage, now: datetime, signer: x509.Certificate | None = None
+    ) -> Verified:
+        """How *message* is validly protected, or :class:`ProtectionError` naming the check.
+
+        *signer*: the signer validated earlier in the same transaction, reused when the
+        message carries no extraCerts.
+        """
         if message.protection is None or message.protection_alg is None:
             raise ProtectionError("message is not protected")
         alg = message.protection_alg
@@ -108,42 +212,116 @@ class ResponseVerifier:
             protection.verify_pbm(
                 self.secret, params, message.protected_part, message.protection, self.max_pbm_iterations
             )
-            return
+            return Verified(mac=True)
         if alg.oid not in protection.SIGNATURE_OIDS:
             raise ProtectionError(f"unsupported protection algorithm {alg.oid}")
-        self._verify_signature(message, now)
+        return Verified(mac=False, signer=self._verify_signature(message, now, signer))
 
-    def _verify_signature(self, message: DecodedMessage, now: datetime) -> None:
-        data = message.protected_part
-        if self.server_cert is not None:
-            protection.verify_signature(
-                self.server_cert.public_key(), message.protection_alg.oid, data, message.protection
+    # -- signatures ------------------------------------------------------------
+
+    @staticmethod
+    def _verify_with(cert: x509.Certificate, message: DecodedMessage) -> None:
+        protection.verify_signature(
+            cert.public_key(), message.protection_alg.oid, message.protected_part, message.protection
+        )
+
+    def _signed_by(self, cert: x509.Certificate, message: DecodedMessage) -> bool:
+        try:
+            self._verify_with(cert, message)
+        except ProtectionError:
+            return False
+        return True
+
+    @staticmethod
+    def _sender_mismatch(cert: x509.Certificate, message: DecodedMessage) -> ProtectionError | None:
+        """RFC 4210 5.1.1: sender names the signer (and senderKID its key identifier)."""
+        if message.sender != cert.subject:
+            sender = message.sender.rfc4514_string() if message.sender is not None else "(not a name)"
+            return ProtectionError(
+                f"sender {sender} does not match the signer certificate's subject {describe(cert)}"
             )
-            _check_validity(self.server_cert, now)
-            return
+        ski = _ski(cert)
+        if message.sender_kid is not None and ski is not None and ski != message.sender_kid:
+            return ProtectionError(
+                f"senderKID {message.sender_kid.hex()} is not the key identifier of the signer"
+                f" {describe(cert)}"
+            )
+        return None
+
+    def _check_signer(self, cert: x509.Certificate, message: DecodedMessage, now: datetime) -> None:
+        """The checks on the signer itself, pinned or not."""
+        mismatch = self._sender_mismatch(cert, message)
+        if mismatch is not None:
+            raise mismatch
+        check_validity(cert, now, "signer")
+        check_cmp_signer(cert, self.ignore_keyusage)
+
+    def _verify_signature(
+        self, message: DecodedMessage, now: datetime, previous: x509.Certificate | None
+    ) -> x509.Certificate:
+        if self.server_cert is not None:
+            try:
+                self._verify_with(self.server_cert, message)
+            except ProtectionError as exc:
+                raise ProtectionError(
+                    f"{exc} (pinned server certificate {describe(self.server_cert)})"
+                ) from None
+            self._check_signer(self.server_cert, message, now)
+            return self.server_cert
+        if previous is not None and not message.extra_certs and self._signed_by(previous, message):
+            self._check_signer(previous, message, now)  # its path was validated before
+            return previous
         if not self.trusted:
             raise ProtectionError(
-                "message is signed but no server certificate or trusted certificate is configured"
+                "message is signed but no server certificate or trust anchor is configured"
             )
-        candidates = list(message.extra_certs)
-        # the signer is the certificate named by senderKID, else by the sender name
-        candidates.sort(
-            key=lambda c: (
-                not (message.sender_kid and _ski(c) == message.sender_kid),
-                c.subject != message.sender,
-            )
-        )
-        last_error: ProtectionError | None = None
-        for cert in candidates:
-            try:
-                protection.verify_signature(
-                    cert.public_key(), message.protection_alg.oid, data, message.protection
-                )
-            except ProtectionError as exc:
-                last_error = exc
+        pool = _unique([*message.extra_certs, *self.untrusted, *self.trusted])
+        # the signer is named by senderKID and the sender name (RFC 4210 5.1.1)
+        named = [c for c in pool if self._sender_mismatch(c, message) is None]
+        intermediates = _unique([*message.extra_certs, *self.untrusted])
+        failure: ProtectionError | None = None
+        for cert in named:
+            if not self._signed_by(cert, message):
                 continue
-            build_chain(cert, message.extra_certs, self.trusted, now)
+            try:
+                self._check_signer(cert, message, now)
+                validate_path(cert, intermediates, self.trusted, now)
+            except ProtectionError as exc:
+                failure = failure or exc
+                continue
+            return cert
+        if failure is not None:
+            raise failure
+        other = next((c for c in pool if c not in named and self._signed_by(c, message)), None)
+        if other is not None:
+            raise self._sender_mismatch(other, message)
+        if named:
+            raise ProtectionError(
+                f"signature protection is invalid: it does not verify with the key of {describe(named[0])}"
+            )
+        sender = message.sender.rfc4514_string() if message.sender is not None else "(not a name)"
+        raise ProtectionError(
+            f"no certificate of the sender {sender} in the message's extraCerts or on the device"
+        )
+
+    # -- the issued certificate ---------------------------------------------------
+
+    def validate_issued(
+        self,
+        cert: x509.Certificate,
+        extra_certs: Sequence[x509.Certificate],
+        ca_pubs: Sequence[x509.Certificate],
+        ca_pubs_trusted: bool,
+        now: datetime,
+    ) -> None:
+        """RFC 9483 4.1.1: the new certificate must chain to a trust anchor.
+
+        The anchors are ``trusted`` (or the pinned server certificate's issuer chain ends
+        there), plus caPubs when they came under our verified MAC in an IR; extraCerts,
+        caPubs and the device's certificates serve as intermediates. Without any anchor
+        there is nothing to check against (a MAC-only enrollment without caPubs).
+        """
+        anchors = _unique([*self.trusted, *(ca_pubs if ca_pubs_trusted else ())])
+        if not anchors:
             return
-        if last_error is not None:
-            raise last_error
-        raise ProtectionError("signed message carries no certificate to verify its signature")
+        validate_path(cert, _unique([*extra_certs, *ca_pubs, *self.untrusted]), anchors, now)

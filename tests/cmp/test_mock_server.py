@@ -6,7 +6,7 @@ import socket
 from dataclasses import replace
 
 import pytest
-from cmp_mock_pki import REFERENCE, SECRET, write_pem
+from cmp_mock_pki import REFERENCE, SECRET, issue, write_pem
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -54,12 +54,32 @@ def test_ir_by_mac(pki, mock_server, algorithm):
     assert result.messages.received == {"ip": 1, "pkiconf": 1}
 
 
-def test_ir_with_subject_alt_names(pki, mock_server):
-    server = mock_server()
+def test_ir_with_subject_alt_names(pki, mock_server, tmp_path):
     san = SubjectAltNames(dns=("router1.example.net",), ip=("192.0.2.1", "2001:db8::1"),
                           email=("noc@example.net",))
     subject = parse_dn("/C=DE/ST=Bavaria/L=Munich/O=Example/OU=Net/CN=router1/emailAddress=noc@example.net")
-    assert_enrolled(enroll(request(pki, server, subject=subject, san=san)), pki)
+    asked = issue(subject, pki.new_key.public_key(), pki.root.subject, pki.root_key, ca=False,
+                  san=list(san.to_extension()))
+    server = mock_server(rsp_cert=str(write_pem(tmp_path / "asked.pem", asked)))
+    result = enroll(request(pki, server, subject=subject, san=san))
+    assert isinstance(result, Enrolled) and result.status == "accepted", str(result)
+    assert result.certificate == asked
+
+
+def test_subject_or_san_not_asked_for(pki, mock_server):
+    """The mock's certificate is for CN=router1.example.net without SAN: accepted with
+    that subject, refused in certConf for another one, unless the CA says grantedWithMods."""
+    other = parse_dn("/CN=router2.example.net")
+    server = mock_server()
+    result = enroll(request(pki, server, subject=other))
+    assert isinstance(result, Failed) and result.kind is FailureKind.CERTIFICATE_REJECTED
+    assert "subject CN=router1.example.net is not the requested CN=router2.example.net" in result.message
+    assert result.messages.sent == {"ir": 1, "certConf": 1}
+    result = enroll(request(pki, server, san=SubjectAltNames(dns=("router1.example.net",))))
+    assert isinstance(result, Failed) and "subjectAltName" in result.message
+    modified = mock_server("-pkistatus", "1")
+    result = enroll(request(pki, modified, subject=other))
+    assert isinstance(result, Enrolled) and result.status == "grantedWithMods", str(result)
 
 
 def test_ir_by_signature_with_external_identity(pki, mock_server):
@@ -96,7 +116,6 @@ def test_kur_with_new_key(pki, mock_server, tmp_path):
     old_key = ec.generate_private_key(ec.SECP256R1())
     old = pki.issue_for(old_key.public_key())
     new_key = ec.generate_private_key(ec.SECP256R1())
-    from cmp_mock_pki import issue
 
     updated = issue(old.subject, new_key.public_key(), pki.root.subject, pki.root_key, ca=False,
                     serial=old.serial_number)
@@ -230,8 +249,12 @@ def test_issued_cert_for_another_key_is_rejected(pki, mock_server, tmp_path):
     server = mock_server(rsp_cert=str(write_pem(tmp_path / "stranger.pem", stranger)))
     result = enroll(request(pki, server))
     assert isinstance(result, Failed)
-    assert result.kind is FailureKind.CERTIFICATE_MISMATCH
-    assert result.messages.sent == {"ir": 1, "certConf": 1}  # the certConf said rejection
+    assert result.kind is FailureKind.CERTIFICATE_REJECTED
+    assert "badCertTemplate" in result.message and "not for our public key" in result.message
+    assert result.messages.sent == {"ir": 1, "certConf": 1}
+    assert result.messages.received == {"ip": 1, "pkiconf": 1}
+    # the mock logs the certConf's rejection
+    assert "certificate rejected by client with PKIStatus: rejection" in "".join(server.output)
 
 
 def test_keep_alive_connection_reused_within_transaction(pki, mock_server):

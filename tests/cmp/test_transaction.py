@@ -88,7 +88,7 @@ def test_happy_path_and_counts(setup):
 
 @pytest.mark.parametrize("case,expected", [
     ("transaction_id", "transactionID differs"),
-    ("recip_nonce", "recipNonce differs"),
+    ("recip_nonce", "recipNonce does not match"),
     ("body_type", "unexpected pollRep, expected ip"),
     ("garbage", "not a valid PKIMessage"),
 ])
@@ -157,7 +157,8 @@ def test_mismatching_cert_rejected_in_cert_conf(setup):
     entry = m.cert_conf_entries(m.decode_message(conf.message))[0]
     assert entry.status.status_name == "rejection" and entry.status.failure_names == ("badCertTemplate",)
     done = tx.receive(answer(conf.message, m.pki_conf_body()))
-    assert done.result.kind is FailureKind.CERTIFICATE_MISMATCH
+    assert done.result.kind is FailureKind.CERTIFICATE_REJECTED
+    assert "not for our public key" in done.result.message
 
 
 def test_ed25519_cert_confirmed_with_hash_alg_and_pvno_3(setup):
