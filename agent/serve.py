@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import logging.handlers
 import os
 import secrets
 import signal
@@ -53,6 +54,18 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--xpath-filter-seconds", type=float, default=10.0, metavar="SECONDS",
                         help="how long one XPath filter may be evaluated before the request"
                         " is answered 'filter too expensive' (default: 10)")
+    parser.add_argument("--max-auth-tries", type=_positive_int, default=6, metavar="N",
+                        help="failed authentication attempts after which a connection is"
+                        " closed, as sshd's MaxAuthTries (default: 6)")
+    parser.add_argument("--max-startups", type=_positive_int, default=32, metavar="N",
+                        help="connections that may be unauthenticated at once; more are"
+                        " closed at once, as sshd's MaxStartups (default: 32)")
+    parser.add_argument("--login-grace-time", type=_non_negative, default=20.0,
+                        metavar="SECONDS", help="time to authenticate before the connection"
+                        " is closed, as sshd's LoginGraceTime (default: 20)")
+    parser.add_argument("--keyboard-interactive", action="store_true",
+                        help="also accept the password through keyboard-interactive"
+                        " authentication (default: password and public key only)")
     parser.add_argument("--auto-update-concurrency", type=_positive_int, default=8, metavar="N",
                         help="automatic certificate updates run against the CAs at once; more"
                         " that fall due wait their turn (default: 8)")
@@ -118,27 +131,60 @@ def prepare_state_dir(state_dir: Path) -> str | None:
     return password
 
 
+#: size at which agent.log is rotated, and how many rotated files are kept
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+
+
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A log file rotated by size whose files are created mode 0600 (they name
+    users and addresses), whatever the umask."""
+
+    def _open(self):  # noqa: ANN202 - logging's signature
+        fd = os.open(self.baseFilename, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600)
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
 def _setup_logging(state_dir: Path, level: str) -> None:
-    """Log to stderr and ``<state-dir>/agent.log`` (0600), one line per event.
+    """Log to stderr and ``<state-dir>/agent.log`` (0600, rotated at
+    :data:`LOG_MAX_BYTES` into ``agent.log.1`` ... ``.5``), one line per event.
 
     The handlers write directly: a queue and writer thread cost more per RPC
     (a thread wake-up for each record) than the buffered writes they avoid.
     """
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    log_file = state_dir / "agent.log"
-    os.close(os.open(log_file, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))  # private from the start
-    os.chmod(log_file, 0o600)
     root = logging.getLogger()
     root.setLevel(level)
-    for handler in (logging.StreamHandler(sys.stderr), logging.FileHandler(log_file, encoding="utf-8")):
+    for handler in (logging.StreamHandler(sys.stderr),
+                    PrivateRotatingFileHandler(state_dir / "agent.log", maxBytes=LOG_MAX_BYTES,
+                                               backupCount=LOG_BACKUPS, encoding="utf-8")):
         handler.setFormatter(fmt)
         root.addHandler(handler)
     logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 
+def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """asyncio logs a traceback for every failed accept() (out of descriptors: one
+    per connection attempt, 54 MB in 30 s); log those once a minute instead."""
+    from .netconf.logins import RateLimitedLog
+
+    accept_errors = RateLimitedLog(log)
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+        message = context.get("message", "")
+        if message.startswith("socket.accept() out of system resource"):
+            accept_errors.warning("cannot accept connections: %s", context.get("exception"))
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def _serve(args: argparse.Namespace, state_dir: Path, pacing: "UpdatePacing") -> int:
     from .datastore import Datastores, SecretBox
     from .model import Model
+    from .netconf.logins import LoginGuard, LoginLimits
     from .netconf.server import NetconfServer, start_ssh_server
 
     model = Model.load()
@@ -153,8 +199,13 @@ async def _serve(args: argparse.Namespace, state_dir: Path, pacing: "UpdatePacin
     pki = attach(server, model, datastores, state_dir, datastores.secrets,
                  settings=ServiceSettings(reply_wait=args.cmp_reply_wait), pacing=pacing)
     try:
+        _quiet_accept_errors(asyncio.get_running_loop())
+        guard = LoginGuard(LoginLimits(max_auth_tries=args.max_auth_tries,
+                                       max_startups=args.max_startups,
+                                       login_grace=args.login_grace_time,
+                                       keyboard_interactive=args.keyboard_interactive))
         acceptor = await start_ssh_server(server, UserStore(state_dir), args.host, args.port,
-                                          [str(state_dir / "ssh_host_ed25519_key")])
+                                          [str(state_dir / "ssh_host_ed25519_key")], guard)
     except OSError as exc:
         print(f"cmp-agent: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
               " (another agent running? choose another --port)", file=sys.stderr)

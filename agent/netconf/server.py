@@ -9,7 +9,7 @@ datastore operations, and commits in particular, run one at a time.
 
 :func:`start_ssh_server` is the thin asyncssh adapter: the SSH subsystem
 ``netconf`` of RFC 6242 section 3, with password and public-key
-authentication.
+authentication under the limits of :mod:`agent.netconf.logins`.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ..clock import Clock, SystemClock
 from .errors import NC_NS, RpcError, RpcErrors
 from .filterrun import XPATH_SECONDS, FilterRunner
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
+from .logins import LoginGuard
 from .ops.registry import Handler, RpcContext, RpcRegistry
 from .replycache import ConfigReplyCache
 from .session import CloseSession, HelloReceived, RpcReceived, SendData, Session, State
@@ -593,19 +594,33 @@ class _NetconfChannel(asyncssh.SSHServerSession):
 class _SshServer(asyncssh.SSHServer):
     """Authentication and channel set-up for one SSH connection."""
 
-    def __init__(self, server: NetconfServer, users: "UserStore"):
+    def __init__(self, server: NetconfServer, users: "UserStore", guard: LoginGuard):
         self._server = server
         self._users = users
+        self._guard = guard
         self._conn: asyncssh.SSHServerConnection | None = None
         self._user = ""
         self._peer = "?"
+        self._host = "?"
+        self._counted = False  # among the guard's unauthenticated connections
+        self._failures = 0
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         peer = conn.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        self._host = peer[0] if peer else "?"
+        self._counted = self._guard.connection_started(self._host)
+        if not self._counted:
+            asyncio.get_running_loop().call_soon(conn.abort)
+
+    def _settle(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._guard.connection_settled()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._settle()
         if exc is not None:
             log.debug("ssh connection from %s lost: %s", self._peer, exc)
 
@@ -618,37 +633,66 @@ class _SshServer(asyncssh.SSHServer):
     def password_auth_supported(self) -> bool:
         return True
 
+    def kbdint_auth_supported(self) -> bool:
+        # NotImplemented: asyncssh asks for the password through keyboard-interactive
+        return NotImplemented if self._guard.limits.keyboard_interactive else False
+
     async def validate_password(self, username: str, password: str) -> bool:
+        delay = self._guard.delay(self._host)
+        if delay:
+            await asyncio.sleep(delay)  # this source failed recently
         ok = await asyncio.get_running_loop().run_in_executor(
             None, self._users.check_password, username, password)
         if ok:
             self._user = username
+            self._guard.succeeded(self._host)
         else:
-            log.warning("password authentication failed for user %r from %s", username, self._peer)
+            self._guard.failed(self._host)
+            self._auth_failed("password", username)
         return ok
 
     def public_key_auth_supported(self) -> bool:
         return True
 
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        """Called for keys not in the user's authorized_keys: a failed attempt."""
+        self._auth_failed("public key", username)
+        return False
+
+    def _auth_failed(self, method: str, username: str) -> None:
+        """Log the failure; past ``max_auth_tries`` of them, cut the connection."""
+        self._failures += 1
+        limit = self._guard.limits.max_auth_tries
+        log.warning("%s authentication failed for user %r from %s (%d of %d)",
+                    method, username, self._peer, self._failures, limit)
+        if self._failures >= limit and self._conn is not None:
+            log.warning("ssh connection from %s closed: too many authentication failures",
+                        self._peer)
+            asyncio.get_running_loop().call_soon(
+                self._conn.disconnect, asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                "too many authentication failures")
+
     def auth_completed(self) -> None:
+        self._settle()
         if self._conn is not None:
             self._user = self._conn.get_extra_info("username") or self._user
 
     def session_requested(self) -> _NetconfChannel:
-        host = self._peer.rsplit(":", 1)[0]
-        return _NetconfChannel(self._server, self._user, host)
+        return _NetconfChannel(self._server, self._user, self._host)
 
 
 async def start_ssh_server(server: NetconfServer, users: "UserStore", host: str, port: int,
-                           host_keys: list[str]) -> asyncssh.SSHAcceptor:
+                           host_keys: list[str], guard: LoginGuard | None = None
+                           ) -> asyncssh.SSHAcceptor:
     """Listen for NETCONF over SSH on *host*:*port* (RFC 6242)."""
+    guard = guard or LoginGuard()
     return await asyncssh.create_server(
-        lambda: _SshServer(server, users), host, port,
+        lambda: _SshServer(server, users, guard), host, port,
         server_host_keys=host_keys,
         encoding=None,
         allow_scp=False,
         agent_forwarding=False,
         x11_forwarding=False,
         keepalive_interval=60,
+        login_timeout=guard.limits.login_grace,
     )
-

@@ -1,0 +1,128 @@
+"""Limits on SSH logins: guessing and flooding cost the attacker, not the agent.
+
+Modelled on OpenSSH's sshd (sshd_config(5)):
+
+* ``MaxAuthTries``: a connection is cut after :attr:`LoginLimits.max_auth_tries`
+  failed password (or keyboard-interactive) attempts;
+* ``PerSourcePenalties``, simplified: every authentication answer to a source
+  address that failed recently is delayed, 1 s after the first failure,
+  doubling with each further one up to :attr:`LoginLimits.max_delay`;
+  the failures are forgotten after :attr:`LoginLimits.forget_after` seconds
+  without one, or at a successful login;
+* ``MaxStartups``: at most :attr:`LoginLimits.max_startups` connections may
+  be unauthenticated at once; more are closed at once (idle TCP connections
+  exhausted the descriptors and locked every user out);
+* ``LoginGraceTime``: :attr:`LoginLimits.login_grace` seconds to authenticate;
+* ``KbdInteractiveAuthentication`` is off unless configured.
+
+:class:`LoginGuard` holds the state; the SSH adapter in
+:mod:`agent.netconf.server` asks it. Time comes from an injectable clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger("agent.netconf.logins")
+
+
+@dataclass(frozen=True)
+class LoginLimits:
+    max_auth_tries: int = 6
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    forget_after: float = 900.0
+    max_startups: int = 32
+    login_grace: float = 20.0
+    keyboard_interactive: bool = False
+    #: source addresses remembered at most (the oldest are forgotten first)
+    max_sources: int = 10_000
+
+
+@dataclass
+class _Failures:
+    count: int
+    last: float
+
+
+class LoginGuard:
+    """Failures per source address and the count of unauthenticated connections."""
+
+    def __init__(self, limits: LoginLimits | None = None,
+                 now: Callable[[], float] = time.monotonic):
+        self.limits = limits or LoginLimits()
+        self._now = now
+        self._failures: OrderedDict[str, _Failures] = OrderedDict()
+        #: connections not (yet) authenticated
+        self.unauthenticated = 0
+        self._refusals = RateLimitedLog(log, now=now)
+
+    # --- MaxStartups ------------------------------------------------------------------
+    def connection_started(self, source: str) -> bool:
+        """Whether a new connection from *source* may try to log in (count it if so)."""
+        if self.unauthenticated >= self.limits.max_startups:
+            self._refusals.warning(
+                "connection from %s refused: %d connections are not authenticated yet",
+                source, self.unauthenticated)
+            return False
+        self.unauthenticated += 1
+        return True
+
+    def connection_settled(self) -> None:
+        """A counted connection authenticated or went away."""
+        self.unauthenticated -= 1
+
+    # --- failures and delays ----------------------------------------------------------
+    def delay(self, source: str) -> float:
+        """Seconds to wait before answering an authentication attempt from *source*."""
+        entry = self._recent(source)
+        if entry is None:
+            return 0.0
+        return min(self.limits.max_delay, self.limits.base_delay * 2 ** (entry.count - 1))
+
+    def failed(self, source: str) -> None:
+        entry = self._recent(source)
+        if entry is None:
+            entry = self._failures[source] = _Failures(0, 0.0)
+            while len(self._failures) > self.limits.max_sources:
+                self._failures.popitem(last=False)
+        entry.count += 1
+        entry.last = self._now()
+        self._failures.move_to_end(source)
+
+    def succeeded(self, source: str) -> None:
+        self._failures.pop(source, None)
+
+    def _recent(self, source: str) -> _Failures | None:
+        entry = self._failures.get(source)
+        if entry is not None and self._now() - entry.last > self.limits.forget_after:
+            del self._failures[source]
+            return None
+        return entry
+
+
+class RateLimitedLog:
+    """A warning logged at most once per *interval*; the next one says how many were
+    left out (a flood must not fill the disk with the same line)."""
+
+    def __init__(self, logger: logging.Logger, interval: float = 60.0,
+                 now: Callable[[], float] = time.monotonic):
+        self._log = logger
+        self._interval = interval
+        self._now = now
+        self._last: float | None = None
+        self._suppressed = 0
+
+    def warning(self, message: str, *args: object, exc_info: object = None) -> None:
+        now = self._now()
+        if self._last is not None and now - self._last < self._interval:
+            self._suppressed += 1
+            return
+        if self._suppressed:
+            message += f" ({self._suppressed} more like it in the last {self._interval:g} s)"
+        self._last, self._suppressed = now, 0
+        self._log.warning(message, *args, exc_info=exc_info)

@@ -1,0 +1,94 @@
+"""Issue 9, section 2: logins resist guessing and flooding (real SSH clients).
+
+The agent of this module allows 3 authentication attempts per connection,
+4 unauthenticated connections and 8 s to log in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncssh
+import pytest
+
+from nc_helpers import NC_NS, RawClient
+from test_hardening_e2e import BASE_10, assert_other_session_answers
+
+AGENT_ARGS = ("--max-auth-tries", "3", "--max-startups", "4", "--login-grace-time", "8")
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+class Guesser(asyncssh.SSHClient):
+    """Offers a new wrong password whenever the server asks for one."""
+
+    def __init__(self):
+        self.tries = 0
+
+    def password_auth_requested(self) -> str:
+        self.tries += 1
+        return f"wrong-{self.tries}"
+
+
+def test_a_connection_is_cut_after_max_auth_tries_failures(agent):
+    async def scenario():
+        other = await RawClient.open(agent, (BASE_10,))
+        guesser = Guesser()
+        with pytest.raises((asyncssh.PermissionDenied, asyncssh.DisconnectError)):
+            await asyncssh.connect("127.0.0.1", agent.port, username="admin",
+                                   client_factory=lambda: guesser, known_hosts=None,
+                                   client_keys=None, agent_path=None,
+                                   preferred_auth="password", login_timeout=60)
+        assert guesser.tries <= 4  # three refused, the fourth never checked
+        await assert_other_session_answers(other)
+        await other.close()
+
+    run(scenario())
+    log = (agent.state_dir / "agent.log").read_text()
+    assert "password authentication failed for user 'admin' from 127.0.0.1:" in log
+    assert "too many authentication failures" in log
+
+
+def test_keyboard_interactive_is_off_unless_configured(agent):
+    async def scenario():
+        with pytest.raises(asyncssh.PermissionDenied):
+            await asyncssh.connect("127.0.0.1", agent.port, username="admin",
+                                   password=agent.password, known_hosts=None, client_keys=None,
+                                   agent_path=None, preferred_auth="keyboard-interactive")
+
+    run(scenario())
+
+
+def test_idle_connections_cannot_lock_users_out(agent):
+    """Idle TCP connections beyond --max-startups are closed at once, the others
+    after the login grace time; open sessions are served all along and new
+    logins work again afterwards."""
+    async def scenario():
+        other = await RawClient.open(agent, (BASE_10,))
+        idle = [await asyncio.open_connection("127.0.0.1", agent.port) for _ in range(40)]
+        await assert_other_session_answers(other)
+        closed_at_once = 0
+        for reader, _ in idle[10:]:  # far beyond the cap: closed without a login window
+            try:
+                await asyncio.wait_for(reader.read(), 2)  # until the server closes it
+            except asyncio.TimeoutError:
+                continue
+            closed_at_once += 1
+        assert closed_at_once >= 25
+        started = time.monotonic()
+        for reader, _ in idle:  # the rest: closed after the grace time
+            await asyncio.wait_for(reader.read(), 30)
+        assert time.monotonic() - started < 30
+        await assert_other_session_answers(other, "after")
+        again = await RawClient.open(agent, (BASE_10,))
+        reply = await again.rpc("<get-config><source><running/></source></get-config>")
+        assert reply.find(f"{{{NC_NS}}}data") is not None
+        for _, writer in idle:
+            writer.close()
+        await again.close()
+        await other.close()
+
+    run(scenario())
