@@ -279,8 +279,8 @@ class PkiService:
         except BaseException:
             self._busy.discard(name)
             raise
-        stats = self.stats_for(name)
-        stats.last_request = LastRequest(kind, trigger, self.clock.now())
+        # this request's record: it outlives a clear-statistics while the CA is asked
+        last = self.stats_for(name).last_request = LastRequest(kind, trigger, self.clock.now())
         began = time.monotonic()
         log.info("session %s: %s started (%s) to %s", name, kind, trigger, prepared.request.server_url)
         task = loop.run_in_executor(self._executor, self._enroll, prepared.request)
@@ -289,11 +289,11 @@ class PkiService:
             try:
                 if task.exception() is None:
                     outcome = self._complete(prepared, pki, task.result(), trigger,
-                                             time.monotonic() - began)
+                                             time.monotonic() - began, last)
                 else:
-                    outcome = self._internal_error(prepared, trigger, task.exception())
+                    outcome = self._internal_error(prepared, trigger, task.exception(), last)
             except Exception as exc:  # keeping the result failed (e.g. the disk is full)
-                outcome = self._internal_error(prepared, trigger, exc)
+                outcome = self._internal_error(prepared, trigger, exc, last)
             finally:
                 self._busy.discard(name)
             self.notify(outcome.notification())
@@ -326,10 +326,10 @@ class PkiService:
         return name in self._busy
 
     def _internal_error(self, prepared: PreparedRequest, trigger: Trigger,
-                        exc: BaseException) -> RequestOutcome:
+                        exc: BaseException, last: LastRequest) -> RequestOutcome:
         """The engine or the stores failed in a way no CA answer explains (a bug, a full disk)."""
         reason = f"internal error: {type(exc).__name__}: {exc}"
-        last = self.stats_for(prepared.session.name).last_request
+        self.stats_for(prepared.session.name).last_request = last
         last.result, last.reason = "failure", reason
         log.error("session %s: %s ended abnormally", prepared.session.name, prepared.kind,
                   exc_info=exc)
@@ -338,13 +338,13 @@ class PkiService:
 
     def _complete(
         self, prepared: PreparedRequest, pki: PkiConfig, result: EnrollmentResult,
-        trigger: Trigger, seconds: float,
+        trigger: Trigger, seconds: float, last: LastRequest,
     ) -> RequestOutcome:
         name = prepared.session.name
         stats = self.stats_for(name)
         self._count(stats, result)
         self._count(self.total, result)
-        last = stats.last_request
+        stats.last_request = last  # again, if clear-statistics dropped it meanwhile
         if isinstance(result, Enrolled):
             outcome = self._save(prepared, pki, result, trigger)
             last.result, last.reason = "success", ""

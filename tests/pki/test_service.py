@@ -169,3 +169,44 @@ def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, 
         assert service.config().sessions["s4"].auto_update is True
 
     asyncio.run(scenario())
+
+
+def test_clear_statistics_during_a_transaction(model, tmp_path):
+    """Issue 9: clear-statistics while the CA is asked; the enrolment still
+    succeeds, is reported (result listeners: notification, auto-update) and is
+    the last request afterwards."""
+    import threading
+
+    from agent.cmp.transaction import Enrolled, MessageCounts
+    from agent.pki.stores import generate_key
+
+    issue = _issuer()
+    asked, answer = threading.Event(), threading.Event()
+
+    def engine(request):
+        asked.set()
+        answer.wait(30)
+        key = request.new_key or generate_key("rsa", 2048)
+        return Enrolled("accepted", issue(key.public_key(), 7), (), (), (),
+                        MessageCounts({"ir": 1}, {"ip": 1}))
+
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    datastores.edit_config("candidate", etree.fromstring(CONFIG))
+    datastores.commit()
+    service = PkiService(datastores, tmp_path, datastores.secrets, enroll_fn=engine)
+    results = []
+    service.on_result.append(results.append)
+
+    async def scenario():
+        request = asyncio.ensure_future(service.request("s1", "ir"))
+        await asyncio.get_running_loop().run_in_executor(None, asked.wait, 30)
+        service.clear_statistics(None)
+        assert service.stats_for("s1").last_request is None
+        answer.set()
+        return await request
+
+    outcome = asyncio.run(scenario())
+    assert outcome.status == "success", outcome.status_text
+    assert [r.status for r in results] == ["success"]
+    last = service.stats_for("s1").last_request
+    assert (last.type, last.result) == ("ir", "success")
