@@ -41,7 +41,7 @@ def parse_input(model: Model, operation: etree._Element) -> dict[str, Any]:
     wrapper = ET.Element(f"{{{PKI_NS}}}input")
     for child in operation:
         if isinstance(child.tag, str):
-            wrapper.append(ET.fromstring(etree.tostring(child)))
+            wrapper.append(ET.fromstring(etree.tostring(child, with_tail=False)))
     try:
         inst = model.datamodel.from_xml(wrapper, subschema=f"cmp-agent-pki:{name}")
         node = inst["cmp-agent-pki:input"].add_defaults()

@@ -113,3 +113,20 @@ def test_subtree_filter_with_a_million_siblings_is_refused(agent):
         await other.close()
 
     run(scenario())
+
+
+@pytest.mark.parametrize("body,tag", [
+    (f'<key-pair-create xmlns="{PKI_NS}"><name>k1</name>junk</key-pair-create>', "bad-element"),
+    (f'<key-pair-create xmlns="{PKI_NS}">junk<name>k1</name></key-pair-create>', "bad-element"),
+    ("<lock>junk<target><candidate/></target></lock>", "bad-element"),
+    ("<kill-session><session-id>\u00b2</session-id></kill-session>", "invalid-value"),
+])
+def test_junk_in_rpc_input_is_a_client_error(agent, body, tag):
+    async def scenario():
+        client = await RawClient.open(agent, (BASE_10, BASE_11))
+        reply = await client.rpc(body)
+        assert error_tags(reply) == [tag]
+        assert "internal error" not in reply.findtext(f".//{{{NC_NS}}}error-message")
+        await client.close()
+
+    run(scenario())

@@ -236,7 +236,7 @@ async def kill_session(ctx: RpcContext, op: etree._Element) -> None:
     if text is None:
         raise RpcError("missing-element", "<kill-session> needs the <session-id> to kill",
                        type="protocol", info={"bad-element": "session-id"})
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):  # str.isdigit() accepts "²"
         raise RpcError("invalid-value", f"session-id {text!r} is not a session number",
                        type="protocol", info={"bad-element": "session-id"})
     if int(text) == ctx.session_id:

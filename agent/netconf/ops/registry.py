@@ -55,9 +55,11 @@ class RpcRegistry:
         self._handlers[f"{{{namespace}}}{name}"] = handler
 
     def lookup(self, operation: etree._Element) -> Handler:
-        """The handler for *operation*; ``operation-not-supported`` if there is none."""
+        """The handler for *operation*; ``operation-not-supported`` if there is none,
+        ``bad-element`` if text stands among its parameters."""
         handler = self._handlers.get(operation.tag)
         if handler is not None:
+            _check_no_text(operation)
             return handler
         qname = etree.QName(operation)
         known = sorted({etree.QName(t).localname for t in self._handlers
@@ -84,6 +86,18 @@ def text_param(parent: etree._Element, namespace: str, name: str) -> str | None:
     """The stripped text of child ``{namespace}name``, ``None`` if absent."""
     el = child(parent, namespace, name)
     return None if el is None else (el.text or "").strip()
+
+
+def _check_no_text(operation: etree._Element) -> None:
+    """Parameters are elements (RFC 6241 section 4.1, RFC 7950 section 7.14):
+    text directly inside the operation element is a client error, not input."""
+    for text in (operation.text, *(c.tail for c in operation)):
+        if text and not text.isspace():
+            name = etree.QName(operation).localname
+            raise RpcError("bad-element",
+                           f"<{name}> takes its parameters as elements; remove the text"
+                           f" {text.strip()[:40]!r}",
+                           type="protocol", info={"bad-element": name})
 
 
 def check_params(operation: etree._Element, allowed: Collection[str]) -> None:
