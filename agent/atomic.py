@@ -2,20 +2,90 @@
 
 The data goes to a temporary file in the same directory, is flushed and
 fsync'ed, then renamed over the target; the directory is fsync'ed so that the
-rename itself survives a power cut.
+rename itself survives a power cut. A crash can leave the temporary file
+behind: :func:`remove_temporaries` deletes those at the next start.
+
+Directories are created with explicit modes, whatever the umask, and
+:func:`check_private_tree` refuses files and directories that other users
+could write, as OpenSSH's ``StrictModes`` does.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
+
+#: the names mkstemp gives atomic_write's temporary files: ".NAME.XXXXXXXX.tmp"
+_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
+class InsecurePermissions(PermissionError):
+    """A file or directory the agent trusts can be changed by other users."""
+
+
+def ensure_directory(path: str | os.PathLike[str], mode: int = 0o700) -> Path:
+    """*path* as a directory; missing levels are created with *mode* (not the
+    umask's choice). An existing directory is left as it is."""
+    directory = Path(path)
+    missing = []
+    while not directory.is_dir():
+        missing.append(directory)
+        directory = directory.parent
+    for level in reversed(missing):
+        try:
+            level.mkdir(mode=mode)
+        except FileExistsError:
+            continue
+        os.chmod(level, mode)  # mkdir's mode is filtered through the umask
+    return Path(path)
+
+
+def writable_by_others(path: str | os.PathLike[str]) -> bool:
+    """Whether a user other than the agent's (or root) could change *path*."""
+    st = os.stat(path)
+    return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)) or st.st_uid not in (0, os.getuid())
+
+
+def check_private_tree(root: str | os.PathLike[str]) -> None:
+    """Refuse *root* if it or anything in it is writable by other users.
+
+    Raises :class:`InsecurePermissions` naming every offending path.
+    """
+    offenders = [Path(root)] if writable_by_others(root) else []
+    for parent, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            path = Path(parent, name)
+            if not path.is_symlink() and writable_by_others(path):
+                offenders.append(path)
+    if offenders:
+        shown = ", ".join(f"{p} (mode {stat.S_IMODE(os.stat(p).st_mode):04o})"
+                          for p in offenders[:5])
+        raise InsecurePermissions(
+            f"other users could change {shown}{' ...' if len(offenders) > 5 else ''};"
+            " a local user could plant keys, certificates or users there."
+            f" Run: chmod -R go-w {root} (and make sure the agent's user owns it)")
+
+
+def remove_temporaries(root: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files of writes a crash interrupted, under *root*."""
+    removed = []
+    for parent, _, files in os.walk(root):
+        for name in files:
+            if _TEMPORARY.match(name):
+                path = Path(parent, name)
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
     """Replace *path* with *data* atomically; the file gets permission *mode*."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # a private file gets a private directory; a public one (0644) a 0755 one
+    ensure_directory(target.parent, 0o700 if not mode & 0o077 else 0o755)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         os.fchmod(fd, mode)

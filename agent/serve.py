@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import asyncssh
 
-from .atomic import atomic_write
+from .atomic import atomic_write, check_private_tree, ensure_directory, remove_temporaries
 from .netconf.users import UserStore
 
 if TYPE_CHECKING:
@@ -98,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"cmp-agent: cannot set up the state directory {state_dir}: {exc}", file=sys.stderr)
         return 1
     _setup_logging(state_dir, args.log_level)
+    for orphan in remove_temporaries(state_dir):
+        log.warning("removed %s, left by a write that a crash interrupted", orphan)
     if first_password is not None:
         print(f"first start: created user 'admin' with password {first_password}\n"
               f"(also in {state_dir / 'initial-admin-password'}; change it after logging in)",
@@ -116,8 +118,11 @@ def prepare_state_dir(state_dir: Path) -> str | None:
     """Create the state directory, host key and admin user on first start.
 
     Returns the new admin password, or ``None`` if the admin user existed.
+    Raises :class:`agent.atomic.InsecurePermissions` (an ``OSError``) if other
+    users could change anything in the state directory.
     """
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ensure_directory(state_dir, 0o700)
+    check_private_tree(state_dir)
     host_key = state_dir / "ssh_host_ed25519_key"
     if not host_key.exists():
         key = asyncssh.generate_private_key("ssh-ed25519")

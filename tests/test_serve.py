@@ -7,6 +7,8 @@ import logging
 import os
 import stat
 
+import pytest
+
 from agent.serve import PrivateRotatingFileHandler, _quiet_accept_errors
 
 
@@ -44,3 +46,85 @@ def test_accept_errors_are_logged_once_per_interval(caplog):
     assert len(accept) == 1
     assert "Too many open files" in accept[0].getMessage()
     assert accept[0].exc_info is None  # no traceback
+
+
+# --- issue 9, section 5: the state directory under a careless umask ---------------
+def _modes(root):
+    return {str(p.relative_to(root)): stat.S_IMODE(p.stat().st_mode) for p in root.rglob("*")
+            if p.is_dir()}
+
+
+def test_directories_get_explicit_modes_under_umask_000(tmp_path):
+    from agent.datastore import Datastores, SecretBox
+    from agent.model import Model
+    from agent.pki.service import PkiService
+    from agent.serve import prepare_state_dir
+
+    state = tmp_path / "new" / "state"
+    old = os.umask(0)
+    try:
+        prepare_state_dir(state)
+        datastores = Datastores(Model.load(), state, SecretBox.open(state))
+        PkiService(datastores, state, datastores.secrets)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o700
+    assert _modes(state) == {"pki": 0o755, "pki/public": 0o755, "pki/private": 0o700}
+    assert not any(stat.S_IMODE(p.stat().st_mode) & 0o022 for p in state.rglob("*"))
+    prepare_state_dir(state)  # its own tree passes the check at the next start
+
+
+def test_a_state_directory_others_can_write_is_refused(tmp_path):
+    import subprocess
+    import sys
+
+    from agent.atomic import InsecurePermissions, check_private_tree
+    from agent.serve import prepare_state_dir
+
+    state = tmp_path / "state"
+    prepare_state_dir(state)
+    public = state / "pki" / "public"
+    public.mkdir(parents=True)
+    os.chmod(public, 0o777)
+    with pytest.raises(InsecurePermissions, match="pki/public \\(mode 0777\\).*chmod -R go-w"):
+        check_private_tree(state)
+    result = subprocess.run([sys.executable, "-m", "agent", "serve", "--port", "0",
+                             "--state-dir", str(state)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1
+    assert "chmod -R go-w" in result.stderr and "Traceback" not in result.stderr
+    os.chmod(public, 0o755)
+    (state / "users").chmod(0o620)  # a group-writable key file
+    with pytest.raises(InsecurePermissions, match="users \\(mode 0620\\)"):
+        check_private_tree(state)
+
+
+def test_authorized_keys_others_can_write_are_not_used(tmp_path):
+    from agent.netconf.users import UserStore
+
+    keys = tmp_path / "authorized_keys"
+    keys.mkdir(mode=0o700)
+    (keys / "alice").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA alice\n")
+    os.chmod(keys / "alice", 0o600)
+    users = UserStore(tmp_path)
+    assert users.authorized_keys("alice") == str(keys / "alice")
+    os.chmod(keys / "alice", 0o666)
+    assert users.authorized_keys("alice") is None
+    os.chmod(keys / "alice", 0o600)
+    os.chmod(keys, 0o777)
+    assert users.authorized_keys("alice") is None
+
+
+def test_temporaries_of_interrupted_writes_are_removed(tmp_path):
+    from agent.atomic import atomic_write, remove_temporaries
+
+    atomic_write(tmp_path / "running.xml", b"<data/>")
+    orphans = [tmp_path / ".running.xml.k2j4_x9a.tmp", tmp_path / "pki" / ".k1.pem.abcdefgh.tmp"]
+    for orphan in orphans:
+        orphan.parent.mkdir(exist_ok=True)
+        orphan.write_bytes(b"partial")
+    keep = [tmp_path / "running.xml", tmp_path / "notes.tmp", tmp_path / ".hidden"]
+    for path in keep[1:]:
+        path.write_bytes(b"mine")
+    assert sorted(remove_temporaries(tmp_path)) == sorted(orphans)
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in orphans)

@@ -12,12 +12,15 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
 from pathlib import Path
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, writable_by_others
+
+log = logging.getLogger("agent.netconf.users")
 
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _NAME = re.compile(r"^[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}$")
@@ -101,8 +104,15 @@ class UserStore:
         return verify_password(password, stored)
 
     def authorized_keys(self, name: str) -> str | None:
-        """The authorized_keys file of *name*, if there is one."""
+        """The authorized_keys file of *name*, if there is one that only the
+        agent's user can change (as sshd's StrictModes; others are refused)."""
         if not _NAME.match(name):
             return None
         path = self.keys_dir / name
-        return str(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        if writable_by_others(path) or writable_by_others(self.keys_dir):
+            log.warning("%s is not used: other users could change it (chmod go-w %s %s)",
+                        path, self.keys_dir, path)
+            return None
+        return str(path)

@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from agent.atomic import atomic_write, fsync_directory
+from agent.atomic import atomic_write, ensure_directory, fsync_directory
 from agent.netconf.errors import RpcError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -118,7 +118,8 @@ class KeyStore:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        ensure_directory(directory.parent, 0o755)
+        ensure_directory(directory, 0o700)
         os.chmod(directory, 0o700)
         self._described: FileMemo[KeyPairInfo] = FileMemo()
 
@@ -211,7 +212,7 @@ class CertificateStore:
 
     def __init__(self, directory: Path):
         self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
+        ensure_directory(directory, 0o755)  # certificates are public, not writable by others
         self._described: FileMemo[CertificateInfo] = FileMemo()
 
     def _path(self, name: str) -> Path:

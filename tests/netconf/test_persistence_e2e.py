@@ -92,3 +92,13 @@ def test_a_port_in_use_is_a_clear_error(agent, tmp_path):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{agent.port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_orphan_temporary_files_are_removed_at_start(fresh_agent):
+    """Issue 9: a crash in the middle of an atomic write leaves .running.xml.*.tmp."""
+    fresh_agent.stop()
+    orphan = fresh_agent.state_dir / ".running.xml.q8w_e7r2.tmp"
+    orphan.write_bytes(b"<data><pki")
+    fresh_agent.start()
+    assert not orphan.exists()
+    assert f"removed {orphan}" in (fresh_agent.state_dir / "agent.log").read_text()
