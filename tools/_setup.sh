@@ -1,5 +1,7 @@
 # Shared set-up for tools/run and tools/test: a .venv with the project installed.
 # Sourced, not run. Needs python3 (3.11+) with venv; nothing else.
+# Every version installed, pip and the build backend included, is the one in
+# constraints.txt (refreshed by tools/lock).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PY="${PYTHON:-python3}"
@@ -10,16 +12,19 @@ if [ ! -x "$ROOT/.venv/bin/python" ]; then
     }
 fi
 VENV_PY="$ROOT/.venv/bin/python"
-# install only when the project's metadata changed since the last install
-# (an install with the test extras includes everything tools/run needs)
+# install only when the project's metadata or the pins changed since the last
+# install (an install with the test extras includes everything tools/run needs)
 stamp="$ROOT/.venv/.installed-$1"
+fresh() { [ -f "$1" ] && [ ! "$ROOT/pyproject.toml" -nt "$1" ] && [ ! "$ROOT/constraints.txt" -nt "$1" ]; }
 for done_stamp in "$stamp" "$ROOT/.venv/.installed-test"; do
-    if [ -f "$done_stamp" ] && [ ! "$ROOT/pyproject.toml" -nt "$done_stamp" ]; then
+    if fresh "$done_stamp"; then
         stamp="$done_stamp"
     fi
 done
-if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    "$VENV_PY" -m pip install --quiet --upgrade pip
-    "$VENV_PY" -m pip install --quiet -e "$ROOT$2"
+if ! fresh "$stamp"; then
+    pins=(--constraint "$ROOT/constraints.txt")
+    "$VENV_PY" -m pip install --quiet "${pins[@]}" --upgrade pip
+    "$VENV_PY" -m pip install --quiet "${pins[@]}" --build-constraint "$ROOT/constraints.txt" \
+        -e "$ROOT$2"
     touch "$stamp"
 fi
