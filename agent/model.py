@@ -1,7 +1,8 @@
 """The YANG data model the agent implements, and how it describes itself.
 
 * :class:`Model` builds one yangson :class:`~yangson.DataModel` from the
-  repository's ``yang/`` modules and pyang's installed IETF modules (never
+  package's own modules (package data ``agent/yang/``, found with
+  :mod:`importlib.resources`) and pyang's installed IETF modules (never
   copied into the repository). The yangson YANG library it needs is generated
   here from :data:`MODULES`.
 * RFC 8525 (YANG library) and RFC 6022 (``netconf-state/schemas`` and
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from importlib import resources
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -25,7 +27,21 @@ from yangson import DataModel
 
 from agent.netconf.errors import RpcError
 
-YANG_DIR: Path = Path(__file__).resolve().parent.parent / "yang"
+
+def _package_yang_dir() -> Path:
+    """The package's own modules, installed with it as package data (``agent/yang``).
+
+    yangson reads modules from directories: the package must be installed as
+    files (a wheel or an editable install), not imported from a zip archive.
+    """
+    directory = resources.files("agent") / "yang"
+    if not isinstance(directory, Path) or not (directory / "cmp-agent-pki.yang").is_file():
+        raise FileNotFoundError(f"the YANG module cmp-agent-pki.yang is not in {directory}:"
+                                " reinstall cmp-agent (from a wheel or the source tree)")
+    return directory
+
+
+YANG_DIR: Path = _package_yang_dir()
 YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
 NCM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 DS_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"

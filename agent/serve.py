@@ -22,12 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncssh
+from yangson.exceptions import YangsonException
 
 from .atomic import atomic_write, check_private_tree, ensure_directory, remove_temporaries
 from .netconf.users import UserStore
 
 if TYPE_CHECKING:
     from .pki.autoupdate import UpdatePacing
+    from .model import Model
 
 log = logging.getLogger("agent")
 
@@ -92,6 +94,11 @@ def _non_negative(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     state_dir: Path = (args.state_dir or default_state_dir()).expanduser().resolve()
+    try:  # a broken installation is reported before anything is written
+        model = load_model()
+    except (ImportError, OSError, ValueError, YangsonException) as exc:
+        print(f"cmp-agent: cannot load the YANG model: {exc}", file=sys.stderr)
+        return 1
     try:
         first_password = prepare_state_dir(state_dir)
     except OSError as exc:
@@ -109,9 +116,16 @@ def run(args: argparse.Namespace) -> int:
 
         pacing = UpdatePacing(args.auto_update_concurrency,
                               timedelta(seconds=args.auto_update_jitter))
-        return asyncio.run(_serve(args, state_dir, pacing))
+        return asyncio.run(_serve(model, args, state_dir, pacing))
     except KeyboardInterrupt:
         return 0
+
+
+def load_model() -> Model:
+    """The agent's YANG model, parsed and checked by yangson (package data and pyang's modules)."""
+    from .model import Model
+
+    return Model.load()
 
 
 def prepare_state_dir(state_dir: Path) -> str | None:
@@ -186,13 +200,12 @@ def _quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     loop.set_exception_handler(handler)
 
 
-async def _serve(args: argparse.Namespace, state_dir: Path, pacing: "UpdatePacing") -> int:
+async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
+                 pacing: "UpdatePacing") -> int:
     from .datastore import Datastores, SecretBox
-    from .model import Model
     from .netconf.logins import LoginGuard, LoginLimits
     from .netconf.server import NetconfServer, start_ssh_server
 
-    model = Model.load()
     datastores = Datastores(model, state_dir, SecretBox.open(state_dir))
     from .pki.binding import attach
     from .pki.service import ServiceSettings

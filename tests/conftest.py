@@ -43,6 +43,9 @@ class AgentProcess:
     process: subprocess.Popen | None = None
     #: more ``cmp-agent serve`` options, e.g. ``("--cmp-reply-wait", "1")``
     extra_args: tuple[str, ...] = ()
+    #: the ``cmp-agent`` to run (default :func:`agent_command`) and where
+    command: list[str] = field(default_factory=agent_command)
+    cwd: Path = ROOT
     output: list[str] = field(default_factory=list)
 
     @property
@@ -51,11 +54,11 @@ class AgentProcess:
 
     def start(self) -> "AgentProcess":
         """Start the agent (on the same state directory) and wait until it listens."""
-        cmd = [*agent_command(), "serve", "--host", "127.0.0.1", "--port", "0",
+        cmd = [*self.command, "serve", "--host", "127.0.0.1", "--port", "0",
                "--state-dir", str(self.state_dir), *self.extra_args]
         self.output = []
         self.process = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cmd, cwd=self.cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
         found = threading.Event()
 
