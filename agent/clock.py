@@ -15,12 +15,19 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    def real_seconds(self, seconds: float) -> float:
+        """How long *seconds* of this clock's time last in real time (to sleep them)."""
+        ...
+
 
 class SystemClock:
     """The host's real clock."""
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds
 
 
 @dataclass
@@ -42,3 +49,6 @@ class OffsetClock:
         return datetime.fromtimestamp(
             self._origin + self.offset_seconds + elapsed * self.rate, timezone.utc
         )
+
+    def real_seconds(self, seconds: float) -> float:
+        return seconds / self.rate

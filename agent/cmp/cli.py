@@ -56,8 +56,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="CAs trusted for the https server's TLS certificate")
     server.add_argument("--source-address", metavar="IP", help="local address to connect from")
     server.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
-    server.add_argument("--total-timeout", type=float, default=60.0, metavar="SECONDS",
-                        help="bound on the whole transaction, polling included (default 60)")
+    server.add_argument("--msg-timeout", type=float, default=120.0, metavar="SECONDS",
+                        help="bound on each HTTP exchange, connect to last byte (default 120)")
+    server.add_argument("--total-timeout", type=float, default=0.0, metavar="SECONDS",
+                        help="bound on the whole transaction, polling included "
+                             "(default 0: poll as long as the CA asks, RFC 4210 5.3.22)")
     auth = parser.add_argument_group("authentication")
     auth.add_argument("--ref", metavar="VALUE", help="MAC reference value (senderKID)")
     auth.add_argument("--secret", metavar="SOURCE", help="MAC secret: pass:, env:, file: or stdin")
@@ -192,7 +195,8 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             tls_trusted=load_certificates(args.tls_trusted, "--tls-trusted") if args.tls_trusted else None,
             source_address=args.source_address,
             connect_timeout=args.connect_timeout,
-            total_timeout=args.total_timeout,
+            message_timeout=args.msg_timeout,
+            total_timeout=args.total_timeout or None,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

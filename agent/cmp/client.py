@@ -6,16 +6,18 @@
 >>> if result.ok: result.certificate
 
 Randomness (transactionID, nonces, salts) comes from *rng* and time (messageTime,
-poll deadlines) from *clock*, so both can be injected. The engine holds no global state;
-the PKI service can run :func:`enroll` in a worker thread.
+poll deadlines, the waits between polls) from *clock*, so both can be injected. The
+engine holds no global state; the PKI service runs :func:`enroll` in a thread of its
+own per transaction and ends it early through a :class:`Cancellation`.
 """
 
 from __future__ import annotations
 
 import os
 import ssl
-import time
+import threading
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -117,7 +119,10 @@ class EnrollmentRequest:
     tls_trusted: tuple[x509.Certificate, ...] | None = None
     source_address: str | None = None
     connect_timeout: float = 10.0
-    total_timeout: float = 60.0
+    #: bound on each HTTP exchange (RFC 6712), from connect to the last byte of the answer
+    message_timeout: float = 120.0
+    #: bound on the whole transaction, polling included; None: poll as long as the CA asks
+    total_timeout: float | None = None
     max_pbm_iterations: int = protection.DEFAULT_MAX_PBM_ITERATIONS
 
     def __post_init__(self) -> None:
@@ -127,7 +132,8 @@ class EnrollmentRequest:
             raise ValueError("either a MAC secret or a signer certificate and key is required")
         if self.kind == "kur" and self.signer is None:
             raise ValueError("kur is signed with the old certificate and key: give signer")
-        if self.total_timeout <= 0 or self.connect_timeout <= 0:
+        if (self.connect_timeout <= 0 or self.message_timeout <= 0
+                or (self.total_timeout is not None and self.total_timeout <= 0)):
             raise ValueError("timeouts must be positive")
         if not len(self.subject) and self.old_cert is None:
             raise ValueError("a subject is required")
@@ -202,27 +208,104 @@ def tls_context(trusted: tuple[x509.Certificate, ...] | None) -> ssl.SSLContext 
     return context
 
 
+#: how long ending a transaction on shutdown waits for the CA to take the error message
+ABANDON_TIMEOUT = 2.0
+
+
+class Cancellation:
+    """Ends a running transaction from another thread (agent shutdown).
+
+    :meth:`cancel` wakes the driver from a wait between polls and aborts the HTTP
+    exchange in progress; the driver then sends the CA an error message
+    (:meth:`EnrollmentTransaction.abandon`) and returns a ``cancelled`` failure.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._transports: list[Transport] = []
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            for transport in self._transports:
+                transport.abort()
+
+    def watch(self, transport: Transport) -> None:
+        with self._lock:
+            self._transports.append(transport)
+            if self._event.is_set():
+                transport.abort()
+
+    def release(self, transport: Transport) -> None:
+        """Stop aborting *transport* (its abort is undone by its close())."""
+        with self._lock:
+            if transport in self._transports:
+                self._transports.remove(transport)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep *seconds* or until cancelled; True when cancelled."""
+        return self._event.wait(seconds)
+
+
 def run_transaction(
     transaction: EnrollmentTransaction,
     transport: Transport,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
+    *,
+    message_timeout: float = 120.0,
+    cancellation: Cancellation | None = None,
+    clock: Clock | None = None,
+    on_poll: Callable[[datetime], None] = lambda when: None,
 ) -> EnrollmentResult:
-    """Drive *transaction* over *transport* until it finishes (the only I/O loop)."""
-    action = transaction.start()
-    while isinstance(action, Send):
-        if action.delay > 0:
-            sleep(min(action.delay, max(0.0, transaction.remaining())))
-        remaining = transaction.remaining()
-        if remaining <= 0:
-            action = transaction.transport_failed("total timeout elapsed", timed_out=True)
-            break
-        try:
-            response = transport.post(action.message, remaining)
-        except TransportError as exc:
-            action = transaction.transport_failed(str(exc), timed_out=exc.timed_out,
-                                                  body=exc.body)
-            break
-        action = transaction.receive(response)
+    """Drive *transaction* over *transport* until it finishes (the only I/O loop).
+
+    Each exchange gets ``min(message_timeout, time left of the total timeout)``.
+    Before waiting for the next pollReq, *on_poll* is told when it goes out (the
+    agent shows it in ``statistics/last-request``). *sleep* waits between polls
+    (default: the *clock*'s seconds, woken early by *cancellation*).
+    """
+    cancellation = cancellation or Cancellation()
+    clock = clock or SystemClock()
+    if sleep is None:
+        sleep = lambda seconds: cancellation.wait(clock.real_seconds(seconds))  # noqa: E731
+    cancellation.watch(transport)
+    try:
+        action = transaction.start()
+        while isinstance(action, Send):
+            if action.delay > 0:
+                delay = min(action.delay, max(0.0, transaction.remaining()))
+                on_poll(clock.now() + timedelta(seconds=delay))
+                sleep(delay)
+            if cancellation.cancelled:
+                break
+            remaining = transaction.remaining()
+            if remaining <= 0:
+                action = transaction.transport_failed("total timeout elapsed", timed_out=True)
+                break
+            try:
+                response = transport.post(action.message, min(message_timeout, remaining))
+            except TransportError as exc:
+                if cancellation.cancelled:
+                    break
+                action = transaction.transport_failed(str(exc), timed_out=exc.timed_out,
+                                                      body=exc.body)
+                break
+            action = transaction.receive(response)
+    finally:
+        cancellation.release(transport)
+    if isinstance(action, Send):  # cancelled: tell the CA, briefly, and stop
+        farewell, action = transaction.abandon("the client is shutting down")
+        if farewell is not None:
+            transport.close()  # a fresh connection: the aborted one is gone
+            try:
+                transport.post(farewell.message, ABANDON_TIMEOUT)
+            except TransportError:
+                pass
     assert isinstance(action, Finished)
     return action.result
 
@@ -233,7 +316,7 @@ async def enroll_async(
     clock: Clock | None = None,
     rng: Callable[[int], bytes] = os.urandom,
 ) -> EnrollmentResult:
-    """:func:`enroll` in a worker thread, for asyncio callers (the NETCONF agent)."""
+    """:func:`enroll` in a worker thread, for asyncio callers."""
     import asyncio  # only the agent needs it; a shell command starts sooner without
 
     return await asyncio.to_thread(enroll, request, transport, clock, rng)
@@ -244,12 +327,15 @@ def enroll(
     transport: Transport | None = None,
     clock: Clock | None = None,
     rng: Callable[[int], bytes] = os.urandom,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] | None = None,
+    *,
+    cancellation: Cancellation | None = None,
+    on_poll: Callable[[datetime], None] = lambda when: None,
 ) -> EnrollmentResult:
     """Run one enrollment and return its typed result; never raises for CA/network failures.
 
     Without *transport*, an :class:`HttpTransport` to ``request.server_url`` is used for
-    this transaction and closed afterwards.
+    this transaction and closed afterwards. See :func:`run_transaction` for the rest.
     """
     clock = clock or SystemClock()
     own = transport is None
@@ -262,7 +348,9 @@ def enroll(
         )
     try:
         transaction = EnrollmentTransaction(transaction_params(request, rng), clock, rng)
-        return run_transaction(transaction, transport, sleep)
+        return run_transaction(transaction, transport, sleep,
+                               message_timeout=request.message_timeout,
+                               cancellation=cancellation, clock=clock, on_poll=on_poll)
     finally:
         if own:
             transport.close()

@@ -3,17 +3,25 @@
 One :class:`EnrollmentTransaction` runs one ir/cr/kur exchange::
 
     request -> ip/cp/kup
-            -> [pollReq -> pollRep]* while the status is ``waiting`` (RFC 4210 5.3.22)
+            -> [pollReq -> pollRep]* while the status is ``waiting`` (RFC 4210 5.3.22),
+                                 also when it comes in an error message (RFC 9483 4.4)
             -> certConf -> pkiConf       (unless implicit confirmation was granted)
 
 It never touches the network or sleeps: :meth:`start` and :meth:`receive` return a
 :class:`Send` (bytes to POST, after ``delay`` seconds) or a :class:`Finished` with the
 typed result; a driver (:func:`agent.cmp.client.run_transaction`) does the I/O.
+
+Polling has no artificial limit: the CA's checkAfter is honoured however long it is,
+bounded only by the total timeout when one is set; a checkAfter below
+:data:`MIN_POLL_INTERVAL` (0 included) is raised to it, so a CA cannot make us poll
+in a tight loop. :meth:`EnrollmentTransaction.abandon` ends a transaction on our side
+with an error message to the CA (RFC 4210 5.3.21), for agent shutdown.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -46,6 +54,12 @@ class FailureKind(enum.Enum):
     CERTIFICATE_REJECTED = "certificate-rejected"
     TRANSPORT = "transport"  # HTTP or network failure
     TIMEOUT = "timeout"  # the total timeout elapsed (including polling)
+    CANCELLED = "cancelled"  # ended on our side (agent shutdown)
+
+
+#: the shortest wait between two pollReq, whatever checkAfter says (issue: a CA
+#: answering checkAfter 0 must not make us poll in a tight loop)
+MIN_POLL_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,7 @@ class Send:
 
     message: bytes
     delay: float = 0.0
+    body_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,7 +144,8 @@ class TransactionParams:
     sender: x509.Name
     recipient: x509.Name
     implicit_confirm: bool = False
-    total_timeout: float = 60.0
+    #: seconds for the whole transaction, polling included; None: no limit
+    total_timeout: float | None = None
     extra_certs: tuple[x509.Certificate, ...] = ()
 
 
@@ -174,7 +190,9 @@ class EnrollmentTransaction:
         return self._state is _State.DONE
 
     def remaining(self) -> float:
-        """Seconds left of the total timeout."""
+        """Seconds left of the total timeout (infinite without one)."""
+        if self.params.total_timeout is None:
+            return math.inf
         if self._deadline is None:
             return self.params.total_timeout
         return (self._deadline - self._clock.now()).total_seconds()
@@ -183,7 +201,8 @@ class EnrollmentTransaction:
         """The request message."""
         if self._state is not _State.IDLE:
             raise RuntimeError("transaction already started")
-        self._deadline = self._clock.now() + timedelta(seconds=self.params.total_timeout)
+        if self.params.total_timeout is not None:
+            self._deadline = self._clock.now() + timedelta(seconds=self.params.total_timeout)
         body = m.cert_request_body(self.params.kind, self.params.request, self.params.pop_key)
         self._state = _State.AWAIT_CERT_REP
         return self._send(self.params.kind, body, implicit_confirm=self.params.implicit_confirm,
@@ -246,12 +265,28 @@ class EnrollmentTransaction:
         except m.MessageError:
             return failed
         try:
-            self.params.verifier.verify(message, self._clock.now())
+            self.params.verifier.verify(message, self._clock.now(), self._signer)
             note = f"; the CA's {message.body_type} in it says"
         except ProtectionError as exc:
             note = f"; the CA's {message.body_type} in it (not authenticated: {exc}) says"
         return replace(failed, message=failed.message + note, status=status.status_name,
                        failure_info=status.failure_names, status_texts=texts)
+
+    def abandon(self, reason: str) -> tuple[Send | None, Finished]:
+        """End the transaction on our side (agent shutdown).
+
+        When the CA knows of the transaction (a request went out), the :class:`Send`
+        is an error message (RFC 4210 5.3.21: rejection, systemUnavail, *reason*) that
+        tells it so; the driver delivers it if it can, its answer is not needed.
+        """
+        if self._state is _State.DONE:
+            raise RuntimeError("transaction already finished")
+        send = None
+        if self._state is not _State.IDLE:
+            status = m.StatusInfo(status=2, texts=(reason,),
+                                  failure_bits=(m.FAILURE_BIT_NAMES.index("systemUnavail"),))
+            send = self._send("error", m.error_body(m.ErrorContent(status)))
+        return send, self._fail(FailureKind.CANCELLED, reason)
 
     # -- checks ---------------------------------------------------------------
 
@@ -302,7 +337,7 @@ class EnrollmentTransaction:
 
     # -- steps -------------------------------------------------------------------
 
-    def _on_error(self, message: m.DecodedMessage, unbound: str | None = None) -> Finished:
+    def _on_error(self, message: m.DecodedMessage, unbound: str | None = None) -> Action:
         content = m.error_content(message)
         notes = [unbound] if unbound else []
         try:
@@ -310,6 +345,9 @@ class EnrollmentTransaction:
         except ProtectionError as exc:
             notes.append(f"not authenticated: {exc}")
         note = f" ({'; '.join(notes)})" if notes else ""
+        if (not notes and content.status.status_name == "waiting"
+                and self._state in (_State.AWAIT_CERT_REP, _State.AWAIT_POLL_REP)):
+            return self._poll(0)  # RFC 9483 4.4: an authenticated "waiting" error polls
         return self._finish(
             Failed(
                 FailureKind.ERROR_MESSAGE,
@@ -413,14 +451,15 @@ class EnrollmentTransaction:
         return None
 
     def _poll(self, check_after: int) -> Action:
-        if check_after > self.remaining():
+        delay = max(float(check_after), MIN_POLL_INTERVAL)
+        if delay > self.remaining():
             return self._fail(
                 FailureKind.TIMEOUT,
                 f"the CA asks to poll again in {check_after}s, beyond the total timeout",
             )
         self._state = _State.AWAIT_POLL_REP
         body = m.poll_req_body([self.params.request.cert_req_id])
-        return self._send("pollReq", body, delay=float(check_after))
+        return self._send("pollReq", body, delay=delay)
 
     def _on_poll_rep(self, message: m.DecodedMessage) -> Action:
         wanted = self.params.request.cert_req_id
@@ -463,7 +502,7 @@ class EnrollmentTransaction:
         )
         data = m.encode_message(fields, body, self.params.protector, extra)
         self._sent[body_type] += 1
-        return Send(data, delay)
+        return Send(data, delay, body_type)
 
     def _fail(self, kind: FailureKind, message: str) -> Finished:
         return self._finish(Failed(kind, message))

@@ -146,20 +146,20 @@ class HttpTransport:
         try:
             return self._exchange(message, deadline)
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
-            self.close()
+            self._drop()
             if not reused:
                 raise TransportError(f"{self._where()}: connection closed by the server") from None
         except TransportError:
-            self.close()
+            self._drop()
             raise
         # the kept-alive connection had been closed by the server: one fresh attempt
         try:
             return self._exchange(message, deadline)
         except TransportError:
-            self.close()
+            self._drop()
             raise
         except (http.client.HTTPException, OSError) as exc:
-            self.close()
+            self._drop()
             raise TransportError(f"{self._where()}: {exc}") from None
 
     def _expire(self) -> None:
@@ -168,7 +168,8 @@ class HttpTransport:
         self._shutdown()
 
     def abort(self) -> None:
-        """End a running :meth:`post` from another thread (it raises TransportError)."""
+        """End a running :meth:`post` from another thread (it raises TransportError);
+        later posts fail too, until :meth:`close`."""
         self._aborted = True
         self._shutdown()
 
@@ -195,10 +196,10 @@ class HttpTransport:
             return self._exchange_once(message, deadline)
         except Exception:  # whatever a socket shut down under the reader raised
             if self._aborted:
-                self.close()
+                self._drop()
                 raise TransportError(f"{self._where()}: aborted (agent shutting down)") from None
             if self._expired or time.monotonic() >= deadline:
-                self.close()
+                self._drop()
                 raise TransportError(f"{self._where()}: timed out", timed_out=True) from None
             raise
 
@@ -229,25 +230,25 @@ class HttpTransport:
             if self._expired:  # the watchdog cut the body short
                 raise TransportError(f"{self._where()}: timed out", timed_out=True)
             if not self.keep_alive or response.will_close:
-                self.close()
+                self._drop()
         except (socket.timeout, TimeoutError):
-            self.close()
+            self._drop()
             raise TransportError(f"{self._where()}: timed out", timed_out=True) from None
         except ConnectionRefusedError:
-            self.close()
+            self._drop()
             raise TransportError(f"{self._where()}: connection refused") from None
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             raise
         except ssl.SSLCertVerificationError as exc:
-            self.close()
+            self._drop()
             raise TransportError(
                 f"{self._where()}: TLS server certificate not trusted: {exc.verify_message}"
             ) from None
         except ssl.SSLError as exc:
-            self.close()
+            self._drop()
             raise TransportError(f"{self._where()}: TLS error: {exc.reason or exc}") from None
         except (http.client.HTTPException, OSError, ValueError) as exc:
-            self.close()
+            self._drop()
             raise TransportError(f"{self._where()}: {exc}") from None
         return self._check_response(response, body)
 
@@ -257,13 +258,13 @@ class HttpTransport:
         status = f"HTTP {response.status} {response.reason}".rstrip()
         if 300 <= response.status < 400:
             location = response.getheader("Location")
-            self.close()
+            self._drop()
             raise TransportError(
                 f"{self._where()}: {status}, redirect to "
                 f"{location if location else '(no Location header)'} not followed"
             )
         if response.status != 200:
-            self.close()
+            self._drop()
             raise TransportError(
                 f"{self._where()}: {status} instead of 200 (RFC 6712 3.3)",
                 body=body if content_type == CONTENT_TYPE and body else None,
@@ -275,13 +276,19 @@ class HttpTransport:
             )
         return body
 
-    def close(self) -> None:
+    def _drop(self) -> None:
+        """Close the connection (a later post opens a new one)."""
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def close(self) -> None:
+        """Close the connection and undo :meth:`abort`: the transport may be used again."""
+        self._drop()
+        self._aborted = False
 
     def __enter__(self) -> HttpTransport:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._drop()

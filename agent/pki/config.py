@@ -58,6 +58,9 @@ class SessionConfig:
     authentication_cert: str | None
     auto_update: bool
     expire_percent: int
+    message_timeout: int
+    #: seconds; 0: no limit (poll as long as the CA asks)
+    total_timeout: int
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any], entities: dict[str, Entity]) -> "SessionConfig":
@@ -65,6 +68,7 @@ class SessionConfig:
         key = raw.get("local-key-pair", {})
         mac = raw.get("message-authentication-code", {})
         auto = raw.get("auto-update", {})
+        timeouts = raw.get("timeouts", {})
         return cls(
             name=raw["name"],
             entity=entities.get(raw.get("entity", "")),
@@ -87,6 +91,8 @@ class SessionConfig:
             authentication_cert=raw.get("authentication-cert"),
             auto_update=auto.get("enabled", False),
             expire_percent=auto.get("expire-time", 50),
+            message_timeout=timeouts.get("message-timeout", 120),
+            total_timeout=timeouts.get("total-timeout", 0),
         )
 
 

@@ -121,7 +121,6 @@ def prepare(
     secrets: SecretBox,
     *,
     connect_timeout: float,
-    total_timeout: float,
 ) -> PreparedRequest:
     """Check *session* for *kind* and build the engine request; RpcError otherwise."""
     found = problems(session, kind, certs.exists)
@@ -201,7 +200,8 @@ def prepare(
         trusted=trusted,
         source_address=source,
         connect_timeout=connect_timeout,
-        total_timeout=total_timeout,
+        message_timeout=session.message_timeout,
+        total_timeout=session.total_timeout or None,
     )
     return PreparedRequest(
         session=session,

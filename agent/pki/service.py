@@ -1,9 +1,17 @@
 """The PKI service: runs a CMP session's requests and keeps what they produce.
 
 A request (seed steps 11-12) runs against the session's committed (running)
-configuration: it is checked, handed to the CMP engine in a worker thread,
+configuration: it is checked, handed to the CMP engine in a thread of its own,
 and its result is saved to the stores, counted in the statistics and reported
 by a ``cmp-session-result`` notification (RFC 5277).
+
+Each transaction has its own thread, not a place in a shared pool: a CA that
+holds its transaction (polling for hours, or trickling its answer until the
+message timeout) delays no other session's request and no automatic update.
+While the CA says ``waiting``, ``statistics/last-request`` shows it with the time
+of the next poll. At shutdown, running transactions are ended on our side and
+each CA is told with an error message (RFC 4210 5.3.21); a pending transaction
+does not survive a restart.
 """
 
 from __future__ import annotations
@@ -12,19 +20,20 @@ import asyncio
 import functools
 import itertools
 import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from cryptography import x509
 from lxml import etree
 
 from agent import PKI_NS
 from agent.clock import Clock, SystemClock
-from agent.cmp.client import EnrollmentRequest, enroll
+from agent.cmp.client import Cancellation, EnrollmentRequest, enroll
 from agent.cmp.transaction import Enrolled, EnrollmentResult, Failed, FailureKind
 from agent.datastore import ChangeSummary, Datastores, SecretBox
 from agent.netconf.errors import RpcError
@@ -56,7 +65,45 @@ _FAILURE_COUNTERS = {
 #: sessions read again per step when a commit changed many (between steps other RPCs run)
 VIEW_CHUNK = 200
 
-Enroll = Callable[[EnrollmentRequest], EnrollmentResult]
+#: how long shutdown waits for running transactions to end (their error messages to
+#: the CA included, agent.cmp.client.ABANDON_TIMEOUT each, all at once)
+SHUTDOWN_WAIT = 3.0
+
+T = TypeVar("T")
+
+
+class Enroll(Protocol):
+    """The CMP engine as the service calls it (:func:`agent.cmp.client.enroll`)."""
+
+    def __call__(self, request: EnrollmentRequest, *, cancellation: Cancellation,
+                 on_poll: Callable[[datetime], None]) -> EnrollmentResult:
+        ...
+
+
+def in_own_thread(name: str, fn: Callable[[], T]) -> asyncio.Future[T]:
+    """Run *fn* in a new daemon thread; its outcome as a future of the running loop.
+
+    Daemon, so that a transaction waiting for its CA never holds up the agent's exit.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(ok: bool, value) -> None:
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def run() -> None:
+        try:
+            outcome = (True, fn())
+        except BaseException as exc:  # delivered to the awaiting coroutine
+            outcome = (False, exc)
+        try:
+            loop.call_soon_threadsafe(deliver, *outcome)
+        except RuntimeError:  # the loop is closed: the agent has stopped
+            pass
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
 
 
 @dataclass(frozen=True)
@@ -123,7 +170,6 @@ class ServiceSettings:
     """Timing knobs; tests shorten them."""
 
     connect_timeout: float = 10.0
-    total_timeout: float = 120.0
     #: how long an RPC waits for the CA before it answers ``waiting`` and the
     #: transaction goes on in the background, reported by notification
     reply_wait: float = 30.0
@@ -150,12 +196,11 @@ class PkiService:
         self.certs = CertificateStore(state_dir / "pki" / "public")
         self.notify = notify
         self.settings = settings or ServiceSettings()
-        self._enroll = enroll_fn or (lambda request: enroll(request, clock=self.clock))
+        self._enroll: Enroll = enroll_fn or functools.partial(enroll, clock=self.clock)
         self._busy: set[str] = set()
         self._background: set[asyncio.Future] = set()
-        #: CMP transactions wait on the network (polling included): their own
-        #: threads, so that they never hold up SSH authentication or key generation
-        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="cmp")
+        #: the running transactions (one thread each), by session
+        self._running: dict[str, tuple[Cancellation, asyncio.Future]] = {}
         started = self.clock.now()
         self.total = CmpStatistics(discontinuity_time=started)
         self.statistics: dict[str, CmpStatistics] = {}
@@ -271,10 +316,9 @@ class PkiService:
         loop = asyncio.get_running_loop()
         self._busy.add(name)
         try:  # key generation and file reads stay off the event loop
-            prepared = await loop.run_in_executor(self._executor, functools.partial(
+            prepared = await in_own_thread(f"cmp-{name}", functools.partial(
                 prepare, session, kind, pki, self.keys, self.certs, self.secrets,
                 connect_timeout=self.settings.connect_timeout,
-                total_timeout=self.settings.total_timeout,
             ))
         except BaseException:
             self._busy.discard(name)
@@ -283,9 +327,26 @@ class PkiService:
         last = self.stats_for(name).last_request = LastRequest(kind, trigger, self.clock.now())
         began = time.monotonic()
         log.info("session %s: %s started (%s) to %s", name, kind, trigger, prepared.request.server_url)
-        task = loop.run_in_executor(self._executor, self._enroll, prepared.request)
+
+        def waiting(when: datetime) -> None:  # the CA said "waiting": progress for <get>
+            last.result, last.next_poll_time = "waiting", when
+            stats = self.stats_for(name)
+            if stats.last_request is None:  # cleared meanwhile: still the present
+                stats.last_request = last
+
+        def on_poll(when: datetime) -> None:  # in the transaction's thread
+            try:
+                loop.call_soon_threadsafe(waiting, when)
+            except RuntimeError:  # the loop is closed: the agent has stopped
+                pass
+
+        cancellation = Cancellation()
+        task = in_own_thread(f"cmp-{name}", functools.partial(
+            self._enroll, prepared.request, cancellation=cancellation, on_poll=on_poll))
+        self._running[name] = (cancellation, task)
 
         def conclude() -> RequestOutcome:
+            last.next_poll_time = None
             try:
                 if task.exception() is None:
                     outcome = self._complete(prepared, pki, task.result(), trigger,
@@ -296,6 +357,7 @@ class PkiService:
                 outcome = self._internal_error(prepared, trigger, exc, last)
             finally:
                 self._busy.discard(name)
+                self._running.pop(name, None)
             self.notify(outcome.notification())
             for listener in self.on_result:
                 try:
@@ -429,10 +491,15 @@ class PkiService:
         )
 
     async def close(self) -> None:
-        """Wait for transactions still running in the background."""
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
-        self._executor.shutdown(wait=False)
+        """Agent shutdown: end the running transactions, each CA told by an error message
+        (RFC 4210 5.3.21), and wait for them and their notifications, at most
+        :data:`SHUTDOWN_WAIT` seconds."""
+        tasks = [task for _, task in self._running.values()]
+        for cancellation, _ in self._running.values():
+            cancellation.cancel()
+        pending = set(tasks) | self._background
+        if pending:
+            await asyncio.wait(pending, timeout=SHUTDOWN_WAIT)
 
     # -------------------------------------------------------------- statistics
     def clear_statistics(self, name: str | None) -> None:

@@ -37,6 +37,8 @@ class LastRequest:
     duration_ms: int = 0
     result: Result = "waiting"
     reason: str = ""
+    #: while waiting: when the next pollReq goes out
+    next_poll_time: datetime | None = None
 
 
 @dataclass
@@ -100,6 +102,8 @@ class CmpStatistics:
             etree.SubElement(el, q("result")).text = last.result
             if last.reason:
                 etree.SubElement(el, q("reason")).text = last.reason
+            if last.next_poll_time is not None:
+                etree.SubElement(el, q("next-poll-time")).text = yang_datetime(last.next_poll_time)
         for name, moment in (
             ("local-certificate-not-after", self.local_certificate_not_after),
             ("next-auto-update", self.next_auto_update),

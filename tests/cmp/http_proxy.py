@@ -3,7 +3,8 @@
 Each POST is forwarded unchanged to the mock; what goes back is the mock's CMP body
 with the status line and headers the test asks for (a 500, a 202, a 307 with a
 Location), or the headers at once and then the body one byte per ``trickle`` seconds
-(a hostile CA holding the agent).
+(a hostile CA holding the agent). Without a target, the body is ``content_length``
+zero bytes: a slow CA that never finishes.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class CmpHttpProxy:
     """``http://127.0.0.1:PORT/pkix/`` relaying to ``127.0.0.1:target_port``."""
 
-    def __init__(self, target_port: int, *, status: int = 200, headers: dict[str, str] | None = None,
+    def __init__(self, target_port: int | None, *, status: int = 200, headers: dict[str, str] | None = None,
                  content_length: int | None = None, trickle: float | None = None):
         proxy = self
         self.target_port = target_port
@@ -26,7 +27,8 @@ class CmpHttpProxy:
         self.trickle = trickle
         self.requests = 0
         self._stopped = threading.Event()
-        self._upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=10)
+        self._upstream = (None if target_port is None
+                          else http.client.HTTPConnection("127.0.0.1", target_port, timeout=10))
         self._upstream_lock = threading.Lock()
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,13 +37,15 @@ class CmpHttpProxy:
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 proxy.requests += 1
                 request = self.rfile.read(int(self.headers["Content-Length"]))
-                with proxy._upstream_lock:  # one kept-alive connection: the mock's
-                    # transaction state lives as long as its client connection
-                    proxy._upstream.request("POST", self.path, body=request,
-                                            headers={"Content-Type": "application/pkixcmp"})
-                    answer = proxy._upstream.getresponse()
-                    body = answer.read()
-                    content_type = answer.getheader("Content-Type", "application/pkixcmp")
+                body, content_type = bytes(proxy.content_length or 0), "application/pkixcmp"
+                if proxy._upstream is not None:
+                    with proxy._upstream_lock:  # one kept-alive connection: the mock's
+                        # transaction state lives as long as its client connection
+                        proxy._upstream.request("POST", self.path, body=request,
+                                                headers={"Content-Type": "application/pkixcmp"})
+                        answer = proxy._upstream.getresponse()
+                        body = answer.read()
+                        content_type = answer.getheader("Content-Type", "application/pkixcmp")
                 self.send_response(proxy.status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(proxy.content_length or len(body)))
@@ -51,11 +55,14 @@ class CmpHttpProxy:
                 if proxy.trickle is None:
                     self.wfile.write(body)
                     return
-                for byte in body:
-                    if proxy._stopped.wait(proxy.trickle):
-                        return
-                    self.wfile.write(bytes([byte]))
-                    self.wfile.flush()
+                try:
+                    for byte in body:
+                        if proxy._stopped.wait(proxy.trickle):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                except OSError:  # the client gave up (its deadline)
+                    self.close_connection = True
 
             def log_message(self, *args) -> None:
                 pass
@@ -73,5 +80,6 @@ class CmpHttpProxy:
         self._stopped.set()
         self.server.shutdown()
         self.server.server_close()
-        self._upstream.close()
+        if self._upstream is not None:
+            self._upstream.close()
 

@@ -74,3 +74,25 @@ def test_bad_arguments_are_clear(pki, tmp_path):
     done = run_cli("kur", "--server", "http://127.0.0.1:1/pkix/", "--ref", "1", "--secret", "pass:x",
                    "--newkey", pki.path("new.key"), cwd=tmp_path)
     assert done.returncode == 2 and "--cert and --key" in done.stderr
+
+
+def test_msg_timeout_and_http_status_from_shell(pki, mock_server, tmp_path):
+    """--msg-timeout bounds one exchange with a CA that trickles its answer; a 500
+    around the CA's error message prints the HTTP status and the CA's own text."""
+    from http_proxy import CmpHttpProxy
+
+    slow = CmpHttpProxy(None, content_length=100_000, trickle=1.0)
+    failing = CmpHttpProxy(mock_server("-send_error").port, status=500)
+    try:
+        common = ("--ref", REFERENCE, "--secret", f"pass:{SECRET}", "--newkey", pki.path("new.key"),
+                  "--subject", "/CN=router1", "--recipient", "/C=DE/O=Test/CN=Test CMP Server")
+        done = run_cli("ir", "--server", slow.url, "--msg-timeout", "1", *common, cwd=tmp_path)
+        assert done.returncode == 1
+        assert "timeout:" in done.stderr and "timed out" in done.stderr
+        done = run_cli("ir", "--server", failing.url, *common, cwd=tmp_path)
+        assert done.returncode == 1
+        assert "HTTP 500 Internal Server Error instead of 200" in done.stderr
+        assert "PKIFailureInfo=badRequest" in done.stderr
+    finally:
+        slow.stop()
+        failing.stop()

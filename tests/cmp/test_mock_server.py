@@ -147,7 +147,7 @@ def test_polling_honours_check_after(pki, mock_server):
     assert_enrolled(result, pki)
     assert result.messages.sent == {"ir": 1, "pollReq": 3, "certConf": 1}
     assert result.messages.received == {"ip": 2, "pollRep": 2, "pkiconf": 1}
-    assert delays == [1.0, 1.0]  # the first pollReq goes at once; each pollRep says 1s
+    assert delays == [1.0, 1.0, 1.0]  # each pollRep says 1s; the first pollReq waits the minimum
 
 
 def test_polling_bounded_by_total_timeout(pki, mock_server):
@@ -157,7 +157,97 @@ def test_polling_bounded_by_total_timeout(pki, mock_server):
     assert isinstance(result, Failed)
     assert result.kind is FailureKind.TIMEOUT
     assert "30s" in result.message
-    assert delays == []
+    assert delays == [1.0]  # the first pollReq; its pollRep's 30s are beyond the 5s
+
+
+def test_check_after_zero_polls_at_most_once_a_second(pki, mock_server):
+    """Issue 9: a CA answering checkAfter 0 does not make us poll in a tight loop."""
+    server = mock_server("-poll_count", "3", "-check_after", "0")
+    delays: list[float] = []
+    assert_enrolled(enroll(request(pki, server), sleep=delays.append), pki)
+    assert delays == [1.0, 1.0, 1.0]
+
+
+def test_long_check_after_is_honoured_without_total_timeout(pki, mock_server):
+    """RFC 4210 5.3.22: no artificial limit; the wait is announced before it starts."""
+    server = mock_server("-poll_count", "2", "-check_after", "7200")
+    delays: list[float] = []
+    announced = []
+    result = enroll(request(pki, server, total_timeout=None), sleep=delays.append,
+                    on_poll=announced.append)
+    assert_enrolled(result, pki)
+    assert delays == [1.0, 7200.0]
+    assert len(announced) == 2
+    assert (announced[1] - announced[0]).total_seconds() >= 7198
+
+
+def test_hour_long_check_after_on_a_fast_clock(pki, mock_server):
+    """The waits between polls are the clock's seconds (agent/clock.py): an hour-long
+    checkAfter passes in a second of an OffsetClock running 3600 times faster."""
+    from agent.clock import OffsetClock
+
+    server = mock_server("-poll_count", "2", "-check_after", "3600")
+    clock = OffsetClock(rate=3600)
+    announced = []
+    result = enroll(request(pki, server, total_timeout=None), clock=clock,
+                    on_poll=announced.append)
+    assert_enrolled(result, pki)
+    assert result.messages.sent == {"ir": 1, "pollReq": 2, "certConf": 1}
+    assert clock.now() >= announced[-1]  # the hour, as the clock counts it, has passed
+
+
+def test_message_timeout_bounds_each_exchange(pki):
+    """--msg-timeout: a CA that never answers fails at the per-message bound even
+    when the transaction itself has no total timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        silent = EnrollmentRequest(
+            kind="ir", server_url=f"http://127.0.0.1:{listener.getsockname()[1]}/pkix/",
+            new_key=pki.new_key, subject=SUBJECT, mac=mac(), message_timeout=0.5,
+            total_timeout=None)
+        result = enroll(silent)
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.TIMEOUT
+    assert "timed out" in result.message
+
+
+def test_cancelled_while_polling_tells_the_ca(pki, mock_server):
+    """Shutdown: a transaction waiting for its next poll ends at once, and the CA is
+    sent an error message (RFC 4210 5.3.21) so that it can forget the request."""
+    import threading
+    from datetime import datetime, timezone
+
+    from agent.cmp.client import Cancellation
+
+    server = mock_server("-poll_count", "3", "-check_after", "3600")
+    cancellation = Cancellation()
+    results = []
+    long_wait = threading.Event()  # the pollRep's hour has begun
+    started = datetime.now(timezone.utc)
+
+    def on_poll(when) -> None:
+        if (when - started).total_seconds() > 1000:
+            long_wait.set()
+
+    worker = threading.Thread(target=lambda: results.append(enroll(
+        request(pki, server, total_timeout=None), cancellation=cancellation, on_poll=on_poll)))
+    worker.start()
+    assert long_wait.wait(20)
+    cancellation.cancel()
+    worker.join(10)
+    assert not worker.is_alive()
+    (result,) = results
+    assert isinstance(result, Failed)
+    assert result.kind is FailureKind.CANCELLED
+    assert result.messages.sent.get("error") == 1
+    for _ in range(100):  # the mock's log is read by a thread of its own
+        if "systemUnavail" in "".join(server.output):
+            break
+        threading.Event().wait(0.05)
+    log = "".join(server.output)
+    assert "mock server received error" in log
+    assert 'systemUnavail; StatusString: "the client is shutting down"' in log
 
 
 def test_implicit_confirm_granted(pki, mock_server):

@@ -19,7 +19,7 @@ from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_para
 from agent.cmp.names import parse_dn
 from agent.cmp.protection import PbmParameters
 from agent.cmp.transaction import (
-    Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished, Send,
+    MIN_POLL_INTERVAL, Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished, Send,
 )
 
 SECRET = b"s3cret"
@@ -139,13 +139,60 @@ def test_waiting_then_timeout_by_clock(setup):
     tx, cert, _, _, clock = setup
     request = tx.start().message
     poll = tx.receive(answer(request, ip(cert, status=3)))
-    assert isinstance(poll, Send) and poll.delay == 0
+    assert isinstance(poll, Send) and poll.delay == MIN_POLL_INTERVAL
     assert m.poll_req_ids(m.decode_message(poll.message)) == [0]
     again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, 10)])))
     assert isinstance(again, Send) and again.delay == 10
     clock.time += timedelta(seconds=25)
     done = tx.receive(answer(again.message, m.poll_rep_body([m.PollResponse(0, 10)])))
     assert done.result.kind is FailureKind.TIMEOUT
+
+
+def test_check_after_zero_waits_the_minimum(setup):
+    tx, cert, *_ = setup
+    poll = tx.receive(answer(tx.start().message, ip(cert, status=3)))
+    again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, 0)])))
+    assert isinstance(again, Send) and again.body_type == "pollReq"
+    assert again.delay == MIN_POLL_INTERVAL == 1.0
+
+
+def test_error_message_with_status_waiting_polls(setup):
+    """RFC 9483 4.4: "waiting" may come in an error message; it is polled like a pollRep."""
+    tx, cert, *_ = setup
+    waiting = m.error_body(m.ErrorContent(m.StatusInfo(3, ("queued for approval",))))
+    poll = tx.receive(answer(tx.start().message, waiting))
+    assert isinstance(poll, Send) and poll.body_type == "pollReq"
+    assert m.poll_req_ids(m.decode_message(poll.message)) == [0]
+    conf = tx.receive(answer(poll.message, ip(cert)))
+    assert isinstance(conf, Send) and conf.body_type == "certConf"
+
+
+def test_unauthenticated_waiting_error_does_not_poll(setup):
+    tx, *_ = setup
+    waiting = m.error_body(m.ErrorContent(m.StatusInfo(3)))
+    done = tx.receive(answer(tx.start().message, waiting, protector=None))
+    assert isinstance(done, Finished) and done.result.kind is FailureKind.ERROR_MESSAGE
+
+
+def test_abandon_sends_an_error_message_bound_to_the_transaction(setup):
+    tx, cert, *_ = setup
+    poll = tx.receive(answer(tx.start().message, ip(cert, status=3)))
+    farewell, done = tx.abandon("the client is shutting down")
+    sent = m.decode_message(farewell.message)
+    assert sent.body_type == "error" and sent.transaction_id == tx.transaction_id
+    assert sent.recip_nonce == b"\x77" * 16  # the CA's last senderNonce
+    content = m.error_content(sent)
+    assert content.status.status_name == "rejection"
+    assert content.status.failure_names == ("systemUnavail",)
+    assert content.status.texts == ("the client is shutting down",)
+    assert done.result.kind is FailureKind.CANCELLED and tx.finished
+    assert poll.body_type == "pollReq"
+
+
+def test_abandon_before_start_sends_nothing(setup):
+    tx, *_ = setup
+    farewell, done = tx.abandon("stop")
+    assert farewell is None and done.result.kind is FailureKind.CANCELLED
 
 
 def test_mismatching_cert_rejected_in_cert_conf(setup):

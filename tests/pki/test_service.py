@@ -31,7 +31,7 @@ def test_an_engine_bug_does_not_leave_the_session_busy(model, tmp_path):
     datastores.commit()
     calls = []
 
-    def broken_engine(request):
+    def broken_engine(request, **_):
         calls.append(request.kind)
         raise RuntimeError("engine bug")
 
@@ -81,7 +81,7 @@ def test_an_interrupted_key_update_never_loses_the_working_pair(model, tmp_path,
     issue = _issuer()
     serials = iter(range(100, 200))
 
-    def engine(request):  # the CA's part: a certificate for the key asked for
+    def engine(request, **_):  # the CA's part: a certificate for the key asked for
         cert = issue(request.new_key.public_key(), next(serials))
         return Enrolled("accepted", cert, (), (), (), MessageCounts({"kur": 1}, {"kup": 1}))
 

@@ -1,0 +1,129 @@
+"""A CA cannot hold the agent hostage (issue 9 section 4), and long polling (RFC 4210
+5.3.22) goes on in the background, through NETCONF against real peers.
+
+The slow CA is an HTTP server that answers ``200, Content-Length: 100000`` and then
+one byte per second; the polling CA is OpenSSL's mock server (``-poll_count``,
+``-check_after``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki
+from http_proxy import CmpHttpProxy
+from test_auto_update import next_event
+
+from nc_helpers import connect
+from pki_helpers import ENTITY, NS, commit_pki, mac_session, out, rpc, state
+from test_openssl_mock import pem
+from testca_process import run_testca
+
+SLOW = 4  # as many slow CAs as the old shared worker pool had threads
+
+
+@pytest.fixture(scope="module")
+def mock_pki(tmp_path_factory):
+    return TestPki.create(tmp_path_factory.mktemp("slow-ca-pki"))
+
+
+def mock_session(name: str, url: str, extra: str = "") -> str:
+    return (f"<cmp-session><name>{name}</name><entity>m</entity>"
+            "<ca-name>/C=DE/O=Test/CN=Test CMP Server</ca-name>"
+            f"<server-url><url>{url}</url></server-url>"
+            "<local-key-pair><name>dev-key</name></local-key-pair>"
+            f"<message-authentication-code><reference-value>{REFERENCE}</reference-value>"
+            f"<secret-value>{SECRET}</secret-value></message-authentication-code>"
+            f"{extra}</cmp-session>")
+
+
+def last_request(m, session: str) -> dict[str, str]:
+    found = state(m).xpath(f"p:cmp-session[p:name='{session}']/p:statistics/p:last-request",
+                           namespaces=NS)
+    return {child.tag.split("}")[1]: child.text for child in found[0]} if found else {}
+
+
+def test_slow_cas_delay_no_other_session_and_sigterm_stops_the_agent(start_agent, tmp_path):
+    agent = start_agent("--cmp-reply-wait", "1")
+    slow = [CmpHttpProxy(None, content_length=100_000, trickle=1.0) for _ in range(SLOW)]
+    try:
+        with run_testca(tmp_path / "ca") as ca, connect(agent) as m:
+            commit_pki(m, ENTITY + mac_session("healthy", ca, key="k-ok") + "".join(
+                mac_session(f"slow{i}", ca, key=f"k{i}").replace(ca.url, proxy.url)
+                for i, proxy in enumerate(slow)))
+            for i in range(SLOW):
+                reply = rpc(m, "cmp-initial-request", session_name=f"slow{i}")
+                assert out(reply, "status") == "waiting", out(reply, "status-text")
+            assert all(proxy.requests == 1 for proxy in slow)
+            # every slow CA is holding its transaction; a healthy one is served at once
+            reply = rpc(m, "cmp-initial-request", session_name="healthy")
+            assert out(reply, "status") == "success", out(reply, "status-text")
+            assert all(last_request(m, f"slow{i}")["result"] == "waiting" for i in range(SLOW))
+        agent.process.terminate()
+        agent.process.wait(timeout=10)  # a hang guard; the agent ends its transactions first
+        assert agent.process.returncode == 0
+        assert "shutting down" in agent.log_text()
+    finally:
+        for proxy in slow:
+            proxy.stop()
+
+
+def test_long_polling_in_the_background_over_netconf(start_agent, mock_pki):
+    """The CA says waiting; the RPC answers ``waiting``, <get> shows the next poll time,
+    and the cmp-session-result notification brings the certificate."""
+    agent = start_agent("--cmp-reply-wait", "1")
+    mock = MockCmpServer(mock_pki, "-poll_count", "2", "-check_after", "3")
+    try:
+        with connect(agent) as m:
+            rpc(m, "key-pair-import", name="dev-key", private_key=pem(mock_pki.new_key))
+            commit_pki(m, "<entity><name>m</name><common-name>router1.example.net</common-name>"
+                          "</entity>" + mock_session("p1", mock.url))
+            m.create_subscription()
+            reply = rpc(m, "cmp-initial-request", session_name="p1")
+            assert out(reply, "status") == "waiting", out(reply, "status-text")
+            progress = last_request(m, "p1")
+            assert progress["result"] == "waiting"
+            assert progress["next-poll-time"] >= progress["start-time"]
+            event = next_event(m, "cmp-session-result", time.monotonic() + 30)
+            assert event is not None, "no cmp-session-result"
+            assert event.findtext(f"{{{NS['p']}}}result") == "success"
+            done = last_request(m, "p1")
+            assert done["result"] == "success" and "next-poll-time" not in done
+            tree = state(m)
+            polls = tree.xpath("string(p:cmp-session[p:name='p1']/p:statistics/"
+                               "p:messages-sent/p:poll-req)", namespaces=NS)
+            assert polls == "2"
+    finally:
+        mock.stop()
+
+
+def test_sigterm_while_polling_tells_the_ca(start_agent, mock_pki):
+    """A transaction waiting an hour for its next poll: SIGTERM ends it, the CA gets an
+    error message (RFC 4210 5.3.21), and the agent exits."""
+    agent = start_agent("--cmp-reply-wait", "1")
+    mock = MockCmpServer(mock_pki, "-poll_count", "3", "-check_after", "3600")
+    try:
+        with connect(agent) as m:
+            rpc(m, "key-pair-import", name="dev-key", private_key=pem(mock_pki.new_key))
+            commit_pki(m, "<entity><name>m</name><common-name>router1.example.net</common-name>"
+                          "</entity>" + mock_session("p1", mock.url))
+            assert out(rpc(m, "cmp-initial-request", session_name="p1"), "status") == "waiting"
+            for _ in range(100):
+                if last_request(m, "p1").get("next-poll-time", "") > "":
+                    polled = sum("Received request" in line for line in mock.output)
+                    if polled >= 2:  # ir and the first pollReq: the hour has begun
+                        break
+                threading.Event().wait(0.1)
+        agent.process.terminate()
+        agent.process.wait(timeout=10)
+        assert agent.process.returncode == 0
+        for _ in range(50):
+            if "systemUnavail" in "".join(mock.output):
+                break
+            threading.Event().wait(0.1)
+        log = "".join(mock.output)
+        assert "mock server received error" in log and "systemUnavail" in log
+    finally:
+        mock.stop()
