@@ -39,6 +39,13 @@ def mock_session(name: str, url: str, extra: str = "") -> str:
             f"{extra}</cmp-session>")
 
 
+def configure_mock_session(m, mock_pki, mock) -> None:
+    """Session p1 to *mock*, with the key the mock's certificate is for."""
+    rpc(m, "key-pair-import", name="dev-key", private_key=pem(mock_pki.new_key))
+    commit_pki(m, "<entity><name>m</name><common-name>router1.example.net</common-name>"
+                  "</entity>" + mock_session("p1", mock.url))
+
+
 def last_request(m, session: str) -> dict[str, str]:
     found = state(m).xpath(f"p:cmp-session[p:name='{session}']/p:statistics/p:last-request",
                            namespaces=NS)
@@ -77,9 +84,7 @@ def test_long_polling_in_the_background_over_netconf(start_agent, mock_pki):
     mock = MockCmpServer(mock_pki, "-poll_count", "2", "-check_after", "3")
     try:
         with connect(agent) as m:
-            rpc(m, "key-pair-import", name="dev-key", private_key=pem(mock_pki.new_key))
-            commit_pki(m, "<entity><name>m</name><common-name>router1.example.net</common-name>"
-                          "</entity>" + mock_session("p1", mock.url))
+            configure_mock_session(m, mock_pki, mock)
             m.create_subscription()
             reply = rpc(m, "cmp-initial-request", session_name="p1")
             assert out(reply, "status") == "waiting", out(reply, "status-text")
@@ -106,9 +111,7 @@ def test_sigterm_while_polling_tells_the_ca(start_agent, mock_pki):
     mock = MockCmpServer(mock_pki, "-poll_count", "3", "-check_after", "3600")
     try:
         with connect(agent) as m:
-            rpc(m, "key-pair-import", name="dev-key", private_key=pem(mock_pki.new_key))
-            commit_pki(m, "<entity><name>m</name><common-name>router1.example.net</common-name>"
-                          "</entity>" + mock_session("p1", mock.url))
+            configure_mock_session(m, mock_pki, mock)
             assert out(rpc(m, "cmp-initial-request", session_name="p1"), "status") == "waiting"
             for _ in range(100):
                 if last_request(m, "p1").get("next-poll-time", "") > "":
