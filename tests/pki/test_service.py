@@ -183,7 +183,7 @@ def test_clear_statistics_during_a_transaction(model, tmp_path):
     issue = _issuer()
     asked, answer = threading.Event(), threading.Event()
 
-    def engine(request):
+    def engine(request, **_):
         asked.set()
         answer.wait(30)
         key = request.new_key or generate_key("rsa", 2048)
