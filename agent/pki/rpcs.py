@@ -99,11 +99,11 @@ def handlers(service: PkiService, model: Model) -> dict[str, Handler]:
 
     async def key_pair_import(ctx, operation):
         args = parse_input(model, operation)
-        service.keys.import_pem(args["name"], args["private-key"])
+        service.keys.import_pem(args["name"], args["private-key"], args["overwrite"])
 
     async def certificate_import(ctx, operation):
         args = parse_input(model, operation)
-        service.certs.import_data(args["name"], args["data"])
+        service.certs.import_data(args["name"], args["data"], args["overwrite"])
         service.on_store_change()
 
     async def certificate_delete(ctx, operation):

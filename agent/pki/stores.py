@@ -47,6 +47,13 @@ def check_name(name: str, what: str) -> str:
     return name
 
 
+def _check_overwrite(what: str, name: str, overwrite: bool) -> None:
+    if not overwrite:
+        raise RpcError("data-exists", f"{what} {name!r} already exists and may be in use;"
+                       " to replace it, import with <overwrite>true</overwrite>"
+                       f" (the old one is kept as {name}{PREVIOUS_SUFFIX})")
+
+
 def fingerprint(der: bytes) -> str:
     """SHA-256 of *der* as colon-separated hex, the way ``openssl -fingerprint`` prints it."""
     digest = hashes.Hash(hashes.SHA256())
@@ -153,8 +160,12 @@ class KeyStore:
         )
         atomic_write(self._path(name), pem, mode=0o600)
 
-    def import_pem(self, name: str, pem_text: str) -> PrivateKey:
-        """Store a private key given as PEM text (PKCS#8, PKCS#1 or SEC1)."""
+    def import_pem(self, name: str, pem_text: str, overwrite: bool = False) -> PrivateKey:
+        """Store a private key given as PEM text (PKCS#8, PKCS#1 or SEC1).
+
+        An existing key pair of that name is replaced only with *overwrite*,
+        and kept as ``NAME.previous``.
+        """
         try:
             key = serialization.load_pem_private_key(pem_text.encode(), password=None)
         except (ValueError, TypeError) as exc:
@@ -167,6 +178,9 @@ class KeyStore:
             raise RpcError("invalid-value", "private-key must be an RSA or EC key")
         if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in _CURVE_NAMES:
             raise RpcError("invalid-value", "an EC private-key must be on curve P-256 or P-384")
+        if self.exists(name):
+            _check_overwrite("key pair", name, overwrite)
+            self.save(name + PREVIOUS_SUFFIX, self.load(name))
         self.save(name, key)
         return key
 
@@ -245,8 +259,11 @@ class CertificateStore:
     def save(self, name: str, cert: x509.Certificate, file_format: FileFormat) -> None:
         atomic_write(self._path(name), encode_certificate(cert, file_format), mode=0o644)
 
-    def import_data(self, name: str, data: str) -> x509.Certificate:
+    def import_data(self, name: str, data: str, overwrite: bool = False) -> x509.Certificate:
         """Store a certificate given as PEM text or base64 DER, in that encoding.
+
+        An existing file of that name is replaced only with *overwrite*, and
+        kept as ``NAME.previous``.
 
         Only the certificate itself is written: anything else pasted with it
         (another block, a private key) never reaches the public store.
@@ -265,6 +282,10 @@ class CertificateStore:
             raise RpcError(
                 "invalid-value", "data is neither a PEM certificate nor a base64 DER certificate"
             ) from None
+        if self.exists(name):
+            _check_overwrite("certificate file", name, overwrite)
+            old = self._path(name)
+            atomic_write(old.with_name(old.name + PREVIOUS_SUFFIX), old.read_bytes(), mode=0o644)
         self.save(name, cert, file_format)
         return cert
 

@@ -172,3 +172,42 @@ def test_only_ca_certificates_are_trust_anchors(certs):
     certs.save("root.pem.previous", ca, "pem")
     certs.save("leaf.pem", self_signed(leaf_key, "leaf"), "pem")
     assert trust_anchors(certs) == (ca,)
+
+
+def _pem(key):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def _spki(obj):
+    return obj.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def test_key_import_replaces_only_with_overwrite_and_keeps_the_previous(keys):
+    """Issue 9: key-pair-import silently replaced a key pair in use."""
+    first, second = generate_key("ec", curve="p256"), generate_key("ec", curve="p256")
+    keys.import_pem("k1", _pem(first))
+    with pytest.raises(RpcError) as err:
+        keys.import_pem("k1", _pem(second))
+    assert err.value.tag == "data-exists" and "<overwrite>true</overwrite>" in err.value.message
+    assert _spki(keys.load("k1")) == _spki(first)
+    assert not keys.exists("k1.previous")
+    keys.import_pem("k1", _pem(second), overwrite=True)
+    assert _spki(keys.load("k1")) == _spki(second)
+    assert _spki(keys.load("k1.previous")) == _spki(first)
+    assert stat.S_IMODE(os.stat(keys.directory / "k1.previous.pem").st_mode) == 0o600
+
+
+def test_certificate_import_replaces_only_with_overwrite_and_keeps_the_previous(certs):
+    key = generate_key("ec", curve="p256")
+    first, second = self_signed(key, "first"), self_signed(key, "second")
+    pem = lambda c: c.public_bytes(serialization.Encoding.PEM).decode()  # noqa: E731
+    certs.import_data("ca.pem", pem(first))
+    with pytest.raises(RpcError) as err:
+        certs.import_data("ca.pem", pem(second))
+    assert err.value.tag == "data-exists"
+    assert certs.load("ca.pem") == first
+    certs.import_data("ca.pem", pem(second), overwrite=True)
+    assert certs.load("ca.pem") == second
+    assert certs.load("ca.pem.previous") == first
