@@ -25,8 +25,10 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.atomic import atomic_write
 
+from . import protection
 from .client import KINDS, EnrollmentRequest, MacCredentials, SignerCredentials, enroll
 from .names import NameSyntaxError, SubjectAltNames, parse_dn
+from .protection import PrivateKey
 from .transaction import Enrolled
 
 
@@ -64,7 +66,16 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     auth = parser.add_argument_group("authentication")
     auth.add_argument("--ref", metavar="VALUE", help="MAC reference value (senderKID)")
     auth.add_argument("--secret", metavar="SOURCE", help="MAC secret: pass:, env:, file: or stdin")
-    auth.add_argument("--mac", choices=("hmac-sha256", "hmac-sha1"), default="hmac-sha256")
+    auth.add_argument("--mac", choices=tuple(protection.MAC_SCHEMES), default="hmac-sha256",
+                      help="MAC with --secret: PBM (hmac-*, RFC 4210 5.1.3.1) or PBMAC1 "
+                           "(pbmac1-*, RFC 9481 6.1.1); default hmac-sha256")
+    auth.add_argument("--digest", choices=protection.DIGESTS, metavar="NAME",
+                      help="hash of our signatures (protection and proof of possession): "
+                           f"{', '.join(protection.DIGESTS)}; default sha256, the curve's hash "
+                           "for P-384 and P-521")
+    auth.add_argument("--weak-algorithms", action="store_true",
+                      help="allow SHA-1 (hmac-sha1, --digest sha1) and accept responses using "
+                           "it; refused otherwise")
     auth.add_argument("--cert", metavar="FILE", help="our certificate for signature protection "
                       "(for kur: the certificate to update)")
     auth.add_argument("--key", metavar="FILE", help="private key of --cert")
@@ -123,15 +134,19 @@ def load_certificates(path: str, what: str) -> tuple[x509.Certificate, ...]:
         raise UsageError(f"{what}: {path} holds no certificate: {exc}") from None
 
 
-def load_key(path: str, password_source: str | None, what: str):
+def load_key(path: str, password_source: str | None, what: str) -> tuple[PrivateKey, bool]:
+    """The private key in *path* and whether it is an RSA-PSS key (signs with RSASSA-PSS
+    only, as OpenSSL does with such a key)."""
     data = _read(path, what)
     password = read_password(password_source, what) if password_source else None
     try:
         if b"-----BEGIN" in data:
-            return serialization.load_pem_private_key(data, password)
-        return serialization.load_der_private_key(data, password)
+            key = serialization.load_pem_private_key(data, password)
+        else:
+            key = serialization.load_der_private_key(data, password)
     except (ValueError, TypeError) as exc:
         raise UsageError(f"{what}: cannot load private key {path}: {exc}") from None
+    return key, protection.is_rsa_pss_key_file(data)
 
 
 def parse_sans(text: str | None) -> SubjectAltNames:
@@ -155,17 +170,18 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
     if args.secret is not None:
         if args.ref is None:
             raise UsageError("--secret needs --ref (the reference value the CA gave you)")
-        mac = MacCredentials(args.ref.encode(), read_password(args.secret, "--secret"), args.mac)
+        try:
+            mac = MacCredentials(args.ref.encode(), read_password(args.secret, "--secret"), args.mac)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if args.cert or args.key:
         if not (args.cert and args.key):
             raise UsageError("--cert and --key go together")
         chain = load_certificates(args.extracerts, "--extracerts") if args.extracerts else ()
+        key, rsa_pss = load_key(args.key, args.keypass, "--key")
         try:
-            signer = SignerCredentials(
-                load_certificates(args.cert, "--cert")[0],
-                load_key(args.key, args.keypass, "--key"),
-                chain,
-            )
+            signer = SignerCredentials(load_certificates(args.cert, "--cert")[0], key, chain,
+                                       rsa_pss)
         except ValueError as exc:  # refused before anything is sent
             raise UsageError(f"--cert/--key: {exc}") from None
     if mac is None and signer is None:
@@ -177,11 +193,15 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
         recipient = parse_dn(args.recipient) if args.recipient else None
     except NameSyntaxError as exc:
         raise UsageError(str(exc)) from None
+    new_key, new_key_rsa_pss = load_key(args.newkey, args.newkeypass, "--newkey")
     try:
         return EnrollmentRequest(
             kind=args.cmp_command,
             server_url=args.server,
-            new_key=load_key(args.newkey, args.newkeypass, "--newkey"),
+            new_key=new_key,
+            new_key_rsa_pss=new_key_rsa_pss,
+            digest=args.digest,
+            weak_algorithms=args.weak_algorithms,
             subject=subject,
             san=parse_sans(args.sans),
             recipient=recipient,

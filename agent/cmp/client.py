@@ -44,17 +44,18 @@ KINDS = ("ir", "cr", "kur")
 
 @dataclass(frozen=True)
 class MacCredentials:
-    """Shared-secret (PBM) authentication: reference value (senderKID) and secret."""
+    """Shared-secret authentication: reference value (senderKID), secret and the MAC
+    (a name of :data:`agent.cmp.protection.MAC_SCHEMES`: PBM ``hmac-*`` or ``pbmac1-*``)."""
 
     reference: bytes
     secret: bytes = field(repr=False)
-    algorithm: str = "hmac-sha256"  # or "hmac-sha1"
+    algorithm: str = "hmac-sha256"
     iteration_count: int = protection.DEFAULT_PBM_ITERATIONS
 
     def __post_init__(self) -> None:
-        if self.algorithm not in protection.MAC_BY_NAME:
+        if self.algorithm not in protection.MAC_SCHEMES:
             raise ValueError(
-                f"MAC algorithm {self.algorithm!r} is not one of {', '.join(protection.MAC_BY_NAME)}"
+                f"MAC algorithm {self.algorithm!r} is not one of {', '.join(protection.MAC_SCHEMES)}"
             )
         if not self.secret:
             raise ValueError("the MAC secret is empty")
@@ -62,11 +63,16 @@ class MacCredentials:
 
 @dataclass(frozen=True)
 class SignerCredentials:
-    """Signature authentication: our certificate, its key and its chain (sent in extraCerts)."""
+    """Signature authentication: our certificate, its key and its chain (sent in extraCerts).
+
+    ``rsa_pss``: sign with RSASSA-PSS (the key is an RSA-PSS key); also implied by a
+    certificate whose public key is an RSA-PSS key.
+    """
 
     certificate: x509.Certificate
     key: PrivateKey = field(repr=False)
     chain: tuple[x509.Certificate, ...] = ()
+    rsa_pss: bool = False
 
     def __post_init__(self) -> None:
         spki = serialization.PublicFormat.SubjectPublicKeyInfo
@@ -99,6 +105,12 @@ class EnrollmentRequest:
       issuer of the signer/old certificate, else the NULL-DN.
     - ``tls_trusted``: for ``https://`` URLs, the CAs that may vouch for the server's
       TLS certificate (the system's default trust store when ``None``).
+    - ``digest``: the hash of our signatures, protection and proof of possession
+      (:data:`agent.cmp.protection.DIGESTS`; default per key, see
+      :func:`agent.cmp.protection.signature_algorithm_for`); ``new_key_rsa_pss``: the new
+      key is an RSA-PSS key, its proof of possession is signed with RSASSA-PSS.
+    - ``weak_algorithms``: SHA-1 may be used, sent (``hmac-sha1``, digest ``sha1``) and
+      received; otherwise both are refused.
     """
 
     kind: str
@@ -123,7 +135,9 @@ class EnrollmentRequest:
     message_timeout: float = 120.0
     #: bound on the whole transaction, polling included; None: poll as long as the CA asks
     total_timeout: float | None = None
-    max_pbm_iterations: int = protection.DEFAULT_MAX_PBM_ITERATIONS
+    digest: str | None = None
+    new_key_rsa_pss: bool = False
+    weak_algorithms: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -137,6 +151,17 @@ class EnrollmentRequest:
             raise ValueError("timeouts must be positive")
         if not len(self.subject) and self.old_cert is None:
             raise ValueError("a subject is required")
+        if self.digest is not None and self.digest not in protection.DIGESTS:
+            raise ValueError(f"digest {self.digest!r} is not one of {', '.join(protection.DIGESTS)}")
+        if not self.weak_algorithms:
+            weak = []
+            if self.mac is not None and protection.mac_is_weak(self.mac.algorithm):
+                weak.append(f"MAC {self.mac.algorithm}")
+            if self.digest in protection.WEAK_HASHES:
+                weak.append(f"digest {self.digest}")
+            if weak:
+                raise ValueError(f"{' and '.join(weak)} is a weak algorithm, refused unless weak "
+                                 "algorithms are enabled")
 
     @property
     def old_cert(self) -> x509.Certificate | None:
@@ -165,10 +190,13 @@ def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) 
         )
         sender = subject
     else:
+        signer = request.signer
+        rsa_pss = signer.rsa_pss or protection.is_rsa_pss_certificate(signer.certificate)
         protector = m.SignatureProtector(
-            request.signer.certificate, request.signer.key, request.signer.chain
+            signer.certificate, signer.key, signer.chain,
+            protection.signature_algorithm_for(signer.key, request.digest, rsa_pss),
         )
-        sender = request.signer.certificate.subject
+        sender = signer.certificate.subject
     recipient = request.recipient
     if recipient is None:
         if request.server_cert is not None:
@@ -183,12 +211,15 @@ def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) 
         trusted=request.trusted,
         untrusted=request.untrusted,
         ignore_keyusage=request.ignore_keyusage,
-        max_pbm_iterations=request.max_pbm_iterations,
+        weak_algorithms=request.weak_algorithms,
     )
     return TransactionParams(
         kind=request.kind,
         request=spec,
         pop_key=request.new_key,
+        pop_signature=protection.signature_algorithm_for(
+            request.new_key, request.digest, request.new_key_rsa_pss
+        ),
         protector=protector,
         verifier=verifier,
         sender=sender,

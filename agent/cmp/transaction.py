@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 from agent.clock import Clock
 
 from . import messages as m
-from .protection import PrivateKey, ProtectionError
+from .protection import PrivateKey, ProtectionError, SignatureAlgorithm
 from .verify import ResponseVerifier, Verified
 
 #: protocol versions we accept in responses: cmp2000 and cmp2021 (RFC 9480 2.20)
@@ -139,6 +139,8 @@ class TransactionParams:
     kind: str  # ir | cr | kur
     request: m.CertRequestSpec
     pop_key: PrivateKey
+    #: the scheme of the proof-of-possession signature (RFC 4211 4.1)
+    pop_signature: SignatureAlgorithm
     protector: m.Protector
     verifier: ResponseVerifier
     sender: x509.Name
@@ -203,7 +205,8 @@ class EnrollmentTransaction:
             raise RuntimeError("transaction already started")
         if self.params.total_timeout is not None:
             self._deadline = self._clock.now() + timedelta(seconds=self.params.total_timeout)
-        body = m.cert_request_body(self.params.kind, self.params.request, self.params.pop_key)
+        body = m.cert_request_body(self.params.kind, self.params.request, self.params.pop_key,
+                                   self.params.pop_signature)
         self._state = _State.AWAIT_CERT_REP
         return self._send(self.params.kind, body, implicit_confirm=self.params.implicit_confirm,
                           extra=self.params.extra_certs)

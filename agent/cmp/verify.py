@@ -1,7 +1,7 @@
 """Checking the protection of received messages (RFC 4210 5.1.3, RFC 9480 3.5, RFC 9483 3.5).
 
-MAC protection is verified with the server's own PBMParameter and our shared secret,
-with a cap on the iteration count. Verification is always over the bytes as received
+MAC protection (PBM or PBMAC1) is verified with the server's own parameters and our
+shared secret, once they are within bounds and not weak. Verification is always over the bytes as received
 (:attr:`DecodedMessage.protected_part`).
 
 Signature protection is verified with the key of the *signer*: a certificate whose
@@ -42,7 +42,7 @@ from cryptography.x509.verification import (
 )
 
 from . import protection
-from .messages import DecodedMessage, MessageError, decode_pbm_parameters
+from .messages import DecodedMessage, decode_mac_parameters, decode_signature_algorithm
 from .protection import ProtectionError
 
 #: longest path from a signer to a trust anchor, anchor included
@@ -180,6 +180,8 @@ class ResponseVerifier:
     - ``trusted``: trust anchors; ``untrusted``: certificates that may only serve as
       intermediates (the device's other certificates).
     - ``ignore_keyusage``: accept a signer without digitalSignature (only that check).
+    - ``weak_algorithms``: admit SHA-1 (PBM one-way function, HMAC, PBKDF2 PRF, signature
+      hash); MAC parameters are bounded by :data:`agent.cmp.protection.MAC_PARAMETER_BOUNDS`.
     """
 
     secret: bytes | None = field(default=None, repr=False)
@@ -187,7 +189,7 @@ class ResponseVerifier:
     trusted: Sequence[x509.Certificate] = ()
     untrusted: Sequence[x509.Certificate] = ()
     ignore_keyusage: bool = False
-    max_pbm_iterations: int = protection.DEFAULT_MAX_PBM_ITERATIONS
+    weak_algorithms: bool = False
 
     def verify(
         self, message: DecodedMessage, now: datetime, signer: x509.Certificate | None = None
@@ -200,21 +202,13 @@ class ResponseVerifier:
         if message.protection is None or message.protection_alg is None:
             raise ProtectionError("message is not protected")
         alg = message.protection_alg
-        if alg.oid == protection.OID_PASSWORD_BASED_MAC:
+        if alg.oid in (protection.OID_PASSWORD_BASED_MAC, protection.OID_PBMAC1):
             if self.secret is None:
                 raise ProtectionError("message is MAC-protected but no shared secret is configured")
-            if alg.parameters is None:
-                raise ProtectionError("PBM protection without PBMParameter")
-            try:
-                params = decode_pbm_parameters(alg.parameters)
-            except MessageError as exc:
-                raise ProtectionError(f"bad PBMParameter: {exc}") from None
-            protection.verify_pbm(
-                self.secret, params, message.protected_part, message.protection, self.max_pbm_iterations
-            )
+            protection.verify_mac(self.secret, decode_mac_parameters(alg), message.protected_part,
+                                  message.protection, self.weak_algorithms)
             return Verified(mac=True)
-        if alg.oid not in protection.SIGNATURE_OIDS:
-            raise ProtectionError(f"unsupported protection algorithm {alg.oid}")
+        protection.check_signature_algorithm(decode_signature_algorithm(alg), self.weak_algorithms)
         return Verified(mac=False, signer=self._verify_signature(message, now, signer))
 
     # -- signatures ------------------------------------------------------------
@@ -222,7 +216,8 @@ class ResponseVerifier:
     @staticmethod
     def _verify_with(cert: x509.Certificate, message: DecodedMessage) -> None:
         protection.verify_signature(
-            cert.public_key(), message.protection_alg.oid, message.protected_part, message.protection
+            cert.public_key(), decode_signature_algorithm(message.protection_alg),
+            message.protected_part, message.protection,
         )
 
     def _signed_by(self, cert: x509.Certificate, message: DecodedMessage) -> bool:

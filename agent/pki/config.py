@@ -50,7 +50,11 @@ class SessionConfig:
     key_bits: int
     source_interface: str | None
     source_address: str | None
-    integrity_algorithm: Literal["hmac-sha256", "hmac-sha1"]
+    integrity_algorithm: Literal[
+        "hmac-sha256", "hmac-sha1", "pbmac1-sha256", "pbmac1-sha384", "pbmac1-sha512"
+    ]
+    #: hash of our signatures; None: the key's default (SHA-256, the curve's for P-384/521)
+    digest: Literal["sha256", "sha384", "sha512", "sha1"] | None
     verification_cert: str | None
     origin_authentication: Literal["message-authentication-code", "signature"]
     mac_reference: str | None
@@ -82,6 +86,7 @@ class SessionConfig:
             source_interface=raw.get("source-interface"),
             source_address=raw.get("source-address"),
             integrity_algorithm=raw.get("integrity-algorithm", "hmac-sha256"),
+            digest=raw.get("digest"),
             verification_cert=raw.get("verification-cert"),
             origin_authentication=raw.get(
                 "origin-authentication-method", "message-authentication-code"

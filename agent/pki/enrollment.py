@@ -202,6 +202,8 @@ def prepare(
         connect_timeout=connect_timeout,
         message_timeout=session.message_timeout,
         total_timeout=session.total_timeout or None,
+        digest=session.digest,
+        weak_algorithms=pki.weak_algorithms_enabled,
     )
     return PreparedRequest(
         session=session,

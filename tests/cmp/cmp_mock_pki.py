@@ -137,7 +137,12 @@ class TestPki:
 
 
 class MockCmpServer:
-    """``openssl cmp -port 0`` serving /pkix/ until stopped."""
+    """``openssl cmp -port 0`` serving /pkix/ until stopped.
+
+    OpenSSL 3.0's mock server protects its answers to MAC-protected requests with PBM and
+    HMAC-SHA1 whatever it is asked (its fixed default): a client that accepts them must
+    enable weak algorithms.
+    """
 
     def __init__(self, pki: TestPki, *extra: str, rsp_cert: str | None = None,
                  mac: bool = True, signer: bool = True):

@@ -26,6 +26,7 @@ def test_ir_by_mac_from_shell(pki, mock_server, tmp_path):
         "--newkey", pki.path("new.key"), "--subject", "/CN=router1.example.net",
         "--recipient", "/C=DE/O=Test/CN=Test CMP Server",
         "--certout", "cert.pem", "--cacertsout", "cacerts.pem", "--extracertsout", "extra.pem",
+        "--weak-algorithms",  # the mock answers with HMAC-SHA1
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -54,7 +55,7 @@ def test_rejection_printed_with_status_bits_and_text(pki, mock_server, tmp_path)
     done = run_cli(
         "ir", "--server", server.url, "--ref", REFERENCE, "--secret", "env:CMP_SECRET",
         "--newkey", pki.path("new.key"), "--subject", "/CN=router1", "--certout", "cert.pem",
-        cwd=tmp_path, env={"CMP_SECRET": SECRET},
+        "--weak-algorithms", cwd=tmp_path, env={"CMP_SECRET": SECRET},
     )
     assert done.returncode == 1
     assert "rejection" in done.stderr and "badPOP" in done.stderr and "key too weak" in done.stderr

@@ -31,6 +31,7 @@ def request(pki, server, **overrides) -> EnrollmentRequest:
         mac=mac(),
         recipient=pki.server.subject,
         total_timeout=20,
+        weak_algorithms=True,  # the mock answers MAC-protected requests with HMAC-SHA1
     )
     fields.update(overrides)
     return EnrollmentRequest(**fields)
@@ -52,6 +53,15 @@ def test_ir_by_mac(pki, mock_server, algorithm):
     result = assert_enrolled(enroll(request(pki, server, mac=mac(algorithm))), pki)
     assert result.messages.sent == {"ir": 1, "certConf": 1}
     assert result.messages.received == {"ip": 1, "pkiconf": 1}
+
+
+def test_mock_hmac_sha1_answer_refused_unless_weak_algorithms(pki, mock_server):
+    server = mock_server()
+    result = enroll(request(pki, server, weak_algorithms=False))
+    assert isinstance(result, Failed) and result.kind is FailureKind.PROTECTION
+    assert "ip refused: PBM MAC uses SHA-1, a weak algorithm" in result.message
+    with pytest.raises(ValueError, match="MAC hmac-sha1 is a weak algorithm"):
+        request(pki, server, mac=mac("hmac-sha1"), weak_algorithms=False)
 
 
 def test_ir_with_subject_alt_names(pki, mock_server, tmp_path):
@@ -393,7 +403,8 @@ def tls_proxy(pki, mock_server):
 def test_https(pki, tls_proxy):
     url = f"https://127.0.0.1:{tls_proxy.port}/pkix/"
     https = EnrollmentRequest(kind="ir", server_url=url, new_key=pki.new_key, subject=SUBJECT,
-                              mac=mac(), tls_trusted=(pki.root,), total_timeout=20)
+                              mac=mac(), tls_trusted=(pki.root,), total_timeout=20,
+                              weak_algorithms=True)
     assert_enrolled(enroll(https), pki)
     untrusted = enroll(replace(https, tls_trusted=(pki.other_root,)))
     assert isinstance(untrusted, Failed)

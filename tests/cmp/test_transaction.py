@@ -121,7 +121,7 @@ def test_hostile_iteration_count_is_capped(setup):
 
     done = tx.receive(answer(request, ip(cert), protector=Hostile(b"ca", SECRET)))
     assert done.result.kind is FailureKind.PROTECTION
-    assert "iteration count 1000000000 outside" in done.result.message
+    assert "PBM iteration count 1000000000 above the maximum 100000" in done.result.message
 
 
 def test_unprotected_error_reported_not_believed(setup):

@@ -10,6 +10,10 @@ from nc_helpers import connect
 from pki_helpers import NS, commit_pki, counter, out, rpc, state
 
 
+#: OpenSSL 3.0's mock server answers MAC-protected requests with HMAC-SHA1
+WEAK_FOR_THE_MOCK = "<weak-algorithms-enabled>true</weak-algorithms-enabled>"
+
+
 @pytest.fixture(scope="module")
 def mock_pki(tmp_path_factory):
     return TestPki.create(tmp_path_factory.mktemp("mock-pki"))
@@ -37,6 +41,7 @@ def test_ir_cr_kur_against_openssl_mock_server(fresh_agent, mock, mock_pki):
         rpc(m, "certificate-import", name="client.pem", data=pem(mock_pki.client))
         rpc(m, "key-pair-import", name="client-key", private_key=pem(mock_pki.client_key))
         commit_pki(m, (
+            WEAK_FOR_THE_MOCK +
             "<entity><name>e1</name><common-name>router1.example.net</common-name></entity>"
             "<cmp-session><name>m1</name><entity>e1</entity>"
             "<ca-name>/C=DE/O=Test/CN=Test CMP Server</ca-name>"
@@ -70,6 +75,7 @@ def test_a_certificate_for_another_key_is_refused(fresh_agent, mock):
     """The mock answers with a certificate for its own key, not for the one we asked."""
     with connect(fresh_agent) as m:
         commit_pki(m, (
+            WEAK_FOR_THE_MOCK +
             "<entity><name>e1</name><common-name>router1</common-name></entity>"
             f"<cmp-session><name>m2</name><entity>e1</entity><server-url><url>{mock.url}</url>"
             "</server-url><local-key-pair><name>fresh</name></local-key-pair>"

@@ -58,7 +58,7 @@ class _Pending:
     kind: str
     certificate: x509.Certificate
     polls_left: int
-    mac: bool
+    mac: str | None  # the MAC name of a MAC-protected transaction
     reference: bytes | None
     confirmed: bool = False
 
@@ -145,7 +145,7 @@ class TestCa:
                 return self._error(request, f"bad request: {type(exc).__name__}: {exc}",
                                    _BAD_REQUEST)
 
-    def _dispatch(self, request: m.DecodedMessage, mac: bool) -> bytes:
+    def _dispatch(self, request: m.DecodedMessage, mac: str | None) -> bytes:
         kind = request.body_type
         if kind == "kur" and mac:
             raise CaError("a KUR is signed with the certificate it updates (RFC 4210 5.3.5),"
@@ -162,30 +162,31 @@ class TestCa:
         raise CaError(f"unsupported message type {kind}")
 
     # ----------------------------------------------------------- protection
-    def _check_protection(self, request: m.DecodedMessage) -> bool:
-        """True for MAC protection; signature protection is checked against
-        the CA itself and the trusted certificates. Raises CaError."""
+    def _check_protection(self, request: m.DecodedMessage) -> str | None:
+        """The MAC's name (:data:`agent.cmp.protection.MAC_SCHEMES`) for MAC protection,
+        PBM or PBMAC1, answered with the same MAC; ``None`` for signature protection, checked
+        against the CA itself and the trusted certificates. Raises CaError."""
         if request.protection is None or request.protection_alg is None:
             raise CaError("unprotected requests are not accepted", _BAD_MESSAGE_CHECK)
         alg = request.protection_alg
         try:
-            if alg.oid == protection.OID_PASSWORD_BASED_MAC:
+            if alg.oid in (protection.OID_PASSWORD_BASED_MAC, protection.OID_PBMAC1):
                 if self.settings.secret is None:
                     raise CaError("this CA does not accept MAC protection", _BAD_MESSAGE_CHECK)
                 if self.settings.reference and request.sender_kid != self.settings.reference:
                     raise CaError("unknown reference value (senderKID)", _BAD_MESSAGE_CHECK)
-                params = m.decode_pbm_parameters(alg.parameters or b"")
-                protection.verify_pbm(self.settings.secret, params, request.protected_part,
-                                      request.protection, protection.DEFAULT_MAX_PBM_ITERATIONS)
-                return True
+                params = m.decode_mac_parameters(alg)
+                protection.verify_mac(self.settings.secret, params, request.protected_part,
+                                      request.protection, weak_allowed=True)
+                return _mac_name(params)
             if not request.extra_certs:
                 raise CaError("signed request without its certificate in extraCerts",
                               _BAD_MESSAGE_CHECK)
             signer = request.extra_certs[0]
-            protection.verify_signature(signer.public_key(), alg.oid, request.protected_part,
-                                        request.protection)
+            protection.verify_signature(signer.public_key(), m.decode_signature_algorithm(alg),
+                                        request.protected_part, request.protection)
             self._check_signer(signer, request.body_type)
-            return False
+            return None
         except (ProtectionError, m.MessageError) as exc:
             raise CaError(f"protection check failed: {exc}", _BAD_MESSAGE_CHECK) from None
 
@@ -206,7 +207,7 @@ class TestCa:
                       _BAD_MESSAGE_CHECK)
 
     # ------------------------------------------------------------- requests
-    def _certificate_request(self, request: m.DecodedMessage, mac: bool) -> bytes:
+    def _certificate_request(self, request: m.DecodedMessage, mac: str | None) -> bytes:
         kind = request.body_type
         if self.settings.reject:
             return self._respond(request, m.cert_rep_body(m.RESPONSE_TYPE[kind], m.CertRepContent((
@@ -217,8 +218,8 @@ class TestCa:
             raise CaError("the request needs a public key and signature proof of possession", _BAD_POP)
         public_key = serialization.load_der_public_key(req.public_key_info)
         try:
-            protection.verify_signature(public_key, req.pop_algorithm, req.cert_request_der,
-                                        req.pop_signature)
+            protection.verify_signature(public_key, m.decode_signature_algorithm(req.pop_algorithm),
+                                        req.cert_request_der, req.pop_signature)
         except ProtectionError:
             raise CaError("proof of possession does not verify", _BAD_POP) from None
         subject = req.subject
@@ -284,7 +285,7 @@ class TestCa:
         return self._respond(request, m.pki_conf_body(), pending.mac)
 
     # ------------------------------------------------------------ responses
-    def _respond(self, request: m.DecodedMessage, body, mac: bool, implicit_confirm: bool = False) -> bytes:
+    def _respond(self, request: m.DecodedMessage, body, mac: str | None, implicit_confirm: bool = False) -> bytes:
         fields = m.HeaderFields(
             sender=self.certificate.subject,
             recipient=request.sender or x509.Name([]),
@@ -297,7 +298,7 @@ class TestCa:
         protector: m.Protector
         if mac:
             protector = m.MacProtector(self.settings.reference or b"", self.settings.secret,
-                                       rng=self.rng)
+                                       mac, rng=self.rng)
         else:
             protector = m.SignatureProtector(self.certificate, self.key)
         return m.encode_message(fields, body, protector)
@@ -313,6 +314,16 @@ class TestCa:
             message_time=self.clock.now(),
         )
         return m.encode_message(fields, body, m.SignatureProtector(self.certificate, self.key))
+
+
+def _mac_name(params: protection.MacParameters) -> str:
+    """The configured name of the MAC a request used, to answer with the same."""
+    hash_name = protection.MAC_OIDS.get(params.mac)
+    kind = "pbm" if isinstance(params, protection.PbmParameters) else "pbmac1"
+    for name, scheme in protection.MAC_SCHEMES.items():
+        if scheme == protection.MacScheme(kind, hash_name):
+            return name
+    raise CaError(f"this CA does not answer with MAC {params.mac}", _BAD_MESSAGE_CHECK)
 
 
 def _requested_san(extensions_der: bytes | None) -> tuple[x509.ExtensionType, bool] | None:

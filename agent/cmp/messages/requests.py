@@ -9,7 +9,7 @@ from pyasn1.codec.der import encoder
 from pyasn1_alt_modules import rfc5280
 
 from .. import der, protection
-from ..protection import PrivateKey
+from ..protection import PrivateKey, SignatureAlgorithm
 from .common import (
     OID_OLD_CERT_ID,
     OID_SUBJECT_ALT_NAME,
@@ -21,7 +21,7 @@ from .common import (
     x509_name,
 )
 from .header import DecodedMessage
-from .protection import encode_algorithm
+from .protection import ProtectionAlgorithm, encode_signature_algorithm
 
 
 @dataclass(frozen=True)
@@ -59,20 +59,22 @@ def encode_cert_request(spec: CertRequestSpec) -> bytes:
     return der.tlv(0x30, out)
 
 
-def cert_request_body(kind: str, spec: CertRequestSpec, pop_key: PrivateKey) -> bytes:
+def cert_request_body(kind: str, spec: CertRequestSpec, pop_key: PrivateKey,
+                      signature: SignatureAlgorithm | None = None) -> bytes:
     """DER of an ir, cr or kur body with one CertReqMsg and signature POP (RFC 4211 4.1).
 
     The template carries subject and public key, so ``poposkInput`` is omitted and the
-    signature is computed over the DER of ``certReq``.
+    signature is computed over the DER of ``certReq``, with *signature* (default: the
+    scheme :func:`agent.cmp.protection.signature_algorithm_for` the key).
     """
     tags = {"ir": 0xA0, "cr": 0xA2, "kur": 0xA7}
     if kind not in tags:
         raise ValueError(f"request kind must be one of {', '.join(tags)}")
     request = encode_cert_request(spec)
-    algorithm = protection.signature_algorithm_for(pop_key)
-    signature = protection.sign(pop_key, algorithm, request)
-    params = b"\x05\x00" if protection.SIGNATURE_OIDS[algorithm][0] == "rsa" else None
-    popo = der.tlv(0xA1, encode_algorithm(algorithm, params) + der.tlv(0x03, b"\x00" + signature))
+    signature = signature or protection.signature_algorithm_for(pop_key)
+    value = protection.sign(pop_key, signature, request)
+    algorithm = encode_signature_algorithm(signature)
+    popo = der.tlv(0xA1, algorithm.encode() + der.tlv(0x03, b"\x00" + value))
     return der.tlv(tags[kind], der.tlv(0x30, der.tlv(0x30, request + popo)))
 
 
@@ -84,7 +86,7 @@ class ReceivedCertRequest:
     subject: x509.Name | None
     public_key_info: bytes | None
     old_cert_id: tuple[x509.Name | None, int] | None
-    pop_algorithm: str | None
+    pop_algorithm: ProtectionAlgorithm | None
     pop_signature: bytes | None
     cert_request_der: bytes
     extensions_der: bytes | None
@@ -127,7 +129,10 @@ def cert_requests(message: DecodedMessage) -> list[ReceivedCertRequest]:
         pop_alg = pop_sig = None
         if msg["popo"].isValue and msg["popo"].getName() == "signature":
             pop = msg["popo"]["signature"]
-            pop_alg = str(pop["algorithmIdentifier"]["algorithm"])
+            identifier = pop["algorithmIdentifier"]
+            params = identifier["parameters"]
+            pop_alg = ProtectionAlgorithm(str(identifier["algorithm"]),
+                                          params.asOctets() if params.isValue else None)
             pop_sig = pop["signature"].asOctets()
         extensions = None
         if template["extensions"].isValue:
