@@ -344,7 +344,8 @@ def is_rsa_pss_key_file(data: bytes) -> bool:
 def check_signature_algorithm(algorithm: SignatureAlgorithm, weak_allowed: bool) -> None:
     """Refuse a signature hash that is weak unless weak algorithms are enabled."""
     if algorithm.hash is not None:
-        _refuse_weak(f"signature {algorithm}", algorithm.hash, weak_allowed)
+        _refuse_weak(f"{SignatureAlgorithm(algorithm.family)} signature", algorithm.hash,
+                     weak_allowed)
 
 
 def _pss(hash_name: str) -> padding.PSS:

@@ -145,12 +145,14 @@ class MockCmpServer:
     """
 
     def __init__(self, pki: TestPki, *extra: str, rsp_cert: str | None = None,
-                 mac: bool = True, signer: bool = True):
+                 mac: bool = True, signer: bool = True, srv_cert: str | None = None,
+                 srv_key: str | None = None):
         args = ["openssl", "cmp", "-port", "0", "-max_msgs", "0"]
         if mac:
             args += ["-srv_ref", REFERENCE, "-srv_secret", f"pass:{SECRET}"]
         if signer:
-            args += ["-srv_cert", pki.path("server.pem"), "-srv_key", pki.path("server.key")]
+            args += ["-srv_cert", srv_cert or pki.path("server.pem"),
+                     "-srv_key", srv_key or pki.path("server.key")]
         args += [
             "-srv_trusted", pki.path("root.pem"),
             "-rsp_cert", rsp_cert or pki.path("issued.pem"),

@@ -13,7 +13,8 @@ def pki(tmp_path_factory) -> TestPki:
 
 @pytest.fixture
 def mock_server(pki):
-    """A factory: ``mock_server(*openssl_args, rsp_cert=path, mac=True, signer=True)``.
+    """A factory: ``mock_server(*openssl_args, rsp_cert=path, mac=True, signer=True,
+    srv_cert=path, srv_key=path)`` (the signer's certificate and key default to the PKI's).
 
     Each server runs ``openssl cmp -port 0`` and is stopped after the test.
     """
