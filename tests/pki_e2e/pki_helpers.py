@@ -31,6 +31,10 @@ def out(reply: etree._Element, leaf: str) -> str | None:
     return reply.findtext(f"p:{leaf}", namespaces=NS)
 
 
+#: OpenSSL 3.0's mock server answers MAC-protected requests with HMAC-SHA1 (weak)
+WEAK_FOR_THE_MOCK = "<weak-algorithms-enabled>true</weak-algorithms-enabled>"
+
+
 def commit_pki(m, inner_xml: str) -> None:
     """edit-config of /pki on candidate, then commit (the seed's step 13)."""
     m.edit_config(target="candidate",

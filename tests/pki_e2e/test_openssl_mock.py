@@ -7,11 +7,7 @@ from cryptography.hazmat.primitives import serialization
 
 from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki
 from nc_helpers import connect
-from pki_helpers import NS, commit_pki, counter, out, rpc, state
-
-
-#: OpenSSL 3.0's mock server answers MAC-protected requests with HMAC-SHA1
-WEAK_FOR_THE_MOCK = "<weak-algorithms-enabled>true</weak-algorithms-enabled>"
+from pki_helpers import NS, WEAK_FOR_THE_MOCK, commit_pki, counter, out, rpc, state
 
 
 @pytest.fixture(scope="module")

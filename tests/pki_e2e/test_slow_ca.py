@@ -17,7 +17,7 @@ from http_proxy import CmpHttpProxy
 from test_auto_update import next_event
 
 from nc_helpers import connect
-from pki_helpers import ENTITY, NS, commit_pki, mac_session, out, rpc, state
+from pki_helpers import ENTITY, NS, WEAK_FOR_THE_MOCK, commit_pki, mac_session, out, rpc, state
 from test_openssl_mock import pem
 from testca_process import run_testca
 
@@ -42,8 +42,8 @@ def mock_session(name: str, url: str, extra: str = "") -> str:
 def configure_mock_session(m, mock_pki, mock) -> None:
     """Session p1 to *mock*, with the key the mock's certificate is for."""
     rpc(m, "key-pair-import", name="dev-key", private_key=pem(mock_pki.new_key))
-    commit_pki(m, "<entity><name>m</name><common-name>router1.example.net</common-name>"
-                  "</entity>" + mock_session("p1", mock.url))
+    commit_pki(m, WEAK_FOR_THE_MOCK + "<entity><name>m</name><common-name>router1.example.net"
+                  "</common-name></entity>" + mock_session("p1", mock.url))
 
 
 def last_request(m, session: str) -> dict[str, str]:
