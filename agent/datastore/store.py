@@ -20,6 +20,7 @@ running and is never persisted (RFC 6241 section 8.3: it is a scratch pad).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
@@ -66,6 +67,16 @@ def _empty() -> etree._Element:
     return etree.Element(f"{{{NC_NS}}}data", nsmap={None: NC_NS})
 
 
+@dataclass(frozen=True)
+class _PreparedCommit:
+    """What :meth:`Datastores.commit` installs, computed for (candidate, running) versions."""
+
+    key: tuple[int, int]
+    tree: etree._Element
+    summary: ChangeSummary
+    data: bytes
+
+
 class Datastores:
     """running, candidate and startup; every write is all-or-nothing."""
 
@@ -84,6 +95,8 @@ class Datastores:
         self._dirty = False
         #: datastore -> version that passed full validation (validate + commit once)
         self._validated: dict[str, int] = {}
+        self._prepared: _PreparedCommit | None = None
+        self._preparing = asyncio.Lock()
         self._load()
 
     # -- boot -------------------------------------------------------------------------
@@ -120,9 +133,13 @@ class Datastores:
             raise DatastoreLoadError(f"{path}: root element is {root.tag}, expected <data>")
         return root
 
-    def _write(self, path: Path, tree: etree._Element) -> None:
-        atomic_write(path, etree.tostring(tree, xml_declaration=True, encoding="UTF-8"),
-                     mode=0o600)
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        atomic_write(path, data, mode=0o600)
+
+    @staticmethod
+    def _serialize(tree: etree._Element) -> bytes:
+        return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
     # -- reads ------------------------------------------------------------------------
     def get_config(self, source: str, with_defaults: str = "report-all") -> etree._Element:
@@ -228,7 +245,7 @@ class Datastores:
             tree = self._inline(source)
         if target == "startup":
             validate_tree(self.smap, tree)  # startup must always be bootable
-            self._write(self._startup_file, tree)
+            self._write(self._startup_file, self._serialize(tree))
             self._startup_exists = True
         else:
             self._dirty = True
@@ -258,13 +275,43 @@ class Datastores:
         else:
             validate_tree(self.smap, self._inline(source))
 
+    async def prepare_commit(self) -> None:
+        """The heavy part of the next :meth:`commit`, in a worker thread.
+
+        Full validation of candidate, its copy for running, the change
+        summary and the bytes of ``running.xml`` are computed from the trees as
+        they are now (trees are never changed in place: every write replaces
+        one), while the event loop goes on serving other sessions. The next
+        :meth:`commit` uses the result if neither candidate nor running has
+        changed since; otherwise it does the work itself. A validation error
+        is raised here.
+        """
+        async with self._preparing:
+            key = (self._versions["candidate"], self._versions["running"])
+            if self._prepared is not None and self._prepared.key == key:
+                return
+            prepared = await asyncio.to_thread(self._prepare, key, self._trees["candidate"],
+                                               self._trees["running"])
+            self._prepared = prepared
+
+    def _prepare(self, key: tuple[int, int], candidate: etree._Element,
+                 running: etree._Element) -> "_PreparedCommit":
+        if self._validated.get("candidate") != key[0]:
+            validate_tree(self.smap, candidate)
+        new = copy.deepcopy(candidate)
+        return _PreparedCommit(key, new, diff(self.smap, running, new), self._serialize(new))
+
     def commit(self) -> ChangeSummary:
         """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running."""
-        self.validate("candidate")  # a no-op if this version was validated already
-        candidate = self._trees["candidate"]
-        summary = self._replace_running(copy.deepcopy(candidate))
+        key = (self._versions["candidate"], self._versions["running"])
+        prepared, self._prepared = self._prepared, None
+        if prepared is None or prepared.key != key:
+            self.validate("candidate")  # a no-op if this version was validated already
+            prepared = self._prepare(key, self._trees["candidate"], self._trees["running"])
+        self._validated["candidate"] = key[0]
+        self._install_running(prepared.tree, prepared.summary, prepared.data)
         self._dirty = False
-        return summary
+        return prepared.summary
 
     def discard_changes(self) -> None:
         """``<discard-changes>`` (RFC 6241 section 8.3.4.2): candidate := running."""
@@ -281,11 +328,14 @@ class Datastores:
 
     # -- internals --------------------------------------------------------------------
     def _replace_running(self, new: etree._Element) -> ChangeSummary:
-        old = self._trees["running"]
-        summary = diff(self.smap, old, new)
+        summary = diff(self.smap, self._trees["running"], new)
+        return self._install_running(new, summary, None)
+
+    def _install_running(self, new: etree._Element, summary: ChangeSummary,
+                         data: bytes | None) -> ChangeSummary:
         if summary.empty:
             return summary
-        self._write(self._running_file, new)
+        self._write(self._running_file, data if data is not None else self._serialize(new))
         self._set("running", new)
         for fn in self._listeners:
             try:

@@ -22,7 +22,6 @@ from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.interfaces import interface_address
 from agent.pki.preconditions import problems
 from agent.pki.stores import (
-    PREVIOUS_SUFFIX,
     CertificateStore,
     KeyStore,
     PrivateKey,
@@ -91,27 +90,6 @@ def issuer_chain(
     return tuple(chain)
 
 
-def trust_anchors(certs: CertificateStore) -> tuple[x509.Certificate, ...]:
-    """Seed step 10 without verification-cert: the device's CA certificates.
-
-    Only certificates that say they are a CA (basicConstraints cA) and are
-    not a kept ``.previous`` copy: an end-entity certificate in the store is
-    never a trust anchor for a CA's answers.
-    """
-    anchors = []
-    for name in certs.names():
-        if name.endswith(PREVIOUS_SUFFIX):
-            continue
-        try:
-            cert = certs.load(name)
-            is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-        except (RpcError, x509.ExtensionNotFound, ValueError):
-            continue
-        if is_ca:
-            anchors.append(cert)
-    return tuple(anchors)
-
-
 def prepare(
     session: SessionConfig,
     kind: RequestType,
@@ -138,7 +116,7 @@ def prepare(
     key_is_new = kind == "kur" and session.regenerate and not key_pair_created
     new_key = generate_key("rsa", session.key_bits) if key_is_new else current_key
 
-    anchors = trust_anchors(certs)  # the store's CA certificates, read once
+    anchors = certs.ca_certificates()  # read once per request
     mac = signer = None
     if kind == "ir" and session.origin_authentication == "message-authentication-code":
         mac = MacCredentials(

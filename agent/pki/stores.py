@@ -228,6 +228,9 @@ class CertificateStore:
         self.directory = directory
         ensure_directory(directory, 0o755)  # certificates are public, not writable by others
         self._described: FileMemo[CertificateInfo] = FileMemo()
+        self._loaded: FileMemo[x509.Certificate] = FileMemo()
+        #: (file name, inode) -> the certificate if it is a CA's, else None
+        self._ca_memo: dict[tuple[str, int], x509.Certificate | None] = {}
 
     def _path(self, name: str) -> Path:
         return self.directory / check_name(name, "certificate file")
@@ -241,20 +244,56 @@ class CertificateStore:
         return self._path(name).is_file()
 
     def load(self, name: str) -> x509.Certificate:
+        """The certificate in file *name*, parsed once until the file changes."""
+        path = self._path(name)
         try:
-            data = self._path(name).read_bytes()
+            return self._loaded.get(path, lambda: self._parse(name, path.read_bytes()))
         except FileNotFoundError:
             raise RpcError(
                 "data-missing",
                 f"certificate file {name!r} is not in the certificate store:"
                 " import it with certificate-import",
             ) from None
+
+    @staticmethod
+    def _parse(name: str, data: bytes) -> x509.Certificate:
         try:
             return parse_certificate(data)
         except ValueError:
             raise RpcError(
                 "operation-failed", f"certificate file {name!r} is not a PEM or DER certificate"
             ) from None
+
+    def ca_certificates(self) -> tuple[x509.Certificate, ...]:
+        """Seed step 10 without verification-cert: the device's CA certificates.
+
+        Only certificates that say they are a CA (basicConstraints cA) and are
+        not a kept ``.previous`` copy: an end-entity certificate in the store is
+        never a trust anchor for a CA's answers. One directory read per call:
+        each file is judged once per inode (every write here replaces the file
+        by rename), so thousands of device certificates cost no file reads.
+        """
+        anchors = []
+        seen: dict[tuple[str, int], x509.Certificate | None] = {}
+        with os.scandir(self.directory) as entries:
+            found = sorted((e.name, e.inode()) for e in entries
+                           if e.is_file() and _NAME.fullmatch(e.name)
+                           and not e.name.endswith(PREVIOUS_SUFFIX))
+        for slot in found:
+            if slot in self._ca_memo:
+                cert = self._ca_memo[slot]
+            else:
+                try:
+                    cert = self.load(slot[0])
+                    is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+                except (RpcError, x509.ExtensionNotFound, ValueError):
+                    is_ca = False
+                cert = cert if is_ca else None
+            seen[slot] = cert
+            if cert is not None:
+                anchors.append(cert)
+        self._ca_memo = seen
+        return tuple(anchors)
 
     def save(self, name: str, cert: x509.Certificate, file_format: FileFormat) -> None:
         atomic_write(self._path(name), encode_certificate(cert, file_format), mode=0o644)

@@ -295,3 +295,28 @@ def test_snapshot_restore_and_listeners(ds, model, state_dir):
 def test_running_raw_has_defaults(ds):
     raw = ds.running_raw()
     assert raw["cmp-agent-pki:pki"]["file-format"] == "pem"
+
+
+# -- a commit prepared off the event loop ----------------------------------------------------
+def test_a_prepared_commit_is_used_only_for_the_versions_it_saw(ds):
+    import asyncio
+
+    def names(source: str) -> list[str]:
+        return xp(ds.get_config(source), "//p:cmp-session/p:name/text()")
+
+    ds.edit_config("candidate", config(session("a")))
+    asyncio.run(ds.prepare_commit())
+    assert ds.commit().created == ["/pki:pki"]
+    assert names("running") == ["a"]
+    ds.edit_config("candidate", config(session("b")))
+    asyncio.run(ds.prepare_commit())
+    ds.edit_config("candidate", config(session("c")))  # after the preparation: not lost
+    ds.commit()
+    assert names("running") == ["a", "b", "c"]
+    ds.edit_config("candidate", config(session("d", "<entity>ghost</entity>")))
+    with pytest.raises(RpcError) as err:
+        asyncio.run(ds.prepare_commit())  # validation runs in the worker thread
+    assert err.value.tag == "data-missing"
+    with pytest.raises(RpcError):
+        ds.commit()
+    assert names("running") == ["a", "b", "c"]

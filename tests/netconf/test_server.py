@@ -172,11 +172,11 @@ def test_a_rollback_the_disk_refuses_is_retried(server, monkeypatch):
     real_write = server.datastores._write
     failures = []
 
-    def full_disk_once(path, tree):
+    def full_disk_once(path, data):
         if not failures:
             failures.append(path)
             raise OSError(28, "No space left on device")
-        real_write(path, tree)
+        real_write(path, data)
 
     async def scenario():
         a = Client(server)

@@ -159,8 +159,6 @@ def test_a_file_keeps_the_encoding_its_name_says(certs):
 def test_only_ca_certificates_are_trust_anchors(certs):
     from cryptography import x509
 
-    from agent.pki.enrollment import trust_anchors
-
     ca_key, leaf_key = generate_key("ec"), generate_key("ec")
     ca = self_signed(ca_key, "root")
     ca = (x509.CertificateBuilder().subject_name(ca.subject).issuer_name(ca.issuer)
@@ -171,7 +169,13 @@ def test_only_ca_certificates_are_trust_anchors(certs):
     certs.save("root.pem", ca, "pem")
     certs.save("root.pem.previous", ca, "pem")
     certs.save("leaf.pem", self_signed(leaf_key, "leaf"), "pem")
-    assert trust_anchors(certs) == (ca,)
+    assert certs.ca_certificates() == (ca,)
+    assert certs.ca_certificates() == (ca,)  # judged once per file, same answer
+    certs.save("leaf.pem", ca, "der")  # a file replaced: judged again
+    assert certs.ca_certificates() == (ca, ca)
+    certs.delete("root.pem")
+    assert certs.ca_certificates() == (ca,)
+    assert certs.load("leaf.pem") is certs.load("leaf.pem")  # parsed once until it changes
 
 
 def _pem(key):

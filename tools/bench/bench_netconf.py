@@ -66,10 +66,20 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 GET_CONFIG_PKI = (f'<get-config><source><running/></source><filter type="subtree">'
                     f'<pki xmlns="{PKI_NS}"/></filter></get-config>')
+#: a small get-config that stays small while running holds 1,000 sessions
+GET_CONFIG_SMALL = (f'<get-config><source><running/></source><filter type="subtree">'
+                    f'<pki xmlns="{PKI_NS}"><file-format/></pki></filter></get-config>')
 COMMIT = "<commit/>"
 CLEAR_PKI = (f'<edit-config><target><candidate/></target><config>'
              f'<pki xmlns="{PKI_NS}" xmlns:nc="{NC_NS}" nc:operation="remove"/>'
              f'</config></edit-config>')
+
+
+def running_xml(count: int = ENTRIES) -> bytes:
+    """A stored running configuration (``running.xml``) with *count* cmp-sessions."""
+    body = create_sessions_edit(count).replace(' nc:operation="create"', "")
+    pki = body[body.index("<pki "):body.index("</config>")]
+    return f'<data xmlns="{NC_NS}">{pki}</data>'.encode()
 
 
 def create_sessions_edit(count: int = ENTRIES) -> str:
@@ -167,12 +177,14 @@ class AgentServer:
 
     name = "agent"
 
-    def __init__(self, start_timeout: float = 60.0):
+    def __init__(self, start_timeout: float = 60.0, running_xml: bytes | None = None,
+                 extra_args: tuple[str, ...] = ()):
         self._tmp = tempfile.TemporaryDirectory(prefix="bench-agent-")
         self.workdir = Path(self._tmp.name)
         self.host, self.port = "127.0.0.1", 0
         self._proc: subprocess.Popen | None = None
         self._start_timeout = start_timeout
+        self._extra_args = extra_args
         self.model = "the agent's built-in cmp-agent-pki"
         key = asyncssh.generate_private_key("ssh-ed25519")
         key_path = self.workdir / "client_key"
@@ -183,12 +195,17 @@ class AgentServer:
         keys_dir = self.state_dir / "authorized_keys"
         keys_dir.mkdir(parents=True, mode=0o700)
         (keys_dir / "admin").write_bytes(key.export_public_key())
+        if running_xml is not None:
+            (self.state_dir / "running.xml").write_bytes(running_xml)
+        #: seconds from starting the process to its "listening on" line
+        self.listening_seconds = 0.0
 
     def start(self) -> None:
+        started = time.perf_counter()
         self._log = open(self.workdir / "agent.stderr", "wb")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "agent", "serve", "--host", self.host, "--port", "0",
-             "--state-dir", str(self.state_dir)],
+             "--state-dir", str(self.state_dir), *self._extra_args],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._log,
             start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.monotonic() + self._start_timeout
@@ -197,8 +214,9 @@ class AgentServer:
         while (match := re.search(rb"listening on (\S+):(\d+)", output)) is None:
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the agent did not start:\n{self.logs()}")
-            time.sleep(0.02)
+            time.sleep(0.002)
             output += self._proc.stdout.read() or b""
+        self.listening_seconds = time.perf_counter() - started
         self.port = int(match.group(2))
 
     def root_pids(self) -> list[int]:
@@ -306,7 +324,56 @@ class Bench:
         await self.session_setup()
         await self.get_config_small()
         await self.edit_and_get_1000()
+        await self.get_config_during_commit()
         await self.concurrent()
+
+    async def get_config_during_commit(self) -> None:
+        """Small get-configs on one session while another commits 1,000 entries:
+        round trips that overlap the commit (p99, max); nothing heavy may hold
+        up other sessions."""
+        rounds = max(2, self.n // 250)
+        edit = create_sessions_edit()
+        pairs = {t.server.name: (await t.session(), await t.session()) for t in self.targets}
+        overlapping: dict[str, list[float]] = {t.server.name: [] for t in self.targets}
+
+        async def block(target: Target, _: int) -> None:
+            committer, reader = pairs[target.server.name]
+            await rpc_ok(committer, CLEAR_PKI)  # untimed: an empty running, then the edit
+            await rpc_ok(committer, COMMIT)
+            await rpc_ok(committer, edit)
+            window = [float("inf"), float("inf")]
+            reads: list[tuple[float, float]] = []
+
+            async def read_until_done() -> None:
+                while True:
+                    t0 = time.perf_counter()
+                    await rpc_ok(reader, GET_CONFIG_SMALL)
+                    reads.append((t0, time.perf_counter()))
+                    if reads[-1][0] > window[1]:
+                        return
+
+            task = asyncio.ensure_future(read_until_done())
+            await asyncio.sleep(0.05)  # the reader is going
+            window[0] = time.perf_counter()
+            await rpc_ok(committer, COMMIT)
+            window[1] = time.perf_counter()
+            await task
+            overlapping[target.server.name].extend(
+                end - start for start, end in reads if start < window[1] and end > window[0])
+
+        await alternate(self.targets, rounds, block)
+        for t in self.targets:
+            name = t.server.name
+            times = sorted(overlapping[name])
+            self.put(t, get_config_during_commit_p99_ms=round(
+                         times[min(len(times) - 1, int(len(times) * 0.99))] * 1000, 3),
+                     get_config_during_commit_max_ms=round(times[-1] * 1000, 3))
+            self.meta[name]["get_config_during_commit_samples"] = len(times)
+            committer, reader = pairs[name]
+            await rpc_ok(committer, CLEAR_PKI)
+            await rpc_ok(committer, COMMIT)
+            await committer.close()
+            await reader.close()
 
     async def session_setup(self) -> None:
         count = max(3, self.n // 20)
@@ -436,11 +503,38 @@ FIGURES = {
     "edit_1000_ms": ("ms", "lower"),
     "commit_1000_ms": ("ms", "lower"),
     "get_config_1000_ms": ("ms", "lower"),
+    "get_config_during_commit_p99_ms": ("ms", "lower"),
+    "get_config_during_commit_max_ms": ("ms", "lower"),
     "concurrent_20_total_ms": ("ms", "lower"),
     "concurrent_20_rpc_ms": ("ms", "lower"),
     "peak_memory_kb": ("kB", "lower"),
     "memory_pss_20_sessions_kb": ("kB", "lower"),
 }
+
+
+#: issue 11's absolute goals: figure -> (goal, unit); agent-only figures are measured
+#: on the agent alone (the reference's start-up is sshd plus netconfd, not comparable)
+GOALS = {
+    "get_config_during_commit_p99_ms": (5.0, "ms"),
+    "startup_1000_sessions_to_hello_ms": (500.0, "ms"),
+}
+
+
+async def startup_to_hello(rounds: int, rpc_timeout: float) -> float:
+    """Median ms from starting the agent, with 1,000 sessions in its stored
+    running configuration, to a client holding its ``<hello>``."""
+    times = []
+    for _ in range(rounds):
+        server = AgentServer(running_xml=running_xml())
+        try:
+            server.start()
+            session = await NetconfSession.connect(server.host, server.port, server.credentials,
+                                                   timeout=rpc_timeout)
+            times.append(server.listening_seconds + session.connect_seconds)
+            await session.close()
+        finally:
+            server.stop()
+    return median_ms(times)
 
 
 def report(bench: Bench, started: float) -> dict:
@@ -453,8 +547,14 @@ def report(bench: Bench, started: float) -> dict:
         ok = None if ratio is None else (ratio <= 1 if better == "lower" else ratio >= 1)
         figures[name] = {"agent": a, "reference": r, "ratio": ratio, "unit": unit,
                          "better": better, "agent_at_or_better": ok}
+    goals = {}
+    for name, (goal, unit) in GOALS.items():
+        value = agent.get(name)
+        goals[name] = {"agent": value, "goal": goal, "unit": unit,
+                       "met": None if value is None else value <= goal}
     return {
         "figures": figures,
+        "goals": goals,
         "meta": {
             "n": bench.n,
             "entries": ENTRIES,
@@ -480,6 +580,8 @@ async def run_bench(n: int, rpc_timeout: float, reference_model: str = "auto") -
         bench = Bench([Target(s, rpc_timeout) for s in servers], n)
         try:
             await bench.run()
+            bench.put(bench.targets[0], startup_1000_sessions_to_hello_ms=await startup_to_hello(
+                max(1, min(5, n // 200)), rpc_timeout))
         except Exception as exc:
             logs = "\n".join(s.logs() for s in servers)
             raise RuntimeError(f"benchmark failed: {exc!r}\n{logs}") from exc

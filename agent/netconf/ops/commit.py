@@ -77,14 +77,21 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
         raise RpcError("bad-element", "<persist> and <confirm-timeout> need <confirmed/>",
                        type="protocol", info={"bad-element": "persist" if persist is not None
                                               else "confirm-timeout"})
-    check_not_locked_by_other(ctx, "running")
-    check_not_locked_by_other(ctx, "candidate")
+
+    def check() -> None:
+        check_not_locked_by_other(ctx, "running")
+        check_not_locked_by_other(ctx, "candidate")
+        if server.confirm is not None:
+            _check_pending_owner(ctx, persist_id, "confirm")
+        elif persist_id is not None:
+            raise RpcError("invalid-value", "no confirmed commit is pending; omit <persist-id>",
+                           type="protocol", info={"bad-element": "persist-id"})
+
+    check()
+    # validation and the copy of candidate run in a worker thread: other sessions go on
+    await server.datastores.prepare_commit()
+    check()  # again: other sessions' RPCs ran meanwhile; from here on nothing waits
     pending = server.confirm
-    if pending is not None:
-        _check_pending_owner(ctx, persist_id, "confirm")
-    elif persist_id is not None:
-        raise RpcError("invalid-value", "no confirmed commit is pending; omit <persist-id>",
-                       type="protocol", info={"bad-element": "persist-id"})
     if confirmed and pending is None:
         server.begin_confirmed_commit(ctx.session_id, persist)
     try:
