@@ -168,6 +168,16 @@ class Model:
                                                      "module": module_list}}
 
     @cached_property
+    def schema_digest(self) -> str:
+        """A digest of the YANG texts themselves (changes with any edit of a module)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for m in self.modules:
+            digest.update(m.path.read_bytes())
+        return digest.hexdigest()
+
+    @cached_property
     def content_id(self) -> str:
         """A digest of module names, revisions and features (RFC 8525 content-id)."""
         import hashlib

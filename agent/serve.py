@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("agent")
 
+#: seconds (Python's default is 0.005)
+SWITCH_INTERVAL = 0.0005
+
 
 def default_state_dir() -> Path:
     """``$XDG_STATE_HOME/cmp-agent``, else ``~/.local/state/cmp-agent``."""
@@ -116,6 +119,10 @@ def run(args: argparse.Namespace) -> int:
 
         pacing = UpdatePacing(args.auto_update_concurrency,
                               timedelta(seconds=args.auto_update_jitter))
+        # Worker threads (commit validation, CMP transactions, filters) hold the GIL
+        # for at most this long when the event loop wants it: the loop's latency,
+        # not their throughput, decides how responsive every session is.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         return asyncio.run(_serve(model, args, state_dir, pacing))
     except KeyboardInterrupt:
         return 0

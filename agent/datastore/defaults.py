@@ -64,11 +64,6 @@ class Defaults:
             self._fill(root, self.smap.root, tagged)
         return root
 
-    def fill(self, el: etree._Element, info: NodeInfo) -> etree._Element:
-        """Add the report-all defaults to *el* (a copy the caller owns) of schema *info*."""
-        self._fill(el, info, False)
-        return el
-
     # -- plans ----------------------------------------------------------------------
     def _plan(self, info: NodeInfo) -> _Plan:
         plan = self._plans.get(id(info))

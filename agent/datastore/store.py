@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class _PreparedCommit:
     tree: etree._Element
     summary: ChangeSummary
     data: bytes
+    #: running's report-all view (:meth:`Datastores.config_view`)
+    view: etree._Element
 
 
 class Datastores:
@@ -96,6 +99,7 @@ class Datastores:
         #: datastore -> version that passed full validation (validate + commit once)
         self._validated: dict[str, int] = {}
         self._prepared: _PreparedCommit | None = None
+        self._indexes: dict[tuple[str, ...], tuple] = {}
         self._preparing = asyncio.Lock()
         self._load()
 
@@ -107,7 +111,8 @@ class Datastores:
             running = copy.deepcopy(startup) if startup is not None else _empty()
             source = self._startup_file if startup is not None else None
         else:
-            source = self._running_file
+            source = None if self._stamped(self._running_file.read_bytes()) \
+                else self._running_file
         if source is not None:
             try:
                 validate_tree(self.smap, running)
@@ -140,6 +145,21 @@ class Datastores:
     @staticmethod
     def _serialize(tree: etree._Element) -> bytes:
         return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
+
+    # A running.xml written by a commit was fully validated against the model: it
+    # ends with a comment holding a digest of the model's YANG texts and of the
+    # file before it. At boot such a file is not validated again (with many
+    # sessions, that was most of the start-up); any other file, one edited by
+    # hand or one from another model, is.
+    _STAMP = b"\n<!-- cmp-agent validated "
+
+    def _stamp(self, data: bytes) -> bytes:
+        digest = hashlib.sha256(self.model.schema_digest.encode() + data).hexdigest()
+        return data + self._STAMP + digest.encode() + b" -->\n"
+
+    def _stamped(self, data: bytes) -> bool:
+        body, marker, _ = data.rpartition(self._STAMP)
+        return bool(marker) and self._stamp(body) == data
 
     # -- reads ------------------------------------------------------------------------
     def get_config(self, source: str, with_defaults: str = "report-all") -> etree._Element:
@@ -188,21 +208,25 @@ class Datastores:
         entries are read: after a commit, views of running are brought up to
         date with what :attr:`ChangeSummary.entries` names.
         """
-        parent, info = self._trees["running"], self.smap.root
-        for tag in tags[:-1]:
-            info = self.smap.child(info, tag)
-            parent = parent.find(tag) if parent is not None else None
-        info = self.smap.child(info, tags[-1])
-        wanted = set(keys)
-        found: dict[tuple[str, ...], dict | None] = dict.fromkeys(wanted)
-        if parent is None:
-            return found
-        for entry in parent.iterchildren(tags[-1]):
-            key = tuple(entry.findtext(k) or "" for k in info.key_tags)
-            if key in wanted:
-                filled = self._defaults.fill(copy.deepcopy(entry), info)
-                found[key] = raw_value(self.smap, info, filled)
-        return found
+        _, info, index = self._entry_index(tags)
+        return {key: None if (entry := index.get(key)) is None
+                else raw_value(self.smap, info, entry) for key in set(keys)}
+
+    def _entry_index(self, tags: tuple[str, ...]):
+        """(running version, schema of the list, key -> entry in running's
+        report-all view) for the list at *tags*, built once per version."""
+        cached = self._indexes.get(tags)
+        if cached is None or cached[0] != self._versions["running"]:
+            parent, info = self.config_view("running", "report-all"), self.smap.root
+            for tag in tags[:-1]:
+                info = self.smap.child(info, tag)
+                parent = parent.find(tag) if parent is not None else None
+            info = self.smap.child(info, tags[-1])
+            entries = {} if parent is None else {
+                tuple(e.findtext(k) or "" for k in info.key_tags): e
+                for e in parent.iterchildren(tags[-1])}
+            cached = self._indexes[tags] = (self._versions["running"], info, entries)
+        return cached
 
     def add_commit_listener(self, fn: CommitListener) -> None:
         """Call ``fn(summary)`` after every change of running (commit, rollback,
@@ -299,7 +323,9 @@ class Datastores:
         if self._validated.get("candidate") != key[0]:
             validate_tree(self.smap, candidate)
         new = copy.deepcopy(candidate)
-        return _PreparedCommit(key, new, diff(self.smap, running, new), self._serialize(new))
+        return _PreparedCommit(key, new, diff(self.smap, running, new),
+                               self._stamp(self._serialize(new)),
+                               self._defaults.apply(copy.deepcopy(new), "report-all"))
 
     def commit(self) -> ChangeSummary:
         """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running."""
@@ -309,7 +335,7 @@ class Datastores:
             self.validate("candidate")  # a no-op if this version was validated already
             prepared = self._prepare(key, self._trees["candidate"], self._trees["running"])
         self._validated["candidate"] = key[0]
-        self._install_running(prepared.tree, prepared.summary, prepared.data)
+        self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view)
         self._dirty = False
         return prepared.summary
 
@@ -332,11 +358,14 @@ class Datastores:
         return self._install_running(new, summary, None)
 
     def _install_running(self, new: etree._Element, summary: ChangeSummary,
-                         data: bytes | None) -> ChangeSummary:
+                         data: bytes | None, view: etree._Element | None = None) -> ChangeSummary:
         if summary.empty:
             return summary
-        self._write(self._running_file, data if data is not None else self._serialize(new))
+        self._write(self._running_file,
+                    data if data is not None else self._stamp(self._serialize(new)))
         self._set("running", new)
+        if view is not None:  # what get-config and the PKI view read, made off the loop
+            self._cache[("running", "report-all")] = (self._versions["running"], view)
         for fn in self._listeners:
             try:
                 fn(summary)

@@ -63,7 +63,7 @@ _FAILURE_COUNTERS = {
 }
 
 #: sessions read again per step when a commit changed many (between steps other RPCs run)
-VIEW_CHUNK = 200
+VIEW_CHUNK = 50
 
 #: how long shutdown waits for running transactions to end (their error messages to
 #: the CA included, agent.cmp.client.ABANDON_TIMEOUT each, all at once)
@@ -342,14 +342,14 @@ class PkiService:
 
         cancellation = Cancellation()
         task = in_own_thread(f"cmp-{name}", functools.partial(
-            self._enroll, prepared.request, cancellation=cancellation, on_poll=on_poll))
+            self._transact, prepared, pki, trigger, cancellation, on_poll))
         self._running[name] = (cancellation, task)
 
         def conclude() -> RequestOutcome:
             last.next_poll_time = None
             try:
                 if task.exception() is None:
-                    outcome = self._complete(prepared, pki, task.result(), trigger,
+                    outcome = self._complete(prepared, *task.result(), trigger,
                                              time.monotonic() - began, last)
                 else:
                     outcome = self._internal_error(prepared, trigger, task.exception(), last)
@@ -398,9 +398,24 @@ class PkiService:
         return RequestOutcome(prepared.session.name, prepared.kind, trigger, "failure",
                               status_text=reason, key_pair_created=prepared.key_pair_created)
 
+    def _transact(self, prepared: PreparedRequest, pki: PkiConfig, trigger: Trigger,
+                  cancellation: Cancellation, on_poll: Callable[[datetime], None],
+                  ) -> tuple[EnrollmentResult, RequestOutcome | Exception | None]:
+        """In the transaction's thread: the CMP transaction and, if it enrolled,
+        saving what it produced (the file writes and their fsyncs stay off the
+        event loop)."""
+        result = self._enroll(prepared.request, cancellation=cancellation, on_poll=on_poll)
+        if not isinstance(result, Enrolled):
+            return result, None
+        try:
+            return result, self._save(prepared, pki, result, trigger)
+        except Exception as exc:  # reported by _complete, after the counting
+            return result, exc
+
     def _complete(
-        self, prepared: PreparedRequest, pki: PkiConfig, result: EnrollmentResult,
-        trigger: Trigger, seconds: float, last: LastRequest,
+        self, prepared: PreparedRequest, result: EnrollmentResult,
+        saved: RequestOutcome | Exception | None, trigger: Trigger, seconds: float,
+        last: LastRequest,
     ) -> RequestOutcome:
         name = prepared.session.name
         stats = self.stats_for(name)
@@ -408,7 +423,10 @@ class PkiService:
         self._count(self.total, result)
         stats.last_request = last  # again, if clear-statistics dropped it meanwhile
         if isinstance(result, Enrolled):
-            outcome = self._save(prepared, pki, result, trigger)
+            if isinstance(saved, Exception):
+                raise saved
+            assert saved is not None
+            outcome = saved
             last.result, last.reason = "success", ""
             stats.local_certificate_not_after = outcome.not_after
             log.info("session %s: %s %s, certificate %s serial %s",

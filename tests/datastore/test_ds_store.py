@@ -320,3 +320,26 @@ def test_a_prepared_commit_is_used_only_for_the_versions_it_saw(ds):
     with pytest.raises(RpcError):
         ds.commit()
     assert names("running") == ["a", "b", "c"]
+
+
+def test_a_committed_running_boots_without_validation_any_other_is_validated(
+        ds, model, state_dir, monkeypatch):
+    from agent.datastore import store as store_module
+
+    ds.edit_config("candidate", config(session("a", "<entity>e1</entity>")
+                                       + "<entity><name>e1</name></entity>"))
+    ds.commit()
+    calls = []
+    real = store_module.validate_tree
+    monkeypatch.setattr(store_module, "validate_tree",
+                        lambda smap, tree: calls.append(1) or real(smap, tree))
+    assert xp(reopen(model, state_dir).get_config("running"),
+              "//p:cmp-session/p:name/text()") == ["a"]
+    assert calls == []  # written by a commit: validated then
+    running = state_dir / "running.xml"
+    data = running.read_bytes()
+    assert data.count(b"<!-- cmp-agent validated ") == 1
+    running.write_bytes(data.replace(b"<name>e1</name>", b"<name>e2</name>"))  # a hand edit
+    with pytest.raises(DatastoreLoadError, match="not valid against the model"):
+        reopen(model, state_dir)
+    assert calls == [1]

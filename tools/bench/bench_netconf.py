@@ -622,11 +622,16 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, TimeoutError, OSError, asyncssh.Error) as exc:
         print(f"bench_netconf: {exc}", file=sys.stderr)
         return 1
+    print_json(result, args.json_out)
+    return 0
+
+
+def print_json(result: dict, json_out: Path | None) -> None:
+    """Print *result* as JSON, and write it to *json_out* too if given."""
     text = json.dumps(result, indent=2)
     print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
-    return 0
+    if json_out:
+        json_out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import statistics
 import subprocess
@@ -48,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from bench_netconf import (CLK_TCK, COMMIT, GET_CONFIG_SMALL, NC_NS, PKI_NS, AgentServer, Target,
-                           cpu_ticks, die_with_parent, process_tree, rpc_ok)
+                           cpu_ticks, die_with_parent, print_json, process_tree, rpc_ok)
 
 ROOT = Path(__file__).resolve().parents[2]
 CA_NAME = "/C=CN/O=cmp-agent/CN=cmp-agent test CA"
@@ -279,11 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 < args.storm <= args.sessions:
         parser.error("--storm must be 1 to --sessions")
-    result = asyncio.run(run(args))
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json_out:
-        args.json_out.write_text(text + "\n")
+    print_json(asyncio.run(run(args)), args.json_out)
     return 0
 
 
