@@ -1,4 +1,6 @@
-"""Re-sign CMP responses with a key OpenSSL 3.0's mock server cannot sign with: RSASSA-PSS
+"""Rewrite the protection of CMP responses on their way from OpenSSL's mock server.
+
+:class:`Resigner` re-signs with a key OpenSSL 3.0's mock server cannot sign with: RSASSA-PSS
 (RFC 9481 3.1; given an RSA-PSS key the mock answers HTTP 500) and EdDSA (RFC 9481 3.3;
 "unsupported key type").
 
@@ -9,6 +11,10 @@ hash, salt as long as the hash; encoded by pyasn1, independently of the agent's 
 for an RSA key or id-Ed25519/id-Ed448, a fresh signature over the new ProtectedPart
 (``cryptography``), and the signer's certificate prepended to extraCerts.
 MAC-protected and unprotected messages pass unchanged.
+
+:class:`Remac` MAC-protects each answer anew with the shared secret and parameters the
+test chooses (hostile iteration counts, short salts, SHA-1), as a CA with those settings
+would.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pyasn1.codec.der import encoder
 from pyasn1.type import univ
 from pyasn1_alt_modules import rfc4055, rfc5280, rfc8410
 
-from agent.cmp import der
+from agent.cmp import der, messages, protection
 
 _PSS = {
     "sha256": (rfc4055.rSASSA_PSS_SHA256_Params, hashes.SHA256),
@@ -96,3 +102,34 @@ class Resigner:
         self.resigned += 1
         return der.tlv(0x30, header + body + der.tlv(0xA0, der.tlv(0x03, b"\x00" + signature))
                        + der.tlv(0xA1, der.tlv(0x30, b"".join(extra))))
+
+
+class Remac:
+    """A ``rewrite`` that MAC-protects each answer anew with the shared *secret* and the
+    given (possibly hostile) PBM or PBMAC1 *params*, as a CA with those settings would:
+    a crafted response built by the test, on a real exchange with OpenSSL's mock."""
+
+    def __init__(self, secret: bytes, params: protection.MacParameters):
+        self.secret = secret
+        self.params = params
+        self.algorithm = messages.encode_mac_algorithm(params).encode()
+        self.remaced = 0
+
+    def __call__(self, message: bytes) -> bytes:
+        outer = der.read_tlv(message)
+        header_tlv, body_tlv, *rest = der.children(message, outer)
+        fields = der.children(message, header_tlv)
+        tagged = {f.tag: message[f.start:f.end] for f in fields[3:]}
+        tagged[0xA1] = der.tlv(0xA1, self.algorithm)
+        header = der.tlv(0x30, message[fields[0].start:fields[2].end]
+                         + b"".join(tagged[tag] for tag in sorted(tagged)))
+        part = header + message[body_tlv.start:body_tlv.end]
+        # the value is what a CA would send; a hostile one costs it as much as us, so
+        # only parameters a test can afford are computed (others get zeros)
+        params = self.params
+        affordable = params.iteration_count <= 100_000 and getattr(params, "key_length", 0) <= 64
+        value = (protection.mac_value(self.secret, params, der.tlv(0x30, part))
+                 if affordable else bytes(32))
+        extra = b"".join(message[r.start:r.end] for r in rest if r.tag == 0xA1)
+        self.remaced += 1
+        return der.tlv(0x30, part + der.tlv(0xA0, der.tlv(0x03, b"\x00" + value)) + extra)
