@@ -19,8 +19,10 @@ from yangson.schemanode import LeafListNode, LeafNode, ListNode
 from agent.datastore.schema import NodeInfo, SchemaMap
 
 
-def raw_value(smap: SchemaMap, info: NodeInfo, el: etree._Element) -> dict[str, Any]:
-    """The raw value of the container, list entry or data root *el* (of schema *info*).
+def raw_value(smap: SchemaMap, info: NodeInfo, el: etree._Element,
+              skip: str | None = None) -> dict[str, Any]:
+    """The raw value of the container, list entry or data root *el* (of schema *info*),
+    without the elements whose Clark tag is *skip*.
 
     Member names are qualified with their module where it differs from the
     parent's (RFC 7951 section 4); elements the schema does not know are
@@ -30,7 +32,7 @@ def raw_value(smap: SchemaMap, info: NodeInfo, el: etree._Element) -> dict[str, 
     parent_module = getattr(info.node, "ns", None) if info.parent is not None else None
     for child in el:
         tag = child.tag
-        if not isinstance(tag, str):
+        if not isinstance(tag, str) or tag == skip:
             continue
         cinfo = smap.child(info, tag)
         if cinfo is None:
@@ -42,7 +44,7 @@ def raw_value(smap: SchemaMap, info: NodeInfo, el: etree._Element) -> dict[str, 
         elif isinstance(sn, LeafListNode):
             out.setdefault(name, []).append(sn.type.to_raw(sn.type.from_xml(child)))
         elif isinstance(sn, ListNode):
-            out.setdefault(name, []).append(raw_value(smap, cinfo, child))
+            out.setdefault(name, []).append(raw_value(smap, cinfo, child, skip))
         else:
-            out[name] = raw_value(smap, cinfo, child)
+            out[name] = raw_value(smap, cinfo, child, skip)
     return out

@@ -196,9 +196,16 @@ class Datastores:
         self._check_name(name, "source")
         return self._versions[name]
 
-    def running_raw(self) -> dict:
-        """Running (with defaults) as yangson raw JSON-ish data (RFC 7951 names)."""
-        return raw_value(self.smap, self.smap.root, self.config_view("running", "report-all"))
+    def running_raw(self, without: str | None = None) -> dict:
+        """Running (with defaults) as yangson raw JSON-ish data (RFC 7951 names),
+        leaving out the elements with the Clark tag *without* (e.g. a long list
+        that :meth:`running_entries` reads a part at a time)."""
+        return raw_value(self.smap, self.smap.root, self.config_view("running", "report-all"),
+                         skip=without)
+
+    def running_keys(self, tags: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """The keys of the entries of the list at *tags* in running."""
+        return list(self._entry_index(tags)[2])
 
     def running_entries(self, tags: tuple[str, ...],
                         keys: Iterable[tuple[str, ...]]) -> dict[tuple[str, ...], dict | None]:

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -246,19 +246,21 @@ class PkiService:
     def _catch_up(self, limit: int | None = None) -> None:
         """Apply the changes of running to the view (at most *limit* sessions)."""
         version = self.datastores.running_version
-        names: set[str] | None
         if self._view is None or self._stale is None:
-            self._view = PkiConfig.from_raw(self.datastores.running_raw())
-            self._stale, names = set(), None
+            # what is not a session (entities, top-level leaves) at once, every session
+            # after it, as for a commit that changed them all
+            base = PkiConfig.from_raw(self.datastores.running_raw(without=SESSION_LIST[-1]))
+            old = self._view.sessions if self._view is not None else {}
+            self._view = replace(base, sessions=dict(old))
+            self._stale = set(old) | {k[0] for k in self.datastores.running_keys(SESSION_LIST)}
+        names = self._stale
+        if limit is not None and len(names) > limit:
+            names = set(itertools.islice(names, limit))
+            self._stale -= names
         else:
-            names = self._stale
-            if limit is not None and len(names) > limit:
-                names = set(itertools.islice(names, limit))
-                self._stale -= names
-            else:
-                self._stale = set()
-            entries = self.datastores.running_entries(SESSION_LIST, [(n,) for n in names])
-            self._view = self._view.with_sessions({k[0]: raw for k, raw in entries.items()})
+            self._stale = set()
+        entries = self.datastores.running_entries(SESSION_LIST, [(n,) for n in names])
+        self._view = self._view.with_sessions({k[0]: raw for k, raw in entries.items()})
         if not self._stale:
             self._view_version = version
         self._changed(names)
