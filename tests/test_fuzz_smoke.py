@@ -33,3 +33,11 @@ def test_mutated_cmp_answers_end_in_typed_results():
     assert summary.inputs == INPUTS
     assert summary.crashes == []
     assert summary.enrolled > 0 and summary.failed > 0  # both paths were taken
+
+
+def test_an_error_message_whose_body_does_not_decode_fails_cleanly():
+    """Found by the harness (seed 3, input 92): an error body that does not
+    decode escaped enroll() as MessageError instead of a Failed result."""
+    summary = cmp_fuzz.run(1, seed=3, start=92)
+    assert summary.crashes == []
+    assert summary.failed == 1

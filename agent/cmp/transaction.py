@@ -220,15 +220,18 @@ class EnrollmentTransaction:
         except m.MessageError as exc:
             return self._fail(FailureKind.PROTOCOL, f"response is not a valid PKIMessage: {exc}")
         self._received[message.body_type] += 1
-        problem = self._check(message)
-        if problem is not None:
-            return problem
-        self._recip_nonce = message.sender_nonce
-        if self._state is _State.AWAIT_PKI_CONF:
-            return self._on_pki_conf()
-        if message.body_type == "pollRep":
-            return self._on_poll_rep(message)
-        return self._on_cert_rep(message)
+        try:
+            problem = self._check(message)
+            if problem is not None:
+                return problem
+            self._recip_nonce = message.sender_nonce
+            if self._state is _State.AWAIT_PKI_CONF:
+                return self._on_pki_conf()
+            if message.body_type == "pollRep":
+                return self._on_poll_rep(message)
+            return self._on_cert_rep(message)
+        except m.MessageError as exc:  # a body that does not decode (found by tools/fuzz)
+            return self._fail(FailureKind.PROTOCOL, f"{message.body_type} is not valid: {exc}")
 
     def transport_failed(self, reason: str, timed_out: bool = False,
                          body: bytes | None = None) -> Finished:

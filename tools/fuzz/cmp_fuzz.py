@@ -76,13 +76,14 @@ class MutatingTransport:
         pass
 
 
-def run(inputs: int, seed: int = 1) -> CmpSummary:
-    """*inputs* IR transactions, each with its own mutations derived from *seed*."""
+def run(inputs: int, seed: int = 1, start: int = 0) -> CmpSummary:
+    """*inputs* IR transactions, each with its own mutations derived from *seed* and
+    its number (from *start*: one input can be replayed)."""
     summary = CmpSummary()
     with tempfile.TemporaryDirectory() as directory:
         ca = TestCa(Path(directory), CaSettings(reference=b"fuzz", secret=b"fuzz-secret"))
         key = ec.generate_private_key(ec.SECP256R1())
-        for i in range(inputs):
+        for i in range(start, start + inputs):
             rng = random.Random(seed * 1_000_003 + i)
             ca.settings.poll_count = rng.choice((0, 0, 0, 1, 2))
             plan = {n for n in range(4) if rng.random() < 0.5} or {0}
@@ -90,7 +91,7 @@ def run(inputs: int, seed: int = 1) -> CmpSummary:
             request = EnrollmentRequest(
                 kind="ir", server_url="http://fake-ca.invalid/pkix/", new_key=key,
                 subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"fuzz-{i}")]),
-                mac=MacCredentials(b"fuzz", b"fuzz-secret", iteration_count=64),
+                mac=MacCredentials(b"fuzz", b"fuzz-secret", iteration_count=100),
                 total_timeout=30)
             started = time.monotonic()
             try:
