@@ -88,9 +88,10 @@ MODULES: tuple[tuple[str, Literal["implement", "import"], tuple[str, ...]], ...]
     ("ietf-netconf-with-defaults", "implement", ()),
     ("ietf-netconf-monitoring", "implement", ()),
     ("ietf-yang-library", "implement", ()),
+    ("ietf-netconf-acm", "implement", ()),
+    ("ietf-netconf-notifications", "implement", ()),
     ("ietf-inet-types", "import", ()),
     ("ietf-yang-types", "import", ()),
-    ("ietf-netconf-acm", "import", ()),
     ("ietf-datastores", "import", ()),
 )
 
@@ -132,6 +133,79 @@ def _module_info(name: str, conformance: Literal["implement", "import"],
     return ModuleInfo(name=name, revision=header["revision"], namespace=header["namespace"],
                       prefix=header["prefix"], path=path, features=features,
                       conformance=conformance)
+
+
+@dataclass(frozen=True)
+class NacmAnnotations:
+    """The model's RFC 8341 section 3.5.1 extensions.
+
+    *data* maps a data node's path (Clark tags from the top, choices and cases
+    left out) to ``"all"`` (default-deny-all) or ``"write"`` (default-deny-write);
+    *operations* and *notifications* hold (module, name) of the RPCs and
+    notifications marked default-deny-all.
+    """
+
+    data: dict[tuple[str, ...], str]
+    leaves: frozenset[tuple[str, ...]]
+    operations: frozenset[tuple[str, str]]
+    notifications: frozenset[tuple[str, str]]
+
+
+#: RFC 6241 section 10 (the ietf-netconf module in the RFC) marks these two
+#: operations nacm:default-deny-all; the copy pyang installs lacks the marks.
+NETCONF_DENY_ALL_OPERATIONS = frozenset({("ietf-netconf", "delete-config"),
+                                         ("ietf-netconf", "kill-session")})
+
+
+def _nacm_annotations(model: "Model") -> NacmAnnotations:
+    data: dict[tuple[str, ...], str] = {}
+    leaves: set[tuple[str, ...]] = set()
+    operations: set[tuple[str, str]] = set(NETCONF_DENY_ALL_OPERATIONS)
+    notifications: set[tuple[str, str]] = set()
+    for mdata in model.datamodel.schema_data.modules.values():
+        top, ns = mdata.statement, mdata.xml_namespace
+        if top is None or ns is None:
+            continue
+        groupings = {g.argument: g for g in _all_substatements(top) if g.keyword == "grouping"}
+
+        def walk(stmt, path: tuple[str, ...]) -> None:
+            for sub in stmt.substatements:
+                if sub.prefix is not None:
+                    continue  # an extension statement
+                kw = sub.keyword
+                if kw in ("container", "list", "leaf", "leaf-list"):
+                    here = path + (f"{{{ns}}}{sub.argument}",)
+                    level = _deny_level(sub)
+                    if level:
+                        data[here] = level
+                    if kw == "leaf":
+                        leaves.add(here)
+                    walk(sub, here)
+                elif kw in ("choice", "case"):
+                    walk(sub, path)
+                elif kw == "uses" and ":" not in sub.argument and sub.argument in groupings:
+                    walk(groupings[sub.argument], path)
+
+        walk(top, ())
+        for sub in top.substatements:
+            if sub.keyword in ("rpc", "notification") and _deny_level(sub) == "all":
+                (operations if sub.keyword == "rpc" else notifications).add(
+                    (mdata.main_module[0], sub.argument))
+    return NacmAnnotations(data, frozenset(leaves), frozenset(operations),
+                           frozenset(notifications))
+
+
+def _deny_level(stmt) -> str | None:
+    kws = {s.keyword for s in stmt.substatements if s.prefix is not None}
+    if "default-deny-all" in kws:
+        return "all"
+    return "write" if "default-deny-write" in kws else None
+
+
+def _all_substatements(stmt):
+    for sub in stmt.substatements:
+        yield sub
+        yield from _all_substatements(sub)
 
 
 class Model:
@@ -187,23 +261,16 @@ class Model:
             digest.update(f"{m.name}@{m.revision}:{m.conformance}:{','.join(m.features)};".encode())
         return digest.hexdigest()[:16]
 
+    @cached_property
+    def nacm_annotations(self) -> "NacmAnnotations":
+        """Where the model says ``nacm:default-deny-all`` / ``default-deny-write``
+        (RFC 8341 section 3.5.1)."""
+        return _nacm_annotations(self)
+
     def _find_secret_leaves(self) -> frozenset[tuple[str, str]]:
-        found: set[tuple[str, str]] = set()
-        for mid, mdata in self.datamodel.schema_data.modules.items():
-            if mdata.statement is None or mdata.xml_namespace is None:
-                continue
-            stack = [mdata.statement]
-            while stack:
-                stmt = stack.pop()
-                for sub in stmt.substatements:
-                    if sub.keyword in ("rpc", "action", "notification", "grouping"):
-                        continue
-                    if (sub.keyword == "leaf" and any(
-                            s.keyword == "default-deny-all" and s.prefix is not None
-                            for s in sub.substatements)):
-                        found.add((mdata.xml_namespace, sub.argument))
-                    stack.append(sub)
-        return frozenset(found)
+        return frozenset((etree.QName(path[-1]).namespace, etree.QName(path[-1]).localname)
+                         for path, level in self.nacm_annotations.data.items()
+                         if level == "all" and path in self.nacm_annotations.leaves)
 
     # -- get-schema (RFC 6022 section 3.1) ------------------------------------------
     def module_text(self, name: str, revision: str | None = None) -> str:

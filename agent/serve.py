@@ -2,9 +2,13 @@
 
 On first start the state directory is created with an SSH host key and an
 ``admin`` user whose random password is printed once and written to
-``<state-dir>/initial-admin-password`` (mode 0600). The agent listens on
-loopback unless told otherwise, logs to stderr and ``<state-dir>/agent.log``,
-and prints ``listening on HOST:PORT`` once it accepts connections.
+``<state-dir>/initial-admin-password`` (mode 0600); ``admin`` is in the NACM
+group ``admin``, whose rule-list permits everything (RFC 8341). The account
+the agent runs as is the recovery user: its NETCONF sessions (if it is added
+with ``cmp-agent user add``) bypass NACM (RFC 8341 section 3.4). The agent
+listens on loopback unless told otherwise, logs to stderr and
+``<state-dir>/agent.log``, and prints ``listening on HOST:PORT`` once it
+accepts connections.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import logging
 import logging.handlers
 import os
+import pwd
 import secrets
 import signal
 import sys
@@ -25,7 +30,8 @@ import asyncssh
 from yangson.exceptions import YangsonException
 
 from .atomic import atomic_write, check_private_tree, ensure_directory, remove_temporaries
-from .netconf.users import UserStore
+from .netconf.nacm import ADMIN_GROUP
+from .netconf.users import UserEntry, UserStore, hash_password
 
 if TYPE_CHECKING:
     from .pki.autoupdate import UpdatePacing
@@ -79,6 +85,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         " by a random part of this (at most a tenth of its remaining"
                         " validity), so certificates issued together are not renewed in the"
                         " same second (default: 300)")
+    parser.add_argument("--recovery-user", default=None, metavar="NAME",
+                        help="the user whose sessions bypass access control (RFC 8341 section"
+                        " 3.4; default: the account the agent runs as,"
+                        f" {_process_user()})")
 
 
 def _positive_int(text: str) -> int:
@@ -93,6 +103,10 @@ def _non_negative(text: str) -> float:
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
     return value
+
+
+def _process_user() -> str:
+    return pwd.getpwuid(os.geteuid()).pw_name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -153,7 +167,7 @@ def prepare_state_dir(state_dir: Path) -> str | None:
         return None
     password = secrets.token_urlsafe(15)
     atomic_write(state_dir / "initial-admin-password", (password + "\n").encode())
-    users.set_password("admin", password)
+    users.write({"admin": UserEntry("admin", hash_password(password), (ADMIN_GROUP,))})
     return password
 
 
@@ -211,13 +225,18 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
                  pacing: "UpdatePacing") -> int:
     from .datastore import Datastores, SecretBox
     from .netconf.logins import LoginGuard, LoginLimits
+    from .netconf.nacm import Nacm, bootstrap
     from .netconf.server import NetconfServer, start_ssh_server
 
     datastores = Datastores(model, state_dir, SecretBox.open(state_dir))
+    bootstrap(datastores)
     from .pki.binding import attach
     from .pki.service import ServiceSettings
 
-    server = NetconfServer(model, datastores,
+    users = UserStore(state_dir)
+    nacm = Nacm(model, datastores, groups_of=users.groups, users_version=users.version,
+                recovery_user=args.recovery_user or _process_user())
+    server = NetconfServer(model, datastores, nacm=nacm,
                            confirm_backup=state_dir / "unconfirmed-commit-rollback.xml",
                            xpath_filter_seconds=args.xpath_filter_seconds)
     server.recover_unconfirmed_commit()
@@ -229,7 +248,7 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
                                        max_startups=args.max_startups,
                                        login_grace=args.login_grace_time,
                                        keyboard_interactive=args.keyboard_interactive))
-        acceptor = await start_ssh_server(server, UserStore(state_dir), args.host, args.port,
+        acceptor = await start_ssh_server(server, users, args.host, args.port,
                                           [str(state_dir / "ssh_host_ed25519_key")], guard)
     except OSError as exc:
         print(f"cmp-agent: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"

@@ -51,6 +51,9 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=Fal
                           remove_blank_text=True, load_dtd=False)
 
 CommitListener = Callable[[ChangeSummary], None]
+#: checks a change of a datastore from the first tree to the second, raises RpcError
+#: to refuse it (access control, RFC 8341 section 3.4.5)
+Authorize = Callable[[etree._Element, etree._Element], None]
 
 
 class DatastoreLoadError(Exception):
@@ -243,8 +246,10 @@ class Datastores:
     # -- writes -----------------------------------------------------------------------
     def edit_config(self, target: str, config: etree._Element, *,
                     default_operation: str = "merge", test_option: str = "test-then-set",
-                    error_option: str = "stop-on-error") -> None:
-        """``<edit-config>`` (RFC 6241 section 7.2) on candidate."""
+                    error_option: str = "stop-on-error",
+                    authorize: Authorize | None = None) -> None:
+        """``<edit-config>`` (RFC 6241 section 7.2) on candidate; *authorize*
+        may refuse the whole change."""
         self._check_writable(target, "edit-config")
         if test_option not in ("test-then-set", "set", "test-only"):
             raise RpcError("invalid-value", "test-option must be test-then-set, set or "
@@ -253,6 +258,8 @@ class Datastores:
         work = _empty() if default_operation == "replace" else copy.deepcopy(self._trees[target])
         result = apply_edit(self.smap, work, config, default_operation=default_operation,
                             error_option=error_option, seal_secret=self._seal)
+        if authorize is not None:
+            authorize(self._trees[target], work)
         if test_option == "test-only":
             if result.errors:
                 raise RpcErrors(result.errors)
@@ -263,8 +270,10 @@ class Datastores:
         if result.errors:  # continue-on-error: the good parts stay applied
             raise RpcErrors(result.errors)
 
-    def copy_config(self, target: str, source: str | etree._Element) -> None:
-        """``<copy-config>`` (RFC 6241 section 7.3) to candidate or startup."""
+    def copy_config(self, target: str, source: str | etree._Element,
+                    authorize: Authorize | None = None) -> ChangeSummary | None:
+        """``<copy-config>`` (RFC 6241 section 7.3) to candidate or startup;
+        what changed in startup, ``None`` for candidate."""
         self._check_writable(target, "copy-config", allow_startup=True)
         if isinstance(source, str):
             self._check_name(source, "source")
@@ -274,25 +283,35 @@ class Datastores:
             tree = copy.deepcopy(self._trees[source])
         else:
             tree = self._inline(source)
+        if authorize is not None:
+            authorize(self._trees[target], tree)
+        summary = None
         if target == "startup":
             validate_tree(self.smap, tree)  # startup must always be bootable
+            summary = diff(self.smap, self._trees["startup"], tree)
             self._write(self._startup_file, self._serialize(tree))
             self._startup_exists = True
         else:
             self._dirty = True
         self._set(target, tree)
+        return summary
 
-    def delete_config(self, target: str) -> None:
-        """``<delete-config>`` (RFC 6241 section 7.4): only startup can be deleted."""
+    def delete_config(self, target: str, authorize: Authorize | None = None) -> ChangeSummary:
+        """``<delete-config>`` (RFC 6241 section 7.4): only startup can be deleted;
+        returns what was deleted."""
         if target != "startup":
             self._check_name(target, "target")
             raise RpcError("operation-not-supported", f"delete-config of {target} is not "
                            "allowed; only startup can be deleted", type="protocol")
+        if authorize is not None:
+            authorize(self._trees["startup"], _empty())
+        summary = diff(self.smap, self._trees["startup"], _empty())
         if self._startup_exists:
             os.unlink(self._startup_file)
             fsync_directory(self.state_dir)
             self._startup_exists = False
         self._set("startup", _empty())
+        return summary
 
     def validate(self, source: str | etree._Element) -> None:
         """``<validate>`` (RFC 6241 section 8.6): full YANG validation."""

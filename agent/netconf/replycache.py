@@ -6,7 +6,8 @@ filter (RFC 6241 section 6, section 8.9 for XPath). Clients that poll the same
 view get its bytes again instead of a copy of the tree being filtered and
 serialized on every request. Any change of a datastore changes its version
 (:meth:`agent.datastore.Datastores.version`), so a stale entry is never
-served. ``<get>`` is never cached: it includes state data.
+served. Users who may read different parts of it (NACM, RFC 8341 section
+3.4.5) get different entries. ``<get>`` is never cached: it includes state data.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .filters import KeysOf
 if TYPE_CHECKING:
     from ..datastore import Datastores
     from .filterrun import FilterRunner
+    from .nacm import Access
 
 _RPC_REPLY = f"{{{NC_NS}}}rpc-reply"
 
@@ -61,18 +63,21 @@ class ConfigReplyCache:
         self._bytes = 0
 
     async def get_config(self, source: str, with_defaults: str,
-                         filter_el: etree._Element | None) -> SerializedElement:
-        """The ``<data>`` element of the reply, serialized."""
+                         filter_el: etree._Element | None, access: "Access") -> SerializedElement:
+        """The ``<data>`` element of the reply for a user with *access*, serialized."""
         version = self._datastores.version(source)
-        key = (source, with_defaults, _filter_key(filter_el))
+        key = (source, with_defaults, _filter_key(filter_el), access.view_key)
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version:
             self._entries.move_to_end(key)
             return hit[1]
         # read-only; a change meanwhile makes a new view, this one stays as it is
         view = self._datastores.config_view(source, with_defaults)
+        shared = access.bypass
+        if not shared:  # the user's own copy, without what they may not read
+            view = access.prune(copy.deepcopy(view))
         selected = await self._filters.apply(view, filter_el, self._keys_of)
-        if selected is view:  # no filter: serialize a copy, the view stays as it is
+        if selected is view and shared:  # no filter: serialize a copy, the view stays as it is
             selected = copy.deepcopy(view)
         body = serialize_in_reply(selected)
         self._store(key, version, body)

@@ -29,10 +29,14 @@ from lxml import etree
 
 from ..atomic import atomic_write
 from ..clock import Clock, SystemClock
+from . import audit
+from .context import DatastoreLock, Subscription
 from .errors import NC_NS, RpcError, RpcErrors
 from .filterrun import XPATH_SECONDS, FilterRunner
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .logins import LoginGuard
+from .nacm import Nacm
+from .ops import register_standard_operations
 from .ops.registry import Handler, RpcContext, RpcRegistry
 from .replycache import ConfigReplyCache
 from .session import CloseSession, HelloReceived, RpcReceived, SendData, Session, State
@@ -40,7 +44,7 @@ from .state import StateProvider, StateRegistry, netconf_state, yang_library
 from .xmlparse import parse_message
 
 if TYPE_CHECKING:
-    from ..datastore import Datastores
+    from ..datastore import ChangeSummary, Datastores
     from ..model import Model
     from .users import UserStore
 
@@ -86,14 +90,6 @@ class Transport(Protocol):
 
 
 @dataclass
-class DatastoreLock:
-    """A global lock (RFC 6241 section 7.5)."""
-
-    session_id: int
-    since: datetime
-
-
-@dataclass
 class Statistics:
     """Server-wide counters of ietf-netconf-monitoring (RFC 6022 section 2.1.5).
 
@@ -108,14 +104,6 @@ class Statistics:
     in_bad_rpcs: int = 0
     out_rpc_errors: int = 0
     out_notifications: int = 0
-
-
-@dataclass
-class Subscription:
-    """A ``<create-subscription>`` of RFC 5277 section 2.1.1 (no replay)."""
-
-    stream: str
-    filter: etree._Element | None = None
 
 
 @dataclass
@@ -137,6 +125,8 @@ class SessionRecord:
     reading_paused: bool = False
     #: bytes of unfinished messages, as last counted into NetconfServer.buffered
     buffered: int = 0
+    #: the session that killed this one (RFC 6241 section 7.9)
+    killed_by: int | None = None
 
     def __post_init__(self) -> None:
         self.writable.set()
@@ -162,7 +152,8 @@ class NetconfServer:
                  confirm_backup: Path | None = None,
                  hello_timeout: float = 60.0,
                  xpath_filter_seconds: float = XPATH_SECONDS,
-                 max_buffered_input: int | None = None):
+                 max_buffered_input: int | None = None,
+                 nacm: Nacm | None = None):
         self.model = model
         self.datastores = datastores
         self.clock = clock or SystemClock()
@@ -192,11 +183,12 @@ class NetconfServer:
         self.filters = FilterRunner(xpath_seconds=xpath_filter_seconds)
         #: serialized <get-config> answers, per datastore version
         self.config_replies = ConfigReplyCache(datastores, self.keys_of, self.filters)
+        #: access control (RFC 8341); by default no user database and no recovery user
+        self.nacm = nacm or Nacm(model, datastores)
         self.state.add(netconf_state(self))
         self.state.add(yang_library(self))
-        from .ops import register_standard_operations
-
-        register_standard_operations(self)
+        self.state.add(self.nacm.state)
+        register_standard_operations(self.registry)
 
     # --- extension points ---------------------------------------------------------
     def register_rpc(self, namespace: str, name: str, handler: Handler) -> None:
@@ -216,6 +208,8 @@ class NetconfServer:
             sub = record.subscription
             if sub is None or record.closing:
                 continue
+            if not self.nacm.access(record.user).may_receive(event):
+                continue  # RFC 8341 section 3.4.6
             if sub.filter is not None:
                 wrapper = etree.Element("data")
                 wrapper.append(copy.deepcopy(event))
@@ -283,6 +277,7 @@ class NetconfServer:
         log.info("session %d opened: user %s from %s", session_id, user, peer_host)
         transport.send(protocol.hello())
         asyncio.get_running_loop().call_later(self.hello_timeout, self._hello_deadline, record)
+        self.notify(audit.session_start(record))
         return record
 
     def _hello_deadline(self, record: SessionRecord) -> None:
@@ -357,7 +352,9 @@ class NetconfServer:
         name = etree.QName(request.operation).localname
         try:
             handler = self.registry.lookup(request.operation)
-            result = await handler(RpcContext(record, self), request.operation)
+            access = self.nacm.access(record.user)
+            access.authorize_rpc(request.operation)
+            result = await handler(RpcContext(record, self, access), request.operation)
             reply = record.protocol.reply(request, result)
             outcome = "ok"
         except RpcError as exc:
@@ -419,9 +416,11 @@ class NetconfServer:
         confirm = self.confirm
         if confirm is not None and confirm.session_id == record.session_id and not confirm.persist:
             # RFC 6241 section 8.4.1: session end cancels a non-persistent confirmed commit
-            self.rollback_confirmed_commit(f"session {record.session_id} ended")
+            self.rollback_confirmed_commit(f"session {record.session_id} ended", by=record)
+            self.confirmed_commit_event(record, "cancel")
         log.info("session %d closed: user %s from %s (%s)", record.session_id, record.user,
                  record.peer_host, reason)
+        self.notify(audit.session_end(record, _termination(record, reason), record.killed_by))
 
     def close(self) -> None:
         """End every session (agent shutdown): locks go, unconfirmed commits roll back."""
@@ -435,6 +434,7 @@ class NetconfServer:
             raise RpcError("invalid-value", f"there is no session {session_id}",
                            type="protocol", info={"bad-element": "session-id"})
         log.info("session %d killed by session %d", session_id, by)
+        record.killed_by = by
         self.end_session(record, f"killed by session {by}")
 
     # --- confirmed commit (RFC 6241 section 8.4) -----------------------------------
@@ -458,8 +458,9 @@ class NetconfServer:
         if self.confirm_backup is not None:
             self.confirm_backup.unlink(missing_ok=True)
 
-    def rollback_confirmed_commit(self, reason: str) -> None:
-        """Restore running as it was before the confirmed commit."""
+    def rollback_confirmed_commit(self, reason: str, by: SessionRecord | None = None) -> None:
+        """Restore running as it was before the confirmed commit (*by* that session,
+        or by the server itself)."""
         confirm = self.confirm
         if confirm is None:
             return
@@ -467,6 +468,20 @@ class NetconfServer:
         self.end_confirmed_commit()
         self.candidate_editors.clear()
         log.info("confirmed commit rolled back (%s): %s", reason, summary.describe())
+        self.config_changed(by, "running", summary)
+
+    # --- audit (RFC 6470) ------------------------------------------------------------
+    def config_changed(self, session: SessionRecord | None, datastore: str,
+                       summary: ChangeSummary) -> None:
+        """``netconf-config-change``: who changed which nodes of *datastore*."""
+        if not summary.empty:
+            self.notify(audit.config_change(session, datastore, summary,
+                                            self.datastores.smap.path_namespaces))
+
+    def confirmed_commit_event(self, session: SessionRecord | None, event: audit.ConfirmEvent,
+                               timeout: int | None = None) -> None:
+        """``netconf-confirmed-commit``."""
+        self.notify(audit.confirmed_commit(session, event, timeout))
 
     def schedule_confirm_timeout(self, seconds: int) -> None:
         assert self.confirm is not None
@@ -479,6 +494,7 @@ class NetconfServer:
         """The confirm-timeout expired: roll back; if the disk refuses, try again."""
         try:
             self.rollback_confirmed_commit(reason)
+            self.confirmed_commit_event(None, "timeout")
         except OSError as exc:
             log.error("confirmed commit: rollback failed (%s); retrying in %g s",
                       exc, CONFIRM_RETRY_SECONDS)
@@ -498,6 +514,21 @@ class NetconfServer:
         self.confirm_backup.unlink()
         log.warning("a confirmed commit was not confirmed before the agent stopped;"
                     " running restored: %s", summary.describe())
+
+
+def _termination(record: SessionRecord, reason: str) -> audit.Termination:
+    """RFC 6470 ``termination-reason`` of a session that ended for *reason*."""
+    if record.killed_by is not None:
+        return "killed"
+    if reason == "close-session":
+        return "closed"
+    if reason == "no hello":
+        return "timeout"
+    if record.protocol.bad_hello:
+        return "bad-hello"
+    if reason == "client closed the channel" or reason.startswith("connection lost"):
+        return "dropped"
+    return "other"
 
 
 def _yang_capabilities(model: "Model") -> list[str]:

@@ -2,8 +2,9 @@
 
 Passwords are stored as scrypt hashes (RFC 7914) in ``<state-dir>/users``
 (mode 0600), one line per user: ``name:scrypt$N$r$p$<salt>$<hash>`` with
-base64 salt and hash. Public keys for SSH public-key authentication go in
-``<state-dir>/authorized_keys/<name>`` in OpenSSH ``authorized_keys`` format.
+base64 salt and hash, then optionally ``:group,group`` (NACM groups). Public
+keys for SSH public-key authentication go in ``<state-dir>/authorized_keys/<name>``
+in OpenSSH ``authorized_keys`` format.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import os
 import re
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write, writable_by_others
@@ -57,51 +59,115 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, expected)
 
 
+@dataclass(frozen=True)
+class UserEntry:
+    """One line of the users file."""
+
+    name: str
+    password_hash: str                  # NO_PASSWORD: public-key authentication only
+    groups: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        return f"{self.name}:{self.password_hash}" + (
+            f":{','.join(self.groups)}" if self.groups else "") + "\n"
+
+
+#: the stored "hash" of a user without a password: no password ever matches it
+NO_PASSWORD = "!"
+
+
+def check_name(name: str) -> str:
+    """*name* if it is a valid user name, else ValueError."""
+    if not _NAME.match(name):
+        raise ValueError(f"invalid user name {name!r}: letters, digits, '.', '_' and '-',"
+                         " at most 64 characters, not starting with '-'")
+    return name
+
+
 class UserStore:
-    """The users file and the authorized-keys directory of a state directory."""
+    """The users file and the authorized-keys directory of a state directory.
+
+    The users file has one line per user, ``name:hash[:group,group...]``; the
+    groups are the user's NACM groups from the user database, which RFC 8341
+    section 3.2.4 calls the transport layer's (used while
+    ``/nacm/enable-external-groups`` is true). Changes by ``cmp-agent user``
+    take effect at the next login or RPC: the file is read again whenever it
+    changed.
+    """
 
     def __init__(self, state_dir: Path):
         self.path = state_dir / "users"
         self.keys_dir = state_dir / "authorized_keys"
-        self._hashes: dict[str, str] = {}
-        self._mtime: float | None = None
+        self._entries: dict[str, UserEntry] = {}
+        self._version: tuple | None = None
 
     def exists(self) -> bool:
         return self.path.is_file()
 
+    def version(self) -> tuple | None:
+        """Changes whenever the users file or the authorized-keys directory changes."""
+        stamps = []
+        for path in (self.path, self.keys_dir):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamps.append(None)
+            else:
+                stamps.append((st.st_mtime_ns, st.st_ino, st.st_size))
+        return tuple(stamps)
+
     def _reload(self) -> None:
         """Read the users file again if it changed (edits take effect without restart)."""
+        version = self.version()
+        if version == self._version:
+            return
+        entries = {}
         try:
-            mtime = self.path.stat().st_mtime
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            self._hashes, self._mtime = {}, None
-            return
-        if mtime == self._mtime:
-            return
-        hashes = {}
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            name, sep, stored = line.strip().partition(":")
+            text = ""
+        for line in text.splitlines():
+            name, sep, rest = line.strip().partition(":")
             if sep and name and not name.startswith("#"):
-                hashes[name] = stored
-        self._hashes, self._mtime = hashes, mtime
+                stored, _, groups = rest.partition(":")
+                entries[name] = UserEntry(name, stored,
+                                          tuple(g for g in groups.split(",") if g))
+        self._entries, self._version = entries, version
+
+    def entries(self) -> dict[str, UserEntry]:
+        """Every user of the users file, by name."""
+        self._reload()
+        return dict(self._entries)
+
+    def write(self, entries: dict[str, UserEntry]) -> None:
+        """Replace the users file (atomically, mode 0600)."""
+        atomic_write(self.path, "".join(e.line() for e in entries.values()).encode())
+        self._version = None
 
     def set_password(self, name: str, password: str) -> None:
-        """Add *name* or change its password."""
-        if not _NAME.match(name):
-            raise ValueError(f"invalid user name {name!r}")
-        self._reload()
-        hashes = dict(self._hashes)
-        hashes[name] = hash_password(password)
-        atomic_write(self.path, "".join(f"{n}:{h}\n" for n, h in hashes.items()).encode())
-        self._mtime = None
+        """Add *name* or change its password (its groups stay)."""
+        check_name(name)
+        entries = self.entries()
+        old = entries.get(name)
+        entries[name] = UserEntry(name, hash_password(password), old.groups if old else ())
+        self.write(entries)
 
     def check_password(self, name: str, password: str) -> bool:
         self._reload()
-        stored = self._hashes.get(name)
-        if stored is None:
+        entry = self._entries.get(name)
+        if entry is None or entry.password_hash == NO_PASSWORD:
             verify_password(password, _unknown_user_hash())  # one scrypt, as for a known user
             return False
-        return verify_password(password, stored)
+        return verify_password(password, entry.password_hash)
+
+    def groups(self, name: str) -> frozenset[str] | None:
+        """The user's groups; ``None`` if *name* is no longer a user (neither in
+        the users file nor with an authorized_keys file)."""
+        self._reload()
+        entry = self._entries.get(name)
+        if entry is not None:
+            return frozenset(entry.groups)
+        return frozenset() if self.authorized_keys(name) is not None else None
 
     def authorized_keys(self, name: str) -> str | None:
         """The authorized_keys file of *name*, if there is one that only the

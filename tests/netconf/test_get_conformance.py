@@ -14,7 +14,7 @@ from nc_helpers import connect
 
 from agent.model import IETF_DIR, YANG_DIR
 
-MODULES = ["ietf-netconf-monitoring", "ietf-yang-library", "ietf-datastores"]
+MODULES = ["ietf-netconf-monitoring", "ietf-yang-library", "ietf-datastores", "ietf-netconf-acm"]
 
 
 def test_get_output_validates_with_yanglint(agent, tmp_path):

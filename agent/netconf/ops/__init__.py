@@ -11,16 +11,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from . import base, commit, monitoring, notifications
-
-if TYPE_CHECKING:
-    from ..server import NetconfServer
+from .registry import RpcRegistry
 
 
-def register_standard_operations(server: "NetconfServer") -> None:
-    """Register every standard operation on *server*."""
+def register_standard_operations(registry: RpcRegistry) -> None:
+    """Register every standard operation in *registry*."""
     for module in (base, commit, monitoring, notifications):
         for (namespace, name), handler in module.OPERATIONS.items():
-            server.register_rpc(namespace, name, handler)
+            registry.register(namespace, name, handler)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from ..context import DatastoreLock
 from ..errors import NC_NS, RpcError
 from ..replycache import SerializedElement
 from .registry import RpcContext, check_params, child, text_param
@@ -89,14 +90,16 @@ async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
     assert isinstance(source, str)
     # no state providers here: get-config is configuration only (RFC 6241 section 7.1)
     return await ctx.server.config_replies.get_config(source, with_defaults_param(op),
-                                                      child(op, NC_NS, "filter"))
+                                                      child(op, NC_NS, "filter"), ctx.access)
 
 
 async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
     check_params(op, _GET_PARAMS)
     data = ctx.server.datastores.get_config("running", with_defaults_param(op))
     ctx.server.state.merge_into(data, ctx.server.keys_of)
-    return await ctx.server.filters.apply(data, child(op, NC_NS, "filter"), ctx.server.keys_of)
+    # what the user may not read goes before the filter sees it (RFC 8341 section 3.4.5)
+    return await ctx.server.filters.apply(ctx.access.prune(data), child(op, NC_NS, "filter"),
+                                          ctx.server.keys_of)
 
 
 # --- changes (RFC 6241 sections 7.2 - 7.4) --------------------------------------------
@@ -133,7 +136,8 @@ async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
                            "stop-on-error")
     check_not_locked_by_other(ctx, target)
     ctx.server.datastores.edit_config(target, config, default_operation=default_operation,
-                                      test_option=test_option, error_option=error_option)
+                                      test_option=test_option, error_option=error_option,
+                                      authorize=ctx.access.check_write)
     if target == "candidate" and test_option != "test-only":
         ctx.server.candidate_editors.add(ctx.session_id)
 
@@ -147,9 +151,11 @@ async def copy_config(ctx: RpcContext, op: etree._Element) -> None:
         raise RpcError("invalid-value", f"<copy-config> source and target are both {target}",
                        type="protocol", info={"bad-element": "target"})
     check_not_locked_by_other(ctx, target)
-    ctx.server.datastores.copy_config(target, source)
+    summary = ctx.server.datastores.copy_config(target, source, authorize=ctx.access.check_write)
     if target == "candidate":
         ctx.server.candidate_editors.add(ctx.session_id)
+    elif summary is not None:
+        ctx.server.config_changed(ctx.session, target, summary)
 
 
 async def delete_config(ctx: RpcContext, op: etree._Element) -> None:
@@ -161,7 +167,8 @@ async def delete_config(ctx: RpcContext, op: etree._Element) -> None:
                        "the running datastore cannot be deleted (RFC 6241 section 7.4)",
                        type="protocol", info={"bad-element": "running"})
     check_not_locked_by_other(ctx, target)
-    ctx.server.datastores.delete_config(target)
+    summary = ctx.server.datastores.delete_config(target, authorize=ctx.access.check_write)
+    ctx.server.config_changed(ctx.session, target, summary)
 
 
 # --- :validate and :candidate (RFC 6241 sections 8.6 and 8.3) ------------------------
@@ -179,8 +186,6 @@ async def discard_changes(ctx: RpcContext, op: etree._Element) -> None:
 
 # --- locks (RFC 6241 sections 7.5 and 7.6) --------------------------------------------
 async def lock(ctx: RpcContext, op: etree._Element) -> None:
-    from ..server import DatastoreLock
-
     check_params(op, {_nc("target")})
     target = datastore_param(op, "target")
     assert isinstance(target, str)

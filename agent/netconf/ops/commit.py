@@ -101,14 +101,18 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
             server.end_confirmed_commit()
         raise
     server.candidate_editors.clear()
+    server.config_changed(ctx.session, "running", summary)
     if confirmed:
         if pending is not None and persist is not None:
             pending.persist = persist
         server.schedule_confirm_timeout(timeout)
+        server.confirmed_commit_event(ctx.session, "start" if pending is None else "extend",
+                                      timeout)
         log.info("session %d (%s) confirmed commit, timeout %d s: %s", ctx.session_id, ctx.user,
                  timeout, summary.describe())
     elif pending is not None:
         server.end_confirmed_commit()
+        server.confirmed_commit_event(ctx.session, "complete")
         log.info("session %d (%s) confirmed the pending commit: %s", ctx.session_id, ctx.user,
                  summary.describe())
     else:
@@ -121,7 +125,9 @@ async def cancel_commit(ctx: RpcContext, op: etree._Element) -> None:
         raise RpcError("operation-failed", "no confirmed commit is pending; nothing to cancel",
                        type="protocol")
     _check_pending_owner(ctx, text_param(op, NC_NS, "persist-id"), "cancel")
-    ctx.server.rollback_confirmed_commit(f"cancel-commit by session {ctx.session_id}")
+    ctx.server.rollback_confirmed_commit(f"cancel-commit by session {ctx.session_id}",
+                                         by=ctx.session)
+    ctx.server.confirmed_commit_event(ctx.session, "cancel")
 
 
 OPERATIONS = {

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from lxml import etree
 
+from ..context import Subscription
 from ..errors import RpcError
 from ..filters import check_filter_size
 from .registry import RpcContext, check_params, child, text_param
@@ -20,8 +21,6 @@ def _n(name: str) -> str:
 
 
 async def create_subscription(ctx: RpcContext, op: etree._Element) -> None:
-    from ..server import Subscription
-
     check_params(op, {_n("stream"), _n("filter"), _n("startTime"), _n("stopTime")})
     if ctx.session.subscription is not None:
         raise RpcError("in-use", "this session already has a subscription (RFC 5277 section 2.1.1)",

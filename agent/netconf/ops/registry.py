@@ -20,17 +20,20 @@ from ..errors import RpcError
 from ..replycache import SerializedElement
 
 if TYPE_CHECKING:
-    from ..server import NetconfServer, SessionRecord
+    from ..context import ServerView, SessionView
+    from ..nacm import Access
 
 Result = etree._Element | list[etree._Element] | SerializedElement | None
 
 
 @dataclass(frozen=True)
 class RpcContext:
-    """What a handler knows about the call."""
+    """What a handler knows about the call: the session, the server, and what
+    the session's user may do (NACM, RFC 8341)."""
 
-    session: "SessionRecord"
-    server: "NetconfServer"
+    session: "SessionView"
+    server: "ServerView"
+    access: "Access"
 
     @property
     def session_id(self) -> int:

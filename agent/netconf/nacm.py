@@ -1,0 +1,576 @@
+"""Network Configuration Access Control Model (RFC 8341), enforced.
+
+The access rules live in ``/nacm`` of the running configuration, edited over
+NETCONF like any other data. :class:`Nacm` turns them, per user, into an
+:class:`Access`: the user's groups (``/nacm/groups`` plus, with
+``enable-external-groups``, the groups of the agent's user database, RFC 8341
+section 3.2.4), the rules of the rule-lists of those groups in order, and the
+defaults. An :class:`Access` answers:
+
+* protocol operations (section 3.4.4): :meth:`Access.may_exec`,
+  ``<close-session>`` is always permitted;
+* reads (section 3.4.5): :meth:`Access.prune` removes what the user may not
+  read from a reply; a node without read access stays only as the structure
+  (with its list keys) around descendants that are readable;
+* writes (section 3.4.5): :meth:`Access.check_write` compares a datastore
+  before and after an edit and refuses it with ``access-denied`` if one
+  created, changed or deleted node is not writable;
+* notifications (section 3.4.6): :meth:`Access.may_receive`.
+
+Nodes, operations and notifications marked ``nacm:default-deny-all`` or
+``default-deny-write`` (section 3.5.1, inherited by descendants here) need a
+rule that explicitly permits them. A user whose first applicable rule permits
+everything, a session of the recovery user (section 3.4: the account the agent
+runs as) and everyone while ``enable-nacm`` is false get :data:`Access.bypass`:
+no per-node work at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import IntFlag
+from typing import TYPE_CHECKING
+
+from lxml import etree
+from yangson.schemanode import ContainerNode, LeafListNode, LeafNode, ListNode
+
+from ..atomic import atomic_write
+from .errors import NC_NS, RpcError
+
+if TYPE_CHECKING:
+    from ..datastore import Datastores
+    from ..datastore.schema import NodeInfo, SchemaMap
+    from ..model import Model
+
+log = logging.getLogger("agent.netconf.nacm")
+
+NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+#: the RFC 5277 operations and events are defined in the YANG module "notifications"
+_EXTRA_MODULES = {"urn:ietf:params:xml:ns:netconf:notification:1.0": "notifications"}
+
+
+class Op(IntFlag):
+    """The bits of ``access-operations-type`` (RFC 8341 section 3.2.2)."""
+
+    CREATE = 1
+    READ = 2
+    UPDATE = 4
+    DELETE = 8
+    EXEC = 16
+
+
+_ALL_OPS = Op.CREATE | Op.READ | Op.UPDATE | Op.DELETE | Op.EXEC
+_OP_NAMES = {"create": Op.CREATE, "read": Op.READ, "update": Op.UPDATE, "delete": Op.DELETE,
+             "exec": Op.EXEC}
+_WRITE = Op.CREATE | Op.UPDATE | Op.DELETE
+
+
+def _n(name: str) -> str:
+    return f"{{{NACM_NS}}}{name}"
+
+
+# --- the configuration -------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    """One step of a rule's ``path``: a node and, optionally, key values."""
+
+    tag: str
+    keys: tuple[tuple[str, str], ...] = ()  # (Clark tag of the key, or ".", value)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ``/nacm/rule-list/rule`` (RFC 8341 section 3.2.3)."""
+
+    name: str
+    module: str | None              # None: "*"
+    kind: str                       # "any", "rpc", "notification" or "data"
+    target: str | None = None       # rpc-name / notification-name; None: "*"
+    path: tuple[Step, ...] | None = None
+    ops: Op = _ALL_OPS
+    permit: bool = False
+
+    @property
+    def universal(self) -> bool:
+        """Matches every request."""
+        return self.module is None and self.kind == "any" and self.ops == _ALL_OPS
+
+
+@dataclass(frozen=True)
+class NacmConfig:
+    """The configured ``/nacm`` with the module's defaults."""
+
+    enabled: bool = True
+    read_default: bool = True
+    write_default: bool = False
+    exec_default: bool = True
+    external_groups: bool = True
+    #: group name -> its user names
+    groups: tuple[tuple[str, frozenset[str]], ...] = ()
+    #: (groups of the rule-list, its rules), in rule-list order
+    rule_lists: tuple[tuple[frozenset[str], tuple[Rule, ...]], ...] = ()
+
+    @classmethod
+    def from_xml(cls, nacm: etree._Element | None, prefixes: dict[str, str]) -> "NacmConfig":
+        """Read ``<nacm>`` of the configuration (``None``: not configured).
+
+        *prefixes* resolves the prefixes of rule paths that the stored
+        element does not declare (module prefixes and module names).
+        """
+        if nacm is None:
+            return cls()
+
+        def flag(name: str, default: bool, yes: str = "true") -> bool:
+            text = nacm.findtext(_n(name))
+            return default if text is None else text.strip() == yes
+
+        groups = tuple(
+            (g.findtext(_n("name"), "").strip(),
+             frozenset((u.text or "").strip() for u in g.iterchildren(_n("user-name"))))
+            for g in nacm.iterfind(f"{_n('groups')}/{_n('group')}"))
+        rule_lists = []
+        for rl in nacm.iterchildren(_n("rule-list")):
+            names = frozenset((g.text or "").strip() for g in rl.iterchildren(_n("group")))
+            rules = tuple(r for r in (_rule(el, prefixes) for el in rl.iterchildren(_n("rule")))
+                          if r is not None)
+            rule_lists.append((names, rules))
+        return cls(enabled=flag("enable-nacm", True),
+                   read_default=flag("read-default", True, "permit"),
+                   write_default=flag("write-default", False, "permit"),
+                   exec_default=flag("exec-default", True, "permit"),
+                   external_groups=flag("enable-external-groups", True),
+                   groups=groups, rule_lists=tuple(rule_lists))
+
+
+def _rule(el: etree._Element, prefixes: dict[str, str]) -> Rule | None:
+    name = el.findtext(_n("name"), "").strip()
+    module = el.findtext(_n("module-name"), "*").strip()
+    ops_text = el.findtext(_n("access-operations"), "*").strip()
+    ops = _ALL_OPS if ops_text == "*" else Op(0)
+    if ops_text != "*":
+        for word in ops_text.split():
+            ops |= _OP_NAMES.get(word, Op(0))
+    permit = el.findtext(_n("action"), "deny").strip() == "permit"
+    kind, target, path = "any", None, None
+    if (rpc := el.findtext(_n("rpc-name"))) is not None:
+        kind, target = "rpc", rpc.strip()
+    elif (notif := el.findtext(_n("notification-name"))) is not None:
+        kind, target = "notification", notif.strip()
+    elif (path_el := el.find(_n("path"))) is not None:
+        kind = "data"
+        path = parse_path((path_el.text or "").strip(), {**prefixes, **_declared(path_el)})
+        if path is None:
+            log.warning("NACM rule %r: path %r is not a node-instance-identifier;"
+                        " the rule never matches", name, path_el.text)
+            return None
+    return Rule(name, None if module == "*" else module, kind,
+                None if target == "*" else target, path, ops, permit)
+
+
+def _declared(el: etree._Element) -> dict[str, str]:
+    return {p: ns for p, ns in el.nsmap.items() if p is not None}
+
+
+_STEP = re.compile(r"\s*/\s*(?:([\w.-]+):)?([\w.-]+)((?:\s*\[[^\]]*\])*)")
+_PRED = re.compile(r"\[\s*(?:([\w.-]+):)?([\w.-]+|\.)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")\s*\]")
+
+
+def parse_path(text: str, prefixes: dict[str, str]) -> tuple[Step, ...] | None:
+    """A ``node-instance-identifier`` (RFC 8341 section 3.2.3) as steps;
+    ``"/"`` is the whole tree. ``None`` if it cannot be read."""
+    if text.strip() == "/":
+        return ()
+    steps: list[Step] = []
+    pos, ns = 0, None
+    while pos < len(text):
+        m = _STEP.match(text, pos)
+        if m is None:
+            return None
+        prefix, local, preds = m.groups()
+        ns = prefixes.get(prefix) if prefix else ns
+        if ns is None:
+            return None
+        keys = []
+        for p in _PRED.finditer(preds):
+            kprefix, klocal, v1, v2 = p.groups()
+            kns = prefixes.get(kprefix, ns) if kprefix else ns
+            keys.append((klocal if klocal == "." else f"{{{kns}}}{klocal}",
+                         v1 if v1 is not None else v2))
+        steps.append(Step(f"{{{ns}}}{local}", tuple(keys)))
+        pos = m.end()
+    return tuple(steps) if steps else None
+
+
+# --- what one user may do ----------------------------------------------------------
+@dataclass(eq=False)
+class Counters:
+    """The denied-* counters of ``/nacm`` (RFC 8341 section 3.1.3)."""
+
+    denied_operations: int = 0
+    denied_data_writes: int = 0
+    denied_notifications: int = 0
+
+
+class Access:
+    """The decisions for one user under one ``/nacm`` configuration."""
+
+    def __init__(self, schema: "NacmSchema", counters: Counters, user: str,
+                 config: NacmConfig, rules: tuple[Rule, ...], *, bypass: bool = False):
+        self.schema = schema
+        self.counters = counters
+        self.user = user
+        self.config = config
+        self.rules = rules
+        #: no checks at all: recovery session, NACM off, or a first rule permitting all
+        self.bypass = bypass or not config.enabled or bool(
+            rules and rules[0].universal and rules[0].permit)
+        #: what reads depend on: equal keys give equal read views
+        self.view_key: tuple = (("bypass",) if self.bypass
+                                else (rules, config.read_default))
+
+    # -- protocol operations (RFC 8341 section 3.4.4) ---------------------------------
+    def may_exec(self, module: str | None, name: str) -> bool:
+        if self.bypass or (module == "ietf-netconf" and name == "close-session"):
+            return True
+        decision = self._match(module, "rpc", name, None, Op.EXEC)
+        if decision is not None:
+            return decision
+        if (module, name) in self.schema.annotations.operations:
+            return False
+        return self.config.exec_default
+
+    def authorize_rpc(self, operation: etree._Element) -> None:
+        """``access-denied`` (and the counter) unless the user may invoke *operation*."""
+        q = etree.QName(operation)
+        if self.may_exec(self.schema.module_of_ns(q.namespace), q.localname):
+            return
+        self.counters.denied_operations += 1
+        prefix = self.schema.prefixes.get(q.namespace or "", "x")
+        raise RpcError("access-denied",
+                       f"user {self.user!r} may not invoke <{q.localname}> (NACM, RFC 8341);"
+                       " ask an administrator for a rule that permits it",
+                       type="protocol", path=f"/nc:rpc/{prefix}:{q.localname}",
+                       path_namespaces={"nc": NC_NS, prefix: q.namespace or ""})
+
+    # -- notifications (RFC 8341 section 3.4.6) ---------------------------------------
+    def may_receive(self, event: etree._Element) -> bool:
+        """Whether the user may receive the notification *event*; counts the denials."""
+        if self.bypass:
+            return True
+        q = etree.QName(event)
+        module = self.schema.module_of_ns(q.namespace)
+        decision = self._match(module, "notification", q.localname, None, Op.READ)
+        if decision is None:
+            decision = ((module, q.localname) not in self.schema.annotations.notifications
+                        and self.config.read_default)
+        if not decision:
+            self.counters.denied_notifications += 1
+        return decision
+
+    # -- data nodes (RFC 8341 section 3.4.5) ------------------------------------------
+    def _may(self, info: "NodeInfo | None", el: etree._Element, op: Op) -> bool:
+        module = info.node.ns if info is not None else self.schema.module_of_ns(
+            etree.QName(el).namespace)
+        decision = self._match(module, "data", None, el, op)
+        if decision is not None:
+            return decision
+        level = self.schema.deny_level(info)
+        if level == "all" or (level == "write" and op & _WRITE):
+            return False
+        return self.config.read_default if op == Op.READ else self.config.write_default
+
+    def _match(self, module: str | None, kind: str, name: str | None,
+               el: etree._Element | None, op: Op) -> bool | None:
+        """The action of the first rule matching the request (RFC 8341 section 3.4.5
+        step 6), ``None`` if no rule matches."""
+        for rule in self.rules:
+            if not rule.ops & op or (rule.module is not None and rule.module != module):
+                continue
+            if rule.kind == "any":
+                return rule.permit
+            if rule.kind != kind:
+                continue
+            if kind == "data":
+                assert el is not None and rule.path is not None
+                if _path_matches(rule.path, el):
+                    return rule.permit
+            elif rule.target is None or rule.target == name:
+                return rule.permit
+        return None
+
+    def prune(self, data: etree._Element) -> etree._Element:
+        """Remove from *data* (a ``<data>`` tree the caller owns) what the user may not read."""
+        if not self.bypass:
+            for child in list(data):
+                if isinstance(child.tag, str) and not self._prune(child, self.schema.root):
+                    data.remove(child)
+        return data
+
+    def _prune(self, el: etree._Element, parent: "NodeInfo | None") -> bool:
+        """Prune below *el*; whether *el* stays."""
+        info = self.schema.smap.child(parent, el.tag) if parent is not None else None
+        permitted = self._may(info, el, Op.READ)
+        if len(el) == 0:
+            return permitted
+        keys = info.key_tags if info is not None else ()
+        kept = False
+        for child in list(el):
+            if not isinstance(child.tag, str) or child.tag in keys:
+                continue
+            if self._prune(child, info):
+                kept = True
+            else:
+                el.remove(child)
+        return permitted or kept
+
+    def check_write(self, old: etree._Element, new: etree._Element) -> None:
+        """``access-denied`` unless every node that differs between the datastore
+        trees *old* and *new* may be created, updated or deleted by the user."""
+        if self.bypass:
+            return
+        self._diff(self.schema.root, old, new)
+
+    def _diff(self, info: "NodeInfo", old: etree._Element, new: etree._Element) -> None:
+        before = self._entries(info, old)
+        after = self._entries(info, new)
+        for ident, (el, cinfo) in after.items():
+            prev = before.get(ident)
+            if prev is None:
+                self._check_tree(el, cinfo, Op.CREATE)
+            elif cinfo is None or isinstance(cinfo.node, (LeafNode, LeafListNode)):
+                if (el.text or "") != (prev[0].text or ""):
+                    self._check(el, cinfo, Op.UPDATE)
+            else:
+                self._diff(cinfo, prev[0], el)
+        for ident, (el, cinfo) in before.items():
+            if ident not in after:
+                self._check_tree(el, cinfo, Op.DELETE)
+
+    def _entries(self, info: "NodeInfo", parent: etree._Element) -> dict:
+        out: dict[tuple, tuple[etree._Element, NodeInfo | None]] = {}
+        for child in parent:
+            if not isinstance(child.tag, str):
+                continue
+            cinfo = self.schema.smap.child(info, child.tag)
+            if cinfo is not None and isinstance(cinfo.node, ListNode):
+                ident: tuple = (child.tag, tuple(child.findtext(k) for k in cinfo.key_tags))
+            elif cinfo is not None and isinstance(cinfo.node, LeafListNode):
+                ident = (child.tag, child.text)
+            else:
+                ident = (child.tag,)
+            out[ident] = (child, cinfo)
+        return out
+
+    def _check_tree(self, el: etree._Element, info: "NodeInfo | None", op: Op) -> None:
+        """A created or deleted subtree: every node in it (RFC 8341 section 3.4.5)."""
+        implicit = (info is not None and isinstance(info.node, ContainerNode)
+                    and not info.node.presence)  # non-presence containers have no value
+        if not implicit:
+            self._check(el, info, op)
+        keys = info.key_tags if info is not None else ()
+        for child in el:
+            if isinstance(child.tag, str) and child.tag not in keys:
+                self._check_tree(child, self.schema.smap.child(info, child.tag)
+                                 if info is not None else None, op)
+
+    def _check(self, el: etree._Element, info: "NodeInfo | None", op: Op) -> None:
+        if self._may(info, el, op):
+            return
+        self.counters.denied_data_writes += 1
+        path = self.schema.path_of(el)
+        raise RpcError("access-denied",
+                       f"user {self.user!r} may not {op.name.lower()} {path} (NACM, RFC 8341);"
+                       " nothing was changed", type="application", path=path,
+                       path_namespaces=self.schema.smap.path_namespaces(path))
+
+
+def _path_matches(steps: tuple[Step, ...], el: etree._Element) -> bool:
+    """Whether *el* is the node *steps* name or one of its descendants."""
+    chain = []
+    cur = el
+    while cur is not None and cur.getparent() is not None:
+        chain.append(cur)
+        cur = cur.getparent()
+    if len(chain) < len(steps):
+        return False
+    chain.reverse()
+    for step, node in zip(steps, chain):
+        if node.tag != step.tag:
+            return False
+        for key, value in step.keys:
+            actual = node.text if key == "." else node.findtext(key)
+            if (actual or "").strip() != value:
+                return False
+    return True
+
+
+# --- the server's NACM -------------------------------------------------------------
+class NacmSchema:
+    """What NACM needs from the model: modules, annotations, paths."""
+
+    def __init__(self, model: "Model", smap: "SchemaMap"):
+        self.smap = smap
+        self.root = smap.root
+        self.annotations = model.nacm_annotations
+        self._modules = {m.namespace: m.name for m in model.modules}
+        self.prefixes = dict(model.prefixes)
+        #: rule path prefixes the stored configuration may not declare
+        self.path_prefixes = {**{m.name: m.namespace for m in model.modules},
+                              **{m.prefix: m.namespace for m in model.modules}}
+        self._levels: dict[int, str | None] = {}
+
+    def module_of_ns(self, ns: str | None) -> str | None:
+        return self._modules.get(ns or "") or _EXTRA_MODULES.get(ns or "")
+
+    def deny_level(self, info: "NodeInfo | None") -> str | None:
+        """``"all"``, ``"write"`` or ``None`` for a node, inherited from its ancestors."""
+        if info is None or info.parent is None:
+            return None
+        cached = self._levels.get(id(info), "?")
+        if cached != "?":
+            return cached
+        tags = []
+        cur: NodeInfo | None = info
+        while cur is not None and cur.parent is not None:
+            tags.append(cur.tag)
+            cur = cur.parent
+        own = self.annotations.data.get(tuple(reversed(tags)))
+        inherited = self.deny_level(info.parent)
+        level = "all" if "all" in (own, inherited) else (own or inherited)
+        self._levels[id(info)] = level
+        return level
+
+    def path_of(self, el: etree._Element) -> str:
+        """The instance path of *el* as ``error-path`` spells it (keys, never values)."""
+        chain = []
+        cur = el
+        while cur is not None and cur.getparent() is not None:
+            chain.append(cur)
+            cur = cur.getparent()
+        info = self.root
+        path = ""
+        for node in reversed(chain):
+            nxt = self.smap.child(info, node.tag) if info is not None else None
+            if nxt is None:
+                path += f"/{etree.QName(node).localname}"
+            else:
+                path += self.smap.step(nxt, tuple(node.findtext(k) or "" for k in nxt.key_tags))
+            info = nxt
+        return path
+
+
+class Nacm:
+    """NACM of one server: the configuration from running, per-user access, counters.
+
+    *groups_of* gives a user's groups from the user database (the "transport
+    layer" groups of RFC 8341), ``None`` for a user that no longer exists;
+    *users_version* changes whenever that database changes. The
+    *recovery_user* bypasses NACM (RFC 8341 section 3.4).
+    """
+
+    def __init__(self, model: "Model", datastores: "Datastores", *,
+                 groups_of: Callable[[str], frozenset[str] | None] = lambda _: frozenset(),
+                 users_version: Callable[[], object] = lambda: None,
+                 recovery_user: str | None = None):
+        self.schema = NacmSchema(model, datastores.smap)
+        self.datastores = datastores
+        self.groups_of = groups_of
+        self.users_version = users_version
+        self.recovery_user = recovery_user
+        self.counters = Counters()
+        self._config_version = -1
+        self._config = NacmConfig()
+        self._access: dict[str, Access] = {}
+        self._access_key: tuple = ()
+
+    @property
+    def config(self) -> NacmConfig:
+        version = self.datastores.running_version
+        if version != self._config_version:
+            view = self.datastores.config_view("running", "report-all")
+            self._config = NacmConfig.from_xml(view.find(_n("nacm")), self.schema.path_prefixes)
+            self._config_version = version
+        return self._config
+
+    def access(self, user: str) -> Access:
+        """What *user* may do now (cached until /nacm or the user database changes)."""
+        config = self.config
+        key = (config, self.users_version())
+        if key != self._access_key:
+            self._access, self._access_key = {}, key
+        found = self._access.get(user)
+        if found is None:
+            found = self._access[user] = self._compile(user, config)
+        return found
+
+    def _compile(self, user: str, config: NacmConfig) -> Access:
+        if self.recovery_user is not None and user == self.recovery_user:
+            return Access(self.schema, self.counters, user, config, (), bypass=True)
+        external = self.groups_of(user)
+        if external is None:  # removed from the user database: nothing but close-session
+            deny = Rule("user removed", None, "any", permit=False)
+            return Access(self.schema, self.counters, user,
+                          NacmConfig(read_default=False, exec_default=False), (deny,))
+        groups = set(external) if config.external_groups else set()
+        groups |= {name for name, users in config.groups if user in users}
+        rules = tuple(rule for names, rules in config.rule_lists
+                      if "*" in names or names & groups for rule in rules)
+        return Access(self.schema, self.counters, user, config, rules)
+
+    def state(self) -> list[etree._Element]:
+        """The denied-* counters (config false leaves of ``/nacm``)."""
+        root = etree.Element(_n("nacm"), nsmap={None: NACM_NS})
+        c = self.counters
+        for name, value in (("denied-operations", c.denied_operations),
+                            ("denied-data-writes", c.denied_data_writes),
+                            ("denied-notifications", c.denied_notifications)):
+            etree.SubElement(root, _n(name)).text = str(value)
+        return [root]
+
+
+# --- first start ---------------------------------------------------------------------
+ADMIN_GROUP = "admin"
+
+
+def initial_config(admin: str) -> etree._Element:
+    """An edit-config ``<config>`` that puts *admin* in group ``admin`` and gives
+    that group a rule-list permitting everything (RFC 8341 section 3.2.3)."""
+    config = etree.Element(f"{{{NC_NS}}}config", nsmap={None: NC_NS})
+    nacm = etree.SubElement(config, _n("nacm"), nsmap={None: NACM_NS})
+    group = etree.SubElement(etree.SubElement(nacm, _n("groups")), _n("group"))
+    etree.SubElement(group, _n("name")).text = ADMIN_GROUP
+    etree.SubElement(group, _n("user-name")).text = admin
+    rule_list = etree.SubElement(nacm, _n("rule-list"))
+    etree.SubElement(rule_list, _n("name")).text = ADMIN_GROUP
+    etree.SubElement(rule_list, _n("group")).text = ADMIN_GROUP
+    rule = etree.SubElement(rule_list, _n("rule"))
+    for name, value in (("name", "permit-all"), ("module-name", "*"),
+                        ("access-operations", "*"), ("action", "permit")):
+        etree.SubElement(rule, _n(name)).text = value
+    return config
+
+
+def bootstrap(datastores: "Datastores", admin: str = "admin") -> bool:
+    """Give *admin* full access once per state directory (first start, or the
+    first start of a state directory made before NACM existed).
+
+    Running gets the admin group and its permit-all rule-list unless ``/nacm``
+    is configured already; ``<state-dir>/nacm-initialized`` records that this
+    was done, so that an administrator who later removes these entries is not
+    overruled at the next start. Returns whether running was changed.
+    """
+    marker = datastores.state_dir / "nacm-initialized"
+    if marker.exists():
+        return False
+    changed = False
+    if datastores.config_view("running", "explicit").find(_n("nacm")) is None:
+        datastores.discard_changes()
+        datastores.edit_config("candidate", initial_config(admin))
+        datastores.commit()
+        changed = True
+        log.info("NACM: user %r is in group %r with a permit-all rule-list", admin, ADMIN_GROUP)
+    atomic_write(marker, b"/nacm initialized; remove this file to add the admin rules again\n")
+    return changed

@@ -1,0 +1,231 @@
+"""NACM (RFC 8341) in the server, with a restricted second user next to the admin.
+
+The operator ``oper`` is in group ``operators`` whose rule-list lets them
+write PKI entities and one session's CA name, and denies them
+``clear-statistics`` and the ``cmp-session-result`` notification; the rest is
+the module's defaults (read permit, write deny, exec permit) and the model's
+``default-deny-all`` / ``default-deny-write`` marks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lxml import etree
+
+from agent.datastore import Datastores, SecretBox
+from agent.netconf.nacm import NACM_NS, Nacm, bootstrap
+from agent.netconf.server import NetconfServer
+from memory_server import NC
+from memory_server import MemoryClient as Client
+
+PKI = "urn:cmp-agent:yang:cmp-agent-pki"
+NOTIF = "urn:ietf:params:xml:ns:netconf:notification:1.0"
+NS = {"nc": NC, "p": PKI, "n": NACM_NS}
+
+OPERATOR_RULES = f"""
+<nacm xmlns="{NACM_NS}">
+  <groups><group><name>operators</name><user-name>oper</user-name></group></groups>
+  <rule-list>
+    <name>operators</name><group>operators</group>
+    <rule><name>entities</name><module-name>cmp-agent-pki</module-name>
+      <path xmlns:pki="{PKI}">/pki:pki/pki:entity</path>
+      <access-operations>create update delete</access-operations><action>permit</action></rule>
+    <rule><name>s1-ca</name><module-name>cmp-agent-pki</module-name>
+      <path>/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name</path>
+      <access-operations>create update</access-operations><action>permit</action></rule>
+    <rule><name>no-clear</name><module-name>cmp-agent-pki</module-name>
+      <rpc-name>clear-statistics</rpc-name><action>deny</action></rule>
+    <rule><name>no-results</name><module-name>cmp-agent-pki</module-name>
+      <notification-name>cmp-session-result</notification-name><action>deny</action></rule>
+  </rule-list>
+</nacm>"""
+
+
+def tag(reply: etree._Element) -> str | None:
+    return reply.findtext(f".//{{{NC}}}error-tag")
+
+
+def ok(reply: etree._Element) -> bool:
+    return reply.find(f"{{{NC}}}ok") is not None
+
+
+def edit(body: str, operation: str = "") -> str:
+    return (f"<edit-config><target><candidate/></target><config>{body}</config></edit-config>")
+
+
+def session(name: str, extra: str = "") -> str:
+    return f"<pki xmlns='{PKI}'><cmp-session><name>{name}</name>{extra}</cmp-session></pki>"
+
+
+GET_CONFIG = "<get-config><source><running/></source></get-config>"
+
+
+async def configure(admin: Client) -> None:
+    for body in (OPERATOR_RULES, session("s1", "<message-authentication-code><reference-value>"
+                                               "ref</reference-value><secret-value>s3cret"
+                                               "</secret-value></message-authentication-code>"),
+                 session("s2")):
+        assert ok(await admin.rpc(edit(body)))
+    assert ok(await admin.rpc("<commit/>"))
+
+
+def counters(server: NetconfServer) -> tuple[int, int, int]:
+    c = server.nacm.counters
+    return c.denied_operations, c.denied_data_writes, c.denied_notifications
+
+
+def test_reads_are_filtered(server):
+    async def scenario():
+        admin, oper = Client(server), Client(server, "oper")
+        await configure(admin)
+        for request in (GET_CONFIG, "<get/>"):
+            mine = await oper.rpc(request)
+            assert mine.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1", "s2"]
+            assert mine.xpath("//p:reference-value/text()", namespaces=NS) == ["ref"]
+            assert not mine.xpath("//p:secret-value", namespaces=NS)  # default-deny-all
+            assert not mine.xpath("//n:nacm", namespaces=NS)  # the rules are default-deny-all
+            full = await admin.rpc(request)
+            assert full.xpath("//p:secret-value/text()", namespaces=NS)[0].startswith("$cmp$")
+            assert full.xpath("//n:nacm/n:rule-list/n:name/text()", namespaces=NS) == [
+                "admin", "operators"]
+        # a filter cannot select what the user may not read, nor test its value
+        probe = (f"<get-config><source><running/></source><filter type='xpath' "
+                 f"xmlns:p='{PKI}' select='//p:secret-value'/></get-config>")
+        assert not (await oper.rpc(probe)).xpath("//p:secret-value", namespaces=NS)
+        admin_view = await admin.rpc("<get/>")
+        assert admin_view.xpath("//n:nacm/n:denied-operations/text()", namespaces=NS) == ["0"]
+
+    asyncio.run(scenario())
+
+
+def test_writes_outside_the_rules_are_denied(server):
+    async def scenario():
+        admin, oper = Client(server), Client(server, "oper")
+        await configure(admin)
+        before = await admin.rpc("<get-config><source><candidate/></source></get-config>")
+        for body, denied in (
+                (session("s2", "<ca-name>/CN=X</ca-name>"), "/pki:pki/pki:cmp-session"
+                                                             "[pki:name='s2']/pki:ca-name"),
+                (session("s3"), "/pki:pki/pki:cmp-session[pki:name='s3']"),
+                (f"<pki xmlns='{PKI}'><weak-algorithms-enabled>true</weak-algorithms-enabled>"
+                 "</pki>", "/pki:pki/pki:weak-algorithms-enabled"),
+                (f"<nacm xmlns='{NACM_NS}'><enable-nacm>false</enable-nacm></nacm>",
+                 "/nacm:nacm/nacm:enable-nacm")):
+            reply = await oper.rpc(edit(body))
+            assert tag(reply) == "access-denied", body
+            assert reply.findtext(f".//{{{NC}}}error-path").strip() == denied
+        assert counters(server) == (0, 4, 0)
+        after = await admin.rpc("<get-config><source><candidate/></source></get-config>")
+        assert etree.tostring(after[0]) == etree.tostring(before[0])  # nothing applied
+        # what the rules permit
+        assert ok(await oper.rpc(edit(session("s1", "<ca-name>/CN=Mine</ca-name>"))))
+        assert ok(await oper.rpc(edit(f"<pki xmlns='{PKI}'><entity><name>e1</name>"
+                                      "<common-name>router</common-name></entity></pki>")))
+        assert ok(await oper.rpc("<commit/>"))
+        # deleting an entity is permitted; deleting a session is not
+        assert ok(await oper.rpc(edit(f"<pki xmlns='{PKI}' xmlns:nc='{NC}'><entity "
+                                      "nc:operation='delete'><name>e1</name></entity></pki>")))
+        reply = await oper.rpc(edit(f"<pki xmlns='{PKI}' xmlns:nc='{NC}'><cmp-session "
+                                    "nc:operation='delete'><name>s2</name></cmp-session></pki>"))
+        assert tag(reply) == "access-denied"
+
+    asyncio.run(scenario())
+
+
+def test_operations_are_denied(server):
+    async def clear_statistics(ctx, op):
+        return None
+
+    server.register_rpc(PKI, "clear-statistics", clear_statistics)
+
+    async def scenario():
+        admin, oper = Client(server), Client(server, "oper")
+        await configure(admin)
+        for request in (f"<kill-session><session-id>{admin.record.session_id}</session-id>"
+                        "</kill-session>",                       # default-deny-all (RFC 6241)
+                        "<delete-config><target><startup/></target></delete-config>",
+                        f"<clear-statistics xmlns='{PKI}'/>"):   # the operators' deny rule
+            reply = await oper.rpc(request)
+            assert tag(reply) == "access-denied", request
+            assert reply.findtext(f".//{{{NC}}}error-type") == "protocol"
+        assert counters(server) == (3, 0, 0)
+        assert admin.record.session_id in server.sessions
+        assert ok(await oper.rpc("<lock><target><candidate/></target></lock>"))  # exec-default
+        # the admin's permit-all rule beats default-deny-all
+        assert ok(await admin.rpc("<delete-config><target><startup/></target></delete-config>"))
+        assert server.nacm.access("admin").bypass
+        assert not server.nacm.access("oper").bypass
+
+    asyncio.run(scenario())
+
+
+def test_notifications_are_filtered(server):
+    async def scenario():
+        admin, oper = Client(server), Client(server, "oper")
+        await configure(admin)
+        for client in (admin, oper):
+            assert ok(await client.rpc(f'<create-subscription xmlns="{NOTIF}"/>'))
+        sent = len(admin.transport.sent), len(oper.transport.sent)
+        server.notify(etree.Element(f"{{{PKI}}}cmp-session-result"))
+        server.notify(etree.Element(f"{{{PKI}}}local-certificate-nearly-expired"))
+        assert len(admin.transport.sent) == sent[0] + 2
+        assert len(oper.transport.sent) == sent[1] + 1
+        assert b"local-certificate-nearly-expired" in oper.transport.sent[-1]
+        assert counters(server) == (0, 0, 1)
+        reply = await admin.rpc(f"<get><filter><nacm xmlns='{NACM_NS}'/></filter></get>")
+        assert reply.xpath("//n:denied-notifications/text()", namespaces=NS) == ["1"]
+
+    asyncio.run(scenario())
+
+
+def test_recovery_user_and_disabled_nacm_bypass_the_rules(model, tmp_path):
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    bootstrap(datastores)
+    server = NetconfServer(model, datastores, nacm=Nacm(model, datastores, recovery_user="root"))
+
+    async def scenario():
+        admin, oper, root = Client(server), Client(server, "oper"), Client(server, "root")
+        await configure(admin)
+        assert ok(await root.rpc(edit(session("s2", "<ca-name>/CN=Root</ca-name>"))))
+        assert (await root.rpc(GET_CONFIG)).xpath("//p:secret-value", namespaces=NS)
+        assert tag(await oper.rpc(edit(session("s2", "<ca-name>/CN=X</ca-name>")))) \
+            == "access-denied"
+        assert ok(await admin.rpc(edit(f"<nacm xmlns='{NACM_NS}'><enable-nacm>false"
+                                       "</enable-nacm></nacm>")))
+        assert ok(await admin.rpc("<commit/>"))
+        assert ok(await oper.rpc(edit(session("s2", "<ca-name>/CN=X</ca-name>"))))
+        assert (await oper.rpc(GET_CONFIG)).xpath("//p:secret-value", namespaces=NS)
+
+    asyncio.run(scenario())
+
+
+def test_a_removed_user_may_only_close_the_session(model, tmp_path):
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    bootstrap(datastores)
+    users = {"admin": frozenset(), "gone": frozenset({"admin"})}
+    server = NetconfServer(model, datastores, nacm=Nacm(model, datastores,
+                                                        groups_of=users.get,
+                                                        users_version=lambda: len(users)))
+
+    async def scenario():
+        gone = Client(server, "gone")
+        assert ok(await gone.rpc(edit(session("s9"))))  # external group admin
+        del users["gone"]
+        assert tag(await gone.rpc(GET_CONFIG)) == "access-denied"
+        assert ok(await gone.rpc("<close-session/>"))
+
+    asyncio.run(scenario())
+
+
+def test_first_start_rules_are_made_once(model, tmp_path):
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    assert bootstrap(datastores)
+    names = datastores.get_config("running", "explicit").xpath(
+        "//n:rule-list/n:rule/n:name/text()", namespaces=NS)
+    assert names == ["permit-all"]
+    datastores.edit_config("candidate", etree.fromstring(
+        f"<config xmlns='{NC}' xmlns:nc='{NC}'><nacm xmlns='{NACM_NS}' nc:operation='delete'/>"
+        "</config>"))
+    datastores.commit()
+    assert not bootstrap(Datastores(model, tmp_path, SecretBox.open(tmp_path)))
