@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("agent.serve", "run the NETCONF agent"),
     "cmp": ("agent.cmp.cli", "run one CMP transaction (ir, cr, kur) from the shell"),
     "cli": ("agent.opcli.main", "the vendor's PKI commands over NETCONF"),
+    "user": ("agent.usercli", "add, change, remove and list the agent's NETCONF users"),
 }
 
 

@@ -1,0 +1,192 @@
+"""Access control and users end to end: ``cmp-agent user`` on the state directory of a
+running agent, a restricted second user over ncclient and real SSH (RFC 8341), and
+the RFC 6470 audit notifications a subscriber receives."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import asyncssh
+import pytest
+from lxml import etree
+from ncclient import manager
+from ncclient.operations import RPCError
+from ncclient.transport.errors import AuthenticationError
+
+from nc_helpers import NC_NS, PKI_NS, connect, session_config
+
+NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+NCN_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+NS = {"p": PKI_NS, "n": NACM_NS, "ncn": NCN_NS}
+
+OPERATOR_RULES = f"""<config xmlns="{NC_NS}"><nacm xmlns="{NACM_NS}"><rule-list>
+  <name>operators</name><group>operators</group>
+  <rule><name>entities</name><module-name>cmp-agent-pki</module-name>
+    <path xmlns:pki="{PKI_NS}">/pki:pki/pki:entity</path>
+    <access-operations>create update delete</access-operations><action>permit</action></rule>
+  <rule><name>no-config-changes</name><module-name>ietf-netconf-notifications</module-name>
+    <notification-name>netconf-config-change</notification-name><action>deny</action></rule>
+</rule-list></nacm></config>"""
+
+
+def user(agent, *args: str, password: str | None = None) -> subprocess.CompletedProcess:
+    """``cmp-agent user ...`` on the agent's state directory."""
+    return subprocess.run([sys.executable, "-m", "agent", "user", *args,
+                           "--state-dir", str(agent.state_dir)],
+                          input=None if password is None else password + "\n",
+                          capture_output=True, text=True, timeout=60)
+
+
+def commit(m, config: str) -> None:
+    m.discard_changes()
+    m.edit_config(target="candidate", config=config)
+    m.commit()
+
+
+def events(m, seconds: float = 5.0) -> list[etree._Element]:
+    """The RFC 6470 events that arrive within *seconds* (no timing asserts: waits only)."""
+    found = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        note = m.take_notification(block=True, timeout=left)
+        if note is None:
+            break
+        root = etree.fromstring(note.notification_xml.encode())
+        found.extend(c for c in root if isinstance(c.tag, str) and c.tag.startswith(f"{{{NCN_NS}}}"))
+    return found
+
+
+def error_tag(exc: pytest.ExceptionInfo) -> str:
+    return exc.value.tag
+
+
+def test_restricted_user_over_ssh(start_agent):
+    agent = start_agent("--recovery-user", "rescue")
+    added = user(agent, "add", "oper", "--group", "operators", "--password-stdin",
+                 password="oper-pass-1")
+    assert added.returncode == 0, added.stderr
+    listed = user(agent, "list").stdout
+    assert "admin\tgroups: admin\tlogin: password" in listed
+    assert "oper\tgroups: operators\tlogin: password" in listed
+    assert (agent.state_dir / "users").stat().st_mode & 0o777 == 0o600
+    with connect(agent) as admin:
+        commit(admin, OPERATOR_RULES)
+        commit(admin, session_config(
+            "s1", ca_name="/CN=CA",
+            message_authentication_code="<reference-value>r1</reference-value>"
+                                        "<secret-value>top-secret</secret-value>"))
+        admin.create_subscription()
+        with connect(agent, "oper", "oper-pass-1") as oper:
+            oper.create_subscription()
+            # reads: the secret and the access rules are not theirs to see
+            for reply in (oper.get_config("running"), oper.get()):
+                data = etree.fromstring(reply.data_xml.encode())
+                assert data.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1"]
+                assert not data.xpath("//p:secret-value", namespaces=NS)
+                assert not data.xpath("//n:nacm", namespaces=NS)
+            full = etree.fromstring(admin.get_config("running").data_xml.encode())
+            assert full.xpath("//p:secret-value", namespaces=NS)
+            # writes and operations outside the rules
+            oper.discard_changes()
+            with pytest.raises(RPCError) as exc:
+                oper.edit_config(target="candidate", config=session_config("s1", ca_name="/CN=X"))
+            assert error_tag(exc) == "access-denied"
+            for name in ("key-pair-delete", "certificate-delete"):  # default-deny-all
+                with pytest.raises(RPCError) as exc:
+                    oper.dispatch(etree.fromstring(
+                        f'<{name} xmlns="{PKI_NS}"><name>k1</name></{name}>'))
+                assert error_tag(exc) == "access-denied"
+            with pytest.raises(RPCError) as exc:
+                oper.dispatch(etree.fromstring(
+                    f'<kill-session xmlns="{NC_NS}"><session-id>{admin.session_id}'
+                    "</session-id></kill-session>"))
+            assert error_tag(exc) == "access-denied"
+            # what the rules permit
+            oper.edit_config(target="candidate", config=(
+                f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}"><entity><name>e1</name>'
+                "<common-name>router</common-name></entity></pki></config>"))
+            oper.commit()
+            # notifications: the admin hears the operator's commit, the operator does not
+            changes = [e for e in events(admin) if e.tag == f"{{{NCN_NS}}}netconf-config-change"]
+            assert changes and changes[-1].xpath("ncn:changed-by/ncn:username/text()",
+                                                 namespaces=NS) == ["oper"]
+            assert changes[-1].xpath("ncn:edit/ncn:target/text()", namespaces=NS) == [
+                "/pki:pki/pki:entity[pki:name='e1']"]
+            heard = events(oper, 2.0)
+            assert not [e for e in heard if e.tag == f"{{{NCN_NS}}}netconf-config-change"]
+            counters = etree.fromstring(admin.get(filter=(
+                "subtree", f'<nacm xmlns="{NACM_NS}"/>')).data_xml.encode())
+            assert [int(counters.findtext(f".//{{{NACM_NS}}}{name}")) for name in (
+                "denied-operations", "denied-data-writes")] == [3, 1]
+            assert int(counters.findtext(f".//{{{NACM_NS}}}denied-notifications")) >= 1
+            # a new password, effective at once; the old one fails and is logged
+            assert user(agent, "passwd", "oper", "--password-stdin",
+                        password="oper-pass-2").returncode == 0
+            with pytest.raises(AuthenticationError):
+                connect(agent, "oper", "oper-pass-1")
+            log = (agent.state_dir / "agent.log").read_text()
+            assert "password authentication failed for user 'oper' from 127.0.0.1" in log
+            with connect(agent, "oper", "oper-pass-2") as again:
+                assert again.get_config("running").ok
+            # removed: no new login, and the open session may only close
+            assert user(agent, "del", "oper").returncode == 0
+            with pytest.raises(AuthenticationError):
+                connect(agent, "oper", "oper-pass-2")
+            with pytest.raises(RPCError) as exc:
+                oper.get_config("running")
+            assert error_tag(exc) == "access-denied"
+        starts = [e for e in events(admin, 2.0)
+                  if e.tag in (f"{{{NCN_NS}}}netconf-session-start",
+                               f"{{{NCN_NS}}}netconf-session-end")]
+        assert any(e.findtext(f"{{{NCN_NS}}}username") == "oper"
+                   and e.findtext(f"{{{NCN_NS}}}source-host") == "127.0.0.1" for e in starts)
+    # the recovery user bypasses NACM: no group, yet it may write
+    assert user(agent, "add", "rescue", "--password-stdin", password="rescue-pass").returncode == 0
+    with connect(agent, "rescue", "rescue-pass") as rescue:
+        commit(rescue, session_config("s1", ca_name="/CN=Recovered"))
+        assert "top-secret" not in rescue.get_config("running").data_xml  # ciphertext only
+        assert "secret-value" in rescue.get_config("running").data_xml
+
+
+def test_admin_password_change_removes_the_first_password_file(fresh_agent):
+    initial = fresh_agent.state_dir / "initial-admin-password"
+    old = fresh_agent.password
+    changed = user(fresh_agent, "passwd", "admin", "--password-stdin", password="new-admin-pw")
+    assert changed.returncode == 0, changed.stderr
+    assert not initial.exists()
+    with pytest.raises(AuthenticationError):
+        connect(fresh_agent, "admin", old)
+    with connect(fresh_agent, "admin", "new-admin-pw") as m:
+        assert m.get_config("running").ok
+
+
+def test_user_command_errors_are_clear(agent, tmp_path):
+    assert "exists" in user(agent, "add", "admin", "--password-stdin", password="x").stderr
+    assert "no user" in user(agent, "passwd", "nobody", "--password-stdin", password="x").stderr
+    assert "no user" in user(agent, "del", "nobody").stderr
+    bad_key = tmp_path / "key.pub"
+    bad_key.write_text("not a key\n")
+    result = user(agent, "add", "keyed", "--ssh-key", str(bad_key))
+    assert result.returncode == 1 and "not OpenSSH public keys" in result.stderr
+    result = user(agent, "add", "-bad", "--password-stdin", password="x")
+    assert result.returncode != 0
+    assert "keyed" not in user(agent, "list").stdout
+
+
+def test_a_user_with_only_a_public_key(agent, tmp_path):
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    (tmp_path / "id").write_bytes(key.export_private_key())
+    (tmp_path / "id").chmod(0o600)
+    (tmp_path / "id.pub").write_bytes(key.export_public_key())
+    added = user(agent, "add", "keyed", "--group", "admin", "--ssh-key", str(tmp_path / "id.pub"))
+    assert added.returncode == 0, added.stderr
+    assert "keyed\tgroups: admin\tlogin: ssh-key" in user(agent, "list").stdout
+    assert (agent.state_dir / "authorized_keys" / "keyed").stat().st_mode & 0o777 == 0o600
+    with manager.connect(host="127.0.0.1", port=agent.port, username="keyed",
+                         key_filename=str(tmp_path / "id"), hostkey_verify=False,
+                         look_for_keys=False, allow_agent=False, timeout=30) as m:
+        commit(m, session_config("by-key", ca_name="/CN=K"))  # group admin: permit-all
+    with pytest.raises(AuthenticationError):
+        connect(agent, "keyed", "")  # no password login
