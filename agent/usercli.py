@@ -146,9 +146,9 @@ def _del(users: UserStore, args: argparse.Namespace) -> int:
     key_file = users.keys_dir / name
     if name not in entries and not key_file.exists():
         raise UserError(f"no user {name!r}")
-    if entries.pop(name, None) is not None:
-        users.write(entries)
+    entries.pop(name, None)
     key_file.unlink(missing_ok=True)
+    users.write(entries)  # also when only keys went: a running agent notices the change
     print(f"removed user {name}; its open sessions may only close")
     return 0
 

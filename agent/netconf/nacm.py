@@ -244,6 +244,8 @@ class Access:
 
     def authorize_rpc(self, operation: etree._Element) -> None:
         """``access-denied`` (and the counter) unless the user may invoke *operation*."""
+        if self.bypass:
+            return
         q = etree.QName(operation)
         if self.may_exec(self.schema.module_of_ns(q.namespace), q.localname):
             return
@@ -484,23 +486,26 @@ class Nacm:
         self._config_version = -1
         self._config = NacmConfig()
         self._access: dict[str, Access] = {}
-        self._access_key: tuple = ()
+        self._access_config: NacmConfig | None = None
+        self._access_users: object = None
 
     @property
     def config(self) -> NacmConfig:
         version = self.datastores.running_version
         if version != self._config_version:
             view = self.datastores.config_view("running", "report-all")
-            self._config = NacmConfig.from_xml(view.find(_n("nacm")), self.schema.path_prefixes)
+            config = NacmConfig.from_xml(view.find(_n("nacm")), self.schema.path_prefixes)
+            if config != self._config:  # else the same object: per-user access stays valid
+                self._config = config
             self._config_version = version
         return self._config
 
     def access(self, user: str) -> Access:
         """What *user* may do now (cached until /nacm or the user database changes)."""
         config = self.config
-        key = (config, self.users_version())
-        if key != self._access_key:
-            self._access, self._access_key = {}, key
+        users = self.users_version()
+        if config is not self._access_config or users != self._access_users:
+            self._access, self._access_config, self._access_users = {}, config, users
         found = self._access.get(user)
         if found is None:
             found = self._access[user] = self._compile(user, config)

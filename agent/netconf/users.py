@@ -97,24 +97,22 @@ class UserStore:
 
     def __init__(self, state_dir: Path):
         self.path = state_dir / "users"
+        self._path_str = str(self.path)
         self.keys_dir = state_dir / "authorized_keys"
         self._entries: dict[str, UserEntry] = {}
-        self._version: tuple | None = None
+        self._version: tuple | None | bool = False  # False: never read
 
     def exists(self) -> bool:
         return self.path.is_file()
 
     def version(self) -> tuple | None:
-        """Changes whenever the users file or the authorized-keys directory changes."""
-        stamps = []
-        for path in (self.path, self.keys_dir):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                stamps.append(None)
-            else:
-                stamps.append((st.st_mtime_ns, st.st_ino, st.st_size))
-        return tuple(stamps)
+        """Changes whenever the users file changes (``cmp-agent user`` rewrites it
+        for every change, also of keys). Asked at every RPC: one ``stat``."""
+        try:
+            st = os.stat(self._path_str)
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_ino, st.st_size)
 
     def _reload(self) -> None:
         """Read the users file again if it changed (edits take effect without restart)."""
@@ -142,7 +140,7 @@ class UserStore:
     def write(self, entries: dict[str, UserEntry]) -> None:
         """Replace the users file (atomically, mode 0600)."""
         atomic_write(self.path, "".join(e.line() for e in entries.values()).encode())
-        self._version = None
+        self._version = False
 
     def set_password(self, name: str, password: str) -> None:
         """Add *name* or change its password (its groups stay)."""
