@@ -229,3 +229,18 @@ def test_first_start_rules_are_made_once(model, tmp_path):
         "</config>"))
     datastores.commit()
     assert not bootstrap(Datastores(model, tmp_path, SecretBox.open(tmp_path)))
+
+
+def test_a_state_directory_from_before_nacm_keeps_its_configuration(model, tmp_path):
+    """Migration at start: the admin gets the permit-all rules, running keeps its data."""
+    (tmp_path / "running.xml").write_text(
+        f"<data xmlns='{NC}'><pki xmlns='{PKI}'><cmp-session><name>old</name></cmp-session>"
+        "</pki></data>")
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    assert bootstrap(datastores)
+    running = datastores.get_config("running", "explicit")
+    assert running.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["old"]
+    assert running.xpath("//n:group[n:name='admin']/n:user-name/text()", namespaces=NS) == [
+        "admin"]
+    assert Nacm(model, datastores).access("admin").bypass
+    assert b"nacm" in (tmp_path / "running.xml").read_bytes()  # persisted
