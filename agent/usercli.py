@@ -21,7 +21,7 @@ from pathlib import Path
 
 import asyncssh
 
-from .atomic import atomic_write
+from .atomic import atomic_write, ensure_directory
 from .netconf.users import NO_PASSWORD, UserEntry, UserStore, check_name, hash_password
 from .serve import default_state_dir
 
@@ -117,7 +117,7 @@ def _add(users: UserStore, args: argparse.Namespace) -> int:
     else:
         stored = NO_PASSWORD  # public-key authentication only
     if keys is not None:
-        users.keys_dir.mkdir(mode=0o700, exist_ok=True)
+        ensure_directory(users.keys_dir, 0o700)
         atomic_write(users.keys_dir / name, keys.encode())
     entries[name] = UserEntry(name, stored, tuple(dict.fromkeys(args.group)))
     users.write(entries)
