@@ -63,7 +63,7 @@ _FAILURE_COUNTERS = {
 }
 
 #: sessions read again per step when a commit changed many (between steps other RPCs run)
-VIEW_CHUNK = 50
+VIEW_CHUNK = 10
 
 #: how long shutdown waits for running transactions to end (their error messages to
 #: the CA included, agent.cmp.client.ABANDON_TIMEOUT each, all at once)

@@ -23,6 +23,9 @@ Figures (N is ``--n``, default 1000):
   entries in candidate plus ``<commit>`` (median of N/200; parts in
   edit_1000_ms and commit_1000_ms).
 * get_config_1000_ms: ``<get-config>`` of those 1,000 entries (median of N/50).
+* get_config_during_commit_p99_ms and _max_ms: a second session's small
+  get-config round trips while the first commits 1,000 entries (issue 11
+  goal: p99 under 5 ms).
 * concurrent_20_total_ms and concurrent_20_rpc_ms: 20 sessions at once,
   each doing N/20 small get-configs back to back: wall time of the whole
   batch and the median round trip.
@@ -30,6 +33,10 @@ Figures (N is ``--n``, default 1000):
   20 sessions are open (the long-lived processes' VmHWM also covers the
   1,000-entry phases); memory_pss_20_sessions_kb: their proportional set
   size then (shared pages counted once, fairer to multi-process servers).
+
+Absolute goals (``goals`` in the JSON, agent only): the p99 above, and
+startup_1000_sessions_to_hello_ms: process start to ``<hello>`` with 1,000
+sessions in the stored running configuration (goal 500 ms).
 """
 
 from __future__ import annotations
