@@ -55,7 +55,15 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="accept a server signer certificate without digitalSignature"
                              " key usage (only that check is relaxed)")
     server.add_argument("--tls-trusted", metavar="FILE",
-                        help="CAs trusted for the https server's TLS certificate")
+                        help="CAs trusted for the https server's TLS certificate "
+                             "(default: the system's)")
+    server.add_argument("--tls-cert", metavar="FILE",
+                        help="our TLS client certificate (and its chain), if the server asks")
+    server.add_argument("--tls-key", metavar="FILE", help="private key of --tls-cert")
+    server.add_argument("--tls-keypass", metavar="SOURCE", help="password of --tls-key")
+    server.add_argument("--tls-host", metavar="NAME",
+                        help="name the server's TLS certificate must carry "
+                             "(default: the host of --server)")
     server.add_argument("--source-address", metavar="IP", help="local address to connect from")
     server.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
     server.add_argument("--msg-timeout", type=float, default=120.0, metavar="SECONDS",
@@ -184,6 +192,17 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
                                        rsa_pss)
         except ValueError as exc:  # refused before anything is sent
             raise UsageError(f"--cert/--key: {exc}") from None
+    tls_client = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise UsageError("--tls-cert and --tls-key go together")
+        tls_chain = load_certificates(args.tls_cert, "--tls-cert")
+        try:
+            tls_client = SignerCredentials(
+                tls_chain[0], load_key(args.tls_key, args.tls_keypass, "--tls-key"), tls_chain[1:]
+            )
+        except ValueError as exc:
+            raise UsageError(f"--tls-cert/--tls-key: {exc}") from None
     if mac is None and signer is None:
         raise UsageError("give --ref and --secret, or --cert and --key")
     if args.cmp_command == "kur" and signer is None:
@@ -213,6 +232,8 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             ignore_keyusage=args.ignore_keyusage,
             implicit_confirm=args.implicit_confirm,
             tls_trusted=load_certificates(args.tls_trusted, "--tls-trusted") if args.tls_trusted else None,
+            tls_client=tls_client,
+            tls_host=args.tls_host,
             source_address=args.source_address,
             connect_timeout=args.connect_timeout,
             message_timeout=args.msg_timeout,

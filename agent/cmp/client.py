@@ -104,7 +104,9 @@ class EnrollmentRequest:
     - ``recipient``: the CA name; defaults to the subject of ``server_cert``, else the
       issuer of the signer/old certificate, else the NULL-DN.
     - ``tls_trusted``: for ``https://`` URLs, the CAs that may vouch for the server's
-      TLS certificate (the system's default trust store when ``None``).
+      TLS certificate (the system's default trust store when ``None``); the
+      certificate must name ``tls_host`` (default: the URL's host). ``tls_client``:
+      the certificate, key and chain we present as TLS client, if the CA asks.
     - ``digest``: the hash of our signatures, protection and proof of possession
       (:data:`agent.cmp.protection.DIGESTS`; default per key, see
       :func:`agent.cmp.protection.signature_algorithm_for`); ``new_key_rsa_pss``: the new
@@ -129,6 +131,8 @@ class EnrollmentRequest:
     implicit_confirm: bool = False
     #: trust anchors for an https:// server (None: the system's default CAs)
     tls_trusted: tuple[x509.Certificate, ...] | None = None
+    tls_client: SignerCredentials | None = None
+    tls_host: str | None = None
     source_address: str | None = None
     connect_timeout: float = 10.0
     #: bound on each HTTP exchange (RFC 6712), from connect to the last byte of the answer
@@ -229,14 +233,41 @@ def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) 
     )
 
 
-def tls_context(trusted: tuple[x509.Certificate, ...] | None) -> ssl.SSLContext | None:
-    """A client TLS context trusting exactly *trusted* (``None``: the default context)."""
-    if trusted is None:
+def tls_context(
+    trusted: tuple[x509.Certificate, ...] | None, client: SignerCredentials | None = None
+) -> ssl.SSLContext | None:
+    """A client TLS context (RFC 6712 over TLS) with host name verification on.
+
+    The server's certificate must chain to one of *trusted* (``None``: the system's
+    default CAs); *client* is presented when the server asks for a certificate.
+    ``None`` when neither is given: the transport's default context.
+    """
+    if trusted is None and client is None:
         return None
-    context = ssl.create_default_context(cadata="".join(
-        c.public_bytes(serialization.Encoding.PEM).decode() for c in trusted
-    ))
+    cadata = None
+    if trusted is not None:
+        cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in trusted)
+    context = ssl.create_default_context(cadata=cadata)
+    if client is not None:
+        _load_client_identity(context, client)
     return context
+
+
+def _load_client_identity(context: ssl.SSLContext, client: SignerCredentials) -> None:
+    """Python's ssl loads a certificate and key only from a file: a memory-only file
+    (memfd) holds them for the call, so the private key never touches a disk."""
+    pem = b"".join(c.public_bytes(serialization.Encoding.PEM)
+                   for c in (client.certificate, *client.chain))
+    pem += client.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+    fd = os.memfd_create("cmp-tls-client", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, pem)
+        context.load_cert_chain(f"/proc/self/fd/{fd}")
+    except ssl.SSLError as exc:
+        raise ValueError(f"TLS client certificate and key do not go together: {exc.reason}") from None
+    finally:
+        os.close(fd)
 
 
 #: how long ending a transaction on shutdown waits for the CA to take the error message
@@ -375,7 +406,8 @@ def enroll(
             request.server_url,
             connect_timeout=request.connect_timeout,
             source_address=request.source_address,
-            tls_context=tls_context(request.tls_trusted),
+            tls_context=tls_context(request.tls_trusted, request.tls_client),
+            tls_host=request.tls_host,
         )
     try:
         transaction = EnrollmentTransaction(transaction_params(request, rng), clock, rng)

@@ -66,9 +66,17 @@ class _HTTPConnection(http.client.HTTPConnection):
 
 
 class _HTTPSConnection(http.client.HTTPSConnection):
+    """TLS to the CA; its certificate must name *tls_host* (default: the URL's host),
+    checked by the context's host name verification (RFC 9525)."""
+
+    def __init__(self, *args, tls_host: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._tls_host = tls_host
+
     def connect(self) -> None:
-        super().connect()
+        http.client.HTTPConnection.connect(self)
         _nodelay(self.sock)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname=self._tls_host or self.host)
 
 
 @dataclass(frozen=True)
@@ -108,12 +116,14 @@ class HttpTransport:
         source_address: str | None = None,
         keep_alive: bool = True,
         tls_context: ssl.SSLContext | None = None,
+        tls_host: str | None = None,
     ):
         self.url = ServerUrl.parse(url)
         self.connect_timeout = connect_timeout
         self.source_address = source_address
         self.keep_alive = keep_alive
         self.tls_context = tls_context
+        self.tls_host = tls_host
         self._conn: http.client.HTTPConnection | None = None
         self._expired = False
         self._aborted = False
@@ -125,7 +135,8 @@ class HttpTransport:
         if self.url.scheme == "https":
             context = self.tls_context or ssl.create_default_context()
             return _HTTPSConnection(
-                self.url.host, self.url.port, timeout=timeout, source_address=source, context=context
+                self.url.host, self.url.port, timeout=timeout, source_address=source,
+                context=context, tls_host=self.tls_host,
             )
         return _HTTPConnection(self.url.host, self.url.port, timeout=timeout, source_address=source)
 

@@ -65,6 +65,11 @@ class SessionConfig:
     message_timeout: int
     #: seconds; 0: no limit (poll as long as the CA asks)
     total_timeout: int
+    #: https: certificate files that anchor the CA's TLS certificate (empty: the system's)
+    tls_trusted: tuple[str, ...]
+    tls_server_name: str | None
+    tls_client_cert: str | None
+    tls_client_key_pair: str | None
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any], entities: dict[str, Entity]) -> "SessionConfig":
@@ -73,6 +78,7 @@ class SessionConfig:
         mac = raw.get("message-authentication-code", {})
         auto = raw.get("auto-update", {})
         timeouts = raw.get("timeouts", {})
+        tls = raw.get("tls", {})
         return cls(
             name=raw["name"],
             entity=entities.get(raw.get("entity", "")),
@@ -98,6 +104,10 @@ class SessionConfig:
             expire_percent=auto.get("expire-time", 50),
             message_timeout=timeouts.get("message-timeout", 120),
             total_timeout=timeouts.get("total-timeout", 0),
+            tls_trusted=tuple(tls.get("trusted-cert", ())),
+            tls_server_name=tls.get("server-name"),
+            tls_client_cert=tls.get("client-cert"),
+            tls_client_key_pair=tls.get("client-key-pair"),
         )
 
 

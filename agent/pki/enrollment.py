@@ -90,6 +90,28 @@ def issuer_chain(
     return tuple(chain)
 
 
+def tls_settings(session: SessionConfig, keys: KeyStore, certs: CertificateStore,
+                 ca_pool: tuple[x509.Certificate, ...]) -> dict:
+    """The session's ``tls`` container as :class:`EnrollmentRequest` fields (https:// CAs);
+    the client certificate's chain is taken from *ca_pool*."""
+    client = None
+    if session.tls_client_cert:
+        cert = certs.load(session.tls_client_cert)
+        if session.tls_client_key_pair:
+            key = keys.load(session.tls_client_key_pair)
+        else:
+            key = key_for_certificate(keys, cert, None)
+        try:
+            client = SignerCredentials(cert, key, issuer_chain(ca_pool, cert))
+        except ValueError as exc:
+            raise RpcError("operation-failed", f"session {session.name}: tls client-cert: {exc}") from None
+    return {
+        "tls_trusted": tuple(certs.load(name) for name in session.tls_trusted) or None,
+        "tls_client": client,
+        "tls_host": session.tls_server_name,
+    }
+
+
 def prepare(
     session: SessionConfig,
     kind: RequestType,
@@ -182,6 +204,7 @@ def prepare(
         total_timeout=session.total_timeout or None,
         digest=session.digest,
         weak_algorithms=pki.weak_algorithms_enabled,
+        **tls_settings(session, keys, certs, anchors),
     )
     return PreparedRequest(
         session=session,

@@ -41,9 +41,13 @@ def problems(
     elif not session.authentication_cert:
         what = {"ir": "an IR by signature", "cr": "a CR", "kur": "a KUR"}[request]
         found.append(f"no authentication-cert: {what} is signed with it")
+    if session.tls_client_key_pair and not session.tls_client_cert:
+        found.append("tls client-key-pair without client-cert")
     for leaf, name in (
         ("authentication-cert", None if by_mac else session.authentication_cert),
         ("verification-cert", session.verification_cert),
+        ("tls client-cert", session.tls_client_cert),
+        *(("tls trusted-cert", name) for name in session.tls_trusted),
     ):
         if name and not certificate_exists(name):
             found.append(f"{leaf} {name!r} is not in the certificate store")

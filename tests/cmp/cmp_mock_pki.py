@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 SECRET = "test-secret-1234"
+#: a DNS name in the TLS server certificate (the URL says 127.0.0.1: --tls-host's case)
+TLS_SERVER_NAME = "cmp-ca.test.example"
 REFERENCE = "3078"
 
 
@@ -124,7 +126,8 @@ class TestPki:
         key = ec.generate_private_key(ec.SECP256R1())
         cert = issue(_name((NameOID.COMMON_NAME, "127.0.0.1"),), key.public_key(),
                      self.root.subject, self.root_key, ca=False,
-                     san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+                     san=[x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                          x509.DNSName(TLS_SERVER_NAME)])
         return (str(write_pem(self.directory / "tls.pem", cert)),
                 str(write_pem(self.directory / "tls.key", key)))
 
@@ -199,13 +202,18 @@ class MockCmpServer:
 class TlsProxy:
     """Terminates TLS on 127.0.0.1 and forwards the bytes to a plain-HTTP port."""
 
-    def __init__(self, target_port: int, certfile: str, keyfile: str):
+    def __init__(self, target_port: int, certfile: str, keyfile: str,
+                 client_ca: str | None = None):
+        """With *client_ca*, a TLS client certificate from that CA is required."""
         import socket
         import ssl
 
         self._socket_module = socket
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(certfile, keyfile)
+        if client_ca:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(client_ca)
         self.target_port = target_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]

@@ -97,3 +97,30 @@ def test_msg_timeout_and_http_status_from_shell(pki, mock_server, tmp_path):
     finally:
         slow.stop()
         failing.stop()
+
+
+def test_https_options_from_shell(pki, mock_server, tmp_path):
+    """--tls-trusted, --tls-cert/--tls-key (the CA requires a client certificate),
+    --tls-host; a wrong host name and a wrong anchor fail with the TLS reason."""
+    from cmp_mock_pki import TLS_SERVER_NAME, TlsProxy
+
+    proxy = TlsProxy(mock_server().port, *pki.tls_server(), client_ca=pki.path("root.pem"))
+    try:
+        common = ("--server", f"https://127.0.0.1:{proxy.port}/pkix/", "--ref", REFERENCE,
+                  "--secret", f"pass:{SECRET}", "--newkey", pki.path("new.key"),
+                  "--subject", "/CN=router1.example.net",
+                  "--tls-cert", pki.path("client.pem"), "--tls-key", pki.path("client.key"))
+        done = run_cli("ir", *common, "--tls-trusted", pki.path("root.pem"),
+                       "--tls-host", TLS_SERVER_NAME, "--certout", "cert.pem", cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert x509.load_pem_x509_certificate((tmp_path / "cert.pem").read_bytes()) == pki.issued
+        done = run_cli("ir", *common, "--tls-trusted", pki.path("root.pem"),
+                       "--tls-host", "other-ca.example.net", cwd=tmp_path)
+        assert done.returncode == 1 and "Hostname mismatch" in done.stderr
+        done = run_cli("ir", *common, "--tls-trusted", pki.path("other_root.pem"), cwd=tmp_path)
+        assert done.returncode == 1 and "TLS server certificate not trusted" in done.stderr
+        done = run_cli("ir", *common[:-2], "--tls-key", pki.path("new.key"),
+                       "--tls-trusted", pki.path("root.pem"), cwd=tmp_path)
+        assert done.returncode == 2 and "--tls-cert/--tls-key" in done.stderr
+    finally:
+        proxy.stop()

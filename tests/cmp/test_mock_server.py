@@ -412,6 +412,41 @@ def test_https(pki, tls_proxy):
     assert "TLS server certificate not trusted" in untrusted.message
 
 
+def test_https_host_name_verification(pki, tls_proxy):
+    """The TLS certificate must name the host: the URL's, or --tls-host's."""
+    from cmp_mock_pki import TLS_SERVER_NAME
+
+    url = f"https://127.0.0.1:{tls_proxy.port}/pkix/"
+    https = EnrollmentRequest(kind="ir", server_url=url, new_key=pki.new_key, subject=SUBJECT,
+                              mac=mac(), tls_trusted=(pki.root,), tls_host=TLS_SERVER_NAME,
+                              total_timeout=20)
+    assert_enrolled(enroll(https), pki)
+    wrong = enroll(replace(https, tls_host="other-ca.example.net"))
+    assert isinstance(wrong, Failed)
+    assert wrong.kind is FailureKind.TRANSPORT
+    assert "TLS server certificate not trusted" in wrong.message
+    assert "Hostname mismatch" in wrong.message and "other-ca.example.net" in wrong.message
+
+
+def test_https_with_client_certificate(pki, mock_server):
+    """A CA that requires a TLS client certificate (RFC 6712 over TLS, mutual auth)."""
+    from cmp_mock_pki import TlsProxy
+
+    proxy = TlsProxy(mock_server().port, *pki.tls_server(), client_ca=pki.path("root.pem"))
+    try:
+        url = f"https://127.0.0.1:{proxy.port}/pkix/"
+        https = EnrollmentRequest(kind="ir", server_url=url, new_key=pki.new_key, subject=SUBJECT,
+                                  mac=mac(), tls_trusted=(pki.root,), total_timeout=20)
+        anonymous = enroll(https)
+        assert isinstance(anonymous, Failed)
+        assert anonymous.kind is FailureKind.TRANSPORT
+        assert "TLS error: TLSV13_ALERT_CERTIFICATE_REQUIRED" in anonymous.message
+        client = SignerCredentials(pki.client, pki.client_key)
+        assert_enrolled(enroll(replace(https, tls_client=client)), pki)
+    finally:
+        proxy.stop()
+
+
 def test_enroll_async(pki, mock_server):
     import asyncio
 

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
 from cryptography.hazmat.primitives import serialization
 
-from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki
+from cmp_mock_pki import REFERENCE, SECRET
 from nc_helpers import connect
 from pki_helpers import NS, WEAK_FOR_THE_MOCK, commit_pki, counter, out, rpc, state
-
-
-@pytest.fixture(scope="module")
-def mock_pki(tmp_path_factory):
-    return TestPki.create(tmp_path_factory.mktemp("mock-pki"))
-
-
-@pytest.fixture
-def mock(mock_pki):
-    server = MockCmpServer(mock_pki)
-    yield server
-    server.stop()
 
 
 def pem(item) -> str:

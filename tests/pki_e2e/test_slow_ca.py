@@ -11,8 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
-from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki
+from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer
 from http_proxy import CmpHttpProxy
 from test_auto_update import next_event
 
@@ -22,11 +21,6 @@ from test_openssl_mock import pem
 from testca_process import run_testca
 
 SLOW = 4  # as many slow CAs as the old shared worker pool had threads
-
-
-@pytest.fixture(scope="module")
-def mock_pki(tmp_path_factory):
-    return TestPki.create(tmp_path_factory.mktemp("slow-ca-pki"))
 
 
 def mock_session(name: str, url: str, extra: str = "") -> str:
