@@ -199,7 +199,7 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
         tls_chain = load_certificates(args.tls_cert, "--tls-cert")
         try:
             tls_client = SignerCredentials(
-                tls_chain[0], load_key(args.tls_key, args.tls_keypass, "--tls-key"), tls_chain[1:]
+                tls_chain[0], load_key(args.tls_key, args.tls_keypass, "--tls-key")[0], tls_chain[1:]
             )
         except ValueError as exc:
             raise UsageError(f"--tls-cert/--tls-key: {exc}") from None

@@ -108,7 +108,7 @@ def test_https_options_from_shell(pki, mock_server, tmp_path):
     try:
         common = ("--server", f"https://127.0.0.1:{proxy.port}/pkix/", "--ref", REFERENCE,
                   "--secret", f"pass:{SECRET}", "--newkey", pki.path("new.key"),
-                  "--subject", "/CN=router1.example.net",
+                  "--subject", "/CN=router1.example.net", "--weak-algorithms",
                   "--tls-cert", pki.path("client.pem"), "--tls-key", pki.path("client.key"))
         done = run_cli("ir", *common, "--tls-trusted", pki.path("root.pem"),
                        "--tls-host", TLS_SERVER_NAME, "--certout", "cert.pem", cwd=tmp_path)

@@ -419,7 +419,7 @@ def test_https_host_name_verification(pki, tls_proxy):
     url = f"https://127.0.0.1:{tls_proxy.port}/pkix/"
     https = EnrollmentRequest(kind="ir", server_url=url, new_key=pki.new_key, subject=SUBJECT,
                               mac=mac(), tls_trusted=(pki.root,), tls_host=TLS_SERVER_NAME,
-                              total_timeout=20)
+                              total_timeout=20, weak_algorithms=True)
     assert_enrolled(enroll(https), pki)
     wrong = enroll(replace(https, tls_host="other-ca.example.net"))
     assert isinstance(wrong, Failed)
@@ -436,7 +436,8 @@ def test_https_with_client_certificate(pki, mock_server):
     try:
         url = f"https://127.0.0.1:{proxy.port}/pkix/"
         https = EnrollmentRequest(kind="ir", server_url=url, new_key=pki.new_key, subject=SUBJECT,
-                                  mac=mac(), tls_trusted=(pki.root,), total_timeout=20)
+                                  mac=mac(), tls_trusted=(pki.root,), total_timeout=20,
+                                  weak_algorithms=True)
         anonymous = enroll(https)
         assert isinstance(anonymous, Failed)
         assert anonymous.kind is FailureKind.TRANSPORT

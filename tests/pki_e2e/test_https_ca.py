@@ -9,7 +9,7 @@ from cmp_mock_pki import REFERENCE, SECRET, TLS_SERVER_NAME, TlsProxy
 from test_openssl_mock import pem
 
 from nc_helpers import connect
-from pki_helpers import commit_pki, out, rpc
+from pki_helpers import WEAK_FOR_THE_MOCK, commit_pki, out, rpc
 
 NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="replace"'
 
@@ -33,6 +33,7 @@ def test_https_ca_over_netconf(fresh_agent, https_ca, mock_pki):
                            ("tls-client.pem", mock_pki.client)):
             rpc(m, "certificate-import", name=name, data=pem(cert))
         commit_pki(m, (
+            WEAK_FOR_THE_MOCK +
             "<entity><name>e1</name><common-name>router1.example.net</common-name></entity>"
             "<cmp-session><name>t1</name><entity>e1</entity>"
             "<ca-name>/C=DE/O=Test/CN=Test CMP Server</ca-name>"
