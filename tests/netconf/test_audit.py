@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 
 from lxml import etree
 
@@ -128,3 +130,38 @@ def test_confirmed_commit_events(server):
         assert field(timeout, "n:username") == []
 
     asyncio.run(scenario())
+
+
+def test_events_validate_against_ietf_netconf_notifications(tmp_path):
+    """libyang's yanglint checks each event against RFC 6470's module; the
+    instance-identifiers of config-change against the configuration they name."""
+    from types import SimpleNamespace
+
+    from agent.datastore.changes import ChangeSummary
+    from agent.model import IETF_DIR, YANG_DIR
+    from agent.netconf import audit
+
+    yanglint = shutil.which("yanglint")
+    assert yanglint, "yanglint (Debian libyang2-tools) is a test peer; tools/test installs it"
+    user = SimpleNamespace(user="admin", session_id=3, peer_host="192.0.2.7")
+    prefixes = lambda path: {"pki": PKI}  # noqa: E731
+    changed = ChangeSummary(["/pki:pki/pki:cmp-session[pki:name='a']"],
+                            ["/pki:pki/pki:file-format"], [])
+    events = [audit.session_start(user), audit.session_end(user, "killed", 2),
+              audit.session_end(user, "dropped"),
+              audit.config_change(user, "running", changed, prefixes),
+              audit.config_change(None, "startup", changed, prefixes),
+              audit.confirmed_commit(user, "start", 60), audit.confirmed_commit(None, "timeout")]
+    running = tmp_path / "running.xml"
+    running.write_text(f"<pki xmlns='{PKI}'><file-format>der</file-format>"
+                       "<cmp-session><name>a</name></cmp-session></pki>")
+    for index, event in enumerate(events):
+        doc = tmp_path / f"event-{index}.xml"
+        doc.write_bytes(etree.tostring(event))
+        result = subprocess.run(
+            [yanglint, "-t", "notif", "-O", str(running), "-p", str(IETF_DIR),
+             "-p", str(YANG_DIR), str(IETF_DIR / "ietf-netconf-notifications.yang"),
+             str(YANG_DIR / "cmp-agent-pki.yang"), str(doc)],
+            capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and not result.stderr, (
+            etree.tostring(event).decode() + result.stderr)
