@@ -350,6 +350,21 @@ class Access:
         for ident, (el, cinfo) in before.items():
             if ident not in after:
                 self._check_tree(el, cinfo, Op.DELETE)
+        self._check_order(before, after)
+
+    def _check_order(self, before: dict, after: dict) -> None:
+        """Moving entries of an ``ordered-by user`` list (e.g. the rule-lists) is an
+        update of each of them."""
+        kept = [ident for ident in after if ident in before]
+        for tag in {ident[0] for ident in kept}:
+            _, info = after[next(i for i in kept if i[0] == tag)]
+            if info is None or not getattr(info.node, "user_ordered", False):
+                continue
+            old = [i for i in before if i[0] == tag and i in after]
+            new = [i for i in kept if i[0] == tag]
+            if old != new:
+                for ident in new:
+                    self._check(after[ident][0], info, Op.UPDATE)
 
     def _entries(self, info: "NodeInfo", parent: etree._Element) -> dict:
         out: dict[tuple, tuple[etree._Element, NodeInfo | None]] = {}
@@ -513,6 +528,8 @@ class Nacm:
 
     def _compile(self, user: str, config: NacmConfig) -> Access:
         if self.recovery_user is not None and user == self.recovery_user:
+            log.info("user %r is the recovery user: access control bypassed"
+                     " (RFC 8341 section 3.4)", user)
             return Access(self.schema, self.counters, user, config, (), bypass=True)
         external = self.groups_of(user)
         if external is None:  # removed from the user database: nothing but close-session

@@ -244,3 +244,48 @@ def test_a_state_directory_from_before_nacm_keeps_its_configuration(model, tmp_p
         "admin"]
     assert Nacm(model, datastores).access("admin").bypass
     assert b"nacm" in (tmp_path / "running.xml").read_bytes()  # persisted
+
+
+def test_reordering_the_rule_lists_is_a_write(server):
+    """Moving an entry of an ordered-by user list needs update access to it, even
+    when every entry stays as it was (here: a copy-config with the lists swapped)."""
+    async def scenario():
+        admin, oper = Client(server), Client(server, "oper")
+        await configure(admin)
+        data = (await admin.rpc("<get-config><source><running/></source><with-defaults "
+                                "xmlns='urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults'>"
+                                "explicit</with-defaults></get-config>"))[0]
+        nacm = data.find(f"{{{NACM_NS}}}nacm")
+        first = nacm.find(f"{{{NACM_NS}}}rule-list")
+        nacm.remove(first)
+        nacm.append(first)  # operators first, admin second
+        swapped = etree.tostring(data).decode().replace("<data", "<config", 1).replace(
+            "</data>", "</config>")
+        copy = f"<copy-config><target><candidate/></target><source>{swapped}</source></copy-config>"
+        reply = await oper.rpc(copy)
+        assert tag(reply) == "access-denied"
+        assert "rule-list" in reply.findtext(f".//{{{NC}}}error-path")
+        assert ok(await admin.rpc(copy))
+        reply = await admin.rpc("<get-config><source><candidate/></source></get-config>")
+        assert reply.xpath("//n:rule-list/n:name/text()", namespaces=NS) == ["operators", "admin"]
+
+    asyncio.run(scenario())
+
+
+def test_the_modules_are_in_the_yang_library_and_get_schema(server):
+    async def scenario():
+        admin = Client(server)
+        lib = await admin.rpc("<get><filter><yang-library xmlns='urn:ietf:params:xml:ns:yang:"
+                              "ietf-yang-library'/></filter></get>")
+        implemented = lib.xpath("//y:module-set/y:module/y:name/text()",
+                                namespaces={"y": "urn:ietf:params:xml:ns:yang:ietf-yang-library"})
+        assert {"ietf-netconf-acm", "ietf-netconf-notifications"} <= set(implemented)
+        for name in ("ietf-netconf-acm", "ietf-netconf-notifications"):
+            reply = await admin.rpc(
+                "<get-schema xmlns='urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring'>"
+                f"<identifier>{name}</identifier></get-schema>")
+            assert reply.findtext(
+                "{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}data").lstrip().startswith(
+                f"module {name}")
+
+    asyncio.run(scenario())
