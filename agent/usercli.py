@@ -22,7 +22,9 @@ from pathlib import Path
 import asyncssh
 
 from .atomic import atomic_write, ensure_directory
+from .netconf.nacm import NACM_NS
 from .netconf.users import NO_PASSWORD, UserEntry, UserStore, check_name, hash_password
+from .netconf.xmlparse import XmlError, parse_message
 from .serve import default_state_dir
 
 INITIAL_PASSWORD_FILE = "initial-admin-password"
@@ -154,8 +156,11 @@ def _del(users: UserStore, args: argparse.Namespace) -> int:
 
 
 def _list(users: UserStore, args: argparse.Namespace) -> int:
+    """One line per user: the database's groups, the groups ``/nacm/groups`` of
+    the committed configuration adds (``nacm:``), how the user logs in."""
     entries = users.entries()
     key_users = {p.name for p in users.keys_dir.iterdir()} if users.keys_dir.is_dir() else set()
+    configured = _configured_groups(users.path.parent / "running.xml")
     for name in sorted(set(entries) | key_users):
         entry = entries.get(name)
         login = []
@@ -164,8 +169,24 @@ def _list(users: UserStore, args: argparse.Namespace) -> int:
         if name in key_users:
             login.append("ssh-key")
         groups = ",".join(entry.groups) if entry and entry.groups else "-"
-        print(f"{name}\tgroups: {groups}\tlogin: {'+'.join(login) or 'none'}")
+        extra = configured.get(name)
+        print(f"{name}\tgroups: {groups}\tlogin: {'+'.join(login) or 'none'}"
+              + (f"\tnacm: {','.join(extra)}" if extra else ""))
     return 0
+
+
+def _configured_groups(running: Path) -> dict[str, list[str]]:
+    """User -> the groups of ``/nacm/groups`` in the committed configuration."""
+    try:
+        data = parse_message(running.read_bytes())
+    except (OSError, XmlError):
+        return {}
+    found: dict[str, list[str]] = {}
+    for group in data.iterfind(f"{{{NACM_NS}}}nacm/{{{NACM_NS}}}groups/{{{NACM_NS}}}group"):
+        for member in group.iterfind(f"{{{NACM_NS}}}user-name"):
+            found.setdefault((member.text or "").strip(), []).append(
+                group.findtext(f"{{{NACM_NS}}}name", "").strip())
+    return found
 
 
 ACTIONS = {"add": _add, "passwd": _passwd, "del": _del, "list": _list}

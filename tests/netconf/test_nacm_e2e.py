@@ -68,7 +68,7 @@ def test_restricted_user_over_ssh(start_agent):
                  password="oper-pass-1")
     assert added.returncode == 0, added.stderr
     listed = user(agent, "list").stdout
-    assert "admin\tgroups: admin\tlogin: password" in listed
+    assert "admin\tgroups: admin\tlogin: password\tnacm: admin" in listed
     assert "oper\tgroups: operators\tlogin: password" in listed
     assert (agent.state_dir / "users").stat().st_mode & 0o777 == 0o600
     with connect(agent) as admin:
