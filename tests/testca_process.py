@@ -17,10 +17,12 @@ class RunningCa:
     directory: Path
     ref: str
     secret: str
+    host: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/pkix/"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/pkix/"
 
     @property
     def certificate_pem(self) -> str:
@@ -28,17 +30,18 @@ class RunningCa:
 
 
 @contextlib.contextmanager
-def run_testca(directory: Path, *args: str, ref: str = "1234", secret: str = "cmp-secret"):
+def run_testca(directory: Path, *args: str, ref: str = "1234", secret: str = "cmp-secret",
+               host: str = "127.0.0.1"):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "tools" / "testca"), "--port", "0", "--dir", str(directory),
-         "--ref", ref, "--secret", secret, *args],
+         "--host", host, "--ref", ref, "--secret", secret, *args],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         line = proc.stdout.readline()
         if not line.startswith("listening on"):
             raise RuntimeError(f"testca did not start: {line!r}")
-        yield RunningCa(int(line.rsplit(":", 1)[1]), directory, ref, secret)
+        yield RunningCa(int(line.rsplit(":", 1)[1]), directory, ref, secret, host)
     finally:
         proc.terminate()
         proc.wait(timeout=10)

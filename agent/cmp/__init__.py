@@ -10,7 +10,7 @@ Layers, each in its own module:
 - :mod:`agent.cmp.transaction`: the sans-IO enrollment state machine.
 - :mod:`agent.cmp.transport`: HTTP POST of ``application/pkixcmp`` (RFC 6712).
 - :mod:`agent.cmp.client`: configuration dataclasses and the synchronous driver :func:`enroll`.
-- :mod:`agent.cmp.cli`: ``cmp-agent cmp ir|cr|kur``.
+- :mod:`agent.cmp.cli`: ``cmp-agent cmp ir|cr|kur|p10cr|rr|genm``.
 """
 
 from .client import (
@@ -21,7 +21,16 @@ from .client import (
     enroll_async,
 )
 from .names import Subject, SubjectAltNames, format_dn, parse_dn
-from .transaction import Enrolled, EnrollmentResult, Failed, FailureKind, MessageCounts
+from .transaction import (
+    Enrolled,
+    EnrollmentResult,
+    Failed,
+    FailureKind,
+    GeneralResponse,
+    MessageCounts,
+    Revoked,
+    TransactionResult,
+)
 from .transport import HttpTransport, TransportError
 
 __all__ = [
@@ -30,12 +39,15 @@ __all__ = [
     "EnrollmentResult",
     "Failed",
     "FailureKind",
+    "GeneralResponse",
     "HttpTransport",
     "MacCredentials",
     "MessageCounts",
+    "Revoked",
     "SignerCredentials",
     "Subject",
     "SubjectAltNames",
+    "TransactionResult",
     "TransportError",
     "enroll",
     "enroll_async",

@@ -1,4 +1,5 @@
-"""Run one CMP transaction (ir, cr, kur) from the shell, like ``openssl cmp``.
+"""Run one CMP transaction from the shell, like ``openssl cmp``: a certificate (ir, cr,
+kur, p10cr), a revocation (rr) or general information (genm, RFC 9483 4.3).
 
 Examples::
 
@@ -7,10 +8,16 @@ Examples::
         --recipient "/C=DE/O=Example/CN=Example CA" --certout router.pem
     cmp-agent cmp kur --server http://ca/pkix/ --cert router.pem --key router.key \\
         --newkey router-new.key --srvcert ca-cmp.pem --certout router-new.pem
+    cmp-agent cmp p10cr --server http://ca/pkix/ --ref 3078 --secret env:CMP_SECRET \\
+        --csr router.csr --certout router.pem
+    cmp-agent cmp rr --server http://ca/pkix/ --oldcert router.pem --key router.key \\
+        --revreason 1 --srvcert ca-cmp.pem
+    cmp-agent cmp genm --server http://ca/pkix/ --ref 3078 --secret env:CMP_SECRET \\
+        --infotype rootCaCert --oldwithold root.pem --newwithnew new-root.pem
 
 Secrets and key passwords are given as OpenSSL password sources: ``pass:TEXT``,
 ``env:VAR``, ``file:PATH`` (first line) or ``stdin``; they are never printed.
-Exit status: 0 enrolled, 1 the transaction failed, 2 bad arguments or input files.
+Exit status: 0 done, 1 the transaction failed, 2 bad arguments or input files.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 from cryptography import x509
@@ -25,11 +33,12 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.atomic import atomic_write
 
-from . import protection
+from . import genm, protection
+from . import messages as m
 from .client import KINDS, EnrollmentRequest, MacCredentials, SignerCredentials, enroll
 from .names import NameSyntaxError, SubjectAltNames, parse_dn
-from .protection import PrivateKey
-from .transaction import Enrolled
+from .protection import PrivateKey, ProtectionError
+from .transaction import Enrolled, GeneralResponse, Revoked
 
 
 class UsageError(Exception):
@@ -38,8 +47,11 @@ class UsageError(Exception):
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.add_argument("cmp_command", choices=KINDS, metavar="{ir,cr,kur}",
-                        help="ir: initial request, cr: certificate request, kur: key update")
+    parser.add_argument("cmp_command", choices=KINDS, metavar="{" + ",".join(KINDS) + "}",
+                        help="ir: initial request, cr: certificate request, kur: key update,"
+                             " p10cr: PKCS#10 request, rr: revocation request,"
+                             " genm: general message (CA certificates, root CA update,"
+                             " request template, CRL)")
     server = parser.add_argument_group("server")
     server.add_argument("--server", required=True, metavar="URL",
                         help="http[s]://host[:port]/path of the CMP server")
@@ -90,17 +102,45 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--keypass", metavar="SOURCE", help="password of --key")
     auth.add_argument("--extracerts", metavar="FILE", help="chain of --cert to send")
     request = parser.add_argument_group("request")
-    request.add_argument("--newkey", required=True, metavar="FILE", help="private key to certify")
+    request.add_argument("--newkey", metavar="FILE",
+                         help="private key to certify (ir/cr/kur; with --csr, the CSR's key,"
+                              " for proof of possession)")
     request.add_argument("--newkeypass", metavar="SOURCE", help="password of --newkey")
     request.add_argument("--subject", metavar="DN", help='subject, e.g. "/O=Example/CN=router1"')
     request.add_argument("--sans", metavar="NAMES",
                          help="subject alternative names, comma-separated: DNS names, IP "
                               "addresses, e-mail addresses (e.g. router1.example.net,192.0.2.1)")
+    request.add_argument("--csr", metavar="FILE",
+                         help="PKCS#10 request: p10cr sends it; ir/cr/kur take its subject,"
+                              " extensions and public key")
     request.add_argument("--implicit-confirm", action="store_true",
                          help="ask the CA to waive certConf")
+    request.add_argument("--profile", metavar="NAME",
+                         help="certificate profile to ask for (RFC 9480 certProfile)")
+    revocation = parser.add_argument_group("revocation (rr)")
+    revocation.add_argument("--oldcert", metavar="FILE",
+                            help="certificate to revoke (rr) or to update (kur)")
+    revocation.add_argument("--revreason", type=int, default=None, metavar="N",
+                            help="CRLReason (RFC 5280 5.3.1): 0..6, 8..10; -1: none (default)")
+    general = parser.add_argument_group("general message (genm)")
+    general.add_argument("--infotype", choices=genm.INFO_TYPE_NAMES,
+                         help="what to ask for (RFC 9483 4.3)")
+    general.add_argument("--oldwithold", metavar="FILE",
+                         help="rootCaCert: the root CA certificate trusted now")
+    general.add_argument("--newwithnew", metavar="FILE",
+                         help="rootCaCert: where to write the new root (after it is checked)")
+    general.add_argument("--newwithold", metavar="FILE", help="rootCaCert: where to write newWithOld")
+    general.add_argument("--oldwithnew", metavar="FILE", help="rootCaCert: where to write oldWithNew")
+    general.add_argument("--template", metavar="FILE",
+                         help="certReqTemplate: where to write the template (DER)")
+    general.add_argument("--crlcert", metavar="FILE",
+                         help="crlStatusList: a certificate whose CRL is wanted")
+    general.add_argument("--oldcrl", metavar="FILE", help="crlStatusList: the CRL held now")
+    general.add_argument("--crlout", metavar="FILE", help="crlStatusList: where to write the CRL")
     output = parser.add_argument_group("output")
     output.add_argument("--certout", metavar="FILE", help="where to write the new certificate")
-    output.add_argument("--cacertsout", metavar="FILE", help="where to write caPubs")
+    output.add_argument("--cacertsout", metavar="FILE",
+                        help="where to write caPubs (genm caCerts: the CA certificates)")
     output.add_argument("--extracertsout", metavar="FILE", help="where to write extraCerts")
     output.add_argument("--certform", choices=("pem", "der"), default="pem")
 
@@ -173,7 +213,45 @@ def parse_sans(text: str | None) -> SubjectAltNames:
     return SubjectAltNames(tuple(dns), tuple(ips), tuple(emails))
 
 
+def load_csr(path: str) -> x509.CertificateSigningRequest:
+    data = _read(path, "--csr")
+    try:
+        csr = (x509.load_pem_x509_csr(data) if b"-----BEGIN" in data
+               else x509.load_der_x509_csr(data))
+    except ValueError as exc:
+        raise UsageError(f"--csr: {path} holds no PKCS#10 request: {exc}") from None
+    if not csr.is_signature_valid:
+        raise UsageError(f"--csr: the signature of {path} does not verify")
+    return csr
+
+
+def _general_entries(args: argparse.Namespace) -> tuple[m.InfoTypeAndValue, ...]:
+    if args.infotype is None:
+        raise UsageError("genm needs --infotype " + "|".join(genm.INFO_TYPE_NAMES))
+    old_root = None
+    statuses = []
+    if args.infotype == "rootCaCert":
+        if not args.oldwithold:
+            raise UsageError("rootCaCert needs --oldwithold: the root trusted now, which the"
+                             " new one must be chained to")
+        old_root = load_certificates(args.oldwithold, "--oldwithold")[0]
+    if args.infotype == "crlStatusList":
+        if not args.crlcert:
+            raise UsageError("crlStatusList needs --crlcert: a certificate whose CRL is wanted")
+        crl = None
+        if args.oldcrl:
+            data = _read(args.oldcrl, "--oldcrl")
+            try:
+                crl = (x509.load_pem_x509_crl(data) if b"-----BEGIN" in data
+                       else x509.load_der_x509_crl(data))
+            except ValueError as exc:
+                raise UsageError(f"--oldcrl: {args.oldcrl} holds no CRL: {exc}") from None
+        statuses.append(m.crl_status_for(load_certificates(args.crlcert, "--crlcert")[0], crl))
+    return genm.request_entries(args.infotype, old_root=old_root, crl_statuses=statuses)
+
+
 def build_request(args: argparse.Namespace) -> EnrollmentRequest:
+    kind = args.cmp_command
     mac = signer = None
     if args.secret is not None:
         if args.ref is None:
@@ -182,13 +260,15 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             mac = MacCredentials(args.ref.encode(), read_password(args.secret, "--secret"), args.mac)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if args.cert or args.key:
-        if not (args.cert and args.key):
+    old = load_certificates(args.oldcert, "--oldcert")[0] if args.oldcert else None
+    cert_file = args.cert or (args.oldcert if kind == "rr" and args.key else None)
+    if cert_file or args.key:
+        if not (cert_file and args.key):
             raise UsageError("--cert and --key go together")
         chain = load_certificates(args.extracerts, "--extracerts") if args.extracerts else ()
         key, rsa_pss = load_key(args.key, args.keypass, "--key")
         try:
-            signer = SignerCredentials(load_certificates(args.cert, "--cert")[0], key, chain,
+            signer = SignerCredentials(load_certificates(cert_file, "--cert")[0], key, chain,
                                        rsa_pss)
         except ValueError as exc:  # refused before anything is sent
             raise UsageError(f"--cert/--key: {exc}") from None
@@ -205,17 +285,27 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             raise UsageError(f"--tls-cert/--tls-key: {exc}") from None
     if mac is None and signer is None:
         raise UsageError("give --ref and --secret, or --cert and --key")
-    if args.cmp_command == "kur" and signer is None:
+    if kind == "kur" and signer is None:
         raise UsageError("kur is signed with the certificate to update: give --cert and --key")
+    if kind == "rr" and old is None:
+        raise UsageError("rr needs --oldcert: the certificate to revoke")
+    csr = load_csr(args.csr) if args.csr else None
+    if kind in ("ir", "cr", "kur") and args.newkey is None:
+        raise UsageError(f"{kind} needs --newkey: the key to certify (with --csr, the CSR's"
+                         " key, for proof of possession)")
+    if kind == "p10cr" and csr is None and args.newkey is None:
+        raise UsageError("p10cr needs --csr, or --newkey and --subject to build one")
+    reason = args.revreason if args.revreason is not None and args.revreason >= 0 else None
     try:
         subject = parse_dn(args.subject) if args.subject else x509.Name([])
         recipient = parse_dn(args.recipient) if args.recipient else None
     except NameSyntaxError as exc:
         raise UsageError(str(exc)) from None
-    new_key, new_key_rsa_pss = load_key(args.newkey, args.newkeypass, "--newkey")
+    new_key, new_key_rsa_pss = (load_key(args.newkey, args.newkeypass, "--newkey") if args.newkey
+                                else (None, False))
     try:
         return EnrollmentRequest(
-            kind=args.cmp_command,
+            kind=kind,
             server_url=args.server,
             new_key=new_key,
             new_key_rsa_pss=new_key_rsa_pss,
@@ -226,11 +316,16 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             recipient=recipient,
             mac=mac,
             signer=signer,
+            old_certificate=old,
             server_cert=load_certificates(args.srvcert, "--srvcert")[0] if args.srvcert else None,
             trusted=load_certificates(args.trusted, "--trusted") if args.trusted else (),
             untrusted=load_certificates(args.untrusted, "--untrusted") if args.untrusted else (),
             ignore_keyusage=args.ignore_keyusage,
             implicit_confirm=args.implicit_confirm,
+            cert_profile=args.profile,
+            csr=csr,
+            revocation_reason=reason,
+            general=_general_entries(args) if kind == "genm" else (),
             tls_trusted=load_certificates(args.tls_trusted, "--tls-trusted") if args.tls_trusted else None,
             tls_client=tls_client,
             tls_host=args.tls_host,
@@ -251,6 +346,43 @@ def _encode(certs, form: str) -> bytes:
     return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs)
 
 
+def _write(path: str | None, certs, form: str) -> None:
+    if path and certs:
+        atomic_write(path, _encode(certs, form), mode=0o644)
+
+
+def _save_general(args: argparse.Namespace, result: GeneralResponse, request: EnrollmentRequest) -> str:
+    """Write what the genp brought to the --*out files; a line for the operator."""
+    value = genm.response_value(args.infotype, result.entries)
+    if args.infotype == "caCerts":
+        certs = m.read_certificates(value)
+        _write(args.cacertsout, certs, args.certform)
+        return f"caCerts: {len(certs)} certificate(s)"
+    if args.infotype == "rootCaCert":
+        update = m.read_root_ca_key_update(value)
+        if update is None:
+            return "rootCaCert: no root CA key update"
+        old_root = x509.load_der_x509_certificate(request.general[0].value)  # --oldwithold
+        new_root = genm.verify_root_update(update, old_root, datetime.now(timezone.utc))
+        _write(args.newwithnew, [new_root], args.certform)
+        _write(args.newwithold, [update.new_with_old], args.certform)
+        _write(args.oldwithnew, [update.old_with_new] if update.old_with_new else [], args.certform)
+        return f"rootCaCert: new root {new_root.subject.rfc4514_string()}, checked against the old one"
+    if args.infotype == "certReqTemplate":
+        template = m.read_cert_req_template(value)
+        if template is None:
+            return "certReqTemplate: the CA has no template"
+        if args.template:
+            atomic_write(args.template, template.to_der(), mode=0o644)
+        return "certReqTemplate: received"
+    crls = m.read_crls(value)
+    if args.crlout and crls:
+        crl = crls[0]
+        encoding = serialization.Encoding.DER if args.certform == "der" else serialization.Encoding.PEM
+        atomic_write(args.crlout, crl.public_bytes(encoding), mode=0o644)
+    return f"crlStatusList: {len(crls)} newer CRL(s)" if crls else "crlStatusList: no newer CRL"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         request = build_request(args)
@@ -258,18 +390,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"cmp-agent cmp: {exc}", file=sys.stderr)
         return 2
     result = enroll(request)
-    if not isinstance(result, Enrolled):
+    if not result.ok:
         print(f"cmp-agent cmp {args.cmp_command} failed: {result}", file=sys.stderr)
         return 1
     try:
-        if args.certout:
-            atomic_write(args.certout, _encode([result.certificate], args.certform), mode=0o644)
-        if args.cacertsout and result.ca_pubs:
-            atomic_write(args.cacertsout, _encode(result.ca_pubs, args.certform), mode=0o644)
-        if args.extracertsout and result.extra_certs:
-            atomic_write(args.extracertsout, _encode(result.extra_certs, args.certform), mode=0o644)
+        if isinstance(result, Revoked):
+            print(f"{result.status}: revoked serial {request.old_cert.serial_number:x}"
+                  f" of {request.old_cert.issuer.rfc4514_string()}")
+            return 0
+        if isinstance(result, GeneralResponse):
+            try:
+                print(_save_general(args, result, request))
+            except (m.MessageError, ProtectionError) as exc:
+                print(f"cmp-agent cmp genm failed: {exc}", file=sys.stderr)
+                return 1
+            return 0
+        assert isinstance(result, Enrolled)
+        _write(args.certout, [result.certificate], args.certform)
+        _write(args.cacertsout, result.ca_pubs, args.certform)
+        _write(args.extracertsout, result.extra_certs, args.certform)
     except (UsageError, OSError) as exc:
-        print(f"cmp-agent cmp: enrolled, but cannot write output: {exc}", file=sys.stderr)
+        print(f"cmp-agent cmp: done, but cannot write output: {exc}", file=sys.stderr)
         return 2
     cert = result.certificate
     print(f"{result.status}: subject {cert.subject.rfc4514_string()}, serial {cert.serial_number:x}, "

@@ -30,16 +30,18 @@ from . import protection
 from .names import SubjectAltNames
 from .protection import PrivateKey
 from .transaction import (
-    EnrollmentResult,
     EnrollmentTransaction,
     Finished,
     Send,
     TransactionParams,
+    TransactionResult,
 )
 from .transport import HttpTransport, Transport, TransportError
 from .verify import ResponseVerifier
 
-KINDS = ("ir", "cr", "kur")
+KINDS = ("ir", "cr", "kur", "p10cr", "rr", "genm")
+#: the kinds that ask for a certificate
+CERTIFICATE_KINDS = ("ir", "cr", "kur", "p10cr")
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,19 @@ class SignerCredentials:
 
 @dataclass(frozen=True)
 class EnrollmentRequest:
-    """One certificate request to a CMP server.
+    """One request to a CMP server (RFC 9483 4): a certificate, a revocation or general
+    information.
 
     - ``kind``: ``ir`` (initial), ``cr`` (certification, normally signed with an existing
-      certificate) or ``kur`` (key update: signed with the old certificate and key, given
-      as ``signer``; ``old_certificate`` defaults to ``signer.certificate``).
+      certificate), ``kur`` (key update: signed with the old certificate and key, given
+      as ``signer``; ``old_certificate`` defaults to ``signer.certificate``), ``p10cr``
+      (a PKCS#10 request: ``csr``, or one built from ``new_key``, ``subject`` and
+      ``san``), ``rr`` (revoke ``old_certificate`` for ``revocation_reason``, signed with
+      its own key or a MAC) or ``genm`` (ask for the ``general`` info types).
     - ``new_key``: the private key of the key pair to certify (public key for the
-      template, private key for proof of possession).
+      template, private key for proof of possession). With ``csr`` (any certificate
+      kind), subject, subjectAltName and public key are the CSR's; ``new_key`` must then
+      be the CSR's key for ir/cr/kur's proof of possession.
     - ``mac`` or ``signer``: how requests are protected; with both, MAC is used.
     - ``server_cert`` pins the CA's protection certificate; otherwise ``trusted`` are
       the trust anchors of a path from the response's signer, through the response's
@@ -117,7 +125,7 @@ class EnrollmentRequest:
 
     kind: str
     server_url: str
-    new_key: PrivateKey = field(repr=False)
+    new_key: PrivateKey | None = field(default=None, repr=False)
     subject: x509.Name = field(default_factory=lambda: x509.Name([]))
     san: SubjectAltNames = SubjectAltNames()
     recipient: x509.Name | None = None
@@ -129,6 +137,13 @@ class EnrollmentRequest:
     untrusted: tuple[x509.Certificate, ...] = ()
     ignore_keyusage: bool = False
     implicit_confirm: bool = False
+    #: certProfile (RFC 9480 2.17) to ask for
+    cert_profile: str | None = None
+    csr: x509.CertificateSigningRequest | None = None
+    #: rr: the CRLReason (RFC 5280 5.3.1) sent as reasonCode; None sends none
+    revocation_reason: int | None = None
+    #: genm: the InfoTypeAndValue entries asked for
+    general: tuple[m.InfoTypeAndValue, ...] = ()
     #: trust anchors for an https:// server (None: the system's default CAs)
     tls_trusted: tuple[x509.Certificate, ...] | None = None
     tls_client: SignerCredentials | None = None
@@ -153,7 +168,19 @@ class EnrollmentRequest:
         if (self.connect_timeout <= 0 or self.message_timeout <= 0
                 or (self.total_timeout is not None and self.total_timeout <= 0)):
             raise ValueError("timeouts must be positive")
-        if not len(self.subject) and self.old_cert is None:
+        if self.kind == "rr" and self.old_cert is None:
+            raise ValueError("rr needs the certificate to revoke (old_certificate)")
+        if self.kind == "genm" and not self.general:
+            raise ValueError("genm needs at least one info type")
+        if self.kind not in CERTIFICATE_KINDS:
+            return
+        if self.csr is None and self.new_key is None:
+            raise ValueError("a new key (or a CSR) is required")
+        if self.kind != "p10cr" and self.new_key is None:
+            raise ValueError(f"{self.kind} proves possession with the private key: give new_key")
+        if self.csr is not None and self.new_key is not None and _spki(self.new_key) != _spki(self.csr):
+            raise ValueError("the new key is not the key of the CSR")
+        if not len(self.subject) and self.old_cert is None and self.csr is None:
             raise ValueError("a subject is required")
         if self.digest is not None and self.digest not in protection.DIGESTS:
             raise ValueError(f"digest {self.digest!r} is not one of {', '.join(protection.DIGESTS)}")
@@ -169,24 +196,57 @@ class EnrollmentRequest:
 
     @property
     def old_cert(self) -> x509.Certificate | None:
-        if self.kind != "kur":
+        """kur: the certificate updated; rr: the certificate revoked."""
+        if self.kind not in ("kur", "rr"):
             return None
-        return self.old_certificate or self.signer.certificate
+        return self.old_certificate or (self.signer.certificate if self.signer else None)
+
+
+def _spki(holder) -> bytes:
+    """SubjectPublicKeyInfo DER of a private key, CSR or certificate."""
+    public = holder.public_key()
+    return public.public_bytes(serialization.Encoding.DER,
+                               serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _certificate_request(request: EnrollmentRequest, old: x509.Certificate | None):
+    """(CertRequestSpec, CSR or None) of a certificate request: from the CSR when given
+    (subject, subjectAltName, public key), else from the request's fields."""
+    if request.csr is not None:
+        csr = request.csr
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        except x509.ExtensionNotFound:
+            san = None
+        subject = csr.subject if len(csr.subject) or old is None else old.subject
+        spki = _spki(csr)
+    else:
+        subject = request.subject if len(request.subject) else old.subject
+        san = request.san.to_extension() if request.san else None
+        spki = _spki(request.new_key)
+        csr = m.build_csr(request.new_key, subject, san) if request.kind == "p10cr" else None
+    spec = m.CertRequestSpec(
+        public_key_info=spki,
+        subject=subject,
+        san=san,
+        old_cert_id=(old.issuer, old.serial_number) if old is not None and request.kind == "kur" else None,
+        cert_req_id=m.P10CR_CERT_REQ_ID if request.kind == "p10cr" else 0,
+    )
+    return spec, csr
 
 
 def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) -> TransactionParams:
     """Resolve *request* into what the state machine needs."""
     old = request.old_cert
-    subject = request.subject if len(request.subject) else old.subject
-    spki = request.new_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    spec = m.CertRequestSpec(
-        public_key_info=spki,
-        subject=subject,
-        san=request.san.to_extension() if request.san else None,
-        old_cert_id=(old.issuer, old.serial_number) if old is not None else None,
-    )
+    spec = csr = revocation = None
+    if request.kind in CERTIFICATE_KINDS:
+        spec, csr = _certificate_request(request, old)
+        subject = spec.subject
+    elif request.kind == "rr":
+        revocation = m.RevocationDetails(old.issuer, old.serial_number, request.revocation_reason)
+        subject = old.subject
+    else:
+        subject = request.subject
     if request.mac is not None:
         protector: m.Protector = m.MacProtector(
             request.mac.reference, request.mac.secret, request.mac.algorithm,
@@ -219,16 +279,20 @@ def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) 
     )
     return TransactionParams(
         kind=request.kind,
-        request=spec,
-        pop_key=request.new_key,
         pop_signature=protection.signature_algorithm_for(
             request.new_key, request.digest, request.new_key_rsa_pss
-        ),
+        ) if request.new_key is not None else None,
         protector=protector,
         verifier=verifier,
         sender=sender,
         recipient=recipient,
+        request=spec,
+        pop_key=request.new_key,
+        csr=csr,
+        revocation=revocation,
+        general=request.general,
         implicit_confirm=request.implicit_confirm,
+        cert_profile=request.cert_profile,
         total_timeout=request.total_timeout,
     )
 
@@ -323,7 +387,7 @@ def run_transaction(
     cancellation: Cancellation | None = None,
     clock: Clock | None = None,
     on_poll: Callable[[datetime], None] = lambda when: None,
-) -> EnrollmentResult:
+) -> TransactionResult:
     """Drive *transaction* over *transport* until it finishes (the only I/O loop).
 
     Each exchange gets ``min(message_timeout, time left of the total timeout)``.
@@ -377,7 +441,7 @@ async def enroll_async(
     transport: Transport | None = None,
     clock: Clock | None = None,
     rng: Callable[[int], bytes] = os.urandom,
-) -> EnrollmentResult:
+) -> TransactionResult:
     """:func:`enroll` in a worker thread, for asyncio callers."""
     import asyncio  # only the agent needs it; a shell command starts sooner without
 
@@ -393,8 +457,9 @@ def enroll(
     *,
     cancellation: Cancellation | None = None,
     on_poll: Callable[[datetime], None] = lambda when: None,
-) -> EnrollmentResult:
-    """Run one enrollment and return its typed result; never raises for CA/network failures.
+) -> TransactionResult:
+    """Run one transaction (any kind) and return its typed result; never raises for CA or
+    network failures.
 
     Without *transport*, an :class:`HttpTransport` to ``request.server_url`` is used for
     this transaction and closed afterwards. See :func:`run_transaction` for the rest.

@@ -1,11 +1,15 @@
-"""The CMP enrollment transaction as a sans-IO state machine (RFC 4210 5.3, RFC 9480).
+"""The CMP client transactions as a sans-IO state machine (RFC 4210 5.3, RFC 9480,
+Lightweight CMP RFC 9483 4).
 
-One :class:`EnrollmentTransaction` runs one ir/cr/kur exchange::
+One :class:`EnrollmentTransaction` runs one ir/cr/kur/p10cr exchange::
 
     request -> ip/cp/kup
             -> [pollReq -> pollRep]* while the status is ``waiting`` (RFC 4210 5.3.22),
                                  also when it comes in an error message (RFC 9483 4.4)
             -> certConf -> pkiConf       (unless implicit confirmation was granted)
+
+or one revocation (rr -> rp, RFC 9483 4.2, result :class:`Revoked`) or general message
+exchange (genm -> genp, RFC 9483 4.3, result :class:`GeneralResponse`).
 
 It never touches the network or sleeps: :meth:`start` and :meth:`receive` return a
 :class:`Send` (bytes to POST, after ``delay`` seconds) or a :class:`Finished` with the
@@ -112,7 +116,36 @@ class Failed:
         return "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class Revoked:
+    """The CA accepted the revocation request (RFC 4210 5.3.10; status accepted, or a
+    revocation warning or notification)."""
+
+    status: str
+    status_texts: tuple[str, ...]
+    messages: MessageCounts
+
+    ok = True
+
+
+@dataclass(frozen=True)
+class GeneralResponse:
+    """The genp (RFC 4210 5.3.20): its InfoTypeAndValue entries, values as received, and
+    the extraCerts of the message (which may carry the CA's chain)."""
+
+    entries: tuple[m.InfoTypeAndValue, ...]
+    extra_certs: tuple[x509.Certificate, ...]
+    messages: MessageCounts
+
+    ok = True
+
+    def value(self, oid: str) -> bytes | None:
+        """The value of the entry of type *oid* (None when absent or not sent)."""
+        return next((e.value for e in self.entries if e.oid == oid), None)
+
+
 EnrollmentResult = Enrolled | Failed
+TransactionResult = Enrolled | Revoked | GeneralResponse | Failed
 
 
 @dataclass(frozen=True)
@@ -126,29 +159,52 @@ class Send:
 
 @dataclass(frozen=True)
 class Finished:
-    result: EnrollmentResult
+    result: TransactionResult
 
 
 Action = Send | Finished
 
 
+#: the response type of each request type (RFC 4210 5.3)
+RESPONSES = {**m.RESPONSE_TYPE, "rr": "rp", "genm": "genp"}
+
+
 @dataclass(frozen=True)
 class TransactionParams:
-    """Everything one enrollment transaction needs, already resolved."""
+    """Everything one transaction needs, already resolved.
 
-    kind: str  # ir | cr | kur
-    request: m.CertRequestSpec
-    pop_key: PrivateKey
-    #: the scheme of the proof-of-possession signature (RFC 4211 4.1)
-    pop_signature: SignatureAlgorithm
+    ir/cr/kur: ``request`` and ``pop_key``; p10cr: ``request`` (public key and
+    certReqId -1) and ``csr``; rr: ``revocation``; genm: ``general``.
+    """
+
+    kind: str  # ir | cr | kur | p10cr | rr | genm
     protector: m.Protector
     verifier: ResponseVerifier
     sender: x509.Name
     recipient: x509.Name
+    request: m.CertRequestSpec | None = None
+    pop_key: PrivateKey | None = None
+    #: the scheme of the proof-of-possession signature (RFC 4211 4.1)
+    pop_signature: SignatureAlgorithm | None = None
+    csr: x509.CertificateSigningRequest | None = None
+    revocation: m.RevocationDetails | None = None
+    general: tuple[m.InfoTypeAndValue, ...] = ()
     implicit_confirm: bool = False
+    #: certProfile (RFC 9480 2.17) sent in generalInfo
+    cert_profile: str | None = None
     #: seconds for the whole transaction, polling included; None: no limit
     total_timeout: float | None = None
     extra_certs: tuple[x509.Certificate, ...] = ()
+
+    def body(self) -> bytes:
+        """The DER of the request body."""
+        if self.kind == "p10cr":
+            return m.p10cr_body(self.csr)
+        if self.kind == "rr":
+            return m.rr_body([self.revocation])
+        if self.kind == "genm":
+            return m.genm_body(self.general)
+        return m.cert_request_body(self.kind, self.request, self.pop_key, self.pop_signature)
 
 
 class _State(enum.Enum):
@@ -205,11 +261,10 @@ class EnrollmentTransaction:
             raise RuntimeError("transaction already started")
         if self.params.total_timeout is not None:
             self._deadline = self._clock.now() + timedelta(seconds=self.params.total_timeout)
-        body = m.cert_request_body(self.params.kind, self.params.request, self.params.pop_key,
-                                   self.params.pop_signature)
         self._state = _State.AWAIT_CERT_REP
-        return self._send(self.params.kind, body, implicit_confirm=self.params.implicit_confirm,
-                          extra=self.params.extra_certs)
+        return self._send(self.params.kind, self.params.body(),
+                          implicit_confirm=self.params.implicit_confirm and self.params.request is not None,
+                          extra=self.params.extra_certs, cert_profile=self.params.cert_profile)
 
     def receive(self, data: bytes) -> Action:
         """Consume the CA's response to the last :class:`Send`."""
@@ -229,6 +284,11 @@ class EnrollmentTransaction:
                 return self._on_pki_conf()
             if message.body_type == "pollRep":
                 return self._on_poll_rep(message)
+            if message.body_type == "rp":
+                return self._on_rev_rep(message)
+            if message.body_type == "genp":
+                return self._finish(GeneralResponse(tuple(m.general_entries(message)),
+                                                    message.extra_certs, self.counts))
             return self._on_cert_rep(message)
         except m.MessageError as exc:  # a body that does not decode (found by tools/fuzz)
             return self._fail(FailureKind.PROTOCOL, f"{message.body_type} is not valid: {exc}")
@@ -297,7 +357,7 @@ class EnrollmentTransaction:
     # -- checks ---------------------------------------------------------------
 
     def _expected_types(self) -> tuple[str, ...]:
-        response = m.RESPONSE_TYPE[self.params.kind]
+        response = RESPONSES[self.params.kind]
         return {
             _State.AWAIT_CERT_REP: (response,),
             _State.AWAIT_POLL_REP: ("pollRep", response),
@@ -372,6 +432,8 @@ class EnrollmentTransaction:
             return self._fail(FailureKind.PROTOCOL, str(exc))
         wanted = self.params.request.cert_req_id
         response = next((r for r in content.responses if r.cert_req_id == wanted), None)
+        if response is None and self.params.kind == "p10cr" and len(content.responses) == 1:
+            response = content.responses[0]  # CAs before RFC 9480 2.9 answer with certReqId 0
         if response is None:
             return self._fail(FailureKind.PROTOCOL, f"no response for certReqId {wanted}")
         status = response.status
@@ -456,6 +518,21 @@ class EnrollmentTransaction:
             return "incorrectData", str(exc)
         return None
 
+    def _on_rev_rep(self, message: m.DecodedMessage) -> Finished:
+        """RFC 9483 4.2: one status for our one RevDetails."""
+        try:
+            status = m.revocation_response(message).statuses[0]
+        except m.MessageError as exc:
+            return self._fail(FailureKind.PROTOCOL, str(exc))
+        if status.status_name in ("accepted", "grantedWithMods", "revocationWarning",
+                                  "revocationNotification"):
+            return self._finish(Revoked(status.status_name, status.texts, self.counts))
+        return self._finish(Failed(
+            FailureKind.REJECTED, f"the CA refused the revocation ({status.status_name})",
+            status=status.status_name, failure_info=status.failure_names,
+            status_texts=status.texts,
+        ))
+
     def _poll(self, check_after: int) -> Action:
         delay = max(float(check_after), MIN_POLL_INTERVAL)
         if delay > self.remaining():
@@ -494,7 +571,8 @@ class EnrollmentTransaction:
     # -- helpers ---------------------------------------------------------------
 
     def _send(self, body_type: str, body, *, delay: float = 0.0, implicit_confirm: bool = False,
-              pvno: int = 2, extra: tuple[x509.Certificate, ...] = ()) -> Send:
+              pvno: int = 2, extra: tuple[x509.Certificate, ...] = (),
+              cert_profile: str | None = None) -> Send:
         self._sender_nonce = self._rng(16)
         fields = m.HeaderFields(
             sender=self.params.sender,
@@ -505,6 +583,7 @@ class EnrollmentTransaction:
             message_time=self._clock.now(),
             implicit_confirm=implicit_confirm,
             pvno=pvno,
+            cert_profile=cert_profile,
         )
         data = m.encode_message(fields, body, self.params.protector, extra)
         self._sent[body_type] += 1
@@ -513,6 +592,6 @@ class EnrollmentTransaction:
     def _fail(self, kind: FailureKind, message: str) -> Finished:
         return self._finish(Failed(kind, message))
 
-    def _finish(self, result: EnrollmentResult) -> Finished:
+    def _finish(self, result: TransactionResult) -> Finished:
         self._state = _State.DONE
         return Finished(replace(result, messages=self.counts))

@@ -81,7 +81,7 @@ KEYWORD_HELP = {
     "ca-name": "CA name",
     "server": "CMPv2 server",
     "url": "CMPv2 server URL",
-    "esc": "The URL is written with %XX escapes",
+    "esc": "The URL is written with \\xHH escapes (\\x3f for ?)",
     "rsa": "RSA",
     "local-key-pair": "Key pair of the requested certificate",
     "regenerate": "Generate a new key pair on automatic update",

@@ -47,7 +47,8 @@ class SessionConfig:
     url_escaped: bool
     key_pair_name: str | None
     regenerate: bool
-    key_bits: int
+    #: RSA modulus length of a regenerated (or created) pair; None: keep the old length
+    key_bits: int | None
     source_interface: str | None
     source_address: str | None
     integrity_algorithm: Literal[
@@ -88,7 +89,7 @@ class SessionConfig:
             url_escaped=url.get("esc", False),
             key_pair_name=key.get("name"),
             regenerate=key.get("regenerate", False),
-            key_bits=key.get("key-bits", 2048),
+            key_bits=key.get("key-bits"),
             source_interface=raw.get("source-interface"),
             source_address=raw.get("source-address"),
             integrity_algorithm=raw.get("integrity-algorithm", "hmac-sha256"),
@@ -129,7 +130,7 @@ class PkiConfig:
         }
         return cls(
             file_format=pki.get("file-format", "pem"),
-            weak_algorithms_enabled=pki.get("weak-algorithms-enabled", False),
+            weak_algorithms_enabled=pki.get("weak-algorithms-enabled", True),
             sessions=sessions,
             entities=entities,
         )

@@ -8,6 +8,7 @@ that verifies the CA's answers, and the source address.
 
 from __future__ import annotations
 
+import re
 import urllib.parse
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from agent.pki.stores import (
     KeyStore,
     PrivateKey,
     check_name,
+    describe_key,
     generate_key,
 )
 
@@ -47,6 +49,8 @@ class PreparedRequest:
     replaces_certificate: str | None
     #: IR/CR: the file the new certificate is saved to
     certificate_file: str
+    #: what the operator should know even when the request succeeds (a weak algorithm)
+    warning: str | None = None
 
 
 def _spki(key) -> bytes:
@@ -112,6 +116,34 @@ def tls_settings(session: SessionConfig, keys: KeyStore, certs: CertificateStore
     }
 
 
+def weak_algorithm_warning(session: SessionConfig) -> str | None:
+    """Seed step 9: hmac-sha1 is allowed while weak algorithms are enabled, never silently."""
+    if session.integrity_algorithm != "hmac-sha1":
+        return None
+    return (f"warning: session {session.name} uses hmac-sha1, a weak algorithm"
+            " (RFC 9481 6.1 recommends hmac-sha256)")
+
+
+#: the modulus length of a key pair created because the session's does not exist
+DEFAULT_RSA_BITS = 2048
+_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+
+
+def regenerated_key(current: PrivateKey, key_bits: int | None) -> PrivateKey:
+    """Seed step 7 ``regenerate [ key-bit ]``: a new pair of the current pair's algorithm
+    and size; *key_bits* (when configured) changes only an RSA pair's length."""
+    info = describe_key("current", current)
+    if info.algorithm == "rsa":
+        return generate_key("rsa", key_bits or info.key_bits)
+    return generate_key("ec", curve=info.curve)
+
+
+def unescape_url(url: str) -> str:
+    """Seed step 6 ``server url esc``: decode the ``\\xHH`` escapes (e.g. ``\\x3f`` for the
+    ``?`` the device CLI cannot take), and nothing else."""
+    return _ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), url)
+
+
 def prepare(
     session: SessionConfig,
     kind: RequestType,
@@ -132,15 +164,17 @@ def prepare(
     if keys.exists(session.key_pair_name):
         current_key = keys.load(session.key_pair_name)
     else:
-        current_key = generate_key("rsa", session.key_bits)
+        current_key = generate_key("rsa", session.key_bits or DEFAULT_RSA_BITS)
         keys.save(session.key_pair_name, current_key)
         key_pair_created = True
     key_is_new = kind == "kur" and session.regenerate and not key_pair_created
-    new_key = generate_key("rsa", session.key_bits) if key_is_new else current_key
+    new_key = regenerated_key(current_key, session.key_bits) if key_is_new else current_key
 
     anchors = certs.ca_certificates()  # read once per request
     mac = signer = None
+    warning = None
     if kind == "ir" and session.origin_authentication == "message-authentication-code":
+        warning = weak_algorithm_warning(session)
         mac = MacCredentials(
             reference=session.mac_reference.encode(),
             secret=secrets.open_text(session.mac_secret_ciphertext).encode(),
@@ -182,10 +216,10 @@ def prepare(
 
     server_cert = certs.load(session.verification_cert) if session.verification_cert else None
     trusted = () if server_cert else anchors
+    url = unescape_url(session.url) if session.url_escaped else session.url
     source = session.source_address
     if session.source_interface:
-        source = interface_address(session.source_interface)
-    url = urllib.parse.unquote(session.url) if session.url_escaped else session.url
+        source = interface_address(session.source_interface, urllib.parse.urlsplit(url).hostname)
 
     request = EnrollmentRequest(
         kind=kind,
@@ -215,4 +249,5 @@ def prepare(
         key_pair_created=key_pair_created,
         replaces_certificate=session.authentication_cert if kind == "kur" else None,
         certificate_file=check_name(f"{session.name}-local.{pki.file_format}", "certificate file"),
+        warning=warning,
     )

@@ -38,7 +38,7 @@ from agent.cmp.transaction import Enrolled, EnrollmentResult, Failed, FailureKin
 from agent.datastore import ChangeSummary, Datastores, SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
-from agent.pki.enrollment import PreparedRequest, prepare
+from agent.pki.enrollment import PreparedRequest, prepare, weak_algorithm_warning
 from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
 from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore
 
@@ -265,12 +265,19 @@ class PkiService:
             self._view_version = version
         self._changed(names)
 
+
     def on_store_change(self) -> None:
         """The certificate store changed (an RPC imported or deleted a file)."""
         self.config()
         self._changed(None)
 
     def _changed(self, names: set[str] | None) -> None:
+        # seed step 9: a committed session with hmac-sha1 is accepted, with a warning
+        for name in self._view.sessions if names is None else names:
+            session = self._view.sessions.get(name)
+            warning = weak_algorithm_warning(session) if session is not None else None
+            if warning:
+                log.warning("commit: %s", warning)
         for listener in self.on_change:
             listener(self._view, names)
 
@@ -429,10 +436,12 @@ class PkiService:
                 raise saved
             assert saved is not None
             outcome = saved
-            last.result, last.reason = "success", ""
+            last.result, last.reason = "success", prepared.warning or ""
             stats.local_certificate_not_after = outcome.not_after
             log.info("session %s: %s %s, certificate %s serial %s",
                      name, prepared.kind, result.status, outcome.certificate_file, outcome.serial)
+            if prepared.warning:
+                log.warning("session %s: %s", name, prepared.warning)
         else:
             outcome = self._failed(prepared, result, trigger)
             last.result, last.reason = "failure", str(result)

@@ -53,7 +53,8 @@ def test_invalid_value_has_path(ds):
     ("<message-authentication-code><reference-value>a?b</reference-value>"
      "</message-authentication-code>", "reference-value"),
     ("<ca-name>CN=ca</ca-name>", "ca-name"),
-    ("<local-key-pair><key-bits>1024</key-bits></local-key-pair>", "key-bits"),
+    ("<local-key-pair><regenerate>true</regenerate><key-bits>1024</key-bits>"
+     "</local-key-pair>", "key-bits"),
     ("<source-address>fe80::1%eth0</source-address>", "source-address"),
     ("<integrity-algorithm>md5</integrity-algorithm>", "integrity-algorithm"),
 ])

@@ -69,15 +69,16 @@ def test_leafref_checked_at_commit_not_at_edit(ds):
 
 
 def test_must_weak_algorithm(ds):
+    # seed step 9: the device provides the weak-algorithm package by default
     ds.edit_config("candidate", config(session("s1", "<integrity-algorithm>hmac-sha1"
                                                      "</integrity-algorithm>")))
+    ds.commit()
+    ds.edit_config("candidate", config("<weak-algorithms-enabled>false</weak-algorithms-enabled>"))
     with pytest.raises(RpcError) as exc:
         ds.commit()
     assert exc.value.tag == "operation-failed"
     assert exc.value.app_tag == "weak-algorithm-disabled"
     assert "weak-algorithms-enabled" in exc.value.message
-    ds.edit_config("candidate", config("<weak-algorithms-enabled>true</weak-algorithms-enabled>"))
-    ds.commit()
 
 
 def test_validate_inline_config(ds):
@@ -93,7 +94,10 @@ def test_with_defaults_modes(ds):
     ds.commit()
     all_ = ds.get_config("running", "report-all")
     assert xp(all_, "//p:file-format/text()") == ["pem"]
-    assert xp(all_, "//p:cmp-session/p:local-key-pair/p:key-bits/text()") == ["2048"]
+    assert xp(all_, "//p:weak-algorithms-enabled/text()") == ["true"]
+    # key-bits has no default: a regenerated pair keeps its length (and it exists only
+    # with regenerate, its when)
+    assert xp(all_, "//p:cmp-session/p:local-key-pair/p:key-bits") == []
     assert xp(all_, "//p:cmp-session/p:server-url/p:esc/text()") == ["false"]
     assert xp(all_, "//p:integrity-algorithm/text()") == ["hmac-sha256"]
     # no case of the choice is set and it has no default case: nothing added

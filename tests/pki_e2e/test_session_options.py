@@ -17,7 +17,8 @@ def ca(tmp_path):
 
 
 def test_source_interface_escaped_url_and_weak_mac(fresh_agent, ca):
-    escaped = ca.url.replace("/pkix/", "/%70kix%2F")  # esc: the URL is written with %XX escapes
+    # esc: the URL is written with \\xHH escapes, '\\x3f' for the '?' the device CLI cannot take
+    escaped = ca.url.replace("/pkix/", "/pki\\x78/\\x3fsite=lab")
     session = mac_session("s1", ca).replace(
         f"<server-url><url>{ca.url}</url></server-url>",
         f"<server-url><url>{escaped}</url><esc>true</esc></server-url>"
@@ -34,19 +35,35 @@ def test_source_interface_escaped_url_and_weak_mac(fresh_agent, ca):
             rpc(m, "cmp-initial-request", session_name="s1")
         assert err.value.tag == "operation-failed" and "nosuch0" in err.value.message
 
-        # seed step 9: hmac-sha1 is a weak algorithm, refused at commit unless enabled
+        # seed step 9: hmac-sha1 is a weak algorithm; the device provides the weak-algorithm
+        # package by default: accepted with a warning at commit and in the statistics
+        commit_pki(m, "<cmp-session><name>s1</name><source-address>127.0.0.1</source-address>"
+                      "<integrity-algorithm>hmac-sha1</integrity-algorithm></cmp-session>")
+        reply = rpc(m, "cmp-initial-request", session_name="s1")
+        assert out(reply, "status") == "success", out(reply, "status-text")
+        last = state(m).find("p:cmp-session/p:statistics/p:last-request", NS)
+        assert last.findtext("p:result", namespaces=NS) == "success"
+        assert "hmac-sha1" in last.findtext("p:reason", namespaces=NS)
+        assert "WARNING" in fresh_agent.log_text() and "uses hmac-sha1" in fresh_agent.log_text()
+        # when the operator disables weak algorithms, hmac-sha1 is refused at commit
         m.edit_config(target="candidate", config=(
             f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns="{NS["p"]}">'
-            "<cmp-session><name>s1</name><source-address>127.0.0.1</source-address>"
-            "<integrity-algorithm>hmac-sha1</integrity-algorithm></cmp-session></pki></config>"))
+            "<weak-algorithms-enabled>false</weak-algorithms-enabled></pki></config>"))
         with pytest.raises(RPCError) as err:
             m.commit()
         assert "weak" in err.value.message
-        m.edit_config(target="candidate", config=(
-            f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns="{NS["p"]}">'
-            "<weak-algorithms-enabled>true</weak-algorithms-enabled></pki></config>"))
-        m.commit()
-        reply = rpc(m, "cmp-initial-request", session_name="s1")
+        m.discard_changes()
+
+
+def test_source_interface_and_address_over_ipv6(fresh_agent, tmp_path):
+    """Seed step 8 with IPv6: the interface's address of the server's family is used."""
+    with run_testca(tmp_path / "ca6", host="::1") as ca6, connect(fresh_agent) as m:
+        commit_pki(m, ENTITY + mac_session("s6", ca6, extra="<source-interface>lo</source-interface>"))
+        reply = rpc(m, "cmp-initial-request", session_name="s6")
+        assert out(reply, "status") == "success", out(reply, "status-text")
+        commit_pki(m, "<cmp-session><name>s6</name><source-address>::1</source-address>"
+                      "</cmp-session>")
+        reply = rpc(m, "cmp-initial-request", session_name="s6")
         assert out(reply, "status") == "success", out(reply, "status-text")
 
 

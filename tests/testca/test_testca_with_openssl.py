@@ -82,3 +82,32 @@ def test_polling_and_rejection(keys):
                              "-newkey", "k1.key", "-subject", "/CN=x", "-certout", "x.pem", cwd=keys)
     assert result.returncode != 0
     assert "rejection" in result.output and "not today" in result.output
+
+
+def test_p10cr_rr_and_general_messages_with_openssl_client(keys):
+    """What the mock server cannot do, held to OpenSSL's client: p10cr, rr, genm."""
+    csr = subprocess.run(["openssl", "req", "-new", "-key", "k2.key", "-subj", "/O=Org/CN=p10",
+                          "-addext", "subjectAltName=DNS:p10.example.net", "-out", "r.csr"],
+                         cwd=keys, capture_output=True, text=True)
+    assert csr.returncode == 0, csr.stderr
+    with run_testca(keys / "ca") as ca:
+        common = ["-server", f"127.0.0.1:{ca.port}", "-path", "pkix/", "-trusted", "ca/ca.pem",
+                  "-ref", ca.ref, "-secret", f"pass:{ca.secret}"]
+        p10 = openssl_cmp("-cmd", "p10cr", *common, "-csr", "r.csr", "-certout", "p10.pem", cwd=keys)
+        assert p10.returncode == 0, p10.output
+        issued = x509.load_pem_x509_certificate((keys / "p10.pem").read_bytes())
+        assert issued.subject.rfc4514_string() == "CN=p10,O=Org"
+        san = issued.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == ["p10.example.net"]
+
+        rr = openssl_cmp("-cmd", "rr", *common, "-oldcert", "p10.pem", "-revreason", "1", cwd=keys)
+        assert rr.returncode == 0, rr.output
+        again = openssl_cmp("-cmd", "rr", *common, "-oldcert", "p10.pem", "-revreason", "1", cwd=keys)
+        assert again.returncode != 0 and "certRevoked" in again.output, again.output
+
+        # OpenSSL 3.0's -infotype takes only the names it knows: caCerts and certReqTemplate
+        # (rootCaCert and crlStatusList are checked with cmp-agent's client, tests/cmp)
+        for name in ("caCerts", "certReqTemplate"):
+            genm = openssl_cmp("-cmd", "genm", *common, "-infotype", name, cwd=keys)
+            assert genm.returncode == 0, genm.output
+            assert "received GENP" in genm.output, genm.output

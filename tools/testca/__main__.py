@@ -1,14 +1,16 @@
 """Run the test CA: ``.venv/bin/python tools/testca [--port 0] [--dir DIR] ...``.
 
-It listens on 127.0.0.1 only, serves CMP over HTTP (RFC 6712) on any path
+It listens on 127.0.0.1 only (``--host ::1`` for IPv6 loopback), serves CMP over HTTP (RFC 6712) on any path
 (use ``http://127.0.0.1:PORT/pkix/``), writes its certificate to DIR/ca.pem and
-prints ``listening on 127.0.0.1:PORT`` once ready.
+prints ``listening on HOST:PORT`` once ready.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import ipaddress
+import socket
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -51,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="testca", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=8829, help="TCP port (0: any free one)")
+    parser.add_argument("--host", default="127.0.0.1", choices=("127.0.0.1", "::1"),
+                        help="loopback address to listen on (IPv4 or IPv6)")
     parser.add_argument("--dir", type=Path, default=Path("testca-state"),
                         help="where the CA keeps its key and ca.pem")
     parser.add_argument("--ref", default="1234", help="MAC reference value (senderKID)")
@@ -61,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="PEM certificate of a CA whose certificates may sign IR/CR")
     parser.add_argument("--poll", type=int, default=0, help="answer 'waiting' and poll N times")
     parser.add_argument("--reject", metavar="TEXT", help="reject every request with TEXT")
+    parser.add_argument("--roll-root", action="store_true",
+                        help="replace the CA's root key at start (RFC 4210 4.4): genm rootCaCert"
+                             " then answers with the new root and its link certificates")
     args = parser.parse_args(argv)
     settings = CaSettings(
         reference=args.ref.encode(),
@@ -71,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         reject=args.reject,
     )
     ca = TestCa(args.dir, settings)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(ca))
-    print(f"listening on 127.0.0.1:{server.server_address[1]}", flush=True)
+    if args.roll_root:
+        ca.roll_root()
+    server_class = ThreadingHTTPServer
+    if ipaddress.ip_address(args.host).version == 6:
+        server_class = type("Http6Server", (ThreadingHTTPServer,), {"address_family": socket.AF_INET6})
+    server = server_class((args.host, args.port), make_handler(ca))
+    print(f"listening on {args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -7,8 +7,12 @@ validity in seconds, so that key regeneration and automatic update can be
 shown. :class:`TestCa` is sans-IO (PKIMessage bytes in, bytes out); the HTTP
 adapter is in ``__main__.py``.
 
-It handles IR, CR and KUR protected by password-based MAC or by signature,
-certConf/pkiConf, implicit confirm, optional polling and optional rejection.
+It handles IR, CR, KUR and P10CR protected by password-based MAC or by signature,
+certConf/pkiConf, implicit confirm, optional polling and optional rejection;
+revocation (RR/RP, RFC 9483 4.2) of the certificates it issued; and the general
+messages of RFC 9483 4.3: caCerts, rootCaCert (after :meth:`TestCa.roll_root`, the
+new root with its link certificates), certReqTemplate and crlStatusList (a CRL of
+what it revoked, signed by its current key).
 """
 
 from __future__ import annotations
@@ -27,13 +31,29 @@ from cryptography.x509.oid import NameOID
 
 from agent.atomic import atomic_write
 from agent.clock import Clock, SystemClock
+from agent.cmp import der
 from agent.cmp import messages as m
 from agent.cmp import protection
 from agent.cmp.protection import ProtectionError
 
 _SAN_OID = x509.ObjectIdentifier("2.5.29.17")
 _STATUS = {"accepted": 0, "rejection": 2, "waiting": 3}
-_BAD_REQUEST, _BAD_MESSAGE_CHECK, _BAD_POP = 2, 1, 9
+_BAD_REQUEST, _BAD_MESSAGE_CHECK, _BAD_CERT_ID, _BAD_POP, _CERT_REVOKED = 2, 1, 4, 9, 10
+_CA_NAME = x509.Name([
+    x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cmp-agent"),
+    x509.NameAttribute(NameOID.COMMON_NAME, "cmp-agent test CA"),
+])
+#: certReqTemplate keySpec: id-regCtrl-algId (RFC 9483 4.3.3) with EC P-256
+_OID_REG_CTRL_ALG_ID = "1.3.6.1.5.5.7.5.1.11"
+_REASON_FLAGS = {
+    0: x509.ReasonFlags.unspecified, 1: x509.ReasonFlags.key_compromise,
+    2: x509.ReasonFlags.ca_compromise, 3: x509.ReasonFlags.affiliation_changed,
+    4: x509.ReasonFlags.superseded, 5: x509.ReasonFlags.cessation_of_operation,
+    6: x509.ReasonFlags.certificate_hold, 8: x509.ReasonFlags.remove_from_crl,
+    9: x509.ReasonFlags.privilege_withdrawn, 10: x509.ReasonFlags.aa_compromise,
+}
+_EC_P256 = "30130607" + "2a8648ce3d0201" + "0608" + "2a8648ce3d030107"
 
 
 @dataclass
@@ -61,6 +81,7 @@ class _Pending:
     mac: str | None  # the MAC name of a MAC-protected transaction
     reference: bytes | None
     confirmed: bool = False
+    cert_req_id: int = 0
 
 
 class CaError(Exception):
@@ -87,30 +108,30 @@ class TestCa:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.rng = rng
+        self.directory = directory
         self.key, self.certificate = self._load_or_create(directory)
+        #: after roll_root: the old root, and the link certificates (RFC 4210 4.4)
+        self.root_update: m.RootCaKeyUpdate | None = self._load_root_update(directory)
+        self.previous_roots: tuple[x509.Certificate, ...] = tuple(
+            x509.load_pem_x509_certificates((directory / "ca-old.pem").read_bytes())
+        ) if (directory / "ca-old.pem").exists() else ()
         self._pending: dict[bytes, _Pending] = {}
         self._lock = threading.Lock()
         self.issued: list[x509.Certificate] = []
+        #: serial -> CRLReason of the certificates revoked by rr
+        self.revoked: dict[int, int] = {}
+        self.crl_updated = self.clock.now().replace(microsecond=0)
 
     @staticmethod
-    def _load_or_create(directory: Path):
-        directory.mkdir(parents=True, exist_ok=True)
-        key_file, cert_file = directory / "ca-key.pem", directory / "ca.pem"
-        if key_file.exists() and cert_file.exists():
-            key = serialization.load_pem_private_key(key_file.read_bytes(), None)
-            return key, x509.load_pem_x509_certificate(cert_file.read_bytes())
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cmp-agent"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "cmp-agent test CA"),
-        ])
+    def _ca_certificate(subject_key, issuer_key=None) -> x509.Certificate:
+        """A CA certificate for *subject_key* signed by *issuer_key* (itself by default)."""
+        issuer_key = issuer_key or subject_key
         now = datetime.datetime.now(datetime.timezone.utc)
-        cert = (
+        return (
             x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
+            .subject_name(_CA_NAME)
+            .issuer_name(_CA_NAME)
+            .public_key(subject_key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=3650))
@@ -119,14 +140,60 @@ class TestCa:
                 digital_signature=True, content_commitment=False, key_encipherment=False,
                 data_encipherment=False, key_agreement=False, key_cert_sign=True,
                 crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .sign(key, hashes.SHA256())
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key()),
+                           critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                issuer_key.public_key()), critical=False)
+            .sign(issuer_key, hashes.SHA256())
         )
-        atomic_write(key_file, key.private_bytes(
+
+    @classmethod
+    def _load_or_create(cls, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        key_file, cert_file = directory / "ca-key.pem", directory / "ca.pem"
+        if key_file.exists() and cert_file.exists():
+            key = serialization.load_pem_private_key(key_file.read_bytes(), None)
+            return key, x509.load_pem_x509_certificate(cert_file.read_bytes())
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = cls._ca_certificate(key)
+        cls._write_ca(directory, key, cert)
+        return key, cert
+
+    @staticmethod
+    def _write_ca(directory: Path, key, cert: x509.Certificate) -> None:
+        atomic_write(directory / "ca-key.pem", key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()), mode=0o600)
-        atomic_write(cert_file, cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
-        return key, cert
+        atomic_write(directory / "ca.pem", cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+
+    @staticmethod
+    def _load_root_update(directory: Path) -> m.RootCaKeyUpdate | None:
+        links = directory / "root-update.pem"
+        if not links.exists():
+            return None
+        new_with_new, new_with_old, old_with_new = x509.load_pem_x509_certificates(links.read_bytes())
+        return m.RootCaKeyUpdate(new_with_new, new_with_old, old_with_new)
+
+    def roll_root(self) -> m.RootCaKeyUpdate:
+        """Replace the root key (RFC 4210 4.4): a new self-signed root (newWithNew) and the
+        link certificates newWithOld (the new key certified by the old one) and oldWithNew.
+        Certificates issued by the old root still authenticate requests."""
+        with self._lock:
+            new_key = ec.generate_private_key(ec.SECP256R1())
+            update = m.RootCaKeyUpdate(
+                new_with_new=self._ca_certificate(new_key),
+                new_with_old=self._ca_certificate(new_key, issuer_key=self.key),
+                old_with_new=self._ca_certificate(self.key, issuer_key=new_key),
+            )
+            self.previous_roots = (*self.previous_roots, self.certificate)
+            atomic_write(self.directory / "ca-old.pem", b"".join(
+                c.public_bytes(serialization.Encoding.PEM) for c in self.previous_roots), mode=0o644)
+            atomic_write(self.directory / "root-update.pem", b"".join(
+                c.public_bytes(serialization.Encoding.PEM)
+                for c in (update.new_with_new, update.new_with_old, update.old_with_new)), mode=0o644)
+            self._write_ca(self.directory, new_key, update.new_with_new)
+            self.key, self.certificate, self.root_update = new_key, update.new_with_new, update
+            return update
 
     # ---------------------------------------------------------------- entry
     def handle(self, data: bytes) -> bytes:
@@ -150,8 +217,14 @@ class TestCa:
         if kind == "kur" and mac:
             raise CaError("a KUR is signed with the certificate it updates (RFC 4210 5.3.5),"
                           " not MAC-protected", _BAD_MESSAGE_CHECK)
+        if kind == "p10cr":
+            return self._p10_request(request, mac)
         if kind in m.RESPONSE_TYPE:
             return self._certificate_request(request, mac)
+        if kind == "rr":
+            return self._revocation_request(request, mac)
+        if kind == "genm":
+            return self._general_message(request, mac)
         pending = self._pending.get(request.transaction_id or b"")
         if pending is None:
             raise CaError(f"{kind} for an unknown transaction")
@@ -191,7 +264,8 @@ class TestCa:
             raise CaError(f"protection check failed: {exc}", _BAD_MESSAGE_CHECK) from None
 
     def _check_signer(self, signer: x509.Certificate, kind: str) -> None:
-        anchors = [self.certificate] if kind == "kur" else [self.certificate, *self.settings.trusted]
+        own = [self.certificate, *self.previous_roots]  # what this CA issued, before a root roll
+        anchors = own if kind in ("kur", "rr") else [*own, *self.settings.trusted]
         now = self.clock.now()
         if not signer.not_valid_before_utc <= now <= signer.not_valid_after_utc:
             raise CaError("the signer's certificate is not valid now", _BAD_MESSAGE_CHECK)
@@ -231,17 +305,112 @@ class TestCa:
         if subject is None or not len(subject):
             raise CaError("the certificate template has no subject")
         certificate = self._issue(subject, public_key, req.extensions_der)
+        return self._answer_request(request, certificate, req.cert_req_id, mac)
+
+    def _answer_request(self, request: m.DecodedMessage, certificate: x509.Certificate,
+                        cert_req_id: int, mac: bool) -> bytes:
+        kind = request.body_type
         implicit = request.implicit_confirm and self.settings.grant_implicit_confirm
-        pending = _Pending(kind, certificate, self.settings.poll_count, mac, request.sender_kid)
+        pending = _Pending(kind, certificate, self.settings.poll_count, mac, request.sender_kid,
+                           cert_req_id=cert_req_id)
         if not implicit:
             self._pending[request.transaction_id] = pending
         if pending.polls_left:
             self._pending[request.transaction_id] = pending
             return self._respond(request, m.cert_rep_body(m.RESPONSE_TYPE[kind], m.CertRepContent(
-                (m.CertResponse(req.cert_req_id, m.StatusInfo(_STATUS["waiting"])),))), mac)
+                (m.CertResponse(cert_req_id, m.StatusInfo(_STATUS["waiting"])),))), mac)
         return self._granted(request, pending, implicit)
 
-    def _issue(self, subject: x509.Name, public_key, extensions_der: bytes | None) -> x509.Certificate:
+    def _p10_request(self, request: m.DecodedMessage, mac: bool) -> bytes:
+        """RFC 9483 4.1.4: the CSR's own signature is the proof of possession; the
+        response's certReqId is -1 (RFC 9480 2.9)."""
+        if self.settings.reject:
+            return self._respond(request, m.cert_rep_body("cp", m.CertRepContent((
+                m.CertResponse(m.P10CR_CERT_REQ_ID, m.StatusInfo(
+                    _STATUS["rejection"], (self.settings.reject,), (_BAD_REQUEST,))),))), mac)
+        csr = m.p10_request(request)
+        if not csr.is_signature_valid:
+            raise CaError("the PKCS#10 signature does not verify", _BAD_POP)
+        if not len(csr.subject):
+            raise CaError("the PKCS#10 request has no subject")
+        san = None
+        try:
+            san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        except x509.ExtensionNotFound:
+            pass
+        certificate = self._issue(csr.subject, csr.public_key(), None, san)
+        return self._answer_request(request, certificate, m.P10CR_CERT_REQ_ID, mac)
+
+    # ----------------------------------------------------------- revocation
+    def _revocation_request(self, request: m.DecodedMessage, mac: bool) -> bytes:
+        """RFC 9483 4.2: revoke one certificate this CA issued, for the given reason."""
+        (details,) = m.revocation_requests(request)[:1]
+        issued = next((c for c in self.issued if c.serial_number == details.serial
+                       and c.issuer == details.issuer), None)
+        if issued is None:
+            status = m.StatusInfo(_STATUS["rejection"], ("no such certificate issued here",),
+                                  (_BAD_CERT_ID,))
+        elif details.serial in self.revoked:
+            status = m.StatusInfo(_STATUS["rejection"], ("already revoked",), (_CERT_REVOKED,))
+        else:
+            if not mac and request.extra_certs[0].serial_number != details.serial:
+                raise CaError("an rr is signed with the certificate it revokes (RFC 9483 4.2)",
+                              _BAD_MESSAGE_CHECK)
+            self.revoked[details.serial] = details.reason or 0
+            self.crl_updated = self.clock.now().replace(microsecond=0)
+            status = m.StatusInfo(_STATUS["accepted"])
+        return self._respond(request, m.rp_body(m.RevocationResponse((status,))), mac)
+
+    def crl(self) -> x509.CertificateRevocationList:
+        """The CRL of what this CA revoked, signed with its current key."""
+        now = self.clock.now().replace(microsecond=0)
+        builder = (x509.CertificateRevocationListBuilder()
+                   .issuer_name(self.certificate.subject)
+                   .last_update(self.crl_updated)
+                   .next_update(now + datetime.timedelta(days=1)))
+        for serial, reason in sorted(self.revoked.items()):
+            entry = (x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now)
+                     .add_extension(x509.CRLReason(_REASON_FLAGS[reason]), critical=False)
+                     .build())
+            builder = builder.add_revoked_certificate(entry)
+        return builder.sign(self.key, hashes.SHA256())
+
+    # ----------------------------------------------------- general messages
+    def _general_message(self, request: m.DecodedMessage, mac: bool) -> bytes:
+        """RFC 9483 4.3: answer each info type asked for; others are left out."""
+        answers = []
+        for entry in m.general_entries(request):
+            if entry.oid == m.INFO_TYPES["caCerts"][0]:
+                answers.append(m.InfoTypeAndValue(entry.oid, m.ca_certs_value(
+                    (self.certificate, *self.previous_roots))))
+            elif entry.oid == m.INFO_TYPES["rootCaCert"][0]:
+                update = self.root_update
+                if entry.value is not None and update is not None:
+                    current = x509.load_der_x509_certificate(entry.value)
+                    if current == update.new_with_new:  # the client has the newest root
+                        update = None
+                answers.append(m.InfoTypeAndValue(
+                    m.INFO_TYPES["rootCaCert"][1],
+                    m.root_ca_key_update_value(update) if update is not None else None))
+            elif entry.oid == m.INFO_TYPES["certReqTemplate"][0]:
+                template = m.cert_template(x509.Name([
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cmp-agent")]))
+                key_spec = der.tlv(0x30, der.tlv(0x30, der.encode_oid(_OID_REG_CTRL_ALG_ID)
+                                                 + bytes.fromhex(_EC_P256)))
+                answers.append(m.InfoTypeAndValue(
+                    entry.oid, m.CertReqTemplate(template, key_spec).to_der()))
+            elif entry.oid == m.INFO_TYPES["crlStatusList"][0]:
+                crl = self.crl()
+                # lenient: a client that sends no CRLStatus (OpenSSL 3.0) gets the CRL
+                statuses = m.read_crl_statuses(entry.value) if entry.value is not None else []
+                held = [s.this_update for s in statuses]
+                newer = all(t is None or t < crl.last_update_utc for t in held)
+                answers.append(m.InfoTypeAndValue(m.INFO_TYPES["crlStatusList"][1],
+                                                  m.crls_value((crl,) if newer else ())))
+        return self._respond(request, m.genp_body(answers), mac)
+
+    def _issue(self, subject: x509.Name, public_key, extensions_der: bytes | None,
+               san_extension: x509.Extension | None = None) -> x509.Certificate:
         now = self.clock.now().replace(microsecond=0)
         builder = (
             x509.CertificateBuilder()
@@ -256,6 +425,8 @@ class TestCa:
                            critical=False)
         )
         san = _requested_san(extensions_der)
+        if san_extension is not None:
+            san = (san_extension.value, san_extension.critical)
         if san is not None:
             builder = builder.add_extension(san[0], critical=san[1])
         certificate = builder.sign(self.key, hashes.SHA256())
@@ -265,14 +436,15 @@ class TestCa:
     def _granted(self, request: m.DecodedMessage, pending: _Pending, implicit: bool) -> bytes:
         kind = m.RESPONSE_TYPE[pending.kind]
         ca_pubs = (self.certificate,) if pending.kind == "ir" else ()
-        body = m.cert_rep_body(kind, m.CertRepContent(
-            (m.CertResponse(0, m.StatusInfo(_STATUS["accepted"]), pending.certificate),), ca_pubs))
+        body = m.cert_rep_body(kind, m.CertRepContent((m.CertResponse(
+            pending.cert_req_id, m.StatusInfo(_STATUS["accepted"]), pending.certificate),), ca_pubs))
         return self._respond(request, body, pending.mac, implicit_confirm=implicit)
 
     def _poll(self, request: m.DecodedMessage, pending: _Pending) -> bytes:
         pending.polls_left -= 1
         if pending.polls_left > 0:
-            body = m.poll_rep_body([m.PollResponse(0, self.settings.check_after, ("issuing",))])
+            body = m.poll_rep_body([m.PollResponse(pending.cert_req_id, self.settings.check_after,
+                                                   ("issuing",))])
             return self._respond(request, body, pending.mac)
         return self._granted(request, pending, implicit=False)
 

@@ -1,7 +1,8 @@
 """Building and decoding PKIMessages (RFC 4210 5.1, 5.3 as updated by RFC 9480; CRMF RFC 4211).
 
 Both sides of a CMP exchange use this package: the client builds requests (ir, cr, kur,
-certConf, pollReq) and reads responses (ip, cp, kup, pkiConf, pollRep, error); a test
+p10cr, rr, genm, certConf, pollReq) and reads responses (ip, cp, kup, rp, genp, pkiConf,
+pollRep, error); a test
 CA (issue 4) can build responses with :func:`cert_rep_body`, :func:`pki_conf_body`,
 :func:`poll_rep_body` and :func:`error_body` and read requests with
 :func:`decode_message` and :func:`cert_requests`.
@@ -23,12 +24,14 @@ bytes as received, so that protection is verified over them
 One module per part of the message: :mod:`.common` (constants, DER and name helpers),
 :mod:`.status` (PKIStatusInfo), :mod:`.protection` (protectionAlg, PBMParameter,
 protectors), :mod:`.header` (PKIHeader, envelope, decoding), :mod:`.requests`
-(ir/cr/kur), :mod:`.responses` (ip/cp/kup), :mod:`.confirmation` (certConf/pkiConf),
-:mod:`.polling` (pollReq/pollRep) and :mod:`.errors` (error).
+(ir/cr/kur/p10cr), :mod:`.responses` (ip/cp/kup), :mod:`.confirmation` (certConf/pkiConf),
+:mod:`.polling` (pollReq/pollRep), :mod:`.revocation` (rr/rp), :mod:`.general` (genm/genp
+and their info types) and :mod:`.errors` (error).
 """
 
 from .common import (
     FAILURE_BIT_NAMES,
+    OID_CERT_PROFILE,
     OID_IMPLICIT_CONFIRM,
     OID_OLD_CERT_ID,
     OID_SUBJECT_ALT_NAME,
@@ -48,6 +51,28 @@ from .errors import (
     ErrorContent,
     error_body,
     error_content,
+)
+from .general import (
+    INFO_TYPES,
+    CertReqTemplate,
+    CrlStatus,
+    InfoTypeAndValue,
+    RootCaKeyUpdate,
+    ca_certs_value,
+    cert_template,
+    crl_status_for,
+    crl_status_list_value,
+    crls_value,
+    general_entries,
+    genm_body,
+    genp_body,
+    read_cert_req_template,
+    read_certificates,
+    read_crl_statuses,
+    read_crls,
+    read_root_ca_key_update,
+    root_ca_cert_value,
+    root_ca_key_update_value,
 )
 from .header import (
     BODY_TYPES,
@@ -80,17 +105,30 @@ from .protection import (
     encode_signature_algorithm,
 )
 from .requests import (
+    P10CR_CERT_REQ_ID,
     CertRequestSpec,
     ReceivedCertRequest,
+    build_csr,
     cert_request_body,
     cert_requests,
     encode_cert_request,
+    p10_request,
+    p10cr_body,
 )
 from .responses import (
     CertRepContent,
     CertResponse,
     cert_rep_body,
     cert_rep_content,
+)
+from .revocation import (
+    CRL_REASONS,
+    RevocationDetails,
+    RevocationResponse,
+    revocation_requests,
+    revocation_response,
+    rp_body,
+    rr_body,
 )
 from .status import (
     StatusInfo,
@@ -100,27 +138,39 @@ from .status import (
 
 __all__ = [
     "BODY_TYPES",
+    "CRL_REASONS",
     "CertRepContent",
+    "CertReqTemplate",
     "CertRequestSpec",
     "CertResponse",
     "CertStatusEntry",
+    "CrlStatus",
     "DecodedMessage",
     "ErrorContent",
     "FAILURE_BIT_NAMES",
     "HeaderFields",
+    "INFO_TYPES",
+    "InfoTypeAndValue",
     "MacProtector",
     "MessageError",
+    "OID_CERT_PROFILE",
     "OID_IMPLICIT_CONFIRM",
     "OID_OLD_CERT_ID",
     "OID_SUBJECT_ALT_NAME",
+    "P10CR_CERT_REQ_ID",
     "PKI_STATUS_NAMES",
     "PollResponse",
     "ProtectionAlgorithm",
     "Protector",
     "RESPONSE_TYPE",
     "ReceivedCertRequest",
+    "RevocationDetails",
+    "RevocationResponse",
+    "RootCaKeyUpdate",
     "SignatureProtector",
     "StatusInfo",
+    "build_csr",
+    "ca_certs_value",
     "cert_conf_body",
     "cert_conf_entries",
     "cert_hash",
@@ -128,6 +178,10 @@ __all__ = [
     "cert_rep_content",
     "cert_request_body",
     "cert_requests",
+    "cert_template",
+    "crl_status_for",
+    "crl_status_list_value",
+    "crls_value",
     "decode_message",
     "decode_mac_parameters",
     "decode_pbm_parameters",
@@ -144,11 +198,27 @@ __all__ = [
     "encode_status_info",
     "error_body",
     "error_content",
+    "general_entries",
+    "genm_body",
+    "genp_body",
+    "p10_request",
+    "p10cr_body",
     "pki_conf_body",
     "poll_rep_body",
     "poll_req_body",
     "poll_req_ids",
     "poll_responses",
+    "read_cert_req_template",
+    "read_certificates",
+    "read_crl_statuses",
+    "read_crls",
+    "read_root_ca_key_update",
+    "revocation_requests",
+    "revocation_response",
+    "root_ca_cert_value",
+    "root_ca_key_update_value",
+    "rp_body",
+    "rr_body",
     "status_info",
     "x509_name",
 ]

@@ -15,6 +15,8 @@ from .. import der
 
 #: id-it-implicitConfirm (RFC 4210 5.1.1.1)
 OID_IMPLICIT_CONFIRM = "1.3.6.1.5.5.7.4.13"
+#: id-it-certProfile (RFC 9480 2.17)
+OID_CERT_PROFILE = "1.3.6.1.5.5.7.4.21"
 #: id-regCtrl-oldCertID (RFC 4211 6.5)
 OID_OLD_CERT_ID = "1.3.6.1.5.5.7.5.1.5"
 #: subjectAltName (RFC 5280 4.2.1.6)
@@ -60,8 +62,8 @@ FAILURE_BIT_NAMES: tuple[str, ...] = (
     "duplicateCertReq",
 )
 
-#: request body types and the response type that answers each (RFC 4210 5.3)
-RESPONSE_TYPE = {"ir": "ip", "cr": "cp", "kur": "kup"}
+#: certificate request body types and the response type that answers each (RFC 4210 5.3)
+RESPONSE_TYPE = {"ir": "ip", "cr": "cp", "kur": "kup", "p10cr": "cp"}
 
 
 class MessageError(ValueError):

@@ -17,6 +17,7 @@ from .. import der
 from . import asn1
 from .asn1 import BODY_TYPES
 from .common import (
+    OID_CERT_PROFILE,
     OID_IMPLICIT_CONFIRM,
     MessageError,
     certificate_sequence,
@@ -38,6 +39,8 @@ class HeaderFields:
     recip_nonce: bytes | None = None
     implicit_confirm: bool = False
     pvno: int = 2
+    #: certProfile (RFC 9480 2.17): the name of the certificate profile asked for
+    cert_profile: str | None = None
     #: senderKID when no Protector supplies one (an unprotected message)
     sender_kid: bytes | None = None
 
@@ -64,9 +67,14 @@ def encode_header(
     out += tagged(5, der.tlv(0x04, fields.sender_nonce))
     if fields.recip_nonce is not None:
         out += tagged(6, der.tlv(0x04, fields.recip_nonce))
+    general_info = b""
     if fields.implicit_confirm:
-        info = der.tlv(0x30, der.encode_oid(OID_IMPLICIT_CONFIRM) + b"\x05\x00")
-        out += tagged(8, der.tlv(0x30, info))
+        general_info += der.tlv(0x30, der.encode_oid(OID_IMPLICIT_CONFIRM) + b"\x05\x00")
+    if fields.cert_profile is not None:  # CertProfileValue: SEQUENCE OF UTF8String
+        profile = der.tlv(0x30, der.tlv(0x0C, fields.cert_profile.encode()))
+        general_info += der.tlv(0x30, der.encode_oid(OID_CERT_PROFILE) + profile)
+    if general_info:
+        out += tagged(8, der.tlv(0x30, general_info))
     return der.tlv(0x30, out)
 
 
@@ -120,6 +128,7 @@ class DecodedMessage:
     protection: bytes | None
     extra_certs: tuple[x509.Certificate, ...]
     free_text: tuple[str, ...] = ()
+    cert_profile: str | None = None
 
     @property
     def protected_part(self) -> bytes:
@@ -193,8 +202,13 @@ def decode_message(data: bytes) -> DecodedMessage:
             params.asOctets() if params.isValue else None,
         )
     implicit = False
+    cert_profile = None
     if header["generalInfo"].isValue:
         implicit = any(str(i["infoType"]) == OID_IMPLICIT_CONFIRM for i in header["generalInfo"])
+        for info in header["generalInfo"]:
+            if str(info["infoType"]) == OID_CERT_PROFILE and info["infoValue"].isValue:
+                names = decode_der(info["infoValue"].asOctets(), rfc9480.CertProfileValue())
+                cert_profile = str(names[0]) if len(names) else None
     free_text = tuple(str(t) for t in header["freeText"]) if header["freeText"].isValue else ()
     return DecodedMessage(
         raw=data,
@@ -213,4 +227,5 @@ def decode_message(data: bytes) -> DecodedMessage:
         protection=protection_value,
         extra_certs=extra,
         free_text=free_text,
+        cert_profile=cert_profile,
     )

@@ -1,10 +1,13 @@
-"""Certificate requests: ir, cr, kur (RFC 4210 5.3.1, 5.3.3, 5.3.5; CRMF RFC 4211 5)."""
+"""Certificate requests: ir, cr, kur (RFC 4210 5.3.1, 5.3.3, 5.3.5; CRMF RFC 4211 5) and
+p10cr (RFC 4210 5.3.4, PKCS#10 RFC 2986; RFC 9483 4.1.4)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyasn1.codec.der import encoder
 from pyasn1_alt_modules import rfc5280
 
@@ -68,7 +71,7 @@ def cert_request_body(kind: str, spec: CertRequestSpec, pop_key: PrivateKey,
     scheme :func:`agent.cmp.protection.signature_algorithm_for` the key).
     """
     tags = {"ir": 0xA0, "cr": 0xA2, "kur": 0xA7}
-    if kind not in tags:
+    if kind not in tags:  # p10cr: p10cr_body
         raise ValueError(f"request kind must be one of {', '.join(tags)}")
     request = encode_cert_request(spec)
     signature = signature or protection.signature_algorithm_for(pop_key)
@@ -97,8 +100,8 @@ def cert_requests(message: DecodedMessage) -> list[ReceivedCertRequest]:
 
     ``cert_request_der`` is the certReq as received: the bytes its POP signature covers.
     """
-    if message.body_type not in RESPONSE_TYPE:
-        raise MessageError(f"{message.body_type} is not a certificate request")
+    if message.body_type not in RESPONSE_TYPE or message.body_type == "p10cr":
+        raise MessageError(f"{message.body_type} is not a CRMF certificate request")
     data = message.body_der
     try:
         messages_tlv = der.read_tlv(data, der.read_tlv(data).content_start)
@@ -153,3 +156,39 @@ def cert_requests(message: DecodedMessage) -> list[ReceivedCertRequest]:
             )
         )
     return result
+
+
+#: the certReqId that stands for the one request of a p10cr (RFC 9483 4.1.4; RFC 9480 2.9)
+P10CR_CERT_REQ_ID = -1
+
+
+def build_csr(key: PrivateKey, subject: x509.Name,
+              san: x509.SubjectAlternativeName | None = None) -> x509.CertificateSigningRequest:
+    """A PKCS#10 request (RFC 2986) for *key*'s public key, signed with *key*: its proof
+    of possession. SHA-256 for RSA and P-256, SHA-384 for P-384 (RFC 9481 3)."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if san is not None:
+        builder = builder.add_extension(san, critical=not len(subject))  # RFC 5280 4.2.1.6
+    algorithm: hashes.HashAlgorithm | None = hashes.SHA256()
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size > 256:
+        algorithm = hashes.SHA384() if key.curve.key_size <= 384 else hashes.SHA512()
+    elif not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        algorithm = None  # EdDSA
+    return builder.sign(key, algorithm)
+
+
+def p10cr_body(csr: x509.CertificateSigningRequest) -> bytes:
+    """DER of a p10cr body [4] (RFC 4210 5.3.4): the CSR as it is."""
+    return der.tlv(0xA4, csr.public_bytes(serialization.Encoding.DER))
+
+
+def p10_request(message: DecodedMessage) -> x509.CertificateSigningRequest:
+    """The PKCS#10 request of a p10cr (CA side), loaded from its own bytes."""
+    if message.body_type != "p10cr":
+        raise MessageError(f"{message.body_type} is not p10cr")
+    data = message.body_der
+    try:
+        inner = der.read_tlv(data, der.read_tlv(data).content_start)
+        return x509.load_der_x509_csr(data[inner.start : inner.end])
+    except (der.DerError, ValueError) as exc:
+        raise MessageError(f"bad p10cr: {exc}") from None

@@ -1,0 +1,91 @@
+"""What a client asks with general messages and what it checks in the answers
+(Lightweight CMP RFC 9483 4.3), for the CLI and the PKI service alike.
+
+- :func:`request_entries`: the genm entries of one info type (RFC 9483 4.3.1-4.3.4).
+- :func:`verify_root_update`: a root CA key update is accepted only when the new root
+  is chained to the root we trust now (RFC 9483 4.3.2, RFC 4210 4.4).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+
+from . import messages as m
+from .protection import ProtectionError
+
+INFO_TYPE_NAMES = tuple(m.INFO_TYPES)
+
+
+def request_entries(
+    info_type: str,
+    *,
+    old_root: x509.Certificate | None = None,
+    crl_statuses: Sequence[m.CrlStatus] = (),
+) -> tuple[m.InfoTypeAndValue, ...]:
+    """The genm entry asking for *info_type* (a name of :data:`messages.INFO_TYPES`).
+
+    rootCaCert carries the root trusted now (*old_root*); crlStatusList needs at least
+    one CRLStatus (RFC 9483 4.3.4).
+    """
+    if info_type not in m.INFO_TYPES:
+        raise ValueError(f"info type must be one of {', '.join(INFO_TYPE_NAMES)}")
+    oid = m.INFO_TYPES[info_type][0]
+    if info_type == "rootCaCert":
+        return (m.InfoTypeAndValue(oid, m.root_ca_cert_value(old_root)),)
+    if info_type == "crlStatusList":
+        return (m.InfoTypeAndValue(oid, m.crl_status_list_value(crl_statuses)),)
+    return (m.InfoTypeAndValue(oid),)
+
+
+def response_value(info_type: str, entries: Sequence[m.InfoTypeAndValue]) -> bytes | None:
+    """The value of the genp entry that answers *info_type* (None when absent)."""
+    wanted = m.INFO_TYPES[info_type][1]
+    return next((e.value for e in entries if e.oid == wanted), None)
+
+
+def _public(cert: x509.Certificate) -> bytes:
+    return cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (InvalidSignature, UnsupportedAlgorithm, ValueError, TypeError) as exc:
+        raise ProtectionError(f"{what} does not verify: {type(exc).__name__} {exc}".rstrip()) from None
+
+
+def _valid(cert: x509.Certificate, now: datetime, what: str) -> None:
+    if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+        raise ProtectionError(f"{what} is not valid at {now:%Y-%m-%dT%H:%M:%SZ}")
+
+
+def verify_root_update(update: m.RootCaKeyUpdate, old_root: x509.Certificate,
+                       now: datetime) -> x509.Certificate:
+    """The new root (newWithNew) once it is chained to *old_root*; ProtectionError otherwise.
+
+    RFC 9483 4.3.2: newWithNew is self-signed; newWithOld, the new key certified by the
+    old one, verifies with *old_root*'s key and certifies newWithNew's key; oldWithNew,
+    when sent, is *old_root*'s key certified by the new one.
+    """
+    new = update.new_with_new
+    _signed_by(new, new, "newWithNew (self-signed)")
+    _valid(new, now, "newWithNew")
+    link = update.new_with_old
+    if link is None:
+        raise ProtectionError("the CA sent no newWithOld: the new root cannot be chained to"
+                              " the current one")
+    _signed_by(link, old_root, "newWithOld (signed with the current root's key)")
+    _valid(link, now, "newWithOld")
+    if _public(link) != _public(new) or link.subject != new.subject:
+        raise ProtectionError("newWithOld does not certify newWithNew's key and name")
+    if update.old_with_new is not None:
+        _signed_by(update.old_with_new, new, "oldWithNew (signed with the new root's key)")
+        if _public(update.old_with_new) != _public(old_root):
+            raise ProtectionError("oldWithNew does not certify the current root's key")
+    return new
