@@ -12,7 +12,7 @@ from agent import PKI_NS
 TOP = "cmp-agent-pki:pki"
 #: Clark tags of the ``/pki/cmp-session`` list (for :meth:`Datastores.running_entries`)
 SESSION_LIST = (f"{{{PKI_NS}}}pki", f"{{{PKI_NS}}}cmp-session")
-RequestType = Literal["ir", "cr", "kur"]
+RequestType = Literal["ir", "cr", "kur", "p10cr"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ class SessionConfig:
     mac_reference: str | None
     mac_secret_ciphertext: str | None
     authentication_cert: str | None
+    implicit_confirm: bool
+    cert_profile: str | None
     auto_update: bool
     expire_percent: int
     message_timeout: int
@@ -101,6 +103,8 @@ class SessionConfig:
             mac_reference=mac.get("reference-value"),
             mac_secret_ciphertext=mac.get("secret-value"),
             authentication_cert=raw.get("authentication-cert"),
+            implicit_confirm=raw.get("implicit-confirm", False),
+            cert_profile=raw.get("cert-profile"),
             auto_update=auto.get("enabled", False),
             expire_percent=auto.get("expire-time", 50),
             message_timeout=timeouts.get("message-timeout", 120),

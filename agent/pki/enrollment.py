@@ -144,6 +144,105 @@ def unescape_url(url: str) -> str:
     return _ESCAPE.sub(lambda match: chr(int(match.group(1), 16)), url)
 
 
+def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: CertificateStore,
+               anchors: tuple[x509.Certificate, ...], connect_timeout: float) -> dict:
+    """The fields of an engine request that say where the CA is and how its answers are
+    checked (seed steps 5, 6, 8, 10, and TLS), the same for every kind of request."""
+    try:
+        recipient = parse_dn(session.ca_name) if session.ca_name else None
+    except NameSyntaxError as exc:
+        raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
+    server_cert = certs.load(session.verification_cert) if session.verification_cert else None
+    url = unescape_url(session.url) if session.url_escaped else session.url
+    source = session.source_address
+    if session.source_interface:
+        source = interface_address(session.source_interface, urllib.parse.urlsplit(url).hostname)
+    return dict(
+        server_url=url,
+        recipient=recipient,
+        server_cert=server_cert,
+        trusted=() if server_cert else anchors,
+        source_address=source,
+        connect_timeout=connect_timeout,
+        message_timeout=session.message_timeout,
+        total_timeout=session.total_timeout or None,
+        digest=session.digest,
+        weak_algorithms=pki.weak_algorithms_enabled,
+        **tls_settings(session, keys, certs, anchors),
+    )
+
+
+def _session_credentials(session: SessionConfig, keys: KeyStore, certs: CertificateStore,
+                         secrets: SecretBox, anchors: tuple[x509.Certificate, ...]):
+    """(mac, signer) as the session authenticates an initial request (seed step 11)."""
+    if session.origin_authentication == "message-authentication-code":
+        if not (session.mac_reference and session.mac_secret_ciphertext):
+            raise RpcError("operation-failed", f"session {session.name}: message-authentication-code"
+                           " needs reference-value and secret-value")
+        return MacCredentials(
+            reference=session.mac_reference.encode(),
+            secret=secrets.open_text(session.mac_secret_ciphertext).encode(),
+            algorithm=session.integrity_algorithm,
+        ), None
+    if not session.authentication_cert:
+        raise RpcError("operation-failed", f"session {session.name}: no authentication-cert")
+    own = certs.load(session.authentication_cert)
+    return None, SignerCredentials(own, key_for_certificate(keys, own, session.key_pair_name),
+                                   issuer_chain(anchors, own))
+
+
+def _session_ready(session: SessionConfig) -> None:
+    if not session.url:
+        raise RpcError("operation-failed", f"session {session.name}: no server-url")
+
+
+def prepare_revocation(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: CertificateStore,
+                       secrets: SecretBox, certificate_file: str, reason: int, *,
+                       connect_timeout: float) -> EnrollmentRequest:
+    """RFC 9483 4.2: an rr for *certificate_file*, signed with the certificate's own key
+    when the key store has it, else authenticated like the session's initial request."""
+    _session_ready(session)
+    cert = certs.load(certificate_file)
+    anchors = certs.ca_certificates()
+    try:
+        key = key_for_certificate(keys, cert, session.key_pair_name)
+        mac, signer = None, SignerCredentials(cert, key, issuer_chain(anchors, cert))
+    except RpcError:
+        mac, signer = _session_credentials(session, keys, certs, secrets, anchors)
+    return EnrollmentRequest(kind="rr", mac=mac, signer=signer, old_certificate=cert,
+                             revocation_reason=reason,
+                             **connection(session, pki, keys, certs, anchors, connect_timeout))
+
+
+def current_root(session: SessionConfig, certs: CertificateStore) -> x509.Certificate | None:
+    """The root the session trusts now: its verification-cert when self-signed, else a
+    self-signed CA certificate of the store named like the session's ca-name (or the only
+    one)."""
+    if session.verification_cert:
+        cert = certs.load(session.verification_cert)
+        if cert.issuer == cert.subject:
+            return cert
+    roots = [c for c in certs.ca_certificates() if c.issuer == c.subject]
+    if session.ca_name:
+        try:
+            named = parse_dn(session.ca_name)
+            roots = [c for c in roots if c.subject == named] or roots
+        except NameSyntaxError:
+            pass
+    return roots[0] if roots else None
+
+
+def prepare_general(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: CertificateStore,
+                    secrets: SecretBox, entries, *, connect_timeout: float) -> EnrollmentRequest:
+    """RFC 9483 4.3: a genm asking for *entries*, authenticated like an initial request."""
+    _session_ready(session)
+    anchors = certs.ca_certificates()
+    mac, signer = _session_credentials(session, keys, certs, secrets, anchors)
+    return EnrollmentRequest(kind="genm", mac=mac, signer=signer, general=tuple(entries),
+                             cert_profile=session.cert_profile,
+                             **connection(session, pki, keys, certs, anchors, connect_timeout))
+
+
 def prepare(
     session: SessionConfig,
     kind: RequestType,
@@ -173,7 +272,7 @@ def prepare(
     anchors = certs.ca_certificates()  # read once per request
     mac = signer = None
     warning = None
-    if kind == "ir" and session.origin_authentication == "message-authentication-code":
+    if kind in ("ir", "p10cr") and session.origin_authentication == "message-authentication-code":
         warning = weak_algorithm_warning(session)
         mac = MacCredentials(
             reference=session.mac_reference.encode(),
@@ -209,36 +308,16 @@ def prepare(
     if kind == "kur" and entity is None:
         subject = signer.certificate.subject
 
-    try:
-        recipient = parse_dn(session.ca_name) if session.ca_name else None
-    except NameSyntaxError as exc:
-        raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
-
-    server_cert = certs.load(session.verification_cert) if session.verification_cert else None
-    trusted = () if server_cert else anchors
-    url = unescape_url(session.url) if session.url_escaped else session.url
-    source = session.source_address
-    if session.source_interface:
-        source = interface_address(session.source_interface, urllib.parse.urlsplit(url).hostname)
-
     request = EnrollmentRequest(
         kind=kind,
-        server_url=url,
         new_key=new_key,
         subject=subject,
         san=san,
-        recipient=recipient,
         mac=mac,
         signer=signer,
-        server_cert=server_cert,
-        trusted=trusted,
-        source_address=source,
-        connect_timeout=connect_timeout,
-        message_timeout=session.message_timeout,
-        total_timeout=session.total_timeout or None,
-        digest=session.digest,
-        weak_algorithms=pki.weak_algorithms_enabled,
-        **tls_settings(session, keys, certs, anchors),
+        implicit_confirm=session.implicit_confirm,
+        cert_profile=session.cert_profile,
+        **connection(session, pki, keys, certs, anchors, connect_timeout),
     )
     return PreparedRequest(
         session=session,

@@ -27,19 +27,20 @@ def problems(
         found.append("no server-url")
     if not session.key_pair_name:
         found.append("no local-key-pair name")
-    if request in ("ir", "cr") and session.entity is None:
+    if request in ("ir", "cr", "p10cr") and session.entity is None:
         if session.entity_name:
             found.append(f"entity {session.entity_name!r} is not configured under /pki/entity")
         else:
             found.append("no entity (the subject of the request)")
-    by_mac = request == "ir" and session.origin_authentication == "message-authentication-code"
+    by_mac = request in ("ir", "p10cr") and session.origin_authentication == "message-authentication-code"
     if by_mac:
         if not session.mac_reference:
             found.append("message-authentication-code has no reference-value")
         if not session.mac_secret_ciphertext:
             found.append("message-authentication-code has no secret-value")
     elif not session.authentication_cert:
-        what = {"ir": "an IR by signature", "cr": "a CR", "kur": "a KUR"}[request]
+        what = {"ir": "an IR by signature", "cr": "a CR", "kur": "a KUR",
+                "p10cr": "a P10CR by signature"}[request]
         found.append(f"no authentication-cert: {what} is signed with it")
     if session.tls_client_key_pair and not session.tls_client_cert:
         found.append("tls client-key-pair without client-cert")

@@ -8,6 +8,7 @@ values that the YANG module has already vouched for.
 from __future__ import annotations
 
 import asyncio
+import base64
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -32,6 +33,7 @@ _REQUESTS = {
     "cmp-initial-request": "ir",
     "cmp-certificate-request": "cr",
     "cmp-keyupdate-request": "kur",
+    "cmp-pkcs10-request": "p10cr",
 }
 
 
@@ -68,6 +70,20 @@ def parse_input(model: Model, operation: etree._Element) -> dict[str, Any]:
     return node.raw_value()
 
 
+def output_leaves(leaves: dict[str, object]) -> list[etree._Element]:
+    """RPC output elements from leaf name -> value (a list for a leaf-list, bytes as
+    base64 for a binary leaf, None left out)."""
+    out = []
+    for name, value in leaves.items():
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            el = etree.Element(f"{{{PKI_NS}}}{name}", nsmap={None: PKI_NS})
+            el.text = base64.b64encode(item).decode() if isinstance(item, bytes) else str(item)
+            out.append(el)
+    return out
+
+
 Handler = Callable[[Any, etree._Element], Awaitable[list[etree._Element] | None]]
 
 
@@ -82,6 +98,15 @@ def handlers(service: PkiService, model: Model) -> dict[str, Handler]:
             return outcome.to_xml()
 
         return handle
+
+    async def revocation_request(ctx, operation):
+        args = parse_input(model, operation)
+        leaves = await service.revoke(args["session-name"], args["certificate-file"], args["reason"])
+        return output_leaves(leaves)
+
+    async def general_request(ctx, operation):
+        args = parse_input(model, operation)
+        return output_leaves(await service.general(args["session-name"], args["info-type"]))
 
     async def clear_statistics(ctx, operation):
         service.clear_statistics(parse_input(model, operation).get("session-name"))
@@ -112,6 +137,8 @@ def handlers(service: PkiService, model: Model) -> dict[str, Handler]:
 
     table: dict[str, Handler] = {name: request(kind) for name, kind in _REQUESTS.items()}
     table.update({
+        "cmp-revocation-request": revocation_request,
+        "cmp-general-request": general_request,
         "clear-statistics": clear_statistics,
         "key-pair-create": key_pair_create,
         "key-pair-delete": key_pair_delete,

@@ -29,18 +29,38 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
 from agent import PKI_NS
 from agent.clock import Clock, SystemClock
 from agent.cmp.client import Cancellation, EnrollmentRequest, enroll
-from agent.cmp.transaction import Enrolled, EnrollmentResult, Failed, FailureKind
+from agent.cmp import genm
+from agent.cmp import messages as m
+from agent.cmp.protection import ProtectionError
+from agent.cmp.verify import validate_path
+from agent.cmp.transaction import (
+    Enrolled,
+    EnrollmentResult,
+    Failed,
+    FailureKind,
+    GeneralResponse,
+    Revoked,
+    TransactionResult,
+)
 from agent.datastore import ChangeSummary, Datastores, SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
-from agent.pki.enrollment import PreparedRequest, prepare, weak_algorithm_warning
+from agent.pki.enrollment import (
+    PreparedRequest,
+    current_root,
+    prepare,
+    prepare_general,
+    prepare_revocation,
+    weak_algorithm_warning,
+)
 from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
-from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore
+from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore, RevocationMarks
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +185,11 @@ class RequestOutcome:
         return event
 
 
+def _failure_leaves(result: Failed) -> dict[str, object]:
+    return {"status": "failure", "pki-status": result.status,
+            "failure-info": list(result.failure_info), "status-text": str(result)}
+
+
 @dataclass
 class ServiceSettings:
     """Timing knobs; tests shorten them."""
@@ -194,6 +219,7 @@ class PkiService:
         self.clock = clock or SystemClock()
         self.keys = KeyStore(state_dir / "pki" / "private")
         self.certs = CertificateStore(state_dir / "pki" / "public")
+        self.revocations = RevocationMarks(state_dir / "pki" / "revocations.json")
         self.notify = notify
         self.settings = settings or ServiceSettings()
         self._enroll: Enroll = enroll_fn or functools.partial(enroll, clock=self.clock)
@@ -392,6 +418,126 @@ class PkiService:
             " cmp-session-result notification",
         )
 
+    # ------------------------------------------------- revocation, general messages
+    async def _exchange(self, name: str, kind: str, build: Callable[[SessionConfig], EnrollmentRequest]
+                        ) -> tuple[EnrollmentRequest, TransactionResult]:
+        """Run one rr or genm of session *name* to its end (RFC 9483 4.2, 4.3): counted in
+        the statistics, recorded in last-request."""
+        _, session = self.session(name)
+        if name in self._busy:
+            raise RpcError("in-use", f"session {name}: a CMP transaction is already running")
+        self._busy.add(name)
+        try:
+            request = await in_own_thread(f"cmp-{name}", functools.partial(build, session))
+            last = self.stats_for(name).last_request = LastRequest(kind, "manual", self.clock.now())
+            began = time.monotonic()
+            log.info("session %s: %s started to %s", name, kind, request.server_url)
+            result = await in_own_thread(f"cmp-{name}", functools.partial(
+                self._enroll, request, cancellation=Cancellation(), on_poll=lambda when: None))
+        finally:
+            self._busy.discard(name)
+        for stats in (self.stats_for(name), self.total):
+            self._count(stats, result)
+        self.stats_for(name).last_request = last
+        last.duration_ms = int((time.monotonic() - began) * 1000)
+        last.result = "success" if result.ok else "failure"
+        last.reason = "" if result.ok else str(result)
+        log.log(logging.INFO if result.ok else logging.WARNING, "session %s: %s %s", name, kind,
+                "done" if result.ok else f"failed: {result}")
+        return request, result
+
+    async def revoke(self, name: str, certificate_file: str, reason: str) -> dict[str, object]:
+        """``cmp-revocation-request``: the output leaves; the file is marked revoked."""
+        code = next(k for k, v in m.CRL_REASONS.items() if v == reason)
+        request, result = await self._exchange(name, "rr", lambda session: prepare_revocation(
+            session, self.config(), self.keys, self.certs, self.secrets, certificate_file, code,
+            connect_timeout=self.settings.connect_timeout))
+        if isinstance(result, Failed):
+            return _failure_leaves(result)
+        assert isinstance(result, Revoked)
+        self.revocations.mark(request.old_certificate, reason, self.clock.now())
+        return {"status": "success", "pki-status": result.status,
+                "status-text": " | ".join(result.status_texts) or None}
+
+    async def general(self, name: str, info_type: str) -> dict[str, object]:
+        """``cmp-general-request``: ask, check and keep what the genp holds (RFC 9483 4.3)."""
+        wanted = {"ca-certs": "caCerts", "root-ca-cert": "rootCaCert",
+                  "cert-req-template": "certReqTemplate", "crl-status-list": "crlStatusList"}[info_type]
+        pki, session = self.session(name)
+
+        def build(session: SessionConfig) -> EnrollmentRequest:
+            old_root = current_root(session, self.certs) if wanted == "rootCaCert" else None
+            if wanted == "rootCaCert" and old_root is None:
+                raise RpcError("operation-failed", f"session {name}: no root CA certificate in the"
+                               " store to check a root CA key update against")
+            statuses = []
+            if wanted == "crlStatusList":
+                if not session.authentication_cert:
+                    raise RpcError("operation-failed", f"session {name}: crl-status-list asks for"
+                                   " the CRL of the authentication-cert; configure it")
+                statuses.append(m.crl_status_for(self.certs.load(session.authentication_cert)))
+            entries = genm.request_entries(wanted, old_root=old_root, crl_statuses=statuses)
+            return prepare_general(session, pki, self.keys, self.certs, self.secrets, entries,
+                                   connect_timeout=self.settings.connect_timeout)
+
+        request, result = await self._exchange(name, "genm", build)
+        if isinstance(result, Failed):
+            return _failure_leaves(result)
+        assert isinstance(result, GeneralResponse)
+        value = genm.response_value(wanted, result.entries)
+        try:
+            return await in_own_thread(f"cmp-{name}", functools.partial(
+                self._keep_general, wanted, value, request, result, session, pki.file_format))
+        except (m.MessageError, ProtectionError) as exc:
+            return {"status": "failure", "status-text": f"{wanted}: {exc}"}
+
+    def _keep_general(self, wanted: str, value: bytes | None, request: EnrollmentRequest,
+                      result: GeneralResponse, session: SessionConfig, file_format: str) -> dict:
+        """What a genp brought, checked: CA certificates that chain to a trust anchor of the
+        store, a new root chained to the current one; a template or a CRL as output."""
+        now = self.clock.now()
+        if wanted == "caCerts":
+            anchors = self.certs.ca_certificates()
+            saved, refused = [], []
+            certs = m.read_certificates(value)
+            for index, cert in enumerate(certs, start=1):
+                try:
+                    if cert not in anchors:
+                        validate_path(cert, certs + result.extra_certs, anchors, now)
+                except ProtectionError:
+                    refused.append(cert.subject.rfc4514_string())
+                    continue
+                file_name = f"{session.name}-cacert{index}.{file_format}"
+                self.certs.save(file_name, cert, file_format)
+                saved.append(file_name)
+            text = f"caCerts: {len(certs)} certificate(s), {len(saved)} chained to a trust anchor"
+            if refused:
+                text += "; not kept (no chain to a trust anchor): " + ", ".join(refused)
+            return {"status": "success", "ca-certificate-file": saved, "status-text": text}
+        if wanted == "rootCaCert":
+            update = m.read_root_ca_key_update(value)
+            if update is None:
+                return {"status": "success", "status-text": "rootCaCert: no root CA key update"}
+            old_root = x509.load_der_x509_certificate(request.general[0].value)
+            new_root = genm.verify_root_update(update, old_root, now)
+            file_name = f"{session.name}-root.{file_format}"
+            self.certs.save(file_name, new_root, file_format)
+            self.on_store_change()
+            return {"status": "success", "ca-certificate-file": [file_name],
+                    "status-text": "rootCaCert: new root saved, newWithOld verified with"
+                                   f" {old_root.subject.rfc4514_string()}"}
+        if wanted == "certReqTemplate":
+            template = m.read_cert_req_template(value)
+            if template is None:
+                return {"status": "success", "status-text": "certReqTemplate: the CA has none"}
+            return {"status": "success", "template": template.to_der()}
+        crls = m.read_crls(value)
+        if not crls:
+            return {"status": "success", "status-text": "crlStatusList: no newer CRL"}
+        return {"status": "success", "crl": crls[0].public_bytes(serialization.Encoding.DER),
+                "status-text": f"crlStatusList: CRL of {crls[0].issuer.rfc4514_string()},"
+                               f" {len(crls[0])} revoked"}
+
     def busy(self, name: str) -> bool:
         """Whether a transaction of session *name* is running."""
         return name in self._busy
@@ -450,7 +596,7 @@ class PkiService:
         return outcome
 
     @staticmethod
-    def _count(stats: CmpStatistics, result: EnrollmentResult) -> None:
+    def _count(stats: CmpStatistics, result: TransactionResult) -> None:
         for body, count in result.messages.sent.items():
             stats.sent[_COUNTER_NAMES.get(body, body)] += count
         for body, count in result.messages.received.items():
@@ -459,6 +605,8 @@ class PkiService:
             stats.outcomes["waiting"] += 1
         if isinstance(result, Enrolled):
             stats.outcomes["granted-with-mods" if result.status == "grantedWithMods" else "accepted"] += 1
+            return
+        if not isinstance(result, Failed):  # rp or genp: not a certificate response
             return
         if result.status == "rejection":
             stats.outcomes["rejection"] += 1
@@ -563,6 +711,7 @@ class PkiService:
             if info.curve:
                 etree.SubElement(entry, q("curve")).text = info.curve
             etree.SubElement(entry, q("fingerprint")).text = info.fingerprint
+        revoked = self.revocations.all()
         for name in self.certs.names():
             try:
                 cert_info = self.certs.describe(name)
@@ -579,5 +728,10 @@ class PkiService:
                 ("fingerprint", cert_info.fingerprint),
             ):
                 etree.SubElement(entry, q(leaf)).text = value
+            mark = revoked.get(cert_info.fingerprint)
+            if mark is not None:
+                revocation = etree.SubElement(entry, q("revocation"))
+                etree.SubElement(revocation, q("reason")).text = mark.reason
+                etree.SubElement(revocation, q("time")).text = yang_datetime(mark.time)
         pki.append(self.total.to_xml("cmp-statistics"))
         return [pki]

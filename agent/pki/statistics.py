@@ -14,12 +14,12 @@ from lxml import etree
 from agent import PKI_NS
 
 #: CMP body types counted, by direction, as named in the YANG module
-SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req")
-RECEIVED_TYPES = ("ip", "cp", "kup", "pki-conf", "poll-rep", "error")
+SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req", "p10cr", "rr", "genm")
+RECEIVED_TYPES = ("ip", "cp", "kup", "pki-conf", "poll-rep", "error", "rp", "genp")
 OUTCOMES = ("accepted", "granted-with-mods", "rejection", "waiting")
 FAILURE_KINDS = ("transport", "timeout", "protection")
 
-RequestType = Literal["ir", "cr", "kur"]
+RequestType = Literal["ir", "cr", "kur", "p10cr"]
 Trigger = Literal["manual", "auto"]
 Result = Literal["success", "failure", "waiting"]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 from collections.abc import Callable
@@ -346,3 +347,37 @@ class CertificateStore:
         """The encoding a file of this name gets: its extension's, else *default*."""
         suffix = Path(name).suffix.lower()
         return "der" if suffix in (".der", ".cer") else "pem" if suffix in (".pem", ".crt") else default
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """A certificate the CA revoked at our request (``certificate-file/revocation``)."""
+
+    reason: str  # CRLReason name (RFC 5280 5.3.1)
+    time: datetime
+
+
+class RevocationMarks:
+    """Which certificates were revoked by ``cmp-revocation-request``: one JSON file beside
+    the certificate store, keyed by the certificate's fingerprint, so that a file later
+    replaced by a new certificate is not shown as revoked."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _read(self) -> dict[str, dict[str, str]]:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def mark(self, cert: x509.Certificate, reason: str, time: datetime) -> None:
+        marks = self._read()
+        marks[fingerprint(cert.public_bytes(serialization.Encoding.DER))] = {
+            "reason": reason, "time": time.isoformat()}
+        atomic_write(self.path, json.dumps(marks, indent=1).encode(), mode=0o644)
+
+    def all(self) -> dict[str, Revocation]:
+        """Fingerprint -> revocation."""
+        return {fp: Revocation(v["reason"], datetime.fromisoformat(v["time"]))
+                for fp, v in self._read().items()}

@@ -206,3 +206,20 @@ def test_root_ca_key_update_checked_against_the_current_root(tmp_path, pki):
             kind="kur", server_url=ca.url, new_key=pki.new_key,
             signer=SignerCredentials(ir.certificate, pki.client_key), trusted=(old_root,)))
         assert isinstance(stale, Failed) and stale.kind.value == "protection"
+
+
+def test_cert_profile_and_implicit_confirm_in_general_info(pki, mock_server):
+    """RFC 9480 2.17 certProfile next to implicitConfirm in generalInfo: read back by our
+    decoder, accepted by OpenSSL's mock (which grants implicit confirmation when told)."""
+    fields = m.HeaderFields(sender=parse_dn("/CN=a"), recipient=parse_dn("/CN=b"),
+                            transaction_id=b"t" * 16, sender_nonce=b"n" * 16,
+                            implicit_confirm=True, cert_profile="router")
+    decoded = m.decode_message(m.encode_message(fields, m.pki_conf_body(), None))
+    assert decoded.cert_profile == "router" and decoded.implicit_confirm
+    server = mock_server("-grant_implicitconf")
+    result = enroll(EnrollmentRequest(
+        kind="ir", server_url=server.url, new_key=pki.new_key,
+        subject=parse_dn("/CN=router1.example.net"), implicit_confirm=True, cert_profile="router",
+        mac=MacCredentials(REFERENCE.encode(), SECRET.encode()), total_timeout=20))
+    assert isinstance(result, Enrolled), str(result)
+    assert result.messages.sent == {"ir": 1}

@@ -214,7 +214,7 @@ def test_kill_session_ends_the_other_session_and_frees_its_lock(agent):
 
 
 @pytest.mark.parametrize("rpc", ["cmp-initial-request", "cmp-certificate-request",
-                                 "cmp-keyupdate-request"])
+                                 "cmp-keyupdate-request", "cmp-pkcs10-request"])
 def test_cmp_rpcs_dispatch_and_name_an_unknown_session(agent, rpc):
     with connect(agent) as m:
         op = etree.Element(f"{{{PKI_NS}}}{rpc}", nsmap={None: PKI_NS})

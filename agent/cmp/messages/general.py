@@ -27,7 +27,6 @@ from datetime import datetime, timezone
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pyasn1_alt_modules import rfc9480
 
 from .. import der
 from .common import MessageError, certificate_sequence, decode_der, general_name
@@ -262,6 +261,7 @@ def read_crl_statuses(value: bytes | None) -> list[CrlStatus]:
     """The CRLStatus entries of a crlStatusList (CA side)."""
     if value is None:
         raise MessageError("crlStatusList without a value")
+    from pyasn1_alt_modules import rfc9480  # the whole of CMP: only a CA reads this
     result = []
     for status in decode_der(value, rfc9480.CRLStatusListValue()):
         source = status["source"]

@@ -207,7 +207,8 @@ def decode_message(data: bytes) -> DecodedMessage:
         implicit = any(str(i["infoType"]) == OID_IMPLICIT_CONFIRM for i in header["generalInfo"])
         for info in header["generalInfo"]:
             if str(info["infoType"]) == OID_CERT_PROFILE and info["infoValue"].isValue:
-                names = decode_der(info["infoValue"].asOctets(), rfc9480.CertProfileValue())
+                # CertProfileValue: SEQUENCE SIZE (1..MAX) OF UTF8String, as PKIFreeText
+                names = decode_der(info["infoValue"].asOctets(), asn1.PKIFreeText())
                 cert_profile = str(names[0]) if len(names) else None
     free_text = tuple(str(t) for t in header["freeText"]) if header["freeText"].isValue else ()
     return DecodedMessage(

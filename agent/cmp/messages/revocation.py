@@ -14,7 +14,8 @@ from cryptography import x509
 from pyasn1_alt_modules import rfc5280
 
 from .. import der
-from .common import MessageError, decode_der, general_name, x509_name
+from . import asn1
+from .common import MessageError, decode_der, x509_name
 from .header import DecodedMessage
 from .status import StatusInfo, encode_status_info, status_info
 
@@ -105,11 +106,16 @@ def revocation_response(message: DecodedMessage) -> RevocationResponse:
     """Read an rp (RFC 4210 5.3.10)."""
     if message.body_type != "rp":
         raise MessageError(f"{message.body_type} is not rp")
-    value = message.body
-    statuses = tuple(status_info(s) for s in value["status"])
+    data = message.body_der
+    try:
+        content = der.read_tlv(data, der.read_tlv(data).content_start)
+        fields = der.children(data, content)
+        if not fields or fields[0].tag != 0x30:
+            raise der.DerError("RevRepContent needs its status")
+        statuses = tuple(status_info(decode_der(data[s.start : s.end], asn1.PKIStatusInfo()))
+                         for s in der.children(data, fields[0]))
+    except der.DerError as exc:
+        raise MessageError(f"malformed rp: {exc}") from None
     if not statuses:
         raise MessageError("rp without a status")
-    revoked = ()
-    if value["revCerts"].isValue:
-        revoked = tuple((general_name(c["issuer"]), int(c["serialNumber"])) for c in value["revCerts"])
-    return RevocationResponse(statuses, revoked)
+    return RevocationResponse(statuses)
