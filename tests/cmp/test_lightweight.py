@@ -29,9 +29,11 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
 
 
-def make_csr(directory: Path, key: str, subject: str = "/CN=router1.example.net") -> str:
-    done = subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", subject,
-                           "-addext", "subjectAltName=DNS:router1.example.net",
+def make_csr(directory: Path, key: str, subject: str = "/CN=router1.example.net",
+             san: bool = True) -> str:
+    """A CSR made by OpenSSL; the mock's certificate has no subjectAltName: none for it."""
+    extra = ["-addext", "subjectAltName=DNS:router1.example.net"] if san else []
+    done = subprocess.run(["openssl", "req", "-new", "-key", key, "-subj", subject, *extra,
                            "-out", str(directory / "r.csr")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return str(directory / "r.csr")
@@ -51,7 +53,8 @@ def test_cmp_help_lists_the_lightweight_commands(tmp_path):
 def test_p10cr_from_a_csr_file_with_the_mock(pki, mock_server, tmp_path):
     server = mock_server()
     done = run_cli("p10cr", "--server", server.url, "--ref", REFERENCE, "--secret", f"pass:{SECRET}",
-                   "--csr", make_csr(tmp_path, pki.path("new.key")), "--certout", "cert.pem",
+                   "--weak-algorithms",  # the mock answers with HMAC-SHA1
+                   "--csr", make_csr(tmp_path, pki.path("new.key"), san=False), "--certout", "cert.pem",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert x509.load_pem_x509_certificate((tmp_path / "cert.pem").read_bytes()) == pki.issued
@@ -60,7 +63,9 @@ def test_p10cr_from_a_csr_file_with_the_mock(pki, mock_server, tmp_path):
 def test_ir_takes_subject_extensions_and_key_from_the_csr(pki, mock_server, tmp_path):
     server = mock_server()
     done = run_cli("ir", "--server", server.url, "--ref", REFERENCE, "--secret", f"pass:{SECRET}",
-                   "--csr", make_csr(tmp_path, pki.path("new.key")), "--newkey", pki.path("new.key"),
+                   "--weak-algorithms",
+                   "--csr", make_csr(tmp_path, pki.path("new.key"), san=False),
+                   "--newkey", pki.path("new.key"),
                    "--certout", "cert.pem", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     # a key that is not the CSR's cannot prove possession for it
@@ -75,7 +80,8 @@ def test_p10cr_built_by_the_engine_with_the_mock(pki, mock_server):
     result = enroll(EnrollmentRequest(
         kind="p10cr", server_url=server.url, new_key=pki.new_key,
         subject=parse_dn("/CN=router1.example.net"),
-        mac=MacCredentials(REFERENCE.encode(), SECRET.encode()), total_timeout=20))
+        mac=MacCredentials(REFERENCE.encode(), SECRET.encode()), weak_algorithms=True,
+        total_timeout=20))
     assert isinstance(result, Enrolled), str(result)
     assert result.messages.sent == {"p10cr": 1, "certConf": 1}
 
@@ -90,7 +96,7 @@ def test_rr_with_the_mock(pki, mock_server, tmp_path):
     assert "accepted: revoked serial" in done.stdout
     # another certificate is not the mock's: refused with the CA's reason
     done = run_cli("rr", "--server", server.url, "--oldcert", pki.path("client.pem"),
-                   "--ref", REFERENCE, "--secret", f"pass:{SECRET}", cwd=tmp_path)
+                   "--ref", REFERENCE, "--secret", f"pass:{SECRET}", "--weak-algorithms", cwd=tmp_path)
     assert done.returncode == 1
     assert "rejection" in done.stderr or "error" in done.stderr
 
@@ -100,12 +106,12 @@ def test_genm_with_the_mock_echo(pki, mock_server, tmp_path):
     server = mock_server()
     result = enroll(EnrollmentRequest(
         kind="genm", server_url=server.url, mac=MacCredentials(REFERENCE.encode(), SECRET.encode()),
-        general=(m.InfoTypeAndValue(m.INFO_TYPES["caCerts"][0]),), total_timeout=20))
+        weak_algorithms=True, general=(m.InfoTypeAndValue(m.INFO_TYPES["caCerts"][0]),), total_timeout=20))
     assert isinstance(result, GeneralResponse), str(result)
     assert [e.oid for e in result.entries] == [m.INFO_TYPES["caCerts"][0]]
     assert result.messages.sent == {"genm": 1} and result.messages.received == {"genp": 1}
     done = run_cli("genm", "--server", server.url, "--ref", REFERENCE, "--secret", f"pass:{SECRET}",
-                   "--infotype", "caCerts", "--cacertsout", "cacerts.pem", cwd=tmp_path)
+                   "--weak-algorithms", "--infotype", "caCerts", "--cacertsout", "cacerts.pem", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "caCerts: 0 certificate(s)" in done.stdout
 
@@ -220,6 +226,7 @@ def test_cert_profile_and_implicit_confirm_in_general_info(pki, mock_server):
     result = enroll(EnrollmentRequest(
         kind="ir", server_url=server.url, new_key=pki.new_key,
         subject=parse_dn("/CN=router1.example.net"), implicit_confirm=True, cert_profile="router",
-        mac=MacCredentials(REFERENCE.encode(), SECRET.encode()), total_timeout=20))
+        mac=MacCredentials(REFERENCE.encode(), SECRET.encode()), weak_algorithms=True,
+        total_timeout=20))
     assert isinstance(result, Enrolled), str(result)
     assert result.messages.sent == {"ir": 1}
