@@ -128,3 +128,20 @@ def test_temporaries_of_interrupted_writes_are_removed(tmp_path):
         path.write_bytes(b"mine")
     assert sorted(remove_temporaries(tmp_path)) == sorted(orphans)
     assert all(p.exists() for p in keep) and not any(p.exists() for p in orphans)
+
+
+def test_the_readme_limits_name_real_options():
+    """README, "Limits": every serve option it names exists."""
+    import argparse
+    import re
+    from pathlib import Path
+
+    from agent.serve import configure_parser
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Limits", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`(--[a-z-]+)`", section))
+    parser = argparse.ArgumentParser()
+    configure_parser(parser)
+    known = {option for action in parser._actions for option in action.option_strings}
+    assert named and named <= known, named - known

@@ -92,3 +92,18 @@ def test_idle_connections_cannot_lock_users_out(agent):
         await other.close()
 
     run(scenario())
+
+
+def test_keyboard_interactive_when_configured(start_agent):
+    agent = start_agent("--keyboard-interactive")
+
+    async def scenario():
+        conn = await asyncssh.connect("127.0.0.1", agent.port, username="admin",
+                                      password=agent.password, known_hosts=None,
+                                      client_keys=None, agent_path=None,
+                                      preferred_auth="keyboard-interactive")
+        writer, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
+        assert b"<session-id>" in await asyncio.wait_for(reader.readuntil(b"]]>]]>"), 30)
+        conn.close()
+
+    run(scenario())

@@ -220,3 +220,18 @@ def test_unfinished_input_of_all_sessions_together_is_bounded(model, tmp_path):
         assert server.buffered == 0
 
     asyncio.run(scenario())
+
+
+def test_notification_filter_size_is_bounded(server):
+    from agent.netconf.filters import MAX_FILTER_NODES
+
+    async def scenario():
+        client = Client(server)
+        reply = await client.rpc(
+            "<create-subscription xmlns='urn:ietf:params:xml:ns:netconf:notification:1.0'>"
+            "<filter type='subtree'><pki xmlns='urn:cmp-agent:yang:cmp-agent-pki'>"
+            + "<x/>" * MAX_FILTER_NODES + "</pki></filter></create-subscription>")
+        assert tag(reply) == "too-big"
+        assert client.record.subscription is None
+
+    asyncio.run(scenario())
