@@ -34,7 +34,7 @@ log = logging.getLogger("agent.netconf.logins")
 class LoginLimits:
     max_auth_tries: int = 6
     base_delay: float = 1.0
-    max_delay: float = 30.0
+    max_delay: float = 10.0  # below login_grace: a patient user still gets in
     forget_after: float = 900.0
     max_startups: int = 32
     login_grace: float = 20.0
