@@ -39,7 +39,11 @@ MAX_WORKERS = 2
 #: address space of a worker process
 WORKER_MEMORY = 1024 * 1024 * 1024
 
+#: seconds a new worker may take to start (a loaded machine is slow to start Python)
+WORKER_START_SECONDS = 60.0
+
 _LENGTH = struct.Struct(">Q")
+_READY = b"ready\n"
 
 
 @dataclass
@@ -110,10 +114,19 @@ class FilterRunner:
 
 
 async def _spawn() -> _Worker:
+    """A new worker, once it has started (its start-up is not counted in the budget)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", __name__, stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE)
-    return _Worker(process)
+    worker = _Worker(process)
+    assert process.stdout is not None
+    try:
+        await asyncio.wait_for(process.stdout.readexactly(len(_READY)), WORKER_START_SECONDS)
+    except (asyncio.TimeoutError, asyncio.IncompleteReadError):
+        await worker.kill()
+        raise RpcError("operation-failed", "the XPath filter worker did not start within"
+                       f" {WORKER_START_SECONDS:g} s; try again", type="application") from None
+    return worker
 
 
 # --- the worker process ------------------------------------------------------------
@@ -127,6 +140,8 @@ def _evaluate(request: tuple) -> tuple:
 
 
 def _serve(stdin, stdout) -> None:
+    stdout.write(_READY)
+    stdout.flush()
     while header := stdin.read(_LENGTH.size):
         (size,) = _LENGTH.unpack(header)
         body = pickle.dumps(_evaluate(pickle.loads(stdin.read(size))))
