@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import logging.handlers
 import os
@@ -255,6 +256,7 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
               " (another agent running? choose another --port)", file=sys.stderr)
         await pki.stop()
         return 1
+    gc.freeze()  # the model and the configuration loaded so far: out of the collector's scans
     bound = acceptor.sockets[0].getsockname()
     shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info("listening on %s:%d (state directory %s)", shown_host, bound[1], state_dir)

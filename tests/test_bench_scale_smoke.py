@@ -21,6 +21,7 @@ def test_small_scale_run_renews_all_within_the_concurrency_limit(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stderr[-4000:]
     result = json.loads(out.read_text())
+    assert result["settle_s"] >= 0
     for name in ("edit_ms", "commit_ms", "rss_kb", "renewals_per_s", "storm_seconds",
                  "netconf_p99_ms_during_storm", "netconf_median_ms_during_storm"):
         assert result[name] > 0, name

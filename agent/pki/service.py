@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import itertools
 import logging
 import threading
@@ -268,6 +269,11 @@ class PkiService:
         while self._view_version != self.datastores.running_version:
             self._catch_up(VIEW_CHUNK)
             await asyncio.sleep(0)
+        # What the committed configuration built (the view, the schedule) lives until
+        # the next commit and holds no garbage cycles: taken out of the cyclic garbage
+        # collector's scans, whose full passes otherwise stall every session for
+        # tens of milliseconds per 10,000 sessions (refcounting still frees it).
+        gc.freeze()
 
     def _catch_up(self, limit: int | None = None) -> None:
         """Apply the changes of running to the view (at most *limit* sessions)."""
