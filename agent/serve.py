@@ -230,7 +230,6 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
     from .netconf.server import NetconfServer, start_ssh_server
 
     datastores = Datastores(model, state_dir, SecretBox.open(state_dir))
-    bootstrap(datastores)
     from .pki.binding import attach
     from .pki.service import ServiceSettings
 
@@ -241,6 +240,7 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
                            confirm_backup=state_dir / "unconfirmed-commit-rollback.xml",
                            xpath_filter_seconds=args.xpath_filter_seconds)
     server.recover_unconfirmed_commit()
+    bootstrap(datastores)  # after the recovery, which may bring back an older running
     pki = attach(server, model, datastores, state_dir, datastores.secrets,
                  settings=ServiceSettings(reply_wait=args.cmp_reply_wait), pacing=pacing)
     try:
