@@ -19,9 +19,9 @@ Path validation is cryptography's ``x509.verification`` (RFC 5280 6.1: signature
 validity, basicConstraints and pathLenConstraint, name constraints, unknown critical
 extensions), with CA rules of our own (keyCertSign when keyUsage is present) and no
 web-PKI rules on the end entity. Within a transaction the signer that validated the
-first signed response also verifies later responses that carry no extraCerts (a CA
-need not repeat its certificate in pollRep or pkiConf), but only responses signed with
-its own key.
+first signed response also verifies later responses signed with its key, whatever
+extraCerts they carry (a CA need not repeat its certificate and chain in pollRep or
+pkiConf; OpenSSL reuses its validated server certificate the same way).
 """
 
 from __future__ import annotations
@@ -149,6 +149,8 @@ def validate_path(
         return verifier.verify(cert, list(intermediates)).chain
     except VerificationError as exc:
         reason = _NOISE.sub("", str(exc))
+        if reason.startswith("all candidates exhausted with no interior errors"):
+            reason = "no path to a trust anchor"
         raise ProtectionError(f"no trusted chain for {describe(cert)}: {reason}") from None
 
 
@@ -196,8 +198,8 @@ class ResponseVerifier:
     ) -> Verified:
         """How *message* is validly protected, or :class:`ProtectionError` naming the check.
 
-        *signer*: the signer validated earlier in the same transaction, reused when the
-        message carries no extraCerts.
+        *signer*: the signer validated earlier in the same transaction, reused when its
+        key signed *message*.
         """
         if message.protection is None or message.protection_alg is None:
             raise ProtectionError("message is not protected")
@@ -263,7 +265,7 @@ class ResponseVerifier:
                 ) from None
             self._check_signer(self.server_cert, message, now)
             return self.server_cert
-        if previous is not None and not message.extra_certs and self._signed_by(previous, message):
+        if previous is not None and self._signed_by(previous, message):
             self._check_signer(previous, message, now)  # its path was validated before
             return previous
         if not self.trusted:

@@ -57,6 +57,7 @@ class SessionConfig:
     #: hash of our signatures; None: the key's default (SHA-256, the curve's for P-384/521)
     digest: Literal["sha256", "sha384", "sha512", "sha1"] | None
     verification_cert: str | None
+    ignore_keyusage: bool
     origin_authentication: Literal["message-authentication-code", "signature"]
     mac_reference: str | None
     mac_secret_ciphertext: str | None
@@ -97,6 +98,7 @@ class SessionConfig:
             integrity_algorithm=raw.get("integrity-algorithm", "hmac-sha256"),
             digest=raw.get("digest"),
             verification_cert=raw.get("verification-cert"),
+            ignore_keyusage=raw.get("ignore-keyusage", False),
             origin_authentication=raw.get(
                 "origin-authentication-method", "message-authentication-code"
             ),

@@ -2,8 +2,9 @@
 
 This is where the seed's session configuration (steps 4-12) meets
 :class:`agent.cmp.client.EnrollmentRequest`: subject from the entity, recipient
-from ``ca-name``, the key pair, MAC or signature credentials, the certificate
-that verifies the CA's answers, and the source address.
+from ``ca-name``, the key pair, MAC or signature credentials, the trust anchors
+and untrusted certificates that verify the CA's answers, and the source address.
+The CMP engine then decides exactly as the shell's ``cmp-agent cmp`` does.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.interfaces import interface_address
 from agent.pki.preconditions import problems
 from agent.pki.stores import (
+    PREVIOUS_SUFFIX,
     CertificateStore,
     KeyStore,
     PrivateKey,
@@ -115,6 +117,35 @@ def tls_settings(session: SessionConfig, keys: KeyStore, certs: CertificateStore
         "tls_host": session.tls_server_name,
     }
 
+@dataclass(frozen=True)
+class SessionTrust:
+    """Seed step 10 as the README's trust model reads it."""
+
+    #: the trust anchors of the CA's answers and of the issued certificate
+    anchors: tuple[x509.Certificate, ...]
+    #: the device's other certificates: intermediates only
+    untrusted: tuple[x509.Certificate, ...]
+    #: the device's CA certificates, for the chain we send with our own certificate
+    ca_certificates: tuple[x509.Certificate, ...]
+
+
+def session_trust(session: SessionConfig, certs: CertificateStore) -> SessionTrust:
+    """With ``verification-cert``: that CA certificate is the only anchor. Without:
+    the files imported as trust anchors and caPubs received under a verified MAC in
+    an IR. Every other certificate on the device may only complete a path."""
+    stored = [(n, c, why) for n, c, why in certs.certificates() if not n.endswith(PREVIOUS_SUFFIX)]
+    if session.verification_cert:
+        anchor_names = {session.verification_cert}
+        certs.load(session.verification_cert)  # a clear error when it is missing
+    else:
+        anchor_names = {n for n, _, why in stored if why is not None}
+    anchors = tuple(c for n, c, _ in stored if n in anchor_names)
+    return SessionTrust(
+        anchors=anchors,
+        untrusted=tuple(c for n, c, _ in stored if n not in anchor_names and c not in anchors),
+        ca_certificates=certs.ca_certificates(),
+    )
+
 
 def weak_algorithm_warning(session: SessionConfig) -> str | None:
     """Seed step 9: hmac-sha1 is allowed while weak algorithms are enabled, never silently."""
@@ -145,14 +176,13 @@ def unescape_url(url: str) -> str:
 
 
 def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: CertificateStore,
-               anchors: tuple[x509.Certificate, ...], connect_timeout: float) -> dict:
+               trust: SessionTrust, connect_timeout: float) -> dict:
     """The fields of an engine request that say where the CA is and how its answers are
     checked (seed steps 5, 6, 8, 10, and TLS), the same for every kind of request."""
     try:
         recipient = parse_dn(session.ca_name) if session.ca_name else None
     except NameSyntaxError as exc:
         raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
-    server_cert = certs.load(session.verification_cert) if session.verification_cert else None
     url = unescape_url(session.url) if session.url_escaped else session.url
     source = session.source_address
     if session.source_interface:
@@ -160,15 +190,16 @@ def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: Ce
     return dict(
         server_url=url,
         recipient=recipient,
-        server_cert=server_cert,
-        trusted=() if server_cert else anchors,
+        trusted=trust.anchors,
+        untrusted=trust.untrusted,
+        ignore_keyusage=session.ignore_keyusage,
         source_address=source,
         connect_timeout=connect_timeout,
         message_timeout=session.message_timeout,
         total_timeout=session.total_timeout or None,
         digest=session.digest,
         weak_algorithms=pki.weak_algorithms_enabled,
-        **tls_settings(session, keys, certs, anchors),
+        **tls_settings(session, keys, certs, trust.ca_certificates),
     )
 
 
@@ -203,26 +234,22 @@ def prepare_revocation(session: SessionConfig, pki: PkiConfig, keys: KeyStore, c
     when the key store has it, else authenticated like the session's initial request."""
     _session_ready(session)
     cert = certs.load(certificate_file)
-    anchors = certs.ca_certificates()
+    trust = session_trust(session, certs)
     try:
         key = key_for_certificate(keys, cert, session.key_pair_name)
-        mac, signer = None, SignerCredentials(cert, key, issuer_chain(anchors, cert))
+        mac, signer = None, SignerCredentials(cert, key, issuer_chain(trust.ca_certificates, cert))
     except RpcError:
-        mac, signer = _session_credentials(session, keys, certs, secrets, anchors)
+        mac, signer = _session_credentials(session, keys, certs, secrets, trust.ca_certificates)
     return EnrollmentRequest(kind="rr", mac=mac, signer=signer, old_certificate=cert,
                              revocation_reason=reason,
-                             **connection(session, pki, keys, certs, anchors, connect_timeout))
+                             **connection(session, pki, keys, certs, trust, connect_timeout))
 
 
 def current_root(session: SessionConfig, certs: CertificateStore) -> x509.Certificate | None:
-    """The root the session trusts now: its verification-cert when self-signed, else a
-    self-signed CA certificate of the store named like the session's ca-name (or the only
-    one)."""
-    if session.verification_cert:
-        cert = certs.load(session.verification_cert)
-        if cert.issuer == cert.subject:
-            return cert
-    roots = [c for c in certs.ca_certificates() if c.issuer == c.subject]
+    """The root the session trusts now: a self-signed trust anchor of the session (its
+    verification-cert, else the store's anchors), the one named like the session's ca-name
+    when there are several."""
+    roots = [c for c in session_trust(session, certs).anchors if c.issuer == c.subject]
     if session.ca_name:
         try:
             named = parse_dn(session.ca_name)
@@ -236,11 +263,12 @@ def prepare_general(session: SessionConfig, pki: PkiConfig, keys: KeyStore, cert
                     secrets: SecretBox, entries, *, connect_timeout: float) -> EnrollmentRequest:
     """RFC 9483 4.3: a genm asking for *entries*, authenticated like an initial request."""
     _session_ready(session)
-    anchors = certs.ca_certificates()
-    mac, signer = _session_credentials(session, keys, certs, secrets, anchors)
+    trust = session_trust(session, certs)
+    mac, signer = _session_credentials(session, keys, certs, secrets, trust.ca_certificates)
     return EnrollmentRequest(kind="genm", mac=mac, signer=signer, general=tuple(entries),
                              cert_profile=session.cert_profile,
-                             **connection(session, pki, keys, certs, anchors, connect_timeout))
+                             **connection(session, pki, keys, certs, trust, connect_timeout))
+
 
 
 def prepare(
@@ -269,7 +297,7 @@ def prepare(
     key_is_new = kind == "kur" and session.regenerate and not key_pair_created
     new_key = regenerated_key(current_key, session.key_bits) if key_is_new else current_key
 
-    anchors = certs.ca_certificates()  # read once per request
+    trust = session_trust(session, certs)  # the store read once
     mac = signer = None
     warning = None
     if kind in ("ir", "p10cr") and session.origin_authentication == "message-authentication-code":
@@ -284,7 +312,7 @@ def prepare(
         signer = SignerCredentials(
             certificate=own,
             key=key_for_certificate(keys, own, session.key_pair_name),
-            chain=issuer_chain(anchors, own),
+            chain=issuer_chain(trust.ca_certificates, own),
         )
 
     entity = session.entity
@@ -317,7 +345,7 @@ def prepare(
         signer=signer,
         implicit_confirm=session.implicit_confirm,
         cert_profile=session.cert_profile,
-        **connection(session, pki, keys, certs, anchors, connect_timeout),
+        **connection(session, pki, keys, certs, trust, connect_timeout),
     )
     return PreparedRequest(
         session=session,

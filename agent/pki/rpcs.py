@@ -128,7 +128,8 @@ def handlers(service: PkiService, model: Model) -> dict[str, Handler]:
 
     async def certificate_import(ctx, operation):
         args = parse_input(model, operation)
-        service.certs.import_data(args["name"], args["data"], args["overwrite"])
+        service.certs.import_data(args["name"], args["data"], args["overwrite"],
+                                  args["trust-anchor"])
         service.on_store_change()
 
     async def certificate_delete(ctx, operation):

@@ -81,6 +81,7 @@ _FAILURE_COUNTERS = {
     FailureKind.TIMEOUT: "timeout",
     FailureKind.PROTECTION: "protection",
     FailureKind.PROTOCOL: "protection",
+    FailureKind.CERTIFICATE_REJECTED: "certificate-rejected",
 }
 
 #: sessions read again per step when a commit changed many (between steps other RPCs run)
@@ -503,7 +504,7 @@ class PkiService:
         store, a new root chained to the current one; a template or a CRL as output."""
         now = self.clock.now()
         if wanted == "caCerts":
-            anchors = self.certs.ca_certificates()
+            anchors = request.trusted  # the session's trust anchors (README "Trust model")
             saved, refused = [], []
             certs = m.read_certificates(value)
             for index, cert in enumerate(certs, start=1):
@@ -527,7 +528,8 @@ class PkiService:
             old_root = x509.load_der_x509_certificate(request.general[0].value)
             new_root = genm.verify_root_update(update, old_root, now)
             file_name = f"{session.name}-root.{file_format}"
-            self.certs.save(file_name, new_root, file_format)
+            # RFC 9483 4.3.2: verified with the current root, the new root is an anchor too
+            self.certs.save(file_name, new_root, file_format, "anchor-root-update")
             self.on_store_change()
             return {"status": "success", "ca-certificate-file": [file_name],
                     "status-text": "rootCaCert: new root saved, newWithOld verified with"
@@ -647,9 +649,11 @@ class PkiService:
             self.keys.save(session.key_pair_name, prepared.new_key)
         self.certs.save(cert_file, result.certificate, encoding)
         ca_files = []
+        # caPubs are trust anchors only when they came under our verified MAC in an IR
+        anchor = "anchor-capubs-mac" if result.ca_pubs_trusted else None
         for index, ca in enumerate(result.ca_pubs, start=1):
             ca_file = f"{session.name}-ca{index}.{pki.file_format}"
-            self.certs.save(ca_file, ca, pki.file_format)
+            self.certs.save(ca_file, ca, pki.file_format, anchor)
             ca_files.append(ca_file)
         cert: x509.Certificate = result.certificate
         return RequestOutcome(
@@ -718,11 +722,16 @@ class PkiService:
                 etree.SubElement(entry, q("curve")).text = info.curve
             etree.SubElement(entry, q("fingerprint")).text = info.fingerprint
         revoked = self.revocations.all()
+        verification_certs = {s.verification_cert for s in sessions.values()}
+        registry = self.certs.trust_registry()
         for name in self.certs.names():
             try:
                 cert_info = self.certs.describe(name)
             except (RpcError, OSError):
                 continue
+            anchor = self.certs.trust_of(name, cert_info.fingerprint, registry)
+            if anchor is None:
+                anchor = "anchor-verification-cert" if name in verification_certs else "untrusted"
             entry = etree.SubElement(pki, q("certificate-file"))
             for leaf, value in (
                 ("name", cert_info.name),
@@ -732,6 +741,7 @@ class PkiService:
                 ("not-before", yang_datetime(cert_info.not_before)),
                 ("not-after", yang_datetime(cert_info.not_after)),
                 ("fingerprint", cert_info.fingerprint),
+                ("trust", anchor),
             ):
                 etree.SubElement(entry, q(leaf)).text = value
             mark = revoked.get(cert_info.fingerprint)

@@ -17,7 +17,7 @@ from agent import PKI_NS
 SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req", "p10cr", "rr", "genm")
 RECEIVED_TYPES = ("ip", "cp", "kup", "pki-conf", "poll-rep", "error", "rp", "genp")
 OUTCOMES = ("accepted", "granted-with-mods", "rejection", "waiting")
-FAILURE_KINDS = ("transport", "timeout", "protection")
+FAILURE_KINDS = ("transport", "timeout", "protection", "certificate-rejected")
 
 RequestType = Literal["ir", "cr", "kur", "p10cr"]
 Trigger = Literal["manual", "auto"]

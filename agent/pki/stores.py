@@ -28,6 +28,8 @@ from agent.netconf.errors import RpcError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 FileFormat = Literal["pem", "der"]
+#: why a certificate file is a trust anchor (YANG ``certificate-file/trust``; README "Trust model")
+AnchorReason = Literal["anchor-imported", "anchor-capubs-mac", "anchor-root-update"]
 T = TypeVar("T")
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
@@ -84,6 +86,10 @@ class CertificateInfo:
     not_before: datetime
     not_after: datetime
     fingerprint: str
+
+
+def cert_fingerprint(cert: x509.Certificate) -> str:
+    return fingerprint(cert.public_bytes(serialization.Encoding.DER))
 
 
 def describe_key(name: str, key: PrivateKey) -> KeyPairInfo:
@@ -218,12 +224,21 @@ def describe_certificate(name: str, cert: x509.Certificate) -> CertificateInfo:
         serial=f"{cert.serial_number:X}",
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
-        fingerprint=fingerprint(cert.public_bytes(serialization.Encoding.DER)),
+        fingerprint=cert_fingerprint(cert),
     )
 
 
 class CertificateStore:
-    """Certificate files, PEM or DER, named as the operator names them (e.g. ``local.pem``)."""
+    """Certificate files, PEM or DER, named as the operator names them (e.g. ``local.pem``).
+
+    Which files are trust anchors, and why, is kept beside them in ``.trust.json``
+    (a hidden file, never listed as a certificate file): file name -> reason and the
+    SHA-256 fingerprint of the certificate it vouches for. A file is an anchor only while
+    it holds that very certificate: writing a file by any other path (a save, an import
+    without ``trust-anchor``, a copy from outside) ends its trust.
+    """
+
+    TRUST_FILE = ".trust.json"
 
     def __init__(self, directory: Path):
         self.directory = directory
@@ -266,11 +281,11 @@ class CertificateStore:
             ) from None
 
     def ca_certificates(self) -> tuple[x509.Certificate, ...]:
-        """Seed step 10 without verification-cert: the device's CA certificates.
+        """The device's CA certificates: the chain sent with our own certificate.
 
         Only certificates that say they are a CA (basicConstraints cA) and are
-        not a kept ``.previous`` copy: an end-entity certificate in the store is
-        never a trust anchor for a CA's answers. One directory read per call:
+        not a kept ``.previous`` copy (which of them are trust anchors is
+        :meth:`certificates`' business, README "Trust model"). One directory read per call:
         each file is judged once per inode (every write here replaces the file
         by rename), so thousands of device certificates cost no file reads.
         """
@@ -296,11 +311,69 @@ class CertificateStore:
         self._ca_memo = seen
         return tuple(anchors)
 
-    def save(self, name: str, cert: x509.Certificate, file_format: FileFormat) -> None:
-        atomic_write(self._path(name), encode_certificate(cert, file_format), mode=0o644)
+    def save(
+        self, name: str, cert: x509.Certificate, file_format: FileFormat,
+        anchor: AnchorReason | None = None,
+    ) -> None:
+        """Write *cert* to *name*; it is a trust anchor afterwards only if *anchor* says why."""
+        path = self._path(name)
+        registry = self.trust_registry()
+        if anchor is None and name in registry:  # no longer vouched for, even if the write fails
+            del registry[name]
+            self._write_trust(registry)
+        atomic_write(path, encode_certificate(cert, file_format), mode=0o644)
+        if anchor is not None:
+            registry[name] = {"trust": anchor, "fingerprint": cert_fingerprint(cert)}
+            self._write_trust(registry)
 
-    def import_data(self, name: str, data: str, overwrite: bool = False) -> x509.Certificate:
-        """Store a certificate given as PEM text or base64 DER, in that encoding.
+    # -- trust ---------------------------------------------------------------------
+
+    def trust_registry(self) -> dict[str, dict[str, str]]:
+        """The anchors' file names -> reason and fingerprint (read once, pass to :meth:`trust_of`)."""
+        try:
+            data = json.loads((self.directory / self.TRUST_FILE).read_text())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:  # never guess trust: say so
+            raise RpcError(
+                "operation-failed",
+                f"the trust anchor list {self.TRUST_FILE} of the certificate store is unreadable"
+                f" ({exc}); re-import the trust anchors with certificate-import trust-anchor true",
+            ) from None
+        return data if isinstance(data, dict) else {}
+
+    def _write_trust(self, registry: dict[str, dict[str, str]]) -> None:
+        atomic_write(
+            self.directory / self.TRUST_FILE,
+            json.dumps(registry, indent=1, sort_keys=True).encode(), mode=0o644,
+        )
+
+    @staticmethod
+    def trust_of(name: str, cert_fingerprint: str,
+                 registry: dict[str, dict[str, str]]) -> AnchorReason | None:
+        """Why the file *name*, holding the certificate with *cert_fingerprint*, is a
+        trust anchor, or None if it is not."""
+        entry = registry.get(name)
+        if entry and entry.get("fingerprint") == cert_fingerprint:
+            return entry.get("trust")  # type: ignore[return-value]
+        return None
+
+    def certificates(self) -> list[tuple[str, x509.Certificate, AnchorReason | None]]:
+        """Every readable certificate file: (name, certificate, why it is an anchor or None)."""
+        registry = self.trust_registry()
+        out = []
+        for name in self.names():
+            try:
+                cert = self.load(name)
+            except (RpcError, OSError):
+                continue  # a file that vanished or is not a certificate
+            out.append((name, cert, self.trust_of(name, cert_fingerprint(cert), registry)))
+        return out
+
+    def import_data(self, name: str, data: str, overwrite: bool = False,
+                    trust_anchor: bool = False) -> x509.Certificate:
+        """Store a certificate given as PEM text or base64 DER, in that encoding; as a
+        trust anchor (``anchor-imported``) if *trust_anchor*, else as untrusted.
 
         An existing file of that name is replaced only with *overwrite*, and
         kept as ``NAME.previous``.
@@ -326,11 +399,15 @@ class CertificateStore:
             _check_overwrite("certificate file", name, overwrite)
             old = self._path(name)
             atomic_write(old.with_name(old.name + PREVIOUS_SUFFIX), old.read_bytes(), mode=0o644)
-        self.save(name, cert, file_format)
+        self.save(name, cert, file_format, "anchor-imported" if trust_anchor else None)
         return cert
 
     def delete(self, name: str) -> None:
         path = self._path(name)
+        registry = self.trust_registry()
+        if name in registry:
+            del registry[name]
+            self._write_trust(registry)
         try:
             path.unlink()
         except FileNotFoundError:

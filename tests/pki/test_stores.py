@@ -156,7 +156,7 @@ def test_a_file_keeps_the_encoding_its_name_says(certs):
     assert certs.encoding_of("local", "der") == "der"  # no extension: the configured format
 
 
-def test_only_ca_certificates_are_trust_anchors(certs):
+def test_ca_certificates_are_judged_once_per_file(certs):
     from cryptography import x509
 
     ca_key, leaf_key = generate_key("ec"), generate_key("ec")
@@ -215,3 +215,48 @@ def test_certificate_import_replaces_only_with_overwrite_and_keeps_the_previous(
     certs.import_data("ca.pem", pem(second), overwrite=True)
     assert certs.load("ca.pem") == second
     assert certs.load("ca.pem.previous") == first
+
+
+def test_trust_anchors_are_only_those_vouched_for(certs):
+    """README "Trust model": imported as anchors or caPubs under MAC; a CA certificate
+    saved otherwise, or rewritten, is untrusted; with verification-cert it is the only one."""
+    from agent.pki.config import SessionConfig
+    from agent.pki.enrollment import session_trust
+
+    def ca(name):
+        key = generate_key("ec")
+        cert = self_signed(key, name)
+        return (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+                .public_key(key.public_key()).serial_number(7)
+                .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+
+    imported, capubs, plain = ca("imported"), ca("capubs"), ca("plain")
+    leaf = self_signed(generate_key("ec"), "leaf")
+    certs.import_data("imported.pem", imported.public_bytes(serialization.Encoding.PEM).decode(),
+                      trust_anchor=True)
+    certs.save("s1-ca1.pem", capubs, "pem", "anchor-capubs-mac")
+    certs.save("s1-ca1.pem.previous", capubs, "pem", "anchor-capubs-mac")
+    certs.save("plain.pem", plain, "pem")
+    certs.save("leaf.pem", leaf, "pem")
+    found = {name: why for name, _, why in certs.certificates()}
+    assert found == {"imported.pem": "anchor-imported", "s1-ca1.pem": "anchor-capubs-mac",
+                     "s1-ca1.pem.previous": "anchor-capubs-mac", "plain.pem": None, "leaf.pem": None}
+
+    session = SessionConfig.from_raw({"name": "s1"}, {})
+    trust = session_trust(session, certs)
+    assert set(trust.anchors) == {imported, capubs}
+    assert set(trust.untrusted) == {plain, leaf}
+    assert set(trust.ca_certificates) == {imported, capubs, plain}
+
+    pinned = session_trust(SessionConfig.from_raw({"name": "s1", "verification-cert": "plain.pem"}, {}),
+                           certs)
+    assert pinned.anchors == (plain,) and imported in pinned.untrusted
+
+    # overwriting a file (or deleting it) ends its trust; the registry is not listed
+    certs.save("imported.pem", plain, "pem")
+    certs.delete("s1-ca1.pem")
+    assert {name: why for name, _, why in certs.certificates()}["imported.pem"] is None
+    assert ".trust.json" not in certs.names()
+    assert "s1-ca1.pem" not in certs.trust_registry()

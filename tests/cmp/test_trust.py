@@ -1,0 +1,122 @@
+"""Trust decisions on signed responses (issue 12), against OpenSSL's mock CMP server with a
+three-level PKI: root -> issuing CA -> CMP signer (EKU id-kp-cmcRA)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from http_proxy import CmpHttpProxy
+from test_cli import run_cli
+from trust_pki import ExtraCertsStripper, TrustPki
+
+from agent.cmp.client import EnrollmentRequest, SignerCredentials, enroll
+from agent.cmp.transaction import Enrolled, Failed, FailureKind
+
+
+@pytest.fixture(scope="module")
+def tpki(tmp_path_factory) -> TrustPki:
+    tpki = TrustPki(tmp_path_factory.mktemp("trust-pki"))
+    tpki.signer("keyenc", usage=("key_encipherment",))
+    tpki.signer("expired", expired=True)
+    tpki.signer("tls", eku=(ExtendedKeyUsageOID.SERVER_AUTH,))
+    tpki.signer("any", eku=(ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,))
+    return tpki
+
+
+def signed_request(tpki: TrustPki, url: str, **overrides) -> EnrollmentRequest:
+    fields = dict(kind="ir", server_url=url, new_key=tpki.new_key, subject=tpki.issued.subject,
+                  signer=SignerCredentials(tpki.client, tpki.client_key, (tpki.ca,)),
+                  trusted=(tpki.root,), total_timeout=20)
+    fields.update(overrides)
+    return EnrollmentRequest(**fields)
+
+
+def cli_ir(tpki: TrustPki, url: str, cwd, *extra: str):
+    return run_cli("ir", "--server", url, "--cert", tpki.path("client.pem"),
+                   "--key", tpki.path("client.key"), "--extracerts", tpki.path("ca.pem"),
+                   "--newkey", tpki.path("new.key"), "--subject", "/O=Trust Test/CN=router1",
+                   "--certout", "cert.pem", *extra, cwd=cwd)
+
+
+def test_root_anchor_validates_an_ra_signer_through_the_issuing_ca(tpki, mock_server, tmp_path):
+    server = mock_server(*tpki.mock_args(), mac=False, signer=False)
+    result = enroll(signed_request(tpki, server.url))
+    assert isinstance(result, Enrolled), str(result)
+    assert result.certificate == tpki.issued
+    assert isinstance(enroll(signed_request(tpki, server.url)), Enrolled)
+    done = cli_ir(tpki, server.url, tmp_path, "--trusted", tpki.path("root.pem"))
+    assert done.returncode == 0, done.stderr
+    assert x509.load_pem_x509_certificate((tmp_path / "cert.pem").read_bytes()) == tpki.issued
+
+
+def test_srvcert_pins_the_signer(tpki, mock_server, tmp_path):
+    server = mock_server(*tpki.mock_args(), mac=False, signer=False)
+    pinned = cli_ir(tpki, server.url, tmp_path, "--srvcert", tpki.path("signer-good.pem"))
+    assert pinned.returncode == 0, pinned.stderr
+    other = cli_ir(tpki, server.url, tmp_path, "--srvcert", tpki.path("signer-tls.pem"))
+    assert other.returncode == 1
+    assert "pinned server certificate CN=CMP signer tls" in other.stderr
+
+
+def test_signer_without_digital_signature_needs_the_switch(tpki, mock_server, tmp_path):
+    server = mock_server(*tpki.mock_args("keyenc"), mac=False, signer=False)
+    refused = enroll(signed_request(tpki, server.url))
+    assert isinstance(refused, Failed) and refused.kind is FailureKind.PROTECTION
+    assert "signer CN=CMP signer keyenc,O=Trust Test lacks digitalSignature key usage" in refused.message
+    assert refused.messages.sent == {"ir": 1}  # no certConf for an unauthenticated answer
+    assert isinstance(enroll(signed_request(tpki, server.url, ignore_keyusage=True)), Enrolled)
+    done = cli_ir(tpki, server.url, tmp_path, "--trusted", tpki.path("root.pem"))
+    assert done.returncode == 1 and "lacks digitalSignature key usage" in done.stderr
+    done = cli_ir(tpki, server.url, tmp_path, "--trusted", tpki.path("root.pem"), "--ignore-keyusage")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("signer,reason", [
+    ("expired", "signer CN=CMP signer expired,O=Trust Test expired at"),
+    ("tls", "has extended key usage serverAuth, none of which allows CMP"),
+])
+def test_unfit_signers_are_refused_by_name(tpki, mock_server, signer, reason):
+    server = mock_server(*tpki.mock_args(signer), mac=False, signer=False)
+    result = enroll(signed_request(tpki, server.url, ignore_keyusage=True))
+    assert isinstance(result, Failed) and result.kind is FailureKind.PROTECTION
+    assert reason in result.message
+
+
+def test_any_extended_key_usage_allows_cmp(tpki, mock_server):
+    server = mock_server(*tpki.mock_args("any"), mac=False, signer=False)
+    assert isinstance(enroll(signed_request(tpki, server.url)), Enrolled)
+
+
+def test_wrong_anchor_is_refused(tpki, mock_server, pki):
+    server = mock_server(*tpki.mock_args(), mac=False, signer=False)
+    result = enroll(signed_request(tpki, server.url, trusted=(pki.root,)))
+    assert isinstance(result, Failed) and result.kind is FailureKind.PROTECTION
+    assert "no trusted chain for CN=CMP signer good,O=Trust Test: no path to a trust anchor" in result.message
+    # the issuing CA alone, without its root, is not an anchor either: it is untrusted
+    result = enroll(signed_request(tpki, server.url, trusted=(), untrusted=(tpki.ca, tpki.root)))
+    assert isinstance(result, Failed) and "no server certificate or trust anchor" in result.message
+
+
+def test_signer_reused_for_poll_rep_and_pki_conf_without_extra_certs(tpki, mock_server):
+    server = mock_server(*tpki.mock_args(), "-poll_count", "2", "-check_after", "0",
+                         mac=False, signer=False)
+    stripper = ExtraCertsStripper(("pollRep", "pkiconf"))
+    proxy = CmpHttpProxy(server.port, rewrite=stripper)
+    try:
+        result = enroll(signed_request(tpki, proxy.url))
+    finally:
+        proxy.stop()
+    assert isinstance(result, Enrolled), str(result)
+    assert ("pollRep", True) in stripper.seen and ("pkiconf", True) in stripper.seen
+
+
+def test_key_not_matching_cert_is_refused_before_sending(tpki, tmp_path):
+    # nothing listens on the URL: a refusal after sending would be a transport error
+    done = run_cli("ir", "--server", "http://127.0.0.1:9/pkix/", "--cert", tpki.path("client.pem"),
+                   "--key", tpki.path("new.key"), "--newkey", tpki.path("new.key"),
+                   "--subject", "/CN=router1", "--trusted", tpki.path("root.pem"), cwd=tmp_path)
+    assert done.returncode == 2
+    assert "cert and key do not match" in done.stderr
+    with pytest.raises(ValueError, match="cert and key do not match"):
+        SignerCredentials(tpki.client, tpki.new_key)

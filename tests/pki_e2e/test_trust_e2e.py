@@ -1,0 +1,121 @@
+"""The agent's trust model over NETCONF (issue 12): verification-cert as a trust anchor,
+certificate-file trust, and caPubs that become anchors only under a verified MAC."""
+
+from __future__ import annotations
+
+import pytest
+from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki
+from cryptography.hazmat.primitives import serialization
+from nc_helpers import connect
+from pki_helpers import NS, commit_pki, counter, out, rpc, state
+from trust_pki import TrustPki
+
+ENTITY = ("<entity><name>e1</name><organization>Trust Test</organization>"
+          "<common-name>router1</common-name></entity>")
+
+
+def pem(item) -> str:
+    if hasattr(item, "private_bytes"):
+        return item.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()).decode()
+    return item.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def session(name: str, url: str, key: str, extra: str = "") -> str:
+    return (f"<cmp-session><name>{name}</name><entity>e1</entity>"
+            f"<server-url><url>{url}</url></server-url>"
+            f"<local-key-pair><name>{key}</name></local-key-pair>{extra}</cmp-session>")
+
+
+SIGNED = ("<origin-authentication-method>signature</origin-authentication-method>"
+          "<authentication-cert>a-client.pem</authentication-cert>")
+MAC = (f"<message-authentication-code><reference-value>{REFERENCE}</reference-value>"
+       f"<secret-value>{SECRET}</secret-value></message-authentication-code>")
+
+
+@pytest.fixture(scope="module")
+def pkis(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trust-e2e")
+    return TestPki.create(base / "mock"), TrustPki(base / "a", "A"), TrustPki(base / "b", "B")
+
+
+def trust_of(tree, name: str) -> str:
+    return tree.xpath(f"p:certificate-file[p:name='{name}']/p:trust/text()", namespaces=NS)[0]
+
+
+def test_capubs_become_anchors_only_under_a_verified_mac(fresh_agent, pkis):
+    mock, a, b = pkis
+    # s1: signed by A's CMP signer (EKU cmcRA) under A's issuing CA; verification-cert is
+    # A's root. Its ip carries B's root in caPubs.
+    s1 = MockCmpServer(mock, *a.mock_args(capubs=b.path("root.pem")), mac=False, signer=False)
+    # s2: signed by B's CMP signer, which chains only to B's root
+    s2 = MockCmpServer(mock, *b.mock_args(clients=a), mac=False, signer=False)
+    # s3: MAC-protected ip with B's root in caPubs
+    s3 = MockCmpServer(mock, *b.mock_args(None), mac=True, signer=False)
+    try:
+        with connect(fresh_agent) as m:
+            rpc(m, "certificate-import", name="a-root.pem", data=pem(a.root), trust_anchor="true")
+            rpc(m, "certificate-import", name="a-client.pem", data=pem(a.client))
+            rpc(m, "certificate-import", name="a-ca.pem", data=pem(a.ca))
+            rpc(m, "key-pair-import", name="a-client-key", private_key=pem(a.client_key))
+            rpc(m, "key-pair-import", name="a-new", private_key=pem(a.new_key))
+            rpc(m, "key-pair-import", name="b-new", private_key=pem(b.new_key))
+            # OpenSSL 3.0's mock answers MAC requests with HMAC-SHA1
+            commit_pki(m, "<weak-algorithms-enabled>true</weak-algorithms-enabled>" + ENTITY
+                       + session("s1", s1.url, "a-new",
+                                 SIGNED + "<verification-cert>a-root.pem</verification-cert>")
+                       + session("s2", s2.url, "b-new", SIGNED)
+                       + session("s3", s3.url, "b-new", MAC))
+            reply = rpc(m, "cmp-initial-request", session_name="s1")
+            assert out(reply, "status") == "success", out(reply, "status-text")
+            tree = state(m)
+            assert trust_of(tree, "a-root.pem") == "anchor-imported"
+            assert trust_of(tree, "a-client.pem") == "untrusted"
+            assert trust_of(tree, "s1-ca1.pem") == "untrusted"  # B's root from a signed ip
+
+            refused = rpc(m, "cmp-initial-request", session_name="s2")
+            assert out(refused, "status") == "failure"
+            assert "no trusted chain for CN=CMP signer good,O=Trust Test" in out(refused, "status-text")
+            assert counter(state(m), "s2", "p:failures/p:protection") == 1
+
+            reply = rpc(m, "cmp-initial-request", session_name="s3")
+            assert out(reply, "status") == "success", out(reply, "status-text")
+            assert trust_of(state(m), "s3-ca1.pem") == "anchor-capubs-mac"
+
+            reply = rpc(m, "cmp-initial-request", session_name="s2")
+            assert out(reply, "status") == "success", out(reply, "status-text")
+
+            # re-importing a file without trust-anchor ends its trust
+            rpc(m, "certificate-import", name="s3-ca1.pem", data=pem(b.root), overwrite="true")
+            assert trust_of(state(m), "s3-ca1.pem") == "untrusted"
+            refused = rpc(m, "cmp-initial-request", session_name="s2")
+            assert out(refused, "status") == "failure"
+    finally:
+        for server in (s1, s2, s3):
+            server.stop()
+
+
+def test_verification_cert_is_the_anchor_and_key_usage_switch(fresh_agent, pkis):
+    """A signer under the issuing CA is accepted with verification-cert = root (seed step
+    10); one without digitalSignature only with ignore-keyusage."""
+    mock, a, _ = pkis
+    a.signer("keyenc", usage=("key_encipherment",))
+    server = MockCmpServer(mock, *a.mock_args("keyenc"), mac=False, signer=False)
+    try:
+        with connect(fresh_agent) as m:
+            rpc(m, "certificate-import", name="a-root.pem", data=pem(a.root))
+            rpc(m, "certificate-import", name="a-client.pem", data=pem(a.client))
+            rpc(m, "key-pair-import", name="a-client-key", private_key=pem(a.client_key))
+            rpc(m, "key-pair-import", name="a-new", private_key=pem(a.new_key))
+            commit_pki(m, ENTITY + session(
+                "s1", server.url, "a-new", SIGNED + "<verification-cert>a-root.pem</verification-cert>"))
+            assert trust_of(state(m), "a-root.pem") == "anchor-verification-cert"
+            refused = rpc(m, "cmp-initial-request", session_name="s1")
+            assert out(refused, "status") == "failure"
+            assert "lacks digitalSignature key usage" in out(refused, "status-text")
+            commit_pki(m, "<cmp-session><name>s1</name><ignore-keyusage>true</ignore-keyusage>"
+                          "</cmp-session>")
+            reply = rpc(m, "cmp-initial-request", session_name="s1")
+            assert out(reply, "status") == "success", out(reply, "status-text")
+    finally:
+        server.stop()
