@@ -262,3 +262,20 @@ def test_the_clients_asn1_types_decode_as_rfc9480s():
             inner = der.read_tlv(tagged)
             assert encoder.encode(msg.content(spec())) == tagged[inner.content_start:]
     assert {m.decode_message(raw).body_type for raw in (err, rep)} == {"error", "pollRep"}
+
+
+def test_sender_must_name_the_signer():
+    """RFC 4210 5.1.1: a signature by a trusted key under another sender name is refused."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = _self_signed(key)
+    body = m.pki_conf_body()
+    for sender, ok in ((signer.subject, True), (parse_dn("/CN=Somebody Else"), False)):
+        fields = m.HeaderFields(sender, parse_dn("/CN=EE"), b"t" * 16, b"s" * 16, NOW, b"r" * 16)
+        msg = m.decode_message(m.encode_message(fields, body, m.SignatureProtector(signer, key)))
+        verifier = ResponseVerifier(trusted=(signer,))
+        if ok:
+            assert verifier.verify(msg, NOW).signer == signer
+        else:
+            with pytest.raises(ProtectionError, match="sender CN=Somebody Else does not match the"
+                                                      " signer certificate's subject CN=Somebody"):
+                verifier.verify(msg, NOW)

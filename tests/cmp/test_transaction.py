@@ -227,3 +227,45 @@ def test_implicit_confirm_only_when_granted(setup):
     assert m.decode_message(request).implicit_confirm
     done = tx.receive(answer(request, ip(cert), implicit=True))
     assert isinstance(done.result, Enrolled) and done.result.messages.sent == {"ir": 1}
+
+
+def reply(request_bytes: bytes, body, **header) -> bytes:
+    """A MAC-protected answer with the header fields in *header* changed."""
+    req = m.decode_message(request_bytes)
+    fields = dict(sender=parse_dn("/CN=CA"), recipient=req.sender, transaction_id=req.transaction_id,
+                  sender_nonce=b"\x77" * 16, recip_nonce=req.sender_nonce)
+    fields.update(header)
+    protector = m.MacProtector(b"ca", SECRET, "hmac-sha256", 100, lambda n: b"\x01" * n)
+    return m.encode_message(m.HeaderFields(**fields), body, protector)
+
+
+@pytest.mark.parametrize("header,expected", [
+    ({"pvno": 1}, "ip refused: pvno 1 is not 2 or 3"),
+    ({"pvno": 4}, "ip refused: pvno 4 is not 2 or 3"),
+    ({"sender_nonce": b"\x77" * 8}, "ip refused: senderNonce of 64 bits is shorter than 128 bits"),
+])
+def test_header_checks_name_what_failed(setup, header, expected):
+    """RFC 9480 2.20 (pvno 2 or 3), RFC 9483 3.1 (nonces of at least 128 bits)."""
+    tx, cert, *_ = setup
+    done = tx.receive(reply(tx.start().message, ip(cert), **header))
+    assert isinstance(done.result, Failed) and done.result.kind is FailureKind.PROTOCOL
+    assert done.result.message == expected
+
+
+def test_pvno_3_is_accepted(setup):
+    tx, cert, *_ = setup
+    assert isinstance(tx.receive(reply(tx.start().message, ip(cert), pvno=3)), Send)
+
+
+def test_error_without_recip_nonce_reports_the_cas_own_words(setup):
+    """An error about a request the CA could not parse has no recipNonce: what it says
+    matters, not a nonce mismatch."""
+    tx, *_ = setup
+    bit = m.FAILURE_BIT_NAMES.index("badDataFormat")
+    error = m.error_body(m.ErrorContent(m.StatusInfo(2, ("cannot parse the request",), (bit,))))
+    done = tx.receive(reply(tx.start().message, error, recip_nonce=None))
+    result = done.result
+    assert result.kind is FailureKind.ERROR_MESSAGE
+    assert "no recipNonce" in result.message and "recipNonce does not match" not in result.message
+    assert result.status_texts == ("cannot parse the request",)
+    assert result.failure_info == ("badDataFormat",) and result.status == "rejection"

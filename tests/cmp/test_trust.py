@@ -4,6 +4,7 @@ three-level PKI: root -> issuing CA -> CMP signer (EKU id-kp-cmcRA)."""
 from __future__ import annotations
 
 import pytest
+from cmp_mock_pki import issue, write_pem
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from http_proxy import CmpHttpProxy
@@ -120,3 +121,18 @@ def test_key_not_matching_cert_is_refused_before_sending(tpki, tmp_path):
     assert "cert and key do not match" in done.stderr
     with pytest.raises(ValueError, match="cert and key do not match"):
         SignerCredentials(tpki.client, tpki.new_key)
+
+
+def test_issued_certificate_without_a_path_to_an_anchor_is_rejected(tpki, mock_server, pki, tmp_path):
+    """The CA's own signature is fine, but the certificate it issues chains to another
+    root: certConf says rejection (incorrectData), as the mock's log shows."""
+    stray = issue(tpki.issued.subject, tpki.new_key.public_key(), pki.root.subject, pki.root_key,
+                  ca=False)
+    server = mock_server(*tpki.mock_args(), "-rsp_cert", str(write_pem(tmp_path / "stray.pem", stray)),
+                         mac=False, signer=False)
+    result = enroll(signed_request(tpki, server.url))
+    assert isinstance(result, Failed) and result.kind is FailureKind.CERTIFICATE_REJECTED
+    assert "rejected the issued certificate (incorrectData): no trusted chain for" in result.message
+    assert result.messages.sent == {"ir": 1, "certConf": 1}
+    assert result.messages.received == {"ip": 1, "pkiconf": 1}
+    assert "certificate rejected by client with PKIStatus: rejection" in "".join(server.output)

@@ -68,4 +68,7 @@ def test_a_certificate_for_another_key_is_refused(fresh_agent, mock):
         assert out(reply, "status") == "failure"
         assert "public key" in out(reply, "status-text")
         assert not (fresh_agent.state_dir / "pki" / "public" / "m2-local.pem").exists()
+        # refused in certConf and counted (README "Trust model")
+        assert counter(state(m), "m2", "p:failures/p:certificate-rejected") == 1
+        assert counter(state(m), "m2", "p:messages-sent/p:cert-conf") == 1
         assert state(m).xpath("p:key-pair/p:name/text()", namespaces=NS) == ["fresh"]
