@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -47,6 +47,8 @@ from .protection import ProtectionError
 
 #: longest path from a signer to a trust anchor, anchor included
 MAX_CHAIN_DEPTH = 8
+#: how far the CA's clock may run ahead of ours for a certificate it has just issued
+ISSUED_CLOCK_SKEW = timedelta(minutes=5)
 #: id-kp-cmcCA and id-kp-cmcRA (RFC 6402 2.10), the EKUs of CMP signers (RFC 9480 2.2)
 OID_KP_CMC_CA = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.27")
 OID_KP_CMC_RA = x509.ObjectIdentifier("1.3.6.1.5.5.7.3.28")
@@ -316,9 +318,12 @@ class ResponseVerifier:
         The anchors are ``trusted`` (or the pinned server certificate's issuer chain ends
         there), plus caPubs when they came under our verified MAC in an IR; extraCerts,
         caPubs and the device's certificates serve as intermediates. Without any anchor
-        there is nothing to check against (a MAC-only enrollment without caPubs).
+        there is nothing to check against (a MAC-only enrollment without caPubs). A
+        certificate valid from a moment up to :data:`ISSUED_CLOCK_SKEW` ahead (the CA's
+        clock ahead of ours) is checked at that moment.
         """
         anchors = _unique([*self.trusted, *(ca_pubs if ca_pubs_trusted else ())])
         if not anchors:
             return
-        validate_path(cert, _unique([*extra_certs, *ca_pubs, *self.untrusted]), anchors, now)
+        at = max(now, min(cert.not_valid_before_utc, now + ISSUED_CLOCK_SKEW))
+        validate_path(cert, _unique([*extra_certs, *ca_pubs, *self.untrusted]), anchors, at)

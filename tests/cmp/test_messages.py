@@ -279,3 +279,21 @@ def test_sender_must_name_the_signer():
             with pytest.raises(ProtectionError, match="sender CN=Somebody Else does not match the"
                                                       " signer certificate's subject CN=Somebody"):
                 verifier.verify(msg, NOW)
+
+
+def test_issued_certificate_checked_with_some_clock_skew():
+    """A certificate valid from a minute ahead (the CA's clock) passes; from a day ahead not."""
+    from datetime import timedelta
+
+    root_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    root = _self_signed(root_key)
+    verifier = ResponseVerifier(trusted=(root,))
+    soon = issue(parse_dn("/CN=ee"), key.public_key(), root.subject, root_key, ca=False,
+                 not_before=NOW + timedelta(minutes=1))
+    verifier.validate_issued(soon, (), (), False, NOW)
+    later = issue(parse_dn("/CN=ee"), key.public_key(), root.subject, root_key, ca=False,
+                  not_before=NOW + timedelta(days=1))
+    with pytest.raises(ProtectionError, match="not valid at validation time"):
+        verifier.validate_issued(later, (), (), False, NOW)
+    with pytest.raises(ProtectionError, match="no trusted chain for CN=ee"):  # another root
+        ResponseVerifier(trusted=(_self_signed(),)).validate_issued(soon, (), (), False, NOW)
