@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -18,9 +19,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def plain_text(docstring: str) -> str:
+    """A module docstring as ``--help`` shows it: reStructuredText literals and roles unmarked."""
+    return re.sub(r"(?::\w+:)?`{1,2}([^`]+)`{1,2}", r"\1", docstring)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="cmp-agent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="cmp-agent", description=plain_text(__doc__))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # only the chosen subcommand's module is imported: each starts at once
     chosen = next((a for a in args_in if not a.startswith("-")), None)
@@ -28,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub_parser = sub.add_parser(name, help=help_text)
         if name == chosen:
             module = importlib.import_module(module_name)
-            sub_parser.description = module.__doc__
+            sub_parser.description = plain_text(module.__doc__ or "")
             sub_parser.formatter_class = argparse.RawDescriptionHelpFormatter
             module.configure_parser(sub_parser)
     args = parser.parse_args(args_in)

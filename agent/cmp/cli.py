@@ -77,7 +77,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="name the server's TLS certificate must carry "
                              "(default: the host of --server)")
     server.add_argument("--source-address", metavar="IP", help="local address to connect from")
-    server.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS")
+    server.add_argument("--connect-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="bound on opening each connection to the server (default 10)")
     server.add_argument("--msg-timeout", type=float, default=120.0, metavar="SECONDS",
                         help="bound on each HTTP exchange, connect to last byte (default 120)")
     server.add_argument("--total-timeout", type=float, default=0.0, metavar="SECONDS",
@@ -142,7 +143,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--cacertsout", metavar="FILE",
                         help="where to write caPubs (genm caCerts: the CA certificates)")
     output.add_argument("--extracertsout", metavar="FILE", help="where to write extraCerts")
-    output.add_argument("--certform", choices=("pem", "der"), default="pem")
+    output.add_argument("--certform", choices=("pem", "der"), default="pem",
+                        help="encoding of the certificate files written (default pem)")
 
 
 def read_password(source: str, what: str) -> bytes:
@@ -391,7 +393,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     result = enroll(request)
     if not result.ok:
-        print(f"cmp-agent cmp {args.cmp_command} failed: {result}", file=sys.stderr)
+        cause = ""
+        if "badMessageCheck" in result.failure_info:  # RFC 4210 5.2.3: our protection failed
+            cause = ("the CA could not verify the request: the MAC secret (--secret) or reference"
+                     " (--ref) is wrong" if request.mac else
+                     "the CA could not verify the request's signature: it does not accept --cert")
+            cause += "\n  the CA's answer: "
+        print(f"cmp-agent cmp {args.cmp_command} failed: {cause}{result}", file=sys.stderr)
         return 1
     try:
         if isinstance(result, Revoked):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cmp_mock_pki import REFERENCE, SECRET
 from cryptography import x509
+from testca_process import run_testca
 
 CMP_AGENT = Path(sys.executable).parent / "cmp-agent"
 
@@ -124,3 +125,20 @@ def test_https_options_from_shell(pki, mock_server, tmp_path):
         assert done.returncode == 2 and "--tls-cert/--tls-key" in done.stderr
     finally:
         proxy.stop()
+
+
+def test_a_wrong_mac_secret_is_named_as_the_cause(pki, tmp_path):
+    """tools/testca answers badMessageCheck in a signed error message (RFC 4210 5.2.3):
+    the cause is our secret, not a missing --srvcert to verify that answer with."""
+    with run_testca(tmp_path / "ca") as ca:
+        done = run_cli(
+            "ir", "--server", ca.url, "--ref", ca.ref, "--secret", "pass:not-the-secret",
+            "--newkey", pki.path("new.key"), "--subject", "/CN=router1.example.net",
+            "--certout", "cert.pem", cwd=tmp_path)
+    assert done.returncode == 1
+    first = done.stderr.splitlines()[0]
+    assert first == ("cmp-agent cmp ir failed: the CA could not verify the request:"
+                     " the MAC secret (--secret) or reference (--ref) is wrong"), done.stderr
+    assert "PKIFailureInfo=badMessageCheck" in done.stderr
+    assert "not-the-secret" not in done.stderr
+    assert not (tmp_path / "cert.pem").exists()
