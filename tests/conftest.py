@@ -129,6 +129,13 @@ def fresh_agent(tmp_path: Path) -> Iterator[AgentProcess]:
 
 
 @pytest.fixture
+def agent_process() -> type[AgentProcess]:
+    """The class, for a test that runs another ``cmp-agent`` (``command=``) or elsewhere
+    (``cwd=``): test modules cannot import it, "conftest" may be another directory's."""
+    return AgentProcess
+
+
+@pytest.fixture
 def start_agent(tmp_path: Path):
     """A factory: ``start_agent("--cmp-reply-wait", "1")`` starts an agent with those
     options on its own new state directory; all are stopped after the test."""

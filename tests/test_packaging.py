@@ -17,8 +17,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, AgentProcess
 from ncclient import manager
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +62,11 @@ def test_the_wheel_carries_the_yang_module(wheel):
     assert not [n for n in names if n.startswith(("tests/", "tools/"))]
 
 
-def test_the_installed_wheel_serves_netconf(venv, tmp_path):
+def test_the_installed_wheel_serves_netconf(venv, tmp_path, agent_process):
     where = subprocess.run([str(venv / "bin" / "python"), "-c", "import agent; print(agent.__file__)"],
                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert str(venv) in where and str(ROOT) not in where
-    agent = AgentProcess(tmp_path / "state", command=[str(venv / "bin" / "cmp-agent")],
+    agent = agent_process(tmp_path / "state", command=[str(venv / "bin" / "cmp-agent")],
                          cwd=tmp_path).start()
     try:
         with manager.connect(host="127.0.0.1", port=agent.port, username="admin",

@@ -47,7 +47,8 @@ class RpcError(Exception):
 
     *message* is for a person: say what is wrong and what to do about it.
     *info* becomes ``<error-info>`` children, e.g. ``{"session-id": "3"}`` for
-    ``lock-denied`` or ``{"bad-element": "expire-time"}``.
+    ``lock-denied`` or ``{"bad-element": "expire-time"}``; *info_elements*
+    are more children in their own (a YANG module's) namespace.
     """
 
     tag: str
@@ -59,6 +60,7 @@ class RpcError(Exception):
     info: dict[str, str] = field(default_factory=dict)
     #: namespace prefixes used in *path*, declared on ``<error-path>``
     path_namespaces: dict[str, str] = field(default_factory=dict)
+    info_elements: list[etree._Element] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         allowed = ERROR_TAGS.get(self.tag)
@@ -87,10 +89,11 @@ class RpcError(Exception):
         msg = etree.SubElement(err, q("error-message"))
         msg.set("{http://www.w3.org/XML/1998/namespace}lang", "en")
         msg.text = self.message
-        if self.info:
+        if self.info or self.info_elements:
             info = etree.SubElement(err, q("error-info"))
             for name, value in self.info.items():
                 etree.SubElement(info, q(name)).text = value
+            info.extend(self.info_elements)
         return err
 
 

@@ -16,6 +16,7 @@ from typing import TextIO
 from lxml import etree
 
 from ..netconf.client import NetconfError, NetconfRpcError
+from ..netconf.errors import RpcError
 from .display import format_statistics
 from .grammar import Match, ParseError, masked
 from .operations import (
@@ -47,32 +48,37 @@ def parse_error_lines(prompt: str, line: str, err: ParseError, echo: bool = True
     return ([prompt + shown] if echo else []) + [caret, err.message]
 
 
-def request_result(req: CmpRequest, reply: etree._Element) -> tuple[bool, list[str]]:
-    """Whether the request succeeded, and what to tell the operator (from the RPC output)."""
+def request_result(req: CmpRequest, reply: etree._Element) -> list[str]:
+    """What to tell the operator about a request the agent answered with output:
+    success, or waiting (a failure is an rpc-error, see :func:`error_line`)."""
     def leaf(name: str) -> str:
         return (reply.findtext(f"p:{name}", namespaces=_NS) or "").strip()
 
-    status = leaf("status")
-    if status == "success":
-        lines = [f"Info: The {req.description} succeeded."]
-        detail = f"Info: Certificate saved as {leaf('certificate-file')}"
-        if leaf("serial"):
-            detail += f" (serial {leaf('serial')}, valid until {leaf('not-after')})"
-        lines.append(detail + ".")
-        cas = reply.xpath("p:ca-certificate-file/text()", namespaces=_NS)
-        if cas:
-            lines.append("Info: CA certificates saved as " + ", ".join(cas) + ".")
-        if leaf("key-pair-created") == "true":
-            lines.append("Info: A new key pair was created for this request.")
-        return True, lines
-    if status == "waiting":
-        return True, [f"Info: The CA is processing the {req.description}; the agent polls"
-                      " for the certificate (see display pki cmp statistics)."]
-    why = leaf("status-text") or "no reason given"
-    extra = [leaf("pki-status")] if leaf("pki-status") else []
-    extra += reply.xpath("p:failure-info/text()", namespaces=_NS)
-    return False, [f"Error: The {req.description} failed: {why}"
-                   + (f" ({', '.join(extra)})" if extra else "") + "."]
+    if leaf("status") == "waiting":
+        return [f"Info: The CA is processing the {req.description}; the agent polls"
+                " for the certificate (see display pki cmp statistics)."]
+    lines = [f"Info: The {req.description} succeeded."]
+    detail = f"Info: Certificate saved as {leaf('certificate-file')}"
+    if leaf("serial"):
+        detail += f" (serial {leaf('serial')}, valid until {leaf('not-after')})"
+    lines.append(detail + ".")
+    cas = reply.xpath("p:ca-certificate-file/text()", namespaces=_NS)
+    if cas:
+        lines.append("Info: CA certificates saved as " + ", ".join(cas) + ".")
+    if leaf("key-pair-created") == "true":
+        lines.append("Info: A new key pair was created for this request.")
+    return lines
+
+
+def error_line(op: Operation, error: RpcError) -> str:
+    """The device's display of one rpc-error. A CMP request that failed once sent
+    (error-app-tag cmp-*: "session NAME: TYPE failed: REASON") is named as the
+    operator typed it, with the reason: the CA's answer, its PKIFailureInfo and text."""
+    where = f" ({error.path})" if error.path and error.path not in error.message else ""
+    if isinstance(op, CmpRequest) and (error.app_tag or "").startswith("cmp-"):
+        reason = error.message.partition(" failed: ")[2] or error.message
+        return f"Error: The {op.description} failed: {reason}"
+    return f"Error: {error.message or error.tag}{where}"
 
 
 @dataclass
@@ -131,8 +137,7 @@ class Runner:
             reply = self.send(op)
         except NetconfRpcError as exc:
             for e in exc.errors:
-                where = f" ({e.path})" if e.path and e.path not in e.message else ""
-                self.say(f"Error: {e.message or e.tag}{where}", error=True)
+                self.say(error_line(op, e), error=True)
             return False
         except NetconfError as exc:
             self.say(f"Error: The NETCONF session failed: {exc}", error=True)
@@ -140,10 +145,8 @@ class Runner:
         if isinstance(op, Commit):
             return self.run_steps(self.shell.commit_succeeded())
         if isinstance(op, CmpRequest):
-            ok, lines = request_result(op, reply)
-            for text in lines:
-                self.say(text, error=not ok)
-            return ok
+            for text in request_result(op, reply):
+                self.say(text)
         if isinstance(op, GetStatistics):
             try:
                 lines = format_statistics(reply, op.session)

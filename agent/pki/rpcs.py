@@ -95,6 +95,8 @@ def handlers(service: PkiService, model: Model) -> dict[str, Handler]:
         async def handle(ctx, operation):
             args = parse_input(model, operation)
             outcome = await service.request(args["session-name"], kind)
+            if outcome.status == "failure":
+                raise outcome.rpc_error()
             return outcome.to_xml()
 
         return handle

@@ -84,6 +84,27 @@ _FAILURE_COUNTERS = {
     FailureKind.CERTIFICATE_REJECTED: "certificate-rejected",
 }
 
+#: how a failed request RPC names its cause: the error-app-tag of its rpc-error
+#: (README "How it fails"); a refusal before anything is sent is "precondition"
+_APP_TAGS = {
+    FailureKind.REJECTED: "cmp-rejected",
+    FailureKind.ERROR_MESSAGE: "cmp-rejected",
+    FailureKind.CERTIFICATE_REJECTED: "cmp-certificate-rejected",
+    FailureKind.PROTECTION: "cmp-protection",
+    FailureKind.PROTOCOL: "cmp-protection",
+    FailureKind.TRANSPORT: "cmp-transport",
+    FailureKind.TIMEOUT: "cmp-transport",
+    FailureKind.CANCELLED: "cmp-cancelled",
+}
+#: PKIFailureInfo bits whose cause lies on the agent's side, and what to check
+_FAILURE_HINTS = {
+    "badMessageCheck": "the CA could not verify the request's protection: check"
+    " message-authentication-code (reference-value, secret-value) or authentication-cert"
+    " against the CA's configuration",
+}
+PRECONDITION = "precondition"
+INTERNAL_ERROR = "internal-error"
+
 #: sessions read again per step when a commit changed many (between steps other RPCs run)
 VIEW_CHUNK = 10
 
@@ -144,8 +165,13 @@ class RequestOutcome:
     failure_info: tuple[str, ...] = ()
     status_text: str | None = None
     key_pair_created: bool = False
+    #: for a failure: the error-app-tag naming its kind (see :data:`_APP_TAGS`)
+    app_tag: str | None = None
+    #: for a failure: the CA's own text (PKIStatusInfo statusString, errorDetails)
+    ca_texts: tuple[str, ...] = ()
 
     def to_xml(self) -> list[etree._Element]:
+        """The RPC's output; a failure is :meth:`rpc_error` instead."""
         q = lambda name: f"{{{PKI_NS}}}{name}"  # noqa: E731
         out: list[etree._Element] = []
 
@@ -169,6 +195,27 @@ class RequestOutcome:
         leaf("status-text", self.status_text)
         leaf("key-pair-created", self.key_pair_created)
         return out
+
+    def rpc_error(self) -> RpcError:
+        """A failed request as its RPC's ``<rpc-error>`` (RFC 6241 section 4.3): every client
+        reports it as a failure. ``operation-failed``, the kind of failure as
+        error-app-tag, and in error-info what the CA answered: pki-status,
+        failure-info bits, its text."""
+        q = lambda name: f"{{{PKI_NS}}}{name}"  # noqa: E731
+        details: list[etree._Element] = []
+        for name, value in (("session-name", self.session), ("request-type", self.kind),
+                            ("pki-status", self.pki_status),
+                            *(("failure-info", bit) for bit in self.failure_info),
+                            *(("ca-text", text) for text in self.ca_texts),
+                            ("key-pair-created", str(self.key_pair_created).lower())):
+            if value is not None:
+                el = etree.Element(q(name), nsmap={None: PKI_NS})
+                el.text = value
+                details.append(el)
+        hints = [_FAILURE_HINTS[bit] for bit in self.failure_info if bit in _FAILURE_HINTS]
+        return RpcError("operation-failed", f"session {self.session}: {self.kind} failed: "
+                        + "; ".join([self.status_text or "no reason given", *hints]),
+                        app_tag=self.app_tag, info_elements=details)
 
     def notification(self) -> etree._Element:
         """``cmp-session-result`` (RFC 5277 event content)."""
@@ -362,6 +409,11 @@ class PkiService:
                 prepare, session, kind, pki, self.keys, self.certs, self.secrets,
                 connect_timeout=self.settings.connect_timeout,
             ))
+        except RpcError as exc:  # what prepare refuses, nothing was sent for
+            self._busy.discard(name)
+            if exc.tag == "operation-failed" and exc.app_tag is None:
+                exc.app_tag = PRECONDITION
+            raise
         except BaseException:
             self._busy.discard(name)
             raise
@@ -559,7 +611,8 @@ class PkiService:
         log.error("session %s: %s ended abnormally", prepared.session.name, prepared.kind,
                   exc_info=exc)
         return RequestOutcome(prepared.session.name, prepared.kind, trigger, "failure",
-                              status_text=reason, key_pair_created=prepared.key_pair_created)
+                              status_text=reason, key_pair_created=prepared.key_pair_created,
+                              app_tag=INTERNAL_ERROR)
 
     def _transact(self, prepared: PreparedRequest, pki: PkiConfig, trigger: Trigger,
                   cancellation: Cancellation, on_poll: Callable[[datetime], None],
@@ -675,6 +728,8 @@ class PkiService:
             failure_info=result.failure_info,
             status_text=str(result),
             key_pair_created=prepared.key_pair_created,
+            app_tag=_APP_TAGS[result.kind],
+            ca_texts=result.status_texts,
         )
 
     async def close(self) -> None:

@@ -303,20 +303,20 @@ def test_get_schema_and_agent_errors_through_ansible(fleet, tmp_path):
             assert rotated.results("Set the MAC secret of the CMP session (seed step 11)")[host][0] \
                 == ("changed" if expected else "ok")
 
-    # a CA that refuses: every host shows the CA's answer, then fails with its reason
+    # a CA that refuses: the request task of every host fails with the CA's answer
     with run_testca(tmp_path / "refusing-ca", "--reject", "quota exceeded") as refusing:
         controller.playbook("configure.yml", cmp_server_url=refusing.url)
         rejected = controller.playbook("enroll.yml", expect_failure=True,
                                        cmp_server_url=refusing.url)
-    shown = request_result(rejected, "ir")
-    checked = rejected.results("Check the outcome")
+    sent = rejected.results("Send the ir request")
     for host in HOSTS:
-        assert shown[host]["status"] == "failure", rejected.explain()
-        assert shown[host]["pki-status"] == "rejection"
-        assert checked[host][0] == "fatal"
-        assert checked[host][1]["msg"].startswith("ir on session s1 failed: rejected")
-        assert "quota exceeded" in checked[host][1]["msg"]
+        status, result = sent[host]
+        assert status == "fatal", rejected.explain()
+        assert "session s1: ir failed: rejected" in result["msg"]
+        assert "PKIStatus=rejection; PKIFailureInfo=badRequest" in result["msg"]
+        assert "quota exceeded" in result["msg"]
         assert rejected.stats(host)["failed"] == 1
+    assert "Show the result" not in rejected.stdout
 
     # a request for a session that is not configured stops before the RPC
     missing = controller.playbook("enroll.yml", expect_failure=True, cmp_session="s9",

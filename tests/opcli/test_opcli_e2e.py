@@ -87,6 +87,19 @@ def test_the_seed_procedure_replayed_from_a_file_enrols_a_certificate(fresh_agen
     assert re.search(r"^s1\s+1\s+0\s+0\s+1\s+0\s+success$", total.stdout, re.M), total.stdout
 
 
+def test_a_request_the_ca_refuses_is_an_error_with_the_cas_answer(fresh_agent, tmp_path):
+    with run_testca(tmp_path / "refusing-ca", "--reject", "quota exceeded") as refusing:
+        commands = tmp_path / "seed.txt"
+        commands.write_text((GOLDEN / "seed-procedure.txt").read_text().replace(
+            "http://192.0.2.10:8080/pkix/", refusing.url))
+        done = cli(fresh_agent, str(commands))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Error: The CMP initial request (IR) of session s1 failed: rejected: the CA refused" \
+        in done.stderr
+    assert "PKIFailureInfo=badRequest; text='quota exceeded'" in done.stderr
+    assert "succeeded" not in done.stdout
+
+
 def test_undo_forms_and_the_first_failed_command_ends_the_run(fresh_agent):
     script = "\n".join([
         "system-view",

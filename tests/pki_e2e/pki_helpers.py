@@ -11,7 +11,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+import pytest
 from lxml import etree
+from ncclient.operations.rpc import RPCError
 from ncclient.xml_ import to_ele
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -33,6 +35,19 @@ def out(reply: etree._Element, leaf: str) -> str | None:
 
 #: OpenSSL 3.0's mock server answers MAC-protected requests with HMAC-SHA1 (weak)
 WEAK_FOR_THE_MOCK = "<weak-algorithms-enabled>true</weak-algorithms-enabled>"
+
+
+def rpc_failure(m, operation: str, /, **leaves: str) -> RPCError:
+    """Call a request RPC that must fail: ncclient raises RPCError (operation-failed)."""
+    with pytest.raises(RPCError) as raised:
+        rpc(m, operation, **leaves)
+    assert raised.value.tag == "operation-failed", raised.value.to_dict()
+    return raised.value
+
+
+def error_info(error: RPCError, leaf: str) -> list[str]:
+    """The values of a cmp-agent-pki element of the rpc-error's error-info."""
+    return [el.text for el in error.xml.iterfind(f"{{{NC_NS}}}error-info/{{{PKI_NS}}}{leaf}")]
 
 
 def commit_pki(m, inner_xml: str) -> None:

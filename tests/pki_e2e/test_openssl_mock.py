@@ -6,7 +6,7 @@ from cryptography.hazmat.primitives import serialization
 
 from cmp_mock_pki import REFERENCE, SECRET
 from nc_helpers import connect
-from pki_helpers import NS, WEAK_FOR_THE_MOCK, commit_pki, counter, out, rpc, state
+from pki_helpers import NS, WEAK_FOR_THE_MOCK, commit_pki, counter, out, rpc, rpc_failure, state
 
 
 def pem(item) -> str:
@@ -64,9 +64,9 @@ def test_a_certificate_for_another_key_is_refused(fresh_agent, mock):
             "</server-url><local-key-pair><name>fresh</name></local-key-pair>"
             f"<message-authentication-code><reference-value>{REFERENCE}</reference-value>"
             f"<secret-value>{SECRET}</secret-value></message-authentication-code></cmp-session>"))
-        reply = rpc(m, "cmp-initial-request", session_name="m2")
-        assert out(reply, "status") == "failure"
-        assert "public key" in out(reply, "status-text")
+        refused = rpc_failure(m, "cmp-initial-request", session_name="m2")
+        assert refused.app_tag == "cmp-certificate-rejected"
+        assert "public key" in refused.message
         assert not (fresh_agent.state_dir / "pki" / "public" / "m2-local.pem").exists()
         # refused in certConf and counted (README "Trust model")
         assert counter(state(m), "m2", "p:failures/p:certificate-rejected") == 1

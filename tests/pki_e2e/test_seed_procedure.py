@@ -18,8 +18,10 @@ from pki_helpers import (
     external_identity,
     mac_session,
     openssl_verify,
+    error_info,
     out,
     rpc,
+    rpc_failure,
     state,
 )
 from testca_process import run_testca
@@ -83,7 +85,7 @@ def test_requests_check_the_session_first_and_name_every_problem(fresh_agent, ca
                       "</cmp-session>")
         with pytest.raises(RPCError) as err:
             rpc(m, "cmp-initial-request", session_name="s1")
-        assert err.value.tag == "operation-failed"
+        assert (err.value.tag, err.value.app_tag) == ("operation-failed", "precondition")
         assert err.value.message == (
             "session s1: no server-url; no local-key-pair name; no entity (the subject of"
             " the request); message-authentication-code has no secret-value")
@@ -157,16 +159,20 @@ def test_a_ca_that_is_down_or_rejects_is_reported_and_counted(fresh_agent, tmp_p
     with connect(fresh_agent) as m:
         with run_testca(tmp_path / "ca", "--reject", "quota exceeded for this device") as ca:
             commit_pki(m, ENTITY + mac_session("s1", ca))
-            reply = rpc(m, "cmp-initial-request", session_name="s1")
-        assert out(reply, "status") == "failure"
-        assert out(reply, "pki-status") == "rejection"
-        assert reply.xpath("p:failure-info/text()", namespaces=NS) == ["badRequest"]
-        assert "quota exceeded for this device" in out(reply, "status-text")
+            refused = rpc_failure(m, "cmp-initial-request", session_name="s1")
+        assert refused.app_tag == "cmp-rejected"
+        assert error_info(refused, "pki-status") == ["rejection"]
+        assert error_info(refused, "failure-info") == ["badRequest"]
+        assert error_info(refused, "ca-text") == ["quota exceeded for this device"]
+        assert error_info(refused, "session-name") == ["s1"]
+        assert "session s1: ir failed" in refused.message
+        assert "quota exceeded for this device" in refused.message
 
         # the CA is gone now: the same port refuses connections
-        reply = rpc(m, "cmp-initial-request", session_name="s1")
-        assert out(reply, "status") == "failure"
-        assert "transport" in out(reply, "status-text")
+        unreachable = rpc_failure(m, "cmp-initial-request", session_name="s1")
+        assert unreachable.app_tag == "cmp-transport"
+        assert "transport" in unreachable.message
+        assert error_info(unreachable, "pki-status") == []
 
         tree = state(m)
         assert counter(tree, "s1", "p:outcomes/p:rejection") == 1

@@ -34,6 +34,7 @@ def test_source_interface_escaped_url_and_weak_mac(fresh_agent, ca):
         with pytest.raises(RPCError) as err:
             rpc(m, "cmp-initial-request", session_name="s1")
         assert err.value.tag == "operation-failed" and "nosuch0" in err.value.message
+        assert err.value.app_tag == "precondition"
 
         # seed step 9: hmac-sha1 is a weak algorithm; the device provides the weak-algorithm
         # package by default: accepted with a warning at commit and in the statistics
