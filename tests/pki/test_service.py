@@ -210,3 +210,11 @@ def test_clear_statistics_during_a_transaction(model, tmp_path):
     assert [r.status for r in results] == ["success"]
     last = service.stats_for("s1").last_request
     assert (last.type, last.result) == ("ir", "success")
+
+
+def test_every_failure_kind_has_an_error_app_tag():
+    from agent.cmp.transaction import FailureKind
+    from agent.pki.service import _APP_TAGS
+
+    assert set(_APP_TAGS) == set(FailureKind)
+    assert all(tag.startswith("cmp-") for tag in _APP_TAGS.values())
