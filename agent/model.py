@@ -24,8 +24,10 @@ from typing import Literal
 
 from lxml import etree
 from yangson import DataModel
+from yangson.schemanode import AnyContentNode, InternalNode
 
 from agent.netconf.errors import RpcError
+from agent.netconf.filternames import NameTree
 
 
 def _package_yang_dir() -> Path:
@@ -227,6 +229,19 @@ class Model:
     def load(cls) -> "Model":
         """Build the model from :data:`MODULES`."""
         return cls([_module_info(*entry) for entry in MODULES])
+
+    @cached_property
+    def name_tree(self) -> NameTree:
+        """The names of every data node, for checking filters (:mod:`agent.netconf.filternames`)."""
+        namespaces = {m.name: m.namespace for m in self.modules}
+
+        def build(node) -> NameTree:
+            tree = NameTree(opaque=isinstance(node, AnyContentNode))
+            for child in node.data_children() if isinstance(node, InternalNode) else ():
+                tree.children.setdefault(child.name, []).append((namespaces[child.ns], build(child)))
+            return tree
+
+        return build(self.datamodel.schema)
 
     # -- yangson ------------------------------------------------------------------
     def yangson_library(self) -> dict:

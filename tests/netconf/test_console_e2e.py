@@ -60,6 +60,17 @@ def test_console_reports_an_rpc_error(agent, tmp_path):
     assert "expire-time" in result.stdout + result.stderr
 
 
+def test_console_xpath_typo_exits_non_zero_and_names_the_step(agent):
+    result = console(agent, "--get", "-x", "/pki/cmp-sesion")
+    assert result.returncode != 0, result.stdout
+    assert "<error-tag>invalid-value</error-tag>" in result.stdout
+    assert "step 'cmp-sesion'" in result.stdout and "did you mean cmp-session?" in result.stdout
+    # an unprefixed path that names real nodes but matches nothing is an empty reply
+    empty = console(agent, "--get", "-x", "/pki/cmp-session[name='none']")
+    assert empty.returncode == 0, empty.stdout
+    assert "rpc-error" not in empty.stdout and "cmp-session" not in empty.stdout
+
+
 def test_console_xpath_filter(agent):
     result = console(agent, "--get", "-x", "/netconf-state/sessions/session/username")
     assert result.returncode == 0, result.stderr

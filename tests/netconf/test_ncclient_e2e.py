@@ -89,6 +89,26 @@ def test_xpath_filter_selects_one_entry(agent):
         assert entries[0].findtext(f"{{{PKI_NS}}}ca-name") == "/CN=B"
 
 
+def test_a_filter_naming_no_schema_node_is_an_error_with_the_closest_name(agent):
+    with connect(agent) as m:
+        with pytest.raises(RPCError) as err:
+            m.get(filter=("subtree", f'<pki xmlns="{PKI_NS}"><cmp-sesion/></pki>'))
+        assert err.value.tag == "unknown-element"
+        assert "<cmp-sesion> below /pki" in err.value.message
+        assert "did you mean cmp-session?" in err.value.message
+        with pytest.raises(RPCError) as err:
+            m.get_config("running", filter=(
+                "xpath", ({"p": PKI_NS}, "/p:pki/p:cmp-session/p:statistcs")))
+        assert err.value.tag == "invalid-value"
+        assert "step 'p:statistcs'" in err.value.message
+        assert "did you mean statistics?" in err.value.message
+        # names that exist but match no data: an empty <data/>, no error
+        empty = m.get(filter=("xpath", ({"p": PKI_NS}, "/p:pki/p:cmp-session[p:name='none']")))
+        assert len(etree.fromstring(empty.data_xml.encode())) == 0
+        assert m.get(filter=("subtree", f'<pki xmlns="{PKI_NS}"><key-pair><name>none</name>'
+                                        "</key-pair></pki>")).ok
+
+
 def test_get_returns_monitoring_and_yang_library(agent):
     with connect(agent) as m:
         reply = m.get(filter=("subtree", f'<netconf-state xmlns="{NCM_NS}"><sessions/></netconf-state>'))

@@ -147,10 +147,12 @@ def test_with_defaults_modes_and_filters_are_separate_entries(server):
             # the same XPath text, different namespace bindings of the prefix
             hit = await a.rpc(get_config(extra=(
                 f'<filter xmlns:p="{PKI}" type="xpath" select="/p:pki/p:cmp-session"/>')))
-            miss = await a.rpc(get_config(extra=(
-                '<filter xmlns:p="urn:example" type="xpath" select="/p:pki/p:cmp-session"/>')))
+            # (urn:example has no pki: the filter names nothing, an error, not the cached hit)
+            miss = etree.fromstring(await a.raw(get_config(extra=(
+                '<filter xmlns:p="urn:example" type="xpath" select="/p:pki/p:cmp-session"/>'))))
             assert len(hit.findall(f".//{{{PKI}}}cmp-session")) == 2
             assert miss.find(f".//{{{PKI}}}cmp-session") is None
+            assert "names no node of the data model" in miss.findtext(f".//{{{NC}}}error-message")
 
     asyncio.run(scenario())
 
