@@ -21,4 +21,6 @@ def test_bench_prints_medians_and_ratios():
                                         "ours_process", "openssl_process"}
     assert all(value > 0 for value in report["median_ms"].values())
     assert set(report["ratio_ours_over_openssl"]) == {"keep_alive", "no_keep_alive", "process"}
+    assert set(report["process_cpu_median_ms"]) == {"ours_process", "openssl_process"}
+    assert report["process_cpu_median_ms"]["ours_process"] > 0
     assert report["process_at_or_below_goal"] == (report["median_ms"]["ours_process"] <= 150)
