@@ -335,7 +335,7 @@ class Bench:
         """Small get-configs on one session while another commits 1,000 entries:
         round trips that overlap the commit (p99, max); nothing heavy may hold
         up other sessions."""
-        rounds = max(2, self.n // 250)
+        rounds = max(2, self.n // 500)
         edit = create_sessions_edit()
         pairs = {t.server.name: (await t.session(), await t.session()) for t in self.targets}
         overlapping: dict[str, list[float]] = {t.server.name: [] for t in self.targets}
@@ -594,7 +594,7 @@ async def run_bench(n: int, rpc_timeout: float, reference_model: str = "auto") -
         bench = Bench([Target(s, rpc_timeout) for s in servers], n)
         try:
             await bench.run()
-            wall, cpu = await startup_to_hello(max(1, min(5, n // 200)), rpc_timeout)
+            wall, cpu = await startup_to_hello(max(1, min(3, n // 200)), rpc_timeout)
             bench.put(bench.targets[0], startup_1000_sessions_to_hello_ms=wall)
             bench.meta["agent"]["startup_1000_sessions_to_hello_cpu_ms"] = cpu
         except Exception as exc:
