@@ -246,7 +246,8 @@ def test_a_fleet_is_configured_enrolled_and_renewed_idempotently(fleet, ca):
         assert counters["messages-sent"] == {"ir": 1, "cr": 1, "kur": 1, "cert-conf": 3,
                                              "poll-req": 0, "p10cr": 0, "rr": 0, "genm": 0}
         assert counters["outcomes"]["accepted"] == 3
-        assert counters["failures"] == {"transport": 0, "timeout": 0, "protection": 0}
+        assert counters["failures"] == {"transport": 0, "timeout": 0, "protection": 0,
+                                        "certificate-rejected": 0}
         assert counters["last-request"]["type"] == "kur"
         assert counters["last-request"]["result"] == "success"
         not_after = local_certificate(agents[host]).not_valid_after_utc

@@ -9,7 +9,7 @@ from cmp_mock_pki import REFERENCE, SECRET, TLS_SERVER_NAME, TlsProxy
 from test_openssl_mock import pem
 
 from nc_helpers import connect
-from pki_helpers import WEAK_FOR_THE_MOCK, commit_pki, out, rpc
+from pki_helpers import WEAK_FOR_THE_MOCK, commit_pki, out, rpc, rpc_failure
 
 NC = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="replace"'
 
@@ -67,6 +67,6 @@ def test_https_ca_over_netconf(fresh_agent, https_ca, mock_pki):
         }
         for case, (config, reason) in failures.items():
             commit_pki(m, config)
-            reply = rpc(m, "cmp-initial-request", session_name="t1")
-            assert out(reply, "status") == "failure", case
-            assert reason in out(reply, "status-text"), (case, out(reply, "status-text"))
+            refused = rpc_failure(m, "cmp-initial-request", session_name="t1")
+            assert refused.app_tag == "cmp-transport", case
+            assert reason in refused.message, (case, refused.message)

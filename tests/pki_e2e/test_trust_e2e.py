@@ -7,7 +7,7 @@ import pytest
 from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki
 from cryptography.hazmat.primitives import serialization
 from nc_helpers import connect
-from pki_helpers import NS, commit_pki, counter, out, rpc, state
+from pki_helpers import NS, commit_pki, counter, out, rpc, rpc_failure, state
 from trust_pki import TrustPki
 
 ENTITY = ("<entity><name>e1</name><organization>Trust Test</organization>"
@@ -73,9 +73,9 @@ def test_capubs_become_anchors_only_under_a_verified_mac(fresh_agent, pkis):
             assert trust_of(tree, "a-client.pem") == "untrusted"
             assert trust_of(tree, "s1-ca1.pem") == "untrusted"  # B's root from a signed ip
 
-            refused = rpc(m, "cmp-initial-request", session_name="s2")
-            assert out(refused, "status") == "failure"
-            assert "no trusted chain for CN=CMP signer good,O=Trust Test" in out(refused, "status-text")
+            refused = rpc_failure(m, "cmp-initial-request", session_name="s2")
+            assert refused.app_tag == "cmp-protection"
+            assert "no trusted chain for CN=CMP signer good,O=Trust Test" in refused.message
             assert counter(state(m), "s2", "p:failures/p:protection") == 1
 
             reply = rpc(m, "cmp-initial-request", session_name="s3")
@@ -88,8 +88,7 @@ def test_capubs_become_anchors_only_under_a_verified_mac(fresh_agent, pkis):
             # re-importing a file without trust-anchor ends its trust
             rpc(m, "certificate-import", name="s3-ca1.pem", data=pem(b.root), overwrite="true")
             assert trust_of(state(m), "s3-ca1.pem") == "untrusted"
-            refused = rpc(m, "cmp-initial-request", session_name="s2")
-            assert out(refused, "status") == "failure"
+            rpc_failure(m, "cmp-initial-request", session_name="s2")
     finally:
         for server in (s1, s2, s3):
             server.stop()
@@ -110,9 +109,8 @@ def test_verification_cert_is_the_anchor_and_key_usage_switch(fresh_agent, pkis)
             commit_pki(m, ENTITY + session(
                 "s1", server.url, "a-new", SIGNED + "<verification-cert>a-root.pem</verification-cert>"))
             assert trust_of(state(m), "a-root.pem") == "anchor-verification-cert"
-            refused = rpc(m, "cmp-initial-request", session_name="s1")
-            assert out(refused, "status") == "failure"
-            assert "lacks digitalSignature key usage" in out(refused, "status-text")
+            refused = rpc_failure(m, "cmp-initial-request", session_name="s1")
+            assert "lacks digitalSignature key usage" in refused.message
             commit_pki(m, "<cmp-session><name>s1</name><ignore-keyusage>true</ignore-keyusage>"
                           "</cmp-session>")
             reply = rpc(m, "cmp-initial-request", session_name="s1")
