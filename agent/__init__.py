@@ -4,5 +4,5 @@ RFC 6712)."""
 
 __version__ = "0.1.0"
 
-#: the namespace of the YANG module cmp-agent-pki (agent/yang/cmp-agent-pki.yang)
+#: the namespace of the YANG module cmp-agent-pki (yang/cmp-agent-pki.yang)
 PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"

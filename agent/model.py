@@ -1,7 +1,8 @@
 """The YANG data model the agent implements, and how it describes itself.
 
 * :class:`Model` builds one yangson :class:`~yangson.DataModel` from the
-  package's own modules (package data ``agent/yang/``, found with
+  package's own modules (``yang/`` at the top of the repository, reached as the package data
+  ``agent/yang/`` through a symbolic link, found with
   :mod:`importlib.resources`) and pyang's installed IETF modules (never
   copied into the repository). The yangson YANG library it needs is generated
   here from :data:`MODULES`.
@@ -31,7 +32,8 @@ from agent.netconf.filternames import NameTree
 
 
 def _package_yang_dir() -> Path:
-    """The package's own modules, installed with it as package data (``agent/yang``).
+    """The package's own modules, installed with it as package data (``agent/yang``, a link to the
+    repository's ``yang/``; the wheel carries the files themselves).
 
     yangson reads modules from directories: the package must be installed as
     files (a wheel or an editable install), not imported from a zip archive.

@@ -1,7 +1,7 @@
 """``display pki cmp statistics [ session NAME ]`` as a table, from a ``<get>`` reply.
 
 The counters are the module's ``statistics`` grouping (RFC 4210 message
-body types, PKIStatus outcomes, failures); see agent/yang/cmp-agent-pki.yang.
+body types, PKIStatus outcomes, failures); see yang/cmp-agent-pki.yang.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ class Reference:
     name = "reference"
 
     def __init__(self, model: str = "auto") -> None:
-        module = ROOT / "agent" / "yang" / "cmp-agent-pki.yang" if model == "auto" else None
+        module = ROOT / "yang" / "cmp-agent-pki.yang" if model == "auto" else None
         self._server = ReferenceServer(module=module)
 
     def start(self) -> None:
@@ -615,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rpc-timeout", type=float, default=120.0,
                         help="seconds to wait for any one reply or login (default 120)")
     parser.add_argument("--reference-model", choices=("auto", "generated"), default="auto",
-                        help="auto: load agent/yang/cmp-agent-pki.yang into netconfd, or the generated"
+                        help="auto: load yang/cmp-agent-pki.yang into netconfd, or the generated"
                              " same-shape YANG 1.0 module if netconfd cannot parse it;"
                              " generated: always the generated one")
     parser.add_argument("--timeout", type=float, default=1800.0,

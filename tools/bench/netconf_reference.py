@@ -16,7 +16,7 @@ Two things have to pair up for netconfd to accept a session:
   session on another port right after the ``<ncx-connect>`` message
   ("agt_sys.c:944 invalid internal value", "Session 1 closed").
 
-The model loaded is the agent's own ``agent/yang/cmp-agent-pki.yang`` when netconfd
+The model loaded is the agent's own ``yang/cmp-agent-pki.yang`` when netconfd
 can parse it, otherwise :func:`same_shape_module`, generated here.
 """
 
