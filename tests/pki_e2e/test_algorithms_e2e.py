@@ -69,10 +69,12 @@ def test_pbmac1_and_digest_sessions(fresh_agent, ca, recording_proxy, tmp_path):
         signed = asn1parse(recording_proxy.received[-2], tmp_path)  # cr, then certConf
         assert signed.count(":sha384WithRSAEncryption") == 2 and ":PBMAC1" not in signed
 
-        # sha1 is weak: refused at commit unless weak algorithms are enabled
+        # sha1 is weak: refused at commit once weak algorithms are disabled (they are on by
+        # default, as the seed's WEAKEA package is)
         m.edit_config(target="candidate", config=(
             '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">'
-            '<pki xmlns="urn:cmp-agent:yang:cmp-agent-pki"><cmp-session><name>s1</name>'
+            '<pki xmlns="urn:cmp-agent:yang:cmp-agent-pki">'
+            "<weak-algorithms-enabled>false</weak-algorithms-enabled><cmp-session><name>s1</name>"
             "<digest>sha1</digest></cmp-session></pki></config>"))
         with pytest.raises(RPCError) as err:
             m.commit()
