@@ -234,9 +234,13 @@ class RequestOutcome:
         return event
 
 
-def _failure_leaves(result: Failed) -> dict[str, object]:
-    return {"status": "failure", "pki-status": result.status,
-            "failure-info": list(result.failure_info), "status-text": str(result)}
+def _refused(session: str, kind: str, result: Failed, key_pair_created: bool = False) -> RequestOutcome:
+    """A failed transaction as the outcome every request RPC reports: its rpc-error names the
+    kind of failure (:data:`_APP_TAGS`) and carries what the CA answered."""
+    return RequestOutcome(session, kind, "manual", "failure", pki_status=result.status,
+                          failure_info=result.failure_info, status_text=str(result),
+                          key_pair_created=key_pair_created, app_tag=_APP_TAGS[result.kind],
+                          ca_texts=result.status_texts)
 
 
 @dataclass
@@ -512,7 +516,7 @@ class PkiService:
             session, self.config(), self.keys, self.certs, self.secrets, certificate_file, code,
             connect_timeout=self.settings.connect_timeout))
         if isinstance(result, Failed):
-            return _failure_leaves(result)
+            raise _refused(name, "rr", result).rpc_error()
         assert isinstance(result, Revoked)
         self.revocations.mark(request.old_certificate, reason, self.clock.now())
         return {"status": "success", "pki-status": result.status,
@@ -541,14 +545,15 @@ class PkiService:
 
         request, result = await self._exchange(name, "genm", build)
         if isinstance(result, Failed):
-            return _failure_leaves(result)
+            raise _refused(name, "genm", result).rpc_error()
         assert isinstance(result, GeneralResponse)
         value = genm.response_value(wanted, result.entries)
         try:
             return await in_own_thread(f"cmp-{name}", functools.partial(
                 self._keep_general, wanted, value, request, result, session, pki.file_format))
         except (m.MessageError, ProtectionError) as exc:
-            return {"status": "failure", "status-text": f"{wanted}: {exc}"}
+            raise RequestOutcome(name, "genm", "manual", "failure", status_text=f"{wanted}: {exc}",
+                                 app_tag=_APP_TAGS[FailureKind.PROTECTION]).rpc_error() from None
 
     def _keep_general(self, wanted: str, value: bytes | None, request: EnrollmentRequest,
                       result: GeneralResponse, session: SessionConfig, file_format: str) -> dict:
@@ -722,15 +727,8 @@ class PkiService:
 
     @staticmethod
     def _failed(prepared: PreparedRequest, result: Failed, trigger: Trigger) -> RequestOutcome:
-        return RequestOutcome(
-            prepared.session.name, prepared.kind, trigger, "failure",
-            pki_status=result.status,
-            failure_info=result.failure_info,
-            status_text=str(result),
-            key_pair_created=prepared.key_pair_created,
-            app_tag=_APP_TAGS[result.kind],
-            ca_texts=result.status_texts,
-        )
+        return replace(_refused(prepared.session.name, prepared.kind, result,
+                                prepared.key_pair_created), trigger=trigger)
 
     async def close(self) -> None:
         """Agent shutdown: end the running transactions, each CA told by an error message

@@ -8,7 +8,8 @@ import base64
 from cryptography import x509
 
 from nc_helpers import connect
-from pki_helpers import ENTITY, NS, commit_pki, counter, mac_session, out, rpc, rpc_failure, state
+from pki_helpers import (ENTITY, NS, commit_pki, counter, error_info, mac_session, out, rpc,
+                         rpc_failure, state)
 from testca_process import run_testca
 
 
@@ -51,9 +52,9 @@ def test_revocation_and_general_requests(fresh_agent, tmp_path):
         assert out(revoked, "status") == "success", out(revoked, "status-text")
         entry = state(m).find(f"p:certificate-file[p:name='{local}']", NS)
         assert entry.findtext("p:revocation/p:reason", namespaces=NS) == "keyCompromise"
-        again = rpc(m, "cmp-revocation-request", session_name="s1", certificate_file=local)
-        assert out(again, "status") == "failure"
-        assert "certRevoked" in again.xpath("p:failure-info/text()", namespaces=NS)
+        again = rpc_failure(m, "cmp-revocation-request", session_name="s1", certificate_file=local)
+        assert again.app_tag == "cmp-rejected" and "rr failed" in again.message
+        assert "certRevoked" in error_info(again, "failure-info")
 
         commit_pki(m, f"<cmp-session><name>s1</name><authentication-cert>{local}"
                       "</authentication-cert></cmp-session>")
