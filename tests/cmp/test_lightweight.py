@@ -19,7 +19,7 @@ from testca_process import run_testca  # noqa: E402
 from agent.cmp import messages as m  # noqa: E402
 from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials, enroll  # noqa: E402
 from agent.cmp.names import parse_dn  # noqa: E402
-from agent.cmp.transaction import Enrolled, Failed, GeneralResponse, Revoked  # noqa: E402
+from agent.cmp.transaction import Enrolled, Failed, GeneralResponse  # noqa: E402
 
 CMP_AGENT = Path(sys.executable).parent / "cmp-agent"
 

@@ -29,7 +29,7 @@ def request(name: str, session: str) -> str:
 
 
 def test_get_edit_commit_and_requests(scrapli, fresh_agent, tmp_path):
-    hello = scrapli.get(filter_=f'<netconf-state xmlns="urn:ietf:params:xml:ns:yang:'
+    hello = scrapli.get(filter_='<netconf-state xmlns="urn:ietf:params:xml:ns:yang:'
                                 'ietf-netconf-monitoring"><sessions/></netconf-state>')
     assert not hello.failed, hello.result
     assert "<username>admin</username>" in hello.result

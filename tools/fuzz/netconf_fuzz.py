@@ -13,7 +13,6 @@ slowest probe and the agent's memory peak (VmHWM).
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import subprocess
