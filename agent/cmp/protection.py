@@ -203,12 +203,15 @@ def check_mac_parameters(params: MacParameters, weak_allowed: bool,
         label, count_label = "PBMAC1", "PBKDF2 iteration count"
         _refuse_weak("PBKDF2 PRF", _supported(MAC_OIDS, params.prf, "PBKDF2 PRF"),
                      weak_allowed)
-        if not 1 <= params.key_length <= bounds.max_key_length:
-            raise ProtectionError(
-                f"PBKDF2 key length {params.key_length} outside 1..{bounds.max_key_length}"
-            )
-    _refuse_weak(f"{label} MAC", _supported(MAC_OIDS, params.mac, f"{label} MAC"),
-                 weak_allowed)
+    mac_hash = _supported(MAC_OIDS, params.mac, f"{label} MAC")
+    _refuse_weak(f"{label} MAC", mac_hash, weak_allowed)
+    if isinstance(params, Pbmac1Parameters):
+        # a key shorter than the HMAC's output weakens it (RFC 2104 section 3); a sender
+        # choosing keyLength 1 could otherwise forge one MAC in 256 without the secret
+        shortest = hash_size(mac_hash)
+        if not shortest <= params.key_length <= bounds.max_key_length:
+            raise ProtectionError(f"PBKDF2 key length {params.key_length} outside "
+                                  f"{shortest}..{bounds.max_key_length} (the MAC's output length)")
     if params.iteration_count < bounds.min_iterations:
         raise ProtectionError(
             f"{count_label} {params.iteration_count} below the minimum {bounds.min_iterations}"

@@ -707,11 +707,18 @@ class PkiService:
             self.keys.save(session.key_pair_name, prepared.new_key)
         self.certs.save(cert_file, result.certificate, encoding)
         ca_files = []
-        # caPubs are trust anchors only when they came under our verified MAC in an IR
+        # caPubs are trust anchors only when they came under our verified MAC in an IR (RFC 4210
+        # 5.3.2); other caPubs never take an anchor's place: they get the next free name
         anchor = "anchor-capubs-mac" if result.ca_pubs_trusted else None
-        for index, ca in enumerate(result.ca_pubs, start=1):
+        index = 0
+        for ca in result.ca_pubs:
+            index += 1
             ca_file = f"{session.name}-ca{index}.{pki.file_format}"
-            self.certs.save(ca_file, ca, pki.file_format, anchor)
+            while anchor is None and self.certs.displaces_anchor(ca_file, ca):
+                index += 1
+                ca_file = f"{session.name}-ca{index}.{pki.file_format}"
+            # the same certificate again stays the anchor it was
+            self.certs.save(ca_file, ca, pki.file_format, anchor or self.certs.anchor_for(ca_file, ca))
             ca_files.append(ca_file)
         cert: x509.Certificate = result.certificate
         return RequestOutcome(

@@ -326,6 +326,17 @@ class CertificateStore:
             registry[name] = {"trust": anchor, "fingerprint": cert_fingerprint(cert)}
             self._write_trust(registry)
 
+    def anchor_for(self, name: str, cert: x509.Certificate) -> AnchorReason | None:
+        """Why *name* is a trust anchor for exactly *cert*, if it is one."""
+        entry = self.trust_registry().get(name)
+        if entry is not None and entry.get("fingerprint") == cert_fingerprint(cert):
+            return entry.get("trust")
+        return None
+
+    def displaces_anchor(self, name: str, cert: x509.Certificate) -> bool:
+        """Whether writing *cert* to *name* would replace a trust anchor by another certificate."""
+        return name in self.trust_registry() and self.anchor_for(name, cert) is None
+
     # -- trust ---------------------------------------------------------------------
 
     def trust_registry(self) -> dict[str, dict[str, str]]:

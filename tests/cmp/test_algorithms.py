@@ -230,7 +230,10 @@ BAD_MAC_PARAMETERS = [
     (Pbmac1Parameters(b"s", 1000, 32, HMAC_SHA256, HMAC_SHA256),
      "PBMAC1 salt of 1 bytes shorter than the minimum 8"),
     (Pbmac1Parameters(b"s" * 16, 1000, 10**9, HMAC_SHA256, HMAC_SHA256),
-     "PBKDF2 key length 1000000000 outside 1..64"),
+     "PBKDF2 key length 1000000000 outside 32..64"),
+    # a one-byte key: one forged MAC in 256 would pass without the secret
+    (Pbmac1Parameters(b"s" * 16, 1000, 1, HMAC_SHA256, HMAC_SHA256),
+     "PBKDF2 key length 1 outside 32..64"),
     (Pbmac1Parameters(b"s" * 16, 1000, 32, "1.2.840.113549.2.7", HMAC_SHA256), "PBKDF2 PRF uses SHA-1"),
     (Pbmac1Parameters(b"s" * 16, 1000, 32, HMAC_SHA256, "1.2.840.113549.2.7"), "PBMAC1 MAC uses SHA-1"),
 ]

@@ -260,3 +260,16 @@ def test_trust_anchors_are_only_those_vouched_for(certs):
     assert {name: why for name, _, why in certs.certificates()}["imported.pem"] is None
     assert ".trust.json" not in certs.names()
     assert "s1-ca1.pem" not in certs.trust_registry()
+
+
+def test_an_anchor_is_never_displaced_by_another_certificate(certs):
+    """caPubs outside a verified MAC must not take an anchor's place (RFC 4210 5.3.2): the
+    service asks the store whether a name vouches for exactly this certificate."""
+    anchor_cert = self_signed(generate_key("ec"), "root")
+    other = self_signed(generate_key("ec"), "other root")
+    certs.save("s1-ca1.pem", anchor_cert, "pem", "anchor-capubs-mac")
+    assert certs.anchor_for("s1-ca1.pem", anchor_cert) == "anchor-capubs-mac"
+    assert certs.anchor_for("s1-ca1.pem", other) is None
+    assert not certs.displaces_anchor("s1-ca1.pem", anchor_cert)
+    assert certs.displaces_anchor("s1-ca1.pem", other)
+    assert not certs.displaces_anchor("s1-ca2.pem", other)  # not an anchor: free to write
