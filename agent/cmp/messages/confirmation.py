@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from .. import der
+from .. import der, protection
 from .common import MessageError
 from .header import DecodedMessage
 from .protection import encode_algorithm
@@ -25,14 +25,8 @@ class CertStatusEntry:
     hash_alg: str | None = None  # OID; RFC 9480: only when the signature alg has no single hash
 
 
-_HASH_OIDS = {
-    "sha1": "1.3.14.3.2.26",
-    "sha224": "2.16.840.1.101.3.4.2.4",
-    "sha256": "2.16.840.1.101.3.4.2.1",
-    "sha384": "2.16.840.1.101.3.4.2.2",
-    "sha512": "2.16.840.1.101.3.4.2.3",
-    "shake256": "2.16.840.1.101.3.4.2.12",
-}
+#: id-shake256 (RFC 8702 2): the certHash of an Ed448-signed certificate (RFC 9481 2)
+OID_SHAKE256 = "2.16.840.1.101.3.4.2.12"
 
 
 def cert_hash(cert: x509.Certificate) -> tuple[bytes, str | None]:
@@ -50,13 +44,11 @@ def cert_hash(cert: x509.Certificate) -> tuple[bytes, str | None]:
         return digest.finalize(), None
     oid = cert.signature_algorithm_oid.dotted_string
     if oid == "1.3.101.113":  # Ed448
-        digest = hashes.Hash(hashes.SHAKE256(64))
-        name = "shake256"
+        digest, hash_oid = hashes.Hash(hashes.SHAKE256(64)), OID_SHAKE256
     else:  # Ed25519 and anything else without a hash of its own
-        digest = hashes.Hash(hashes.SHA512())
-        name = "sha512"
+        digest, hash_oid = hashes.Hash(hashes.SHA512()), protection.HASH_BY_NAME["sha512"]
     digest.update(data)
-    return digest.finalize(), _HASH_OIDS[name]
+    return digest.finalize(), hash_oid
 
 
 def cert_conf_body(entries: Sequence[CertStatusEntry]) -> bytes:
