@@ -83,8 +83,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         " that fall due wait their turn (default: 8)")
     parser.add_argument("--auto-update-jitter", type=_non_negative, default=300.0,
                         metavar="SECONDS", help="each certificate's automatic update moves later"
-                        " by a random part of this (at most a tenth of its remaining"
-                        " validity), so certificates issued together are not renewed in the"
+                        " by a part of this drawn from a hash of session and certificate (at"
+                        " most a tenth of its remaining validity), so certificates issued together are not renewed in the"
                         " same second (default: 300)")
     parser.add_argument("--recovery-user", default=None, metavar="NAME",
                         help="the user whose sessions bypass access control (RFC 8341 section"

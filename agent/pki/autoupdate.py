@@ -108,7 +108,9 @@ class AutoUpdater:
             return  # not (yet) in the store, or not a certificate
         not_after = cert.not_after
         due = update_due(cert.not_before, not_after, session.expire_percent)
-        if old and (old.certificate_file, old.not_after) == (cert_name, not_after):
+        same_certificate = old is not None and (old.certificate_file, old.not_after) == (
+            cert_name, not_after)
+        if same_certificate:
             offset = old.offset
         else:
             spread = min(self.pacing.jitter, max(not_after - due, timedelta(0)) / 10)
@@ -116,7 +118,7 @@ class AutoUpdater:
             offset = spread * (int.from_bytes(digest[:8], "big") / 2**64)
         due += offset
         plan = _Plan(name, cert_name, not_after, due, session.auto_update, offset)
-        if old and (old.certificate_file, old.not_after) == (cert_name, not_after):
+        if same_certificate:
             plan.failures, plan.warned = old.failures, old.warned
             if old.failures:
                 plan.due = old.due
