@@ -4,10 +4,16 @@ The agent's CMP client (:func:`agent.cmp.client.enroll`) runs IR transactions
 against tools/testca, in process, through a transport that mutates the CA's
 answers (one of them, or several, at random). Every transaction must end in
 a typed result (``Enrolled`` or ``Failed``); an exception out of ``enroll``
-is a crash, and an ``Enrolled`` result from a mutated answer whose protection
-no longer holds would be a forgery (counted under ``accepted_mutated``; a
-mutation of bytes the MAC does not cover, such as extraCerts, may rightly be
-accepted).
+is a crash, and an ``Enrolled`` result from an answer whose protected part or
+protection was mutated is a forgery: counted under ``accepted_mutated``, with the
+seed and input that replay it.
+
+What a mutation did is judged by :func:`classify`, not by whether the mutator ran:
+a mutation may leave the bytes as they were (writing 0x00 over 0x00, flipping one bit
+twice: seed 9, input 2393 of the README's long run was such a no-op, an IR exchange
+whose two answers were delivered byte for byte), or change only what the protection
+does not cover (extraCerts, RFC 4210 5.1; the MAC and signature are over header and
+body only). Enrolments after such answers are rightly accepted and are counted apart.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "testca"))
 from ca import CaSettings, TestCa  # noqa: E402
 from mutate import Mutator  # noqa: E402
 
+from agent.cmp import messages as m  # noqa: E402
 from agent.cmp.client import EnrollmentRequest, MacCredentials, enroll  # noqa: E402
 from agent.cmp.transaction import Enrolled, Failed  # noqa: E402
 
@@ -44,13 +51,41 @@ class CmpSummary:
     enrolled: int = 0
     failed: int = 0
     crashes: list[str] = field(default_factory=list)
-    accepted_mutated: int = 0
+    #: enrolled after a mutation of a protected part or protection: "seed S input I"
+    accepted_mutated: list[str] = field(default_factory=list)
+    #: enrolled after mutations that left the bytes as they were, or changed only
+    #: unprotected bytes (the rest of ``enrolled`` had no mutation at all)
+    accepted_unchanged: int = 0
+    accepted_unprotected: int = 0
     slowest: float = 0.0
 
     def report(self) -> str:
         return (f"cmp: {self.inputs} transactions with mutated CA answers: {self.enrolled}"
-                f" enrolled ({self.accepted_mutated} after a mutation), {self.failed} failed"
+                f" enrolled ({len(self.accepted_mutated)} after a mutation of protected bytes,"
+                f" {self.accepted_unprotected} of unprotected bytes only, {self.accepted_unchanged}"
+                f" after mutations that left the bytes as they were), {self.failed} failed"
                 f" cleanly, {len(self.crashes)} crashes; slowest {self.slowest:.2f} s")
+
+
+#: what a mutation did to an answer, from harmless to suspect
+UNCHANGED, UNPROTECTED, PROTECTED = "unchanged", "unprotected", "protected"
+_ORDER = (None, UNCHANGED, UNPROTECTED, PROTECTED)
+
+
+def classify(original: bytes, mutated: bytes) -> str:
+    """What the mutation of *original* into *mutated* touched: nothing (``unchanged``),
+    only bytes outside header, body and protection (``unprotected``: extraCerts, RFC
+    4210 5.1), or what the protection covers or is (``protected``, also when the
+    mutated answer no longer decodes)."""
+    if mutated == original:
+        return UNCHANGED
+    before = m.decode_message(original)
+    try:
+        after = m.decode_message(mutated)
+    except Exception:  # noqa: BLE001 - whatever the client makes of it, it is not a forgery
+        return PROTECTED
+    same = before.protected_part == after.protected_part and before.protection == after.protection
+    return UNPROTECTED if same else PROTECTED
 
 
 class MutatingTransport:
@@ -59,13 +94,16 @@ class MutatingTransport:
     def __init__(self, ca: TestCa, mutator: Mutator, plan: set[int]):
         self.ca, self.mutator, self.plan = ca, mutator, plan
         self.exchanges = 0
-        self.mutated = False
+        #: the most a mutation touched in this transaction (see :func:`classify`);
+        #: None while no answer was mutated
+        self.touched: str | None = None
 
     def post(self, message: bytes, timeout: float) -> bytes:
         answer = self.ca.handle(message)
         if self.exchanges in self.plan:
-            answer = self.mutator.mutate(answer)
-            self.mutated = True
+            mutated = self.mutator.mutate(answer)
+            self.touched = max(self.touched, classify(answer, mutated), key=_ORDER.index)
+            answer = mutated
         self.exchanges += 1
         return answer
 
@@ -101,7 +139,12 @@ def run(inputs: int, seed: int = 1, start: int = 0) -> CmpSummary:
             else:
                 if isinstance(result, Enrolled):
                     summary.enrolled += 1
-                    summary.accepted_mutated += transport.mutated
+                    if transport.touched == PROTECTED:
+                        summary.accepted_mutated.append(f"seed {seed} input {i}")
+                    elif transport.touched == UNPROTECTED:
+                        summary.accepted_unprotected += 1
+                    elif transport.touched == UNCHANGED:
+                        summary.accepted_unchanged += 1
                 else:
                     assert isinstance(result, Failed)
                     summary.failed += 1
