@@ -42,8 +42,13 @@ from cryptography.x509.verification import (
 )
 
 from . import protection
-from .messages import DecodedMessage, decode_mac_parameters, decode_signature_algorithm
-from .protection import ProtectionError
+from .messages import (
+    DecodedMessage,
+    decode_mac_parameters,
+    decode_signature_algorithm,
+    rsa_pss_key_parameters,
+)
+from .protection import ProtectionError, SignatureAlgorithm
 
 #: longest path from a signer to a trust anchor, anchor included
 MAX_CHAIN_DEPTH = 8
@@ -107,6 +112,32 @@ def check_cmp_signer(cert: x509.Certificate, ignore_keyusage: bool = False) -> N
         raise ProtectionError(
             f"signer {describe(cert)} has extended key usage {names}, none of which allows CMP"
             " (id-kp-cmcCA, id-kp-cmcRA or anyExtendedKeyUsage)"
+        )
+
+
+def check_key_allows(cert: x509.Certificate, algorithm: SignatureAlgorithm) -> None:
+    """May the key of *cert* have made a signature with *algorithm*? (RFC 4055 1.2, 3.3)
+
+    An RSA-PSS key (SubjectPublicKeyInfo id-RSASSA-PSS) signs only with RSASSA-PSS, never
+    PKCS#1 v1.5, although the numbers would verify either; when its RSASSA-PSS-params
+    are present, the signature must use their hash and MGF1 hash, a salt at least as long
+    and their trailer field (our signatures' salt is the hash length, RFC 9481 3.1).
+    """
+    if not protection.is_rsa_pss_certificate(cert):
+        return
+    if algorithm.family != "rsa-pss":
+        raise ProtectionError(
+            f"signer {describe(cert)} has an RSA-PSS key (id-RSASSA-PSS, RFC 4055), which signs"
+            f" only with RSASSA-PSS, not {algorithm}"
+        )
+    named = rsa_pss_key_parameters(cert)
+    if named is not None and (
+        named.hash != algorithm.hash or named.mgf_hash != algorithm.hash
+        or protection.hash_size(algorithm.hash) < named.salt_length or named.trailer != 1
+    ):
+        raise ProtectionError(
+            f"signer {describe(cert)} has an RSA-PSS key restricted to {named} (RFC 4055 3.3),"
+            f" not {algorithm}"
         )
 
 
@@ -252,6 +283,7 @@ class ResponseVerifier:
         mismatch = self._sender_mismatch(cert, message)
         if mismatch is not None:
             raise mismatch
+        check_key_allows(cert, decode_signature_algorithm(message.protection_alg))
         check_validity(cert, now, "signer")
         check_cmp_signer(cert, self.ignore_keyusage)
 

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from agent.atomic import atomic_write, ensure_directory, fsync_directory
+from agent.cmp.protection import is_rsa_pss_key_file
 from agent.netconf.errors import RpcError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -172,6 +173,13 @@ class KeyStore:
 
         An existing key pair of that name is replaced only with *overwrite*,
         and kept as ``NAME.previous``.
+
+        An RSA-PSS key (PKCS#8 id-RSASSA-PSS, RFC 4055 1.2) is refused: the store keeps RSA
+        key pairs as rsaEncryption (the seed's ``cmp-request rsa local-key-pair``), and
+        keeping it so would lift the key's PSS-only restriction; requesting a certificate
+        for it would need an id-RSASSA-PSS public key in the certTemplate, which RFC 9483
+        does not profile. RSASSA-PSS signatures (RFC 9481 3.1) still come from an RSA key
+        whose certificate names id-RSASSA-PSS.
         """
         try:
             key = serialization.load_pem_private_key(pem_text.encode(), password=None)
@@ -181,6 +189,14 @@ class KeyStore:
                 "private-key is not an unencrypted PEM private key"
                 f" ({type(exc).__name__}); the key text itself is not logged",
             ) from None
+        if is_rsa_pss_key_file(pem_text.encode()):
+            raise RpcError(
+                "invalid-value",
+                "private-key is an RSA-PSS key (id-RSASSA-PSS, RFC 4055), which may sign only"
+                " with RSASSA-PSS: the key store holds RSA (rsaEncryption) and EC key pairs, and"
+                " storing it as plain RSA would lift that restriction; import an RSA key"
+                " (openssl genpkey -algorithm RSA) or create one with key-pair-create",
+            )
         if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
             raise RpcError("invalid-value", "private-key must be an RSA or EC key")
         if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name not in _CURVE_NAMES:

@@ -8,7 +8,8 @@ Use as ``CmpHttpProxy(server.port, rewrite=Resigner(cert, key))``. Every
 signature-protected PKIMessage gets sender = the new signer's subject, senderKID = its
 subjectKeyIdentifier, protectionAlg = id-RSASSA-PSS (SHA-256/384/512, MGF1 with the same
 hash, salt as long as the hash; encoded by pyasn1, independently of the agent's encoder)
-for an RSA key or id-Ed25519/id-Ed448, a fresh signature over the new ProtectedPart
+for an RSA key (or, with ``pkcs1``, sha*WithRSAEncryption: PKCS#1 v1.5, as a CA misusing
+an RSA-PSS key would sign) or id-Ed25519/id-Ed448, a fresh signature over the new ProtectedPart
 (``cryptography``), and the signer's certificate prepended to extraCerts.
 MAC-protected and unprotected messages pass unchanged.
 
@@ -33,6 +34,8 @@ _PSS = {
     "sha384": (rfc4055.rSASSA_PSS_SHA384_Params, hashes.SHA384),
     "sha512": (rfc4055.rSASSA_PSS_SHA512_Params, hashes.SHA512),
 }
+_PKCS1 = {"sha256": rfc4055.sha256WithRSAEncryption, "sha384": rfc4055.sha384WithRSAEncryption,
+          "sha512": rfc4055.sha512WithRSAEncryption}
 _MACS = ("1.2.840.113533.7.66.13", "1.2.840.113549.1.5.14")  # id-PasswordBasedMac, id-PBMAC1
 
 
@@ -49,11 +52,15 @@ class Resigner:
 
     def __init__(self, certificate: x509.Certificate,
                  key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey,
-                 hash_name: str = "sha256"):
+                 hash_name: str = "sha256", pkcs1: bool = False):
         self.certificate = certificate
         self.key = key
         self.resigned = 0
-        if isinstance(key, rsa.RSAPrivateKey):
+        self._pkcs1 = pkcs1
+        if pkcs1:
+            self._hash = _PSS[hash_name][1]
+            self.algorithm = _identifier(_PKCS1[hash_name], univ.Null(""))
+        elif isinstance(key, rsa.RSAPrivateKey):
             defaults, self._hash = _PSS[hash_name]
             params = rfc4055.RSASSA_PSS_params()
             params["hashAlgorithm"] = defaults["hashAlgorithm"]
@@ -69,6 +76,8 @@ class Resigner:
         if self._hash is None:
             return self.key.sign(data)
         digest = self._hash()
+        if self._pkcs1:
+            return self.key.sign(data, padding.PKCS1v15(), digest)
         return self.key.sign(data, padding.PSS(padding.MGF1(digest), digest.digest_size), digest)
 
     def __call__(self, message: bytes) -> bytes:

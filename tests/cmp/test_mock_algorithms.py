@@ -33,14 +33,18 @@ def identity(pki, directory: Path, name: str, kind: str):
     """A certificate for a new *kind* key, issued by the test root; (cert, key, paths).
 
     ``rsa-pss``: an RSA-PSS key (``openssl genpkey -algorithm RSA-PSS``) certified by
-    ``openssl x509`` with an id-RSASSA-PSS public key; the others by ``cryptography``.
+    ``openssl x509`` with an id-RSASSA-PSS public key (``rsa-pss-sha384``: whose
+    RSASSA-PSS-params restrict it to SHA-384, MGF1 with SHA-384, salt of 48 bytes or more);
+    the others by ``cryptography``.
     """
     cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
     subject = parse_dn(f"/O=Test/CN={name}")
-    if kind == "rsa-pss":
+    if kind.startswith("rsa-pss"):
         root_key = write_pem(directory / "root.key", pki.root_key)
+        restricted = (("-pkeyopt", "rsa_pss_keygen_md:sha384", "-pkeyopt", "rsa_pss_keygen_mgf1_md:sha384",
+                       "-pkeyopt", "rsa_pss_keygen_saltlen:48") if kind == "rsa-pss-sha384" else ())
         _openssl("genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048",
-                 "-out", str(key_path), cwd=directory)
+                 *restricted, "-out", str(key_path), cwd=directory)
         _openssl("req", "-new", "-key", str(key_path), "-subj", format_dn(subject),
                  "-out", f"{name}.csr", cwd=directory)
         (directory / "ext.cnf").write_text(
@@ -114,6 +118,44 @@ def test_rsassa_pss_and_ed25519_signed_responses_are_verified(pki, mock_server, 
                                  trusted=(pki.other_root,), recipient=cert.subject))
         assert isinstance(refused, Failed) and refused.kind is FailureKind.PROTECTION
         assert f"ip refused: no trusted chain for CN=CMP {kind},O=Test" in refused.message
+    finally:
+        proxy.stop()
+
+
+@pytest.mark.parametrize("kind,hash_name,pkcs1,reason", [
+    ("rsa-pss", "sha256", True, "which signs only with RSASSA-PSS, not RSA PKCS#1 v1.5 with SHA-256"),
+    ("rsa-pss-sha384", "sha256", False, "has an RSA-PSS key restricted to RSASSA-PSS with SHA384,"
+     " MGF1 with SHA384, salt of at least 48 bytes (RFC 4055 3.3), not RSASSA-PSS with SHA-256"),
+    ("rsa-pss-sha384", "sha384", False, None),
+])
+def test_an_rsa_pss_key_verifies_only_the_pss_signatures_it_names(pki, mock_server, tmp_path, kind,
+                                                                  hash_name, pkcs1, reason):
+    """A signer whose key is id-RSASSA-PSS (RFC 4055): a PKCS#1 v1.5 signature by the same
+    RSA numbers, or a PSS one with a hash its parameters do not name, is refused, whether
+    the signer is validated by a path or pinned (--srvcert)."""
+    cert, key, cert_path, _ = identity(pki, tmp_path, f"CMP {kind}", kind)
+    server = mock_server(mac=False)
+    proxy = CmpHttpProxy(server.port, rewrite=Resigner(cert, key, hash_name, pkcs1=pkcs1))
+    try:
+        for anchors in ({"trusted": (pki.root,)}, {"server_cert": cert}):
+            result = enroll(request(pki, proxy, mac=None, signer=_client(pki), recipient=cert.subject,
+                                    **anchors))
+            if reason is None:
+                assert_enrolled(result, pki)
+                continue
+            assert isinstance(result, Failed) and result.kind is FailureKind.PROTECTION, str(result)
+            assert f"ip refused: signer CN=CMP {kind},O=Test" in result.message
+            assert reason in result.message
+        if reason is not None:  # OpenSSL's own client refuses the same answers ("wrong
+            # public key type" for PKCS#1 v1.5, "digest not allowed" for the other hash)
+            done = subprocess.run(
+                ["openssl", "cmp", "-cmd", "ir", "-server", f"127.0.0.1:{proxy.port}", "-path", "pkix/",
+                 "-cert", pki.path("client.pem"), "-key", pki.path("client.key"), "-srvcert", cert_path,
+                 "-newkey", pki.path("new.key"), "-subject", "/CN=router1.example.net",
+                 "-certout", str(tmp_path / "openssl.pem")],
+                capture_output=True, text=True, timeout=60)
+            assert done.returncode == 1
+            assert "srvcert does not validate msg" in done.stdout + done.stderr
     finally:
         proxy.stop()
 

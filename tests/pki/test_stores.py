@@ -4,6 +4,7 @@ import base64
 import datetime
 import os
 import stat
+import subprocess
 
 import pytest
 from cryptography import x509
@@ -273,3 +274,19 @@ def test_an_anchor_is_never_displaced_by_another_certificate(certs):
     assert not certs.displaces_anchor("s1-ca1.pem", anchor_cert)
     assert certs.displaces_anchor("s1-ca1.pem", other)
     assert not certs.displaces_anchor("s1-ca2.pem", other)  # not an anchor: free to write
+
+
+def test_an_rsa_pss_key_is_refused_not_saved_as_plain_rsa(keys, tmp_path):
+    """An RSA-PSS key (openssl genpkey -algorithm RSA-PSS; PKCS#8 id-RSASSA-PSS) loads in
+    cryptography as a plain RSA key: saving it so would let it sign PKCS#1 v1.5."""
+    path = tmp_path / "pss.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", str(path)], check=True, capture_output=True, timeout=60)
+    with pytest.raises(RpcError) as err:
+        keys.import_pem("pss", path.read_text())
+    assert err.value.tag == "invalid-value"
+    assert "private-key is an RSA-PSS key (id-RSASSA-PSS, RFC 4055)" in err.value.message
+    assert "import an RSA key (openssl genpkey -algorithm RSA)" in err.value.message
+    assert not keys.exists("pss")
+    keys.import_pem("rsa", _pem(generate_key("rsa")))  # a plain RSA key still goes in
+    assert keys.describe("rsa").algorithm == "rsa"

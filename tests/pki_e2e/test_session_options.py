@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 from ncclient.operations import RPCError
 
@@ -69,7 +71,10 @@ def test_source_interface_and_address_over_ipv6(fresh_agent, tmp_path):
         assert out(reply, "status") == "success", out(reply, "status-text")
 
 
-def test_key_and_certificate_store_rpcs(fresh_agent, ca):
+def test_key_and_certificate_store_rpcs(fresh_agent, ca, tmp_path):
+    pss = tmp_path / "pss.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA-PSS", "-out", str(pss)], check=True,
+                   capture_output=True, timeout=60)
     with connect(fresh_agent) as m:
         rpc(m, "key-pair-create", name="ec1", algorithm="ec", curve="p384")
         rpc(m, "key-pair-create", name="rsa3k", key_bits="3072")
@@ -85,6 +90,9 @@ def test_key_and_certificate_store_rpcs(fresh_agent, ca):
         with pytest.raises(RPCError) as err:
             rpc(m, "key-pair-import", name="bad", private_key="-----BEGIN PRIVATE KEY-----\nAAAA\n")
         assert err.value.tag == "invalid-value" and "AAAA" not in err.value.message
+        with pytest.raises(RPCError) as err:  # not kept as a plain RSA key (README "Algorithms")
+            rpc(m, "key-pair-import", name="pss", private_key=pss.read_text())
+        assert err.value.tag == "invalid-value" and "is an RSA-PSS key" in err.value.message
         rpc(m, "certificate-import", name="ca.pem", data=ca.certificate_pem)
         with pytest.raises(RPCError) as err:
             rpc(m, "certificate-import", name="junk.pem", data="hello")

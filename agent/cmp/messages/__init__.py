@@ -93,6 +93,7 @@ from .protection import (
     MacProtector,
     ProtectionAlgorithm,
     Protector,
+    PssParameters,
     SignatureProtector,
     decode_mac_parameters,
     decode_pbm_parameters,
@@ -103,6 +104,7 @@ from .protection import (
     encode_pbm_parameters,
     encode_pbmac1_parameters,
     encode_signature_algorithm,
+    rsa_pss_key_parameters,
 )
 from .requests import (
     P10CR_CERT_REQ_ID,
@@ -162,6 +164,7 @@ __all__ = [
     "PollResponse",
     "ProtectionAlgorithm",
     "Protector",
+    "PssParameters",
     "RESPONSE_TYPE",
     "ReceivedCertRequest",
     "RevocationDetails",
@@ -217,6 +220,7 @@ __all__ = [
     "revocation_response",
     "root_ca_cert_value",
     "root_ca_key_update_value",
+    "rsa_pss_key_parameters",
     "rp_body",
     "rr_body",
     "status_info",

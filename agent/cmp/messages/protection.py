@@ -205,8 +205,24 @@ def encode_signature_algorithm(algorithm: SignatureAlgorithm) -> ProtectionAlgor
     return ProtectionAlgorithm(oid, _NULL if algorithm.family == "rsa" else None)
 
 
-def _pss_parameters(data: bytes) -> SignatureAlgorithm:
-    """RSASSA-PSS-params (RFC 4055 3.1, EXPLICIT tags) as RFC 9481 3.1 profiles them."""
+@dataclass(frozen=True)
+class PssParameters:
+    """RSASSA-PSS-params (RFC 4055 3.1) as written, their DEFAULTs filled in (SHA-1, MGF1
+    with SHA-1, salt 20, trailer 1); a hash we do not know is kept as its OID."""
+
+    hash: str
+    mgf_hash: str
+    salt_length: int
+    trailer: int
+
+    def __str__(self) -> str:
+        return (f"RSASSA-PSS with {self.hash.upper()}, MGF1 with {self.mgf_hash.upper()},"
+                f" salt of at least {self.salt_length} bytes")
+
+
+def decode_pss_parameters(data: bytes) -> PssParameters:
+    """RSASSA-PSS-params (RFC 4055 3.1, EXPLICIT tags), in a signature's or a key's
+    AlgorithmIdentifier; :class:`der.DerError` when malformed."""
     outer = der.read_tlv(data)
     if outer.tag != 0x30 or outer.end != len(data):
         raise der.DerError("RSASSA-PSS-params is a SEQUENCE")
@@ -226,17 +242,41 @@ def _pss_parameters(data: bytes) -> SignatureAlgorithm:
         salt_length = der.integer(data, fields[0xA2])
     if 0xA3 in fields:
         trailer = der.integer(data, fields[0xA3])
+    return PssParameters(hash_name, mgf_hash, salt_length, trailer)
+
+
+def _pss_parameters(data: bytes) -> SignatureAlgorithm:
+    """A signature's RSASSA-PSS-params as RFC 9481 3.1 profiles them."""
+    params = decode_pss_parameters(data)
+    hash_name = params.hash
     if hash_name not in protection.HASH_OIDS.values():
         raise ProtectionError(f"unsupported RSASSA-PSS hash {hash_name}")
-    if mgf_hash != hash_name:
-        raise ProtectionError(f"RSASSA-PSS MGF1 hash {mgf_hash} differs from the hash {hash_name}"
-                              " (RFC 9481 3.1)")
-    if salt_length != protection.hash_size(hash_name):
-        raise ProtectionError(f"RSASSA-PSS salt length {salt_length} is not the hash length "
-                              f"{protection.hash_size(hash_name)} (RFC 9481 3.1)")
-    if trailer != 1:
-        raise ProtectionError(f"RSASSA-PSS trailer field {trailer} is not 1")
+    if params.mgf_hash != hash_name:
+        raise ProtectionError(f"RSASSA-PSS MGF1 hash {params.mgf_hash} differs from the hash"
+                              f" {hash_name} (RFC 9481 3.1)")
+    if params.salt_length != protection.hash_size(hash_name):
+        raise ProtectionError(f"RSASSA-PSS salt length {params.salt_length} is not the hash"
+                              f" length {protection.hash_size(hash_name)} (RFC 9481 3.1)")
+    if params.trailer != 1:
+        raise ProtectionError(f"RSASSA-PSS trailer field {params.trailer} is not 1")
     return SignatureAlgorithm("rsa-pss", hash_name)
+
+
+def rsa_pss_key_parameters(cert: x509.Certificate) -> PssParameters | None:
+    """The RSASSA-PSS-params in the SubjectPublicKeyInfo of a certificate for an RSA-PSS
+    key (RFC 4055 1.2, 3.1: they restrict the key's signatures), or None when the key
+    names none (any RSASSA-PSS signature). :class:`ProtectionError` when malformed."""
+    tbs = cert.tbs_certificate_bytes
+    try:
+        fields = der.children(tbs, der.read_tlv(tbs))
+        if fields and fields[0].tag == 0xA0:  # version
+            fields = fields[1:]
+        # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
+        spki_algorithm = der.read_tlv(tbs, fields[5].content_start)
+        _oid, params = _algorithm(tbs, spki_algorithm)
+        return None if params is None else decode_pss_parameters(tbs[params.start:params.end])
+    except (der.DerError, ValueError, IndexError) as exc:
+        raise ProtectionError(f"bad RSASSA-PSS-params in the public key: {exc}") from None
 
 
 def decode_signature_algorithm(algorithm: ProtectionAlgorithm) -> SignatureAlgorithm:
