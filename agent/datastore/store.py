@@ -35,6 +35,7 @@ from agent.atomic import atomic_write, fsync_directory
 from agent.datastore.changes import ChangeSummary, diff
 from agent.datastore.defaults import Defaults
 from agent.datastore.editconfig import apply_edit
+from agent.datastore.quickcheck import QuickCheck
 from agent.datastore.raw import raw_value
 from agent.datastore.schema import NodeInfo, SchemaMap
 from agent.datastore.secrets import CLEAR_TEXT_MAX, MARK, SecretBox
@@ -47,8 +48,11 @@ __all__ = ["Datastores", "ChangeSummary", "Snapshot", "DatastoreLoadError"]
 log = logging.getLogger(__name__)
 
 DATASTORES = ("running", "candidate", "startup")
+#: comments and processing instructions of a hand-edited file are dropped: they
+#: are not configuration (and yangson cannot load them)
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
-                          remove_blank_text=True, load_dtd=False)
+                          remove_blank_text=True, load_dtd=False, remove_comments=True,
+                          remove_pis=True)
 
 CommitListener = Callable[[ChangeSummary], None]
 #: checks a change of a datastore from the first tree to the second, raises RpcError
@@ -92,6 +96,7 @@ class Datastores:
         self.secrets = secrets
         self.smap = SchemaMap(model)
         self._defaults = Defaults(self.smap)
+        self._quick = QuickCheck(self.smap)
         self._listeners: list[CommitListener] = []
         self._running_file = self.state_dir / "running.xml"
         self._startup_file = self.state_dir / "startup.xml"
@@ -346,19 +351,18 @@ class Datastores:
 
     def _prepare(self, key: tuple[int, int], candidate: etree._Element,
                  running: etree._Element) -> "_PreparedCommit":
-        if self._validated.get("candidate") != key[0]:
-            validate_tree(self.smap, candidate)
         new = copy.deepcopy(candidate)
+        view = self._defaults.apply(copy.deepcopy(new), "report-all")
+        if self._validated.get("candidate") != key[0] and not self._quick.valid(new, view):
+            validate_tree(self.smap, candidate)  # raises the rpc-error (or finds it valid)
         return _PreparedCommit(key, new, diff(self.smap, running, new),
-                               self._stamp(self._serialize(new)),
-                               self._defaults.apply(copy.deepcopy(new), "report-all"))
+                               self._stamp(self._serialize(new)), view)
 
     def commit(self) -> ChangeSummary:
         """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running."""
         key = (self._versions["candidate"], self._versions["running"])
         prepared, self._prepared = self._prepared, None
         if prepared is None or prepared.key != key:
-            self.validate("candidate")  # a no-op if this version was validated already
             prepared = self._prepare(key, self._trees["candidate"], self._trees["running"])
         self._validated["candidate"] = key[0]
         self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view)

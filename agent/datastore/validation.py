@@ -236,7 +236,7 @@ def load_instance(smap: SchemaMap, root: etree._Element) -> RootNode:
                        info={"bad-element": path.rsplit("/", 1)[-1]}) from None
     except RawTypeError as exc:
         path = _jptr_to_text(str(exc.path))
-        raise RpcError("invalid-value", f"invalid value at {path}: {exc.expected}",
+        raise RpcError("invalid-value", f"invalid value at {path}: {exc.message}",
                        info={"bad-element": path.rsplit("/", 1)[-1]}) from None
     except (RawDataError, YangsonException) as exc:
         raise RpcError("invalid-value", f"configuration not loadable: {exc}") from None

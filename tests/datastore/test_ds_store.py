@@ -7,7 +7,7 @@ import os
 import stat
 
 import pytest
-from ds_helpers import PKI_NS, config, pki, session, xp
+from ds_helpers import NC_NS, PKI_NS, config, pki, session, xp
 from lxml import etree
 
 from agent.datastore import Datastores, DatastoreLoadError, SecretBox
@@ -192,6 +192,20 @@ def test_corrupt_file_is_a_clear_error(model, state_dir):
     state_dir.mkdir(parents=True)
     (state_dir / "running.xml").write_text("<data")
     with pytest.raises(DatastoreLoadError, match="running.xml"):
+        reopen(model, state_dir)
+
+
+def test_hand_edited_file_with_a_bad_value_or_a_comment(model, state_dir):
+    """A value of the wrong type is a DatastoreLoadError naming it; comments are
+    ignored."""
+    state_dir.mkdir(parents=True)
+    running = state_dir / "running.xml"
+    running.write_text(f'<data xmlns="{NC_NS}"><pki xmlns="{PKI_NS}"><!-- edited by hand -->'
+                       "<file-format>der</file-format></pki></data>")
+    assert xp(reopen(model, state_dir).get_config("running"), "//p:file-format/text()") == ["der"]
+    running.write_text(f'<data xmlns="{NC_NS}"><pki xmlns="{PKI_NS}">'
+                       "<weak-algorithms-enabled>yes</weak-algorithms-enabled></pki></data>")
+    with pytest.raises(DatastoreLoadError, match="weak-algorithms-enabled.*expected boolean"):
         reopen(model, state_dir)
 
 
