@@ -27,6 +27,7 @@ from lxml import etree
 from yangson import DataModel
 from yangson.schemanode import AnyContentNode, InternalNode
 
+from agent.modelcache import ModelCache
 from agent.netconf.errors import RpcError
 from agent.netconf.filternames import NameTree
 
@@ -215,22 +216,26 @@ def _all_substatements(stmt):
 class Model:
     """The yangson DataModel of everything the agent implements + its YANG library."""
 
-    def __init__(self, modules: list[ModuleInfo]):
+    def __init__(self, modules: list[ModuleInfo], datamodel: DataModel | None = None):
+        """*datamodel*: compiled from *modules* before (:mod:`agent.modelcache`); by
+        default they are compiled now."""
         self.modules = modules
         self._by_name = {m.name: m for m in modules}
-        self.datamodel: DataModel = DataModel(
-            json.dumps(self.yangson_library()),
-            [str(d) for d in dict.fromkeys(m.path.parent for m in modules)],
-        )
+        if datamodel is None:
+            datamodel = DataModel(json.dumps(self.yangson_library()),
+                                  [str(d) for d in dict.fromkeys(m.path.parent for m in modules)])
+        self.datamodel: DataModel = datamodel
         self.prefixes: dict[str, str] = {m.namespace: m.prefix for m in modules}
         #: (namespace, local name) of config leaves marked nacm:default-deny-all
         #: (RFC 8341 section 3.5.1.1): they hold secrets.
         self.secret_leaves: frozenset[tuple[str, str]] = self._find_secret_leaves()
 
     @classmethod
-    def load(cls) -> "Model":
-        """Build the model from :data:`MODULES`."""
-        return cls([_module_info(*entry) for entry in MODULES])
+    def load(cls, cache: ModelCache | None = None) -> "Model":
+        """Build the model from :data:`MODULES`, from *cache* if it holds them compiled
+        (else the caller may :meth:`ModelCache.write` the result there)."""
+        modules = [_module_info(*entry) for entry in MODULES]
+        return cls(modules, cache.read(modules) if cache is not None else None)
 
     @cached_property
     def name_tree(self) -> NameTree:

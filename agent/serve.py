@@ -19,6 +19,7 @@ import gc
 import logging
 import logging.handlers
 import os
+import pickle
 import pwd
 import secrets
 import signal
@@ -31,6 +32,7 @@ import asyncssh
 from yangson.exceptions import YangsonException
 
 from .atomic import atomic_write, check_private_tree, ensure_directory, remove_temporaries
+from .modelcache import ModelCache
 from .netconf.nacm import ADMIN_GROUP
 from .netconf.users import UserEntry, UserStore, hash_password
 
@@ -112,8 +114,9 @@ def _process_user() -> str:
 
 def run(args: argparse.Namespace) -> int:
     state_dir: Path = (args.state_dir or default_state_dir()).expanduser().resolve()
+    cache = ModelCache(state_dir / MODEL_CACHE)
     try:  # a broken installation is reported before anything is written
-        model = load_model()
+        model = load_model(cache)
     except (ImportError, OSError, ValueError, YangsonException) as exc:
         print(f"cmp-agent: cannot load the YANG model: {exc}", file=sys.stderr)
         return 1
@@ -123,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"cmp-agent: cannot set up the state directory {state_dir}: {exc}", file=sys.stderr)
         return 1
     _setup_logging(state_dir, args.log_level)
+    _keep_compiled_model(cache, model)
     for orphan in remove_temporaries(state_dir):
         log.warning("removed %s, left by a write that a crash interrupted", orphan)
     if first_password is not None:
@@ -143,11 +147,31 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
 
-def load_model() -> Model:
-    """The agent's YANG model, parsed and checked by yangson (package data and pyang's modules)."""
+def load_model(cache: ModelCache | None = None) -> Model:
+    """The agent's YANG model, parsed and checked by yangson (package data and pyang's
+    modules), or as *cache* holds it compiled from the same modules."""
     from .model import Model
 
-    return Model.load()
+    return Model.load(cache)
+
+
+#: the compiled model in the state directory (:mod:`agent.modelcache`)
+MODEL_CACHE = "compiled-model.pickle"
+
+
+def _keep_compiled_model(cache: ModelCache, model: Model) -> None:
+    """Write the model just compiled to *cache* for the next start; a failure costs
+    only that start's time, so it is logged, not fatal."""
+    if cache.outcome == "used":
+        log.debug("YANG model loaded from %s", cache.path)
+        return
+    try:
+        cache.write(model.datamodel)
+    except (OSError, pickle.PicklingError, RecursionError) as exc:
+        log.warning("cannot keep the compiled YANG model in %s (%s): the next start compiles"
+                    " it again", cache.path, exc)
+        return
+    log.info("YANG model compiled (cache %s) and kept in %s", cache.outcome, cache.path)
 
 
 def prepare_state_dir(state_dir: Path) -> str | None:

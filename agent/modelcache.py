@@ -1,0 +1,112 @@
+"""The compiled YANG model kept between starts: yangson's DataModel, pickled.
+
+Compiling the agent's modules (parsing them, resolving groupings, types and
+XPath, translating XSD patterns) costs more CPU than anything else the agent
+does before it accepts connections; loading the pickle of the result costs
+about a tenth of that.
+
+The cache never stands in for a different model: its file starts with a key
+that covers everything the compiled model depends on (each module's name,
+revision, namespace, conformance, features and whole text; the files of the
+installed yangson; Python's version), and a file with another key, or one that
+does not load, is ignored: the model is compiled and the file replaced
+(:meth:`ModelCache.write`, atomically). Loading a pickle runs code, so the file
+is read only if neither it nor its directory can be changed by another user
+(the same rule as the state directory's, :func:`agent.atomic.writable_by_others`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .atomic import atomic_write, writable_by_others
+
+if TYPE_CHECKING:
+    from yangson import DataModel
+
+    from .model import ModuleInfo
+
+#: the file's first line, followed by the key; a change of layout changes it
+MAGIC = b"cmp-agent compiled YANG model v1 "
+
+
+def _yangson_fingerprint() -> bytes:
+    """Name, size and modification time of each file of the installed yangson
+    (an upgrade or a local edit changes them; ``importlib.metadata`` costs more
+    to import than this costs)."""
+    import yangson
+
+    package = Path(yangson.__file__).parent
+    entries = sorted((e.name, e.stat().st_size, e.stat().st_mtime_ns)
+                     for e in os.scandir(package) if e.name.endswith(".py"))
+    return repr(entries).encode()
+
+
+def cache_key(modules: list[ModuleInfo]) -> str:
+    """A digest of everything a model compiled from *modules* depends on."""
+    digest = hashlib.sha256(MAGIC + sys.version.encode() + _yangson_fingerprint())
+    for m in modules:
+        digest.update(repr((m.name, m.revision, m.namespace, m.prefix, m.conformance,
+                            m.features)).encode())
+        digest.update(m.path.read_bytes())
+    return digest.hexdigest()
+
+
+class ModelCache:
+    """One cache file, e.g. ``<state-dir>/compiled-model.pickle``.
+
+    :attr:`outcome` says what :meth:`read` found: ``"used"``, ``"missing"``,
+    ``"stale"`` (another key), or why the file was not used.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.key: str | None = None
+        self.outcome = "not read"
+
+    def read(self, modules: list[ModuleInfo]) -> DataModel | None:
+        """The model compiled from *modules*, if this file holds it."""
+        self.key = cache_key(modules)
+        try:
+            if writable_by_others(self.path) or writable_by_others(self.path.parent):
+                self.outcome = "ignored: other users could change it"
+                return None
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            self.outcome = "missing"
+            return None
+        except OSError as exc:
+            self.outcome = f"unreadable: {exc}"
+            return None
+        header, _, body = data.partition(b"\n")
+        if header != MAGIC + self.key.encode():
+            self.outcome = "stale"
+            return None
+        from yangson import DataModel
+
+        try:
+            datamodel = pickle.loads(body)
+        except Exception as exc:  # noqa: BLE001 - any damage means: compile instead
+            self.outcome = f"unreadable: {type(exc).__name__}: {exc}"
+            return None
+        if not isinstance(datamodel, DataModel):
+            self.outcome = f"unreadable: holds a {type(datamodel).__name__}"
+            return None
+        self.outcome = "used"
+        return datamodel
+
+    def write(self, datamodel: DataModel) -> None:
+        """Store *datamodel* under the key of the last :meth:`read` (mode 0600).
+
+        Raises ``OSError`` if the file cannot be written, ``pickle.PicklingError``
+        or ``RecursionError`` if the model cannot be pickled.
+        """
+        if self.key is None:
+            raise ValueError("ModelCache.write before read: no key")
+        body = pickle.dumps(datamodel, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(self.path, MAGIC + self.key.encode() + b"\n" + body)

@@ -1,0 +1,150 @@
+"""The compiled YANG model kept between starts (agent/modelcache.py, issue 11):
+used only when it was compiled from the same modules, compiled again when it
+is missing, stale, damaged or writable by others."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import shutil
+import stat
+
+import pytest
+
+from agent.model import MODULES, Model, _module_info
+import agent.modelcache as modelcache
+from agent.modelcache import ModelCache
+
+PROBE = "cache-probe-leaf"
+
+
+@pytest.fixture
+def modules(tmp_path):
+    """The agent's modules, cmp-agent-pki read from a copy the test may edit."""
+    copy = tmp_path / "yang"
+    copy.mkdir()
+    mods = [_module_info(*entry) for entry in MODULES]
+    pki = next(m for m in mods if m.name == "cmp-agent-pki")
+    shutil.copy(pki.path, copy / pki.path.name)
+    return [dataclasses.replace(m, path=copy / m.path.name) if m is pki else m for m in mods]
+
+
+def load(modules, cache: ModelCache) -> Model:
+    return Model(modules, cache.read(modules))
+
+
+def probe_node(model: Model):
+    return model.datamodel.get_schema_node(f"/cmp-agent-pki:pki/{PROBE}")
+
+
+def add_probe_leaf(modules) -> None:
+    path = next(m.path for m in modules if m.name == "cmp-agent-pki")
+    text = path.read_text()
+    anchor = "  container pki {\n"
+    assert anchor in text
+    path.write_text(text.replace(anchor, anchor + f"    leaf {PROBE} {{ type string; }}\n", 1))
+
+
+def test_a_written_model_is_used_and_equals_the_compiled_one(modules, tmp_path):
+    cache = ModelCache(tmp_path / "state" / "compiled-model.pickle")
+    compiled = load(modules, cache)
+    assert cache.outcome == "missing"
+    cache.write(compiled.datamodel)
+    assert stat.S_IMODE(cache.path.stat().st_mode) == 0o600
+
+    again = ModelCache(cache.path)
+    cached = load(modules, again)
+    assert again.outcome == "used"
+    assert cached.datamodel.schema_digest() == compiled.datamodel.schema_digest()
+    assert cached.datamodel.ascii_tree() == compiled.datamodel.ascii_tree()
+    assert cached.secret_leaves == compiled.secret_leaves
+    assert cached.nacm_annotations == compiled.nacm_annotations
+    # the patterns still work after the round trip (re.Pattern is compiled again on load)
+    for model in (compiled, cached):
+        login_time = model.datamodel.get_schema_node(
+            "/ietf-netconf-monitoring:netconf-state/sessions/session/login-time")
+        assert "2026-12-02T01:00:00Z" in login_time.type
+        assert "yesterday" not in login_time.type
+
+
+def test_an_edited_module_is_compiled_again_and_seen(modules, tmp_path):
+    cache = ModelCache(tmp_path / "compiled-model.pickle")
+    before = load(modules, cache)
+    cache.write(before.datamodel)
+    assert probe_node(before) is None
+
+    add_probe_leaf(modules)
+    stale = ModelCache(cache.path)
+    after = load(modules, stale)
+    assert stale.outcome == "stale"
+    assert probe_node(after) is not None
+    stale.write(after.datamodel)
+
+    fresh = ModelCache(cache.path)
+    assert probe_node(load(modules, fresh)) is not None
+    assert fresh.outcome == "used"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "not a model"])
+def test_a_damaged_cache_is_compiled_again(modules, tmp_path, damage):
+    cache = ModelCache(tmp_path / "compiled-model.pickle")
+    model = load(modules, cache)
+    cache.write(model.datamodel)
+    header, _, body = cache.path.read_bytes().partition(b"\n")
+
+    body = {"garbage": b"\x80\x05not a pickle at all",
+            "truncated": body[: len(body) // 2],
+            "not a model": pickle.dumps({"schema": None})}[damage]
+    cache.path.write_bytes(header + b"\n" + body)
+    damaged = ModelCache(cache.path)
+    again = load(modules, damaged)
+    assert damaged.outcome.startswith("unreadable")
+    assert again.datamodel.schema_digest() == model.datamodel.schema_digest()
+
+
+def test_a_cache_others_could_change_is_not_loaded(modules, tmp_path):
+    directory = tmp_path / "state"
+    cache = ModelCache(directory / "compiled-model.pickle")
+    model = load(modules, cache)
+    cache.write(model.datamodel)
+    cache.path.chmod(0o622)
+    ignored = ModelCache(cache.path)
+    load(modules, ignored)
+    assert ignored.outcome.startswith("ignored")
+    cache.path.chmod(0o600)
+    directory.chmod(0o777)
+    ignored = ModelCache(cache.path)
+    load(modules, ignored)
+    assert ignored.outcome.startswith("ignored")
+    directory.chmod(0o700)
+    ok = ModelCache(cache.path)
+    load(modules, ok)
+    assert ok.outcome == "used"
+
+
+def test_another_yangson_makes_it_stale(modules, tmp_path, monkeypatch):
+    cache = ModelCache(tmp_path / "compiled-model.pickle")
+    cache.write(load(modules, cache).datamodel)
+    monkeypatch.setattr(modelcache, "_yangson_fingerprint", lambda: b"yangson 99")
+    other = ModelCache(cache.path)
+    load(modules, other)
+    assert other.outcome == "stale"
+
+
+def test_the_agent_keeps_its_compiled_model_and_uses_it(agent_process, tmp_path):
+    state = tmp_path / "state"
+    agent = agent_process(state).start()
+    try:
+        assert "YANG model compiled (cache missing)" in agent.log_text()
+        cache = state / "compiled-model.pickle"
+        assert stat.S_IMODE(cache.stat().st_mode) == 0o600
+        written = cache.stat().st_mtime_ns
+        agent.restart()
+        assert "YANG model compiled" not in agent.log_text()
+        assert cache.stat().st_mtime_ns == written
+        cache.write_bytes(cache.read_bytes()[:1000])  # damaged: compiled and replaced
+        agent.restart()
+        assert "YANG model compiled (cache unreadable" in agent.log_text()
+        assert ModelCache(cache).read([_module_info(*e) for e in MODULES]) is not None
+    finally:
+        agent.stop()
