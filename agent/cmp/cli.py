@@ -57,10 +57,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="http[s]://host[:port]/path of the CMP server")
     server.add_argument("--recipient", metavar="DN", help='CA name, e.g. "/C=DE/O=Example/CN=CA"')
     server.add_argument("--srvcert", metavar="FILE",
-                        help="pinned certificate of the CMP server (then --trusted is not used"
-                             " for responses)")
+                        help="pinned certificate of the CMP server: its responses must be signed"
+                             " by exactly this certificate, whose path is not validated (then"
+                             " --trusted serves only the new certificate's chain)")
     server.add_argument("--trusted", metavar="FILE",
-                        help="trust anchors for the server's signer and the new certificate")
+                        help="trust anchors for the server's signer and the new certificate"
+                             " (without them, and without caPubs under the MAC, the new"
+                             " certificate's chain is not checked, and the output says so)")
     server.add_argument("--untrusted", metavar="FILE",
                         help="intermediate CA certificates that may complete those paths")
     server.add_argument("--ignore-keyusage", action="store_true",
@@ -421,6 +424,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"cmp-agent cmp: done, but cannot write output: {exc}", file=sys.stderr)
         return 2
     cert = result.certificate
+    if not result.chain_checked:
+        print("cmp-agent cmp: warning: the new certificate's chain was not checked: no trust"
+              " anchor (give --trusted; --srvcert pins only the server's signer)", file=sys.stderr)
     print(f"{result.status}: subject {cert.subject.rfc4514_string()}, serial {cert.serial_number:x}, "
           f"issuer {cert.issuer.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}")
     return 0

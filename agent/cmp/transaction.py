@@ -87,6 +87,9 @@ class Enrolled:
     #: the caPubs came in an ip under our verified shared-secret MAC, so they may be
     #: trusted directly (RFC 4210 5.3.2, RFC 9483 4.1.1); never for signed responses
     ca_pubs_trusted: bool = False
+    #: the certificate's chain to a trust anchor was checked; False when there was no
+    #: anchor to check it against (no trust anchor and no caPubs under our MAC)
+    chain_checked: bool = False
 
     ok = True
 
@@ -236,6 +239,7 @@ class EnrollmentTransaction:
         #: the signer that validated the first signed response (reused, see verify.py)
         self._signer: x509.Certificate | None = None
         self._ca_pubs_trusted = False
+        self._chain_checked = False
 
     # -- public API ---------------------------------------------------------
 
@@ -511,7 +515,7 @@ class EnrollmentTransaction:
                         " CA did not say grantedWithMods"
                     )
         try:
-            self.params.verifier.validate_issued(
+            self._chain_checked = self.params.verifier.validate_issued(
                 cert, message.extra_certs, content.ca_pubs, self._ca_pubs_trusted, self._clock.now()
             )
         except ProtectionError as exc:
@@ -566,6 +570,7 @@ class EnrollmentTransaction:
             status_texts=response.status.texts,
             messages=self.counts,
             ca_pubs_trusted=self._ca_pubs_trusted,
+            chain_checked=self._chain_checked,
         )
 
     # -- helpers ---------------------------------------------------------------

@@ -211,7 +211,8 @@ class Verified:
 class ResponseVerifier:
     """How to check the protection of responses from the CA (one trust model, see README).
 
-    - ``server_cert``: the pinned signer; ``trusted`` is then not used for responses.
+    - ``server_cert``: the pinned signer; ``trusted`` is then not used for responses,
+      only for the issued certificate.
     - ``trusted``: trust anchors; ``untrusted``: certificates that may only serve as
       intermediates (the device's other certificates).
     - ``ignore_keyusage``: accept a signer without digitalSignature (only that check).
@@ -344,18 +345,22 @@ class ResponseVerifier:
         ca_pubs: Sequence[x509.Certificate],
         ca_pubs_trusted: bool,
         now: datetime,
-    ) -> None:
-        """RFC 9483 4.1.1: the new certificate must chain to a trust anchor.
+    ) -> bool:
+        """RFC 9483 4.1.1: the new certificate must chain to a trust anchor; whether it
+        was checked (False: no anchor to check it against).
 
-        The anchors are ``trusted`` (or the pinned server certificate's issuer chain ends
-        there), plus caPubs when they came under our verified MAC in an IR; extraCerts,
-        caPubs and the device's certificates serve as intermediates. Without any anchor
-        there is nothing to check against (a MAC-only enrollment without caPubs). A
-        certificate valid from a moment up to :data:`ISSUED_CLOCK_SKEW` ahead (the CA's
-        clock ahead of ours) is checked at that moment.
+        The anchors are ``trusted``, whether or not the signer is pinned by
+        ``server_cert`` (a pinned signer vouches for nothing else), plus caPubs when
+        they came under our verified MAC in an IR; extraCerts, caPubs and the device's
+        certificates serve as intermediates. Without any anchor there is nothing to
+        check against (a MAC-only enrollment without caPubs, a pinned signer without
+        ``trusted``): the caller says so. A certificate valid from a moment up to
+        :data:`ISSUED_CLOCK_SKEW` ahead (the CA's clock ahead of ours) is checked at
+        that moment.
         """
         anchors = _unique([*self.trusted, *(ca_pubs if ca_pubs_trusted else ())])
         if not anchors:
-            return
+            return False
         at = max(now, min(cert.not_valid_before_utc, now + ISSUED_CLOCK_SKEW))
         validate_path(cert, _unique([*extra_certs, *ca_pubs, *self.untrusted]), anchors, at)
+        return True

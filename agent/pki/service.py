@@ -654,6 +654,10 @@ class PkiService:
                      name, prepared.kind, result.status, outcome.certificate_file, outcome.serial)
             if prepared.warning:
                 log.warning("session %s: %s", name, prepared.warning)
+            if not result.chain_checked:
+                log.warning("session %s: the new certificate's chain was not checked: no trust"
+                            " anchor (verification-cert, or certificate-import trust-anchor true)",
+                            name)
         else:
             outcome = self._failed(prepared, result, trigger)
             last.result, last.reason = "failure", str(result)

@@ -3,6 +3,9 @@ three-level PKI: root -> issuing CA -> CMP signer (EKU id-kp-cmcRA)."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from cmp_mock_pki import issue, write_pem
 from cryptography import x509
@@ -33,6 +36,10 @@ def signed_request(tpki: TrustPki, url: str, **overrides) -> EnrollmentRequest:
     return EnrollmentRequest(**fields)
 
 
+def _signer(tpki: TrustPki) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(Path(tpki.path("signer-good.pem")).read_bytes())
+
+
 def cli_ir(tpki: TrustPki, url: str, cwd, *extra: str):
     return run_cli("ir", "--server", url, "--cert", tpki.path("client.pem"),
                    "--key", tpki.path("client.key"), "--extracerts", tpki.path("ca.pem"),
@@ -55,6 +62,11 @@ def test_srvcert_pins_the_signer(tpki, mock_server, tmp_path):
     server = mock_server(*tpki.mock_args(), mac=False, signer=False)
     pinned = cli_ir(tpki, server.url, tmp_path, "--srvcert", tpki.path("signer-good.pem"))
     assert pinned.returncode == 0, pinned.stderr
+    assert "warning: the new certificate's chain was not checked: no trust anchor" in pinned.stderr
+    checked = cli_ir(tpki, server.url, tmp_path, "--srvcert", tpki.path("signer-good.pem"),
+                     "--trusted", tpki.path("root.pem"))
+    assert checked.returncode == 0, checked.stderr
+    assert "warning" not in checked.stderr
     other = cli_ir(tpki, server.url, tmp_path, "--srvcert", tpki.path("signer-tls.pem"))
     assert other.returncode == 1
     assert "pinned server certificate CN=CMP signer tls" in other.stderr
@@ -136,3 +148,33 @@ def test_issued_certificate_without_a_path_to_an_anchor_is_rejected(tpki, mock_s
     assert result.messages.sent == {"ir": 1, "certConf": 1}
     assert result.messages.received == {"ip": 1, "pkiconf": 1}
     assert "certificate rejected by client with PKIStatus: rejection" in "".join(server.output)
+
+
+def test_srvcert_still_checks_the_issued_chain_against_trusted(tpki, mock_server, pki, tmp_path):
+    """--srvcert pins the signer only: the certificate it issues must still chain to
+    --trusted, as without --srvcert. (OpenSSL 3.0 ignores -trusted when -srvcert is given,
+    "-trusted option is ignored since -srvcert option is present", and checks a new
+    certificate only against -out_trusted; without an anchor it says nothing, we warn.)"""
+    stray = issue(tpki.issued.subject, tpki.new_key.public_key(), pki.root.subject, pki.root_key,
+                  ca=False)
+    stray_path = str(write_pem(tmp_path / "stray.pem", stray))
+    server = mock_server(*tpki.mock_args(), "-rsp_cert", stray_path, mac=False, signer=False)
+    pinned = signed_request(tpki, server.url, server_cert=_signer(tpki))
+    result = enroll(pinned)
+    assert isinstance(result, Failed) and result.kind is FailureKind.CERTIFICATE_REJECTED
+    assert "rejected the issued certificate (incorrectData): no trusted chain for" in result.message
+    assert "certificate rejected by client with PKIStatus: rejection" in "".join(server.output)
+    refused = cli_ir(tpki, server.url, tmp_path, "--srvcert", tpki.path("signer-good.pem"),
+                     "--trusted", tpki.path("root.pem"))
+    assert refused.returncode == 1 and "no trusted chain for CN=router1" in refused.stderr
+    unchecked = enroll(signed_request(tpki, server.url, server_cert=_signer(tpki), trusted=()))
+    assert isinstance(unchecked, Enrolled) and not unchecked.chain_checked
+    openssl = subprocess.run(
+        ["openssl", "cmp", "-cmd", "ir", "-server", f"127.0.0.1:{server.port}", "-path", "pkix/",
+         "-cert", tpki.path("client.pem"), "-key", tpki.path("client.key"),
+         "-extracerts", tpki.path("ca.pem"), "-newkey", tpki.path("new.key"),
+         "-subject", "/O=Trust Test/CN=router1", "-certout", str(tmp_path / "openssl.pem"),
+         "-srvcert", tpki.path("signer-good.pem"), "-trusted", tpki.path("root.pem")],
+        capture_output=True, text=True, timeout=60)
+    assert openssl.returncode == 0, openssl.stdout + openssl.stderr  # it enrols the stray one
+    assert "-trusted option is ignored since -srvcert option is present" in openssl.stdout

@@ -70,7 +70,7 @@ def _issuer():
     return issue
 
 
-def test_an_interrupted_key_update_never_loses_the_working_pair(model, tmp_path, monkeypatch):
+def test_an_interrupted_key_update_never_loses_the_working_pair(model, tmp_path, monkeypatch, caplog):
     """A KUR with regenerate whose certificate write fails (a full disk, a crash)
     leaves a key that matches the certificate in place, twice in a row."""
     from cryptography.hazmat.primitives import serialization
@@ -121,6 +121,8 @@ def test_an_interrupted_key_update_never_loses_the_working_pair(model, tmp_path,
     assert outcome.status == "success", outcome.status_text
     assert spki(service.certs.load("local.pem")) == spki(service.keys.load("k1"))
     assert spki(service.keys.load("k1.previous")) == spki(first_key)
+    # the engine checked no chain (Enrolled.chain_checked is False): the log says so
+    assert "s1: the new certificate's chain was not checked: no trust anchor" in caplog.text
 
 
 def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, monkeypatch):
