@@ -155,6 +155,14 @@ _CA_POLICY = (
 #: the end entity's own rules (signer or issued certificate) are checked by the caller;
 #: unknown critical extensions are still refused
 _EE_POLICY = ExtensionPolicy.permit_all()
+#: CA key algorithms that x509.verification refuses on a path ("Forbidden public key
+#: algorithm"): its web-PKI list, which its API cannot change (pyca/cryptography#13391,
+#: open; 50.0.2 still refuses them). End entities, the CMP signer included, may use them.
+UNSUPPORTED_CA_KEYS = {
+    "1.3.101.112": "Ed25519",
+    "1.3.101.113": "Ed448",
+    protection.OID_RSASSA_PSS: "RSA-PSS (id-RSASSA-PSS)",
+}
 _NOISE = re.compile(
     r"validation failed: |candidates exhausted: |Python extension validator failed: \w+: "
     r"| \(encountered processing <Certificate\(.*\)>\)"
@@ -184,7 +192,26 @@ def validate_path(
         reason = _NOISE.sub("", str(exc))
         if reason.startswith("all candidates exhausted with no interior errors"):
             reason = "no path to a trust anchor"
+        elif reason.startswith("Forbidden public key algorithm"):
+            reason = _unsupported_ca_keys(cert, [*intermediates, *anchors])
         raise ProtectionError(f"no trusted chain for {describe(cert)}: {reason}") from None
+
+
+def _unsupported_ca_keys(cert: x509.Certificate, candidates: Sequence[x509.Certificate]) -> str:
+    """Why x509.verification refused an issuer's key, naming the CAs above *cert* whose
+    key algorithm it does not accept (:data:`UNSUPPORTED_CA_KEYS`)."""
+    found, names, seen = [], {cert.issuer}, {cert}
+    for _ in range(MAX_CHAIN_DEPTH):
+        issuers = [c for c in candidates if c.subject in names and c not in seen]
+        seen.update(issuers)
+        found += [c for c in issuers if c.public_key_algorithm_oid.dotted_string in UNSUPPORTED_CA_KEYS]
+        names = {c.issuer for c in issuers}
+    keys = ", ".join(
+        f"{describe(c)} has an {UNSUPPORTED_CA_KEYS[c.public_key_algorithm_oid.dotted_string]} key"
+        for c in _unique(found)
+    ) or "an issuer's key algorithm is not accepted"
+    return (f"{keys}; path validation (cryptography's x509.verification) accepts only RSA"
+            " (rsaEncryption) and ECDSA keys for CAs (see README, \"Trust model\")")
 
 
 def _unique(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from cmp_mock_pki import issue, write_pem
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from http_proxy import CmpHttpProxy
 from test_cli import run_cli
-from trust_pki import ExtraCertsStripper, TrustPki
+from trust_pki import CMC_RA, ExtraCertsStripper, TrustPki, certificate, name
 
 from agent.cmp.client import EnrollmentRequest, SignerCredentials, enroll
 from agent.cmp.transaction import Enrolled, Failed, FailureKind
@@ -178,3 +179,38 @@ def test_srvcert_still_checks_the_issued_chain_against_trusted(tpki, mock_server
         capture_output=True, text=True, timeout=60)
     assert openssl.returncode == 0, openssl.stdout + openssl.stderr  # it enrols the stray one
     assert "-trusted option is ignored since -srvcert option is present" in openssl.stdout
+
+
+@pytest.mark.parametrize("kind,key_class", [("Ed25519", ed25519.Ed25519PrivateKey),
+                                            ("Ed448", ed448.Ed448PrivateKey)])
+def test_an_eddsa_ca_on_the_signers_path_is_refused_by_name(tpki, mock_server, tmp_path, kind,
+                                                            key_class):
+    """root (P-256) -> issuing CA with an EdDSA key -> CMP signer (P-256). cryptography's
+    x509.verification, our path validation, refuses EdDSA CA keys (pyca/cryptography#13391):
+    the refusal names the CA and the limit; OpenSSL's client, which has no such limit,
+    enrols through the same server."""
+    ca_key = key_class.generate()
+    ca = certificate(name(f"{kind} Issuing CA"), ca_key, tpki.root, tpki.root_key, ca=True,
+                     usage=("key_cert_sign", "crl_sign"))
+    signer_key = ec.generate_private_key(ec.SECP256R1())
+    signer = certificate(name(f"CMP signer under {kind}"), signer_key, ca, ca_key, ca=False,
+                         eku=(CMC_RA,))
+    paths = {file: str(write_pem(tmp_path / file, item)) for file, item in (
+        ("eddsa-ca.pem", ca), ("eddsa-signer.pem", signer), ("eddsa-signer.key", signer_key))}
+    server = mock_server(*tpki.mock_args(None), "-srv_cert", paths["eddsa-signer.pem"],
+                         "-srv_key", paths["eddsa-signer.key"], "-rsp_extracerts", paths["eddsa-ca.pem"],
+                         mac=False, signer=False)
+    result = enroll(signed_request(tpki, server.url))
+    assert isinstance(result, Failed) and result.kind is FailureKind.PROTECTION, str(result)
+    assert (f"no trusted chain for CN=CMP signer under {kind},O=Trust Test: CN={kind} Issuing"
+            f" CA,O=Trust Test has an {kind} key; path validation (cryptography's"
+            " x509.verification) accepts only RSA (rsaEncryption) and ECDSA keys for CAs"
+            in result.message)
+    openssl = subprocess.run(
+        ["openssl", "cmp", "-cmd", "ir", "-server", f"127.0.0.1:{server.port}", "-path", "pkix/",
+         "-cert", tpki.path("client.pem"), "-key", tpki.path("client.key"),
+         "-extracerts", tpki.path("ca.pem"), "-newkey", tpki.path("new.key"),
+         "-subject", "/O=Trust Test/CN=router1", "-certout", str(tmp_path / "openssl.pem"),
+         "-trusted", tpki.path("root.pem")],
+        capture_output=True, text=True, timeout=60)
+    assert openssl.returncode == 0, openssl.stdout + openssl.stderr

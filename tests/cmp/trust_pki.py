@@ -12,7 +12,7 @@ from pathlib import Path
 from cmp_mock_pki import write_pem
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.cmp import der
@@ -54,7 +54,8 @@ def certificate(subject: x509.Name, key, issuer: x509.Certificate | None, issuer
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+    eddsa = isinstance(issuer_key, (ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey))
+    return builder.sign(issuer_key, None if eddsa else hashes.SHA256())
 
 
 class TrustPki:
