@@ -58,6 +58,8 @@ CommitListener = Callable[[ChangeSummary], None]
 #: checks a change of a datastore from the first tree to the second, raises RpcError
 #: to refuse it (access control, RFC 8341 section 3.4.5)
 Authorize = Callable[[etree._Element, etree._Element], None]
+#: a datastore tree (the caller's copy) -> the part of it a client may read
+Readable = Callable[[etree._Element], etree._Element]
 
 
 class DatastoreLoadError(Exception):
@@ -276,9 +278,12 @@ class Datastores:
             raise RpcErrors(result.errors)
 
     def copy_config(self, target: str, source: str | etree._Element,
-                    authorize: Authorize | None = None) -> ChangeSummary | None:
+                    authorize: Authorize | None = None,
+                    readable: Readable | None = None) -> ChangeSummary | None:
         """``<copy-config>`` (RFC 6241 section 7.3) to candidate or startup;
-        what changed in startup, ``None`` for candidate."""
+        what changed in startup, ``None`` for candidate. *readable* cuts a
+        copy of a source datastore down to what the client may read (the rest
+        is not copied, RFC 8341 section 3.2.6); *authorize* may refuse the copy."""
         self._check_writable(target, "copy-config", allow_startup=True)
         if isinstance(source, str):
             self._check_name(source, "source")
@@ -286,6 +291,8 @@ class Datastores:
                 raise RpcError("invalid-value", f"source and target are both {source}; "
                                "nothing to copy", type="protocol", info={"bad-element": "source"})
             tree = copy.deepcopy(self._trees[source])
+            if readable is not None:
+                tree = readable(tree)
         else:
             tree = self._inline(source)
         if authorize is not None:

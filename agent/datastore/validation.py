@@ -19,6 +19,7 @@ them with yangson alone.
 
 from __future__ import annotations
 
+import re
 from contextvars import ContextVar
 
 from lxml import etree
@@ -196,7 +197,40 @@ def leaf_value(smap: SchemaMap, info: NodeInfo, elem: etree._Element, path: str,
         reason = _reason(typ, text)
         shown = "the value" if secret else repr(text)
         raise _leaf_error(smap, info, path, f"{shown} is not valid for {sn.name}: {reason}")
+    if typ.name in _PREFIXED_PATHS:
+        return _respell_prefixes(smap, info, elem, path, typ.canonical_string(value))
     return typ.canonical_string(value)
+
+
+#: string typedefs whose values name nodes with prefixes that the XML namespace
+#: declarations in scope resolve (RFC 8341 section 3.2.3 ``node-instance-identifier``)
+_PREFIXED_PATHS = frozenset({"node-instance-identifier"})
+_QUOTED_OR_QNAME = re.compile(r"('[^']*'|\"[^\"]*\")|([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)")
+
+
+def _respell_prefixes(smap: SchemaMap, info: NodeInfo, elem: etree._Element, path: str,
+                      text: str) -> str:
+    """*text* with each prefix replaced by the prefix of its module in the model.
+
+    The stored tree keeps no namespace declarations, so the client's own
+    prefixes would lose their meaning; a prefix the client did not declare
+    may be a module's prefix or name."""
+    by_prefix = {prefix: ns for ns, prefix in smap.model.prefixes.items()}
+
+    def respell(m: re.Match) -> str:
+        if m.group(1) is not None:
+            return m.group(1)  # a quoted key value, kept as it is
+        prefix, local = m.group(2), m.group(3)
+        ns = (elem.nsmap.get(prefix) or smap.ns_of_module.get(prefix)
+              or by_prefix.get(prefix))
+        if ns not in smap.model.prefixes:
+            raise _leaf_error(smap, info, path,
+                              f"the prefix {prefix!r} in {text!r} names no module of the agent;"
+                              " declare it (xmlns:" f"{prefix}=\"namespace\") or use the"
+                              " module's prefix or name")
+        return f"{smap.model.prefixes[ns]}:{local}"
+
+    return _QUOTED_OR_QNAME.sub(respell, text)
 
 
 def _reason(typ, text: str) -> str:

@@ -9,13 +9,20 @@ defaults. An :class:`Access` answers:
 
 * protocol operations (section 3.4.4): :meth:`Access.may_exec`,
   ``<close-session>`` is always permitted;
-* reads (section 3.4.5): :meth:`Access.prune` removes what the user may not
-  read from a reply; a node without read access stays only as the structure
-  (with its list keys) around descendants that are readable;
+* reads (sections 3.2.4 and 3.4.5): :meth:`Access.prune` removes what the
+  user may not read from a reply, each node without read access with all its
+  descendants; :meth:`Access.prune` also gives the part of a source datastore
+  that ``<copy-config>`` copies (section 3.2.6);
 * writes (section 3.4.5): :meth:`Access.check_write` compares a datastore
   before and after an edit and refuses it with ``access-denied`` if one
   created, changed or deleted node is not writable;
-* notifications (section 3.4.6): :meth:`Access.may_receive`.
+* notifications (section 3.4.6): :meth:`Access.visible_event`: the event
+  type needs a rule or the defaults permitting it; beyond that, a
+  ``netconf-config-change`` keeps only the edits whose target the user may
+  read (the paths reveal configuration, RFC 6470 section 5) and is not sent
+  when none is left, and an event naming a list entry by a leafref (the
+  ``session`` of ``cmp-session-result``) is sent only to users who may read
+  that entry.
 
 Nodes, operations and notifications marked ``nacm:default-deny-all`` or
 ``default-deny-write`` (section 3.5.1, inherited by descendants here) need a
@@ -27,6 +34,7 @@ no per-node work at all.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Callable
@@ -35,9 +43,11 @@ from enum import IntFlag
 from typing import TYPE_CHECKING
 
 from lxml import etree
-from yangson.schemanode import ContainerNode, LeafListNode, LeafNode, ListNode
+from yangson.schemanode import (ContainerNode, LeafListNode, LeafNode, ListNode,
+                                NotificationNode)
 
 from ..atomic import atomic_write
+from .audit import NCN_NS
 from .errors import NC_NS, RpcError
 
 if TYPE_CHECKING:
@@ -48,6 +58,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("agent.netconf.nacm")
 
 NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
+CONFIG_CHANGE = f"{{{NCN_NS}}}netconf-config-change"
 #: the RFC 5277 operations and events are defined in the YANG module "notifications"
 _EXTRA_MODULES = {"urn:ietf:params:xml:ns:netconf:notification:1.0": "notifications"}
 
@@ -70,6 +81,10 @@ _WRITE = Op.CREATE | Op.UPDATE | Op.DELETE
 
 def _n(name: str) -> str:
     return f"{{{NACM_NS}}}{name}"
+
+
+def _ncn(name: str) -> str:
+    return f"{{{NCN_NS}}}{name}"
 
 
 # --- the configuration -------------------------------------------------------------
@@ -117,8 +132,8 @@ class NacmConfig:
     def from_xml(cls, nacm: etree._Element | None, prefixes: dict[str, str]) -> "NacmConfig":
         """Read ``<nacm>`` of the configuration (``None``: not configured).
 
-        *prefixes* resolves the prefixes of rule paths that the stored
-        element does not declare (module prefixes and module names).
+        *prefixes* resolves the prefixes of rule paths (module prefixes and
+        module names: an edit stores paths with the modules' prefixes).
         """
         if nacm is None:
             return cls()
@@ -161,11 +176,14 @@ def _rule(el: etree._Element, prefixes: dict[str, str]) -> Rule | None:
         kind, target = "notification", notif.strip()
     elif (path_el := el.find(_n("path"))) is not None:
         kind = "data"
-        path = parse_path((path_el.text or "").strip(), {**prefixes, **_declared(path_el)})
-        if path is None:
+        path = parse_path((path_el.text or "").strip(), prefixes)
+        if path is None:  # fail closed: a deny rule denies more, a permit rule nothing
             log.warning("NACM rule %r: path %r is not a node-instance-identifier;"
-                        " the rule never matches", name, path_el.text)
-            return None
+                        " the rule %s", name, path_el.text,
+                        "never matches" if permit else "matches every node of its module-name")
+            if permit:
+                return None
+            path = ()
     return Rule(name, None if module == "*" else module, kind,
                 None if target == "*" else target, path, ops, permit)
 
@@ -193,6 +211,8 @@ def parse_path(text: str, prefixes: dict[str, str]) -> tuple[Step, ...] | None:
         ns = prefixes.get(prefix) if prefix else ns
         if ns is None:
             return None
+        if len(_PRED.findall(preds)) != preds.count("["):
+            return None  # a predicate that is not "[key = 'value']"
         keys = []
         for p in _PRED.finditer(preds):
             kprefix, klocal, v1, v2 = p.groups()
@@ -258,8 +278,44 @@ class Access:
                        path_namespaces={"nc": NC_NS, prefix: q.namespace or ""})
 
     # -- notifications (RFC 8341 section 3.4.6) ---------------------------------------
+    def visible_event(self, event: etree._Element) -> etree._Element | None:
+        """The notification *event* as the user may receive it: *event* itself,
+        a copy with fewer ``edit`` entries (``netconf-config-change``), or
+        ``None`` if it is not for this user (see the module's docstring)."""
+        if self.bypass:
+            return event
+        if not self.may_receive(event):
+            return None
+        if event.tag == CONFIG_CHANGE:
+            edits = list(event.iterchildren(_ncn("edit")))
+            hidden = [i for i, edit in enumerate(edits) if not self._may_read_target(edit)]
+            if not hidden:
+                return event
+            if len(hidden) == len(edits):
+                return None
+            shown = copy.deepcopy(event)
+            copies = list(shown.iterchildren(_ncn("edit")))
+            for i in hidden:
+                shown.remove(copies[i])
+            return shown
+        for leaf, entry, key in self.schema.references.get(event.tag, ()):
+            value = event.findtext(leaf)
+            if value is not None and not self.may_read(
+                    (*entry[:-1], Step(entry[-1].tag, ((key, value.strip()),)))):
+                return None
+        return event
+
+    def _may_read_target(self, edit: etree._Element) -> bool:
+        target = edit.find(_ncn("target"))
+        if target is None:
+            return True  # an edit without a target names no node
+        steps = parse_path((target.text or "").strip(),
+                           {**self.schema.path_prefixes, **_declared(target)})
+        return steps is not None and self.may_read(steps)
+
     def may_receive(self, event: etree._Element) -> bool:
-        """Whether the user may receive the notification *event*; counts the denials."""
+        """Whether the user may receive notifications of *event*'s type; counts
+        the denials (``denied-notifications``)."""
         if self.bypass:
             return True
         q = etree.QName(event)
@@ -312,21 +368,37 @@ class Access:
         return data
 
     def _prune(self, el: etree._Element, parent: "NodeInfo | None") -> bool:
-        """Prune below *el*; whether *el* stays."""
+        """Prune below *el*; whether *el* stays. A node the user may not read goes
+        with all its descendants (RFC 8341 section 3.2.4), whatever rules say
+        about them: a readable node needs readable ancestors."""
         info = self.schema.smap.child(parent, el.tag) if parent is not None else None
-        permitted = self._may(info, el, Op.READ)
-        if len(el) == 0:
-            return permitted
+        if not self._may(info, el, Op.READ):
+            return False
         keys = info.key_tags if info is not None else ()
-        kept = False
         for child in list(el):
-            if not isinstance(child.tag, str) or child.tag in keys:
-                continue
-            if self._prune(child, info):
-                kept = True
-            else:
+            if isinstance(child.tag, str) and child.tag not in keys \
+                    and not self._prune(child, info):
                 el.remove(child)
-        return permitted or kept
+        return True
+
+    def may_read(self, steps: tuple[Step, ...]) -> bool:
+        """Whether the user may read the instance *steps* name (list keys in
+        the steps) and each of its ancestors."""
+        if self.bypass:
+            return True
+        el = etree.Element("data")
+        info: NodeInfo | None = self.schema.root
+        for step in steps:
+            el = etree.SubElement(el, step.tag)
+            for key, key_value in step.keys:
+                if key == ".":
+                    el.text = key_value
+                else:
+                    etree.SubElement(el, key).text = key_value
+            info = self.schema.smap.child(info, step.tag) if info is not None else None
+            if not self._may(info, el, Op.READ):
+                return False
+        return True
 
     def check_write(self, old: etree._Element, new: etree._Element) -> None:
         """``access-denied`` unless every node that differs between the datastore
@@ -438,6 +510,30 @@ class NacmSchema:
         self.path_prefixes = {**{m.name: m.namespace for m in model.modules},
                               **{m.prefix: m.namespace for m in model.modules}}
         self._levels: dict[int, str | None] = {}
+        #: notification tag -> (its leaf's tag, the list entry the leaf names
+        #: by a leafref to the entry's key, that key's tag)
+        self.references = self._references(model)
+
+    def _references(self, model: "Model") -> dict[str, tuple[tuple[str, tuple[Step, ...], str],
+                                                             ...]]:
+        out: dict[str, list[tuple[str, tuple[Step, ...], str]]] = {}
+        schema = model.datamodel.schema
+        for notif in schema.children:
+            if not isinstance(notif, NotificationNode):
+                continue
+            ns = self.path_prefixes[notif.ns]
+            for leaf in notif.children:
+                path = getattr(leaf.type, "path", None) if isinstance(leaf, LeafNode) else None
+                steps = parse_path(str(path), self.path_prefixes) if path is not None else None
+                if not steps or len(steps) < 2:
+                    continue
+                info: NodeInfo | None = self.root
+                for step in steps[:-1]:
+                    info = self.smap.child(info, step.tag) if info is not None else None
+                if info is not None and steps[-1].tag in info.key_tags:
+                    out.setdefault(f"{{{ns}}}{notif.name}", []).append(
+                        (f"{{{ns}}}{leaf.name}", steps[:-1], steps[-1].tag))
+        return {tag: tuple(refs) for tag, refs in out.items()}
 
     def module_of_ns(self, ns: str | None) -> str | None:
         return self._modules.get(ns or "") or _EXTRA_MODULES.get(ns or "")
@@ -538,8 +634,10 @@ class Nacm:
                           NacmConfig(read_default=False, exec_default=False), (deny,))
         groups = set(external) if config.external_groups else set()
         groups |= {name for name, users in config.groups if user in users}
+        # a user in no group gets the defaults only, even from a rule-list of
+        # group "*" (RFC 8341 section 3.4.4 step 5, section 3.4.5 step 6)
         rules = tuple(rule for names, rules in config.rule_lists
-                      if "*" in names or names & groups for rule in rules)
+                      if groups and ("*" in names or names & groups) for rule in rules)
         return Access(self.schema, self.counters, user, config, rules)
 
     def state(self) -> list[etree._Element]:

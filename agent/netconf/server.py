@@ -208,11 +208,12 @@ class NetconfServer:
             sub = record.subscription
             if sub is None or record.closing:
                 continue
-            if not self.nacm.access(record.user).may_receive(event):
+            shown = self.nacm.access(record.user).visible_event(event)
+            if shown is None:
                 continue  # RFC 8341 section 3.4.6
             if sub.filter is not None:
                 wrapper = etree.Element("data")
-                wrapper.append(copy.deepcopy(event))
+                wrapper.append(copy.deepcopy(shown))
                 try:
                     if len(subtree_filter(wrapper, sub.filter)) == 0:
                         continue
@@ -224,7 +225,7 @@ class NetconfServer:
                                          nsmap={None: NOTIFICATION_NS})
             etree.SubElement(notification, f"{{{NOTIFICATION_NS}}}eventTime").text = (
                 now.isoformat().replace("+00:00", "Z"))
-            notification.append(copy.deepcopy(event))
+            notification.append(copy.deepcopy(shown))
             if not record.writable.is_set():
                 log.warning("session %d does not read: a notification was dropped",
                             record.session_id)

@@ -289,3 +289,182 @@ def test_the_modules_are_in_the_yang_library_and_get_schema(server):
                 f"module {name}")
 
     asyncio.run(scenario())
+
+
+READER_RULES = f"""
+<nacm xmlns="{NACM_NS}">
+  <groups><group><name>readers</name><user-name>reader</user-name></group></groups>
+  <rule-list>
+    <name>readers</name><group>readers</group>
+    <rule><name>s2-ca</name><module-name>cmp-agent-pki</module-name>
+      <path>/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name</path>
+      <access-operations>read</access-operations><action>permit</action></rule>
+    <rule><name>not-s2</name><module-name>cmp-agent-pki</module-name>
+      <path>/pki:pki/pki:cmp-session[pki:name='s2']</path>
+      <access-operations>read</access-operations><action>deny</action></rule>
+    <rule><name>write-all</name><module-name>*</module-name><path>/</path>
+      <access-operations>create update delete</access-operations><action>permit</action></rule>
+  </rule-list>
+</nacm>"""
+
+
+async def configure_reader(admin: Client) -> None:
+    await configure(admin)
+    assert ok(await admin.rpc(edit(READER_RULES)))
+    assert ok(await admin.rpc("<commit/>"))
+
+
+def test_an_unreadable_node_hides_its_descendants(server):
+    """RFC 8341 section 3.2.4: a node the user may not read goes with all its
+    descendants, even one a rule lets them read (s2's ca-name)."""
+    async def scenario():
+        admin, reader = Client(server), Client(server, "reader")
+        await configure_reader(admin)
+        assert ok(await admin.rpc(edit(session("s2", "<ca-name>/CN=Two</ca-name>"))))
+        assert ok(await admin.rpc("<commit/>"))
+        for request in (GET_CONFIG, "<get/>"):
+            mine = await reader.rpc(request)
+            assert mine.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1"]
+            assert not mine.xpath("//p:ca-name[.='/CN=Two']", namespaces=NS)
+        assert (await admin.rpc(GET_CONFIG)).xpath("//p:ca-name/text()", namespaces=NS) == [
+            "/CN=Two"]
+
+    asyncio.run(scenario())
+
+
+def test_copy_config_copies_only_what_the_user_may_read(server):
+    """RFC 8341 section 3.2.6: what the client may not read of a source datastore
+    is not copied (and dropping it from the target needs delete access); saving
+    running to startup needs only the right to invoke <copy-config>."""
+    async def scenario():
+        admin, reader, oper = Client(server), Client(server, "reader"), Client(server, "oper")
+        await configure_reader(admin)
+        copy = ("<copy-config><target><{target}/></target><source><{source}/></source>"
+                "</copy-config>")
+        # oper may not read the secret nor delete it: the copy would drop it, refused
+        reply = await oper.rpc(copy.format(target="candidate", source="running"))
+        assert tag(reply) == "access-denied"
+        assert reply.findtext(f".//{{{NC}}}error-path").strip().endswith("pki:secret-value")
+        # saving running: no data-node checks, startup gets all of it
+        assert ok(await oper.rpc(copy.format(target="startup", source="running")))
+        startup = await admin.rpc("<get-config><source><startup/></source></get-config>")
+        assert startup.xpath("//p:secret-value", namespaces=NS)
+        assert startup.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1", "s2"]
+        # reader may write everywhere but not read s2 nor the secret: neither is copied
+        assert ok(await reader.rpc(copy.format(target="candidate", source="startup")))
+        candidate = await admin.rpc("<get-config><source><candidate/></source></get-config>")
+        assert candidate.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1"]
+        assert not candidate.xpath("//p:secret-value", namespaces=NS)
+        assert candidate.xpath("//p:reference-value/text()", namespaces=NS) == ["ref"]
+        # an inline <config> is the client's own: only the write checks apply
+        assert ok(await admin.rpc("<discard-changes/>"))
+        inline = (f"<copy-config><target><candidate/></target><source><config>"
+                  f"{session('s1')}{session('s2')}</config></source></copy-config>")
+        assert tag(await oper.rpc(inline)) == "access-denied"
+
+    asyncio.run(scenario())
+
+
+def test_notifications_show_only_readable_nodes(server):
+    """A netconf-config-change keeps the edits whose target the receiver may read
+    and is not sent without any; a cmp-session-result of a session the receiver
+    may not read is not sent."""
+    async def scenario():
+        admin, reader = Client(server), Client(server, "reader")
+        await configure_reader(admin)
+        for client in (admin, reader):
+            assert ok(await client.rpc(f'<create-subscription xmlns="{NOTIF}"/>'))
+
+        async def change(body: str) -> tuple[list[str], list[str]]:
+            assert ok(await admin.rpc(edit(body)))
+            sent = len(admin.transport.sent), len(reader.transport.sent)
+            await admin.raw("<commit/>")  # the notification comes before the reply
+            while not any(b"<ok/>" in m for m in admin.transport.sent[sent[0]:]):
+                await asyncio.sleep(0)
+            return [t for m in admin.transport.sent[sent[0]:] for t in targets(m)], \
+                   [t for m in reader.transport.sent[sent[1]:] for t in targets(m)]
+
+        seen_by_admin, seen_by_reader = await change(
+            session("s1", "<ca-name>/CN=1</ca-name>") + session("s2", "<ca-name>/CN=2</ca-name>"))
+        assert seen_by_admin == ["/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name",
+                                 "/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name"]
+        assert seen_by_reader == ["/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name"]
+        before = len(reader.transport.sent)
+        seen_by_admin, seen_by_reader = await change(
+            session("s2", "<ca-name>/CN=22</ca-name>")
+            + session("s1", "<message-authentication-code><secret-value>new"
+                            "</secret-value></message-authentication-code>"))
+        assert len(seen_by_admin) == 2 and seen_by_reader == []
+        assert len(reader.transport.sent) == before  # no notification at all
+        assert counters(server)[2] == 0  # the event type was not denied
+        # cmp-session-result names a session by a leafref: only for who may read it
+        for name, expected in (("s1", 1), ("s2", 0)):
+            before = len(reader.transport.sent)
+            event = etree.Element(f"{{{PKI}}}cmp-session-result", nsmap={None: PKI})
+            etree.SubElement(event, f"{{{PKI}}}session").text = name
+            server.notify(event)
+            assert len(reader.transport.sent) == before + expected, name
+
+    asyncio.run(scenario())
+
+
+def targets(message: bytes) -> list[str]:
+    root = etree.fromstring(message[:-6] if message.endswith(b"]]>]]>") else message)
+    return root.xpath("//c:edit/c:target/text()", namespaces={
+        "c": "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"})
+
+
+def test_a_user_in_no_group_gets_only_the_defaults(server):
+    """RFC 8341 section 3.4.4 step 5: without a group, no rule-list applies, not even
+    one for group "*"."""
+    async def scenario():
+        admin, lone, oper = Client(server), Client(server, "lone"), Client(server, "oper")
+        await configure(admin)
+        assert ok(await admin.rpc(edit(f"""<nacm xmlns="{NACM_NS}"><rule-list>
+          <name>everyone</name><group>*</group>
+          <rule><name>sessions</name><module-name>cmp-agent-pki</module-name>
+            <path>/pki:pki/pki:cmp-session</path>
+            <access-operations>create update delete</access-operations>
+            <action>permit</action></rule></rule-list></nacm>""")))
+        assert ok(await admin.rpc("<commit/>"))
+        assert ok(await oper.rpc(edit(session("s3"))))  # oper is in a group: "*" applies
+        assert tag(await lone.rpc(edit(session("s4")))) == "access-denied"
+
+    asyncio.run(scenario())
+
+
+def test_rule_paths_keep_the_meaning_of_the_clients_prefixes(server):
+    """A path's prefixes are the client's XML namespace declarations (RFC 8341
+    section 3.2.3): stored with the modules' own prefixes, so that a rule written
+    with any prefix, declared on any ancestor, matches. An unknown prefix is an
+    invalid-value; a deny rule whose path cannot be read denies more, not less."""
+    async def scenario():
+        admin, oper = Client(server), Client(server, "oper")
+        await configure(admin)
+        rules = f"""<nacm xmlns="{NACM_NS}"><rule-list><name>operators</name>
+          <rule><name>{{name}}</name><module-name>cmp-agent-pki</module-name>
+            <path>{{path}}</path><access-operations>create update delete</access-operations>
+            <action>{{action}}</action></rule></rule-list></nacm>"""
+        declared = (f"<edit-config><target><candidate/></target><config xmlns:x='{PKI}'>"
+                    + rules.format(name="x-sessions", path="/x:pki/x:cmp-session",
+                                   action="permit")
+                    + "</config></edit-config>")
+        assert ok(await admin.rpc(declared))
+        assert ok(await admin.rpc("<commit/>"))
+        stored = await admin.rpc(GET_CONFIG)
+        assert stored.xpath("//n:rule[n:name='x-sessions']/n:path/text()", namespaces=NS) == [
+            "/pki:pki/pki:cmp-session"]
+        assert ok(await oper.rpc(edit(session("s7"))))
+        reply = await admin.rpc(edit(rules.format(name="bad", path="/y:pki", action="permit")))
+        assert tag(reply) == "invalid-value"
+        assert "'y'" in reply.findtext(f".//{{{NC}}}error-message")
+        assert ok(await admin.rpc("<discard-changes/>"))
+        # a deny rule whose path the agent cannot read (a position, not a key)
+        assert ok(await admin.rpc(edit(rules.format(
+            name="no-reading", path="/pki:pki/pki:cmp-session[1]", action="deny").replace(
+            "create update delete", "read"))))
+        assert ok(await admin.rpc("<commit/>"))
+        assert not (await oper.rpc(GET_CONFIG)).xpath("//p:pki", namespaces=NS)
+        assert (await admin.rpc(GET_CONFIG)).xpath("//p:pki", namespaces=NS)  # admin: all
+
+    asyncio.run(scenario())

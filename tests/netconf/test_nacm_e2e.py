@@ -190,3 +190,85 @@ def test_a_user_with_only_a_public_key(agent, tmp_path):
         commit(m, session_config("by-key", ca_name="/CN=K"))  # group admin: permit-all
     with pytest.raises(AuthenticationError):
         connect(agent, "keyed", "")  # no password login
+
+
+AUDITOR_RULES = f"""<config xmlns="{NC_NS}" xmlns:x="{PKI_NS}"><nacm xmlns="{NACM_NS}"><rule-list>
+  <name>auditors</name><group>auditors</group>
+  <rule><name>not-s2</name><module-name>cmp-agent-pki</module-name>
+    <path>/x:pki/x:cmp-session[x:name='s2']</path>
+    <access-operations>read</access-operations><action>deny</action></rule>
+  <rule><name>write-all</name><module-name>*</module-name><path>/</path>
+    <access-operations>create update delete</access-operations><action>permit</action></rule>
+</rule-list></nacm></config>"""
+
+
+def test_a_restricted_user_cannot_reach_what_it_may_not_read_or_trust(start_agent):
+    """Issue 9's gaps closed, over SSH with two restricted users: <copy-config>
+    copies only what the client may read (RFC 8341 section 3.2.6); config-change
+    notifications name only readable nodes; the RPCs that change the device's
+    trust or revoke its certificate need an explicit rule."""
+    agent = start_agent()
+    for name, group in (("oper", "operators"), ("auditor", "auditors")):
+        added = user(agent, "add", name, "--group", group, "--password-stdin",
+                     password=f"{name}-pass-1")
+        assert added.returncode == 0, added.stderr
+    with connect(agent) as admin:
+        commit(admin, OPERATOR_RULES)
+        commit(admin, AUDITOR_RULES)
+        commit(admin, session_config(
+            "s1", message_authentication_code="<reference-value>r1</reference-value>"
+                                              "<secret-value>top-secret</secret-value>"))
+        commit(admin, session_config("s2", ca_name="/CN=Two"))
+        admin.copy_config(source="running", target="startup")
+        with connect(agent, "oper", "oper-pass-1") as oper, \
+                connect(agent, "auditor", "auditor-pass-1") as auditor:
+            # copy-config: the secret oper may not read would be dropped from candidate
+            oper.discard_changes()
+            with pytest.raises(RPCError) as exc:
+                oper.copy_config(source="running", target="candidate")
+            assert error_tag(exc) == "access-denied"
+            # the auditor may write all but not read s2 nor the secret: neither is copied
+            auditor.copy_config(source="startup", target="candidate")
+            candidate = etree.fromstring(admin.get_config("candidate").data_xml.encode())
+            assert candidate.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1"]
+            assert not candidate.xpath("//p:secret-value", namespaces=NS)
+            mine = etree.fromstring(auditor.get_config("candidate").data_xml.encode())
+            assert mine.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1"]
+            admin.discard_changes()
+            # notifications: the auditor hears of s1's change, not of s2's
+            admin.create_subscription()
+            auditor.create_subscription()
+            commit(admin, f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}"><cmp-session>'
+                          "<name>s1</name><ca-name>/CN=One</ca-name></cmp-session><cmp-session>"
+                          "<name>s2</name><ca-name>/CN=Deux</ca-name></cmp-session></pki></config>")
+            commit(admin, session_config("s2", ca_name="/CN=Zwei"))
+
+            def targets(m) -> list[list[str]]:
+                return [e.xpath("ncn:edit/ncn:target/text()", namespaces=NS) for e in events(m)
+                        if e.tag == f"{{{NCN_NS}}}netconf-config-change"]
+
+            assert targets(admin) == [
+                ["/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name",
+                 "/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name"],
+                ["/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name"]]
+            assert targets(auditor) == [["/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name"]]
+            # trust and revocation: default-deny-all; a general request stays open
+            for request in (
+                    f"<certificate-import xmlns='{PKI_NS}'><name>evil.pem</name><data>x</data>"
+                    "<trust-anchor>true</trust-anchor></certificate-import>",
+                    f"<cmp-revocation-request xmlns='{PKI_NS}'><session-name>s1</session-name>"
+                    "<certificate-file>device.pem</certificate-file></cmp-revocation-request>"):
+                for restricted in (oper, auditor):
+                    with pytest.raises(RPCError) as exc:
+                        restricted.dispatch(etree.fromstring(request))
+                    assert error_tag(exc) == "access-denied", request
+            with pytest.raises(RPCError) as exc:
+                oper.dispatch(etree.fromstring(
+                    f"<cmp-general-request xmlns='{PKI_NS}'><session-name>nope</session-name>"
+                    "<info-type>ca-certs</info-type></cmp-general-request>"))
+            assert error_tag(exc) != "access-denied"
+            with pytest.raises(RPCError) as exc:
+                admin.dispatch(etree.fromstring(
+                    f"<certificate-import xmlns='{PKI_NS}'><name>evil.pem</name><data>x</data>"
+                    "</certificate-import>"))
+            assert error_tag(exc) == "invalid-value"  # the admin's rule permits it: bad data

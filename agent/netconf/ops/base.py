@@ -160,7 +160,14 @@ async def copy_config(ctx: RpcContext, op: etree._Element) -> None:
         raise RpcError("invalid-value", f"<copy-config> source and target are both {target}",
                        type="protocol", info={"bad-element": "target"})
     check_not_locked_by_other(ctx, target)
-    summary = ctx.server.datastores.copy_config(target, source, authorize=ctx.access.check_write)
+    # RFC 8341 section 3.2.6: saving running to startup needs only the right to
+    # invoke <copy-config>; otherwise what the client may not read of a source
+    # datastore is left out of the copy, and each node the copy changes in the
+    # target needs write access
+    save = source == "running" and target == "startup"
+    summary = ctx.server.datastores.copy_config(
+        target, source, authorize=None if save else ctx.access.check_write,
+        readable=None if save else ctx.access.prune)
     if target == "candidate":
         ctx.server.candidate_editors.add(ctx.session_id)
     elif summary is not None:
