@@ -18,7 +18,7 @@ from lxml import etree
 from yangson.schemanode import ContainerNode, LeafListNode, LeafNode, ListNode
 
 from agent.datastore.schema import NodeInfo, SchemaMap, new_child, qname
-from agent.datastore.validation import leaf_value
+from agent.datastore.validation import leaf_value, prefix_declarations
 from agent.netconf.errors import NC_NS, RpcError
 
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
@@ -141,7 +141,16 @@ class _Engine:
         if secret and self.seal_secret is not None:
             text = self.seal_secret(info, text, here,
                                     existing.text if existing is not None else None)
-        if existing is None:
+        declare = prefix_declarations(self.smap, info, text)
+        if declare:  # a path: the element declares the prefixes its value uses
+            fresh = etree.Element(info.tag, nsmap={None: qname(info.tag)[0], **declare})
+            fresh.text = text
+            if existing is None:
+                self._clear_other_cases(data, info)
+                data.append(fresh)
+            else:
+                data.replace(existing, fresh)
+        elif existing is None:
             self._clear_other_cases(data, info)
             new_child(data, info.tag, text)
         else:

@@ -208,6 +208,12 @@ _PREFIXED_PATHS = frozenset({"node-instance-identifier"})
 _QUOTED_OR_QNAME = re.compile(r"('[^']*'|\"[^\"]*\")|([A-Za-z_][\w.-]*):([A-Za-z_][\w.-]*)")
 
 
+def prefix_declarations(smap: SchemaMap, info: NodeInfo, text: str) -> dict[str, str] | None:
+    """The namespace declarations a stored value of *info* needs for its prefixes
+    to keep their meaning in replies and files; ``None`` for a type without prefixes."""
+    return smap.path_namespaces(text) if info.node.type.name in _PREFIXED_PATHS else None
+
+
 def _respell_prefixes(smap: SchemaMap, info: NodeInfo, elem: etree._Element, path: str,
                       text: str) -> str:
     """*text* with each prefix replaced by the prefix of its module in the model.
