@@ -36,7 +36,7 @@ from .filterrun import XPATH_SECONDS, FilterRunner
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .logins import LoginGuard
 from .nacm import Nacm
-from .ops import register_standard_operations
+from .ops import RETRIEVALS, register_standard_operations
 from .ops.registry import Handler, RpcContext, RpcRegistry
 from .replycache import ConfigReplyCache
 from .session import CloseSession, HelloReceived, RpcReceived, SendData, Session, State
@@ -373,8 +373,11 @@ class NetconfServer:
             outcome = "error operation-failed (internal)"
         if record.session_id in self.sessions:
             record.transport.send(reply)
-        log.info("session %d rpc %s message-id %r: %s in %.2f ms", record.session_id, name,
-                 request.message_id, outcome, (time.perf_counter() - started) * 1000)
+        # a device logs what changed and what failed; a poller's reads would flood the log
+        level = logging.DEBUG if outcome == "ok" and request.operation.tag in RETRIEVALS else (
+            logging.INFO)
+        log.log(level, "session %d rpc %s message-id %r: %s in %.2f ms", record.session_id, name,
+                request.message_id, outcome, (time.perf_counter() - started) * 1000)
         if record.closing:
             self.end_session(record, "close-session")
 

@@ -8,6 +8,7 @@ refusal to lock a candidate that another session changed (RFC 6241 7.5, 8.4).
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from lxml import etree
 
@@ -235,3 +236,27 @@ def test_notification_filter_size_is_bounded(server):
         assert client.record.subscription is None
 
     asyncio.run(scenario())
+
+
+def test_reads_are_logged_at_debug_changes_and_errors_at_info(server, caplog):
+    """A poller's successful reads do not flood agent.log (INFO); every change,
+    every error, and the session's start and end are logged at INFO."""
+    async def scenario():
+        client = Client(server)
+        await client.rpc("<get-config><source><running/></source></get-config>")
+        await client.rpc("<get/>")
+        await client.rpc(edit("logged"))
+        assert tag(await client.rpc("<get-config><source><nowhere/></source></get-config>"))
+        client.close()
+
+    with caplog.at_level(logging.DEBUG, logger="agent.netconf"):
+        asyncio.run(scenario())
+    rpcs = [(r.levelno, r.getMessage().split(": ")[0].split(" rpc ")[1], r.getMessage())
+            for r in caplog.records if " rpc " in r.getMessage()]
+    assert [(level, op) for level, op, _ in rpcs] == [
+        (logging.DEBUG, "get-config message-id '1'"), (logging.DEBUG, "get message-id '2'"),
+        (logging.INFO, "edit-config message-id '3'"), (logging.INFO, "get-config message-id '4'")]
+    assert ": error bad-element in " in rpcs[-1][2]
+    sessions = [r for r in caplog.records if r.getMessage().startswith("session ")
+                and (" opened: " in r.getMessage() or " closed: " in r.getMessage())]
+    assert [r.levelno for r in sessions] == [logging.INFO, logging.INFO]

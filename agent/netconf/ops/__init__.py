@@ -14,6 +14,11 @@ from __future__ import annotations
 from . import base, commit, monitoring, notifications
 from .registry import RpcRegistry
 
+#: operations that only read (get-config, get, get-schema): their successes are
+#: logged at DEBUG, every change, error and session event at INFO
+RETRIEVALS = frozenset(f"{{{namespace}}}{name}" for namespace, name in (
+    (base.NC_NS, "get-config"), (base.NC_NS, "get"), (monitoring.NCM_NS, "get-schema")))
+
 
 def register_standard_operations(registry: RpcRegistry) -> None:
     """Register every standard operation in *registry*."""
