@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ..datastore import ChangeSummary, Datastores
     from .audit import ConfirmEvent
     from ..model import Model
+    from .filternames import CheckedFilters
     from .filterrun import FilterRunner
     from .replycache import ConfigReplyCache
     from .state import StateRegistry
@@ -65,6 +66,7 @@ class ServerView(Protocol):
     clock: "Clock"
     state: "StateRegistry"
     config_replies: "ConfigReplyCache"
+    checked_filters: "CheckedFilters"
     filters: "FilterRunner"
     locks: dict[str, DatastoreLock]
     candidate_editors: set[int]

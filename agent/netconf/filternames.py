@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from lxml import etree
 
 from .errors import RpcError
-from .filters import _STRING_LITERAL, filter_namespaces, xpath_select
+from .filters import _STRING_LITERAL, FilterParam, filter_namespaces, xpath_select
 
 
 @dataclass
@@ -71,6 +72,35 @@ def check_filter_names(tree: NameTree, filter_el: etree._Element) -> None:
         check_subtree_names(tree, filter_el)
     else:
         check_xpath_names(tree, select, filter_namespaces(filter_el))
+
+
+class CheckedFilters:
+    """:func:`check_filter_names` that remembers the filters that passed, by
+    :attr:`FilterParam.key`: a client polling with the same filter has it
+    checked once (its size and names cannot have changed; the model does not).
+
+    Bounded: the *max_entries* filters used last, each of at most
+    *max_key_bytes* of XML (a larger one is checked every time).
+    """
+
+    def __init__(self, tree: Callable[[], NameTree], *, max_entries: int = 256,
+                 max_key_bytes: int = 4096):
+        self._tree = tree
+        self._max_entries = max_entries
+        self._max_key_bytes = max_key_bytes
+        self._passed: OrderedDict[tuple, None] = OrderedDict()
+
+    def check(self, filter_param: FilterParam) -> None:
+        """Refuse *filter_param* if it names what the model does not have (or is too big)."""
+        key = filter_param.key
+        if key in self._passed:
+            self._passed.move_to_end(key)
+            return
+        check_filter_names(self._tree(), filter_param.element)
+        if len(key[0]) <= self._max_key_bytes:
+            self._passed[key] = None
+            if len(self._passed) > self._max_entries:
+                self._passed.popitem(last=False)
 
 
 # --- subtree filters ---------------------------------------------------------------------

@@ -44,6 +44,21 @@ def _no_keys(_: etree._Element) -> Sequence[str]:
     return ()
 
 
+@dataclass(frozen=True)
+class FilterParam:
+    """The ``<filter>`` of get or get-config, with *key*: what its meaning depends
+    on (its XML and, for XPath prefixes, the namespaces in scope), computed once
+    per request for the reply cache and the name check's remembered verdicts."""
+
+    element: etree._Element
+    key: tuple[bytes, tuple[tuple[str, str], ...]]
+
+    @classmethod
+    def of(cls, element: etree._Element) -> "FilterParam":
+        return cls(element, (etree.tostring(element, with_tail=False),
+                             tuple(sorted((p or "", ns) for p, ns in element.nsmap.items()))))
+
+
 def apply_filter(data: etree._Element, filter_el: etree._Element | None,
                  keys_of: KeysOf = _no_keys) -> etree._Element:
     """*data* reduced by the ``<filter>`` element of get/get-config (``None``: no filter).

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from lxml import etree
 
 from .errors import NC_NS
-from .filters import KeysOf
+from .filters import FilterParam, KeysOf
 
 if TYPE_CHECKING:
     from ..datastore import Datastores
@@ -63,10 +63,12 @@ class ConfigReplyCache:
         self._bytes = 0
 
     async def get_config(self, source: str, with_defaults: str,
-                         filter_el: etree._Element | None, access: "Access") -> SerializedElement:
+                         filter_param: FilterParam | None, access: "Access"
+                         ) -> SerializedElement:
         """The ``<data>`` element of the reply for a user with *access*, serialized."""
         version = self._datastores.version(source)
-        key = (source, with_defaults, _filter_key(filter_el), access.view_key)
+        key = (source, with_defaults, None if filter_param is None else filter_param.key,
+               access.view_key)
         hit = self._entries.get(key)
         if hit is not None and hit[0] == version:
             self._entries.move_to_end(key)
@@ -76,7 +78,8 @@ class ConfigReplyCache:
         shared = access.bypass
         if not shared:  # the user's own copy, without what they may not read
             view = access.prune(copy.deepcopy(view))
-        selected = await self._filters.apply(view, filter_el, self._keys_of)
+        selected = await self._filters.apply(
+            view, None if filter_param is None else filter_param.element, self._keys_of)
         if selected is view and shared:  # no filter: serialize a copy, the view stays as it is
             selected = copy.deepcopy(view)
         body = serialize_in_reply(selected)
@@ -95,11 +98,3 @@ class ConfigReplyCache:
             _, (_, dropped) = self._entries.popitem(last=False)
             self._bytes -= len(dropped.xml)
 
-
-def _filter_key(filter_el: etree._Element | None) -> tuple | None:
-    """What the filter's meaning depends on: its XML and, for XPath
-    prefixes, the namespaces in scope."""
-    if filter_el is None:
-        return None
-    return (etree.tostring(filter_el, with_tail=False),
-            tuple(sorted((p or "", ns) for p, ns in filter_el.nsmap.items())))

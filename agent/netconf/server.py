@@ -32,6 +32,7 @@ from ..clock import Clock, SystemClock
 from . import audit
 from .context import DatastoreLock, Subscription
 from .errors import NC_NS, RpcError, RpcErrors
+from .filternames import CheckedFilters
 from .filterrun import XPATH_SECONDS, FilterRunner
 from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .logins import LoginGuard
@@ -183,6 +184,8 @@ class NetconfServer:
         self.filters = FilterRunner(xpath_seconds=xpath_filter_seconds)
         #: serialized <get-config> answers, per datastore version
         self.config_replies = ConfigReplyCache(datastores, self.keys_of, self.filters)
+        #: filters whose names were checked against the model (built on first use)
+        self.checked_filters = CheckedFilters(lambda: model.name_tree)
         #: access control (RFC 8341); by default no user database and no recovery user
         self.nacm = nacm or Nacm(model, datastores)
         self.state.add(netconf_state(self))

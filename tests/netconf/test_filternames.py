@@ -7,7 +7,8 @@ from lxml import etree
 
 from agent.model import Model
 from agent.netconf.errors import RpcError
-from agent.netconf.filternames import check_filter_names
+from agent.netconf.filternames import CheckedFilters, check_filter_names
+from agent.netconf.filters import FilterParam
 
 PKI = "urn:cmp-agent:yang:cmp-agent-pki"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -61,3 +62,36 @@ def test_subtree_names_in_any_namespace_and_unknown_element(names):
     assert err.value.info == {"bad-element": "last-requst"}
     assert "below /pki/cmp-session/statistics" in err.value.message
     assert "did you mean last-request?" in err.value.message
+
+
+def test_checked_filters_remember_what_passed_within_bounds(names):
+    """A filter that passed is not walked again (the tree is not even asked for);
+    one that failed fails every time; the memory is bounded in entries and size."""
+    asked = []
+
+    def tree():
+        asked.append(1)
+        return names
+
+    checked = CheckedFilters(tree, max_entries=2, max_key_bytes=200)
+
+    def subtree(inner: str, ns: str = PKI) -> FilterParam:
+        return FilterParam.of(etree.fromstring(f'<filter xmlns="{NC}"><pki xmlns="{ns}">'
+                                               f"{inner}</pki></filter>"))
+
+    checked.check(subtree("<file-format/>"))
+    checked.check(subtree("<file-format/>"))  # the same text in another request
+    assert len(asked) == 1
+    checked.check(subtree("<file-format/>", ns=""))  # same XML text, other namespace: other key
+    assert len(asked) == 2
+    for _ in range(2):
+        with pytest.raises(RpcError):
+            checked.check(subtree("<file-fromat/>"))
+    assert len(asked) == 4
+    long = subtree("<cmp-session><name>" + "x" * 300 + "</name></cmp-session>")
+    checked.check(long)
+    checked.check(long)  # over max_key_bytes: checked every time
+    assert len(asked) == 6
+    checked.check(subtree("<entity/>"))  # a third remembered filter drops the oldest
+    checked.check(subtree("<file-format/>"))
+    assert len(asked) == 8

@@ -11,7 +11,7 @@ from lxml import etree
 
 from ..context import DatastoreLock
 from ..errors import NC_NS, RpcError
-from ..filternames import check_filter_names
+from ..filters import FilterParam
 from ..replycache import SerializedElement
 from .registry import RpcContext, check_params, child, text_param
 
@@ -85,12 +85,14 @@ _GET_CONFIG_PARAMS = {_nc("source"), _nc("filter"), f"{{{WD_NS}}}with-defaults"}
 _GET_PARAMS = {_nc("filter"), f"{{{WD_NS}}}with-defaults"}
 
 
-def filter_param(ctx: RpcContext, op: etree._Element) -> etree._Element | None:
+def filter_param(ctx: RpcContext, op: etree._Element) -> FilterParam | None:
     """The ``<filter>`` of get or get-config, refused if it names what the model does not have."""
     filter_el = child(op, NC_NS, "filter")
-    if filter_el is not None:
-        check_filter_names(ctx.server.model.name_tree, filter_el)
-    return filter_el
+    if filter_el is None:
+        return None
+    found = FilterParam.of(filter_el)
+    ctx.server.checked_filters.check(found)
+    return found
 
 
 async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
@@ -104,11 +106,13 @@ async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
 
 async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
     check_params(op, _GET_PARAMS)
-    filter_el = filter_param(ctx, op)
+    found = filter_param(ctx, op)
     data = ctx.server.datastores.get_config("running", with_defaults_param(op))
     ctx.server.state.merge_into(data, ctx.server.keys_of)
     # what the user may not read goes before the filter sees it (RFC 8341 section 3.4.5)
-    return await ctx.server.filters.apply(ctx.access.prune(data), filter_el, ctx.server.keys_of)
+    return await ctx.server.filters.apply(ctx.access.prune(data),
+                                          found.element if found is not None else None,
+                                          ctx.server.keys_of)
 
 
 # --- changes (RFC 6241 sections 7.2 - 7.4) --------------------------------------------
