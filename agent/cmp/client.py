@@ -37,7 +37,7 @@ from .transaction import (
     TransactionResult,
 )
 from .transport import HttpTransport, Transport, TransportError
-from .verify import ResponseVerifier
+from .verify import CertificatePool, ResponseVerifier
 
 KINDS = ("ir", "cr", "kur", "p10cr", "rr", "genm")
 #: the kinds that ask for a certificate
@@ -106,7 +106,8 @@ class EnrollmentRequest:
     - ``mac`` or ``signer``: how requests are protected; with both, MAC is used.
     - ``server_cert`` pins the CA's protection certificate; otherwise ``trusted`` are
       the trust anchors of a path from the response's signer, through the response's
-      extraCerts and ``untrusted`` (see README, "Trust model"). MAC-protected
+      extraCerts and ``untrusted`` (see README, "Trust model"; a device's store passes
+      its indexed :class:`~agent.cmp.verify.CertificatePool`). MAC-protected
       responses are checked with ``mac.secret``. ``ignore_keyusage`` accepts a signer
       without digitalSignature key usage (only that check).
     - ``recipient``: the CA name; defaults to the subject of ``server_cert``, else the
@@ -134,7 +135,7 @@ class EnrollmentRequest:
     old_certificate: x509.Certificate | None = None
     server_cert: x509.Certificate | None = None
     trusted: tuple[x509.Certificate, ...] = ()
-    untrusted: tuple[x509.Certificate, ...] = ()
+    untrusted: CertificatePool | tuple[x509.Certificate, ...] = ()
     ignore_keyusage: bool = False
     implicit_confirm: bool = False
     #: certProfile (RFC 9480 2.17) to ask for

@@ -18,13 +18,13 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials
 from agent.cmp.names import NameSyntaxError, Subject, SubjectAltNames, parse_dn
+from agent.cmp.verify import CertificatePool
 from agent.datastore import SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.interfaces import interface_address
 from agent.pki.preconditions import problems
 from agent.pki.stores import (
-    PREVIOUS_SUFFIX,
     CertificateStore,
     KeyStore,
     PrivateKey,
@@ -123,8 +123,9 @@ class SessionTrust:
 
     #: the trust anchors of the CA's answers and of the issued certificate
     anchors: tuple[x509.Certificate, ...]
-    #: the device's other certificates: intermediates only
-    untrusted: tuple[x509.Certificate, ...]
+    #: the device's other certificates: intermediates only (and the signer, when the
+    #: sender names one), looked up by the verifier rather than each read per request
+    untrusted: CertificatePool
     #: the device's CA certificates, for the chain we send with our own certificate
     ca_certificates: tuple[x509.Certificate, ...]
 
@@ -133,17 +134,15 @@ def session_trust(session: SessionConfig, certs: CertificateStore) -> SessionTru
     """With ``verification-cert``: that CA certificate is the only anchor. Without:
     the files imported as trust anchors and caPubs received under a verified MAC in
     an IR. Every other certificate on the device may only complete a path."""
-    stored = [(n, c, why) for n, c, why in certs.certificates() if not n.endswith(PREVIOUS_SUFFIX)]
+    catalogue = certs.catalogue()
     if session.verification_cert:
-        anchor_names = {session.verification_cert}
-        certs.load(session.verification_cert)  # a clear error when it is missing
+        anchors: tuple[x509.Certificate, ...] = (certs.load(session.verification_cert),)
     else:
-        anchor_names = {n for n, _, why in stored if why is not None}
-    anchors = tuple(c for n, c, _ in stored if n in anchor_names)
+        anchors = certs.anchors()
     return SessionTrust(
         anchors=anchors,
-        untrusted=tuple(c for n, c, _ in stored if n not in anchor_names and c not in anchors),
-        ca_certificates=certs.ca_certificates(),
+        untrusted=catalogue.pool.without(anchors),
+        ca_certificates=catalogue.pool.authorities,
     )
 
 

@@ -13,7 +13,9 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from agent.atomic import atomic_write, ensure_directory, fsync_directory
 from agent.cmp.protection import is_rsa_pss_key_file
+from agent.cmp.verify import CertificatePool, is_authority
 from agent.netconf.errors import RpcError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -38,6 +41,10 @@ _CURVES: dict[str, type[ec.EllipticCurve]] = {"p256": ec.SECP256R1, "p384": ec.S
 _CURVE_NAMES = {"secp256r1": "p256", "secp384r1": "p384"}
 #: the suffix of the key pair kept beside a replaced one (seed step 12)
 PREVIOUS_SUFFIX = ".previous"
+#: a directory listing is taken as current while the directory's modification time is
+#: unchanged, once that time is this far in the past: file systems stamp times in coarse
+#: ticks (up to 2 s), so a change within the tick of the listing could leave it unchanged
+SETTLED_NS = 2_000_000_000
 
 
 def check_name(name: str, what: str) -> str:
@@ -244,6 +251,77 @@ def describe_certificate(name: str, cert: x509.Certificate) -> CertificateInfo:
     )
 
 
+@dataclass(frozen=True)
+class StoredCertificate:
+    """One readable certificate file of the store, as read for its inode."""
+
+    name: str
+    inode: int
+    certificate: x509.Certificate
+    #: DER of the subject name (the index key of :class:`CertificatePool`)
+    subject: bytes
+    authority: bool
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the file is one of the device's certificates (not a kept ``.previous`` copy)."""
+        return not self.name.endswith(PREVIOUS_SUFFIX)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The certificate store as of one directory listing."""
+
+    #: every readable certificate file, by name
+    files: Mapping[str, StoredCertificate]
+    #: the files that are not a kept ``.previous`` copy, by subject, and their CA certificates
+    #: (sorted by file name): the untrusted certificates of every session, its anchors excepted
+    pool: CertificatePool
+    #: the names of :attr:`pool`'s files by subject, and of its CA certificates
+    names_by_subject: Mapping[bytes, frozenset[str]]
+    authority_names: frozenset[str]
+
+    def updated(self, removed: set[tuple[str, int]],
+                added: dict[str, StoredCertificate | None]) -> Catalogue:
+        """This catalogue with the files of *removed* (name, inode) gone and those of *added*
+        read (None: not a certificate); only what they change is indexed again."""
+        files = dict(self.files)
+        changed: set[str] = set()
+        for name, inode in removed:
+            if name in files and files[name].inode == inode:
+                del files[name]
+                changed.add(name)
+        for name, record in added.items():
+            files.pop(name, None)
+            changed.add(name)
+            if record is not None:
+                files[name] = record
+        now = {n: files[n] for n in changed if n in files and files[n].pooled}
+        touched = {r.subject for r in now.values()} | {
+            self.files[n].subject for n in changed if n in self.files}
+        names_by_subject = dict(self.names_by_subject)
+        by_subject = dict(self.pool.by_subject)
+        for key in touched:
+            names = (names_by_subject.get(key, frozenset()) - changed) | {
+                n for n, r in now.items() if r.subject == key}
+            if names:
+                names_by_subject[key] = names
+                by_subject[key] = tuple(files[n].certificate for n in sorted(names))
+            else:
+                names_by_subject.pop(key, None)
+                by_subject.pop(key, None)
+        authority_names = (self.authority_names - changed) | {
+            n for n, r in now.items() if r.authority}
+        authorities = self.pool.authorities
+        if changed & (self.authority_names | authority_names):
+            authorities = tuple(files[n].certificate for n in sorted(authority_names))
+        return Catalogue(files, CertificatePool(by_subject, authorities), names_by_subject,
+                         authority_names)
+
+
+EMPTY_CATALOGUE = Catalogue({}, CertificatePool(), {}, frozenset())
+
+
 class CertificateStore:
     """Certificate files, PEM or DER, named as the operator names them (e.g. ``local.pem``).
 
@@ -261,8 +339,13 @@ class CertificateStore:
         ensure_directory(directory, 0o755)  # certificates are public, not writable by others
         self._described: FileMemo[CertificateInfo] = FileMemo()
         self._loaded: FileMemo[x509.Certificate] = FileMemo()
-        #: (file name, inode) -> the certificate if it is a CA's, else None
-        self._ca_memo: dict[tuple[str, int], x509.Certificate | None] = {}
+        #: the last listing: (name, inode) of every file, the catalogue read from it, the
+        #: directory's (mtime, inode) then, and whether that mtime was already settled
+        self._listing: set[tuple[str, int]] = set()
+        self._catalogue = EMPTY_CATALOGUE
+        self._listed_stamp: tuple[int, int] | None = None
+        self._listed_settled = False
+        self._catalogue_lock = threading.Lock()
 
     def _path(self, name: str) -> Path:
         return self.directory / check_name(name, "certificate file")
@@ -301,31 +384,43 @@ class CertificateStore:
 
         Only certificates that say they are a CA (basicConstraints cA) and are
         not a kept ``.previous`` copy (which of them are trust anchors is
-        :meth:`certificates`' business, README "Trust model"). One directory read per call:
-        each file is judged once per inode (every write here replaces the file
-        by rename), so thousands of device certificates cost no file reads.
+        :meth:`anchors`' business, README "Trust model"), sorted by file name.
         """
-        anchors = []
-        seen: dict[tuple[str, int], x509.Certificate | None] = {}
-        with os.scandir(self.directory) as entries:
-            found = sorted((e.name, e.inode()) for e in entries
-                           if e.is_file() and _NAME.fullmatch(e.name)
-                           and not e.name.endswith(PREVIOUS_SUFFIX))
-        for slot in found:
-            if slot in self._ca_memo:
-                cert = self._ca_memo[slot]
-            else:
-                try:
-                    cert = self.load(slot[0])
-                    is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-                except (RpcError, x509.ExtensionNotFound, ValueError):
-                    is_ca = False
-                cert = cert if is_ca else None
-            seen[slot] = cert
-            if cert is not None:
-                anchors.append(cert)
-        self._ca_memo = seen
-        return tuple(anchors)
+        return self.catalogue().pool.authorities
+
+    def catalogue(self) -> Catalogue:
+        """Every certificate file of the store, indexed (:class:`Catalogue`).
+
+        The directory is listed again only when its modification time changed
+        (or was too recent to rule out a change within the same tick, see
+        :data:`SETTLED_NS`), and a file is read only when its inode is new: every write
+        here replaces the file by rename, so a device with thousands of certificates pays
+        one ``stat`` per request while none changes, and a read of the files that did.
+        Whether a file is a CA certificate, and its subject, are judged once per inode;
+        the trust anchors are read again whenever asked for (:meth:`anchors`).
+        """
+        with self._catalogue_lock:
+            stat = os.stat(self.directory)
+            stamp = (stat.st_mtime_ns, stat.st_ino)
+            if stamp == self._listed_stamp and self._listed_settled:
+                return self._catalogue
+            settled = time.time_ns() - stat.st_mtime_ns > SETTLED_NS
+            with os.scandir(self.directory) as entries:
+                listing = {(e.name, e.inode()) for e in entries if e.is_file()}
+            if listing != self._listing:
+                added = {name: self._stored(name, inode) for name, inode in
+                         sorted(listing - self._listing) if _NAME.fullmatch(name)}
+                self._catalogue = self._catalogue.updated(self._listing - listing, added)
+                self._listing = listing
+            self._listed_stamp, self._listed_settled = stamp, settled
+            return self._catalogue
+
+    def _stored(self, name: str, inode: int) -> StoredCertificate | None:
+        try:
+            cert = self.load(name)
+        except (RpcError, OSError):
+            return None  # a file that vanished or is not a certificate
+        return StoredCertificate(name, inode, cert, cert.subject.public_bytes(), is_authority(cert))
 
     def save(
         self, name: str, cert: x509.Certificate, file_format: FileFormat,
@@ -388,13 +483,29 @@ class CertificateStore:
     def certificates(self) -> list[tuple[str, x509.Certificate, AnchorReason | None]]:
         """Every readable certificate file: (name, certificate, why it is an anchor or None)."""
         registry = self.trust_registry()
+        anchors = dict(self._vouched(registry, sorted(registry)))
+        return [(name, *anchors.get(name, (record.certificate, None)))
+                for name, record in sorted(self.catalogue().files.items())]
+
+    def anchors(self) -> tuple[x509.Certificate, ...]:
+        """The certificates the trust registry vouches for (not a kept ``.previous`` copy),
+        sorted by file name: each file read again if it changed, so that a file rewritten
+        by any other way is no anchor (README "Trust model")."""
+        registry = self.trust_registry()
+        return tuple(cert for _, (cert, _) in self._vouched(
+            registry, sorted(n for n in registry if not n.endswith(PREVIOUS_SUFFIX))))
+
+    def _vouched(self, registry: dict[str, dict[str, str]], names: list[str]
+                 ) -> list[tuple[str, tuple[x509.Certificate, AnchorReason]]]:
         out = []
-        for name in self.names():
+        for name in names:
             try:
                 cert = self.load(name)
             except (RpcError, OSError):
                 continue  # a file that vanished or is not a certificate
-            out.append((name, cert, self.trust_of(name, cert_fingerprint(cert), registry)))
+            why = self.trust_of(name, cert_fingerprint(cert), registry)
+            if why is not None:
+                out.append((name, (cert, why)))
         return out
 
     def import_data(self, name: str, data: str, overwrite: bool = False,

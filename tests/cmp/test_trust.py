@@ -214,3 +214,22 @@ def test_an_eddsa_ca_on_the_signers_path_is_refused_by_name(tpki, mock_server, t
          "-trusted", tpki.path("root.pem")],
         capture_output=True, text=True, timeout=60)
     assert openssl.returncode == 0, openssl.stdout + openssl.stderr
+
+
+def test_signer_and_chain_found_among_the_device_certificates(tpki, mock_server):
+    """README "Trust model": the signer named by sender may come from the device, the chain
+    too; looked up by subject among the device's certificates (issue 11), not each read."""
+    server = mock_server(*tpki.mock_args(), mac=False, signer=False)
+    stripper = ExtraCertsStripper(("ip", "pkiconf"))
+    proxy = CmpHttpProxy(server.port, rewrite=stripper)
+    signer = x509.load_pem_x509_certificate(open(tpki.path("signer-good.pem"), "rb").read())
+    others = (tpki.client, tpki.issued, tpki.root)  # the root too: untrusted here, not an anchor
+    try:
+        without = enroll(signed_request(tpki, proxy.url, untrusted=(*others, tpki.ca)))
+        result = enroll(signed_request(tpki, proxy.url, untrusted=(*others, signer, tpki.ca)))
+    finally:
+        proxy.stop()
+    assert ("ip", True) in stripper.seen
+    assert isinstance(without, Failed) and without.kind is FailureKind.PROTECTION
+    assert "no certificate of the sender CN=CMP signer good,O=Trust Test" in without.message
+    assert isinstance(result, Enrolled), str(result)

@@ -116,8 +116,10 @@ class TrustPki:
 def strip_extra_certs(message: bytes) -> bytes:
     """The PKIMessage without its extraCerts [1] (outside the protection, RFC 4210 5.1)."""
     outer = der.read_tlv(message)
+    # header and body first (an ip's body is [1] too), then protection [0] and extraCerts [1]
     kept = b"".join(
-        message[item.start:item.end] for item in der.children(message, outer) if item.tag != 0xA1
+        message[item.start:item.end] for index, item in enumerate(der.children(message, outer))
+        if index < 2 or item.tag != 0xA1
     )
     return der.tlv(0x30, kept)
 

@@ -179,6 +179,53 @@ def test_ca_certificates_are_judged_once_per_file(certs):
     assert certs.load("leaf.pem") is certs.load("leaf.pem")  # parsed once until it changes
 
 
+
+def _ca(key, cn):
+    cert = self_signed(key, cn)
+    return (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
+            .public_key(key.public_key()).serial_number(7)
+            .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+
+
+def test_the_catalogue_follows_the_directory(certs):
+    """Issue 11 (renewal storm): each request looks certificates up in an index kept up to
+    date from the directory's listing, instead of reading every file of the store."""
+    key = generate_key("ec")
+    a, b, other, ca = (self_signed(key, "a"), self_signed(key, "b"), self_signed(key, "other"),
+                       _ca(key, "ca"))
+    certs.save("a.pem", a, "pem")
+    certs.save("ca.pem", ca, "der")
+    pool = certs.catalogue().pool
+    assert pool.named(a.subject) == [a] and pool.named(b.subject) == [] and pool.named(None) == []
+    assert pool.intermediates() == [ca] and certs.ca_certificates() == (ca,)
+    assert pool.without([ca]).intermediates() == [] and set(pool.without([a])) == {ca}
+
+    # written from outside (by rename), a file that is no certificate, a kept .previous
+    (certs.directory / "junk.pem").write_text("not a certificate")
+    (certs.directory / ".b.tmp").write_bytes(b.public_bytes(serialization.Encoding.PEM))
+    os.replace(certs.directory / ".b.tmp", certs.directory / "b.pem")
+    certs.save("a.pem.previous", a, "pem")
+    catalogue = certs.catalogue()
+    assert set(catalogue.files) == {"a.pem", "a.pem.previous", "b.pem", "ca.pem"}
+    assert catalogue.pool.named(a.subject) == [a]  # the .previous copy is not the device's
+    assert catalogue.pool.named(b.subject) == [b]
+
+    # replaced and deleted; then the same once the directory's time is long past
+    certs.save("a.pem", other, "pem")
+    certs.delete("ca.pem")
+    pool = certs.catalogue().pool
+    assert pool.named(a.subject) == [] and pool.named(other.subject) == [other]
+    assert pool.intermediates() == [] and certs.ca_certificates() == ()
+    old = certs.directory.stat().st_mtime_ns - 10**10
+    os.utime(certs.directory, ns=(old, old))
+    assert set(certs.catalogue().pool) == {other, b}
+    certs.save("ca2.pem", ca, "pem")  # and a change after that
+    assert certs.catalogue().pool.intermediates() == [ca]
+    assert {n for n, _, _ in certs.certificates()} == {"a.pem", "a.pem.previous", "b.pem", "ca2.pem"}
+
+
 def _pem(key):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode()
