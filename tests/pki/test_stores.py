@@ -271,16 +271,7 @@ def test_trust_anchors_are_only_those_vouched_for(certs):
     from agent.pki.config import SessionConfig
     from agent.pki.enrollment import session_trust
 
-    def ca(name):
-        key = generate_key("ec")
-        cert = self_signed(key, name)
-        return (x509.CertificateBuilder().subject_name(cert.subject).issuer_name(cert.issuer)
-                .public_key(key.public_key()).serial_number(7)
-                .not_valid_before(cert.not_valid_before_utc).not_valid_after(cert.not_valid_after_utc)
-                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                .sign(key, hashes.SHA256()))
-
-    imported, capubs, plain = ca("imported"), ca("capubs"), ca("plain")
+    imported, capubs, plain = (_ca(generate_key("ec"), name) for name in ("imported", "capubs", "plain"))
     leaf = self_signed(generate_key("ec"), "leaf")
     certs.import_data("imported.pem", imported.public_bytes(serialization.Encoding.PEM).decode(),
                       trust_anchor=True)
