@@ -15,7 +15,8 @@ defaults. An :class:`Access` answers:
   that ``<copy-config>`` copies (section 3.2.6);
 * writes (section 3.4.5): :meth:`Access.check_write` compares a datastore
   before and after an edit and refuses it with ``access-denied`` if one
-  created, changed or deleted node is not writable;
+  created, changed or deleted node is not writable; :meth:`Access.conceal`
+  keeps an edit's errors from telling whether an unreadable node exists;
 * notifications (section 3.4.6): :meth:`Access.visible_event`: the event
   type needs a rule or the defaults permitting it; beyond that, a
   ``netconf-config-change`` keeps only the edits whose target the user may
@@ -48,7 +49,7 @@ from yangson.schemanode import (ContainerNode, LeafListNode, LeafNode, ListNode,
 
 from ..atomic import atomic_write
 from .audit import NCN_NS
-from .errors import NC_NS, RpcError
+from .errors import NC_NS, RpcError, RpcErrors
 
 if TYPE_CHECKING:
     from ..datastore import Datastores
@@ -399,6 +400,27 @@ class Access:
             if not self._may(info, el, Op.READ):
                 return False
         return True
+
+    def conceal(self, exc: "RpcError | RpcErrors") -> "RpcError | RpcErrors":
+        """*exc* with each ``data-exists`` / ``data-missing`` about a node the user
+        may not read turned into ``access-denied``: whether such a node exists
+        is content no rpc-error may show (RFC 8341 section 3.2.5)."""
+        if self.bypass:
+            return exc
+        if isinstance(exc, RpcErrors):
+            return RpcErrors([self._conceal(e) for e in exc.errors])
+        return self._conceal(exc)
+
+    def _conceal(self, error: RpcError) -> RpcError:
+        if error.tag not in ("data-exists", "data-missing") or not error.path:
+            return error
+        steps = parse_path(error.path, {**self.schema.path_prefixes, **error.path_namespaces})
+        if steps is not None and self.may_read(steps):
+            return error
+        self.counters.denied_data_writes += 1
+        return RpcError("access-denied", f"user {self.user!r} may not read or change"
+                        f" {error.path} (NACM, RFC 8341)", type="application",
+                        path=error.path, path_namespaces=error.path_namespaces)
 
     def check_write(self, old: etree._Element, new: etree._Element) -> None:
         """``access-denied`` unless every node that differs between the datastore

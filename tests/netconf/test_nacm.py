@@ -468,3 +468,26 @@ def test_rule_paths_keep_the_meaning_of_the_clients_prefixes(server):
         assert (await admin.rpc(GET_CONFIG)).xpath("//p:pki", namespaces=NS)  # admin: all
 
     asyncio.run(scenario())
+
+
+def test_edit_errors_do_not_tell_whether_an_unreadable_node_exists(server):
+    """RFC 8341 section 3.2.5: a create of an existing node, or a delete of a missing
+    one, that the user may not read is access-denied, not data-exists/data-missing."""
+    async def scenario():
+        admin, reader = Client(server), Client(server, "reader")
+        await configure_reader(admin)
+        create = (f"<pki xmlns='{PKI}' xmlns:nc='{NC}'><cmp-session nc:operation='create'>"
+                  "<name>{name}</name></cmp-session></pki>")
+        delete = create.replace("'create'", "'delete'")
+        assert tag(await admin.rpc(edit(create.format(name="s2")))) == "data-exists"
+        before = counters(server)[1]
+        reply = await reader.rpc(edit(create.format(name="s2")))
+        assert tag(reply) == "access-denied"
+        assert "s2" in reply.findtext(f".//{{{NC}}}error-path")
+        assert ok(await reader.rpc(edit(delete.format(name="s2"))))  # write-all permits it
+        assert tag(await reader.rpc(edit(delete.format(name="s2")))) == "access-denied"
+        assert counters(server)[1] == before + 2
+        assert tag(await reader.rpc(edit(delete.format(name="s9")))) == "data-missing"
+        assert tag(await reader.rpc(edit(create.format(name="s1")))) == "data-exists"
+
+    asyncio.run(scenario())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from lxml import etree
 
 from ..context import DatastoreLock
-from ..errors import NC_NS, RpcError
+from ..errors import NC_NS, RpcError, RpcErrors
 from ..filters import FilterParam
 from ..replycache import SerializedElement
 from .registry import RpcContext, check_params, child, text_param
@@ -148,9 +148,12 @@ async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
                            ("stop-on-error", "continue-on-error", "rollback-on-error"),
                            "stop-on-error")
     check_not_locked_by_other(ctx, target)
-    ctx.server.datastores.edit_config(target, config, default_operation=default_operation,
-                                      test_option=test_option, error_option=error_option,
-                                      authorize=ctx.access.check_write)
+    try:
+        ctx.server.datastores.edit_config(target, config, default_operation=default_operation,
+                                          test_option=test_option, error_option=error_option,
+                                          authorize=ctx.access.check_write)
+    except (RpcError, RpcErrors) as exc:
+        raise ctx.access.conceal(exc) from None
     if target == "candidate" and test_option != "test-only":
         ctx.server.candidate_editors.add(ctx.session_id)
 
