@@ -10,10 +10,13 @@ the module's defaults (read permit, write deny, exec permit) and the model's
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 
 from lxml import etree
 
 from agent.datastore import Datastores, SecretBox
+from agent.model import IETF_DIR, YANG_DIR
 from agent.netconf.nacm import NACM_NS, Nacm, bootstrap
 from agent.netconf.server import NetconfServer
 from memory_server import NC
@@ -433,7 +436,7 @@ def test_a_user_in_no_group_gets_only_the_defaults(server):
     asyncio.run(scenario())
 
 
-def test_rule_paths_keep_the_meaning_of_the_clients_prefixes(server):
+def test_rule_paths_keep_the_meaning_of_the_clients_prefixes(server, tmp_path):
     """A path's prefixes are the client's XML namespace declarations (RFC 8341
     section 3.2.3): stored with the modules' own prefixes, so that a rule written
     with any prefix, declared on any ancestor, matches. An unknown prefix is an
@@ -454,6 +457,14 @@ def test_rule_paths_keep_the_meaning_of_the_clients_prefixes(server):
         stored = await admin.rpc(GET_CONFIG)
         path = stored.xpath("//n:rule[n:name='x-sessions']/n:path", namespaces=NS)[0]
         assert path.text == "/pki:pki/pki:cmp-session" and path.nsmap["pki"] == PKI
+        if shutil.which("yanglint"):  # libyang resolves the value's prefixes in the reply
+            (tmp_path / "nacm.xml").write_bytes(etree.tostring(
+                stored.find(f"{{{NC}}}data").find(f"{{{NACM_NS}}}nacm")))
+            checked = subprocess.run(
+                ["yanglint", "-p", str(IETF_DIR), "-t", "config", str(IETF_DIR / "ietf-netconf-acm"
+                 ".yang"), str(YANG_DIR / "cmp-agent-pki.yang"), str(tmp_path / "nacm.xml")],
+                capture_output=True, text=True, timeout=120)
+            assert checked.returncode == 0, checked.stderr
         assert ok(await oper.rpc(edit(session("s7"))))
         reply = await admin.rpc(edit(rules.format(name="bad", path="/y:pki", action="permit")))
         assert tag(reply) == "invalid-value"
