@@ -13,44 +13,27 @@ Layers, each in its own module:
 - :mod:`agent.cmp.cli`: ``cmp-agent cmp ir|cr|kur|p10cr|rr|genm``.
 """
 
-from .client import (
-    EnrollmentRequest,
-    MacCredentials,
-    SignerCredentials,
-    enroll,
-    enroll_async,
-)
-from .names import Subject, SubjectAltNames, format_dn, parse_dn
-from .transaction import (
-    Enrolled,
-    EnrollmentResult,
-    Failed,
-    FailureKind,
-    GeneralResponse,
-    MessageCounts,
-    Revoked,
-    TransactionResult,
-)
-from .transport import HttpTransport, TransportError
+from __future__ import annotations
 
-__all__ = [
-    "Enrolled",
-    "EnrollmentRequest",
-    "EnrollmentResult",
-    "Failed",
-    "FailureKind",
-    "GeneralResponse",
-    "HttpTransport",
-    "MacCredentials",
-    "MessageCounts",
-    "Revoked",
-    "SignerCredentials",
-    "Subject",
-    "SubjectAltNames",
-    "TransactionResult",
-    "TransportError",
-    "enroll",
-    "enroll_async",
-    "format_dn",
-    "parse_dn",
-]
+import importlib
+
+#: the names this package offers, by the module that defines them; imported on first
+#: use (PEP 562), so that importing one layer (e.g. :mod:`.der`) does not load them all
+_EXPORTS = {
+    **dict.fromkeys(("EnrollmentRequest", "MacCredentials", "SignerCredentials", "enroll",
+                     "enroll_async"), "client"),
+    **dict.fromkeys(("Subject", "SubjectAltNames", "format_dn", "parse_dn"), "names"),
+    **dict.fromkeys(("Enrolled", "EnrollmentResult", "Failed", "FailureKind",
+                     "GeneralResponse", "MessageCounts", "Revoked", "TransactionResult"),
+                    "transaction"),
+    **dict.fromkeys(("HttpTransport", "TransportError"), "transport"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)

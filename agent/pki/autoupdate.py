@@ -128,7 +128,17 @@ class AutoUpdater:
             stats.next_auto_update = plan.due
 
     def start(self) -> None:
-        self.reschedule(self.service.config())
+        """Plan every session's update, then check the plans every tick.
+
+        At the agent's start the service has not read running yet: it does so
+        once the agent listens, a chunk of sessions at a time, and each chunk is
+        planned as it arrives (:attr:`PkiService.on_change`), so that thousands
+        of sessions do not hold up the first ``<hello>``.
+        """
+        if self.service.has_view:
+            self.reschedule(self.service.config())
+        else:
+            self.service.catch_up_soon()
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:

@@ -310,12 +310,23 @@ class PkiService:
             self._stale = None
         elif self._stale is not None:
             self._stale.update(key[0] for key in keys)
+        self.catch_up_soon()
+
+    def catch_up_soon(self) -> None:
+        """Bring the view up to date in the background, a chunk of sessions at a time
+        between other sessions' RPCs (listeners hear of each chunk); at once if there
+        is no event loop. :meth:`config` finishes it at once when asked before."""
         if self._refresher is not None and not self._refresher.done():
             return
         try:
             self._refresher = asyncio.get_running_loop().create_task(self._refresh())
         except RuntimeError:  # no event loop (unit use): catch up now
             self.config()
+
+    @property
+    def has_view(self) -> bool:
+        """Whether running was read into the view at least once (it may lag behind)."""
+        return self._view is not None
 
     async def _refresh(self) -> None:
         while self._view_version != self.datastores.running_version:

@@ -173,6 +173,59 @@ def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, 
     asyncio.run(scenario())
 
 
+def test_at_start_the_updater_plans_every_session_as_the_view_is_read(model, tmp_path,
+                                                                     monkeypatch):
+    """A started agent reads running into the view after it listens, a chunk at a time
+    (not before its first <hello>); every session with a certificate is planned as its
+    chunk arrives, and asking for the configuration finishes the work at once."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from agent.pki import service as service_module
+    from agent.pki.autoupdate import AutoUpdater
+
+    monkeypatch.setattr(service_module, "VIEW_CHUNK", 2)
+    issue = _issuer()
+    public = tmp_path / "pki" / "public"
+    public.mkdir(parents=True)
+    sessions = []
+    for i in range(5):
+        cert = issue(ec.generate_private_key(ec.SECP256R1()).public_key(), i + 1)
+        (public / f"c{i}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        sessions.append(f"<cmp-session><name>s{i}</name><entity>e1</entity>"
+                        f"<authentication-cert>c{i}.pem</authentication-cert>"
+                        "<auto-update><enabled>true</enabled></auto-update></cmp-session>")
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    datastores.edit_config("candidate", etree.fromstring(
+        '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns='
+        '"urn:cmp-agent:yang:cmp-agent-pki"><entity><name>e1</name><common-name>r1'
+        "</common-name></entity>" + "".join(sessions) + "</pki></config>"))
+    datastores.commit()
+
+    def planned(service) -> set[str]:
+        return {name for name, stats in service.statistics.items()
+                if stats.next_auto_update is not None}
+
+    async def scenario(ask_at_once: bool):
+        service = PkiService(datastores, tmp_path, datastores.secrets)
+        updater = AutoUpdater(service)
+        updater.start()
+        assert not service.has_view and planned(service) == set()  # nothing read yet
+        if ask_at_once:
+            assert set(service.config().sessions) == {f"s{i}" for i in range(5)}
+            assert planned(service) == {f"s{i}" for i in range(5)}
+        else:
+            await asyncio.sleep(0)
+            assert len(planned(service)) == 2  # the first chunk
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert planned(service) == {f"s{i}" for i in range(5)}
+        await updater.stop()
+
+    asyncio.run(scenario(False))
+    asyncio.run(scenario(True))
+
+
 def test_clear_statistics_during_a_transaction(model, tmp_path):
     """Issue 9: clear-statistics while the CA is asked; the enrolment still
     succeeds, is reported (result listeners: notification, auto-update) and is
