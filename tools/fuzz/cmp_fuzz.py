@@ -9,10 +9,10 @@ protection was mutated is a forgery: counted under ``accepted_mutated``, with th
 seed and input that replay it.
 
 What a mutation did is judged by :func:`classify`, not by whether the mutator ran:
-a mutation may leave the bytes as they were (writing 0x00 over 0x00, flipping one bit
-twice: seed 9, input 2393 of the README's long run was such a no-op, an IR exchange
-whose two answers were delivered byte for byte), or change only what the protection
-does not cover (extraCerts, RFC 4210 5.1; the MAC and signature are over header and
+a mutation may leave the bytes as they were (a byte written over an equal one, one bit
+flipped twice: seed 9, input 2393 of the README's long run was such a no-op, one
+"interesting" byte written over an equal one in the pkiConf), or change only what the
+protection does not cover (extraCerts, RFC 4210 5.1; the MAC and signature are over header and
 body only). Enrolments after such answers are rightly accepted and are counted apart.
 """
 
