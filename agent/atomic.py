@@ -83,6 +83,12 @@ def remove_temporaries(root: str | os.PathLike[str]) -> list[Path]:
 
 def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
     """Replace *path* with *data* atomically; the file gets permission *mode*."""
+    install_temporary(write_temporary(path, data, mode), path)
+
+
+def write_temporary(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> Path:
+    """The first half of :func:`atomic_write`: *data* in a new temporary file
+    beside *path* (permission *mode*), flushed and fsync'ed; its path."""
     target = Path(path)
     # a private file gets a private directory; a public one (0644) a 0755 one
     ensure_directory(target.parent, 0o700 if not mode & 0o077 else 0o755)
@@ -93,14 +99,21 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
             tmp.write(data)
             tmp.flush()
             os.fsync(tmp.fileno())
-        os.replace(tmp_name, target)
     except BaseException:
-        try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
+        Path(tmp_name).unlink(missing_ok=True)
         raise
-    fsync_directory(target.parent)
+    return Path(tmp_name)
+
+
+def install_temporary(tmp: Path, path: str | os.PathLike[str]) -> None:
+    """The second half of :func:`atomic_write`: rename *tmp* (from
+    :func:`write_temporary` for *path*) over *path*, durably."""
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_directory(Path(path).parent)
 
 
 def fsync_directory(directory: str | os.PathLike[str]) -> None:

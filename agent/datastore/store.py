@@ -31,7 +31,7 @@ from typing import Callable, Iterable
 
 from lxml import etree
 
-from agent.atomic import atomic_write, fsync_directory
+from agent.atomic import atomic_write, fsync_directory, install_temporary, write_temporary
 from agent.datastore.changes import ChangeSummary, diff
 from agent.datastore.defaults import Defaults
 from agent.datastore.editconfig import apply_edit
@@ -87,6 +87,8 @@ class _PreparedCommit:
     data: bytes
     #: running's report-all view (:meth:`Datastores.config_view`)
     view: etree._Element
+    #: *data* already written and fsync'ed beside ``running.xml``, to be renamed over it
+    staged: Path | None = None
 
 
 class Datastores:
@@ -352,27 +354,43 @@ class Datastores:
             key = (self._versions["candidate"], self._versions["running"])
             if self._prepared is not None and self._prepared.key == key:
                 return
-            prepared = await asyncio.to_thread(self._prepare, key, self._trees["candidate"],
-                                               self._trees["running"])
-            self._prepared = prepared
+            self.release_prepared()
+            self._prepared = await asyncio.to_thread(self._prepare, key,
+                                                     self._trees["candidate"],
+                                                     self._trees["running"], True)
+
+    def release_prepared(self) -> None:
+        """Forget what :meth:`prepare_commit` computed (a commit refused after it)."""
+        prepared, self._prepared = self._prepared, None
+        if prepared is not None and prepared.staged is not None:
+            prepared.staged.unlink(missing_ok=True)
 
     def _prepare(self, key: tuple[int, int], candidate: etree._Element,
-                 running: etree._Element) -> "_PreparedCommit":
+                 running: etree._Element, stage: bool = False) -> "_PreparedCommit":
+        """Validate candidate and compute what :meth:`commit` installs; *stage*:
+        also write the new ``running.xml`` to a temporary file (in a worker
+        thread: the loop then only renames it)."""
         new = copy.deepcopy(candidate)
         view = self._defaults.apply(copy.deepcopy(new), "report-all")
         if self._validated.get("candidate") != key[0] and not self._quick.valid(new, view):
             validate_tree(self.smap, candidate)  # raises the rpc-error (or finds it valid)
-        return _PreparedCommit(key, new, diff(self.smap, running, new),
-                               self._stamp(self._serialize(new)), view)
+        summary = diff(self.smap, running, new)
+        data = self._stamp(self._serialize(new))
+        staged = write_temporary(self._running_file, data, mode=0o600) \
+            if stage and not summary.empty else None
+        return _PreparedCommit(key, new, summary, data, view, staged)
 
     def commit(self) -> ChangeSummary:
         """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running."""
         key = (self._versions["candidate"], self._versions["running"])
-        prepared, self._prepared = self._prepared, None
+        prepared = self._prepared
         if prepared is None or prepared.key != key:
+            self.release_prepared()
             prepared = self._prepare(key, self._trees["candidate"], self._trees["running"])
+        self._prepared = None
         self._validated["candidate"] = key[0]
-        self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view)
+        self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view,
+                              prepared.staged)
         self._dirty = False
         return prepared.summary
 
@@ -395,11 +413,15 @@ class Datastores:
         return self._install_running(new, summary, None)
 
     def _install_running(self, new: etree._Element, summary: ChangeSummary,
-                         data: bytes | None, view: etree._Element | None = None) -> ChangeSummary:
+                         data: bytes | None, view: etree._Element | None = None,
+                         staged: Path | None = None) -> ChangeSummary:
         if summary.empty:
             return summary
-        self._write(self._running_file,
-                    data if data is not None else self._stamp(self._serialize(new)))
+        if staged is not None:
+            install_temporary(staged, self._running_file)
+        else:
+            self._write(self._running_file,
+                        data if data is not None else self._stamp(self._serialize(new)))
         self._set("running", new)
         if view is not None:  # what get-config and the PKI view read, made off the loop
             self._cache[("running", "report-all")] = (self._versions["running"], view)

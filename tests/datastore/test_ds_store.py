@@ -3,6 +3,7 @@ persistence, secrets, crash safety."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 
@@ -188,6 +189,42 @@ def test_crash_during_write_keeps_old_file(ds, model, state_dir, monkeypatch):
     ds.commit()  # works again once the disk does
 
 
+def test_a_prepared_commit_is_staged_off_the_loop_and_renamed(ds, model, state_dir, monkeypatch):
+    """prepare_commit writes the new running.xml to a temporary file (in its
+    worker thread); commit renames it. A failed rename, or a commit that does
+    not happen, leaves the old file and no temporary one."""
+    def temporaries():
+        return [p.name for p in state_dir.iterdir() if p.name.endswith(".tmp")]
+
+    ds.edit_config("candidate", config(session("old")))
+    ds.commit()
+    before = (state_dir / "running.xml").read_bytes()
+    ds.edit_config("candidate", config(session("new")))
+    asyncio.run(ds.prepare_commit())
+    assert len(temporaries()) == 1 and (state_dir / "running.xml").read_bytes() == before
+    ds.release_prepared()  # e.g. a lock taken meanwhile: the commit is refused
+    assert temporaries() == []
+
+    asyncio.run(ds.prepare_commit())
+
+    def crash(*args, **kwargs):
+        raise OSError("simulated crash during rename")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        ds.commit()
+    monkeypatch.undo()
+    assert (state_dir / "running.xml").read_bytes() == before and temporaries() == []
+    assert xp(ds.get_config("running"), "//p:cmp-session/p:name/text()") == ["old"]
+
+    asyncio.run(ds.prepare_commit())
+    ds.edit_config("candidate", config(session("newer")))  # the prepared result is stale
+    ds.commit()
+    assert temporaries() == []
+    assert xp(reopen(model, state_dir).get_config("running"),
+              "//p:cmp-session/p:name/text()") == ["old", "new", "newer"]
+
+
 def test_corrupt_file_is_a_clear_error(model, state_dir):
     state_dir.mkdir(parents=True)
     (state_dir / "running.xml").write_text("<data")
@@ -317,7 +354,6 @@ def test_running_raw_has_defaults(ds):
 
 # -- a commit prepared off the event loop ----------------------------------------------------
 def test_a_prepared_commit_is_used_only_for_the_versions_it_saw(ds):
-    import asyncio
 
     def names(source: str) -> list[str]:
         return xp(ds.get_config(source), "//p:cmp-session/p:name/text()")

@@ -90,7 +90,11 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
     check()
     # validation and the copy of candidate run in a worker thread: other sessions go on
     await server.datastores.prepare_commit()
-    check()  # again: other sessions' RPCs ran meanwhile; from here on nothing waits
+    try:
+        check()  # again: other sessions' RPCs ran meanwhile; from here on nothing waits
+    except RpcError:
+        server.datastores.release_prepared()
+        raise
     pending = server.confirm
     if confirmed and pending is None:
         server.begin_confirmed_commit(ctx.session_id, persist)
