@@ -23,6 +23,7 @@ from lxml import etree
 from yangson.schemanode import ContainerNode, LeafNode, ListNode
 
 from agent.datastore.schema import NodeInfo, SchemaMap, new_child
+from agent.datastore.steps import Steps, run_steps
 from agent.netconf.errors import RpcError
 
 WD_NS = "urn:ietf:params:xml:ns:netconf:default:1.0"
@@ -61,7 +62,13 @@ class Defaults:
             tagged = mode == "report-all-tagged"
             if tagged:
                 etree.cleanup_namespaces(root, top_nsmap={"wd": WD_NS})
-            self._fill(root, self.smap.root, tagged)
+            run_steps(self._fill(root, self.smap.root, tagged))
+        return root
+
+    def report_all_steps(self, root: etree._Element) -> Steps[etree._Element]:
+        """:meth:`apply` of report-all in steps (:mod:`agent.datastore.steps`):
+        a pause after each list entry."""
+        yield from self._fill(root, self.smap.root, False)
         return root
 
     # -- plans ----------------------------------------------------------------------
@@ -104,7 +111,7 @@ class Defaults:
         return True
 
     # -- report-all ------------------------------------------------------------------
-    def _fill(self, el: etree._Element, info: NodeInfo, tagged: bool) -> None:
+    def _fill(self, el: etree._Element, info: NodeInfo, tagged: bool) -> Steps[None]:
         plan = self._plan(info)
         present: dict[str, etree._Element] = {}
         for c in el:
@@ -130,15 +137,16 @@ class Defaults:
                 if template is not None:
                     el.append(copy.deepcopy(template))
             else:
-                self._fill(sub, child, tagged)
+                yield from self._fill(sub, child, tagged)
         for child in plan.presence:
             sub = present.get(child.tag)
             if sub is not None:
-                self._fill(sub, child, tagged)
+                yield from self._fill(sub, child, tagged)
         for child in plan.lists:
             if child.tag in present:
                 for entry in el.iterchildren(child.tag):
-                    self._fill(entry, child, tagged)
+                    yield from self._fill(entry, child, tagged)
+                    yield
 
     def _template(self, info: NodeInfo, tagged: bool) -> etree._Element | None:
         """The defaults of an absent non-presence container, built once."""
@@ -146,7 +154,7 @@ class Defaults:
         if slot not in self._templates:
             holder = etree.Element("holder")
             sub = new_child(holder, info.tag)
-            self._fill(sub, info, tagged)
+            run_steps(self._fill(sub, info, tagged))
             self._templates[slot] = sub if len(sub) else None
         return self._templates[slot]
 

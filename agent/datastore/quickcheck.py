@@ -27,7 +27,6 @@ valid and not, and checks that they agree.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -65,6 +64,7 @@ from yangson.xpathast import (
 )
 
 from agent.datastore.schema import NodeInfo, SchemaMap
+from agent.datastore.steps import Steps, run_steps
 
 __all__ = ["QuickCheck"]
 
@@ -95,7 +95,8 @@ class _Untranslatable(Exception):
 
 
 class QuickCheck:
-    """Checks configuration trees against the schema behind *smap*."""
+    """Checks configuration trees against the schema behind *smap*; for one
+    thread (compiled XPath is not shared between threads)."""
 
     def __init__(self, smap: SchemaMap):
         self.smap = smap
@@ -103,7 +104,6 @@ class QuickCheck:
         self._verdicts: dict[tuple[int, str | None], bool] = {}
         self._paths: dict[int, etree.XPath | None] = {}
         self._prefixes: dict[str, str] = {}  # module name -> XPath prefix used
-        self._lock = threading.Lock()  # compiled XPath is not for two threads at once
         #: whether the view's defaults are the accessible tree's: Defaults ignores
         #: ``when``, so a default under a ``when`` leaves XPath to yangson
         self._xpath_on_view = not _conditional_default(smap.model.datamodel.schema)
@@ -115,12 +115,16 @@ class QuickCheck:
         defaults filled in (:class:`~agent.datastore.defaults.Defaults`,
         report-all), whose every element keeps the children of its element in
         *tree* first, in the same order."""
-        targets: dict[int, frozenset[str]] = {}
-        with self._lock:
-            return self._walk(tree, view, self.smap.root, view, targets)
+        return run_steps(self.steps(tree, view))
+
+    def steps(self, tree: etree._Element, view: etree._Element) -> Steps[bool]:
+        """:meth:`valid` in steps: a generator that pauses after each list
+        entry (so that a caller on the event loop can serve others between
+        steps) and returns the verdict. Neither tree may change meanwhile."""
+        return self._walk(tree, view, self.smap.root, view, {})
 
     def _walk(self, el: etree._Element, vel: etree._Element, info: NodeInfo,
-              root: etree._Element, targets: dict) -> bool:
+              root: etree._Element, targets: dict) -> Steps[bool]:
         plan = self._plan(info)
         if not plan.handled:
             return False
@@ -158,10 +162,11 @@ class QuickCheck:
                 if key in entries:
                     return False
                 entries.add(key)
-                if not self._walk(child, vchild, cinfo, root, targets):
+                if not (yield from self._walk(child, vchild, cinfo, root, targets)):
                     return False
+                yield
             else:  # container
-                if count or not self._walk(child, vchild, cinfo, root, targets):
+                if count or not (yield from self._walk(child, vchild, cinfo, root, targets)):
                     return False
             tests = plan.tests.get(tag)
             if tests is not None:

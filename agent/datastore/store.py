@@ -39,6 +39,7 @@ from agent.datastore.quickcheck import QuickCheck
 from agent.datastore.raw import raw_value
 from agent.datastore.schema import NodeInfo, SchemaMap
 from agent.datastore.secrets import CLEAR_TEXT_MAX, MARK, SecretBox
+from agent.datastore.steps import Steps, run_cooperatively, run_steps
 from agent.datastore.validation import validate_tree
 from agent.model import Model
 from agent.netconf.errors import NC_NS, RpcError, RpcErrors
@@ -340,12 +341,17 @@ class Datastores:
             validate_tree(self.smap, self._inline(source))
 
     async def prepare_commit(self) -> None:
-        """The heavy part of the next :meth:`commit`, in a worker thread.
+        """The heavy part of the next :meth:`commit`, while other sessions go on.
 
-        Full validation of candidate, its copy for running, the change
-        summary and the bytes of ``running.xml`` are computed from the trees as
-        they are now (trees are never changed in place: every write replaces
-        one), while the event loop goes on serving other sessions. The next
+        The copy of candidate for running, running's report-all view, the
+        quick check of candidate (:mod:`agent.datastore.quickcheck`), the
+        change summary and the bytes of ``running.xml`` are computed from the
+        trees as they are now (trees are never changed in place: every write
+        replaces one) on the event loop in slices of about a millisecond
+        (:func:`~agent.datastore.steps.run_cooperatively`), so that no worker
+        thread competes with the loop for the GIL; full validation, when the
+        quick check cannot tell, and the write of the new file (fsync'ed, to be
+        renamed by :meth:`commit`) run in worker threads. The next
         :meth:`commit` uses the result if neither candidate nor running has
         changed since; otherwise it does the work itself. A validation error
         is raised here.
@@ -355,9 +361,15 @@ class Datastores:
             if self._prepared is not None and self._prepared.key == key:
                 return
             self.release_prepared()
-            self._prepared = await asyncio.to_thread(self._prepare, key,
-                                                     self._trees["candidate"],
-                                                     self._trees["running"], True)
+            candidate, running = self._trees["candidate"], self._trees["running"]
+            new, view, valid = await run_cooperatively(self._prepare_steps(key, candidate))
+            if not valid:
+                await asyncio.to_thread(validate_tree, self.smap, candidate)
+            summary = diff(self.smap, running, new)
+            data = self._stamp(self._serialize(new))
+            staged = None if summary.empty else await asyncio.to_thread(
+                write_temporary, self._running_file, data, mode=0o600)
+            self._prepared = _PreparedCommit(key, new, summary, data, view, staged)
 
     def release_prepared(self) -> None:
         """Forget what :meth:`prepare_commit` computed (a commit refused after it)."""
@@ -365,20 +377,23 @@ class Datastores:
         if prepared is not None and prepared.staged is not None:
             prepared.staged.unlink(missing_ok=True)
 
-    def _prepare(self, key: tuple[int, int], candidate: etree._Element,
-                 running: etree._Element, stage: bool = False) -> "_PreparedCommit":
-        """Validate candidate and compute what :meth:`commit` installs; *stage*:
-        also write the new ``running.xml`` to a temporary file (in a worker
-        thread: the loop then only renames it)."""
+    def _prepare_steps(self, key: tuple[int, int], candidate: etree._Element) -> Steps[tuple]:
+        """(copy of candidate, its report-all view, whether it is known valid)."""
         new = copy.deepcopy(candidate)
-        view = self._defaults.apply(copy.deepcopy(new), "report-all")
-        if self._validated.get("candidate") != key[0] and not self._quick.valid(new, view):
+        yield
+        view = yield from self._defaults.report_all_steps(copy.deepcopy(new))
+        valid = self._validated.get("candidate") == key[0] or (yield from self._quick.steps(new,
+                                                                                       view))
+        return new, view, valid
+
+    def _prepare(self, key: tuple[int, int], candidate: etree._Element,
+                 running: etree._Element) -> "_PreparedCommit":
+        """:meth:`prepare_commit` at once, for a commit that was not prepared."""
+        new, view, valid = run_steps(self._prepare_steps(key, candidate))
+        if not valid:
             validate_tree(self.smap, candidate)  # raises the rpc-error (or finds it valid)
         summary = diff(self.smap, running, new)
-        data = self._stamp(self._serialize(new))
-        staged = write_temporary(self._running_file, data, mode=0o600) \
-            if stage and not summary.empty else None
-        return _PreparedCommit(key, new, summary, data, view, staged)
+        return _PreparedCommit(key, new, summary, self._stamp(self._serialize(new)), view)
 
     def commit(self) -> ChangeSummary:
         """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running."""

@@ -12,6 +12,7 @@ from ds_helpers import NC_NS, PKI_NS, config, pki, session, xp
 from lxml import etree
 
 from agent.datastore import Datastores, DatastoreLoadError, SecretBox
+from agent.datastore import steps
 from agent.netconf.errors import RpcError
 
 WD_ATTR = "{urn:ietf:params:xml:ns:netconf:default:1.0}default"
@@ -190,7 +191,7 @@ def test_crash_during_write_keeps_old_file(ds, model, state_dir, monkeypatch):
 
 
 def test_a_prepared_commit_is_staged_off_the_loop_and_renamed(ds, model, state_dir, monkeypatch):
-    """prepare_commit writes the new running.xml to a temporary file (in its
+    """prepare_commit writes the new running.xml to a temporary file (in a
     worker thread); commit renames it. A failed rename, or a commit that does
     not happen, leaves the old file and no temporary one."""
     def temporaries():
@@ -223,6 +224,34 @@ def test_a_prepared_commit_is_staged_off_the_loop_and_renamed(ds, model, state_d
     assert temporaries() == []
     assert xp(reopen(model, state_dir).get_config("running"),
               "//p:cmp-session/p:name/text()") == ["old", "new", "newer"]
+
+
+def test_prepare_commit_gives_the_loop_back(ds, monkeypatch):
+    """The quick check and the view are computed in slices on the event loop:
+    other tasks run between them (here after every list entry)."""
+    monkeypatch.setattr(steps, "SLICE_SECONDS", 0.0)
+    ds.edit_config("candidate", config("<entity><name>e</name></entity>" + "".join(
+        session(f"s{i}", "<entity>e</entity>") for i in range(40))))
+
+    async def scenario() -> int:
+        ticks = [0]
+        done = asyncio.Event()
+
+        async def other_session() -> None:
+            while not done.is_set():
+                ticks[0] += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(other_session())
+        await asyncio.sleep(0)
+        start = ticks[0]
+        await ds.prepare_commit()
+        done.set()
+        await task
+        return ticks[0] - start
+
+    assert asyncio.run(scenario()) >= 80  # a view step and a check step per entry
+    assert ds.commit().created == ["/pki:pki"]
 
 
 def test_corrupt_file_is_a_clear_error(model, state_dir):
@@ -369,7 +398,7 @@ def test_a_prepared_commit_is_used_only_for_the_versions_it_saw(ds):
     assert names("running") == ["a", "b", "c"]
     ds.edit_config("candidate", config(session("d", "<entity>ghost</entity>")))
     with pytest.raises(RpcError) as err:
-        asyncio.run(ds.prepare_commit())  # validation runs in the worker thread
+        asyncio.run(ds.prepare_commit())  # yangson's validation, in a worker thread
     assert err.value.tag == "data-missing"
     with pytest.raises(RpcError):
         ds.commit()

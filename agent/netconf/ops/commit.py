@@ -88,7 +88,7 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
                            type="protocol", info={"bad-element": "persist-id"})
 
     check()
-    # validation and the copy of candidate run in a worker thread: other sessions go on
+    # validation and the copy of candidate, in slices between other sessions' RPCs
     await server.datastores.prepare_commit()
     try:
         check()  # again: other sessions' RPCs ran meanwhile; from here on nothing waits

@@ -1,0 +1,49 @@
+"""Long computations in steps, so that the event loop can serve others between them.
+
+A computation over a large configuration (the quick check of a commit, the
+report-all view of running) is a generator that pauses (yields ``None``)
+after each list entry and returns its result. :func:`run_steps` runs one to
+the end at once; :func:`run_cooperatively` runs it on the event loop in
+slices of about :data:`SLICE_SECONDS`, giving the loop back between slices.
+Unlike a worker thread, nothing then competes with the loop for the GIL: a
+small RPC of another session waits for at most one slice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Generator, TypeVar
+
+T = TypeVar("T")
+#: a computation in steps: pauses (None), then its result
+Steps = Generator[None, None, T]
+
+#: how long a slice of a computation may hold the event loop
+SLICE_SECONDS = 0.001
+
+
+def run_steps(steps: Steps[T]) -> T:
+    """The result of *steps*, without pausing."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as stop:
+        return stop.value
+
+
+async def run_cooperatively(steps: Steps[T], slice_seconds: float | None = None) -> T:
+    """The result of *steps*, run on the event loop in slices of about
+    *slice_seconds* (default :data:`SLICE_SECONDS`)."""
+    if slice_seconds is None:
+        slice_seconds = SLICE_SECONDS
+    clock = time.perf_counter
+    deadline = clock() + slice_seconds
+    try:
+        while True:
+            next(steps)
+            if clock() >= deadline:
+                await asyncio.sleep(0)
+                deadline = clock() + slice_seconds
+    except StopIteration as stop:
+        return stop.value
