@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -568,13 +569,37 @@ def _yang_version(text: str) -> str:
 
 
 # --- the SSH transport (RFC 6242 section 3) -------------------------------------------
+#: Linux's TCP_CORK: hold partial segments until uncorked
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
 class _ChannelTransport:
     def __init__(self, chan: asyncssh.SSHServerChannel):
         self._chan = chan
+        #: the TCP socket, corked while a message is written (Linux), else None
+        self._corkable = chan.get_extra_info("socket") if _TCP_CORK is not None else None
 
     def send(self, data: bytes) -> None:
-        if not self._chan.is_closing():
+        if self._chan.is_closing():
+            return
+        # asyncssh writes an SSH_MSG_IGNORE packet before every data packet, each
+        # with its own send(): corked, a message leaves in full TCP segments and
+        # wakes the client once instead of twice (once for nothing)
+        corked = self._cork(1)
+        try:
             self._chan.write(data)
+        finally:
+            if corked:
+                self._cork(0)
+
+    def _cork(self, on: int) -> bool:
+        """Set TCP_CORK; ``False`` where that is not possible (not Linux, the socket gone)."""
+        if self._corkable is None:
+            return False
+        try:
+            self._corkable.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, on)
+        except OSError:
+            return False
+        return True
 
     def close(self) -> None:
         self._chan.close()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
+import pytest
 from lxml import etree
 
 from agent.datastore import Datastores, SecretBox
-from agent.netconf.server import NetconfServer
+from agent.netconf.server import NetconfServer, _ChannelTransport
 from memory_server import NC, MemoryTransport
 from memory_server import MemoryClient as Client
 
@@ -260,3 +262,42 @@ def test_reads_are_logged_at_debug_changes_and_errors_at_info(server, caplog):
     sessions = [r for r in caplog.records if r.getMessage().startswith("session ")
                 and (" opened: " in r.getMessage() or " closed: " in r.getMessage())]
     assert [r.levelno for r in sessions] == [logging.INFO, logging.INFO]
+
+
+class _RecordingChannel:
+    """The part of an asyncssh channel that _ChannelTransport uses, over a real TCP socket."""
+
+    def __init__(self, sock: socket.socket, fail: bool = False):
+        self.sock, self.fail, self.corked_during_write = sock, fail, []
+
+    def get_extra_info(self, name: str):
+        return self.sock if name == "socket" else None
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.corked_during_write.append(self.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK))
+        if self.fail:
+            raise BrokenPipeError
+        self.sock.sendall(data)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+def test_ssh_transport_corks_each_message_and_always_uncorks():
+    """asyncssh sends an SSH_MSG_IGNORE packet before each data packet: the message's
+    packets are written corked (one TCP segment, one wake-up of the client), and
+    the socket is uncorked afterwards, also when the write fails (else replies
+    would wait for the kernel's 200 ms cork timeout)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname()) as sock:
+        peer, _ = listener.accept()
+        with peer:
+            channel = _RecordingChannel(sock)
+            _ChannelTransport(channel).send(b"reply")
+            assert peer.recv(16) == b"reply"
+            failing = _RecordingChannel(sock, fail=True)
+            with pytest.raises(BrokenPipeError):
+                _ChannelTransport(failing).send(b"lost")
+            assert channel.corked_during_write == failing.corked_during_write == [1]
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
