@@ -88,7 +88,7 @@ class CheckedFilters:
         self._tree = tree
         self._max_entries = max_entries
         self._max_key_bytes = max_key_bytes
-        self._passed: OrderedDict[tuple, None] = OrderedDict()
+        self._passed: OrderedDict[bytes, None] = OrderedDict()
 
     def check(self, filter_param: FilterParam) -> None:
         """Refuse *filter_param* if it names what the model does not have (or is too big)."""
@@ -97,7 +97,7 @@ class CheckedFilters:
             self._passed.move_to_end(key)
             return
         check_filter_names(self._tree(), filter_param.element)
-        if len(key[0]) <= self._max_key_bytes:
+        if len(key) <= self._max_key_bytes:
             self._passed[key] = None
             if len(self._passed) > self._max_entries:
                 self._passed.popitem(last=False)

@@ -47,16 +47,17 @@ def _no_keys(_: etree._Element) -> Sequence[str]:
 @dataclass(frozen=True)
 class FilterParam:
     """The ``<filter>`` of get or get-config, with *key*: what its meaning depends
-    on (its XML and, for XPath prefixes, the namespaces in scope), computed once
-    per request for the reply cache and the name check's remembered verdicts."""
+    on, computed once per request for the reply cache and the name check's
+    remembered verdicts. That is its XML as lxml serializes an element inside a
+    document: with every namespace declaration in scope, those of its ancestors
+    too, which the prefixes of an XPath ``select`` may use."""
 
     element: etree._Element
-    key: tuple[bytes, tuple[tuple[str, str], ...]]
+    key: bytes
 
     @classmethod
     def of(cls, element: etree._Element) -> "FilterParam":
-        return cls(element, (etree.tostring(element, with_tail=False),
-                             tuple(sorted((p or "", ns) for p, ns in element.nsmap.items()))))
+        return cls(element, etree.tostring(element, with_tail=False))
 
 
 def apply_filter(data: etree._Element, filter_el: etree._Element | None,

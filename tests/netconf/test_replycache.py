@@ -153,6 +153,13 @@ def test_with_defaults_modes_and_filters_are_separate_entries(server):
             assert len(hit.findall(f".//{{{PKI}}}cmp-session")) == 2
             assert miss.find(f".//{{{PKI}}}cmp-session") is None
             assert "names no node of the data model" in miss.findtext(f".//{{{NC}}}error-message")
+            # ... also when the prefix is declared on an ancestor of the filter
+            for namespace, found in ((PKI, 2), ("urn:example", 0)):
+                reply = etree.fromstring(await a.raw(
+                    f'<get-config xmlns:p="{namespace}"><source><running/></source>'
+                    '<filter type="xpath" select="/p:pki/p:cmp-session"/></get-config>'))
+                assert len(reply.findall(f".//{{{PKI}}}cmp-session")) == found
+                assert (reply.find(f".//{{{NC}}}rpc-error") is None) == bool(found)
 
     asyncio.run(scenario())
 
