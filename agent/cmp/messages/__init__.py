@@ -12,12 +12,13 @@ Every message is built from a :class:`HeaderFields` and a PKIBody by
 directly (the tagging of the ASN.1 modules, EXPLICIT for CMP and IMPLICIT for CRMF, is
 spelled out at each field); it is several times faster than building pyasn1 objects,
 and the tests check every builder against pyasn1's decoder and against OpenSSL (its
-mock server reads our requests, its client our ip and error bodies). Decoding uses
-pyasn1 specs: :mod:`.asn1` for what a client reads (header, status, error,
-pollRep; importing all of rfc9480 costs about a second), the pyasn1-alt-modules
-ones (rfc9480, rfc4211, rfc5280) for the rest, imported on first use; except for the outer
-structure, certificate responses and PBMParameter, which are walked directly so that
-certificates are loaded from their own bytes. A :class:`DecodedMessage` keeps the
+mock server reads our requests, its client our ip and error bodies). What a client
+reads (the outer structure, the header, PKIStatusInfo, certificate responses, error,
+pollRep, rp, PBMParameter) is read from the DER directly (:mod:`agent.cmp.der`), so
+that certificates are loaded from their own bytes and a client imports neither pyasn1
+nor its ASN.1 modules; what a CA reads (requests, certConf, genm values) is decoded with
+the pyasn1-alt-modules specs (rfc9480, rfc4211, rfc5280), imported on first use. The
+tests decode every vector both ways and compare. A :class:`DecodedMessage` keeps the
 bytes as received, so that protection is verified over them
 (:func:`agent.cmp.der.protected_part`).
 

@@ -1,15 +1,16 @@
 """Shared pieces of the PKIMessage modules: constants of RFC 4210, DER/pyasn1 helpers
-and name conversion (RFC 5280 4.1.2.4)."""
+and name conversion (RFC 5280 4.1.2.4).
+
+What a client reads (header, names, free text) is read from the DER directly; pyasn1
+and RFC 5280's types are imported only by the decoders of what a CA reads
+(:func:`decode_der`, :func:`x509_name` of pyasn1 values), so that a client does not pay
+for importing them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from cryptography import x509
-from pyasn1.codec.der import decoder
-from pyasn1.error import PyAsn1Error
-from pyasn1.type import univ
-from pyasn1_alt_modules import rfc5280
 
 from .. import der
 
@@ -71,6 +72,10 @@ class MessageError(ValueError):
 
 
 def decode_der(data: bytes, spec):
+    """*data* decoded with the pyasn1 *spec*, all of it."""
+    from pyasn1.codec.der import decoder
+    from pyasn1.error import PyAsn1Error
+
     try:
         value, rest = decoder.decode(data, asn1Spec=spec)
     except PyAsn1Error as exc:
@@ -82,6 +87,8 @@ def decode_der(data: bytes, spec):
 
 def copy_components(target, source) -> None:
     """Copy the components of *source* into the (differently tagged) *target*."""
+    from pyasn1.type import univ
+
     if isinstance(source, univ.Choice):
         name = source.getName()
         target[name] = source[name]
@@ -92,28 +99,74 @@ def copy_components(target, source) -> None:
 
 
 def x509_name(value) -> x509.Name:
-    """A :class:`x509.Name` from an ``rfc5280.Name`` (or a tagged clone of one).
+    """A :class:`x509.Name` from an ``rfc5280.Name`` (or a tagged clone of one)."""
+    from pyasn1.codec.der import encoder
+    from pyasn1_alt_modules import rfc5280
+
+    untagged = rfc5280.Name()
+    copy_components(untagged, value)
+    data = encoder.encode(untagged)
+    return read_name(data, der.read_tlv(data))
+
+
+def read_name(data: bytes, item: der.Tlv) -> x509.Name:
+    """A :class:`x509.Name` from the DER of a Name (RFC 5280 4.1.2.4) at *item*.
 
     Attribute values are read as text whatever their string type; equality of
     :class:`x509.Name` compares OIDs and values, which is what header checks need.
     """
-    untagged = rfc5280.Name()
-    copy_components(untagged, value)
-    rdns = []
-    for rdn in untagged["rdnSequence"]:
-        attributes = []
-        for ava in rdn:
-            raw = ava["value"].asOctets()
-            tlv = der.read_tlv(raw)
-            encoding = {30: "utf-16-be", 28: "utf-32-be", 12: "utf-8"}.get(tlv.tag, "latin-1")
-            text = raw[tlv.content_start : tlv.end].decode(encoding, errors="replace")
-            attribute_oid = x509.ObjectIdentifier(str(ava["type"]))
-            try:
-                attributes.append(x509.NameAttribute(attribute_oid, text))
-            except ValueError:  # e.g. a country name that is not two letters
-                attributes.append(x509.NameAttribute(x509.ObjectIdentifier("2.5.4.41"), text))
-        rdns.append(x509.RelativeDistinguishedName(attributes))
+    try:
+        if item.tag != 0x30:
+            raise der.DerError("Name is not a SEQUENCE")
+        rdns = []
+        for rdn in der.children(data, item):
+            if rdn.tag != 0x31:
+                raise der.DerError("RelativeDistinguishedName is not a SET")
+            attributes = []
+            for ava in der.children(data, rdn):
+                parts = der.children(data, ava) if ava.tag == 0x30 else []
+                if len(parts) != 2:
+                    raise der.DerError("AttributeTypeAndValue is not SEQUENCE {type, value}")
+                oid, tlv = der.decode_oid(data, parts[0]), parts[1]
+                encoding = {30: "utf-16-be", 28: "utf-32-be", 12: "utf-8"}.get(tlv.tag, "latin-1")
+                text = data[tlv.content_start : tlv.end].decode(encoding, errors="replace")
+                try:
+                    attributes.append(x509.NameAttribute(x509.ObjectIdentifier(oid), text))
+                except ValueError:  # e.g. a country name that is not two letters
+                    attributes.append(x509.NameAttribute(x509.ObjectIdentifier("2.5.4.41"), text))
+            if not attributes:
+                raise der.DerError("empty RelativeDistinguishedName")
+            rdns.append(x509.RelativeDistinguishedName(attributes))
+    except der.DerError as exc:
+        raise MessageError(f"bad Name: {exc}") from None
     return x509.Name(rdns)
+
+
+def read_general_name(data: bytes, item: der.Tlv) -> x509.Name | None:
+    """The directoryName ([4] EXPLICIT Name) of the GeneralName at *item* (RFC 5280
+    4.2.1.6), ``None`` for any other choice."""
+    if item.tag & 0xC0 != 0x80 or item.tag & 0x1F > 8:
+        raise MessageError(f"bad GeneralName tag 0x{item.tag:02x}")
+    if item.tag != 0xA4:
+        return None
+    try:
+        inner = der.read_tlv(data, item.content_start)
+    except der.DerError as exc:
+        raise MessageError(f"bad directoryName: {exc}") from None
+    if inner.end != item.end:
+        raise MessageError("bad directoryName: trailing bytes")
+    return read_name(data, inner)
+
+
+def read_free_text(data: bytes, item: der.Tlv) -> tuple[str, ...]:
+    """PKIFreeText (RFC 4210 5.1.1: SEQUENCE SIZE (1..MAX) OF UTF8String) at *item*."""
+    try:
+        strings = der.children(data, item) if item.tag == 0x30 else None
+        if not strings or any(s.tag != 0x0C for s in strings):
+            raise der.DerError("not a SEQUENCE SIZE (1..MAX) OF UTF8String")
+        return tuple(data[s.content_start : s.end].decode("utf-8") for s in strings)
+    except (der.DerError, UnicodeDecodeError) as exc:
+        raise MessageError(f"bad PKIFreeText: {exc}") from None
 
 
 def free_text_der(texts: Sequence[str]) -> bytes:
@@ -122,7 +175,7 @@ def free_text_der(texts: Sequence[str]) -> bytes:
 
 
 def general_name(value) -> x509.Name | None:
-    """The directoryName of a GeneralName, ``None`` for any other choice."""
+    """The directoryName of a pyasn1 GeneralName, ``None`` for any other choice."""
     if value.getName() != "directoryName":
         return None
     return x509_name(value["directoryName"])

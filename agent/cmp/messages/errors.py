@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import der
-from . import asn1
-from .common import MessageError, free_text_der
+from .common import MessageError, free_text_der, read_free_text
 from .header import DecodedMessage
-from .status import StatusInfo, encode_status_info, status_info
+from .status import StatusInfo, encode_status_info, read_status_info
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,19 @@ def error_body(content: ErrorContent) -> bytes:
 def error_content(message: DecodedMessage) -> ErrorContent:
     if message.body_type != "error":
         raise MessageError(f"{message.body_type} is not error")
-    value = message.content(asn1.ErrorMsgContent())
-    return ErrorContent(
-        status_info(value["pKIStatusInfo"]),
-        int(value["errorCode"]) if value["errorCode"].isValue else None,
-        tuple(str(t) for t in value["errorDetails"]) if value["errorDetails"].isValue else (),
-    )
+    # ErrorMsgContent ::= SEQUENCE { pKIStatusInfo, errorCode INTEGER OPTIONAL,
+    #                                 errorDetails PKIFreeText OPTIONAL }
+    data, fields = message.content_fields()
+    if not fields:
+        raise MessageError("malformed error: no PKIStatusInfo")
+    code, details, rest = None, (), fields[1:]
+    try:
+        if rest and rest[0].tag == 0x02:
+            code, rest = der.integer(data, rest[0]), rest[1:]
+        if rest and rest[0].tag == 0x30:
+            details, rest = read_free_text(data, rest[0]), rest[1:]
+    except der.DerError as exc:
+        raise MessageError(f"malformed error: {exc}") from None
+    if rest:
+        raise MessageError(f"malformed error: unexpected element tag 0x{rest[0].tag:02x}")
+    return ErrorContent(read_status_info(data, fields[0]), code, details)

@@ -5,24 +5,23 @@ protection check (RFC 4210 5.1.3)."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from pyasn1.error import PyAsn1Error
 
 from .. import der
-from . import asn1
-from .asn1 import BODY_TYPES
 from .common import (
     OID_CERT_PROFILE,
     OID_IMPLICIT_CONFIRM,
     MessageError,
     certificate_sequence,
     decode_der,
-    general_name,
+    read_free_text,
+    read_general_name,
 )
 from .protection import ProtectionAlgorithm, Protector
 
@@ -135,16 +134,16 @@ class DecodedMessage:
         """ProtectedPart DER from the bytes as received (RFC 4210 5.1.3)."""
         return der.protected_part(self.raw)
 
-    def content(self, spec):
-        """The body's content (inside its [n] tag) decoded with *spec*, one of :mod:`.asn1`."""
+    def content_fields(self) -> tuple[bytes, list[der.Tlv]]:
+        """The body's bytes and the elements of its content, the SEQUENCE inside its [n] tag."""
         try:
             tlv = der.read_tlv(self.body_der)
             inner = der.read_tlv(self.body_der, tlv.content_start)
-            if inner.end != tlv.end:
-                raise der.DerError("trailing bytes in the body")
+            if inner.end != tlv.end or inner.tag != 0x30:
+                raise der.DerError("the body's content is not one SEQUENCE")
+            return self.body_der, der.children(self.body_der, inner)
         except der.DerError as exc:
             raise MessageError(f"malformed {self.body_type}: {exc}") from None
-        return decode_der(self.body_der[inner.start : inner.end], spec)
 
     @functools.cached_property
     def body(self):
@@ -152,11 +151,6 @@ class DecodedMessage:
 
         value = decode_der(self.body_der, rfc9480.PKIBody())
         return value[self.body_type]
-
-
-def optional_octets(header, name) -> bytes | None:
-    value = header[name]
-    return value.asOctets() if value.isValue else None
 
 
 def decode_message(data: bytes) -> DecodedMessage:
@@ -182,51 +176,104 @@ def decode_message(data: bytes) -> DecodedMessage:
                 raise der.DerError(f"unexpected element tag 0x{part.tag:02x}")
     except der.DerError as exc:
         raise MessageError(f"not a PKIMessage: {exc}") from None
-    header = decode_der(data[parts[0].start : parts[0].end], asn1.PKIHeader())
+    header = _read_header(data, parts[0])
     body_tlv = parts[1]
     body_type = BODY_TYPES.get(body_tlv.tag & 0x1F)
     if body_type is None:
         raise MessageError(f"unknown PKIBody type [{body_tlv.tag & 0x1F}]")
-    time_value = header["messageTime"]
-    message_time = None
-    if time_value.isValue:
-        try:
-            message_time = time_value.asDateTime.astimezone(timezone.utc)
-        except (PyAsn1Error, ValueError):
-            raise MessageError(f"bad messageTime {time_value}") from None
-    alg = None
-    if header["protectionAlg"].isValue:
-        params = header["protectionAlg"]["parameters"]
-        alg = ProtectionAlgorithm(
-            str(header["protectionAlg"]["algorithm"]),
-            params.asOctets() if params.isValue else None,
-        )
-    implicit = False
-    cert_profile = None
-    if header["generalInfo"].isValue:
-        implicit = any(str(i["infoType"]) == OID_IMPLICIT_CONFIRM for i in header["generalInfo"])
-        for info in header["generalInfo"]:
-            if str(info["infoType"]) == OID_CERT_PROFILE and info["infoValue"].isValue:
-                # CertProfileValue: SEQUENCE SIZE (1..MAX) OF UTF8String, as PKIFreeText
-                names = decode_der(info["infoValue"].asOctets(), asn1.PKIFreeText())
-                cert_profile = str(names[0]) if len(names) else None
-    free_text = tuple(str(t) for t in header["freeText"]) if header["freeText"].isValue else ()
-    return DecodedMessage(
-        raw=data,
-        pvno=int(header["pvno"]),
-        sender=general_name(header["sender"]),
-        recipient=general_name(header["recipient"]),
-        transaction_id=optional_octets(header, "transactionID"),
-        sender_nonce=optional_octets(header, "senderNonce"),
-        recip_nonce=optional_octets(header, "recipNonce"),
-        sender_kid=optional_octets(header, "senderKID"),
-        message_time=message_time,
-        protection_alg=alg,
-        implicit_confirm=implicit,
-        body_type=body_type,
-        body_der=data[body_tlv.start : body_tlv.end],
-        protection=protection_value,
-        extra_certs=extra,
-        free_text=free_text,
-        cert_profile=cert_profile,
-    )
+    return DecodedMessage(raw=data, **header, body_type=body_type,
+                          body_der=data[body_tlv.start : body_tlv.end],
+                          protection=protection_value, extra_certs=extra)
+
+
+#: PKIBody alternatives by context tag number (RFC 4210 5.1.2, RFC 9480 2.2)
+BODY_TYPES: dict[int, str] = dict(enumerate((
+    "ir", "ip", "cr", "cp", "p10cr", "popdecc", "popdecr", "kur", "kup", "krr", "krp",
+    "rr", "rp", "ccr", "ccp", "ckuann", "cann", "rann", "crlann", "pkiconf", "nested",
+    "genm", "genp", "error", "certConf", "pollReq", "pollRep",
+)))
+
+#: the OCTET STRING fields of PKIHeader by their [n] EXPLICIT tag (RFC 4210 5.1.1)
+_OCTET_FIELDS = {2: "sender_kid", 3: None, 4: "transaction_id", 5: "sender_nonce",
+                 6: "recip_nonce"}  # recipKID [3] is read and not kept
+#: GeneralizedTime in DER (X.690 11.7): seconds, optional fraction without trailing zeros, Z
+_GENERALIZED_TIME = re.compile(r"(\d{14})(?:\.(\d*[1-9]))?Z")
+
+
+def _read_header(data: bytes, item: der.Tlv) -> dict:
+    """The fields of the PKIHeader at *item* (RFC 4210 5.1.1, pvno cmp2021(3) of RFC
+    9480), read from the DER: SEQUENCE { pvno, sender, recipient, then [0] to [8]
+    EXPLICIT, each optional, in order }."""
+    fields: dict = {"message_time": None, "protection_alg": None, "implicit_confirm": False,
+                    "free_text": (), "cert_profile": None, "sender_kid": None,
+                    "transaction_id": None, "sender_nonce": None, "recip_nonce": None}
+    try:
+        elements = der.children(data, item)
+        if len(elements) < 3:
+            raise der.DerError("pvno, sender and recipient expected")
+        fields["pvno"] = der.integer(data, elements[0])
+        fields["sender"] = read_general_name(data, elements[1])
+        fields["recipient"] = read_general_name(data, elements[2])
+        last = -1
+        for element in elements[3:]:
+            number = element.tag - 0xA0
+            if not last < number <= 8:
+                raise der.DerError(f"unexpected element tag 0x{element.tag:02x}")
+            last = number
+            inner = der.read_tlv(data, element.content_start)
+            if inner.end != element.end:
+                raise der.DerError(f"trailing bytes in [{number}]")
+            if number == 0:
+                fields["message_time"] = _generalized_time(data, inner)
+            elif number == 1:
+                fields["protection_alg"] = _algorithm(data, inner)
+            elif number in _OCTET_FIELDS:
+                if inner.tag != 0x04:
+                    raise der.DerError(f"[{number}] is not an OCTET STRING")
+                if _OCTET_FIELDS[number]:
+                    fields[_OCTET_FIELDS[number]] = data[inner.content_start : inner.end]
+            elif number == 7:
+                fields["free_text"] = read_free_text(data, inner)
+            else:  # [8] generalInfo SEQUENCE SIZE (1..MAX) OF InfoTypeAndValue
+                infos = der.children(data, inner) if inner.tag == 0x30 else []
+                if not infos:
+                    raise der.DerError("generalInfo is not a SEQUENCE of InfoTypeAndValue")
+                for info in infos:
+                    _general_info(data, info, fields)
+    except der.DerError as exc:
+        raise MessageError(f"bad PKIHeader: {exc}") from None
+    return fields
+
+
+def _generalized_time(data: bytes, item: der.Tlv) -> datetime:
+    match = _GENERALIZED_TIME.fullmatch(data[item.content_start : item.end].decode("latin-1"))
+    if item.tag != 0x18 or match is None:
+        raise MessageError(f"bad messageTime {data[item.content_start : item.end]!r}")
+    try:
+        when = datetime.strptime(match.group(1), "%Y%m%d%H%M%S")
+    except ValueError:
+        raise MessageError(f"bad messageTime {match.group(0)}") from None
+    micro = int((match.group(2) or "0")[:6].ljust(6, "0"))
+    return when.replace(microsecond=micro, tzinfo=timezone.utc)
+
+
+def _algorithm(data: bytes, item: der.Tlv) -> ProtectionAlgorithm:
+    """AlgorithmIdentifier (RFC 5280 4.1.1.2): the OID, and the parameters' DER if any."""
+    parts = der.children(data, item) if item.tag == 0x30 else []
+    if len(parts) not in (1, 2):
+        raise der.DerError("AlgorithmIdentifier is not SEQUENCE { algorithm, parameters }")
+    params = data[parts[1].start : parts[1].end] if len(parts) == 2 else None
+    return ProtectionAlgorithm(der.decode_oid(data, parts[0]), params)
+
+
+def _general_info(data: bytes, item: der.Tlv, fields: dict) -> None:
+    """One InfoTypeAndValue of generalInfo: implicitConfirm and certProfile are read."""
+    parts = der.children(data, item) if item.tag == 0x30 else []
+    if len(parts) not in (1, 2):
+        raise der.DerError("InfoTypeAndValue is not SEQUENCE { infoType, infoValue }")
+    info_type = der.decode_oid(data, parts[0])
+    if info_type == OID_IMPLICIT_CONFIRM:
+        fields["implicit_confirm"] = True
+    elif info_type == OID_CERT_PROFILE and len(parts) == 2:
+        # CertProfileValue: SEQUENCE SIZE (1..MAX) OF UTF8String, as PKIFreeText
+        fields["cert_profile"] = read_free_text(data, parts[1])[0]

@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .. import der
-from . import asn1
-from .common import MessageError, free_text_der
+from .common import MessageError, free_text_der, read_free_text
 from .header import DecodedMessage
 
 
@@ -46,11 +45,18 @@ def poll_rep_body(entries: Sequence[PollResponse]) -> bytes:
 def poll_responses(message: DecodedMessage) -> list[PollResponse]:
     if message.body_type != "pollRep":
         raise MessageError(f"{message.body_type} is not pollRep")
-    return [
-        PollResponse(
-            int(item["certReqId"]),
-            int(item["checkAfter"]),
-            tuple(str(t) for t in item["reason"]) if item["reason"].isValue else (),
-        )
-        for item in message.content(asn1.PollRepContent())
-    ]
+    # PollRepContent ::= SEQUENCE OF SEQUENCE { certReqId INTEGER, checkAfter INTEGER,
+    #                                           reason PKIFreeText OPTIONAL }
+    data, items = message.content_fields()
+    result = []
+    for item in items:
+        try:
+            fields = der.children(data, item) if item.tag == 0x30 else []
+            if len(fields) not in (2, 3):
+                raise der.DerError("not SEQUENCE { certReqId, checkAfter, reason OPTIONAL }")
+            reason = read_free_text(data, fields[2]) if len(fields) == 3 else ()
+            result.append(PollResponse(der.integer(data, fields[0]),
+                                       der.integer(data, fields[1]), reason))
+        except der.DerError as exc:
+            raise MessageError(f"malformed pollRep: {exc}") from None
+    return result

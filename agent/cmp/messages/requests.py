@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from pyasn1.codec.der import encoder
-from pyasn1_alt_modules import rfc5280
 
 from .. import der, protection
 from ..protection import PrivateKey, SignatureAlgorithm
@@ -111,6 +109,9 @@ def cert_requests(message: DecodedMessage) -> list[ReceivedCertRequest]:
         ]
     except (der.DerError, IndexError) as exc:
         raise MessageError(f"malformed {message.body_type}: {exc}") from None
+    from pyasn1.codec.der import encoder  # only a CA reads requests
+    from pyasn1_alt_modules import rfc5280
+
     result = []
     for msg, raw_request in zip(message.body, raw_requests):
         request = msg["certReq"]

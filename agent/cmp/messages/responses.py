@@ -8,10 +8,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .. import der
-from . import asn1
-from .common import MessageError, certificate_sequence, decode_der
+from .common import MessageError, certificate_sequence
 from .header import DecodedMessage
-from .status import StatusInfo, encode_status_info, status_info
+from .status import StatusInfo, encode_status_info, read_status_info
 
 
 @dataclass(frozen=True)
@@ -54,7 +53,7 @@ def cert_rep_content(message: DecodedMessage) -> CertRepContent:
             fields = der.children(data, entry)
             if len(fields) < 2 or fields[1].tag != 0x30:
                 raise der.DerError("CertResponse needs certReqId and status")
-            status = status_info(decode_der(data[fields[1].start : fields[1].end], asn1.PKIStatusInfo()))
+            status = read_status_info(data, fields[1])
             cert = None
             if len(fields) > 2 and fields[2].tag == 0x30:  # certifiedKeyPair
                 choice = der.children(data, fields[2])[0]

@@ -11,13 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
-from pyasn1_alt_modules import rfc5280
 
 from .. import der
-from . import asn1
 from .common import MessageError, decode_der, x509_name
 from .header import DecodedMessage
-from .status import StatusInfo, encode_status_info, status_info
+from .status import StatusInfo, encode_status_info, read_status_info
 
 #: id-ce-cRLReasons (RFC 5280 5.3.1)
 OID_CRL_REASON = "2.5.29.21"
@@ -66,6 +64,8 @@ def revocation_requests(message: DecodedMessage) -> list[RevocationDetails]:
     """The RevDetails of an rr (CA side, and our round-trip tests)."""
     if message.body_type != "rr":
         raise MessageError(f"{message.body_type} is not rr")
+    from pyasn1_alt_modules import rfc5280  # only a CA reads requests
+
     result = []
     for details in message.body:
         template = details["certDetails"]
@@ -112,8 +112,7 @@ def revocation_response(message: DecodedMessage) -> RevocationResponse:
         fields = der.children(data, content)
         if not fields or fields[0].tag != 0x30:
             raise der.DerError("RevRepContent needs its status")
-        statuses = tuple(status_info(decode_der(data[s.start : s.end], asn1.PKIStatusInfo()))
-                         for s in der.children(data, fields[0]))
+        statuses = tuple(read_status_info(data, s) for s in der.children(data, fields[0]))
     except der.DerError as exc:
         raise MessageError(f"malformed rp: {exc}") from None
     if not statuses:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import der
-from .common import FAILURE_BIT_NAMES, PKI_STATUS_NAMES, free_text_der
+from .common import FAILURE_BIT_NAMES, PKI_STATUS_NAMES, MessageError, free_text_der, read_free_text
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,42 @@ def encode_status_info(info: StatusInfo) -> bytes:
 
 
 def status_info(value) -> StatusInfo:
-    """Read a PKIStatusInfo value."""
-    texts = tuple(str(t) for t in value["statusString"]) if value["statusString"].isValue else ()
-    bits: tuple[int, ...] = ()
-    if value["failInfo"].isValue:
-        bits = tuple(i for i, bit in enumerate(value["failInfo"]) if bit)
-    return StatusInfo(int(value["status"]), texts, bits)
+    """A pyasn1 PKIStatusInfo value (what a CA decodes with the full modules) in plain Python."""
+    from pyasn1.codec.der import encoder
+
+    data = encoder.encode(value)
+    return read_status_info(data, der.read_tlv(data))
+
+
+def read_status_info(data: bytes, item: der.Tlv) -> StatusInfo:
+    """The PKIStatusInfo at *item*: SEQUENCE { status INTEGER, statusString PKIFreeText
+    OPTIONAL, failInfo BIT STRING OPTIONAL }."""
+    try:
+        fields = der.children(data, item) if item.tag == 0x30 else []
+        if not fields:
+            raise der.DerError("not a SEQUENCE starting with the status")
+        status = der.integer(data, fields[0])
+        rest = fields[1:]
+        texts: tuple[str, ...] = ()
+        if rest and rest[0].tag == 0x30:
+            texts = read_free_text(data, rest[0])
+            rest = rest[1:]
+        bits: tuple[int, ...] = ()
+        if rest and rest[0].tag == 0x03:
+            bits = _bit_numbers(data, rest[0])
+            rest = rest[1:]
+        if rest:
+            raise der.DerError(f"unexpected element tag 0x{rest[0].tag:02x}")
+    except der.DerError as exc:
+        raise MessageError(f"bad PKIStatusInfo: {exc}") from None
+    return StatusInfo(status, texts, bits)
+
+
+def _bit_numbers(data: bytes, item: der.Tlv) -> tuple[int, ...]:
+    """The numbers of the bits set in the BIT STRING at *item* (X.690 8.6)."""
+    content = data[item.content_start : item.end]
+    if not content or content[0] > 7 or (len(content) == 1 and content[0]):
+        raise der.DerError("bad BIT STRING")
+    size = (len(content) - 1) * 8 - content[0]
+    value = int.from_bytes(content[1:], "big") >> content[0]
+    return tuple(i for i in range(size) if value >> (size - 1 - i) & 1)
