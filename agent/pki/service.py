@@ -21,6 +21,7 @@ import functools
 import gc
 import itertools
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -123,10 +124,43 @@ class Enroll(Protocol):
         ...
 
 
+class _ThreadStarter:
+    """Starts threads for the event loop: :meth:`threading.Thread.start` waits until the
+    new thread runs, which takes milliseconds when other threads hold the interpreter
+    (a renewal storm's transactions); here one long-lived thread does the waiting."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[threading.Thread, Callable[[BaseException], None]]] = (
+            queue.SimpleQueue())
+        self._lock = threading.Lock()
+        self._starter: threading.Thread | None = None
+
+    def start(self, thread: threading.Thread, failed: Callable[[BaseException], None]) -> None:
+        """Start *thread* soon; *failed* is called (in another thread) if it cannot start."""
+        with self._lock:
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._run, name="thread-starter",
+                                                 daemon=True)
+                self._starter.start()
+        self._queue.put((thread, failed))
+
+    def _run(self) -> None:
+        while True:
+            thread, failed = self._queue.get()
+            try:
+                thread.start()
+            except BaseException as exc:  # e.g. no more threads: the waiting request fails
+                failed(exc)
+
+
+_STARTER = _ThreadStarter()
+
+
 def in_own_thread(name: str, fn: Callable[[], T]) -> asyncio.Future[T]:
     """Run *fn* in a new daemon thread; its outcome as a future of the running loop.
 
     Daemon, so that a transaction waiting for its CA never holds up the agent's exit.
+    The thread is started by :data:`_STARTER`, so the loop does not wait for it to begin.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
@@ -135,17 +169,21 @@ def in_own_thread(name: str, fn: Callable[[], T]) -> asyncio.Future[T]:
         if not future.done():
             future.set_result(value) if ok else future.set_exception(value)
 
+    def hand_over(ok: bool, value) -> None:
+        try:
+            loop.call_soon_threadsafe(deliver, ok, value)
+        except RuntimeError:  # the loop is closed: the agent has stopped
+            pass
+
     def run() -> None:
         try:
             outcome = (True, fn())
         except BaseException as exc:  # delivered to the awaiting coroutine
             outcome = (False, exc)
-        try:
-            loop.call_soon_threadsafe(deliver, *outcome)
-        except RuntimeError:  # the loop is closed: the agent has stopped
-            pass
+        hand_over(*outcome)
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    _STARTER.start(threading.Thread(target=run, name=name, daemon=True),
+                   functools.partial(hand_over, False))
     return future
 
 
