@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,8 +76,10 @@ class AutoUpdater:
         self.backoff = backoff or Backoff()
         self.pacing = pacing or UpdatePacing()
         self._plans: dict[str, _Plan] = {}
-        #: no plan is due before this (checked every tick; the plans only when it passes)
-        self._next_due: datetime | None = None
+        #: (due, session) of the plans, earliest first (a heap): each tick looks at its
+        #: head only. A plan's every new due time is pushed; an entry whose plan has
+        #: changed since is dropped when it comes up.
+        self._queue: list[tuple[datetime, str]] = []
         self._task: asyncio.Task | None = None
         #: sessions whose automatic update is under way
         self._running: set[str] = set()
@@ -90,7 +93,13 @@ class AutoUpdater:
             names = set(pki.sessions) | set(self._plans)
         for name in names:
             self._plan(pki, name)
-        self._next_due = min((p.due for p in self._plans.values()), default=None)
+
+    def _enqueue(self, plan: _Plan) -> None:
+        """Plan *plan*'s next look at :attr:`_Plan.due`."""
+        heapq.heappush(self._queue, (plan.due, plan.session))
+        if len(self._queue) > 2 * len(self._plans) + 64:  # mostly outdated entries: compact
+            self._queue = [(p.due, p.session) for p in self._plans.values()]
+            heapq.heapify(self._queue)
 
     def _plan(self, pki: PkiConfig, name: str) -> None:
         old = self._plans.pop(name, None)
@@ -123,6 +132,7 @@ class AutoUpdater:
             if old.failures:
                 plan.due = old.due
         self._plans[name] = plan
+        self._enqueue(plan)
         stats.local_certificate_not_after = not_after
         if plan.auto:
             stats.next_auto_update = plan.due
@@ -152,28 +162,34 @@ class AutoUpdater:
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.tick)
-            now = self.service.clock.now()
-            if self._next_due is None or now < self._next_due:
-                continue  # idle: one comparison per tick
-            waiting: list[_Plan] = []
-            for plan in self._plans.values():
-                if now >= plan.due and plan.session not in self._running \
-                        and not self.service.busy(plan.session):  # a manual one runs: later
-                    waiting.append(plan)
-            waiting.sort(key=lambda p: p.due)
-            free = self.pacing.concurrency - len(self._running)
-            for plan in waiting[:max(free, 0)]:
-                # each session's update runs on its own: a slow CA holds up no other
-                self._running.add(plan.session)
-                task = asyncio.ensure_future(self._due(plan, now))
-                task.add_done_callback(lambda _, name=plan.session: self._running.discard(name))
-            pending = [p.due for p in self._plans.values() if p.session not in self._running]
-            self._next_due = min(pending, default=None) if len(waiting) <= free else now
+            self._start_due(self.service.clock.now())
+
+    def _start_due(self, now: datetime) -> None:
+        """Start the updates that are due, earliest first, as many as the pacing allows;
+        idle, this is one comparison."""
+        free = self.pacing.concurrency - len(self._running)
+        later: list[tuple[datetime, str]] = []
+        while self._queue and self._queue[0][0] <= now and free > 0:
+            due, name = heapq.heappop(self._queue)
+            plan = self._plans.get(name)
+            if plan is None or plan.due != due:
+                continue  # outdated: the plan's present due time has an entry of its own
+            if name in self._running or self.service.busy(name):  # a manual one runs: later
+                later.append((due, name))
+                continue
+            # each session's update runs on its own: a slow CA holds up no other
+            self._running.add(name)
+            free -= 1
+            task = asyncio.ensure_future(self._due(plan, now))
+            task.add_done_callback(lambda _, name=name: self._running.discard(name))
+        for entry in later:
+            heapq.heappush(self._queue, entry)
 
     async def _due(self, plan: _Plan, now: datetime) -> None:
         if not plan.auto:
             self._warn(plan)
             plan.due = plan.not_after  # nothing more to do for this certificate
+            self._enqueue(plan)
             return
         log.info("session %s: %s reached its update time, running an automatic KUR",
                  plan.session, plan.certificate_file)
@@ -190,6 +206,7 @@ class AutoUpdater:
             return
         if outcome.status == "waiting":
             plan.due = plan.not_after  # the result's listener reschedules
+            self._enqueue(plan)
 
     def _after_request(self, outcome: RequestOutcome) -> None:
         plan = self._plans.get(outcome.session)
@@ -200,14 +217,13 @@ class AutoUpdater:
         pki = self.service.config()
         names = {outcome.session}
         if outcome.certificate_file:
-            names.update(name for name, s in pki.sessions.items()
-                         if s.authentication_cert == outcome.certificate_file)
+            names.update(pki.sessions_authenticating_with(outcome.certificate_file))
         self.reschedule(pki, names)
 
     def _failed(self, plan: _Plan, now: datetime, reason: str) -> None:
         plan.failures += 1
         plan.due = self.backoff.next_attempt(now, plan.failures, plan.not_after)
-        self._next_due = plan.due if self._next_due is None else min(self._next_due, plan.due)
+        self._enqueue(plan)
         self.service.stats_for(plan.session).next_auto_update = plan.due
         log.warning("session %s: automatic update failed (%d in a row), next try at %s: %s",
                     plan.session, plan.failures, yang_datetime(plan.due), reason)

@@ -4,6 +4,7 @@ datastore's raw JSON form (RFC 7951 names; the PKI module's top node is
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -140,6 +141,18 @@ class PkiConfig:
             sessions=sessions,
             entities=entities,
         )
+
+    def sessions_authenticating_with(self, certificate_file: str) -> tuple[str, ...]:
+        """The sessions whose ``authentication-cert`` is *certificate_file*."""
+        return self._by_authentication_cert.get(certificate_file, ())
+
+    @functools.cached_property
+    def _by_authentication_cert(self) -> dict[str, tuple[str, ...]]:
+        index: dict[str, list[str]] = {}
+        for name, session in self.sessions.items():
+            if session.authentication_cert:
+                index.setdefault(session.authentication_cert, []).append(name)
+        return {file: tuple(names) for file, names in index.items()}
 
     def with_sessions(self, changed: dict[str, dict[str, Any] | None]) -> "PkiConfig":
         """A copy with the cmp-session entries of *changed* (name -> raw entry,
