@@ -753,6 +753,7 @@ async def start_ssh_server(server: NetconfServer, users: "UserStore", host: str,
         lambda: _SshServer(server, users, guard), host, port,
         server_host_keys=host_keys,
         encoding=None,
+        line_editor=False,  # only the netconf subsystem: no shell, no terminal to edit in
         allow_scp=False,
         agent_forwarding=False,
         x11_forwarding=False,
