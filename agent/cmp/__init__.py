@@ -7,6 +7,8 @@ Layers, each in its own module:
 - :mod:`agent.cmp.protection`: PKIProtection (RFC 4210 5.1.3): password-based MAC and signatures.
 - :mod:`agent.cmp.messages`: building and decoding PKIMessages (RFC 4210/4211/9480), one module
   per part of the message (header, protection, requests, responses, confirmation, ...).
+- :mod:`agent.cmp.pool`: untrusted certificates indexed by subject, their CA certificates.
+- :mod:`agent.cmp.verify`: trust in responses (signer, path to an anchor, issued certificate).
 - :mod:`agent.cmp.transaction`: the sans-IO enrollment state machine.
 - :mod:`agent.cmp.transport`: HTTP POST of ``application/pkixcmp`` (RFC 6712).
 - :mod:`agent.cmp.client`: configuration dataclasses and the synchronous driver :func:`enroll`.

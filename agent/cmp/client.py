@@ -37,7 +37,8 @@ from .transaction import (
     TransactionResult,
 )
 from .transport import HttpTransport, Transport, TransportError
-from .verify import CertificatePool, ResponseVerifier
+from .pool import CertificatePool
+from .verify import ResponseVerifier
 
 KINDS = ("ir", "cr", "kur", "p10cr", "rr", "genm")
 #: the kinds that ask for a certificate
@@ -107,7 +108,7 @@ class EnrollmentRequest:
     - ``server_cert`` pins the CA's protection certificate; otherwise ``trusted`` are
       the trust anchors of a path from the response's signer, through the response's
       extraCerts and ``untrusted`` (see README, "Trust model"; a device's store passes
-      its indexed :class:`~agent.cmp.verify.CertificatePool`). MAC-protected
+      its indexed :class:`~agent.cmp.pool.CertificatePool`). MAC-protected
       responses are checked with ``mac.secret``. ``ignore_keyusage`` accepts a signer
       without digitalSignature key usage (only that check).
     - ``recipient``: the CA name; defaults to the subject of ``server_cert``, else the

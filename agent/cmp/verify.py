@@ -27,8 +27,8 @@ pkiConf; OpenSSL reuses its validated server certificate the same way).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -48,6 +48,7 @@ from .messages import (
     decode_signature_algorithm,
     rsa_pss_key_parameters,
 )
+from .pool import CertificatePool, unique
 from .protection import ProtectionError, SignatureAlgorithm
 
 #: longest path from a signer to a trust anchor, anchor included
@@ -208,72 +209,10 @@ def _unsupported_ca_keys(cert: x509.Certificate, candidates: Sequence[x509.Certi
         names = {c.issuer for c in issuers}
     keys = ", ".join(
         f"{describe(c)} has an {UNSUPPORTED_CA_KEYS[c.public_key_algorithm_oid.dotted_string]} key"
-        for c in _unique(found)
+        for c in unique(found)
     ) or "an issuer's key algorithm is not accepted"
     return (f"{keys}; path validation (cryptography's x509.verification) accepts only RSA"
             " (rsaEncryption) and ECDSA keys for CAs (see README, \"Trust model\")")
-
-
-def is_authority(cert: x509.Certificate) -> bool:
-    """Whether *cert* says it is a CA's (basicConstraints cA): only such a certificate
-    may be an intermediate of a path (RFC 5280 6.1.4 (k))."""
-    try:
-        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except (x509.ExtensionNotFound, ValueError):
-        return False
-
-
-@dataclass(frozen=True)
-class CertificatePool:
-    """Untrusted certificates, found the two ways verification looks for them: by
-    subject (the signer a message's sender names, RFC 4210 5.1.1) and as intermediates
-    (CA certificates only, :func:`is_authority`). Neither look-up reads every
-    certificate, so a device with thousands of its own certificates pays nothing for
-    them per message; :meth:`of` indexes a sequence, the certificate store keeps its
-    index up to date as files change.
-    """
-
-    #: DER of a subject name -> the certificates with that subject
-    by_subject: Mapping[bytes, tuple[x509.Certificate, ...]] = field(default_factory=dict)
-    #: the CA certificates among them
-    authorities: tuple[x509.Certificate, ...] = ()
-    #: left out of every answer (the trust anchors of a session: not untrusted)
-    excluded: frozenset[x509.Certificate] = frozenset()
-
-    @classmethod
-    def of(cls, certificates: Iterable[x509.Certificate]) -> CertificatePool:
-        by_subject: dict[bytes, tuple[x509.Certificate, ...]] = {}
-        for cert in _unique(list(certificates)):
-            key = cert.subject.public_bytes()
-            by_subject[key] = (*by_subject.get(key, ()), cert)
-        return cls(by_subject, tuple(c for certs in by_subject.values() for c in certs
-                                     if is_authority(c)))
-
-    def named(self, subject: x509.Name | None) -> list[x509.Certificate]:
-        """The certificates whose subject is *subject*."""
-        if subject is None:
-            return []
-        return [c for c in self.by_subject.get(subject.public_bytes(), ()) if c not in self.excluded]
-
-    def intermediates(self) -> list[x509.Certificate]:
-        return [c for c in self.authorities if c not in self.excluded]
-
-    def without(self, certificates: Iterable[x509.Certificate]) -> CertificatePool:
-        return replace(self, excluded=self.excluded | frozenset(certificates))
-
-    def __iter__(self) -> Iterator[x509.Certificate]:
-        """Every certificate of the pool (only a failed verification reads them all)."""
-        return (c for certs in self.by_subject.values() for c in certs if c not in self.excluded)
-
-
-def _unique(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
-    seen: set[x509.Certificate] = set()
-    out = []
-    for cert in certs:
-        if cert not in seen:
-            seen.add(cert)
-            out.append(cert)
-    return out
 
 
 @dataclass(frozen=True)
@@ -397,10 +336,10 @@ class ResponseVerifier:
             )
         untrusted = self._pool()
         # the signer is named by senderKID and the sender name (RFC 4210 5.1.1)
-        named = [c for c in _unique([*message.extra_certs, *untrusted.named(message.sender),
+        named = [c for c in unique([*message.extra_certs, *untrusted.named(message.sender),
                                      *self.trusted])
                  if self._sender_mismatch(c, message) is None]
-        intermediates = _unique([*message.extra_certs, *untrusted.intermediates()])
+        intermediates = unique([*message.extra_certs, *untrusted.intermediates()])
         failure: ProtectionError | None = None
         for cert in named:
             if not self._signed_by(cert, message):
@@ -414,7 +353,7 @@ class ResponseVerifier:
             return cert
         if failure is not None:
             raise failure
-        pool = _unique([*message.extra_certs, *untrusted, *self.trusted])
+        pool = unique([*message.extra_certs, *untrusted, *self.trusted])
         other = next((c for c in pool if c not in named and self._signed_by(c, message)), None)
         if other is not None:
             raise self._sender_mismatch(other, message)
@@ -449,10 +388,10 @@ class ResponseVerifier:
         :data:`ISSUED_CLOCK_SKEW` ahead (the CA's clock ahead of ours) is checked at
         that moment.
         """
-        anchors = _unique([*self.trusted, *(ca_pubs if ca_pubs_trusted else ())])
+        anchors = unique([*self.trusted, *(ca_pubs if ca_pubs_trusted else ())])
         if not anchors:
             return False
         at = max(now, min(cert.not_valid_before_utc, now + ISSUED_CLOCK_SKEW))
-        validate_path(cert, _unique([*extra_certs, *ca_pubs, *self._pool().intermediates()]),
+        validate_path(cert, unique([*extra_certs, *ca_pubs, *self._pool().intermediates()]),
                       anchors, at)
         return True

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials
 from agent.cmp.names import NameSyntaxError, Subject, SubjectAltNames, parse_dn
-from agent.cmp.verify import CertificatePool
+from agent.cmp.pool import CertificatePool
 from agent.datastore import SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from agent.atomic import atomic_write, ensure_directory, fsync_directory
 from agent.cmp.protection import is_rsa_pss_key_file
-from agent.cmp.verify import CertificatePool, is_authority
+from agent.cmp.pool import CertificatePool, is_authority
 from agent.netconf.errors import RpcError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey

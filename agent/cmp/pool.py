@@ -1,0 +1,71 @@
+"""Untrusted certificates indexed the ways signature verification looks for them
+(:mod:`agent.cmp.verify`); light to import: the certificate store keeps one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from cryptography import x509
+
+
+def is_authority(cert: x509.Certificate) -> bool:
+    """Whether *cert* says it is a CA's (basicConstraints cA): only such a certificate
+    may be an intermediate of a path (RFC 5280 6.1.4 (k))."""
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (x509.ExtensionNotFound, ValueError):
+        return False
+
+
+@dataclass(frozen=True)
+class CertificatePool:
+    """Untrusted certificates, found the two ways verification looks for them: by
+    subject (the signer a message's sender names, RFC 4210 5.1.1) and as intermediates
+    (CA certificates only, :func:`is_authority`). Neither look-up reads every
+    certificate, so a device with thousands of its own certificates pays nothing for
+    them per message; :meth:`of` indexes a sequence, the certificate store keeps its
+    index up to date as files change.
+    """
+
+    #: DER of a subject name -> the certificates with that subject
+    by_subject: Mapping[bytes, tuple[x509.Certificate, ...]] = field(default_factory=dict)
+    #: the CA certificates among them
+    authorities: tuple[x509.Certificate, ...] = ()
+    #: left out of every answer (the trust anchors of a session: not untrusted)
+    excluded: frozenset[x509.Certificate] = frozenset()
+
+    @classmethod
+    def of(cls, certificates: Iterable[x509.Certificate]) -> CertificatePool:
+        by_subject: dict[bytes, tuple[x509.Certificate, ...]] = {}
+        for cert in unique(list(certificates)):
+            key = cert.subject.public_bytes()
+            by_subject[key] = (*by_subject.get(key, ()), cert)
+        return cls(by_subject, tuple(c for certs in by_subject.values() for c in certs
+                                     if is_authority(c)))
+
+    def named(self, subject: x509.Name | None) -> list[x509.Certificate]:
+        """The certificates whose subject is *subject*."""
+        if subject is None:
+            return []
+        return [c for c in self.by_subject.get(subject.public_bytes(), ()) if c not in self.excluded]
+
+    def intermediates(self) -> list[x509.Certificate]:
+        return [c for c in self.authorities if c not in self.excluded]
+
+    def without(self, certificates: Iterable[x509.Certificate]) -> CertificatePool:
+        return replace(self, excluded=self.excluded | frozenset(certificates))
+
+    def __iter__(self) -> Iterator[x509.Certificate]:
+        """Every certificate of the pool (only a failed verification reads them all)."""
+        return (c for certs in self.by_subject.values() for c in certs if c not in self.excluded)
+
+
+def unique(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
+    seen: set[x509.Certificate] = set()
+    out = []
+    for cert in certs:
+        if cert not in seen:
+            seen.add(cert)
+            out.append(cert)
+    return out
