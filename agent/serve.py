@@ -61,7 +61,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"configuration, keys, users and logs (default: {default_state_dir()})")
     parser.add_argument("--log-level", default="INFO",
                         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="log verbosity (default: INFO)")
+                        help="log verbosity (default: INFO: sessions, changes, errors; DEBUG"
+                        " adds every successful get, get-config and get-schema)")
     parser.add_argument("--cmp-reply-wait", type=float, default=30.0, metavar="SECONDS",
                         help="how long a CMP request RPC waits for the CA before it answers"
                         " 'waiting' and reports the result by notification (default: 30)")
