@@ -25,9 +25,9 @@ _EXPORTS = {
     **dict.fromkeys(("EnrollmentRequest", "MacCredentials", "SignerCredentials", "enroll",
                      "enroll_async"), "client"),
     **dict.fromkeys(("Subject", "SubjectAltNames", "format_dn", "parse_dn"), "names"),
-    **dict.fromkeys(("Enrolled", "EnrollmentResult", "Failed", "FailureKind",
-                     "GeneralResponse", "MessageCounts", "Revoked", "TransactionResult"),
-                    "transaction"),
+    **dict.fromkeys(("Enrolled", "EnrollmentResult", "Failed", "GeneralResponse",
+                     "MessageCounts", "Revoked", "TransactionResult"), "transaction"),
+    "FailureKind": "failure",
     **dict.fromkeys(("HttpTransport", "TransportError"), "transport"),
 }
 

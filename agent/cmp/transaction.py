@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from agent.clock import Clock
 
 from . import messages as m
+from .failure import FailureKind
 from .protection import PrivateKey, ProtectionError, SignatureAlgorithm
 from .verify import ResponseVerifier, Verified
 
@@ -44,21 +45,6 @@ from .verify import ResponseVerifier, Verified
 ACCEPTED_PVNO = (2, 3)
 #: RFC 9483 3.1: nonces of at least 128 bits
 MIN_NONCE_BYTES = 16
-
-
-class FailureKind(enum.Enum):
-    """Why a transaction failed."""
-
-    REJECTED = "rejected"  # the CA answered with a negative PKIStatus
-    ERROR_MESSAGE = "error-message"  # the CA answered with an error message
-    PROTECTION = "protection"  # a response was unprotected or its protection invalid
-    PROTOCOL = "protocol"  # malformed or unexpected response (type, transactionID, nonce)
-    #: we refused the issued certificate (another key, a subject or SAN not asked for,
-    #: no chain to a trust anchor) and said so in certConf
-    CERTIFICATE_REJECTED = "certificate-rejected"
-    TRANSPORT = "transport"  # HTTP or network failure
-    TIMEOUT = "timeout"  # the total timeout elapsed (including polling)
-    CANCELLED = "cancelled"  # ended on our side (agent shutdown)
 
 
 #: the shortest wait between two pollReq, whatever checkAfter says (issue: a CA

@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 import urllib.parse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials
 from agent.cmp.names import NameSyntaxError, Subject, SubjectAltNames, parse_dn
 from agent.cmp.pool import CertificatePool
 from agent.datastore import SecretBox
@@ -32,6 +32,12 @@ from agent.pki.stores import (
     describe_key,
     generate_key,
 )
+
+if TYPE_CHECKING:
+    from agent.cmp.client import EnrollmentRequest
+
+# The CMP engine (agent.cmp.client) is imported by the functions that build its
+# requests, when a transaction first needs it: an agent starts without loading it.
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ def tls_settings(session: SessionConfig, keys: KeyStore, certs: CertificateStore
                  ca_pool: tuple[x509.Certificate, ...]) -> dict:
     """The session's ``tls`` container as :class:`EnrollmentRequest` fields (https:// CAs);
     the client certificate's chain is taken from *ca_pool*."""
+    from agent.cmp.client import SignerCredentials
+
     client = None
     if session.tls_client_cert:
         cert = certs.load(session.tls_client_cert)
@@ -205,6 +213,8 @@ def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: Ce
 def _session_credentials(session: SessionConfig, keys: KeyStore, certs: CertificateStore,
                          secrets: SecretBox, anchors: tuple[x509.Certificate, ...]):
     """(mac, signer) as the session authenticates an initial request (seed step 11)."""
+    from agent.cmp.client import MacCredentials, SignerCredentials
+
     if session.origin_authentication == "message-authentication-code":
         if not (session.mac_reference and session.mac_secret_ciphertext):
             raise RpcError("operation-failed", f"session {session.name}: message-authentication-code"
@@ -231,6 +241,8 @@ def prepare_revocation(session: SessionConfig, pki: PkiConfig, keys: KeyStore, c
                        connect_timeout: float) -> EnrollmentRequest:
     """RFC 9483 4.2: an rr for *certificate_file*, signed with the certificate's own key
     when the key store has it, else authenticated like the session's initial request."""
+    from agent.cmp.client import EnrollmentRequest, SignerCredentials
+
     _session_ready(session)
     cert = certs.load(certificate_file)
     trust = session_trust(session, certs)
@@ -261,6 +273,8 @@ def current_root(session: SessionConfig, certs: CertificateStore) -> x509.Certif
 def prepare_general(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: CertificateStore,
                     secrets: SecretBox, entries, *, connect_timeout: float) -> EnrollmentRequest:
     """RFC 9483 4.3: a genm asking for *entries*, authenticated like an initial request."""
+    from agent.cmp.client import EnrollmentRequest
+
     _session_ready(session)
     trust = session_trust(session, certs)
     mac, signer = _session_credentials(session, keys, certs, secrets, trust.ca_certificates)
@@ -281,6 +295,8 @@ def prepare(
     connect_timeout: float,
 ) -> PreparedRequest:
     """Check *session* for *kind* and build the engine request; RpcError otherwise."""
+    from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials
+
     found = problems(session, kind, certs.exists)
     if found:
         raise RpcError("operation-failed", f"session {session.name}: " + "; ".join(found))

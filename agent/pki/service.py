@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -36,20 +36,7 @@ from lxml import etree
 
 from agent import PKI_NS
 from agent.clock import Clock, SystemClock
-from agent.cmp.client import Cancellation, EnrollmentRequest, enroll
-from agent.cmp import genm
-from agent.cmp import messages as m
-from agent.cmp.protection import ProtectionError
-from agent.cmp.verify import validate_path
-from agent.cmp.transaction import (
-    Enrolled,
-    EnrollmentResult,
-    Failed,
-    FailureKind,
-    GeneralResponse,
-    Revoked,
-    TransactionResult,
-)
+from agent.cmp.failure import FailureKind
 from agent.datastore import ChangeSummary, Datastores, SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
@@ -63,6 +50,19 @@ from agent.pki.enrollment import (
 )
 from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
 from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore, RevocationMarks
+
+if TYPE_CHECKING:
+    from agent.cmp.client import Cancellation, EnrollmentRequest
+    from agent.cmp.transaction import (
+        Enrolled,
+        EnrollmentResult,
+        Failed,
+        GeneralResponse,
+        TransactionResult,
+    )
+
+# The CMP engine (agent.cmp.client and what it imports) is imported where a transaction
+# first needs it, not with the service: an agent starts without loading it (issue 11).
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +154,13 @@ class _ThreadStarter:
 
 
 _STARTER = _ThreadStarter()
+
+
+def _engine_enroll(request: EnrollmentRequest, **options) -> EnrollmentResult:
+    """:func:`agent.cmp.client.enroll`, the engine imported on the first transaction."""
+    from agent.cmp.client import enroll
+
+    return enroll(request, **options)
 
 
 def in_own_thread(name: str, fn: Callable[[], T]) -> asyncio.Future[T]:
@@ -313,7 +320,7 @@ class PkiService:
         self.revocations = RevocationMarks(state_dir / "pki" / "revocations.json")
         self.notify = notify
         self.settings = settings or ServiceSettings()
-        self._enroll: Enroll = enroll_fn or functools.partial(enroll, clock=self.clock)
+        self._enroll: Enroll = enroll_fn or functools.partial(_engine_enroll, clock=self.clock)
         self._busy: set[str] = set()
         self._background: set[asyncio.Future] = set()
         #: the running transactions (one thread each), by session
@@ -487,6 +494,8 @@ class PkiService:
             except RuntimeError:  # the loop is closed: the agent has stopped
                 pass
 
+        from agent.cmp.client import Cancellation
+
         cancellation = Cancellation()
         task = in_own_thread(f"cmp-{name}", functools.partial(
             self._transact, prepared, pki, trigger, cancellation, on_poll))
@@ -535,6 +544,8 @@ class PkiService:
                         ) -> tuple[EnrollmentRequest, TransactionResult]:
         """Run one rr or genm of session *name* to its end (RFC 9483 4.2, 4.3): counted in
         the statistics, recorded in last-request."""
+        from agent.cmp.client import Cancellation
+
         _, session = self.session(name)
         if name in self._busy:
             raise RpcError("in-use", f"session {name}: a CMP transaction is already running")
@@ -560,6 +571,9 @@ class PkiService:
 
     async def revoke(self, name: str, certificate_file: str, reason: str) -> dict[str, object]:
         """``cmp-revocation-request``: the output leaves; the file is marked revoked."""
+        from agent.cmp import messages as m
+        from agent.cmp.transaction import Failed, Revoked
+
         code = next(k for k, v in m.CRL_REASONS.items() if v == reason)
         request, result = await self._exchange(name, "rr", lambda session: prepare_revocation(
             session, self.config(), self.keys, self.certs, self.secrets, certificate_file, code,
@@ -573,6 +587,10 @@ class PkiService:
 
     async def general(self, name: str, info_type: str) -> dict[str, object]:
         """``cmp-general-request``: ask, check and keep what the genp holds (RFC 9483 4.3)."""
+        from agent.cmp import genm, messages as m
+        from agent.cmp.protection import ProtectionError
+        from agent.cmp.transaction import Failed, GeneralResponse
+
         wanted = {"ca-certs": "caCerts", "root-ca-cert": "rootCaCert",
                   "cert-req-template": "certReqTemplate", "crl-status-list": "crlStatusList"}[info_type]
         pki, session = self.session(name)
@@ -608,6 +626,10 @@ class PkiService:
                       result: GeneralResponse, session: SessionConfig, file_format: str) -> dict:
         """What a genp brought, checked: CA certificates that chain to a trust anchor of the
         store, a new root chained to the current one; a template or a CRL as output."""
+        from agent.cmp import genm, messages as m
+        from agent.cmp.protection import ProtectionError
+        from agent.cmp.verify import validate_path
+
         now = self.clock.now()
         if wanted == "caCerts":
             anchors = request.trusted  # the session's trust anchors (README "Trust model")
@@ -674,6 +696,8 @@ class PkiService:
         """In the transaction's thread: the CMP transaction and, if it enrolled,
         saving what it produced (the file writes and their fsyncs stay off the
         event loop)."""
+        from agent.cmp.transaction import Enrolled
+
         result = self._enroll(prepared.request, cancellation=cancellation, on_poll=on_poll)
         if not isinstance(result, Enrolled):
             return result, None
@@ -687,6 +711,8 @@ class PkiService:
         saved: RequestOutcome | Exception | None, trigger: Trigger, seconds: float,
         last: LastRequest,
     ) -> RequestOutcome:
+        from agent.cmp.transaction import Enrolled
+
         name = prepared.session.name
         stats = self.stats_for(name)
         self._count(stats, result)
@@ -716,6 +742,8 @@ class PkiService:
 
     @staticmethod
     def _count(stats: CmpStatistics, result: TransactionResult) -> None:
+        from agent.cmp.transaction import Enrolled, Failed
+
         for body, count in result.messages.sent.items():
             stats.sent[_COUNTER_NAMES.get(body, body)] += count
         for body, count in result.messages.received.items():

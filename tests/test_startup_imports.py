@@ -1,0 +1,50 @@
+"""What starting costs (issue 11): the agent starts without the CMP engine, and a CMP
+client reads responses without pyasn1. Each check runs in a new interpreter, since
+this one has imported everything the other tests use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "tests" / "data" / "vectors" / "cmp"
+
+
+def loaded_after(code: str) -> set[str]:
+    """The modules loaded after running *code* in a new interpreter."""
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_the_agent_starts_without_the_cmp_engine():
+    loaded = loaded_after("import agent.serve, agent.pki.binding, agent.netconf.server")
+    assert "agent.pki.service" in loaded  # what serve attaches
+    engine = {"agent.cmp.client", "agent.cmp.transaction", "agent.cmp.transport",
+              "agent.cmp.messages.requests", "agent.cmp.messages.general"}
+    assert not engine & loaded
+    assert not {m for m in loaded if m.startswith("pyasn1")}
+
+
+def test_a_client_reads_responses_without_pyasn1():
+    code = f"""
+import agent.cmp.cli
+from pathlib import Path
+from agent.cmp import messages as m
+from agent.cmp.names import parse_dn
+fields = m.HeaderFields(parse_dn("/CN=CA"), parse_dn("/CN=EE"), b"t" * 16, b"s" * 16)
+read = [m.decode_message(p.read_bytes()) for p in Path({str(VECTORS)!r}).glob("*.der")]
+assert any(msg.body_type == "ip" for msg in read)
+[m.cert_rep_content(msg) for msg in read if msg.body_type == "ip"]
+m.error_content(m.decode_message(m.encode_message(fields, m.error_body(m.ErrorContent(
+    m.StatusInfo(2, ("no",), (1,)))), None)))
+m.poll_responses(m.decode_message(m.encode_message(
+    fields, m.poll_rep_body([m.PollResponse(0, 5)]), None)))
+"""
+    loaded = loaded_after(code)
+    assert "agent.cmp.client" in loaded
+    assert not {m for m in loaded if m.startswith("pyasn1")}
