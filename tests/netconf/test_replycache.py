@@ -58,10 +58,13 @@ def test_reply_equals_the_uncached_serialization(model, tmp_path):
     data = etree.fromstring(f'<data xmlns="{NC}"><pki xmlns="{PKI}"><cmp-session>'
                             "<name>s&amp;1</name></cmp-session></pki>"
                             '<x xmlns="urn:example">y</x></data>')
-    plain = etree.fromstring(f'<rpc xmlns="{NC}" message-id="7"><get-config/></rpc>')
-    request = RpcReceived(plain, plain[0])
-    expected = session.reply(request, etree.fromstring(etree.tostring(data)))
-    assert session.reply(request, serialize_in_reply(data)) == expected
+    # unqualified attributes are written directly, every character libxml2 escapes
+    for value in ("7", "a&amp;b&lt;c&gt;d&quot;e'f&#10;g&#13;h&#9;i \u00e9\u20ac\U0001f600 ]]&gt;"):
+        plain = etree.fromstring(f'<rpc xmlns="{NC}" message-id="{value}" x="1"><get-config/>'
+                                 "</rpc>")
+        request = RpcReceived(plain, plain[0])
+        expected = session.reply(request, etree.fromstring(etree.tostring(data)))
+        assert session.reply(request, serialize_in_reply(data)) == expected
     odd = etree.fromstring(f'<rpc xmlns="{NC}" xmlns:ex="urn:example" message-id="8" '
                            f'ex:trace="a&lt;ok/&gt;b"><get-config/></rpc>')
     request = RpcReceived(odd, odd[0])
