@@ -400,13 +400,15 @@ def test_notifications_show_only_readable_nodes(server):
         assert len(seen_by_admin) == 2 and seen_by_reader == []
         assert len(reader.transport.sent) == before  # no notification at all
         assert counters(server)[2] == 0  # the event type was not denied
-        # cmp-session-result names a session by a leafref: only for who may read it
-        for name, expected in (("s1", 1), ("s2", 0)):
-            before = len(reader.transport.sent)
-            event = etree.Element(f"{{{PKI}}}cmp-session-result", nsmap={None: PKI})
-            etree.SubElement(event, f"{{{PKI}}}session").text = name
-            server.notify(event)
-            assert len(reader.transport.sent) == before + expected, name
+        # these events name a session by a leafref: only for who may read it
+        for kind in ("cmp-session-result", "local-certificate-nearly-expired"):
+            for name, expected in (("s1", 1), ("s2", 0)):
+                before = len(reader.transport.sent), len(admin.transport.sent)
+                event = etree.Element(f"{{{PKI}}}{kind}", nsmap={None: PKI})
+                etree.SubElement(event, f"{{{PKI}}}session").text = name
+                server.notify(event)
+                assert len(reader.transport.sent) == before[0] + expected, (kind, name)
+                assert len(admin.transport.sent) == before[1] + 1
 
     asyncio.run(scenario())
 
