@@ -297,13 +297,14 @@ class Catalogue:
             if record is not None:
                 files[name] = record
         now = {n: files[n] for n in changed if n in files and files[n].pooled}
-        touched = {r.subject for r in now.values()} | {
-            self.files[n].subject for n in changed if n in self.files}
+        arrived: dict[bytes, set[str]] = {}
+        for name, record in now.items():
+            arrived.setdefault(record.subject, set()).add(name)
+        touched = arrived.keys() | {self.files[n].subject for n in changed if n in self.files}
         names_by_subject = dict(self.names_by_subject)
         by_subject = dict(self.pool.by_subject)
         for key in touched:
-            names = (names_by_subject.get(key, frozenset()) - changed) | {
-                n for n, r in now.items() if r.subject == key}
+            names = (names_by_subject.get(key, frozenset()) - changed) | arrived.get(key, set())
             if names:
                 names_by_subject[key] = names
                 by_subject[key] = tuple(files[n].certificate for n in sorted(names))
