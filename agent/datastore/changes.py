@@ -8,6 +8,7 @@ from lxml import etree
 from yangson.schemanode import LeafListNode, ListNode
 
 from agent.datastore.schema import NodeInfo, SchemaMap
+from agent.datastore.steps import Steps, run_steps
 
 _SHOWN = 5
 
@@ -74,8 +75,14 @@ class _Collector:
 
 def diff(smap: SchemaMap, old: etree._Element, new: etree._Element) -> ChangeSummary:
     """Compare two configuration trees node by node (lists by key)."""
+    return run_steps(diff_steps(smap, old, new))
+
+
+def diff_steps(smap: SchemaMap, old: etree._Element, new: etree._Element) -> Steps[ChangeSummary]:
+    """:func:`diff` in steps (:mod:`agent.datastore.steps`): a pause after
+    each list entry compared."""
     out = _Collector()
-    _diff(smap, smap.root, old, new, "", (), None, out)
+    yield from _diff(smap, smap.root, old, new, "", (), None, out)
     return ChangeSummary(out.created, out.modified, out.deleted, frozenset(out.entries),
                          out.outside)
 
@@ -100,7 +107,7 @@ def _identities(smap: SchemaMap, info: NodeInfo, el: etree._Element):
     return out
 
 
-def _diff(smap, info, old, new, path, tags, entry, out: _Collector) -> None:
+def _diff(smap, info, old, new, path, tags, entry, out: _Collector) -> Steps[None]:
     before = _identities(smap, info, old)
     after = _identities(smap, info, new)
 
@@ -117,8 +124,10 @@ def _diff(smap, info, old, new, path, tags, entry, out: _Collector) -> None:
             if (el.text or "") != (prev[0].text or ""):
                 out.add(out.modified, path + step, entry_of(ident, cinfo))
         else:
-            _diff(smap, cinfo, prev[0], el, path + step, tags + (ident[0],),
-                  entry_of(ident, cinfo), out)
+            yield from _diff(smap, cinfo, prev[0], el, path + step, tags + (ident[0],),
+                             entry_of(ident, cinfo), out)
+            if isinstance(cinfo.node, ListNode):
+                yield
     for ident, (_, cinfo, step) in before.items():
         if ident not in after:
             out.add(out.deleted, path + step, entry_of(ident, cinfo))

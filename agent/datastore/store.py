@@ -32,7 +32,7 @@ from typing import Callable, Iterable
 from lxml import etree
 
 from agent.atomic import atomic_write, fsync_directory, install_temporary, write_temporary
-from agent.datastore.changes import ChangeSummary, diff
+from agent.datastore.changes import ChangeSummary, diff, diff_steps
 from agent.datastore.defaults import Defaults
 from agent.datastore.editconfig import apply_edit
 from agent.datastore.quickcheck import QuickCheck
@@ -76,6 +76,23 @@ class Snapshot:
 
 def _empty() -> etree._Element:
     return etree.Element(f"{{{NC_NS}}}data", nsmap={None: NC_NS})
+
+
+#: an element with fewer children is copied in one step
+_COPY_AT_ONCE = 64
+
+
+def copy_steps(el: etree._Element) -> Steps[etree._Element]:
+    """``copy.deepcopy(el)`` in steps (:mod:`agent.datastore.steps`): an element
+    with many children (a long list) is copied a child at a time."""
+    if len(el) < _COPY_AT_ONCE:
+        return copy.deepcopy(el)
+    out = etree.Element(el.tag, dict(el.attrib), nsmap=el.nsmap)
+    out.text = el.text
+    for child in el:
+        out.append((yield from copy_steps(child)))
+        yield
+    return out
 
 
 @dataclass(frozen=True)
@@ -365,11 +382,15 @@ class Datastores:
             new, view, valid = await run_cooperatively(self._prepare_steps(key, candidate))
             if not valid:
                 await asyncio.to_thread(validate_tree, self.smap, candidate)
-            summary = diff(self.smap, running, new)
-            data = self._stamp(self._serialize(new))
-            staged = None if summary.empty else await asyncio.to_thread(
-                write_temporary, self._running_file, data, mode=0o600)
+            summary = await run_cooperatively(diff_steps(self.smap, running, new))
+            data = self._serialize(new)
+            # the digest (hashlib gives up the GIL) and the write, in a worker thread
+            data, staged = await asyncio.to_thread(self._stage, data, not summary.empty)
             self._prepared = _PreparedCommit(key, new, summary, data, view, staged)
+
+    def _stage(self, data: bytes, write: bool) -> tuple[bytes, Path | None]:
+        data = self._stamp(data)
+        return data, write_temporary(self._running_file, data, mode=0o600) if write else None
 
     def release_prepared(self) -> None:
         """Forget what :meth:`prepare_commit` computed (a commit refused after it)."""
@@ -379,9 +400,8 @@ class Datastores:
 
     def _prepare_steps(self, key: tuple[int, int], candidate: etree._Element) -> Steps[tuple]:
         """(copy of candidate, its report-all view, whether it is known valid)."""
-        new = copy.deepcopy(candidate)
-        yield
-        view = yield from self._defaults.report_all_steps(copy.deepcopy(new))
+        new = yield from copy_steps(candidate)
+        view = yield from self._defaults.report_all_steps((yield from copy_steps(new)))
         valid = self._validated.get("candidate") == key[0] or (yield from self._quick.steps(new,
                                                                                        view))
         return new, view, valid

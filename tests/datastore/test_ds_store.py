@@ -11,10 +11,12 @@ import pytest
 from ds_helpers import NC_NS, PKI_NS, config, pki, session, xp
 from lxml import etree
 
-from agent.datastore import Datastores, DatastoreLoadError, SecretBox
-from agent.datastore import steps
+from agent.datastore import Datastores, DatastoreLoadError, SecretBox, steps
+from agent.datastore.steps import run_steps
+from agent.datastore.store import copy_steps
 from agent.netconf.errors import RpcError
 
+NACM_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
 WD_ATTR = "{urn:ietf:params:xml:ns:netconf:default:1.0}default"
 SECRET = "s3cr3t-MAC-value"
 
@@ -239,6 +241,16 @@ def test_prepare_commit_gives_the_loop_back(ds, monkeypatch):
 
     assert asyncio.run(scenario()) >= 80  # a view step and a check step per entry
     assert ds.commit().created == ["/pki:pki"]
+
+
+def test_copy_in_steps_is_a_deep_copy(ds):
+    ds.edit_config("candidate", config("".join(session(f"s{i:03d}") for i in range(100)),
+                                       f'<nacm xmlns="{NACM_NS}"><enable-nacm>true</enable-nacm>'
+                                       "</nacm>"))
+    tree = ds.config_view("candidate", "explicit")
+    copied = run_steps(copy_steps(tree))
+    assert etree.tostring(copied) == etree.tostring(tree)
+    assert copied is not tree and copied[0][0] is not tree[0][0]
 
 
 def test_corrupt_file_is_a_clear_error(model, state_dir):
