@@ -78,19 +78,20 @@ def _empty() -> etree._Element:
     return etree.Element(f"{{{NC_NS}}}data", nsmap={None: NC_NS})
 
 
-#: an element with fewer children is copied in one step
+#: below the top-level containers, an element with fewer children is copied in one step
 _COPY_AT_ONCE = 64
 
 
-def copy_steps(el: etree._Element) -> Steps[etree._Element]:
-    """``copy.deepcopy(el)`` in steps (:mod:`agent.datastore.steps`): an element
-    with many children (a long list) is copied a child at a time."""
-    if len(el) < _COPY_AT_ONCE:
+def copy_steps(el: etree._Element, depth: int = 0) -> Steps[etree._Element]:
+    """``copy.deepcopy(el)`` in steps (:mod:`agent.datastore.steps`): the root,
+    the top-level containers and any element with many children (a long list)
+    are copied a child at a time."""
+    if not isinstance(el.tag, str) or (depth >= 2 and len(el) < _COPY_AT_ONCE):
         return copy.deepcopy(el)
     out = etree.Element(el.tag, dict(el.attrib), nsmap=el.nsmap)
     out.text = el.text
     for child in el:
-        out.append((yield from copy_steps(child)))
+        out.append((yield from copy_steps(child, depth + 1)))
         yield
     return out
 
