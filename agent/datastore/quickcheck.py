@@ -30,14 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lxml import etree
-from yangson.datatype import (
-    IdentityrefType,
-    StringType,
-    InstanceIdentifierType,
-    LeafrefType,
-    LinkType,
-    UnionType,
-)
+from yangson.datatype import LeafrefType, LinkType, StringType, UnionType
 from yangson.schemanode import (
     CaseNode,
     ChoiceNode,
@@ -63,7 +56,7 @@ from yangson.xpathast import (
     Step,
 )
 
-from agent.datastore.schema import NodeInfo, SchemaMap
+from agent.datastore.schema import NodeInfo, SchemaMap, text_only
 from agent.datastore.steps import Steps, run_steps
 
 __all__ = ["QuickCheck"]
@@ -383,11 +376,10 @@ def _identity(typ, el: etree._Element):
 
 
 def _unhandled_type(typ) -> bool:
-    if isinstance(typ, (IdentityrefType, InstanceIdentifierType)):
+    if not text_only(typ):
         return True
-    if isinstance(typ, UnionType):
-        return any(isinstance(t, LinkType) or _unhandled_type(t) for t in typ.types)
-    return False
+    return isinstance(typ, UnionType) and any(isinstance(t, LinkType) or _unhandled_type(t)
+                                              for t in typ.types)
 
 
 def _value_ok(typ, el: etree._Element) -> bool:

@@ -5,7 +5,9 @@ The PKI service reads running in this form. Loading a whole tree into
 yangson and asking for its ``raw_value()`` costs two passes over every node
 with many objects each; here every leaf is converted by its yangson type
 (``from_xml`` then ``to_raw``, as yangson itself does) in one pass, and a
-single list entry can be converted alone. tests/datastore/test_ds_raw.py
+single list entry can be converted alone. A leaf's raw value is remembered
+per type and text (where it depends on the text alone and is immutable): the
+same names, algorithms and flags recur in every entry. tests/datastore/test_ds_raw.py
 compares the result with yangson's ``raw_value()`` of the same tree.
 """
 
@@ -16,7 +18,11 @@ from typing import Any
 from lxml import etree
 from yangson.schemanode import LeafListNode, LeafNode, ListNode
 
-from agent.datastore.schema import NodeInfo, SchemaMap
+from agent.datastore.schema import NodeInfo, SchemaMap, text_only
+
+#: raw values remembered per type (cleared when this many)
+_REMEMBERED_MAX = 10_000
+_MEMO = "_cmp_agent_raw_memo"
 
 
 def raw_value(smap: SchemaMap, info: NodeInfo, el: etree._Element,
@@ -30,21 +36,40 @@ def raw_value(smap: SchemaMap, info: NodeInfo, el: etree._Element,
     """
     out: dict[str, Any] = {}
     parent_module = getattr(info.node, "ns", None) if info.parent is not None else None
+    children = smap.children(info)
     for child in el:
         tag = child.tag
         if not isinstance(tag, str) or tag == skip:
             continue
-        cinfo = smap.child(info, tag)
+        cinfo = children.get(tag)
         if cinfo is None:
             continue
         sn = cinfo.node
         name = sn.name if sn.ns == parent_module else f"{sn.ns}:{sn.name}"
         if isinstance(sn, LeafNode):
-            out[name] = sn.type.to_raw(sn.type.from_xml(child))
+            out[name] = _leaf_raw(sn.type, child)
         elif isinstance(sn, LeafListNode):
-            out.setdefault(name, []).append(sn.type.to_raw(sn.type.from_xml(child)))
+            out.setdefault(name, []).append(_leaf_raw(sn.type, child))
         elif isinstance(sn, ListNode):
             out.setdefault(name, []).append(raw_value(smap, cinfo, child, skip))
         else:
             out[name] = raw_value(smap, cinfo, child, skip)
     return out
+
+
+def _leaf_raw(typ, el: etree._Element) -> Any:
+    """``typ.to_raw(typ.from_xml(el))``, remembered on *typ* per text."""
+    memo = typ.__dict__.get(_MEMO)
+    if memo is None:
+        memo = typ.__dict__[_MEMO] = {} if text_only(typ) else False
+    if memo is False:
+        return typ.to_raw(typ.from_xml(el))
+    text = el.text
+    value = memo.get(text, memo)
+    if value is memo:
+        value = typ.to_raw(typ.from_xml(el))
+        if isinstance(value, (str, int, float, bool)) or value is None:
+            if len(memo) >= _REMEMBERED_MAX:
+                memo.clear()
+            memo[text] = value
+    return value

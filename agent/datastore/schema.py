@@ -22,6 +22,8 @@ from yangson.schemanode import (
     SchemaNode,
 )
 
+from yangson.datatype import IdentityrefType, InstanceIdentifierType, UnionType
+
 from agent.model import Model
 
 
@@ -105,6 +107,15 @@ class SchemaMap:
     def path_namespaces(self, path: str) -> dict[str, str]:
         """The prefix declarations *path* needs on ``<error-path>``."""
         return {p: ns for ns, p in self._prefix_of_ns.items() if f"{p}:" in path}
+
+
+def text_only(typ) -> bool:
+    """Whether a leaf value of yangson type *typ* depends on its text alone
+    (identityref and instance-identifier values also on the namespaces in
+    scope, RFC 7950 sections 9.10.3 and 9.13.2)."""
+    if isinstance(typ, (IdentityrefType, InstanceIdentifierType)):
+        return False
+    return not isinstance(typ, UnionType) or all(text_only(t) for t in typ.types)
 
 
 def _xpath_literal(value: str) -> str:
