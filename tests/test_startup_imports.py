@@ -28,6 +28,8 @@ def test_the_agent_starts_without_the_cmp_engine():
               "agent.cmp.messages.requests", "agent.cmp.messages.general"}
     assert not engine & loaded
     assert not {m for m in loaded if m.startswith("pyasn1")}
+    # yangson's elementpath names only (agent/lazyimports.py), not its XPath parsers
+    assert "elementpath.regex" in loaded and "elementpath.xpath2" not in loaded
 
 
 def test_a_client_reads_responses_without_pyasn1():
@@ -48,3 +50,28 @@ m.poll_responses(m.decode_message(m.encode_message(
     loaded = loaded_after(code)
     assert "agent.cmp.client" in loaded
     assert not {m for m in loaded if m.startswith("pyasn1")}
+
+
+def test_elementpath_is_deferred_and_complete_when_asked():
+    """yangson's two names come from elementpath.regex alone (agent/lazyimports.py); any
+    other use of elementpath gets the whole package, the same objects either way."""
+    code = """
+import agent.model, sys
+partial = sorted(m for m in sys.modules if m.startswith("elementpath"))
+from yangson import constraint
+import elementpath, elementpath.regex
+same = (constraint.RegexError is elementpath.regex.RegexError is elementpath.RegexError
+        and constraint.translate_pattern is elementpath.regex.translate_pattern)
+from elementpath import XPath2Parser, select
+import lxml.etree
+print(json.dumps([partial, same, elementpath.__version__,
+                  select(lxml.etree.fromstring("<a><b/></a>"), "count(//b)")]))
+"""
+    loaded = loaded_after("import json\n" + code)
+    assert "elementpath.xpath2" in loaded  # asked for: the whole package
+    done = subprocess.run([sys.executable, "-c", "import json\n" + code], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    partial, same, version, count = json.loads(done.stdout)
+    assert "elementpath.regex" in partial
+    assert not [m for m in partial if m.startswith(("elementpath.xpath", "elementpath.datatypes"))]
+    assert same and version and count == 1

@@ -1,0 +1,49 @@
+"""Deferred imports of third-party packages whose start-up cost the agent does not need.
+
+yangson imports two names from elementpath, ``RegexError`` and ``translate_pattern``
+(XSD patterns translated to Python regular expressions), at its own import. Importing
+elementpath runs its package ``__init__``, which loads its XPath 1/2 parsers, datatypes
+and tree builders (and with them xml.sax, urllib.request, http.client, email): about a
+seventh of the agent's start-up CPU, of which yangson needs the ``elementpath.regex``
+subpackage alone, and that only to compile the model (:mod:`agent.modelcache` usually
+spares it) and for XPath ``re-match()``.
+
+:func:`defer_elementpath` puts in its place the real package's module object (same
+spec, same ``__path__``) with its ``__init__`` not yet run: those two names load
+``elementpath.regex`` alone when first asked for; any other name runs the real
+``__init__`` in the module first, so the package is complete for whoever needs more.
+The objects are elementpath's own either way (``RegexError`` is the class it raises).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+#: what yangson takes from elementpath, all from its self-contained regex subpackage
+_REGEX_NAMES = frozenset({"RegexError", "translate_pattern"})
+
+
+def defer_elementpath() -> None:
+    """Install the deferred elementpath, unless it is imported already or not installed."""
+    if "elementpath" in sys.modules:
+        return
+    spec = importlib.util.find_spec("elementpath")
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def __getattr__(name: str):  # noqa: N807 - a module's __getattr__ (PEP 562)
+        if name in _REGEX_NAMES:
+            value = getattr(importlib.import_module("elementpath.regex"), name)
+        else:
+            del module.__getattr__  # the real __init__ defines the rest
+            loader.exec_module(module)
+            value = getattr(module, name)
+        setattr(module, name, value)
+        return value
+
+    module.__getattr__ = __getattr__
+    sys.modules["elementpath"] = module
