@@ -57,6 +57,9 @@ class FilterParam:
 
     @classmethod
     def of(cls, element: etree._Element) -> "FilterParam":
+        """*element* with its key; its type is checked, and a subtree filter's size,
+        before it is serialized (an oversized one is refused without that cost)."""
+        xpath_select(element)
         return cls(element, etree.tostring(element, with_tail=False))
 
 

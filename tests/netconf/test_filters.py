@@ -143,6 +143,12 @@ def test_subtree_filter_size_is_bounded():
     with pytest.raises(RpcError) as err:
         apply_filter(data(), f, keys_of)
     assert err.value.tag == "too-big" and str(MAX_FILTER_NODES) in err.value.message
+    # the request's filter parameter is refused before it is serialized for its key
+    from agent.netconf.filters import FilterParam
+
+    with pytest.raises(RpcError) as err:
+        FilterParam.of(f)
+    assert err.value.tag == "too-big"
 
 
 def test_subtree_filter_comparisons_are_bounded():
