@@ -25,7 +25,7 @@ import copy
 import hashlib
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -108,6 +108,8 @@ class _PreparedCommit:
     view: etree._Element
     #: *data* already written and fsync'ed beside ``running.xml``, to be renamed over it
     staged: Path | None = None
+    #: the entry indexes of *view* for the lists asked for before (:meth:`Datastores.running_keys`)
+    indexes: dict[tuple[str, ...], tuple] = field(default_factory=dict)
 
 
 class Datastores:
@@ -255,16 +257,26 @@ class Datastores:
         report-all view) for the list at *tags*, built once per version."""
         cached = self._indexes.get(tags)
         if cached is None or cached[0] != self._versions["running"]:
-            parent, info = self.config_view("running", "report-all"), self.smap.root
-            for tag in tags[:-1]:
-                info = self.smap.child(info, tag)
-                parent = parent.find(tag) if parent is not None else None
-            info = self.smap.child(info, tags[-1])
-            entries = {} if parent is None else {
-                tuple(e.findtext(k) or "" for k in info.key_tags): e
-                for e in parent.iterchildren(tags[-1])}
+            info, entries = run_steps(self._index_steps(self.config_view("running", "report-all"),
+                                                        tags))
             cached = self._indexes[tags] = (self._versions["running"], info, entries)
         return cached
+
+    def _index_steps(self, view: etree._Element, tags: tuple[str, ...]) -> Steps[tuple]:
+        """(schema of the list at *tags*, key -> entry in *view*), a pause every
+        hundred entries."""
+        parent, info = view, self.smap.root
+        for tag in tags[:-1]:
+            info = self.smap.child(info, tag)
+            parent = parent.find(tag) if parent is not None else None
+        info = self.smap.child(info, tags[-1])
+        entries: dict[tuple[str, ...], etree._Element] = {}
+        if parent is not None:
+            for count, e in enumerate(parent.iterchildren(tags[-1]), 1):
+                entries[tuple(e.findtext(k) or "" for k in info.key_tags)] = e
+                if count % 100 == 0:
+                    yield
+        return info, entries
 
     def add_commit_listener(self, fn: CommitListener) -> None:
         """Call ``fn(summary)`` after every change of running (commit, rollback,
@@ -384,13 +396,15 @@ class Datastores:
             if not valid:
                 await asyncio.to_thread(validate_tree, self.smap, candidate)
             summary = await run_cooperatively(diff_steps(self.smap, running, new))
-            data = self._serialize(new)
-            # the digest (hashlib gives up the GIL) and the write, in a worker thread
-            data, staged = await asyncio.to_thread(self._stage, data, not summary.empty)
-            self._prepared = _PreparedCommit(key, new, summary, data, view, staged)
+            # the bytes, their digest and the write in a worker thread: lxml's
+            # serialiser and hashlib give up the GIL (nothing else uses *new* yet)
+            data, staged = await asyncio.to_thread(self._stage, new, not summary.empty)
+            indexes = {tags: await run_cooperatively(self._index_steps(view, tags))
+                       for tags in list(self._indexes)}
+            self._prepared = _PreparedCommit(key, new, summary, data, view, staged, indexes)
 
-    def _stage(self, data: bytes, write: bool) -> tuple[bytes, Path | None]:
-        data = self._stamp(data)
+    def _stage(self, new: etree._Element, write: bool) -> tuple[bytes, Path | None]:
+        data = self._stamp(self._serialize(new))
         return data, write_temporary(self._running_file, data, mode=0o600) if write else None
 
     def release_prepared(self) -> None:
@@ -426,7 +440,7 @@ class Datastores:
         self._prepared = None
         self._validated["candidate"] = key[0]
         self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view,
-                              prepared.staged)
+                              prepared.staged, prepared.indexes)
         self._dirty = False
         return prepared.summary
 
@@ -450,7 +464,8 @@ class Datastores:
 
     def _install_running(self, new: etree._Element, summary: ChangeSummary,
                          data: bytes | None, view: etree._Element | None = None,
-                         staged: Path | None = None) -> ChangeSummary:
+                         staged: Path | None = None,
+                         indexes: dict[tuple[str, ...], tuple] | None = None) -> ChangeSummary:
         if summary.empty:
             return summary
         if staged is not None:
@@ -459,8 +474,11 @@ class Datastores:
             self._write(self._running_file,
                         data if data is not None else self._stamp(self._serialize(new)))
         self._set("running", new)
-        if view is not None:  # what get-config and the PKI view read, made off the loop
-            self._cache[("running", "report-all")] = (self._versions["running"], view)
+        if view is not None:  # what get-config and the PKI view read, made in steps
+            version = self._versions["running"]
+            self._cache[("running", "report-all")] = (version, view)
+            for tags, (info, entries) in (indexes or {}).items():
+                self._indexes[tags] = (version, info, entries)
         for fn in self._listeners:
             try:
                 fn(summary)

@@ -6,6 +6,8 @@ yangson's own ``raw_value()`` of the same tree is the oracle.
 
 from __future__ import annotations
 
+import asyncio
+
 from ds_helpers import PKI_NS, config, session
 
 from agent.datastore.raw import raw_value
@@ -64,3 +66,17 @@ def test_change_summary_names_the_changed_entries(ds):
     summary = seen[-1]
     assert summary.entries == {((f"{{{PKI_NS}}}pki", f"{{{PKI_NS}}}entity"), ("e1",))}
     assert summary.keys_of(*SESSIONS) is None and not summary.outside_entries
+
+
+def test_entry_index_of_a_prepared_commit(ds):
+    """prepare_commit builds, in steps, the index of every list asked for before;
+    keys and entries are those of the new running, also after a deletion."""
+    ds.edit_config("candidate", config(FULL))
+    ds.commit()
+    assert sorted(ds.running_keys(SESSIONS)) == [("s1",), ("s2",), ("s3",)]
+    ds.edit_config("candidate", config(session("s2", op="delete") + session("s4")))
+    asyncio.run(ds.prepare_commit())
+    ds.commit()
+    assert sorted(ds.running_keys(SESSIONS)) == [("s1",), ("s3",), ("s4",)]
+    found = ds.running_entries(SESSIONS, [("s4",), ("s2",)])
+    assert found[("s2",)] is None and found[("s4",)]["name"] == "s4"
