@@ -45,6 +45,10 @@ PREVIOUS_SUFFIX = ".previous"
 #: unchanged, once that time is this far in the past: file systems stamp times in coarse
 #: ticks (up to 2 s), so a change within the tick of the listing could leave it unchanged
 SETTLED_NS = 2_000_000_000
+#: while the directory keeps changing (renewals saving certificates), it is listed at
+#: most this often (seconds): the store's own writes enter the catalogue at once, files
+#: written by other programs within this time
+RELIST_INTERVAL = 1.0
 
 
 def check_name(name: str, what: str) -> str:
@@ -335,7 +339,7 @@ class CertificateStore:
 
     TRUST_FILE = ".trust.json"
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, clock: Callable[[], float] = time.monotonic):
         self.directory = directory
         ensure_directory(directory, 0o755)  # certificates are public, not writable by others
         self._described: FileMemo[CertificateInfo] = FileMemo()
@@ -346,6 +350,9 @@ class CertificateStore:
         self._catalogue = EMPTY_CATALOGUE
         self._listed_stamp: tuple[int, int] | None = None
         self._listed_settled = False
+        #: (monotonic seconds, from *clock*) before which the directory is not listed again
+        self._clock = clock
+        self._relist_at = float("-inf")
         self._catalogue_lock = threading.Lock()
 
     def _path(self, name: str) -> Path:
@@ -394,17 +401,22 @@ class CertificateStore:
 
         The directory is listed again only when its modification time changed
         (or was too recent to rule out a change within the same tick, see
-        :data:`SETTLED_NS`), and a file is read only when its inode is new: every write
-        here replaces the file by rename, so a device with thousands of certificates pays
-        one ``stat`` per request while none changes, and a read of the files that did.
-        Whether a file is a CA certificate, and its subject, are judged once per inode;
-        the trust anchors are read again whenever asked for (:meth:`anchors`).
+        :data:`SETTLED_NS`), at most every :data:`RELIST_INTERVAL` (the store's own
+        writes enter at once, :meth:`_noted`), and a file is read only when its inode is
+        new: every write here replaces the file by rename, so a device with thousands of
+        certificates pays one ``stat`` per request while none changes, and a read of the
+        files that did. Whether a file is a CA certificate, and its subject, are judged
+        once per inode; the trust anchors are read again whenever asked for
+        (:meth:`anchors`), so the catalogue's delay never makes a file an anchor.
         """
         with self._catalogue_lock:
             stat = os.stat(self.directory)
             stamp = (stat.st_mtime_ns, stat.st_ino)
             if stamp == self._listed_stamp and self._listed_settled:
                 return self._catalogue
+            if self._clock() < self._relist_at:
+                return self._catalogue
+            self._relist_at = self._clock() + RELIST_INTERVAL
             settled = time.time_ns() - stat.st_mtime_ns > SETTLED_NS
             with os.scandir(self.directory) as entries:
                 listing = {(e.name, e.inode()) for e in entries if e.is_file()}
@@ -423,6 +435,21 @@ class CertificateStore:
             return None  # a file that vanished or is not a certificate
         return StoredCertificate(name, inode, cert, cert.subject.public_bytes(), is_authority(cert))
 
+    def _noted(self, name: str) -> None:
+        """The store wrote or removed file *name*: into the catalogue at once."""
+        with self._catalogue_lock:
+            old = self._catalogue.files.get(name)
+            removed = {(name, old.inode)} if old is not None else set()
+            self._listing -= removed
+            try:
+                inode = os.stat(self.directory / name).st_ino
+            except FileNotFoundError:
+                added = {}
+            else:
+                self._listing.add((name, inode))
+                added = {name: self._stored(name, inode)}
+            self._catalogue = self._catalogue.updated(removed, added)
+
     def save(
         self, name: str, cert: x509.Certificate, file_format: FileFormat,
         anchor: AnchorReason | None = None,
@@ -434,6 +461,7 @@ class CertificateStore:
             del registry[name]
             self._write_trust(registry)
         atomic_write(path, encode_certificate(cert, file_format), mode=0o644)
+        self._noted(name)
         if anchor is not None:
             registry[name] = {"trust": anchor, "fingerprint": cert_fingerprint(cert)}
             self._write_trust(registry)
@@ -538,6 +566,7 @@ class CertificateStore:
             _check_overwrite("certificate file", name, overwrite)
             old = self._path(name)
             atomic_write(old.with_name(old.name + PREVIOUS_SUFFIX), old.read_bytes(), mode=0o644)
+            self._noted(name + PREVIOUS_SUFFIX)
         self.save(name, cert, file_format, "anchor-imported" if trust_anchor else None)
         return cert
 
@@ -551,6 +580,7 @@ class CertificateStore:
             path.unlink()
         except FileNotFoundError:
             raise RpcError("data-missing", f"certificate file {name!r} does not exist") from None
+        self._noted(name)
         fsync_directory(self.directory)
 
     def describe(self, name: str) -> CertificateInfo:

@@ -189,9 +189,14 @@ def _ca(key, cn):
             .sign(key, hashes.SHA256()))
 
 
-def test_the_catalogue_follows_the_directory(certs):
+def test_the_catalogue_follows_the_directory(tmp_path):
     """Issue 11 (renewal storm): each request looks certificates up in an index kept up to
-    date from the directory's listing, instead of reading every file of the store."""
+    date from the directory's listing, instead of reading every file of the store; the
+    store's own writes at once, other programs' once RELIST_INTERVAL has passed."""
+    from agent.pki.stores import RELIST_INTERVAL
+
+    now = [0.0]
+    certs = CertificateStore(tmp_path / "pki" / "public", clock=lambda: now[0])
     key = generate_key("ec")
     a, b, other, ca = (self_signed(key, "a"), self_signed(key, "b"), self_signed(key, "other"),
                        _ca(key, "ca"))
@@ -202,29 +207,37 @@ def test_the_catalogue_follows_the_directory(certs):
     assert pool.intermediates() == [ca] and certs.ca_certificates() == (ca,)
     assert pool.without([ca]).intermediates() == [] and set(pool.without([a])) == {ca}
 
-    # written from outside (by rename), a file that is no certificate, a kept .previous
+    # written from outside (by rename), a file that is no certificate; a kept .previous
     (certs.directory / "junk.pem").write_text("not a certificate")
     (certs.directory / ".b.tmp").write_bytes(b.public_bytes(serialization.Encoding.PEM))
     os.replace(certs.directory / ".b.tmp", certs.directory / "b.pem")
     certs.save("a.pem.previous", a, "pem")
+    assert set(certs.catalogue().files) == {"a.pem", "a.pem.previous", "ca.pem"}  # ours at once
+    now[0] += RELIST_INTERVAL
     catalogue = certs.catalogue()
     assert set(catalogue.files) == {"a.pem", "a.pem.previous", "b.pem", "ca.pem"}
     assert catalogue.pool.named(a.subject) == [a]  # the .previous copy is not the device's
     assert catalogue.pool.named(b.subject) == [b]
 
-    # replaced and deleted; then the same once the directory's time is long past
+    # replaced and deleted by the store: at once
     certs.save("a.pem", other, "pem")
     certs.delete("ca.pem")
     pool = certs.catalogue().pool
     assert pool.named(a.subject) == [] and pool.named(other.subject) == [other]
     assert pool.intermediates() == [] and certs.ca_certificates() == ()
+    certs.import_data("b.pem", other.public_bytes(serialization.Encoding.PEM).decode(),
+                      overwrite=True)
+    assert certs.catalogue().pool.named(b.subject) == []
+    assert certs.catalogue().files["b.pem.previous"].certificate == b
+    # the same once the directory's time is long past; and a change after that
     old = certs.directory.stat().st_mtime_ns - 10**10
     os.utime(certs.directory, ns=(old, old))
-    assert set(certs.catalogue().pool) == {other, b}
-    certs.save("ca2.pem", ca, "pem")  # and a change after that
+    now[0] += RELIST_INTERVAL
+    assert set(certs.catalogue().pool) == {other}
+    certs.save("ca2.pem", ca, "pem")
     assert certs.catalogue().pool.intermediates() == [ca]
-    assert {n for n, _, _ in certs.certificates()} == {"a.pem", "a.pem.previous", "b.pem", "ca2.pem"}
-
+    assert {n for n, _, _ in certs.certificates()} == {
+        "a.pem", "a.pem.previous", "b.pem", "b.pem.previous", "ca2.pem"}
 
 def _pem(key):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
