@@ -288,6 +288,7 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
     # one write, so that no log line from the logging thread lands inside it
     sys.stdout.write(f"listening on {shown_host}:{bound[1]}\n")
     sys.stdout.flush()
+    pki.start()  # reads running's sessions in the background, after the agent listens
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -21,6 +21,12 @@ class PkiRuntime:
     service: PkiService
     updater: AutoUpdater
 
+    def start(self) -> None:
+        """Start the automatic updates, which first read running's sessions into the
+        service's view, a chunk at a time: called once the agent listens, so that this
+        work overlaps the first clients' SSH handshakes instead of delaying them."""
+        self.updater.start()
+
     async def stop(self) -> None:
         await self.updater.stop()
         await self.service.close()
@@ -38,12 +44,11 @@ def attach(
     tick: float = 1.0,
     pacing: UpdatePacing | None = None,
 ) -> PkiRuntime:
-    """Register the cmp-agent-pki RPCs and state on *server*; start auto-update."""
+    """Register the cmp-agent-pki RPCs and state on *server*; :meth:`PkiRuntime.start`
+    starts auto-update."""
     service = PkiService(datastores, state_dir, secrets, clock=clock, notify=server.notify,
                          settings=settings)
     for name, handler in handlers(service, model).items():
         server.register_rpc(PKI_NS, name, handler)
     server.add_state_provider(service.state)
-    updater = AutoUpdater(service, tick=tick, pacing=pacing)
-    updater.start()
-    return PkiRuntime(service, updater)
+    return PkiRuntime(service, AutoUpdater(service, tick=tick, pacing=pacing))
