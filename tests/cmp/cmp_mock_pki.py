@@ -9,6 +9,7 @@ import datetime
 import re
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -184,6 +185,18 @@ class MockCmpServer:
     def _read_rest(self) -> None:
         for raw in self.process.stdout:
             self.output.append(raw.decode(errors="replace"))
+
+    def log_once_it_says(self, text: str, timeout: float = 20.0) -> str:
+        """The server's output so far, after waiting until it contains ``text``.
+
+        Its output is read by a thread of its own, so a line it wrote just before it
+        answered may not have been read yet when the client has the answer. Returns the
+        output even when ``text`` never came, for the caller's assertion to show it.
+        """
+        deadline = time.monotonic() + timeout
+        while text not in "".join(self.output) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return "".join(self.output)
 
     @property
     def url(self) -> str:

@@ -24,8 +24,9 @@ NS = {"nc": NC_NS, "p": PKI_NS}
 
 def console(agent, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
+        # -r: ncclient's 30 s reply timeout is too short for a loaded CI machine
         [str(CONSOLE), "--host", "127.0.0.1", "--port", str(agent.port), "-u", "admin",
-         "-p", agent.password, *args],
+         "-p", agent.password, "-r", "110", *args],
         capture_output=True, text=True, timeout=120)
 
 
@@ -35,6 +36,7 @@ def test_netconf_console_exits_non_zero_with_the_cas_answer(fresh_agent, tmp_pat
             commit_pki(m, ENTITY + mac_session("s1", refusing))
         refused = console(fresh_agent, "--rpc", str(REQUEST))
     assert refused.returncode != 0, refused.stdout
+    assert refused.stdout.strip(), refused.stderr
     error = etree.fromstring(refused.stdout.encode())  # netconf-console2 prints the rpc-error
     assert error.findtext("nc:error-tag", namespaces=NS) == "operation-failed"
     assert error.findtext("nc:error-app-tag", namespaces=NS) == "cmp-rejected"
