@@ -18,6 +18,7 @@ from lxml import etree
 from yangson.schemanode import ContainerNode, LeafListNode, LeafNode, ListNode
 
 from agent.datastore.schema import NodeInfo, SchemaMap, new_child, qname
+from agent.datastore.steps import Steps, run_steps
 from agent.datastore.validation import leaf_value, prefix_declarations
 from agent.netconf.errors import NC_NS, RpcError
 
@@ -48,6 +49,15 @@ def apply_edit(smap: SchemaMap, target: etree._Element, config: etree._Element, 
     (the caller discards *target*); with ``continue-on-error`` failed nodes are
     skipped and their errors returned.
     """
+    return run_steps(apply_edit_steps(smap, target, config, default_operation=default_operation,
+                                      error_option=error_option, seal_secret=seal_secret))
+
+
+def apply_edit_steps(smap: SchemaMap, target: etree._Element, config: etree._Element, *,
+                     default_operation: str = "merge", error_option: str = "stop-on-error",
+                     seal_secret: SecretHook | None = None) -> Steps[EditResult]:
+    """:func:`apply_edit` in steps (:mod:`agent.datastore.steps`): it pauses
+    after each element of *config* it applied (a list entry, a container)."""
     if default_operation not in DEFAULT_OPERATIONS:
         raise RpcError("invalid-value", f"default-operation must be one of "
                        f"{', '.join(DEFAULT_OPERATIONS)}, not {default_operation!r}",
@@ -57,7 +67,7 @@ def apply_edit(smap: SchemaMap, target: etree._Element, config: etree._Element, 
                        f"{', '.join(ERROR_OPTIONS)}, not {error_option!r}",
                        type="protocol", info={"bad-element": "error-option"})
     engine = _Engine(smap, error_option == "continue-on-error", seal_secret)
-    engine.children(target, smap.root, config, default_operation, "")
+    yield from engine.children(target, smap.root, config, default_operation, "")
     return EditResult(engine.errors)
 
 
@@ -72,19 +82,20 @@ class _Engine:
 
     # -- walking --------------------------------------------------------------------
     def children(self, data: etree._Element, info: NodeInfo, edit: etree._Element,
-                 op: str, path: str, skip: frozenset[str] = frozenset()) -> None:
+                 op: str, path: str, skip: frozenset[str] = frozenset()) -> Steps[None]:
         for child in edit:
             if not isinstance(child.tag, str) or child.tag in skip:
                 continue  # comments, processing instructions, list keys
             try:
-                self.node(data, info, child, op, path)
+                yield from self.node(data, info, child, op, path)
             except RpcError as err:
                 if not self.keep_going:
                     raise
                 self.errors.append(err)
+            yield
 
     def node(self, data: etree._Element, parent: NodeInfo, edit: etree._Element,
-             inherited: str, path: str) -> None:
+             inherited: str, path: str) -> Steps[None]:
         ns, local = qname(edit.tag)
         info = self.smap.child(parent, edit.tag)
         if info is None:
@@ -112,9 +123,9 @@ class _Engine:
                            info={"bad-element": local})
         sn = info.node
         if isinstance(sn, ListNode):
-            self.list_entry(data, info, edit, op, path)
+            yield from self.list_entry(data, info, edit, op, path)
         elif isinstance(sn, ContainerNode):
-            self.container(data, info, edit, op, path)
+            yield from self.container(data, info, edit, op, path)
         elif isinstance(sn, LeafListNode):
             self.leaf_list_entry(data, info, edit, op, path)
         elif isinstance(sn, LeafNode):
@@ -196,7 +207,7 @@ class _Engine:
             self._clear_other_cases(data, info)
             new_child(data, info.tag, text)
 
-    def container(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
+    def container(self, data, info: NodeInfo, edit, op: str, path: str) -> Steps[None]:
         here = path + self.smap.step(info)
         existing = data.find(info.tag)
         if self._deleted(data, info, existing, op, here):
@@ -210,13 +221,13 @@ class _Engine:
         created = existing is None
         if created:
             existing = new_child(data, info.tag)
-        self.children(existing, info, edit, op, here)
+        yield from self.children(existing, info, edit, op, here)
         if len(existing) == 0 and (not info.node.presence or (created and op == "none")):
             data.remove(existing)  # an empty non-presence container carries nothing
         elif created:
             self._clear_other_cases(data, info)
 
-    def list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
+    def list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> Steps[None]:
         keys: list[str] = []
         for ktag in info.key_tags:
             kel = edit.find(ktag)
@@ -246,7 +257,7 @@ class _Engine:
             existing = index[key] = fresh
         elif created:
             existing = index[key] = self._new_entry(data, info, key)
-        self.children(existing, info, edit, op, here, skip=frozenset(info.key_tags))
+        yield from self.children(existing, info, edit, op, here, skip=frozenset(info.key_tags))
         if created and op == "none" and len(existing) == len(key):
             data.remove(existing)  # "none" creates nothing by itself
             del index[key]

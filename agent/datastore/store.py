@@ -34,7 +34,7 @@ from lxml import etree
 from agent.atomic import atomic_write, fsync_directory, install_temporary, write_temporary
 from agent.datastore.changes import ChangeSummary, diff, diff_steps
 from agent.datastore.defaults import Defaults
-from agent.datastore.editconfig import apply_edit
+from agent.datastore.editconfig import EditResult, apply_edit, apply_edit_steps
 from agent.datastore.quickcheck import QuickCheck
 from agent.datastore.raw import raw_value
 from agent.datastore.schema import NodeInfo, SchemaMap
@@ -134,6 +134,7 @@ class Datastores:
         self._prepared: _PreparedCommit | None = None
         self._indexes: dict[tuple[str, ...], tuple] = {}
         self._preparing = asyncio.Lock()
+        self._editing = asyncio.Lock()
         self._load()
 
     # -- boot -------------------------------------------------------------------------
@@ -290,21 +291,72 @@ class Datastores:
                     authorize: Authorize | None = None) -> None:
         """``<edit-config>`` (RFC 6241 section 7.2) on candidate; *authorize*
         may refuse the whole change."""
-        self._check_writable(target, "edit-config")
-        if test_option not in ("test-then-set", "set", "test-only"):
-            raise RpcError("invalid-value", "test-option must be test-then-set, set or "
-                           f"test-only, not {test_option!r}", type="protocol",
-                           info={"bad-element": "test-option"})
-        work = _empty() if default_operation == "replace" else copy.deepcopy(self._trees[target])
-        result = apply_edit(self.smap, work, config, default_operation=default_operation,
-                            error_option=error_option, seal_secret=self._seal)
+        base = self._trees.get(target)
+        work, result = run_steps(self._edit_steps(target, config, default_operation,
+                                                  test_option, error_option))
         if authorize is not None:
-            authorize(self._trees[target], work)
+            authorize(base, work)
         if test_option == "test-only":
             if result.errors:
                 raise RpcErrors(result.errors)
             validate_tree(self.smap, work)
             return
+        self._finish_edit(target, work, result)
+
+    async def edit_config_cooperatively(self, target: str, config: etree._Element, *,
+                                        default_operation: str = "merge",
+                                        test_option: str = "test-then-set",
+                                        error_option: str = "stop-on-error",
+                                        authorize: Authorize | None = None,
+                                        recheck: Callable[[], None] | None = None) -> None:
+        """:meth:`edit_config` while other sessions go on (issue 9).
+
+        The copy of the target and the edit run on the event loop in slices
+        (:func:`~agent.datastore.steps.run_cooperatively`), *authorize* and the
+        full validation of ``test-only`` in worker threads; trees are never
+        changed in place, so they read a tree nobody changes. Edits run one at
+        a time. *recheck* (e.g. the lock check of RFC 6241 section 7.5) is
+        called again just before the edited tree replaces the target; if the
+        target was replaced meanwhile (copy-config, discard-changes), the edit
+        is done again at once on the new tree, so no change is lost.
+        """
+        async with self._editing:
+            version = self._versions.get(target)
+            base = self._trees.get(target)
+            work, result = await run_cooperatively(self._edit_steps(
+                target, config, default_operation, test_option, error_option))
+            if authorize is not None:
+                await asyncio.to_thread(authorize, base, work)
+            if test_option == "test-only":
+                if result.errors:
+                    raise RpcErrors(result.errors)
+                await asyncio.to_thread(validate_tree, self.smap, work)
+                return
+            if recheck is not None:
+                recheck()
+            if self._versions[target] != version:
+                self.edit_config(target, config, default_operation=default_operation,
+                                 test_option=test_option, error_option=error_option,
+                                 authorize=authorize)
+                return
+            self._finish_edit(target, work, result)
+
+    def _edit_steps(self, target: str, config: etree._Element, default_operation: str,
+                    test_option: str, error_option: str) -> Steps[tuple]:
+        """(the edited copy of *target*, the :class:`EditResult`)."""
+        self._check_writable(target, "edit-config")
+        if test_option not in ("test-then-set", "set", "test-only"):
+            raise RpcError("invalid-value", "test-option must be test-then-set, set or "
+                           f"test-only, not {test_option!r}", type="protocol",
+                           info={"bad-element": "test-option"})
+        work = _empty() if default_operation == "replace" \
+            else (yield from copy_steps(self._trees[target]))
+        result = yield from apply_edit_steps(self.smap, work, config,
+                                             default_operation=default_operation,
+                                             error_option=error_option, seal_secret=self._seal)
+        return work, result
+
+    def _finish_edit(self, target: str, work: etree._Element, result: EditResult) -> None:
         self._set(target, work)
         self._dirty = True
         if result.errors:  # continue-on-error: the good parts stay applied

@@ -14,7 +14,7 @@ import socket
 import pytest
 from lxml import etree
 
-from agent.datastore import Datastores, SecretBox
+from agent.datastore import Datastores, SecretBox, steps
 from agent.netconf.server import NetconfServer, _ChannelTransport
 from memory_server import NC, MemoryTransport
 from memory_server import MemoryClient as Client
@@ -301,3 +301,99 @@ def test_ssh_transport_corks_each_message_and_always_uncorks():
                 _ChannelTransport(failing).send(b"lost")
             assert channel.corked_during_write == failing.corked_during_write == [1]
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+
+
+def big_edit(count: int) -> str:
+    return (f"<edit-config><target><candidate/></target><config><pki xmlns='{PKI}'>"
+            + "".join(f"<cmp-session><name>s{i}</name></cmp-session>" for i in range(count))
+            + "</pki></config></edit-config>")
+
+
+@pytest.fixture
+def sliced(monkeypatch):
+    """Computations in steps give the loop back after every step."""
+    monkeypatch.setattr(steps, "SLICE_SECONDS", 0.0)
+
+
+async def start_big_edit(client: Client) -> "asyncio.Future[etree._Element]":
+    """An edit-config of 300 entries, sent and begun; its reply to come."""
+    editing = asyncio.ensure_future(client.rpc(big_edit(300)))
+    await asyncio.sleep(0)
+    return editing
+
+
+async def edit_overlapped(server: NetconfServer) -> tuple:
+    """Sessions a and b, a's large edit begun."""
+    a, b = Client(server), Client(server)
+    return a, b, await start_big_edit(a)
+
+
+def test_get_config_is_answered_while_a_large_edit_is_applied(server, sliced):
+    """Issue 9: an edit-config runs in slices on the event loop (here one list
+    entry per slice), so another session's get-config is answered before it."""
+    async def scenario():
+        a, b, editing = await edit_overlapped(server)
+        reply = await b.rpc("<get-config><source><candidate/></source></get-config>")
+        assert reply.find(f"{{{NC}}}data") is not None
+        assert not editing.done()
+        assert (await editing).find(f"{{{NC}}}ok") is not None
+        assert len(await candidate_names(b)) == 300
+
+    asyncio.run(scenario())
+
+
+def test_a_lock_taken_while_an_edit_is_applied_refuses_the_edit(server, sliced):
+    """RFC 6241 7.5: the lock is checked again before the edited tree replaces
+    candidate; the refused edit changes nothing."""
+    async def scenario():
+        a, b, editing = await edit_overlapped(server)
+        reply = await b.rpc("<lock><target><candidate/></target></lock>")
+        assert reply.find(f"{{{NC}}}ok") is not None
+        assert tag(await editing) == "in-use"
+        assert not server.datastores.candidate_dirty
+        assert await candidate_names(b) == []
+
+    asyncio.run(scenario())
+
+
+def test_candidate_replaced_while_an_edit_is_applied_keeps_both(server, sliced):
+    """An edit that overlaps a change of candidate by another session (here a
+    copy-config) is applied to the new candidate: neither change is lost."""
+    async def scenario():
+        a, b, editing = await edit_overlapped(server)
+        reply = await b.rpc(f"<copy-config><target><candidate/></target><source><config>"
+                            f"<pki xmlns='{PKI}'><cmp-session><name>copied</name></cmp-session>"
+                            "</pki></config></source></copy-config>")
+        assert reply.find(f"{{{NC}}}ok") is not None
+        assert (await editing).find(f"{{{NC}}}ok") is not None
+        names = await candidate_names(b)
+        assert len(names) == 301 and "copied" in names
+
+    asyncio.run(scenario())
+
+
+async def candidate_names(client: Client) -> list[str]:
+    reply = await client.rpc("<get-config><source><candidate/></source></get-config>")
+    return reply.xpath("//p:cmp-session/p:name/text()", namespaces={"p": PKI})
+
+
+def test_an_edit_of_a_session_that_ends_meanwhile_changes_nothing(server, sliced):
+    """The session holding the candidate lock ends while its edit is applied:
+    its lock and changes go (RFC 6241 8.3.5.2), the edit does not land after."""
+    async def scenario():
+        a, b = Client(server), Client(server)
+        assert (await a.rpc("<lock><target><candidate/></target></lock>")).find(
+            f"{{{NC}}}ok") is not None
+        editing = await start_big_edit(a)
+        await b.rpc("<get-config><source><running/></source></get-config>")
+        a.close()
+        # edits run one at a time: once this test-only edit is answered, a's is over
+        reply = await b.rpc("<edit-config><target><candidate/></target><test-option>test-only"
+                            f"</test-option><config><pki xmlns='{PKI}'/></config></edit-config>")
+        assert reply.find(f"{{{NC}}}ok") is not None
+        assert not editing.done()  # its reply has nowhere to go
+        editing.cancel()
+        assert not server.datastores.candidate_dirty
+        assert await candidate_names(b) == []
+
+    asyncio.run(scenario())

@@ -130,6 +130,16 @@ def _choice(op: etree._Element, name: str, allowed: tuple[str, ...], default: st
     return value
 
 
+def _check_still_writable(ctx: RpcContext, target: str) -> None:
+    """Before an edit that other sessions' RPCs overlapped lands: the target is
+    not locked by another session, and this session has not ended (its locks
+    and changes are gone, RFC 6241 section 8.3.5.2)."""
+    if ctx.session.closing:
+        raise RpcError("operation-failed", "the session ended before its edit-config was "
+                       "applied; nothing was changed", type="application")
+    check_not_locked_by_other(ctx, target)
+
+
 async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
     check_params(op, _EDIT_PARAMS)
     target = datastore_param(op, "target")
@@ -149,9 +159,11 @@ async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
                            "stop-on-error")
     check_not_locked_by_other(ctx, target)
     try:
-        ctx.server.datastores.edit_config(target, config, default_operation=default_operation,
-                                          test_option=test_option, error_option=error_option,
-                                          authorize=ctx.access.check_write)
+        # in slices between other sessions' RPCs; the lock is checked again before the change
+        await ctx.server.datastores.edit_config_cooperatively(
+            target, config, default_operation=default_operation, test_option=test_option,
+            error_option=error_option, authorize=ctx.access.check_write,
+            recheck=lambda: _check_still_writable(ctx, target))
     except (RpcError, RpcErrors) as exc:
         raise ctx.access.conceal(exc) from None
     if target == "candidate" and test_option != "test-only":
