@@ -29,6 +29,8 @@ OPERATIONS = ("merge", "replace", "create", "delete", "remove")
 DEFAULT_OPERATIONS = ("merge", "replace", "none")
 ERROR_OPTIONS = ("stop-on-error", "continue-on-error", "rollback-on-error")
 
+#: list entries indexed between two pauses of :func:`apply_edit_steps`
+_INDEX_STEP = 64
 #: maps a leaf's checked clear value to the value stored (secret sealing)
 SecretHook = Callable[[NodeInfo, str, str, "str | None"], str]
 
@@ -243,7 +245,7 @@ class _Engine:
                                    path + self.smap.step(info) + self.smap.step(kinfo)))
         key = tuple(keys)
         here = path + self.smap.step(info, key)
-        index = self._entries(data, info)
+        index = yield from self._entries(data, info)
         existing = index.get(key)
         if self._deleted(data, info, existing, op, here):
             index.pop(key, None)
@@ -265,13 +267,17 @@ class _Engine:
             self._clear_other_cases(data, info)
 
     # -- helpers --------------------------------------------------------------------
-    def _entries(self, data, info: NodeInfo) -> dict[tuple[str, ...], etree._Element]:
+    def _entries(self, data, info: NodeInfo) -> Steps[dict[tuple[str, ...], etree._Element]]:
+        """The entries of list *info* under *data* by key, built once per edit
+        (in steps of :data:`_INDEX_STEP` entries: the list may be long)."""
         slot = (data, info.tag)
         index = self._index.get(slot)
         if index is None:
             index = {}
-            for entry in data.iterchildren(info.tag):
+            for count, entry in enumerate(data.iterchildren(info.tag), 1):
                 index[tuple(entry.findtext(k) for k in info.key_tags)] = entry
+                if count % _INDEX_STEP == 0:
+                    yield
             self._index[slot] = index
         return index
 

@@ -311,8 +311,9 @@ class Datastores:
                                         recheck: Callable[[], None] | None = None) -> None:
         """:meth:`edit_config` while other sessions go on (issue 9).
 
-        The copy of the target and the edit run on the event loop in slices
-        (:func:`~agent.datastore.steps.run_cooperatively`), *authorize* and the
+        The edit runs on the event loop in slices
+        (:func:`~agent.datastore.steps.run_cooperatively`) on a copy of the
+        target made at once (a few milliseconds for 10,000 list entries), *authorize* and the
         full validation of ``test-only`` in worker threads; trees are never
         changed in place, so they read a tree nobody changes. Edits run one at
         a time. *recheck* (e.g. the lock check of RFC 6241 section 7.5) is
@@ -349,8 +350,8 @@ class Datastores:
             raise RpcError("invalid-value", "test-option must be test-then-set, set or "
                            f"test-only, not {test_option!r}", type="protocol",
                            info={"bad-element": "test-option"})
-        work = _empty() if default_operation == "replace" \
-            else (yield from copy_steps(self._trees[target]))
+        # at once: lxml's deepcopy takes about 0.6 us an entry, copy_steps eight times that
+        work = _empty() if default_operation == "replace" else copy.deepcopy(self._trees[target])
         result = yield from apply_edit_steps(self.smap, work, config,
                                              default_operation=default_operation,
                                              error_option=error_option, seal_secret=self._seal)

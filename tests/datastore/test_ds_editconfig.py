@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 from ds_helpers import PKI_NS, config, pki, session, xp
 
+from agent.datastore.editconfig import apply_edit_steps
 from agent.netconf.errors import RpcError, RpcErrors
 
 S1 = "/pki:pki/pki:cmp-session[pki:name='s1']"
@@ -243,3 +246,19 @@ def test_report_all_tagged_output_can_be_written_back(ds):
     with pytest.raises(RpcError) as exc:
         ds.edit_config("candidate", wrong)
     assert exc.value.tag == "invalid-value"
+
+
+def test_edit_steps_pause_while_indexing_a_long_list(ds):
+    """apply_edit_steps pauses after each edited element and while it indexes
+    the entries of a long list (issue 9: an edit of one entry into a list of
+    10,000 stalled the loop for the whole index)."""
+    ds.edit_config("candidate", config("".join(session(f"s{i}") for i in range(640))))
+    work = copy.deepcopy(ds.get_config("candidate", "explicit"))
+    pauses = 0
+    steps = apply_edit_steps(ds.smap, work, config(session("new")))
+    with pytest.raises(StopIteration):
+        while True:
+            next(steps)
+            pauses += 1
+    assert pauses >= 640 // 64
+    assert len(xp(work, "//p:cmp-session")) == 641
