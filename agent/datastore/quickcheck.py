@@ -16,9 +16,10 @@ unique list keys and leaf-list values (7.8.2, 7.7), ``when`` (7.21.5) and
 It only ever answers "valid" or "ask yangson": :meth:`QuickCheck.valid`
 returns True only for a tree that full validation accepts; anything it finds
 wrong, and anything it does not handle (``unique``, identityref and
-instance-identifier leaves, XPath beyond a small set of operators, nested
-choices, ``when`` on lists, choices and cases, mandatory nodes under a
-``when``), returns False, and the caller then runs ``validate_tree``, whose
+instance-identifier leaves, values not in their canonical form, XPath beyond
+a small set of operators and comparisons yangson evaluates otherwise than
+XPath 1.0, nested choices, ``when`` on lists, choices and cases, mandatory
+nodes under a ``when``), returns False, and the caller then runs ``validate_tree``, whose
 error is the rpc-error. So the errors are yangson's, exactly; the quick check
 only spares yangson the trees that are valid, which is what a commit almost
 always holds. tests/datastore/test_ds_quickcheck.py runs both on many trees,
@@ -258,8 +259,8 @@ class QuickCheck:
                 if isinstance(csn, (ListNode, LeafListNode)):
                     plan.handled = False
                     return plan
-                tests.append(self._xpath(csn.when, when=True))
-            tests.extend(self._xpath(m.expression) for m in csn.must)
+                tests.append(self._xpath(csn.when, csn, when=True))
+            tests.extend(self._xpath(m.expression, csn) for m in csn.must)
             if tests:
                 plan.tests[tag] = tests
         for choice, per_case in choices.values():
@@ -271,15 +272,18 @@ class QuickCheck:
         return plan
 
     # -- XPath --------------------------------------------------------------------------
-    def _xpath(self, expr, when: bool = False) -> etree.XPath | None:
-        """*expr* (yangson's AST of a YANG XPath expression) compiled for lxml,
-        as a boolean; None if it uses more than :meth:`_translate` knows.
+    def _xpath(self, expr, context, when: bool = False) -> etree.XPath | None:
+        """*expr* (yangson's AST of a YANG XPath expression on schema node
+        *context*) compiled for lxml, as a boolean; None if it uses more than
+        :meth:`_translate` knows or compares what yangson compares otherwise
+        than XPath 1.0 (:func:`_comparable`).
 
         yangson evaluates a ``when`` with a stand-in for the node (no value, no
         children), so there paths must start at the root or the parent."""
         if not self._xpath_on_view:
             return None
         try:
+            _comparable(expr, context)
             text = self._translate(expr, when)
         except _Untranslatable:
             return None
@@ -351,6 +355,59 @@ class QuickCheck:
         raise _Untranslatable(expr)
 
 
+def _comparable(expr, context) -> None:
+    """Raises :class:`_Untranslatable` unless each comparison in *expr* means
+    the same in yangson as in XPath 1.0 (section 3.4) on the view.
+
+    yangson's node-sets compare otherwise: they skip containers and list
+    entries (whose XPath string-value is their text), compare a leaf's
+    value, not its text, with a number or boolean (a boolean leaf equals
+    1), and ``<`` and ``>`` between two strings are Python's. What agrees:
+    ``=`` and ``!=`` between leaves (their canonical texts, which
+    :func:`_value_ok` requires) and a string literal, and any comparison
+    between numbers and ``count()``."""
+    if isinstance(expr, (EqualityExpr, RelationalExpr)):
+        kinds = {_operand(expr.left, context), _operand(expr.right, context)}
+        if not (kinds == {"number"} or (isinstance(expr, EqualityExpr)
+                                        and kinds == {"leaves", "string"})):
+            raise _Untranslatable(expr)
+    for sub in (getattr(expr, "left", None), getattr(expr, "right", None),
+                getattr(expr, "expr", None)):
+        if sub is not None and not isinstance(sub, (LocationPath, Step)):
+            _comparable(sub, context)
+
+
+def _operand(expr, context) -> str | None:
+    """What a comparison operand is: "string", "number", "leaves" (a path
+    selecting leaves or leaf-list entries) or None (anything else)."""
+    if isinstance(expr, Literal):
+        return "string"
+    if isinstance(expr, (Number, FuncCount)):
+        return "number"
+    if isinstance(expr, (LocationPath, Step, Root)):
+        target = _target(expr, context)
+        return "leaves" if isinstance(target, (LeafNode, LeafListNode)) else None
+    return None
+
+
+def _target(expr, context):
+    """The schema node that path *expr* selects from *context*, or None."""
+    if isinstance(expr, Root):
+        return context.schema_root()
+    if isinstance(expr, LocationPath):
+        left = _target(expr.left, context)
+        return None if left is None else _target(expr.right, left)
+    if not isinstance(expr, Step) or expr.predicates:
+        return None
+    if expr.qname is None:
+        if expr.axis == Axis.self:
+            return context
+        return context.data_parent() if expr.axis == Axis.parent else None
+    if expr.axis != Axis.child or not hasattr(context, "get_data_child"):
+        return None
+    return context.get_data_child(*expr.qname)
+
+
 def _absolute(path) -> bool:
     """A path ``/a:x/a:y`` of child steps without predicates."""
     if isinstance(path, LocationPath):
@@ -384,8 +441,13 @@ def _unhandled_type(typ) -> bool:
 
 def _value_ok(typ, el: etree._Element) -> bool:
     """Whether yangson loads and accepts the value (its type check, as in
-    ``TerminalNode._validate``), for types whose value depends on the text alone."""
+    ``TerminalNode._validate``), for types whose value depends on the text
+    alone, written in its canonical form (RFC 7950 section 9.1): yangson's
+    XPath and leafref targets compare canonical texts (``str`` of an
+    instance), the compiled XPath and leafref paths the texts as written, so
+    any other spelling (``+5``, `` 5``, ``05``) goes to yangson."""
     if _unhandled_type(typ):
         return False
     value = typ.from_xml(el)
-    return value is not None and value in typ
+    return (value is not None and value in typ
+            and typ.canonical_string(value) == (el.text or ""))
