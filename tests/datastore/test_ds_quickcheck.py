@@ -311,3 +311,52 @@ def test_xpath_yangson_reads_otherwise_goes_to_yangson(ds, text):
 def test_xpath_of_the_models_forms_is_compiled(ds, text):
     yangson, libxml2, compiled = _xpath_on_both(ds, text)
     assert yangson == libxml2 and compiled
+
+
+#: texts a mutated leaf takes: valid and invalid for the model's leaves
+MUTANT_TEXTS = ["", " ", "true", "false", "sha1", "hmac-sha1", "e1", "e3", "0", "-1", "65536",
+                "2048", "256", "+5", "05", "a", "*", "permit", "read", "der", "/pki",
+                "192.0.2.1", "::1", "x" * 300, "eth0"]
+
+
+def _mutate(rng: random.Random, data: etree._Element) -> None:
+    """One random change: a leaf's text, a node removed, copied or moved
+    under another parent."""
+    el = rng.choice([e for e in data.iter() if e is not data] or [data])
+    parent = el.getparent()
+    op = rng.randrange(4)
+    if op == 0 and not len(el):
+        el.text = rng.choice(MUTANT_TEXTS)
+    elif parent is None:
+        return
+    elif op == 1:
+        parent.remove(el)
+    elif op == 2:
+        parent.append(copy.deepcopy(el))
+    elif op == 3:
+        target = rng.choice(list(data.iter()))
+        if target not in el.iter():
+            target.append(el)
+
+
+def test_mutated_trees_agree_with_yangson(ds):
+    """Quick "valid" implies yangson's valid on random mutations (texts,
+    removals, copies, moves) of a tree using most of the model."""
+    base = tree(entity("e1") + entity("e2")
+                + "<weak-algorithms-enabled>false</weak-algorithms-enabled>"
+                + session("s1", BENCH_SESSION)
+                + session("s2", "<entity>e2</entity><digest>sha256</digest><tls>"
+                                "<trusted-cert>a</trusted-cert><trusted-cert>b</trusted-cert>"
+                                "<server-name>ca.example</server-name></tls><timeouts>"
+                                "<message-timeout>5</message-timeout></timeouts>"
+                                "<source-interface>eth0</source-interface>"), NACM_RULES)
+    rng = random.Random(5)
+    quick_valid = 0
+    for _ in range(300):
+        data = copy.deepcopy(base)
+        for _ in range(rng.randint(1, 3)):
+            _mutate(rng, data)
+        quick, error = verdicts(ds, data)
+        assert not (quick and error), etree.tostring(data).decode()
+        quick_valid += quick
+    assert quick_valid > 20
