@@ -38,10 +38,11 @@ from __future__ import annotations
 import copy
 import logging
 import re
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntFlag
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from lxml import etree
 from yangson.schemanode import (ContainerNode, LeafListNode, LeafNode, ListNode,
@@ -228,11 +229,21 @@ def parse_path(text: str, prefixes: dict[str, str]) -> tuple[Step, ...] | None:
 # --- what one user may do ----------------------------------------------------------
 @dataclass(eq=False)
 class Counters:
-    """The denied-* counters of ``/nacm`` (RFC 8341 section 3.1.3)."""
+    """The denied-* counters of ``/nacm`` (RFC 8341 section 3.1.3).
+
+    Write checks of ``<edit-config>`` run in worker threads while the event loop counts
+    other denials, so every increment goes through :meth:`add` and its lock.
+    """
 
     denied_operations: int = 0
     denied_data_writes: int = 0
     denied_notifications: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, counter: Literal["denied_operations", "denied_data_writes",
+                                   "denied_notifications"]) -> None:
+        with self._lock:
+            setattr(self, counter, getattr(self, counter) + 1)
 
 
 class Access:
@@ -270,7 +281,7 @@ class Access:
         q = etree.QName(operation)
         if self.may_exec(self.schema.module_of_ns(q.namespace), q.localname):
             return
-        self.counters.denied_operations += 1
+        self.counters.add("denied_operations")
         prefix = self.schema.prefixes.get(q.namespace or "", "x")
         raise RpcError("access-denied",
                        f"user {self.user!r} may not invoke <{q.localname}> (NACM, RFC 8341);"
@@ -326,7 +337,7 @@ class Access:
             decision = ((module, q.localname) not in self.schema.annotations.notifications
                         and self.config.read_default)
         if not decision:
-            self.counters.denied_notifications += 1
+            self.counters.add("denied_notifications")
         return decision
 
     # -- data nodes (RFC 8341 section 3.4.5) ------------------------------------------
@@ -417,7 +428,7 @@ class Access:
         steps = parse_path(error.path, {**self.schema.path_prefixes, **error.path_namespaces})
         if steps is not None and self.may_read(steps):
             return error
-        self.counters.denied_data_writes += 1
+        self.counters.add("denied_data_writes")
         return RpcError("access-denied", f"user {self.user!r} may not read or change"
                         f" {error.path} (NACM, RFC 8341)", type="application",
                         path=error.path, path_namespaces=error.path_namespaces)
@@ -490,7 +501,7 @@ class Access:
     def _check(self, el: etree._Element, info: "NodeInfo | None", op: Op) -> None:
         if self._may(info, el, op):
             return
-        self.counters.denied_data_writes += 1
+        self.counters.add("denied_data_writes")
         path = self.schema.path_of(el)
         raise RpcError("access-denied",
                        f"user {self.user!r} may not {op.name.lower()} {path} (NACM, RFC 8341);"
