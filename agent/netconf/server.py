@@ -41,7 +41,8 @@ from .nacm import Nacm
 from .ops import RETRIEVALS, register_standard_operations
 from .ops.registry import Handler, RpcContext, RpcRegistry
 from .replycache import ConfigReplyCache
-from .session import CloseSession, HelloReceived, RpcReceived, SendData, Session, State
+from .session import (CloseSession, HelloReceived, ParseRequested, RpcReceived, SendData,
+                      Session, State, parse_client_message)
 from .state import StateProvider, StateRegistry, netconf_state, yang_library
 from .xmlparse import parse_message
 
@@ -300,8 +301,10 @@ class NetconfServer:
         if not events:
             return
         record.pending.extend(events)
-        if len(record.pending) > MAX_PENDING_EVENTS and not record.reading_paused:
-            # a client pipelining faster than we answer: stop reading until we catch up
+        if ((len(record.pending) > MAX_PENDING_EVENTS or record.protocol.parsing)
+                and not record.reading_paused):
+            # a client pipelining faster than we answer, or a large message to parse
+            # first: stop reading until we catch up
             record.reading_paused = True
             record.transport.pause_reading()
         if record.worker is None or record.worker.done():
@@ -333,10 +336,16 @@ class NetconfServer:
             if record.closing:
                 break
             event = record.pending.popleft()
-            if record.reading_paused and len(record.pending) < MAX_PENDING_EVENTS // 2:
-                record.reading_paused = False
-                record.transport.resume_reading()
-            if isinstance(event, RpcReceived):
+            self._resume_reading(record)
+            if isinstance(event, ParseRequested):
+                # lxml releases the GIL while it parses: other sessions are served meanwhile
+                parsed = await asyncio.to_thread(parse_client_message, event.data)
+                if record.closing:
+                    break
+                record.pending.extend(record.protocol.message_parsed(parsed))
+                self._count_buffered(record)
+                self._resume_reading(record)
+            elif isinstance(event, RpcReceived):
                 await self._dispatch(record, event)
             elif isinstance(event, SendData):
                 log.info("session %d: bad message answered with an rpc-error", record.session_id)
@@ -351,6 +360,12 @@ class NetconfServer:
                           record.protocol.framing.value)
             if record.pending:
                 await asyncio.sleep(0)  # a client pipelining many RPCs must not starve others
+
+    def _resume_reading(self, record: SessionRecord) -> None:
+        if (record.reading_paused and len(record.pending) < MAX_PENDING_EVENTS // 2
+                and not record.protocol.parsing):
+            record.reading_paused = False
+            record.transport.resume_reading()
 
     async def _dispatch(self, record: SessionRecord, request: RpcReceived) -> None:
         started = time.perf_counter()

@@ -6,6 +6,13 @@ Implements the message layer of RFC 6241: capabilities exchange (section 8.1),
 ``message-id`` is missing), and the framing switch of RFC 6242 section 4.1.
 The transport feeds bytes with :meth:`Session.receive_data` and sends what
 the returned events and the ``reply*`` methods give it.
+
+A message longer than :attr:`Session.inline_parse_limit` is not parsed here:
+the session returns :class:`ParseRequested` with its bytes and reads no further
+message until the caller hands the result of :func:`parse_client_message`
+(computed off the event loop) to :meth:`Session.message_parsed`, which returns
+the very events the inline path would have (the order of messages, the
+framing switch after a hello and the rpc-errors stay the same).
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ _OK = f"{{{NC_NS}}}ok"
 #: what lxml writes before the attributes of an ``<rpc-reply>`` (see :meth:`Session.reply`)
 _REPLY_START = f"<?xml version='1.0' encoding='UTF-8'?>\n<rpc-reply xmlns=\"{NC_NS}\"".encode()
 #: the characters libxml2 escapes in an attribute value
+#: messages longer than this are parsed off the event loop (about 3 ms of parsing)
+INLINE_PARSE_LIMIT = 64 * 1024
 _ATTRIBUTE_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
                                     "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
@@ -74,7 +83,26 @@ class CloseSession:
     data: bytes = b""
 
 
-Event = HelloReceived | RpcReceived | SendData | CloseSession
+@dataclass(frozen=True)
+class ParseRequested:
+    """A large message arrived: run :func:`parse_client_message` on *data* in a
+    worker thread and give the result to :meth:`Session.message_parsed`."""
+
+    data: bytes
+
+
+Event = HelloReceived | RpcReceived | SendData | CloseSession | ParseRequested
+
+
+def parse_client_message(data: bytes) -> etree._Element | XmlError:
+    """The root of one message from the client, or why it is not acceptable XML
+    (thread-safe: each thread parses with its own parser)."""
+    try:
+        # white space between messages (a newline typed after ]]>]]>) is not
+        # part of the next one: it would put its XML declaration out of place
+        return parse_message(data.lstrip())
+    except XmlError as exc:
+        return exc
 
 
 @dataclass
@@ -98,9 +126,12 @@ class Session:
     client_capabilities: tuple[str, ...] = ()
     counters: Counters = field(default_factory=Counters)
     bad_hello: bool = False
+    inline_parse_limit: int = INLINE_PARSE_LIMIT
 
     def __post_init__(self) -> None:
         self._deframer = Deframer(self.max_message_size)
+        #: length of the message handed out with ParseRequested, 0 if none
+        self._parsing = 0
 
     @property
     def framing(self) -> Framing:
@@ -108,8 +139,13 @@ class Session:
 
     @property
     def buffered(self) -> int:
-        """Bytes received and held for messages not yet complete."""
-        return self._deframer.buffered
+        """Bytes received and held for messages not yet complete or being parsed."""
+        return self._deframer.buffered + self._parsing
+
+    @property
+    def parsing(self) -> bool:
+        """A :class:`ParseRequested` awaits :meth:`message_parsed`; no message is read meanwhile."""
+        return bool(self._parsing)
 
     # --- outgoing -----------------------------------------------------------------
     def hello(self) -> bytes:
@@ -170,15 +206,31 @@ class Session:
         if self.state is State.CLOSED:
             return []
         self._deframer.feed(data)
+        return self._next_events()
+
+    def message_parsed(self, parsed: etree._Element | XmlError) -> list[Event]:
+        """The result of :func:`parse_client_message` for the last :class:`ParseRequested`:
+        its events and those of the messages received after it, in order."""
+        if not self._parsing:
+            raise RuntimeError("message_parsed() without a ParseRequested")
+        self._parsing = 0
+        if self.state is State.CLOSED:
+            return []
+        return [self._parsed(parsed), *self._next_events()]
+
+    def _next_events(self) -> list[Event]:
         events: list[Event] = []
-        while self.state is not State.CLOSED:
+        while self.state is not State.CLOSED and not self._parsing:
             item = self._deframer.next_event()
             if item is None:
                 break
             if isinstance(item, FramingError):
                 events.append(self._framing_error(item))
+            elif len(item.data) > self.inline_parse_limit:
+                self._parsing = len(item.data)
+                events.append(ParseRequested(item.data))
             else:
-                events.append(self._message(item.data))
+                events.append(self._parsed(parse_client_message(item.data)))
         return events
 
     def _framing_error(self, error: FramingError) -> Event:
@@ -199,17 +251,14 @@ class Session:
             return RpcError("malformed-message", message, type="rpc")
         return RpcError("operation-failed", message, type="rpc")
 
-    def _message(self, data: bytes) -> Event:
-        try:
-            # white space between messages (a newline typed after ]]>]]>) is not
-            # part of the next one: it would put its XML declaration out of place
-            root = parse_message(data.lstrip())
-        except XmlError as exc:
+    def _parsed(self, root: etree._Element | XmlError) -> Event:
+        """The event of one message, parsed here or in a worker thread."""
+        if isinstance(root, XmlError):
             if self.state is State.AWAIT_HELLO:
                 self.bad_hello = True
-                return self._close(f"bad hello: {exc}")
+                return self._close(f"bad hello: {root}")
             self.counters.in_bad_rpcs += 1
-            err = self._malformed(f"{exc}; the message was ignored")
+            err = self._malformed(f"{root}; the message was ignored")
             return SendData(self.reply_errors(None, [err]))
         if self.state is State.AWAIT_HELLO:
             return self._hello(root)
@@ -270,6 +319,7 @@ class Session:
     def close(self) -> None:
         """The transport is gone (or close-session / kill-session ended the session)."""
         self.state = State.CLOSED
+        self._parsing = 0
         self._deframer.close()
 
     # --- helpers ------------------------------------------------------------------

@@ -8,9 +8,16 @@ libxml2's protection against huge text nodes, and bounds the element depth
 and the number of attributes of an element (lxml reads an element's
 attributes in quadratic time: 100,000 attributes on an ``<rpc>``, copied to
 its reply as RFC 6241 section 4.2 asks, stalled the agent for minutes).
+
+lxml parsers and XPath evaluators are not to be shared between threads (each
+holds a lock: the event loop would wait for a worker's long parse), so every
+thread gets its own, made by :func:`_new_parser`, with the same settings: large
+messages are parsed in worker threads (the parse releases the GIL).
 """
 
 from __future__ import annotations
+
+import threading
 
 from lxml import etree
 
@@ -38,7 +45,15 @@ def _new_parser() -> etree.XMLParser:
     )
 
 
-_PARSER = _new_parser()
+class _PerThread(threading.local):
+    """This thread's parser and compiled tree checks (by depth)."""
+
+    def __init__(self) -> None:
+        self.parser = _new_parser()
+        self.checks: dict[int, tuple[etree.XPath, etree.XPath]] = {}
+
+
+_this_thread = _PerThread()
 
 
 def parse_message(data: bytes, max_depth: int = MAX_DEPTH) -> etree._Element:
@@ -51,7 +66,7 @@ def parse_message(data: bytes, max_depth: int = MAX_DEPTH) -> etree._Element:
     if b"<!DOCTYPE" in data or b"<!doctype" in data:
         raise XmlError("DOCTYPE declarations are not allowed in NETCONF messages")
     try:
-        root = etree.fromstring(data, _PARSER)
+        root = etree.fromstring(data, _this_thread.parser)
     except etree.XMLSyntaxError as exc:
         raise XmlError(f"not well-formed XML: {exc}") from None
     except ValueError as exc:  # e.g. unicode strings with an encoding declaration
@@ -65,17 +80,17 @@ def parse_message(data: bytes, max_depth: int = MAX_DEPTH) -> etree._Element:
 
 
 _TOO_MANY_ATTRIBUTES = f"//*[count(@*) > {MAX_ATTRIBUTES}]"
-_checks: dict[int, tuple[etree.XPath, etree.XPath]] = {}
 
 
 def _check_tree(root: etree._Element, max_depth: int) -> None:
     """Refuse nesting deeper than *max_depth* elements and elements with too many
     attributes (one pass in libxml2, not Python, for the usual message)."""
-    found = _checks.get(max_depth)
+    checks = _this_thread.checks
+    found = checks.get(max_depth)
     if found is None:
         # an element exists max_depth levels below the root: the depth is max_depth + 1
         too_deep = "/".join(["*"] * max_depth)
-        found = _checks[max_depth] = (
+        found = checks[max_depth] = (
             etree.XPath(f"boolean({too_deep} | {_TOO_MANY_ATTRIBUTES})"),
             etree.XPath(f"boolean({too_deep})"))
     either, too_deep_xp = found

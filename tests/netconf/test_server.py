@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
+import threading
 
 import pytest
 from lxml import etree
 
 from agent.datastore import Datastores, SecretBox, steps
+from agent.netconf.framing import Framing, frame
 from agent.netconf.server import NetconfServer, _ChannelTransport
+from agent.netconf.session import parse_client_message
 from memory_server import NC, MemoryTransport
 from memory_server import MemoryClient as Client
 
@@ -395,5 +399,93 @@ def test_an_edit_of_a_session_that_ends_meanwhile_changes_nothing(server, sliced
         editing.cancel()
         assert not server.datastores.candidate_dirty
         assert await candidate_names(b) == []
+
+    asyncio.run(scenario())
+
+
+def big_filter_get_config(message_id: str, name_size: int = 1000) -> bytes:
+    """A valid <get-config> of a few MB: its subtree filter asks for 4,000 sessions
+    by long names (within the filter's node limit)."""
+    names = "".join(f"<cmp-session><name>{i:0{name_size}}</name></cmp-session>"
+                    for i in range(4_000))
+    return frame(f'<rpc xmlns="{NC}" message-id="{message_id}"><get-config><source><running/>'
+                 f"</source><filter type='subtree'><pki xmlns='{PKI}'>{names}</pki></filter>"
+                 "</get-config></rpc>".encode(), Framing.END_OF_MESSAGE)
+
+
+async def reply_count(client: Client, count: int) -> list[etree._Element]:
+    while len(client.transport.sent) < count:
+        await asyncio.sleep(0.01)
+    return [etree.fromstring(m[:-6]) for m in client.transport.sent[:count]]
+
+
+def test_get_config_is_answered_while_a_large_message_is_parsed(server, monkeypatch):
+    """Issue 9: a message of several MB is parsed in a worker thread (here held
+    there until the other session has its answer); its bytes count as buffered
+    input meanwhile; its reply follows."""
+    import agent.netconf.server as server_module
+    release, parsed = threading.Event(), []
+
+    def held_parse(data: bytes):
+        release.wait(60)
+        parsed.append(len(data))
+        return parse_client_message(data)
+
+    monkeypatch.setattr(server_module, "parse_client_message", held_parse)
+
+    async def scenario():
+        a, b = Client(server), Client(server)
+        a.transport.sent.clear()
+        big = big_filter_get_config("big")
+        assert len(big) > 4_000_000
+        server.data_received(a.record, big)
+        assert server.buffered >= len(big) - 6
+        reply = await b.rpc("<get-config><source><running/></source></get-config>")
+        assert reply.find(f"{{{NC}}}data") is not None
+        assert a.transport.sent == [] and parsed == []
+        release.set()
+        (big_reply,) = await reply_count(a, 1)
+        assert parsed == [len(big) - 6]
+        assert big_reply.get("message-id") == "big"
+        assert big_reply.find(f"{{{NC}}}data") is not None
+        assert server.buffered == 0
+
+    asyncio.run(scenario())
+
+
+def test_malformed_large_xml_gets_the_rpc_error_of_malformed_small_xml(server):
+    async def scenario():
+        a = Client(server)
+        a.transport.sent.clear()
+        padding = "<x/>" * 500_000
+        for body in ("", padding):
+            message = f'<rpc xmlns="{NC}" message-id="1"><get-config>{body}</rpc>'.encode()
+            server.data_received(a.record, frame(message, Framing.END_OF_MESSAGE))
+        small, large = await reply_count(a, 2)
+        for reply in (small, large):
+            assert tag(reply) == "operation-failed"
+            assert reply.findtext(f".//{{{NC}}}error-type") == "rpc"
+        assert (re.sub(r"\d+", "N", small.findtext(f".//{{{NC}}}error-message"))
+                == re.sub(r"\d+", "N", large.findtext(f".//{{{NC}}}error-message")))
+        assert not a.transport.closed
+        assert (await a.rpc("<get-config><source><running/></source></get-config>")).find(
+            f"{{{NC}}}data") is not None
+
+    asyncio.run(scenario())
+
+
+def test_replies_keep_their_order_after_a_large_message(server):
+    """A large message parsed in a worker thread, then small ones in the same
+    read: the replies come in the order of the requests."""
+    async def scenario():
+        a = Client(server)
+        a.transport.sent.clear()
+        small = [frame(f'<rpc xmlns="{NC}" message-id="{i}"><get-config><source><running/>'
+                       "</source></get-config></rpc>".encode(), Framing.END_OF_MESSAGE)
+                 for i in (2, 3)]
+        server.data_received(a.record, big_filter_get_config("1", 100) + b"".join(small))
+        replies = await reply_count(a, 3)
+        assert [r.get("message-id") for r in replies] == ["1", "2", "3"]
+        assert all(r.find(f"{{{NC}}}data") is not None for r in replies)
 
     asyncio.run(scenario())

@@ -11,10 +11,12 @@ from agent.netconf.session import (
     BASE_1_1,
     CloseSession,
     HelloReceived,
+    ParseRequested,
     RpcReceived,
     SendData,
     Session,
     State,
+    parse_client_message,
 )
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -125,3 +127,46 @@ def test_white_space_between_base10_messages_is_ignored():
                               + b'" message-id="9"><close-session/></rpc>]]>]]>')
     assert isinstance(event, RpcReceived)
     assert event.message_id == "9"
+
+
+def run_events(s: Session, data: bytes) -> list:
+    """The events of *data*, each ParseRequested parsed (as a worker thread would)
+    and handed back; what a server sees, in order."""
+    events = s.receive_data(data)
+    while events and isinstance(events[-1], ParseRequested):
+        request = events.pop()
+        assert s.parsing and s.buffered >= len(request.data)
+        assert s.receive_data(b"") == []  # no message is read before the result
+        events += s.message_parsed(parse_client_message(request.data))
+    return events
+
+
+def test_messages_parsed_off_the_session_give_the_same_events_as_inline():
+    """Issue 9: a message above inline_parse_limit comes out as ParseRequested;
+    message_parsed() then gives the events the inline path gives (hello and
+    framing switch, malformed XML, missing message-id, rpc, a second hello),
+    in order, with the same rpc-errors and counters."""
+    rpcs = [b"<rpc", f'<rpc xmlns="{NC}"><get/></rpc>'.encode(),
+            f'<rpc xmlns="{NC}" message-id="3"><get/></rpc>'.encode(),
+            f'<hello xmlns="{NC}"/>'.encode(),
+            f'<rpc xmlns="{NC}" message-id="4"><get/></rpc>'.encode()]
+    stream = hello(BASE_1_0, BASE_1_1) + b"".join(frame(r, Framing.CHUNKED) for r in rpcs)
+    inline, deferred = new_session(), new_session()
+    deferred.inline_parse_limit = 0
+    expected = run_events(inline, stream)
+    assert not any(isinstance(e, ParseRequested) for e in expected)
+    assert deferred.receive_data(stream) == [ParseRequested(hello(BASE_1_0, BASE_1_1)[:-6])]
+    deferred = new_session()
+    deferred.inline_parse_limit = 0
+    got = run_events(deferred, stream)
+    assert [type(e) for e in got] == [type(e) for e in expected] == [
+        HelloReceived, SendData, SendData, RpcReceived, CloseSession]
+    for a, b in zip(got, expected):
+        if isinstance(a, RpcReceived):
+            assert a.message_id == b.message_id == "3"
+        else:
+            assert a == b
+    assert deferred.counters == inline.counters
+    assert deferred.framing is inline.framing is Framing.CHUNKED
+    assert deferred.state is State.CLOSED and not deferred.parsing
+    assert deferred.buffered == inline.buffered  # the message after the second hello
