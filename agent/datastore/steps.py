@@ -35,6 +35,13 @@ def run_steps(steps: Steps[T]) -> T:
         return stop.value
 
 
+async def give_way() -> None:
+    """Let the event loop run :data:`YIELDS` iterations: an RPC that arrived
+    meanwhile is answered before the caller goes on."""
+    for _ in range(YIELDS):
+        await asyncio.sleep(0)
+
+
 async def run_cooperatively(steps: Steps[T], slice_seconds: float | None = None) -> T:
     """The result of *steps*, run on the event loop in slices of about
     *slice_seconds* (default :data:`SLICE_SECONDS`)."""
@@ -46,8 +53,7 @@ async def run_cooperatively(steps: Steps[T], slice_seconds: float | None = None)
         while True:
             next(steps)
             if clock() >= deadline:
-                for _ in range(YIELDS):
-                    await asyncio.sleep(0)
+                await give_way()
                 deadline = clock() + slice_seconds
     except StopIteration as stop:
         return stop.value

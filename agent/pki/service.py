@@ -38,6 +38,7 @@ from agent import PKI_NS
 from agent.clock import Clock, SystemClock
 from agent.cmp.failure import FailureKind
 from agent.datastore import ChangeSummary, Datastores, SecretBox
+from agent.datastore.steps import give_way
 from agent.netconf.errors import RpcError
 from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
 from agent.pki.enrollment import (
@@ -376,7 +377,7 @@ class PkiService:
     async def _refresh(self) -> None:
         while self._view_version != self.datastores.running_version:
             self._catch_up(VIEW_CHUNK)
-            await asyncio.sleep(0)
+            await give_way()  # a round trip of another session takes several loop iterations
         # What the committed configuration built (the view, the schedule) lives until
         # the next commit and holds no garbage cycles: taken out of the cyclic garbage
         # collector's scans, whose full passes otherwise stall every session for

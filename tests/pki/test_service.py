@@ -6,6 +6,7 @@ import pytest
 from lxml import etree
 
 from agent.datastore import Datastores, SecretBox
+from agent.datastore.steps import YIELDS
 from agent.model import Model
 from agent.pki.service import PkiService
 
@@ -217,7 +218,7 @@ def test_at_start_the_updater_plans_every_session_as_the_view_is_read(model, tmp
         else:
             await asyncio.sleep(0)
             assert len(planned(service)) == 2  # the first chunk
-            for _ in range(5):
+            for _ in range(5 * YIELDS):  # each chunk gives the loop YIELDS iterations
                 await asyncio.sleep(0)
             assert planned(service) == {f"s{i}" for i in range(5)}
         await updater.stop()
