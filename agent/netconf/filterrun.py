@@ -3,7 +3,8 @@
 A client's filter must not stall the other sessions (all share one asyncio
 loop). :class:`FilterRunner` evaluates
 
-* a subtree filter (RFC 6241 section 6) in a thread, bounded in size and in
+* a subtree filter (RFC 6241 section 6) on the loop in slices
+  (:func:`~agent.datastore.steps.run_cooperatively`), bounded in size and in
   comparisons by :mod:`agent.netconf.filters`;
 * an XPath filter (RFC 6241 section 8.9) in a worker process of its own,
   given :attr:`FilterRunner.xpath_seconds` of wall-clock time: libxml2 cannot
@@ -79,7 +80,10 @@ class FilterRunner:
             return data
         select = xpath_select(filter_el)
         if select is None:
-            selection = await asyncio.to_thread(subtree_selection, data, filter_el)
+            # on the loop in slices (a worker thread would compete with it for the GIL);
+            # imported here: the XPath worker process loads this module without the datastores
+            from agent.datastore.steps import run_cooperatively
+            selection = await run_cooperatively(subtree_selection(data, filter_el))
             return materialize(data, selection)
         paths = await self._xpath(etree.tostring(data), select, filter_namespaces(filter_el))
         return select_paths(data, paths, keys_of)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -119,12 +119,19 @@ def subtree_filter(data: etree._Element, filter_el: etree._Element) -> etree._El
 
     An empty filter selects nothing (RFC 6241 section 6.4.2).
     """
-    return materialize(data, subtree_selection(data, filter_el))
+    # imported here: the XPath worker process (agent.netconf.filterrun) loads this
+    # module and has no use for the datastores' package
+    from agent.datastore.steps import run_steps
+    return materialize(data, run_steps(subtree_selection(data, filter_el)))
 
 
 def subtree_selection(data: etree._Element, filter_el: etree._Element,
-                      max_visits: int = MAX_SUBTREE_VISITS) -> dict[int, Selection]:
-    """What of *data*'s children the subtree filter selects (reads the trees only).
+                      max_visits: int = MAX_SUBTREE_VISITS
+                      ) -> Generator[None, None, dict[int, Selection]]:
+    """What of *data*'s children the subtree filter selects (reads the trees only),
+    in steps: a generator that pauses after each data node it compares and returns
+    the selection (run it with :mod:`agent.datastore.steps`: on the event loop in
+    slices, or at once).
 
     Raises ``operation-failed`` after *max_visits* comparisons of a data
     node with a filter node.
@@ -132,7 +139,7 @@ def subtree_selection(data: etree._Element, filter_el: etree._Element,
     fnodes = [_compile(f) for f in filter_el if isinstance(f.tag, str)]
     if not fnodes:
         return {}
-    selection = _Walk(max_visits).children(data, [], fnodes)
+    selection = yield from _Walk(max_visits).children(data, [], fnodes)
     return selection if isinstance(selection, dict) else {}
 
 
@@ -206,14 +213,15 @@ class _Walk:
         if self.left < 0:
             raise too_expensive("it compares too many data nodes with filter nodes")
 
-    def select(self, data_el: etree._Element, fnode: _FilterNode) -> Selection | None:
+    def select(self, data_el: etree._Element, fnode: _FilterNode
+               ) -> Generator[None, None, Selection | None]:
         """What of *data_el* the filter node *fnode* (already matched by name) selects."""
         if not fnode.content_children and not fnode.other_children:
             return _ALL  # selection node (RFC 6241 section 6.2.4)
-        return self.children(data_el, fnode.content_children, fnode.other_children)
+        return (yield from self.children(data_el, fnode.content_children, fnode.other_children))
 
     def children(self, data_el: etree._Element, content: list[_FilterNode],
-                 others: list[_FilterNode]) -> Selection | None:
+                 others: list[_FilterNode]) -> Generator[None, None, Selection | None]:
         """Containment node semantics (RFC 6241 sections 6.2.3 and 6.2.5)."""
         hits: list[etree._Element] = []
         for f in content:
@@ -228,13 +236,14 @@ class _Walk:
         hit_ids = {id(h) for h in hits}
         found_other = False
         for i, c in enumerate(c for c in data_el if isinstance(c.tag, str)):
+            yield  # a pause per data node: a long list is walked in slices
             self._spend(len(others))
             if id(c) in hit_ids:
                 selected[i] = _ALL
             for f in others:
                 if not f.matches(c):
                     continue
-                sub = self.select(c, f)
+                sub = yield from self.select(c, f)
                 if sub is None:
                     continue
                 found_other = True
