@@ -94,14 +94,14 @@ def test_model_loads_and_finds_secrets():
             "ietf-netconf-with-defaults", "ietf-inet-types", "ietf-yang-types"} <= names
     assert model.secret_leaves == frozenset({(PKI_NS, "secret-value")})
     pki = next(m for m in model.modules if m.name == "cmp-agent-pki")
-    assert (pki.revision, pki.prefix, pki.namespace) == ("2026-11-27", "pki", PKI_NS)
+    assert (pki.revision, pki.prefix, pki.namespace) == ("2026-12-02", "pki", PKI_NS)
     assert model.datamodel.get_schema_node("/cmp-agent-pki:pki/cmp-session") is not None
 
 
 def test_get_schema_text_and_unknown():
     model = Model.load()
     assert model.module_text("cmp-agent-pki") == MODULE.read_text()
-    assert model.module_text("cmp-agent-pki", "2026-11-27").startswith("module cmp-agent-pki")
+    assert model.module_text("cmp-agent-pki", "2026-12-02").startswith("module cmp-agent-pki")
     with pytest.raises(RpcError) as exc:
         model.module_text("no-such-module")
     assert exc.value.tag == "invalid-value"
