@@ -11,9 +11,10 @@ A third pair compares whole processes, as an operator at a shell sees them:
 certificate) against ``openssl cmp -cmd ir``, same server, same key, same
 subject, no keep-alive, interleaved with the others. The goal is a median
 under 150 ms (issue 11). ``process_cpu_median_ms`` gives both processes' CPU
-time (user + system), which a loaded machine stretches less than wall time. It runs as an installed package does, with its
-bytecode cached (``PYTHONDONTWRITEBYTECODE`` is removed for it, and a first
-untimed run writes the cache).
+time (user + system), which a loaded machine stretches less than wall time.
+It runs as an installed package does, with its bytecode cached
+(``PYTHONDONTWRITEBYTECODE`` is removed for it, and a first untimed run
+writes the cache).
 
     .venv/bin/python tools/bench/bench_cmp.py [--n 20]
 """
@@ -79,11 +80,8 @@ def openssl(pki: TestPki, port: int, keep_alive: bool, workdir: Path) -> float:
     return elapsed
 
 
-#: CPU seconds (user + system) of each whole-process run, by variant
-PROCESS_CPU: dict[str, list[float]] = {"ours_process": [], "openssl_process": []}
-
-
 def child_cpu() -> float:
+    """CPU seconds (user + system) of the child processes waited for so far."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
@@ -98,10 +96,8 @@ def ours_process(pki: TestPki, port: int, workdir: Path) -> float:
     ]
     start = time.perf_counter()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    cpu = child_cpu()
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, env=env)
     elapsed = time.perf_counter() - start
-    PROCESS_CPU["ours_process"].append(child_cpu() - cpu)
     if done.returncode != 0:
         raise SystemExit(f"cmp-agent cmp ir failed:\n{done.stderr}")
     return elapsed
@@ -123,16 +119,18 @@ def main(argv: list[str] | None = None) -> int:
             }
             ours(pki, server.url, True)  # warm-up: imports, first connection
             ours_process(pki, server.port, workdir)  # and the bytecode cache
-            PROCESS_CPU["ours_process"].clear()
+            process_cpu: dict[str, list[float]] = {"ours_process": [], "openssl_process": []}
             for _ in range(args.n):
                 samples["ours_keep_alive"].append(ours(pki, server.url, True))
                 samples["openssl_keep_alive"].append(openssl(pki, server.port, True, workdir))
                 samples["ours_no_keep_alive"].append(ours(pki, server.url, False))
                 samples["openssl_no_keep_alive"].append(openssl(pki, server.port, False, workdir))
-                samples["ours_process"].append(ours_process(pki, server.port, workdir))
-                cpu = child_cpu()
-                samples["openssl_process"].append(openssl(pki, server.port, False, workdir))
-                PROCESS_CPU["openssl_process"].append(child_cpu() - cpu)
+                for name, run in (("ours_process", lambda: ours_process(pki, server.port, workdir)),
+                                  ("openssl_process", lambda: openssl(pki, server.port, False,
+                                                                      workdir))):
+                    cpu = child_cpu()
+                    samples[name].append(run())
+                    process_cpu[name].append(child_cpu() - cpu)
         finally:
             server.stop()
     medians = {k: round(statistics.median(v) * 1000, 3) for k, v in samples.items()}
@@ -146,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             "process": round(medians["ours_process"] / medians["openssl_process"], 3),
         },
         "process_cpu_median_ms": {k: round(statistics.median(v) * 1000, 1)
-                                  for k, v in PROCESS_CPU.items()},
+                                  for k, v in process_cpu.items()},
         "process_goal_ms": PROCESS_GOAL_MS,
         "process_at_or_below_goal": medians["ours_process"] <= PROCESS_GOAL_MS,
         "note": "openssl times include process start-up; ours_keep_alive and ours_no_keep_alive"
