@@ -138,15 +138,21 @@ class SessionTrust:
     ca_certificates: tuple[x509.Certificate, ...]
 
 
-def session_trust(session: SessionConfig, certs: CertificateStore) -> SessionTrust:
+def session_anchors(session: SessionConfig,
+                    certs: CertificateStore) -> tuple[x509.Certificate, ...]:
     """With ``verification-cert``: that CA certificate is the only anchor. Without:
     the files imported as trust anchors and caPubs received under a verified MAC in
-    an IR. Every other certificate on the device may only complete a path."""
-    catalogue = certs.catalogue()
+    an IR."""
     if session.verification_cert:
-        anchors: tuple[x509.Certificate, ...] = (certs.load(session.verification_cert),)
-    else:
-        anchors = certs.anchors()
+        return (certs.load(session.verification_cert),)
+    return certs.anchors()
+
+
+def session_trust(session: SessionConfig, certs: CertificateStore) -> SessionTrust:
+    """The session's anchors (:func:`session_anchors`); every other certificate on the
+    device may only complete a path."""
+    catalogue = certs.catalogue()
+    anchors = session_anchors(session, certs)
     return SessionTrust(
         anchors=anchors,
         untrusted=catalogue.pool.without(anchors),
@@ -260,7 +266,7 @@ def current_root(session: SessionConfig, certs: CertificateStore) -> x509.Certif
     """The root the session trusts now: a self-signed trust anchor of the session (its
     verification-cert, else the store's anchors), the one named like the session's ca-name
     when there are several."""
-    roots = [c for c in session_trust(session, certs).anchors if c.issuer == c.subject]
+    roots = [c for c in session_anchors(session, certs) if c.issuer == c.subject]
     if session.ca_name:
         try:
             named = parse_dn(session.ca_name)

@@ -462,20 +462,19 @@ class CertificateStore:
             self._write_trust(registry)
         atomic_write(path, encode_certificate(cert, file_format), mode=0o644)
         self._noted(name)
-        if anchor is not None:
-            registry[name] = {"trust": anchor, "fingerprint": cert_fingerprint(cert)}
+        entry = {"trust": anchor, "fingerprint": cert_fingerprint(cert)}
+        if anchor is not None and registry.get(name) != entry:
+            registry[name] = entry
             self._write_trust(registry)
 
     def anchor_for(self, name: str, cert: x509.Certificate) -> AnchorReason | None:
         """Why *name* is a trust anchor for exactly *cert*, if it is one."""
-        entry = self.trust_registry().get(name)
-        if entry is not None and entry.get("fingerprint") == cert_fingerprint(cert):
-            return entry.get("trust")
-        return None
+        return self.trust_of(name, cert_fingerprint(cert), self.trust_registry())
 
     def displaces_anchor(self, name: str, cert: x509.Certificate) -> bool:
         """Whether writing *cert* to *name* would replace a trust anchor by another certificate."""
-        return name in self.trust_registry() and self.anchor_for(name, cert) is None
+        registry = self.trust_registry()
+        return name in registry and self.trust_of(name, cert_fingerprint(cert), registry) is None
 
     # -- trust ---------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from .common import (
     read_free_text,
     read_general_name,
 )
-from .protection import ProtectionAlgorithm, Protector
+from .protection import ProtectionAlgorithm, Protector, decode_algorithm
 
 
 @dataclass(frozen=True)
@@ -226,7 +226,9 @@ def _read_header(data: bytes, item: der.Tlv) -> dict:
             if number == 0:
                 fields["message_time"] = _generalized_time(data, inner)
             elif number == 1:
-                fields["protection_alg"] = _algorithm(data, inner)
+                oid, params = decode_algorithm(data, inner)
+                fields["protection_alg"] = ProtectionAlgorithm(
+                    oid, data[params.start : params.end] if params is not None else None)
             elif number in _OCTET_FIELDS:
                 if inner.tag != 0x04:
                     raise der.DerError(f"[{number}] is not an OCTET STRING")
@@ -255,15 +257,6 @@ def _generalized_time(data: bytes, item: der.Tlv) -> datetime:
         raise MessageError(f"bad messageTime {match.group(0)}") from None
     micro = int((match.group(2) or "0")[:6].ljust(6, "0"))
     return when.replace(microsecond=micro, tzinfo=timezone.utc)
-
-
-def _algorithm(data: bytes, item: der.Tlv) -> ProtectionAlgorithm:
-    """AlgorithmIdentifier (RFC 5280 4.1.1.2): the OID, and the parameters' DER if any."""
-    parts = der.children(data, item) if item.tag == 0x30 else []
-    if len(parts) not in (1, 2):
-        raise der.DerError("AlgorithmIdentifier is not SEQUENCE { algorithm, parameters }")
-    params = data[parts[1].start : parts[1].end] if len(parts) == 2 else None
-    return ProtectionAlgorithm(der.decode_oid(data, parts[0]), params)
 
 
 def _general_info(data: bytes, item: der.Tlv, fields: dict) -> None:

@@ -85,15 +85,15 @@ def decode_pbm_parameters(data: bytes) -> PbmParameters:
             raise der.DerError("salt OCTET STRING expected")
         return PbmParameters(
             salt=data[salt.content_start : salt.end],
-            owf=_algorithm(data, owf)[0],
+            owf=decode_algorithm(data, owf)[0],
             iteration_count=der.integer(data, count),
-            mac=_algorithm(data, mac)[0],
+            mac=decode_algorithm(data, mac)[0],
         )
     except (der.DerError, ValueError) as exc:
         raise MessageError(f"bad PBMParameter: {exc}") from None
 
 
-def _algorithm(data: bytes, item: der.Tlv) -> tuple[str, der.Tlv | None]:
+def decode_algorithm(data: bytes, item: der.Tlv) -> tuple[str, der.Tlv | None]:
     """The OID of an AlgorithmIdentifier and its parameters' TLV (``None`` if absent)."""
     if item.tag != 0x30:
         raise der.DerError("AlgorithmIdentifier expected")
@@ -105,7 +105,7 @@ def _algorithm(data: bytes, item: der.Tlv) -> tuple[str, der.Tlv | None]:
 
 def _hmac_oid(data: bytes, item: der.Tlv) -> str:
     """An HMAC AlgorithmIdentifier: parameters absent or NULL (RFC 8018 B.1, RFC 9481 6.2)."""
-    oid, params = _algorithm(data, item)
+    oid, params = decode_algorithm(data, item)
     if params is not None and data[params.start : params.end] != _NULL:
         raise der.DerError(f"parameters of HMAC {oid} must be absent or NULL")
     return oid
@@ -138,7 +138,7 @@ def decode_pbmac1_parameters(data: bytes) -> Pbmac1Parameters:
         if outer.tag != 0x30 or outer.end != len(data):
             raise der.DerError("SEQUENCE expected")
         kdf_tlv, mac_tlv = der.children(data, outer)
-        kdf, kdf_params = _algorithm(data, kdf_tlv)
+        kdf, kdf_params = decode_algorithm(data, kdf_tlv)
         if kdf != protection.OID_PBKDF2 or kdf_params is None:
             raise der.DerError(f"key derivation function {kdf} is not PBKDF2")
         salt, count_tlv, *optional = der.children(data, kdf_params)
@@ -230,13 +230,13 @@ def decode_pss_parameters(data: bytes) -> PssParameters:
     hash_name = mgf_hash = "sha1"  # the DEFAULTs of RFC 4055
     salt_length, trailer = 20, 1
     if 0xA0 in fields:
-        oid, _ = _algorithm(data, fields[0xA0])
+        oid, _ = decode_algorithm(data, fields[0xA0])
         hash_name = protection.HASH_OIDS.get(oid, oid)
     if 0xA1 in fields:
-        mgf, mgf_params = _algorithm(data, fields[0xA1])
+        mgf, mgf_params = decode_algorithm(data, fields[0xA1])
         if mgf != protection.OID_MGF1 or mgf_params is None:
             raise der.DerError(f"mask generation function {mgf} is not MGF1")
-        oid, _ = _algorithm(data, mgf_params)
+        oid, _ = decode_algorithm(data, mgf_params)
         mgf_hash = protection.HASH_OIDS.get(oid, oid)
     if 0xA2 in fields:
         salt_length = der.integer(data, fields[0xA2])
@@ -273,7 +273,7 @@ def rsa_pss_key_parameters(cert: x509.Certificate) -> PssParameters | None:
             fields = fields[1:]
         # serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo
         spki_algorithm = der.read_tlv(tbs, fields[5].content_start)
-        _oid, params = _algorithm(tbs, spki_algorithm)
+        _oid, params = decode_algorithm(tbs, spki_algorithm)
         return None if params is None else decode_pss_parameters(tbs[params.start:params.end])
     except (der.DerError, ValueError, IndexError) as exc:
         raise ProtectionError(f"bad RSASSA-PSS-params in the public key: {exc}") from None
