@@ -44,10 +44,6 @@ from yangson.xpathast import (
     AndExpr,
     Axis,
     EqualityExpr,
-    FuncCount,
-    FuncFalse,
-    FuncNot,
-    FuncTrue,
     Literal,
     LocationPath,
     Number,
@@ -333,14 +329,6 @@ class QuickCheck:
             raise _Untranslatable(expr)
         if isinstance(expr, Number):
             return repr(float(expr.value))
-        if isinstance(expr, FuncNot):
-            return f"not({tr(expr.expr)})"
-        if isinstance(expr, FuncCount):
-            return f"count({tr(expr.expr)})"
-        if isinstance(expr, FuncTrue):
-            return "true()"
-        if isinstance(expr, FuncFalse):
-            return "false()"
         if isinstance(expr, LocationPath):
             left = "/*" if isinstance(expr.left, Root) else self._translate(expr.left, when, head)
             return f"{left}/{self._translate(expr.right, when, False)}"
@@ -350,7 +338,7 @@ class QuickCheck:
                     return ".."
                 if expr.axis == Axis.self and not (when and head):
                     return "."
-            elif expr.axis == Axis.child and expr.qname[1] and not (when and head):
+            elif expr.axis == Axis.child and expr.qname and expr.qname[1] and not (when and head):
                 return f"{self._prefix(expr.qname[1])}:{expr.qname[0]}"
         raise _Untranslatable(expr)
 
@@ -365,14 +353,14 @@ def _comparable(expr, context) -> None:
     1), and ``<`` and ``>`` between two strings are Python's. What agrees:
     ``=`` and ``!=`` between leaves (their canonical texts, which
     :func:`_value_ok` requires) and a string literal, and any comparison
-    between numbers and ``count()``."""
+    between numbers. Function calls, which yangson's parser wraps in filter
+    expressions, are never translated: they go to yangson."""
     if isinstance(expr, (EqualityExpr, RelationalExpr)):
         kinds = {_operand(expr.left, context), _operand(expr.right, context)}
         if not (kinds == {"number"} or (isinstance(expr, EqualityExpr)
                                         and kinds == {"leaves", "string"})):
             raise _Untranslatable(expr)
-    for sub in (getattr(expr, "left", None), getattr(expr, "right", None),
-                getattr(expr, "expr", None)):
+    for sub in (getattr(expr, "left", None), getattr(expr, "right", None)):
         if sub is not None and not isinstance(sub, (LocationPath, Step)):
             _comparable(sub, context)
 
@@ -382,7 +370,7 @@ def _operand(expr, context) -> str | None:
     selecting leaves or leaf-list entries) or None (anything else)."""
     if isinstance(expr, Literal):
         return "string"
-    if isinstance(expr, (Number, FuncCount)):
+    if isinstance(expr, Number):
         return "number"
     if isinstance(expr, (LocationPath, Step, Root)):
         target = _target(expr, context)
@@ -403,7 +391,7 @@ def _target(expr, context):
         if expr.axis == Axis.self:
             return context
         return context.data_parent() if expr.axis == Axis.parent else None
-    if expr.axis != Axis.child or not hasattr(context, "get_data_child"):
+    if expr.axis != Axis.child or not expr.qname or not hasattr(context, "get_data_child"):
         return None
     return context.get_data_child(*expr.qname)
 
