@@ -87,8 +87,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--auto-update-jitter", type=_non_negative, default=300.0,
                         metavar="SECONDS", help="each certificate's automatic update moves later"
                         " by a part of this drawn from a hash of session and certificate (at"
-                        " most a tenth of its remaining validity), so certificates issued together are not renewed in the"
-                        " same second (default: 300)")
+                        " most a tenth of its remaining validity), so certificates issued"
+                        " together are not renewed in the same second (default: 300)")
     parser.add_argument("--recovery-user", default=None, metavar="NAME",
                         help="the user whose sessions bypass access control (RFC 8341 section"
                         " 3.4; default: the account the agent runs as,"

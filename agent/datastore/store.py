@@ -449,11 +449,12 @@ class Datastores:
             if not valid:
                 await asyncio.to_thread(validate_tree, self.smap, candidate)
             summary = await run_cooperatively(diff_steps(self.smap, running, new))
-            # the bytes, their digest and the write in a worker thread: lxml's
-            # serialiser and hashlib give up the GIL (nothing else uses *new* yet)
-            data, staged = await asyncio.to_thread(self._stage, new, not summary.empty)
             indexes = {tags: await run_cooperatively(self._index_steps(view, tags))
                        for tags in list(self._indexes)}
+            # the bytes, their digest and the write in a worker thread: lxml's
+            # serialiser and hashlib give up the GIL (nothing else uses *new* yet);
+            # the last await, so that a cancellation before it leaves no staged file
+            data, staged = await asyncio.to_thread(self._stage, new, not summary.empty)
             self._prepared = _PreparedCommit(key, new, summary, data, view, staged, indexes)
 
     def _stage(self, new: etree._Element, write: bool) -> tuple[bytes, Path | None]:

@@ -230,7 +230,8 @@ class NetconfServer:
                                          nsmap={None: NOTIFICATION_NS})
             etree.SubElement(notification, f"{{{NOTIFICATION_NS}}}eventTime").text = (
                 now.isoformat().replace("+00:00", "Z"))
-            notification.append(copy.deepcopy(shown))
+            # *event* is shared by every receiver; a filtered one is this receiver's own copy
+            notification.append(copy.deepcopy(shown) if shown is event else shown)
             if not record.writable.is_set():
                 log.warning("session %d does not read: a notification was dropped",
                             record.session_id)
@@ -586,6 +587,7 @@ def _yang_version(text: str) -> str:
 # --- the SSH transport (RFC 6242 section 3) -------------------------------------------
 #: Linux's TCP_CORK: hold partial segments until uncorked
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
 
 class _ChannelTransport:
     def __init__(self, chan: asyncssh.SSHServerChannel):

@@ -36,9 +36,9 @@ _RPC_REPLY = f"{{{NC_NS}}}rpc-reply"
 _OK = f"{{{NC_NS}}}ok"
 #: what lxml writes before the attributes of an ``<rpc-reply>`` (see :meth:`Session.reply`)
 _REPLY_START = f"<?xml version='1.0' encoding='UTF-8'?>\n<rpc-reply xmlns=\"{NC_NS}\"".encode()
-#: the characters libxml2 escapes in an attribute value
 #: messages longer than this are parsed off the event loop (about 3 ms of parsing)
 INLINE_PARSE_LIMIT = 64 * 1024
+#: the characters libxml2 escapes in an attribute value
 _ATTRIBUTE_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;",
                                     "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 
