@@ -1,6 +1,12 @@
 """Typed views of the committed (running) PKI configuration, read from the
 datastore's raw JSON form (RFC 7951 names; the PKI module's top node is
-``cmp-agent-pki:pki``)."""
+``cmp-agent-pki:pki``).
+
+The raw form is running's report-all view (RFC 6243 3.1,
+:meth:`Datastores.running_raw`), so every leaf with a default in the YANG
+module, and every non-presence container holding one, is there: this module
+indexes them and repeats none of the model's defaults. ``.get`` is for
+what the model leaves without a value."""
 
 from __future__ import annotations
 
@@ -78,11 +84,9 @@ class SessionConfig:
 
     @classmethod
     def from_raw(cls, raw: dict[str, Any], entities: dict[str, Entity]) -> "SessionConfig":
-        url = raw.get("server-url", {})
-        key = raw.get("local-key-pair", {})
+        url, key, auto, timeouts = (raw["server-url"], raw["local-key-pair"],
+                                    raw["auto-update"], raw["timeouts"])
         mac = raw.get("message-authentication-code", {})
-        auto = raw.get("auto-update", {})
-        timeouts = raw.get("timeouts", {})
         tls = raw.get("tls", {})
         return cls(
             name=raw["name"],
@@ -90,28 +94,26 @@ class SessionConfig:
             entity_name=raw.get("entity"),
             ca_name=raw.get("ca-name"),
             url=url.get("url"),
-            url_escaped=url.get("esc", False),
+            url_escaped=url["esc"],
             key_pair_name=key.get("name"),
-            regenerate=key.get("regenerate", False),
+            regenerate=key["regenerate"],
             key_bits=key.get("key-bits"),
             source_interface=raw.get("source-interface"),
             source_address=raw.get("source-address"),
-            integrity_algorithm=raw.get("integrity-algorithm", "hmac-sha256"),
+            integrity_algorithm=raw["integrity-algorithm"],
             digest=raw.get("digest"),
             verification_cert=raw.get("verification-cert"),
-            ignore_keyusage=raw.get("ignore-keyusage", False),
-            origin_authentication=raw.get(
-                "origin-authentication-method", "message-authentication-code"
-            ),
+            ignore_keyusage=raw["ignore-keyusage"],
+            origin_authentication=raw["origin-authentication-method"],
             mac_reference=mac.get("reference-value"),
             mac_secret_ciphertext=mac.get("secret-value"),
             authentication_cert=raw.get("authentication-cert"),
-            implicit_confirm=raw.get("implicit-confirm", False),
+            implicit_confirm=raw["implicit-confirm"],
             cert_profile=raw.get("cert-profile"),
-            auto_update=auto.get("enabled", False),
-            expire_percent=auto.get("expire-time", 50),
-            message_timeout=timeouts.get("message-timeout", 120),
-            total_timeout=timeouts.get("total-timeout", 0),
+            auto_update=auto["enabled"],
+            expire_percent=auto["expire-time"],
+            message_timeout=timeouts["message-timeout"],
+            total_timeout=timeouts["total-timeout"],
             tls_trusted=tuple(tls.get("trusted-cert", ())),
             tls_server_name=tls.get("server-name"),
             tls_client_cert=tls.get("client-cert"),
@@ -130,14 +132,14 @@ class PkiConfig:
 
     @classmethod
     def from_raw(cls, root: dict[str, Any]) -> "PkiConfig":
-        pki = root.get(TOP, {})
+        pki = root[TOP]
         entities = {e["name"]: Entity.from_raw(e) for e in pki.get("entity", [])}
         sessions = {
             s["name"]: SessionConfig.from_raw(s, entities) for s in pki.get("cmp-session", [])
         }
         return cls(
-            file_format=pki.get("file-format", "pem"),
-            weak_algorithms_enabled=pki.get("weak-algorithms-enabled", True),
+            file_format=pki["file-format"],
+            weak_algorithms_enabled=pki["weak-algorithms-enabled"],
             sessions=sessions,
             entities=entities,
         )

@@ -278,10 +278,9 @@ def test_certificate_import_replaces_only_with_overwrite_and_keeps_the_previous(
     assert certs.load("ca.pem.previous") == first
 
 
-def test_trust_anchors_are_only_those_vouched_for(certs):
+def test_trust_anchors_are_only_those_vouched_for(certs, pki_config):
     """README "Trust model": imported as anchors or caPubs under MAC; a CA certificate
     saved otherwise, or rewritten, is untrusted; with verification-cert it is the only one."""
-    from agent.pki.config import SessionConfig
     from agent.pki.enrollment import session_trust
 
     imported, capubs, plain = (_ca(generate_key("ec"), name) for name in ("imported", "capubs", "plain"))
@@ -296,14 +295,12 @@ def test_trust_anchors_are_only_those_vouched_for(certs):
     assert found == {"imported.pem": "anchor-imported", "s1-ca1.pem": "anchor-capubs-mac",
                      "s1-ca1.pem.previous": "anchor-capubs-mac", "plain.pem": None, "leaf.pem": None}
 
-    session = SessionConfig.from_raw({"name": "s1"}, {})
-    trust = session_trust(session, certs)
+    trust = session_trust(pki_config({}).sessions["s1"], certs)
     assert set(trust.anchors) == {imported, capubs}
     assert set(trust.untrusted) == {plain, leaf}
     assert set(trust.ca_certificates) == {imported, capubs, plain}
 
-    pinned = session_trust(SessionConfig.from_raw({"name": "s1", "verification-cert": "plain.pem"}, {}),
-                           certs)
+    pinned = session_trust(pki_config({"verification-cert": "plain.pem"}).sessions["s1"], certs)
     assert pinned.anchors == (plain,) and imported in pinned.untrusted
 
     # overwriting a file (or deleting it) ends its trust; the registry is not listed
