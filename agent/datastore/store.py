@@ -59,6 +59,9 @@ CommitListener = Callable[[ChangeSummary], None]
 #: checks a change of a datastore from the first tree to the second, raises RpcError
 #: to refuse it (access control, RFC 8341 section 3.4.5)
 Authorize = Callable[[etree._Element, etree._Element], None]
+#: :data:`Authorize` in steps (:mod:`agent.datastore.steps`), also given what changed
+#: from the first tree to the second (a commit's write check, RFC 8341 section 3.2.8)
+AuthorizeSteps = Callable[[etree._Element, etree._Element, ChangeSummary], Steps[None]]
 #: a datastore tree (the caller's copy) -> the part of it a client may read
 Readable = Callable[[etree._Element], etree._Element]
 
@@ -102,6 +105,8 @@ class _PreparedCommit:
 
     key: tuple[int, int]
     tree: etree._Element
+    #: the running that *tree* replaces
+    old: etree._Element
     summary: ChangeSummary
     data: bytes
     #: running's report-all view (:meth:`Datastores.config_view`)
@@ -110,6 +115,8 @@ class _PreparedCommit:
     staged: Path | None = None
     #: the entry indexes of *view* for the lists asked for before (:meth:`Datastores.running_keys`)
     indexes: dict[tuple[str, ...], tuple] = field(default_factory=dict)
+    #: the ``authorize`` checks this change passed (:meth:`Datastores.prepare_commit`)
+    authorized: set[AuthorizeSteps] = field(default_factory=set)
 
 
 class Datastores:
@@ -423,7 +430,7 @@ class Datastores:
         else:
             validate_tree(self.smap, self._inline(source))
 
-    async def prepare_commit(self) -> None:
+    async def prepare_commit(self, authorize: AuthorizeSteps | None = None) -> None:
         """The heavy part of the next :meth:`commit`, while other sessions go on.
 
         The copy of candidate for running, running's report-all view, the
@@ -437,25 +444,42 @@ class Datastores:
         renamed by :meth:`commit`) run in worker threads. The next
         :meth:`commit` uses the result if neither candidate nor running has
         changed since; otherwise it does the work itself. A validation error
-        is raised here.
+        is raised here, and so is the refusal of *authorize* (the write check of
+        the user who commits), run in slices too on what the commit changes.
         """
         async with self._preparing:
             key = (self._versions["candidate"], self._versions["running"])
-            if self._prepared is not None and self._prepared.key == key:
-                return
-            self.release_prepared()
-            candidate, running = self._trees["candidate"], self._trees["running"]
-            new, view, valid = await run_cooperatively(self._prepare_steps(key, candidate))
-            if not valid:
-                await asyncio.to_thread(validate_tree, self.smap, candidate)
-            summary = await run_cooperatively(diff_steps(self.smap, running, new))
-            indexes = {tags: await run_cooperatively(self._index_steps(view, tags))
-                       for tags in list(self._indexes)}
-            # the bytes, their digest and the write in a worker thread: lxml's
-            # serialiser and hashlib give up the GIL (nothing else uses *new* yet);
-            # the last await, so that a cancellation before it leaves no staged file
-            data, staged = await asyncio.to_thread(self._stage, new, not summary.empty)
-            self._prepared = _PreparedCommit(key, new, summary, data, view, staged, indexes)
+            prepared = self._prepared
+            if prepared is None or prepared.key != key:
+                prepared = await self._prepare_cooperatively(key)
+            if authorize is not None and authorize not in prepared.authorized \
+                    and not prepared.summary.empty:
+                try:
+                    await run_cooperatively(authorize(prepared.old, prepared.tree,
+                                                      prepared.summary))
+                except BaseException:
+                    if self._prepared is prepared:
+                        self.release_prepared()
+                    raise
+                prepared.authorized.add(authorize)
+
+    async def _prepare_cooperatively(self, key: tuple[int, int]) -> "_PreparedCommit":
+        """The computing part of :meth:`prepare_commit`, for *key*."""
+        self.release_prepared()
+        candidate, running = self._trees["candidate"], self._trees["running"]
+        new, view, valid = await run_cooperatively(self._prepare_steps(key, candidate))
+        if not valid:
+            await asyncio.to_thread(validate_tree, self.smap, candidate)
+        summary = await run_cooperatively(diff_steps(self.smap, running, new))
+        indexes = {tags: await run_cooperatively(self._index_steps(view, tags))
+                   for tags in list(self._indexes)}
+        # the bytes, their digest and the write in a worker thread: lxml's
+        # serialiser and hashlib give up the GIL (nothing else uses *new* yet);
+        # the last await, so that a cancellation before it leaves no staged file
+        data, staged = await asyncio.to_thread(self._stage, new, not summary.empty)
+        self._prepared = _PreparedCommit(key, new, running, summary, data, view, staged,
+                                         indexes)
+        return self._prepared
 
     def _stage(self, new: etree._Element, write: bool) -> tuple[bytes, Path | None]:
         data = self._stamp(self._serialize(new))
@@ -482,15 +506,24 @@ class Datastores:
         if not valid:
             validate_tree(self.smap, candidate)  # raises the rpc-error (or finds it valid)
         summary = diff(self.smap, running, new)
-        return _PreparedCommit(key, new, summary, self._stamp(self._serialize(new)), view)
+        return _PreparedCommit(key, new, running, summary, self._stamp(self._serialize(new)),
+                               view)
 
-    def commit(self) -> ChangeSummary:
-        """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running."""
+    def commit(self, authorize: AuthorizeSteps | None = None) -> ChangeSummary:
+        """``<commit>`` (RFC 6241 section 8.3.4.1): candidate becomes running.
+
+        *authorize* may refuse the change; it is not run again if
+        :meth:`prepare_commit` ran it on this very change (it is run at once
+        if candidate or running changed since).
+        """
         key = (self._versions["candidate"], self._versions["running"])
         prepared = self._prepared
         if prepared is None or prepared.key != key:
             self.release_prepared()
             prepared = self._prepare(key, self._trees["candidate"], self._trees["running"])
+        if authorize is not None and authorize not in prepared.authorized \
+                and not prepared.summary.empty:
+            run_steps(authorize(prepared.old, prepared.tree, prepared.summary))
         self._prepared = None
         self._validated["candidate"] = key[0]
         self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view,

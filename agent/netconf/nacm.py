@@ -15,8 +15,11 @@ defaults. An :class:`Access` answers:
   that ``<copy-config>`` copies (section 3.2.6);
 * writes (section 3.4.5): :meth:`Access.check_write` compares a datastore
   before and after an edit and refuses it with ``access-denied`` if one
-  created, changed or deleted node is not writable; :meth:`Access.conceal`
-  keeps an edit's errors from telling whether an unreadable node exists;
+  created, changed or deleted node is not writable, :meth:`Access.check_commit_steps`
+  does so for what a ``<commit>`` changes in running (section 3.2.8);
+  :meth:`Access.conceal` keeps an edit's errors from telling whether an
+  unreadable node exists, :meth:`Access.conceal_invalid` keeps validation
+  errors from naming one;
 * notifications (section 3.4.6): :meth:`Access.visible_event`: the event
   type needs a rule or the defaults permitting it; beyond that, a
   ``netconf-config-change`` keeps only the edits whose target the user may
@@ -40,6 +43,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING, Literal
@@ -49,11 +53,13 @@ from yangson.schemanode import (ContainerNode, LeafListNode, LeafNode, ListNode,
                                 NotificationNode)
 
 from ..atomic import atomic_write
+from ..datastore.steps import Steps, run_steps
 from .audit import NCN_NS
 from .errors import NC_NS, RpcError, RpcErrors
 
 if TYPE_CHECKING:
-    from ..datastore import Datastores
+    from ..datastore import ChangeSummary, Datastores
+    from ..datastore.changes import EntryId
     from ..datastore.schema import NodeInfo, SchemaMap
     from ..model import Model
 
@@ -423,38 +429,101 @@ class Access:
         return self._conceal(exc)
 
     def _conceal(self, error: RpcError) -> RpcError:
-        if error.tag not in ("data-exists", "data-missing") or not error.path:
-            return error
-        steps = parse_path(error.path, {**self.schema.path_prefixes, **error.path_namespaces})
-        if steps is not None and self.may_read(steps):
+        if error.tag not in ("data-exists", "data-missing") or self._names_readable(error):
             return error
         self.counters.add("denied_data_writes")
         return RpcError("access-denied", f"user {self.user!r} may not read or change"
                         f" {error.path} (NACM, RFC 8341)", type="application",
                         path=error.path, path_namespaces=error.path_namespaces)
 
+    def conceal_invalid(self, exc: "RpcError | RpcErrors") -> "RpcError | RpcErrors":
+        """*exc*, what validating a datastore found (``<validate>``, ``<commit>``,
+        ``<copy-config>``), without the nodes the user may not read: an error
+        whose ``error-path`` names one keeps its error-tag (the configuration is
+        invalid, whoever reads the reply) but loses the path, the error-info and
+        the error-app-tag, and its message says only where not to look; several
+        such errors become one. The content of a node that read access hides
+        is hidden in errors too (RFC 8341 sections 3.2.4 and 3.4.5)."""
+        if self.bypass:
+            return exc
+        shown: list[RpcError] = []
+        hidden: set[str] = set()
+        for error in exc.errors if isinstance(exc, RpcErrors) else [exc]:
+            if error.tag == "access-denied" or self._names_readable(error):
+                shown.append(error)  # access-denied: NACM's own, naming what it may
+            elif error.tag not in hidden:
+                hidden.add(error.tag)
+                shown.append(RpcError(
+                    error.tag, "the configuration is not valid in a part user"
+                    f" {self.user!r} may not read (NACM, RFC 8341); ask an administrator"
+                    " to correct it or to discard the changes", type=error.type))
+        return shown[0] if len(shown) == 1 else RpcErrors(shown)
+
+    def _names_readable(self, error: RpcError) -> bool:
+        """Whether *error* names no node, or one the user may read."""
+        if not error.path:
+            return True
+        steps = parse_path(error.path, {**self.schema.path_prefixes, **error.path_namespaces})
+        return steps is not None and self.may_read(steps)
+
     def check_write(self, old: etree._Element, new: etree._Element) -> None:
         """``access-denied`` unless every node that differs between the datastore
         trees *old* and *new* may be created, updated or deleted by the user."""
+        run_steps(self.check_write_steps(old, new))
+
+    def check_write_steps(self, old: etree._Element, new: etree._Element,
+                          changed: "ChangeSummary | None" = None) -> Steps[None]:
+        """:meth:`check_write` in steps (:mod:`agent.datastore.steps`), a pause
+        after each list entry. *changed*, the change summary of *old* to *new*,
+        names the outermost list entries in which something changed: the
+        others are not compared again."""
         if self.bypass:
             return
-        self._diff(self.schema.root, old, new)
+        yield from self._diff(self.schema.root, old, new, (),
+                              None if changed is None else changed.entries)
 
-    def _diff(self, info: "NodeInfo", old: etree._Element, new: etree._Element) -> None:
-        before = self._entries(info, old)
-        after = self._entries(info, new)
+    def check_commit_steps(self, running: etree._Element, new: etree._Element,
+                           changed: "ChangeSummary") -> Steps[None]:
+        """The write check of a ``<commit>`` that replaces *running* by *new*
+        (*changed*: its change summary), in steps: each node of running that the
+        commit creates, changes or deletes needs write access (RFC 8341 section
+        3.2.8), whoever edited it in the shared candidate (RFC 6241 section
+        8.3). Those edits may be another user's, so the refusal names the node
+        only if this user may read it (section 3.4.5)."""
+        try:
+            yield from self.check_write_steps(running, new, changed)
+        except RpcError as error:
+            hint = ("; the candidate holds a change this user may not make (the candidate is"
+                    " shared: another session may have made it): have it committed by a user"
+                    " who may, or discard it (discard-changes)")
+            if self._names_readable(error):
+                raise dataclasses.replace(error, message=error.message + hint) from None
+            raise RpcError("access-denied", f"user {self.user!r} may not change a node it may"
+                           f" not read (NACM, RFC 8341); nothing was changed{hint}",
+                           type="application") from None
+
+    def _diff(self, info: "NodeInfo", old: etree._Element, new: etree._Element,
+              tags: tuple[str, ...], changed: "frozenset[EntryId] | None") -> Steps[None]:
+        """Check the nodes that differ below *old* and *new*. *changed*, while
+        outside every list entry (*tags*: the Clark tags down to here), names
+        the list entries that differ; ``None``: compare every entry."""
+        before = yield from self._entries(info, old)
+        after = yield from self._entries(info, new)
         for ident, (el, cinfo) in after.items():
             prev = before.get(ident)
             if prev is None:
-                self._check_tree(el, cinfo, Op.CREATE)
+                yield from self._check_tree(el, cinfo, Op.CREATE)
             elif cinfo is None or isinstance(cinfo.node, (LeafNode, LeafListNode)):
                 if (el.text or "") != (prev[0].text or ""):
                     self._check(el, cinfo, Op.UPDATE)
-            else:
-                self._diff(cinfo, prev[0], el)
+            elif not isinstance(cinfo.node, ListNode):
+                yield from self._diff(cinfo, prev[0], el, tags + (el.tag,), changed)
+            elif changed is None or (tags + (el.tag,), ident[1]) in changed:
+                yield from self._diff(cinfo, prev[0], el, (), None)  # all of the entry
+                yield
         for ident, (el, cinfo) in before.items():
             if ident not in after:
-                self._check_tree(el, cinfo, Op.DELETE)
+                yield from self._check_tree(el, cinfo, Op.DELETE)
         self._check_order(before, after)
 
     def _check_order(self, before: dict, after: dict) -> None:
@@ -471,22 +540,27 @@ class Access:
                 for ident in new:
                     self._check(after[ident][0], info, Op.UPDATE)
 
-    def _entries(self, info: "NodeInfo", parent: etree._Element) -> dict:
+    def _entries(self, info: "NodeInfo", parent: etree._Element) -> Steps[dict]:
+        """The children of *parent* by identity: tag, and the key values of a list
+        entry (as :class:`~agent.datastore.ChangeSummary` spells them) or the
+        value of a leaf-list entry; a pause every hundred children."""
         out: dict[tuple, tuple[etree._Element, NodeInfo | None]] = {}
-        for child in parent:
+        for count, child in enumerate(parent, 1):
             if not isinstance(child.tag, str):
                 continue
             cinfo = self.schema.smap.child(info, child.tag)
             if cinfo is not None and isinstance(cinfo.node, ListNode):
-                ident: tuple = (child.tag, tuple(child.findtext(k) for k in cinfo.key_tags))
+                ident: tuple = (child.tag, tuple(child.findtext(k) or "" for k in cinfo.key_tags))
             elif cinfo is not None and isinstance(cinfo.node, LeafListNode):
                 ident = (child.tag, child.text)
             else:
                 ident = (child.tag,)
             out[ident] = (child, cinfo)
+            if count % 100 == 0:
+                yield
         return out
 
-    def _check_tree(self, el: etree._Element, info: "NodeInfo | None", op: Op) -> None:
+    def _check_tree(self, el: etree._Element, info: "NodeInfo | None", op: Op) -> Steps[None]:
         """A created or deleted subtree: every node in it (RFC 8341 section 3.4.5)."""
         implicit = (info is not None and isinstance(info.node, ContainerNode)
                     and not info.node.presence)  # non-presence containers have no value
@@ -495,8 +569,10 @@ class Access:
         keys = info.key_tags if info is not None else ()
         for child in el:
             if isinstance(child.tag, str) and child.tag not in keys:
-                self._check_tree(child, self.schema.smap.child(info, child.tag)
-                                 if info is not None else None, op)
+                yield from self._check_tree(child, self.schema.smap.child(info, child.tag)
+                                            if info is not None else None, op)
+        if info is not None and isinstance(info.node, ListNode):
+            yield
 
     def _check(self, el: etree._Element, info: "NodeInfo | None", op: Op) -> None:
         if self._may(info, el, op):

@@ -10,13 +10,18 @@ the module's defaults (read permit, write deny, exec permit) and the model's
 from __future__ import annotations
 
 import asyncio
+import copy
+import dataclasses
 import shutil
 import subprocess
 
 from lxml import etree
 
 from agent.datastore import Datastores, SecretBox
+from agent.datastore.changes import diff
+from agent.datastore.steps import run_steps
 from agent.model import IETF_DIR, YANG_DIR
+from agent.netconf.errors import RpcError
 from agent.netconf.nacm import NACM_NS, Nacm, bootstrap
 from agent.netconf.server import NetconfServer
 from memory_server import NC
@@ -502,5 +507,109 @@ def test_edit_errors_do_not_tell_whether_an_unreadable_node_exists(server):
         assert counters(server)[1] == before + 2
         assert tag(await reader.rpc(edit(delete.format(name="s9")))) == "data-missing"
         assert tag(await reader.rpc(edit(create.format(name="s1")))) == "data-exists"
+
+    asyncio.run(scenario())
+
+
+GET_CANDIDATE = "<get-config><source><candidate/></source></get-config>"
+
+
+def test_a_commit_needs_write_access_to_what_it_changes(server):
+    """RFC 8341 section 3.2.8: the user who commits needs write access to each node
+    of running the commit changes, also when another session edited it in the
+    shared candidate; the refusal names the node only if the user may read it."""
+    async def scenario():
+        admin, oper = Client(server), Client(server, "oper")
+        await configure(admin)
+        running = etree.tostring((await admin.rpc(GET_CONFIG))[0])
+        # the admin's uncommitted edit of s2, which oper may read but not write
+        assert ok(await admin.rpc(edit(session("s2", "<ca-name>/CN=Admin</ca-name>"))))
+        candidate = etree.tostring((await admin.rpc(GET_CANDIDATE))[0])
+        before = counters(server)[1]
+        for request in ("<commit/>", "<commit><confirmed/></commit>"):
+            reply = await oper.rpc(request)
+            assert tag(reply) == "access-denied", request
+            assert reply.findtext(f".//{{{NC}}}error-path").strip() == (
+                "/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name")
+            assert "discard-changes" in reply.findtext(f".//{{{NC}}}error-message")
+        assert counters(server)[1] == before + 2
+        assert server.confirm is None
+        assert etree.tostring((await admin.rpc(GET_CONFIG))[0]) == running  # untouched
+        assert etree.tostring((await admin.rpc(GET_CANDIDATE))[0]) == candidate
+        # the access rules are not oper's to read: the refusal does not name them
+        assert ok(await admin.rpc(edit(f"<nacm xmlns='{NACM_NS}'><groups><group><name>extra"
+                                       "</name><user-name>oper</user-name></group></groups>"
+                                       "</nacm>")))
+        reply = await oper.rpc("<commit/>")
+        assert tag(reply) == "access-denied"
+        assert reply.find(f".//{{{NC}}}error-path") is None
+        message = reply.findtext(f".//{{{NC}}}error-message")
+        assert "nacm" not in message and "extra" not in message and "s2" not in message
+        # what oper may change, oper may commit; the admin commits anything
+        assert ok(await admin.rpc("<discard-changes/>"))
+        assert ok(await oper.rpc(edit(f"<pki xmlns='{PKI}'><entity><name>e1</name>"
+                                      "<common-name>router</common-name></entity></pki>")))
+        assert ok(await oper.rpc("<commit/>"))
+        assert ok(await admin.rpc(edit(session("s2", "<ca-name>/CN=Admin</ca-name>"))))
+        assert ok(await admin.rpc("<commit/>"))
+        names = (await admin.rpc(GET_CONFIG)).xpath("//p:entity/p:name/text()", namespaces=NS)
+        assert names == ["e1"]
+        assert (await oper.rpc("<commit/>")).find(f"{{{NC}}}ok") is not None  # nothing to do
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_checks_only_the_entries_its_change_summary_names(server):
+    """The write check of a commit reuses the commit's change summary: list entries
+    it does not name are not compared again (a commit of one entry among
+    thousands stays cheap), and those it names are."""
+    async def scenario():
+        admin = Client(server)
+        await configure(admin)
+
+    asyncio.run(scenario())
+    access = server.nacm.access("oper")
+    old = server.datastores.get_config("running", "explicit")
+    new = copy.deepcopy(old)
+    s2 = new.xpath("//p:cmp-session[p:name='s2']", namespaces=NS)[0]
+    etree.SubElement(s2, f"{{{PKI}}}ca-name").text = "/CN=Two"
+    new.find(f"{{{PKI}}}pki").append(etree.fromstring(
+        f"<entity xmlns='{PKI}'><name>e1</name></entity>"))
+    changed = diff(server.datastores.smap, old, new)
+    assert {key for _, key in changed.entries} == {("s2",), ("e1",)}
+    try:
+        run_steps(access.check_write_steps(old, new, changed))
+        raise AssertionError("s2's ca-name was not checked")
+    except RpcError as exc:
+        assert exc.path == "/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name"
+    only_e1 = dataclasses.replace(changed, entries=frozenset(
+        e for e in changed.entries if e[1] == ("e1",)))
+    run_steps(access.check_write_steps(old, new, only_e1))  # s2 not compared: no refusal
+
+
+def test_validation_errors_do_not_name_what_the_user_may_not_read(server):
+    """<validate> and <commit> of a candidate that is invalid in s2, which reader may
+    not read: the error keeps its tag and loses the path and what it tells."""
+    async def scenario():
+        admin, reader = Client(server), Client(server, "reader")
+        await configure_reader(admin)
+        running = etree.tostring((await admin.rpc(GET_CONFIG))[0])
+        assert ok(await admin.rpc(edit(session("s2", "<entity>nope</entity>"))))
+        validate = "<validate><source><candidate/></source></validate>"
+        for request in (validate, "<commit/>"):
+            mine, full = await reader.rpc(request), await admin.rpc(request)
+            assert tag(mine) == tag(full) == "data-missing", request
+            assert "s2" in full.findtext(f".//{{{NC}}}error-path")
+            assert mine.find(f".//{{{NC}}}error-path") is None
+            assert mine.find(f".//{{{NC}}}error-app-tag") is None
+            message = mine.findtext(f".//{{{NC}}}error-message")
+            assert "s2" not in message and "nope" not in message and "may not read" in message
+        assert etree.tostring((await admin.rpc(GET_CONFIG))[0]) == running
+        # an error in s1, which reader may read, is shown as it is
+        assert ok(await admin.rpc("<discard-changes/>"))
+        assert ok(await admin.rpc(edit(session("s1", "<entity>nope</entity>"))))
+        mine = await reader.rpc(validate)
+        assert tag(mine) == "data-missing"
+        assert "s1" in mine.findtext(f".//{{{NC}}}error-path")
 
     asyncio.run(scenario())

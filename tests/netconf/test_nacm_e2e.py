@@ -272,3 +272,64 @@ def test_a_restricted_user_cannot_reach_what_it_may_not_read_or_trust(start_agen
                     f"<certificate-import xmlns='{PKI_NS}'><name>evil.pem</name><data>x</data>"
                     "</certificate-import>"))
             assert error_tag(exc) == "invalid-value"  # the admin's rule permits it: bad data
+
+
+def test_a_restricted_user_commits_only_what_it_may_write(start_agent):
+    """RFC 8341 section 3.2.8 over SSH with two restricted users sharing the
+    candidate: oper may not commit the auditor's uncommitted edit of a session
+    (nothing changes), commits its own entity, and neither the admin nor the
+    recovery user is held back; a validation error in s2, which the auditor may
+    not read, reaches the auditor without its path."""
+    agent = start_agent("--recovery-user", "rescue")
+    for name, group in (("oper", "operators"), ("auditor", "auditors")):
+        added = user(agent, "add", name, "--group", group, "--password-stdin",
+                     password=f"{name}-pass-1")
+        assert added.returncode == 0, added.stderr
+    assert user(agent, "add", "rescue", "--password-stdin", password="rescue-pass").returncode == 0
+    with connect(agent) as admin, connect(agent, "oper", "oper-pass-1") as oper, \
+            connect(agent, "auditor", "auditor-pass-1") as auditor, \
+            connect(agent, "rescue", "rescue-pass") as rescue:
+        commit(admin, OPERATOR_RULES)
+        commit(admin, AUDITOR_RULES)
+        commit(admin, session_config("s1", ca_name="/CN=One"))
+        commit(admin, session_config("s2", ca_name="/CN=Two"))
+
+        def ca_names(datastore: str) -> list[str]:
+            data = etree.fromstring(admin.get_config(datastore).data_xml.encode())
+            return data.xpath("//p:cmp-session/p:ca-name/text()", namespaces=NS)
+
+        # the auditor's edit waits in the shared candidate; oper may not commit it
+        auditor.edit_config(target="candidate", config=session_config("s1", ca_name="/CN=Aud"))
+        for confirmed in (False, True):
+            with pytest.raises(RPCError) as exc:
+                oper.commit(confirmed=confirmed)
+            assert error_tag(exc) == "access-denied"
+            assert exc.value.path.strip() == "/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name"
+            assert "discard-changes" in exc.value.message
+        assert ca_names("running") == ["/CN=One", "/CN=Two"]
+        assert ca_names("candidate") == ["/CN=Aud", "/CN=Two"]
+        # the auditor, who may write it, commits it; oper commits its own entity
+        auditor.commit()
+        assert ca_names("running") == ["/CN=Aud", "/CN=Two"]
+        oper.edit_config(target="candidate", config=(
+            f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}"><entity><name>e1</name>'
+            "<common-name>router</common-name></entity></pki></config>"))
+        oper.commit()
+        # the admin and the recovery user commit others' edits
+        auditor.edit_config(target="candidate", config=session_config("s1", ca_name="/CN=A2"))
+        admin.commit()
+        auditor.edit_config(target="candidate", config=session_config("s1", ca_name="/CN=A3"))
+        rescue.commit()
+        assert ca_names("running") == ["/CN=A3", "/CN=Two"]
+        # an invalid s2: the admin sees where, the auditor only that it is invalid
+        admin.edit_config(target="candidate", config=session_config("s2", entity="nope"))
+        for request in (lambda m: m.validate(source="candidate"), lambda m: m.commit()):
+            with pytest.raises(RPCError) as full:
+                request(admin)
+            with pytest.raises(RPCError) as mine:
+                request(auditor)
+            assert error_tag(full) == error_tag(mine) == "data-missing"
+            assert "s2" in full.value.path
+            assert not mine.value.path
+            assert "s2" not in mine.value.message and "may not read" in mine.value.message
+        assert ca_names("running") == ["/CN=A3", "/CN=Two"]

@@ -182,11 +182,15 @@ async def copy_config(ctx: RpcContext, op: etree._Element) -> None:
     # RFC 8341 section 3.2.6: saving running to startup needs only the right to
     # invoke <copy-config>; otherwise what the client may not read of a source
     # datastore is left out of the copy, and each node the copy changes in the
-    # target needs write access
+    # target needs write access; validation errors (startup) name no node the user
+    # may not read
     save = source == "running" and target == "startup"
-    summary = ctx.server.datastores.copy_config(
-        target, source, authorize=None if save else ctx.access.check_write,
-        readable=None if save else ctx.access.prune)
+    try:
+        summary = ctx.server.datastores.copy_config(
+            target, source, authorize=None if save else ctx.access.check_write,
+            readable=None if save else ctx.access.prune)
+    except (RpcError, RpcErrors) as exc:
+        raise ctx.access.conceal_invalid(exc) from None
     if target == "candidate":
         ctx.server.candidate_editors.add(ctx.session_id)
     elif summary is not None:
@@ -209,7 +213,11 @@ async def delete_config(ctx: RpcContext, op: etree._Element) -> None:
 # --- :validate and :candidate (RFC 6241 sections 8.6 and 8.3) ------------------------
 async def validate(ctx: RpcContext, op: etree._Element) -> None:
     check_params(op, {_nc("source")})
-    ctx.server.datastores.validate(datastore_param(op, "source", inline_config=True))
+    try:
+        ctx.server.datastores.validate(datastore_param(op, "source", inline_config=True))
+    except (RpcError, RpcErrors) as exc:
+        # no node the user may not read is named (RFC 8341 section 3.4.5)
+        raise ctx.access.conceal_invalid(exc) from None
 
 
 async def discard_changes(ctx: RpcContext, op: etree._Element) -> None:

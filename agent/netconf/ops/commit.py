@@ -6,6 +6,13 @@ once and rolls it back unless a confirming commit arrives within
 follow-up and confirming commits must come from the same session, and the
 end of that session rolls back; with ``<persist>``, any session confirms or
 cancels by giving the same value as ``<persist-id>`` (section 8.4.1).
+
+Access control (RFC 8341 section 3.2.8): the user who commits needs write
+access to each node of running that the commit creates, changes or deletes,
+whoever edited it in the shared candidate (RFC 6241 section 8.3), as on a
+router where one may not commit what one may not configure; a refused commit
+changes neither running nor candidate. Validation errors name no node the
+user may not read.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import logging
 
 from lxml import etree
 
-from ..errors import NC_NS, RpcError
+from ..errors import NC_NS, RpcError, RpcErrors
 from .base import check_not_locked_by_other
 from .registry import RpcContext, check_params, child, text_param
 
@@ -88,8 +95,15 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
                            type="protocol", info={"bad-element": "persist-id"})
 
     check()
-    # validation and the copy of candidate, in slices between other sessions' RPCs
-    await server.datastores.prepare_commit()
+    # the write check of what the commit changes in running (none for a user whom
+    # NACM does not restrict)
+    authorize = None if ctx.access.bypass else ctx.access.check_commit_steps
+    try:
+        # validation, the copy of candidate and the write check, in slices
+        # between other sessions' RPCs
+        await server.datastores.prepare_commit(authorize)
+    except (RpcError, RpcErrors) as exc:
+        raise ctx.access.conceal_invalid(exc) from None
     try:
         check()  # again: other sessions' RPCs ran meanwhile; from here on nothing waits
     except RpcError:
@@ -99,10 +113,12 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
     if confirmed and pending is None:
         server.begin_confirmed_commit(ctx.session_id, persist)
     try:
-        summary = server.datastores.commit()
-    except BaseException:
+        summary = server.datastores.commit(authorize)
+    except BaseException as exc:
         if confirmed and pending is None:
             server.end_confirmed_commit()
+        if isinstance(exc, (RpcError, RpcErrors)):
+            raise ctx.access.conceal_invalid(exc) from None
         raise
     server.candidate_editors.clear()
     server.config_changed(ctx.session, "running", summary)
