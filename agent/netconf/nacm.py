@@ -15,8 +15,9 @@ defaults. An :class:`Access` answers:
   that ``<copy-config>`` copies (section 3.2.6);
 * writes (section 3.4.5): :meth:`Access.check_write` compares a datastore
   before and after an edit and refuses it with ``access-denied`` if one
-  created, changed or deleted node is not writable, :meth:`Access.check_commit_steps`
-  does so for what a ``<commit>`` changes in running (section 3.2.8);
+  created, changed or deleted node is not writable, and
+  :meth:`Access.check_commit_steps` so for what a ``<commit>`` changes in
+  running (section 3.2.8);
   :meth:`Access.conceal` keeps an edit's errors from telling whether an
   unreadable node exists, :meth:`Access.conceal_invalid` keeps validation
   errors from naming one;
@@ -42,8 +43,8 @@ import copy
 import logging
 import re
 import threading
-from collections.abc import Callable
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntFlag
 from typing import TYPE_CHECKING, Literal
