@@ -270,6 +270,34 @@ class Datastores:
             cached = self._indexes[tags] = (self._versions["running"], info, entries)
         return cached
 
+    async def build_running_views(self, *lists: tuple[str, ...]) -> None:
+        """Build running's report-all view (:meth:`config_view`) and the entry
+        indexes of *lists* (:meth:`running_keys`) in slices on the event loop,
+        unless they exist for running's version: after a start, so that the
+        first reader does not build them at once while other sessions (a client
+        just connecting) wait. A commit meanwhile brings its own."""
+        version, slot = self._versions["running"], ("running", "report-all")
+        cached = self._cache.get(slot)
+        if cached is None or cached[0] != version:
+            view = await run_cooperatively(self._view_steps(self._trees["running"]))
+            if self._versions["running"] != version:
+                return
+            cached = self._cache.get(slot)
+            if cached is None or cached[0] != version:  # no reader built it meanwhile
+                self._cache[slot] = (version, view)
+        for tags in lists:
+            cached = self._indexes.get(tags)
+            if cached is None or cached[0] != version:
+                info, entries = await run_cooperatively(
+                    self._index_steps(self.config_view("running", "report-all"), tags))
+                if self._versions["running"] != version:
+                    return
+                self._indexes[tags] = (version, info, entries)
+
+    def _view_steps(self, tree: etree._Element) -> Steps[etree._Element]:
+        """:meth:`config_view`'s report-all view of *tree* (a copy with defaults), in steps."""
+        return (yield from self._defaults.report_all_steps((yield from copy_steps(tree))))
+
     def _index_steps(self, view: etree._Element, tags: tuple[str, ...]) -> Steps[tuple]:
         """(schema of the list at *tags*, key -> entry in *view*), a pause every
         hundred entries."""
@@ -494,7 +522,7 @@ class Datastores:
     def _prepare_steps(self, key: tuple[int, int], candidate: etree._Element) -> Steps[tuple]:
         """(copy of candidate, its report-all view, whether it is known valid)."""
         new = yield from copy_steps(candidate)
-        view = yield from self._defaults.report_all_steps((yield from copy_steps(new)))
+        view = yield from self._view_steps(new)
         valid = self._validated.get("candidate") == key[0] or (yield from self._quick.steps(new,
                                                                                        view))
         return new, view, valid

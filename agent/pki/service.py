@@ -375,6 +375,8 @@ class PkiService:
         return self._view is not None
 
     async def _refresh(self) -> None:
+        if self._view is None:  # the first read of running after a start: its views in slices
+            await self.datastores.build_running_views(SESSION_LIST)
         while self._view_version != self.datastores.running_version:
             self._catch_up(VIEW_CHUNK)
             await give_way()  # a round trip of another session takes several loop iterations

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 
 from ds_helpers import PKI_NS, config, session
+from lxml import etree
 
+from agent.datastore import Datastores, SecretBox, steps
 from agent.datastore.raw import raw_value
 from agent.datastore.validation import load_instance
 
@@ -80,3 +82,46 @@ def test_entry_index_of_a_prepared_commit(ds):
     assert sorted(ds.running_keys(SESSIONS)) == [("s1",), ("s3",), ("s4",)]
     found = ds.running_entries(SESSIONS, [("s4",), ("s2",)])
     assert found[("s2",)] is None and found[("s4",)]["name"] == "s4"
+
+
+def test_running_views_built_in_slices_after_a_start(ds, model, state_dir, monkeypatch):
+    """build_running_views (what the PKI service awaits after a start) gives the loop back
+    between entries and leaves the same view, keys and entries as reading them at once;
+    a commit while it runs wins."""
+    ds.edit_config("candidate", config(FULL + "".join(session(f"x{i}") for i in range(20))))
+    ds.commit()
+    at_once = Datastores(model, state_dir, SecretBox.open(state_dir))
+    expected = etree.tostring(at_once.config_view("running", "report-all"))
+    monkeypatch.setattr(steps, "SLICE_SECONDS", 0.0)  # give way after every step
+
+    async def build(restarted: Datastores, commit_meanwhile: bool) -> int:
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.ensure_future(ticker())
+        building = asyncio.ensure_future(restarted.build_running_views(SESSIONS))
+        if commit_meanwhile:
+            while ticks < 10:
+                await asyncio.sleep(0)
+            restarted.edit_config("candidate", config(session("s2", op="delete")))
+            restarted.commit()
+        await building
+        task.cancel()
+        return ticks
+
+    restarted = Datastores(model, state_dir, SecretBox.open(state_dir))
+    assert asyncio.run(build(restarted, False)) > 20  # the loop ran between the entries
+    assert etree.tostring(restarted.config_view("running", "report-all")) == expected
+    assert sorted(restarted.running_keys(SESSIONS)) == sorted(at_once.running_keys(SESSIONS))
+    keys = at_once.running_keys(SESSIONS)
+    assert restarted.running_entries(SESSIONS, keys) == at_once.running_entries(SESSIONS, keys)
+
+    restarted = Datastores(model, state_dir, SecretBox.open(state_dir))
+    asyncio.run(build(restarted, True))
+    assert ("s2",) not in restarted.running_keys(SESSIONS)
+    assert b"<name>s2</name>" not in etree.tostring(restarted.config_view("running", "report-all"))
