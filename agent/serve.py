@@ -28,7 +28,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncssh
+from .lazyimports import native_libraries_from_loader_cache
+
+with native_libraries_from_loader_cache():  # asyncssh's native libraries, found quicker
+    import asyncssh
 from yangson.exceptions import YangsonException
 
 from .atomic import atomic_write, check_private_tree, ensure_directory, remove_temporaries

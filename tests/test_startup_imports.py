@@ -75,3 +75,31 @@ print(json.dumps([partial, same, elementpath.__version__,
     assert "elementpath.regex" in partial
     assert not [m for m in partial if m.startswith(("elementpath.xpath", "elementpath.datatypes"))]
     assert same and version and count == 1
+
+
+def test_asyncssh_finds_the_same_native_libraries_in_the_agent():
+    """serve imports asyncssh with find_library answered from the loader's cache
+    (agent/lazyimports.py): asyncssh decides on nettle and liboqs, and so on its
+    algorithms, as a plain import does, and find_library is itself again after it."""
+    code = """
+import ctypes.util, json
+real, gcc, linked = ctypes.util.find_library, ctypes.util._findLib_gcc, []
+ctypes.util._findLib_gcc = lambda name: linked.append(name) or gcc(name)
+{prelude}
+import asyncssh
+from asyncssh.crypto import pq, umac
+print(json.dumps([pq._oqs_lib, umac._nettle_lib, pq.mlkem_available, pq.sntrup_available,
+                  [a.decode() for a in asyncssh.kex.get_kex_algs()],
+                  [a.decode() for a in asyncssh.mac.get_mac_algs()],
+                  ctypes.util.find_library is real, linked]))
+"""
+    seen = []
+    for prelude in ("", "import agent.serve"):
+        done = subprocess.run([sys.executable, "-c", code.format(prelude=prelude)], cwd=ROOT,
+                              capture_output=True, text=True, check=True)
+        seen.append(json.loads(done.stdout.splitlines()[-1]))
+    plain, agent = seen
+    assert agent[:-1] == plain[:-1]
+    assert plain[1] and "umac-64-etm@openssh.com" in plain[5]  # nettle is installed here
+    assert agent[-2] is True
+    assert agent[-1] == []  # no gcc run to look for a library (liboqs, if missing)
