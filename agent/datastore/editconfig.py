@@ -17,7 +17,7 @@ from typing import Callable
 from lxml import etree
 from yangson.schemanode import ContainerNode, LeafListNode, LeafNode, ListNode
 
-from agent.datastore.schema import NodeInfo, SchemaMap, new_child, qname
+from agent.datastore.schema import NodeInfo, SchemaMap, index_steps, new_child, qname
 from agent.datastore.steps import Steps, run_steps
 from agent.datastore.validation import leaf_value, prefix_declarations
 from agent.netconf.errors import NC_NS, RpcError
@@ -29,8 +29,8 @@ OPERATIONS = ("merge", "replace", "create", "delete", "remove")
 DEFAULT_OPERATIONS = ("merge", "replace", "none")
 ERROR_OPTIONS = ("stop-on-error", "continue-on-error", "rollback-on-error")
 
-#: list entries indexed between two pauses of :func:`apply_edit_steps`
-_INDEX_STEP = 64
+#: leaves and leaf-list entries applied between two pauses of :func:`apply_edit_steps`
+_LEAVES_STEP = 64
 #: maps a leaf's checked clear value to the value stored (secret sealing)
 SecretHook = Callable[[NodeInfo, str, str, "str | None"], str]
 
@@ -59,7 +59,8 @@ def apply_edit_steps(smap: SchemaMap, target: etree._Element, config: etree._Ele
                      default_operation: str = "merge", error_option: str = "stop-on-error",
                      seal_secret: SecretHook | None = None) -> Steps[EditResult]:
     """:func:`apply_edit` in steps (:mod:`agent.datastore.steps`): it pauses
-    after each element of *config* it applied (a list entry, a container)."""
+    after each list entry and container of *config* it applied, every
+    :data:`_LEAVES_STEP` leaves, and while it indexes a long list."""
     if default_operation not in DEFAULT_OPERATIONS:
         raise RpcError("invalid-value", f"default-operation must be one of "
                        f"{', '.join(DEFAULT_OPERATIONS)}, not {default_operation!r}",
@@ -85,22 +86,46 @@ class _Engine:
     # -- walking --------------------------------------------------------------------
     def children(self, data: etree._Element, info: NodeInfo, edit: etree._Element,
                  op: str, path: str, skip: frozenset[str] = frozenset()) -> Steps[None]:
+        """Apply each child of *edit* under *data*; a pause after each list entry
+        and container, and every :data:`_LEAVES_STEP` leaves."""
+        leaves = 0
         for child in edit:
-            if not isinstance(child.tag, str) or child.tag in skip:
+            tag = child.tag
+            if not isinstance(tag, str) or tag in skip:
                 continue  # comments, processing instructions, list keys
+            nested = False
             try:
-                yield from self.node(data, info, child, op, path)
+                cinfo, cop = self.resolve(info, child, tag, op, path)
+                sn = cinfo.node
+                if isinstance(sn, LeafNode):
+                    self.leaf(data, cinfo, child, cop, path)
+                elif isinstance(sn, ListNode):
+                    nested = True
+                    yield from self.list_entry(data, cinfo, child, cop, path)
+                elif isinstance(sn, ContainerNode):
+                    nested = True
+                    yield from self.container(data, cinfo, child, cop, path)
+                elif isinstance(sn, LeafListNode):
+                    self.leaf_list_entry(data, cinfo, child, cop, path)
+                else:  # pragma: no cover - the model has no anydata/anyxml config
+                    raise RpcError("operation-not-supported", f"{sn.name!r} cannot be edited",
+                                   info={"bad-element": sn.name})
             except RpcError as err:
                 if not self.keep_going:
                     raise
                 self.errors.append(err)
-            yield
+            leaves += 1
+            if nested or leaves >= _LEAVES_STEP:
+                leaves = 0
+                yield
 
-    def node(self, data: etree._Element, parent: NodeInfo, edit: etree._Element,
-             inherited: str, path: str) -> Steps[None]:
-        ns, local = qname(edit.tag)
-        info = self.smap.child(parent, edit.tag)
+    def resolve(self, parent: NodeInfo, edit: etree._Element, tag: str, inherited: str,
+                path: str) -> tuple[NodeInfo, str]:
+        """The schema node of the element *edit* (Clark *tag*) under *parent*
+        and the operation that applies to it."""
+        info = self.smap.child(parent, tag)
         if info is None:
+            ns, local = qname(tag)
             if ns is not None and not self.smap.knows_namespace(ns):
                 raise RpcError("unknown-namespace",
                                f"namespace {ns!r} of element {local!r} is not one of the "
@@ -114,31 +139,21 @@ class _Engine:
                            info={"bad-element": local})
         op = edit.get(OPERATION_ATTR, inherited)
         if op != inherited and op not in OPERATIONS:
+            local = info.node.name
             raise RpcError("bad-attribute", f"operation {op!r} on {local!r} is not one of "
                            f"{', '.join(OPERATIONS)}", type="application",
                            info={"bad-attribute": "operation", "bad-element": local})
         if not info.config:
-            here = path + self.smap.step(info)
-            raise RpcError("invalid-value", f"{local!r} is state data (config false) and cannot "
-                           "be configured", path=here,
+            here = path + info.step
+            raise RpcError("invalid-value", f"{info.node.name!r} is state data (config false) "
+                           "and cannot be configured", path=here,
                            path_namespaces=self.smap.path_namespaces(here),
-                           info={"bad-element": local})
-        sn = info.node
-        if isinstance(sn, ListNode):
-            yield from self.list_entry(data, info, edit, op, path)
-        elif isinstance(sn, ContainerNode):
-            yield from self.container(data, info, edit, op, path)
-        elif isinstance(sn, LeafListNode):
-            self.leaf_list_entry(data, info, edit, op, path)
-        elif isinstance(sn, LeafNode):
-            self.leaf(data, info, edit, op, path)
-        else:  # pragma: no cover - the model has no anydata/anyxml config
-            raise RpcError("operation-not-supported", f"{local!r} cannot be edited",
-                           info={"bad-element": local})
+                           info={"bad-element": info.node.name})
+        return info, op
 
     # -- node kinds -----------------------------------------------------------------
     def leaf(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
-        here = path + self.smap.step(info)
+        here = path + info.step
         existing = data.find(info.tag)
         if self._deleted(data, info, existing, op, here):
             return
@@ -146,7 +161,7 @@ class _Engine:
             return
         if op == "create" and existing is not None:
             raise self._exists(info, here)
-        secret = edit.tag in self.smap.secret_tags
+        secret = info.tag in self.smap.secret_tags
         text = leaf_value(self.smap, info, edit, here, secret=secret)
         if edit.get(WD_DEFAULT_ATTR) in ("true", "1"):
             self._reset_to_default(data, info, existing, text, here)
@@ -194,8 +209,8 @@ class _Engine:
         return True
 
     def leaf_list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
-        text = leaf_value(self.smap, info, edit, path + self.smap.step(info))
-        here = path + self.smap.step(info) + f"[.='{text}']"
+        text = leaf_value(self.smap, info, edit, path + info.step)
+        here = path + info.step + f"[.='{text}']"
         existing = next((e for e in data.iterchildren(info.tag) if e.text == text), None)
         if op in ("delete", "remove"):
             if existing is None:
@@ -210,7 +225,7 @@ class _Engine:
             new_child(data, info.tag, text)
 
     def container(self, data, info: NodeInfo, edit, op: str, path: str) -> Steps[None]:
-        here = path + self.smap.step(info)
+        here = path + info.step
         existing = data.find(info.tag)
         if self._deleted(data, info, existing, op, here):
             return
@@ -235,17 +250,20 @@ class _Engine:
             kel = edit.find(ktag)
             kinfo = self.smap.child(info, ktag)
             if kel is None:
-                here = path + self.smap.step(info)
+                here = path + info.step
                 raise RpcError("missing-element",
                                f"list entry {info.node.name!r} needs its key "
                                f"{qname(ktag)[1]!r}", path=here,
                                path_namespaces=self.smap.path_namespaces(here),
                                info={"bad-element": qname(ktag)[1]})
             keys.append(leaf_value(self.smap, kinfo, kel,
-                                   path + self.smap.step(info) + self.smap.step(kinfo)))
+                                   path + info.step + kinfo.step))
         key = tuple(keys)
         here = path + self.smap.step(info, key)
-        index = yield from self._entries(data, info)
+        slot = (data, info.tag)  # the list's entries by key, indexed once per edit
+        index = self._index.get(slot)
+        if index is None:
+            index = self._index[slot] = yield from index_steps(data, info)
         existing = index.get(key)
         if self._deleted(data, info, existing, op, here):
             index.pop(key, None)
@@ -267,20 +285,6 @@ class _Engine:
             self._clear_other_cases(data, info)
 
     # -- helpers --------------------------------------------------------------------
-    def _entries(self, data, info: NodeInfo) -> Steps[dict[tuple[str, ...], etree._Element]]:
-        """The entries of list *info* under *data* by key, built once per edit
-        (in steps of :data:`_INDEX_STEP` entries: the list may be long)."""
-        slot = (data, info.tag)
-        index = self._index.get(slot)
-        if index is None:
-            index = {}
-            for count, entry in enumerate(data.iterchildren(info.tag), 1):
-                index[tuple(entry.findtext(k) for k in info.key_tags)] = entry
-                if count % _INDEX_STEP == 0:
-                    yield
-            self._index[slot] = index
-        return index
-
     @staticmethod
     def _new_entry(data, info: NodeInfo, key: tuple[str, ...]) -> etree._Element:
         if data is None:

@@ -24,7 +24,11 @@ from yangson.schemanode import (
 
 from yangson.datatype import IdentityrefType, InstanceIdentifierType, UnionType
 
+from agent.datastore.steps import Steps
 from agent.model import Model
+
+#: list entries indexed between two pauses of :func:`index_steps`
+_INDEX_STEP = 64
 
 
 def qname(tag: str) -> tuple[str | None, str]:
@@ -49,6 +53,8 @@ class NodeInfo:
     parent: "NodeInfo | None" = field(default=None, repr=False)
     config: bool = True
     children: dict[str, "NodeInfo"] | None = field(default=None, repr=False)
+    #: this node's XPath step without key predicates, ``/prefix:name`` (see :meth:`SchemaMap.step`)
+    step: str = ""
 
 
 class SchemaMap:
@@ -62,6 +68,10 @@ class SchemaMap:
         self._prefix_of_ns = dict(model.prefixes)
         self.root = NodeInfo(model.datamodel.schema, tag="", prefix="")
         self.secret_tags = frozenset(f"{{{ns}}}{local}" for ns, local in model.secret_leaves)
+        #: (id of a leaf's type, text) -> the canonical text of that valid value, for
+        #: types whose values depend on the text alone (:func:`text_only`); filled and
+        #: bounded by :func:`agent.datastore.validation.leaf_value`
+        self.leaf_texts: dict[tuple[int, str], str] = {}
 
     # -- children -------------------------------------------------------------------
     def children(self, info: NodeInfo) -> dict[str, NodeInfo]:
@@ -86,8 +96,9 @@ class SchemaMap:
                 key_tags = ()
                 if isinstance(ch, ListNode):
                     key_tags = tuple(f"{{{self.ns_of_module[m]}}}{k}" for k, m in ch.keys)
-                out[tag] = NodeInfo(ch, tag, self._prefix_of_ns.get(ns, ch.ns), cases, key_tags,
-                                    parent, ch.config)
+                prefix = self._prefix_of_ns.get(ns, ch.ns)
+                out[tag] = NodeInfo(ch, tag, prefix, cases, key_tags, parent, ch.config,
+                                    step=f"/{prefix}:{ch.name}")
 
     def child(self, info: NodeInfo, tag: str) -> NodeInfo | None:
         return self.children(info).get(tag)
@@ -98,8 +109,7 @@ class SchemaMap:
     # -- paths ----------------------------------------------------------------------
     def step(self, info: NodeInfo, key_values: tuple[str, ...] = ()) -> str:
         """One XPath step for *info* (with key predicates for a list entry)."""
-        local = info.node.name
-        text = f"/{info.prefix}:{local}"
+        text = info.step
         for ktag, kval in zip(info.key_tags, key_values):
             text += f"[{info.prefix}:{qname(ktag)[1]}={_xpath_literal(kval)}]"
         return text
@@ -120,6 +130,27 @@ def text_only(typ) -> bool:
 
 def _xpath_literal(value: str) -> str:
     return f"'{value}'" if "'" not in value else f'"{value}"'
+
+
+def index_steps(parent: etree._Element | None,
+                info: NodeInfo) -> Steps[dict[tuple[str, ...], etree._Element]]:
+    """The entries of list *info* under *parent* (``None``: no entries) by the
+    tuple of their key values, a pause (:mod:`agent.datastore.steps`) every
+    :data:`_INDEX_STEP` entries: the list may be long."""
+    index: dict[tuple[str, ...], etree._Element] = {}
+    if parent is None:
+        return index
+    if len(info.key_tags) == 1:  # the usual case: from the key elements, about twice as fast
+        found = (((key.text or "",), key.getparent())
+                 for key in parent.iterfind(f"{info.tag}/{info.key_tags[0]}"))
+    else:
+        found = ((tuple(entry.findtext(k) or "" for k in info.key_tags), entry)
+                 for entry in parent.iterchildren(info.tag))
+    for count, (key, entry) in enumerate(found, 1):
+        index[key] = entry
+        if count % _INDEX_STEP == 0:
+            yield
+    return index
 
 
 def new_child(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:

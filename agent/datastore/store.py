@@ -37,7 +37,7 @@ from agent.datastore.defaults import Defaults
 from agent.datastore.editconfig import EditResult, apply_edit, apply_edit_steps
 from agent.datastore.quickcheck import QuickCheck
 from agent.datastore.raw import raw_value
-from agent.datastore.schema import NodeInfo, SchemaMap
+from agent.datastore.schema import NodeInfo, SchemaMap, index_steps
 from agent.datastore.secrets import CLEAR_TEXT_MAX, MARK, SecretBox
 from agent.datastore.steps import Steps, run_cooperatively, run_steps
 from agent.datastore.validation import validate_tree
@@ -299,20 +299,13 @@ class Datastores:
         return (yield from self._defaults.report_all_steps((yield from copy_steps(tree))))
 
     def _index_steps(self, view: etree._Element, tags: tuple[str, ...]) -> Steps[tuple]:
-        """(schema of the list at *tags*, key -> entry in *view*), a pause every
-        hundred entries."""
+        """(schema of the list at *tags*, key -> entry in *view*), in steps."""
         parent, info = view, self.smap.root
         for tag in tags[:-1]:
             info = self.smap.child(info, tag)
             parent = parent.find(tag) if parent is not None else None
         info = self.smap.child(info, tags[-1])
-        entries: dict[tuple[str, ...], etree._Element] = {}
-        if parent is not None:
-            for count, e in enumerate(parent.iterchildren(tags[-1]), 1):
-                entries[tuple(e.findtext(k) or "" for k in info.key_tags)] = e
-                if count % 100 == 0:
-                    yield
-        return info, entries
+        return info, (yield from index_steps(parent, info))
 
     def add_commit_listener(self, fn: CommitListener) -> None:
         """Call ``fn(summary)`` after every change of running (commit, rollback,

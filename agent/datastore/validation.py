@@ -39,7 +39,7 @@ from yangson.nodeset import NodeSet
 from yangson.schemanode import CaseNode, ChoiceNode, InternalNode, LeafListNode, ListNode
 from yangson.xpathast import LocationPath, Root, Step
 
-from agent.datastore.schema import NodeInfo, SchemaMap
+from agent.datastore.schema import NodeInfo, SchemaMap, text_only
 from agent.netconf.errors import RpcError
 
 
@@ -189,6 +189,10 @@ def leaf_value(smap: SchemaMap, info: NodeInfo, elem: etree._Element, path: str,
         raise _leaf_error(smap, info, path, "has child elements; a leaf holds a single value",
                           tag="bad-element")
     text = elem.text or ""
+    slot = (id(typ), text)
+    known = smap.leaf_texts.get(slot)
+    if known is not None:
+        return known
     if _is_identityref(typ):
         value = typ.from_xml(elem)
     else:
@@ -199,7 +203,16 @@ def leaf_value(smap: SchemaMap, info: NodeInfo, elem: etree._Element, path: str,
         raise _leaf_error(smap, info, path, f"{shown} is not valid for {sn.name}: {reason}")
     if typ.name in _PREFIXED_PATHS:
         return _respell_prefixes(smap, info, elem, path, typ.canonical_string(value))
-    return typ.canonical_string(value)
+    canonical = typ.canonical_string(value)
+    if not secret and text_only(typ):  # secrets' clear text is not kept
+        if len(smap.leaf_texts) >= _LEAF_TEXTS_MAX:
+            smap.leaf_texts.clear()
+        smap.leaf_texts[slot] = canonical
+    return canonical
+
+
+#: canonical texts remembered in :attr:`SchemaMap.leaf_texts`; cleared when this large
+_LEAF_TEXTS_MAX = 10_000
 
 
 #: string typedefs whose values name nodes with prefixes that the XML namespace
