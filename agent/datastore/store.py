@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -34,7 +35,7 @@ from lxml import etree
 from agent.atomic import atomic_write, fsync_directory, install_temporary, write_temporary
 from agent.datastore.changes import ChangeSummary, diff, diff_steps
 from agent.datastore.defaults import Defaults
-from agent.datastore.editconfig import EditResult, apply_edit, apply_edit_steps
+from agent.datastore.editconfig import apply_edit, apply_edit_steps
 from agent.datastore.quickcheck import QuickCheck
 from agent.datastore.raw import raw_value
 from agent.datastore.schema import NodeInfo, SchemaMap, index_steps
@@ -81,15 +82,20 @@ def _empty() -> etree._Element:
     return etree.Element(f"{{{NC_NS}}}data", nsmap={None: NC_NS})
 
 
+#: an edit is done again when another session replaced its target meanwhile, at most
+#: this many times in all (:meth:`Datastores.edit_config_cooperatively`)
+EDIT_ATTEMPTS = 3
 #: below the top-level containers, an element with fewer children is copied in one step
 _COPY_AT_ONCE = 64
 
 
-def copy_steps(el: etree._Element, depth: int = 0) -> Steps[etree._Element]:
+def copy_steps(el: etree._Element, depth: int = 0,
+               at_once: bool = False) -> Steps[etree._Element]:
     """``copy.deepcopy(el)`` in steps (:mod:`agent.datastore.steps`): the root,
     the top-level containers and any element with many children (a long list)
-    are copied a child at a time."""
-    if not isinstance(el.tag, str) or (depth >= 2 and len(el) < _COPY_AT_ONCE):
+    are copied a child at a time. *at_once*: one ``copy.deepcopy`` (about eight
+    times faster), for a computation run at once (:func:`run_steps`)."""
+    if at_once or not isinstance(el.tag, str) or (depth >= 2 and len(el) < _COPY_AT_ONCE):
         return copy.deepcopy(el)
     out = etree.Element(el.tag, dict(el.attrib), nsmap=el.nsmap)
     out.text = el.text
@@ -294,9 +300,11 @@ class Datastores:
                     return
                 self._indexes[tags] = (version, info, entries)
 
-    def _view_steps(self, tree: etree._Element) -> Steps[etree._Element]:
-        """:meth:`config_view`'s report-all view of *tree* (a copy with defaults), in steps."""
-        return (yield from self._defaults.report_all_steps((yield from copy_steps(tree))))
+    def _view_steps(self, tree: etree._Element, at_once: bool = False) -> Steps[etree._Element]:
+        """:meth:`config_view`'s report-all view of *tree* (a copy with defaults), in
+        steps; *at_once*: see :func:`copy_steps`."""
+        return (yield from self._defaults.report_all_steps(
+            (yield from copy_steps(tree, at_once=at_once))))
 
     def _index_steps(self, view: etree._Element, tags: tuple[str, ...]) -> Steps[tuple]:
         """(schema of the list at *tags*, key -> entry in *view*), in steps."""
@@ -317,19 +325,10 @@ class Datastores:
                     default_operation: str = "merge", test_option: str = "test-then-set",
                     error_option: str = "stop-on-error",
                     authorize: Authorize | None = None) -> None:
-        """``<edit-config>`` (RFC 6241 section 7.2) on candidate; *authorize*
-        may refuse the whole change."""
-        base = self._trees.get(target)
-        work, result = run_steps(self._edit_steps(target, config, default_operation,
-                                                  test_option, error_option))
-        if authorize is not None:
-            authorize(base, work)
-        if test_option == "test-only":
-            if result.errors:
-                raise RpcErrors(result.errors)
-            validate_tree(self.smap, work)
-            return
-        self._finish_edit(target, work, result)
+        """``<edit-config>`` (RFC 6241 section 7.2) on candidate, at once;
+        *authorize* may refuse the whole change."""
+        run_steps(self._edit_steps(target, config, default_operation, test_option,
+                                   error_option, authorize, None))
 
     async def edit_config_cooperatively(self, target: str, config: etree._Element, *,
                                         default_operation: str = "merge",
@@ -343,53 +342,55 @@ class Datastores:
         (:func:`~agent.datastore.steps.run_cooperatively`) on a copy of the
         target made at once (a few milliseconds for 10,000 list entries), *authorize* and the
         full validation of ``test-only`` in worker threads; trees are never
-        changed in place, so they read a tree nobody changes. Edits run one at
-        a time. *recheck* (e.g. the lock check of RFC 6241 section 7.5) is
-        called again just before the edited tree replaces the target; if the
+        changed in place, so they read a tree nobody changes, and other
+        sessions see the target as it was until the edited tree replaces it.
+        Edits run one at a time. *recheck* (e.g. the lock check of RFC 6241
+        section 7.5) is called again just before that replacement. If the
         target was replaced meanwhile (copy-config, discard-changes), the edit
-        is done again at once on the new tree, so no change is lost.
+        is done again, in slices too, on the new tree, so no change is lost; after
+        :data:`EDIT_ATTEMPTS` such attempts it fails and changes nothing.
         """
         async with self._editing:
-            version = self._versions.get(target)
-            base = self._trees.get(target)
-            work, result = await run_cooperatively(self._edit_steps(
-                target, config, default_operation, test_option, error_option))
-            if authorize is not None:
-                await asyncio.to_thread(authorize, base, work)
-            if test_option == "test-only":
-                if result.errors:
-                    raise RpcErrors(result.errors)
-                await asyncio.to_thread(validate_tree, self.smap, work)
-                return
-            if recheck is not None:
-                recheck()
-            if self._versions[target] != version:
-                self.edit_config(target, config, default_operation=default_operation,
-                                 test_option=test_option, error_option=error_option,
-                                 authorize=authorize)
-                return
-            self._finish_edit(target, work, result)
+            await run_cooperatively(self._edit_steps(target, config, default_operation,
+                                                     test_option, error_option, authorize,
+                                                     recheck))
 
     def _edit_steps(self, target: str, config: etree._Element, default_operation: str,
-                    test_option: str, error_option: str) -> Steps[tuple]:
-        """(the edited copy of *target*, the :class:`EditResult`)."""
+                    test_option: str, error_option: str, authorize: Authorize | None,
+                    recheck: Callable[[], None] | None) -> Steps[None]:
+        """:meth:`edit_config` in steps; *authorize* and validation are calls
+        made off the loop (:mod:`agent.datastore.steps`)."""
         self._check_writable(target, "edit-config")
         if test_option not in ("test-then-set", "set", "test-only"):
             raise RpcError("invalid-value", "test-option must be test-then-set, set or "
                            f"test-only, not {test_option!r}", type="protocol",
                            info={"bad-element": "test-option"})
-        # at once: lxml's deepcopy takes about 0.6 us an entry, copy_steps eight times that
-        work = _empty() if default_operation == "replace" else copy.deepcopy(self._trees[target])
-        result = yield from apply_edit_steps(self.smap, work, config,
-                                             default_operation=default_operation,
-                                             error_option=error_option, seal_secret=self._seal)
-        return work, result
-
-    def _finish_edit(self, target: str, work: etree._Element, result: EditResult) -> None:
-        self._set(target, work)
-        self._dirty = True
-        if result.errors:  # continue-on-error: the good parts stay applied
-            raise RpcErrors(result.errors)
+        for _ in range(EDIT_ATTEMPTS):
+            version, base = self._versions[target], self._trees[target]
+            # at once: lxml's deepcopy takes about 0.6 us an entry, copy_steps eight times that
+            work = _empty() if default_operation == "replace" else copy.deepcopy(base)
+            result = yield from apply_edit_steps(self.smap, work, config,
+                                                 default_operation=default_operation,
+                                                 error_option=error_option,
+                                                 seal_secret=self._seal)
+            if authorize is not None:
+                yield partial(authorize, base, work)
+            if test_option == "test-only":
+                if result.errors:
+                    raise RpcErrors(result.errors)
+                yield partial(validate_tree, self.smap, work)
+                return
+            if recheck is not None:
+                recheck()
+            if self._versions[target] == version:
+                self._set(target, work)
+                self._dirty = True
+                if result.errors:  # continue-on-error: the good parts stay applied
+                    raise RpcErrors(result.errors)
+                return
+        raise RpcError("operation-failed", f"{target} was replaced by other sessions (copy-config,"
+                       f" discard-changes) {EDIT_ATTEMPTS} times while this edit was applied; "
+                       "nothing was changed; send the edit again", type="application")
 
     def copy_config(self, target: str, source: str | etree._Element,
                     authorize: Authorize | None = None,
@@ -512,10 +513,12 @@ class Datastores:
         if prepared is not None and prepared.staged is not None:
             prepared.staged.unlink(missing_ok=True)
 
-    def _prepare_steps(self, key: tuple[int, int], candidate: etree._Element) -> Steps[tuple]:
-        """(copy of candidate, its report-all view, whether it is known valid)."""
-        new = yield from copy_steps(candidate)
-        view = yield from self._view_steps(new)
+    def _prepare_steps(self, key: tuple[int, int], candidate: etree._Element,
+                       at_once: bool = False) -> Steps[tuple]:
+        """(copy of candidate, its report-all view, whether it is known valid);
+        *at_once*: for :func:`run_steps` (see :func:`copy_steps`)."""
+        new = yield from copy_steps(candidate, at_once=at_once)
+        view = yield from self._view_steps(new, at_once)
         valid = self._validated.get("candidate") == key[0] or (yield from self._quick.steps(new,
                                                                                        view))
         return new, view, valid
@@ -523,7 +526,7 @@ class Datastores:
     def _prepare(self, key: tuple[int, int], candidate: etree._Element,
                  running: etree._Element) -> "_PreparedCommit":
         """:meth:`prepare_commit` at once, for a commit that was not prepared."""
-        new, view, valid = run_steps(self._prepare_steps(key, candidate))
+        new, view, valid = run_steps(self._prepare_steps(key, candidate, at_once=True))
         if not valid:
             validate_tree(self.smap, candidate)  # raises the rpc-error (or finds it valid)
         summary = diff(self.smap, running, new)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 
 import pytest
 from ds_helpers import PKI_NS, config, pki, session, xp
+from lxml import etree
 
+from agent.datastore import steps
 from agent.datastore.editconfig import apply_edit_steps
 from agent.netconf.errors import RpcError, RpcErrors
 
@@ -249,7 +252,7 @@ def test_report_all_tagged_output_can_be_written_back(ds):
 
 
 def test_edit_steps_pause_while_indexing_a_long_list(ds):
-    """apply_edit_steps pauses after each edited element and while it indexes
+    """apply_edit_steps pauses after each edited list entry and while it indexes
     the entries of a long list (issue 9: an edit of one entry into a list of
     10,000 stalled the loop for the whole index)."""
     ds.edit_config("candidate", config("".join(session(f"s{i}") for i in range(640))))
@@ -262,3 +265,42 @@ def test_edit_steps_pause_while_indexing_a_long_list(ds):
             pauses += 1
     assert pauses >= 640 // 64
     assert len(xp(work, "//p:cmp-session")) == 641
+
+
+# -- a failed edit leaves the datastore exactly as it was (RFC 6241 7.2) ----------------------
+def _candidate_state(ds) -> tuple:
+    # the tree itself: views of it are cached per version
+    return etree.tostring(ds._trees["candidate"]), ds.version("candidate"), ds.candidate_dirty
+
+
+def _refuse(old, new) -> None:
+    raise RpcError("access-denied", "refused by the test")
+
+
+@pytest.mark.parametrize("cooperatively", [False, True], ids=["at-once", "in-slices"])
+def test_a_failed_edit_leaves_the_datastore_byte_identical(ds, monkeypatch, cooperatively):
+    """An edit that updates, deletes and creates entries and then fails (a bad
+    value in its last entry, a refusal of the write check, a test-only edit
+    that is not valid) leaves candidate byte for byte as it was, with the same
+    version: nothing half-applied, whether it ran at once or in slices."""
+    monkeypatch.setattr(steps, "SLICE_SECONDS", 0.0)
+    ds.edit_config("candidate", config("".join(
+        session(f"s{i:02d}", f"<ca-name>/CN=old {i}</ca-name>") for i in range(40))))
+    changes = ("".join(session(f"s{i:02d}", "<ca-name>/CN=new</ca-name>") for i in range(20))
+               + session("s30", op="delete") + session("fresh", op="create"))
+    bad_value = session("late", "<auto-update><expire-time>5</expire-time></auto-update>")
+    attempts = [({"error_option": "stop-on-error"}, config(changes + bad_value)),
+                ({"error_option": "rollback-on-error"}, config(changes + bad_value)),
+                ({"authorize": _refuse}, config(changes)),
+                ({"test_option": "test-only"}, config(changes + session("x", "<entity>ghost"
+                                                                            "</entity>")))]
+    before = _candidate_state(ds)
+    for options, edit in attempts:
+        with pytest.raises(RpcError):
+            if cooperatively:
+                asyncio.run(ds.edit_config_cooperatively("candidate", edit, **options))
+            else:
+                ds.edit_config("candidate", edit, **options)
+        assert _candidate_state(ds) == before, options
+    ds.edit_config("candidate", config(changes))  # the same changes without the error apply
+    assert xp(explicit(ds), "//p:cmp-session[p:name='s00']/p:ca-name/text()") == ["/CN=new"]

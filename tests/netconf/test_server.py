@@ -17,6 +17,7 @@ import pytest
 from lxml import etree
 
 from agent.datastore import Datastores, SecretBox, steps
+from agent.datastore import store as store_module
 from agent.netconf.framing import Framing, frame
 from agent.netconf.server import NetconfServer, _ChannelTransport
 from agent.netconf.session import parse_client_message
@@ -360,18 +361,114 @@ def test_a_lock_taken_while_an_edit_is_applied_refuses_the_edit(server, sliced):
     asyncio.run(scenario())
 
 
-def test_candidate_replaced_while_an_edit_is_applied_keeps_both(server, sliced):
+COPY_CONFIG = (f"<copy-config><target><candidate/></target><source><config>"
+               f"<pki xmlns='{PKI}'><cmp-session><name>copied</name></cmp-session>"
+               "</pki></config></source></copy-config>")
+
+
+def count_edit_passes(monkeypatch) -> list[int]:
+    """[passes of the edit engine so far] (one per attempt of an edit)."""
+    passes = [0]
+    engine = store_module.apply_edit_steps
+
+    def counting(*args, **kwargs):
+        passes[0] += 1
+        return engine(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "apply_edit_steps", counting)
+    return passes
+
+
+def test_candidate_replaced_while_an_edit_is_applied_keeps_both(server, sliced, monkeypatch):
     """An edit that overlaps a change of candidate by another session (here a
-    copy-config) is applied to the new candidate: neither change is lost."""
+    copy-config) is applied again to the new candidate, in slices too (other
+    sessions are answered meanwhile): neither change is lost."""
+    passes = count_edit_passes(monkeypatch)
+
     async def scenario():
         a, b, editing = await edit_overlapped(server)
-        reply = await b.rpc(f"<copy-config><target><candidate/></target><source><config>"
-                            f"<pki xmlns='{PKI}'><cmp-session><name>copied</name></cmp-session>"
-                            "</pki></config></source></copy-config>")
-        assert reply.find(f"{{{NC}}}ok") is not None
+        assert (await b.rpc(COPY_CONFIG)).find(f"{{{NC}}}ok") is not None
+        while passes[0] < 2:  # the edit is being done again
+            await asyncio.sleep(0)
+        assert (await b.rpc("<get-config><source><running/></source></get-config>")).find(
+            f"{{{NC}}}data") is not None
+        assert not editing.done()
         assert (await editing).find(f"{{{NC}}}ok") is not None
         names = await candidate_names(b)
         assert len(names) == 301 and "copied" in names
+        assert passes[0] == 2
+
+    asyncio.run(scenario())
+
+
+def test_an_edit_whose_target_is_replaced_again_and_again_fails_and_changes_nothing(
+        server, sliced, monkeypatch):
+    """Bounded: after EDIT_ATTEMPTS passes, each overtaken by another session's
+    copy-config, the edit gives up with operation-failed; candidate is what the
+    last copy-config made it."""
+    passes = count_edit_passes(monkeypatch)
+
+    async def scenario():
+        a, b, editing = await edit_overlapped(server)
+        while not editing.done():
+            assert (await b.rpc(COPY_CONFIG)).find(f"{{{NC}}}ok") is not None
+        reply = editing.result()
+        assert tag(reply) == "operation-failed"
+        assert "send the edit again" in reply.findtext(f".//{{{NC}}}error-message")
+        assert passes[0] == store_module.EDIT_ATTEMPTS
+        assert await candidate_names(b) == ["copied"]
+
+    asyncio.run(scenario())
+
+
+def test_readers_see_candidate_before_or_after_an_edit_never_between(server, sliced):
+    """Other sessions read candidate while a large edit is applied in slices
+    (it updates, deletes and creates entries): each read shows candidate as it
+    was before the edit or, once it is answered, after it; an edit that fails
+    at its last entry is never seen at all."""
+    def state(reply: etree._Element) -> dict[str, str]:
+        return {e.findtext(f"{{{PKI}}}name"): e.findtext(f"{{{PKI}}}ca-name")
+                for e in reply.iter(f"{{{PKI}}}cmp-session")}
+
+    def sessions(body: str) -> str:
+        return (f"<edit-config><target><candidate/></target><config><pki xmlns='{PKI}' "
+                f"xmlns:nc='{NC}'>{body}</pki></config></edit-config>")
+
+    def session(name: str, inner: str = "", op: str = "") -> str:
+        attr = f" nc:operation='{op}'" if op else ""
+        return f"<cmp-session{attr}><name>{name}</name>{inner}</cmp-session>"
+
+    changes = ("".join(session(f"s{i}", "<ca-name>/CN=new</ca-name>") for i in range(30))
+               + session("s59", op="delete")
+               + "".join(session(f"n{i}", op="create") for i in range(10)))
+    failing = changes + session("late", "<auto-update><expire-time>5</expire-time>"
+                                        "</auto-update>")
+    get = "<get-config><source><candidate/></source></get-config>"
+
+    async def reads_during(a: Client, b: Client, body: str) -> tuple[etree._Element, list]:
+        editing = asyncio.ensure_future(a.rpc(sessions(body)))
+        await asyncio.sleep(0)
+        seen = []
+        while not editing.done():
+            seen.append(state(await b.rpc(get)))
+        return editing.result(), seen
+
+    async def scenario():
+        a, b = Client(server), Client(server)
+        setup = await a.rpc(sessions("".join(session(f"s{i}", "<ca-name>/CN=old</ca-name>")
+                                             for i in range(60))))
+        assert setup.find(f"{{{NC}}}ok") is not None
+        before = state(await b.rpc(get))
+        reply, seen = await reads_during(a, b, failing)
+        assert tag(reply) == "invalid-value"
+        assert len(seen) > 3 and all(s == before for s in seen)
+        assert state(await b.rpc(get)) == before
+        reply, seen = await reads_during(a, b, changes)
+        assert reply.find(f"{{{NC}}}ok") is not None
+        after = state(await b.rpc(get))
+        assert after != before and len(after) == 69 and after["s0"] == "/CN=new"
+        assert len(seen) > 3 and all(s in (before, after) for s in seen)
+        assert seen[0] == before
 
     asyncio.run(scenario())
 
