@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from importlib import resources
@@ -118,6 +119,9 @@ class ModuleInfo:
     path: Path
     features: tuple[str, ...]
     conformance: Literal["implement", "import"]
+    #: SHA-256 (hex) of the module's text, read once at start (the compiled model's
+    #: cache key and running.xml's validation stamp depend on it)
+    text_sha256: str
 
 
 def _module_info(name: str, conformance: Literal["implement", "import"],
@@ -128,7 +132,8 @@ def _module_info(name: str, conformance: Literal["implement", "import"],
             break
     else:
         raise FileNotFoundError(f"YANG module {name} not found in {YANG_DIR} or {IETF_DIR}")
-    text = path.read_text(encoding="utf-8")
+    data = path.read_bytes()
+    text = data.decode("utf-8")
     header = {}
     for key, rx in _HEADER_RE.items():
         match = rx.search(text)
@@ -137,7 +142,7 @@ def _module_info(name: str, conformance: Literal["implement", "import"],
         header[key] = match.group(1)
     return ModuleInfo(name=name, revision=header["revision"], namespace=header["namespace"],
                       prefix=header["prefix"], path=path, features=features,
-                      conformance=conformance)
+                      conformance=conformance, text_sha256=hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -266,18 +271,14 @@ class Model:
     @cached_property
     def schema_digest(self) -> str:
         """A digest of the YANG texts themselves (changes with any edit of a module)."""
-        import hashlib
-
         digest = hashlib.sha256()
         for m in self.modules:
-            digest.update(m.path.read_bytes())
+            digest.update(m.text_sha256.encode())
         return digest.hexdigest()
 
     @cached_property
     def content_id(self) -> str:
         """A digest of module names, revisions and features (RFC 8525 content-id)."""
-        import hashlib
-
         digest = hashlib.sha256()
         for m in self.modules:
             digest.update(f"{m.name}@{m.revision}:{m.conformance}:{','.join(m.features)};".encode())

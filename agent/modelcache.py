@@ -7,8 +7,9 @@ about a tenth of that.
 
 The cache never stands in for a different model: its file starts with a key
 that covers everything the compiled model depends on (each module's name,
-revision, namespace, conformance, features and whole text; the files of the
-installed yangson; Python's version), and a file with another key, or one that
+revision, namespace, conformance, features and whole text, the last by the
+SHA-256 :func:`agent.model._module_info` took of it as it read the file; the
+files of the installed yangson; Python's version), and a file with another key, or one that
 does not load, is ignored: the model is compiled and the file replaced
 (:meth:`ModelCache.write`, atomically). Loading a pickle runs code, so the file
 is read only if neither it nor its directory can be changed by another user
@@ -52,8 +53,7 @@ def cache_key(modules: list[ModuleInfo]) -> str:
     digest = hashlib.sha256(MAGIC + sys.version.encode() + _yangson_fingerprint())
     for m in modules:
         digest.update(repr((m.name, m.revision, m.namespace, m.prefix, m.conformance,
-                            m.features)).encode())
-        digest.update(m.path.read_bytes())
+                            m.features, m.text_sha256)).encode())
     return digest.hexdigest()
 
 

@@ -5,6 +5,7 @@ is missing, stale, damaged or writable by others."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pickle
 import shutil
 import stat
@@ -37,12 +38,15 @@ def probe_node(model: Model):
     return model.datamodel.get_schema_node(f"/cmp-agent-pki:pki/{PROBE}")
 
 
-def add_probe_leaf(modules) -> None:
+def add_probe_leaf(modules) -> list:
+    """Edit cmp-agent-pki; the modules as the next start reads them (with the new text's digest)."""
     path = next(m.path for m in modules if m.name == "cmp-agent-pki")
     text = path.read_text()
     anchor = "  container pki {\n"
     assert anchor in text
     path.write_text(text.replace(anchor, anchor + f"    leaf {PROBE} {{ type string; }}\n", 1))
+    return [dataclasses.replace(m, text_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+            if m.path == path else m for m in modules]
 
 
 def test_a_written_model_is_used_and_equals_the_compiled_one(modules, tmp_path):
@@ -73,7 +77,7 @@ def test_an_edited_module_is_compiled_again_and_seen(modules, tmp_path):
     cache.write(before.datamodel)
     assert probe_node(before) is None
 
-    add_probe_leaf(modules)
+    modules = add_probe_leaf(modules)
     stale = ModelCache(cache.path)
     after = load(modules, stale)
     assert stale.outcome == "stale"

@@ -4,6 +4,8 @@ mandatory leaf, a default case, when, unique)."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from lxml import etree
 
@@ -49,7 +51,8 @@ def generic_model(tmp_path_factory) -> Model:
     path = directory / "generic.yang"
     path.write_text(YANG)
     info = ModuleInfo(name="generic", revision="2026-01-01", namespace=NS, prefix="g",
-                      path=path, features=(), conformance="implement")
+                      path=path, features=(), conformance="implement",
+                      text_sha256=hashlib.sha256(YANG.encode()).hexdigest())
     return Model([info])
 
 
