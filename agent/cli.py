@@ -4,6 +4,7 @@ shell, ``cli`` speaks the vendor's PKI commands to an agent over NETCONF."""
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import re
 import sys
@@ -30,6 +31,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # only the chosen subcommand's module is imported: each starts at once
     chosen = next((a for a in args_in if not a.startswith("-")), None)
+    # A shell command's imports make objects that live until it exits: the cyclic
+    # collector is paused while they are made, and they are frozen (gc.freeze) so that
+    # neither the collections during the command nor the one at exit walk them again
+    # (6 % of `cmp ir`'s instructions). Only as a process's entry point (argv None), and
+    # not for serve, which freezes its own start-up.
+    pause_gc = argv is None and chosen != "serve" and gc.isenabled()
+    if pause_gc:
+        gc.disable()
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text)
         if name == chosen:
@@ -37,5 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             sub_parser.description = plain_text(module.__doc__ or "")
             sub_parser.formatter_class = argparse.RawDescriptionHelpFormatter
             module.configure_parser(sub_parser)
+    if pause_gc:
+        gc.freeze()
+        gc.enable()
     args = parser.parse_args(args_in)
     return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)

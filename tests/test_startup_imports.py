@@ -103,3 +103,11 @@ print(json.dumps([pq._oqs_lib, umac._nettle_lib, pq.mlkem_available, pq.sntrup_a
     assert plain[1] and "umac-64-etm@openssh.com" in plain[5]  # nettle is installed here
     assert agent[-2] is True
     assert agent[-1] == []  # no gcc run to look for a library (liboqs, if missing)
+
+
+def test_the_cmp_command_loads_only_what_its_kind_needs():
+    """`cmp-agent cmp ir` (issue 11, a whole process under 150 ms): the general-message
+    machinery is loaded by genm alone, and message times are read without strptime."""
+    loaded = loaded_after("import agent.cli, agent.cmp.cli")
+    assert "agent.cmp.client" in loaded
+    assert not {"agent.cmp.genm", "agent.cmp.messages.general", "_strptime"} & loaded

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import serialization
 
 from agent.atomic import atomic_write
 
-from . import genm, protection
+from . import protection
 from . import messages as m
 from .client import KINDS, EnrollmentRequest, MacCredentials, SignerCredentials, enroll
 from .names import NameSyntaxError, SubjectAltNames, parse_dn
@@ -127,7 +127,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     revocation.add_argument("--revreason", type=int, default=None, metavar="N",
                             help="CRLReason (RFC 5280 5.3.1): 0..6, 8..10; -1: none (default)")
     general = parser.add_argument_group("general message (genm)")
-    general.add_argument("--infotype", choices=genm.INFO_TYPE_NAMES,
+    general.add_argument("--infotype", choices=tuple(m.INFO_TYPES),
                          help="what to ask for (RFC 9483 4.3)")
     general.add_argument("--oldwithold", metavar="FILE",
                          help="rootCaCert: the root CA certificate trusted now")
@@ -232,7 +232,7 @@ def load_csr(path: str) -> x509.CertificateSigningRequest:
 
 def _general_entries(args: argparse.Namespace) -> tuple[m.InfoTypeAndValue, ...]:
     if args.infotype is None:
-        raise UsageError("genm needs --infotype " + "|".join(genm.INFO_TYPE_NAMES))
+        raise UsageError("genm needs --infotype " + "|".join(m.INFO_TYPES))
     old_root = None
     statuses = []
     if args.infotype == "rootCaCert":
@@ -252,6 +252,8 @@ def _general_entries(args: argparse.Namespace) -> tuple[m.InfoTypeAndValue, ...]
             except ValueError as exc:
                 raise UsageError(f"--oldcrl: {args.oldcrl} holds no CRL: {exc}") from None
         statuses.append(m.crl_status_for(load_certificates(args.crlcert, "--crlcert")[0], crl))
+    from . import genm  # only genm needs it
+
     return genm.request_entries(args.infotype, old_root=old_root, crl_statuses=statuses)
 
 
@@ -358,6 +360,8 @@ def _write(path: str | None, certs, form: str) -> None:
 
 def _save_general(args: argparse.Namespace, result: GeneralResponse, request: EnrollmentRequest) -> str:
     """Write what the genp brought to the --*out files; a line for the operator."""
+    from . import genm
+
     value = genm.response_value(args.infotype, result.entries)
     if args.infotype == "caCerts":
         certs = m.read_certificates(value)

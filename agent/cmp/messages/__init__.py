@@ -39,13 +39,13 @@ import importlib
 #: (the agent's certificate store needs the header and protection parts) does not load
 #: the builders and decoders of every other message
 _EXPORTS: dict[str, str] = {
-    **dict.fromkeys(("FAILURE_BIT_NAMES", "MessageError", "OID_CERT_PROFILE",
+    **dict.fromkeys(("FAILURE_BIT_NAMES", "INFO_TYPES", "MessageError", "OID_CERT_PROFILE",
                      "OID_IMPLICIT_CONFIRM", "OID_OLD_CERT_ID", "OID_SUBJECT_ALT_NAME",
                      "PKI_STATUS_NAMES", "RESPONSE_TYPE", "x509_name"), "common"),
     **dict.fromkeys(("CertStatusEntry", "cert_conf_body", "cert_conf_entries", "cert_hash",
                      "pki_conf_body"), "confirmation"),
     **dict.fromkeys(("ErrorContent", "error_body", "error_content"), "errors"),
-    **dict.fromkeys(("CertReqTemplate", "CrlStatus", "INFO_TYPES", "InfoTypeAndValue",
+    **dict.fromkeys(("CertReqTemplate", "CrlStatus", "InfoTypeAndValue",
                      "RootCaKeyUpdate", "ca_certs_value", "cert_template",
                      "crl_status_for", "crl_status_list_value", "crls_value",
                      "general_entries", "genm_body", "genp_body", "read_cert_req_template",

@@ -23,6 +23,23 @@ OID_OLD_CERT_ID = "1.3.6.1.5.5.7.5.1.5"
 #: subjectAltName (RFC 5280 4.2.1.6)
 OID_SUBJECT_ALT_NAME = "2.5.29.17"
 
+#: id-it-* (RFC 9480 2.3, 2.4, 2.5, 2.18; RFC 4210 5.3.19)
+OID_CA_CERTS = "1.3.6.1.5.5.7.4.17"
+OID_ROOT_CA_KEY_UPDATE = "1.3.6.1.5.5.7.4.18"
+OID_CERT_REQ_TEMPLATE = "1.3.6.1.5.5.7.4.19"
+OID_ROOT_CA_CERT = "1.3.6.1.5.5.7.4.20"
+OID_CRL_STATUS_LIST = "1.3.6.1.5.5.7.4.22"
+OID_CRLS = "1.3.6.1.5.5.7.4.23"
+
+#: the info types a client asks for (names as ``openssl cmp -infotype`` spells them) and
+#: the info type of the genp entry that answers each (RFC 9483 4.3.1-4.3.4)
+INFO_TYPES: dict[str, tuple[str, str]] = {
+    "caCerts": (OID_CA_CERTS, OID_CA_CERTS),
+    "rootCaCert": (OID_ROOT_CA_CERT, OID_ROOT_CA_KEY_UPDATE),
+    "certReqTemplate": (OID_CERT_REQ_TEMPLATE, OID_CERT_REQ_TEMPLATE),
+    "crlStatusList": (OID_CRL_STATUS_LIST, OID_CRLS),
+}
+
 PKI_STATUS_NAMES: tuple[str, ...] = (
     "accepted",
     "grantedWithMods",
