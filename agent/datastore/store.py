@@ -63,6 +63,9 @@ Authorize = Callable[[etree._Element, etree._Element], None]
 #: :data:`Authorize` in steps (:mod:`agent.datastore.steps`), also given what changed
 #: from the first tree to the second (a commit's write check, RFC 8341 section 3.2.8)
 AuthorizeSteps = Callable[[etree._Element, etree._Element, ChangeSummary], Steps[None]]
+#: what validation found -> what the client is told (access control: no node it
+#: may not read named, RFC 8341 section 3.4.5)
+Invalid = Callable[[RpcError | RpcErrors], RpcError | RpcErrors]
 #: a datastore tree (the caller's copy) -> the part of it a client may read
 Readable = Callable[[etree._Element], etree._Element]
 
@@ -328,14 +331,15 @@ class Datastores:
         """``<edit-config>`` (RFC 6241 section 7.2) on candidate, at once;
         *authorize* may refuse the whole change."""
         run_steps(self._edit_steps(target, config, default_operation, test_option,
-                                   error_option, authorize, None))
+                                   error_option, authorize, None, None))
 
     async def edit_config_cooperatively(self, target: str, config: etree._Element, *,
                                         default_operation: str = "merge",
                                         test_option: str = "test-then-set",
                                         error_option: str = "stop-on-error",
                                         authorize: Authorize | None = None,
-                                        recheck: Callable[[], None] | None = None) -> None:
+                                        recheck: Callable[[], None] | None = None,
+                                        invalid: Invalid | None = None) -> None:
         """:meth:`edit_config` while other sessions go on (issue 9).
 
         The edit runs on the event loop in slices
@@ -353,13 +357,15 @@ class Datastores:
         async with self._editing:
             await run_cooperatively(self._edit_steps(target, config, default_operation,
                                                      test_option, error_option, authorize,
-                                                     recheck))
+                                                     recheck, invalid))
 
     def _edit_steps(self, target: str, config: etree._Element, default_operation: str,
                     test_option: str, error_option: str, authorize: Authorize | None,
-                    recheck: Callable[[], None] | None) -> Steps[None]:
+                    recheck: Callable[[], None] | None,
+                    invalid: Invalid | None) -> Steps[None]:
         """:meth:`edit_config` in steps; *authorize* and validation are calls
-        made off the loop (:mod:`agent.datastore.steps`)."""
+        made off the loop (:mod:`agent.datastore.steps`); *invalid* rewrites
+        the validation errors of ``test-only``."""
         self._check_writable(target, "edit-config")
         if test_option not in ("test-then-set", "set", "test-only"):
             raise RpcError("invalid-value", "test-option must be test-then-set, set or "
@@ -378,7 +384,12 @@ class Datastores:
             if test_option == "test-only":
                 if result.errors:
                     raise RpcErrors(result.errors)
-                yield partial(validate_tree, self.smap, work)
+                try:
+                    yield partial(validate_tree, self.smap, work)
+                except (RpcError, RpcErrors) as exc:
+                    if invalid is None:
+                        raise
+                    raise invalid(exc) from None
                 return
             if recheck is not None:
                 recheck()

@@ -588,15 +588,18 @@ def test_a_commit_checks_only_the_entries_its_change_summary_names(server):
 
 
 def test_validation_errors_do_not_name_what_the_user_may_not_read(server):
-    """<validate> and <commit> of a candidate that is invalid in s2, which reader may
-    not read: the error keeps its tag and loses the path and what it tells."""
+    """<validate>, <commit> and a test-only <edit-config> of a candidate that is
+    invalid in s2, which reader may not read: the error keeps its tag and loses
+    the path and what it tells."""
     async def scenario():
         admin, reader = Client(server), Client(server, "reader")
         await configure_reader(admin)
         running = etree.tostring((await admin.rpc(GET_CONFIG))[0])
         assert ok(await admin.rpc(edit(session("s2", "<entity>nope</entity>"))))
         validate = "<validate><source><candidate/></source></validate>"
-        for request in (validate, "<commit/>"):
+        test_only = edit(session("s1", "<ca-name>/CN=Mine</ca-name>")).replace(
+            "</target>", "</target><test-option>test-only</test-option>")
+        for request in (validate, test_only, "<commit/>"):
             mine, full = await reader.rpc(request), await admin.rpc(request)
             assert tag(mine) == tag(full) == "data-missing", request
             assert "s2" in full.findtext(f".//{{{NC}}}error-path")

@@ -163,7 +163,8 @@ async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
         await ctx.server.datastores.edit_config_cooperatively(
             target, config, default_operation=default_operation, test_option=test_option,
             error_option=error_option, authorize=ctx.access.check_write,
-            recheck=lambda: _check_still_writable(ctx, target))
+            recheck=lambda: _check_still_writable(ctx, target),
+            invalid=ctx.access.conceal_invalid)
     except (RpcError, RpcErrors) as exc:
         raise ctx.access.conceal(exc) from None
     if target == "candidate" and test_option != "test-only":
