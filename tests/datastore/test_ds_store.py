@@ -311,6 +311,15 @@ def test_rewriting_the_same_clear_secret_changes_nothing(ds):
     assert etree.tostring(ds.get_config("running")) != before
 
 
+def test_the_clear_text_of_a_secret_is_not_remembered(ds):
+    """Canonical leaf texts are remembered per type and text (SchemaMap.leaf_texts),
+    never a secret's clear text."""
+    ds.edit_config("candidate", config(session("s1", "<ca-name>/CN=remembered</ca-name>"
+                                               + mac())))
+    remembered = set(ds.smap.leaf_texts.values())
+    assert "/CN=remembered" in remembered and SECRET not in remembered
+
+
 def test_secret_via_copy_config_inline(ds):
     ds.copy_config("candidate", config(session("s1", mac())))
     text = etree.tostring(ds.get_config("candidate")).decode()
