@@ -107,7 +107,9 @@ print(json.dumps([pq._oqs_lib, umac._nettle_lib, pq.mlkem_available, pq.sntrup_a
 
 def test_the_cmp_command_loads_only_what_its_kind_needs():
     """`cmp-agent cmp ir` (issue 11, a whole process under 150 ms): the general-message
-    machinery is loaded by genm alone, and message times are read without strptime."""
+    machinery is loaded by genm alone, message times are read without strptime, and HTTP
+    is spoken without http.client (and its email package); ssl waits for an https URL."""
     loaded = loaded_after("import agent.cli, agent.cmp.cli")
     assert "agent.cmp.client" in loaded
-    assert not {"agent.cmp.genm", "agent.cmp.messages.general", "_strptime"} & loaded
+    assert not {"agent.cmp.genm", "agent.cmp.messages.general", "_strptime", "http.client",
+                "email.parser", "ssl"} & loaded

@@ -14,11 +14,11 @@ own per transaction and ends it early through a :class:`Cancellation`.
 from __future__ import annotations
 
 import os
-import ssl
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -39,6 +39,9 @@ from .transaction import (
 from .transport import HttpTransport, Transport, TransportError
 from .pool import CertificatePool
 from .verify import ResponseVerifier
+
+if TYPE_CHECKING:
+    import ssl
 
 KINDS = ("ir", "cr", "kur", "p10cr", "rr", "genm")
 #: the kinds that ask for a certificate
@@ -310,6 +313,8 @@ def tls_context(
     """
     if trusted is None and client is None:
         return None
+    import ssl  # only a TLS transport needs it: a shell command over http starts sooner
+
     cadata = None
     if trusted is not None:
         cadata = "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in trusted)
@@ -326,6 +331,8 @@ def _load_client_identity(context: ssl.SSLContext, client: SignerCredentials) ->
                    for c in (client.certificate, *client.chain))
     pem += client.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
+    import ssl
+
     fd = os.memfd_create("cmp-tls-client", os.MFD_CLOEXEC)
     try:
         os.write(fd, pem)

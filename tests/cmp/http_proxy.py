@@ -5,7 +5,9 @@ Each POST is forwarded unchanged to the mock; what goes back is the mock's CMP b
 status line and headers the test asks for (a 500, a 202, a 307 with a Location), or the
 headers at once and then the body one byte per ``trickle`` seconds (a hostile CA holding
 the agent). Without a target, the body is ``content_length`` zero bytes: a slow CA that
-never finishes.
+never finishes. ``framing`` frames the body by Content-Length (``length``), in chunked
+transfer coding with chunk extensions and a trailer (``chunked``), or by closing the
+connection after it (``close``); ``interim`` sends a 100 Continue first.
 """
 
 from __future__ import annotations
@@ -21,8 +23,11 @@ class CmpHttpProxy:
 
     def __init__(self, target_port: int | None, *, status: int = 200, headers: dict[str, str] | None = None,
                  content_length: int | None = None, trickle: float | None = None,
-                 rewrite: Callable[[bytes], bytes] | None = None):
+                 rewrite: Callable[[bytes], bytes] | None = None, framing: str = "length",
+                 interim: bool = False):
         proxy = self
+        self.framing = framing
+        self.interim = interim
         self.rewrite = rewrite
         self.target_port = target_port
         self.status = status
@@ -50,12 +55,26 @@ class CmpHttpProxy:
                         body, content_type = proxy._forward(self.path, request)
                 if proxy.rewrite is not None:
                     body = proxy.rewrite(body)
+                if proxy.interim:
+                    self.wfile.write(b"HTTP/1.1 100 Continue\r\nX-Interim: yes\r\n\r\n")
                 self.send_response(proxy.status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(proxy.content_length or len(body)))
+                if proxy.framing == "chunked":
+                    self.send_header("Transfer-Encoding", "chunked")
+                elif proxy.framing == "close":
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                else:
+                    self.send_header("Content-Length", str(proxy.content_length or len(body)))
                 for name, value in proxy.headers.items():
                     self.send_header(name, value)
                 self.end_headers()
+                if proxy.framing == "chunked":
+                    for start in range(0, len(body), 100):
+                        chunk = body[start : start + 100]
+                        self.wfile.write(b"%x;part=%d\r\n%s\r\n" % (len(chunk), start, chunk))
+                    self.wfile.write(b"0\r\nX-Trailer: done\r\n\r\n")
+                    return
                 if proxy.trickle is None:
                     self.wfile.write(body)
                     return
