@@ -18,10 +18,13 @@ is read only if neither it nor its directory can be changed by another user
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import os
 import pickle
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,6 +60,20 @@ def cache_key(modules: list[ModuleInfo]) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection in the block: unpickling builds only objects the
+    result holds, tens of thousands of them, which collections would scan (a full one
+    among them) without finding garbage."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class ModelCache:
     """One cache file, e.g. ``<state-dir>/compiled-model.pickle``.
 
@@ -90,7 +107,8 @@ class ModelCache:
         from yangson import DataModel
 
         try:
-            datamodel = pickle.loads(body)
+            with _collector_paused():
+                datamodel = pickle.loads(body)
         except Exception as exc:  # noqa: BLE001 - any damage means: compile instead
             self.outcome = f"unreadable: {type(exc).__name__}: {exc}"
             return None

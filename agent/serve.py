@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, OSError, ValueError, YangsonException) as exc:
         print(f"cmp-agent: cannot load the YANG model: {exc}", file=sys.stderr)
         return 1
+    gc.freeze()  # the modules and the model live as long as the agent: out of the collector's scans
     try:
         first_password = prepare_state_dir(state_dir)
     except OSError as exc:

@@ -5,6 +5,7 @@ is missing, stale, damaged or writable by others."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import pickle
 import shutil
@@ -152,3 +153,24 @@ def test_the_agent_keeps_its_compiled_model_and_uses_it(agent_process, tmp_path)
         assert ModelCache(cache).read([_module_info(*e) for e in MODULES]) is not None
     finally:
         agent.stop()
+
+
+def test_loading_leaves_the_collector_as_it_was(modules, tmp_path):
+    """The cyclic garbage collector is paused while the pickle loads (modelcache's
+    _collector_paused), and afterwards enabled or disabled as before, also when the
+    file is damaged."""
+    cache = ModelCache(tmp_path / "compiled-model.pickle")
+    cache.write(load(modules, cache).datamodel)
+    try:
+        for enabled in (True, False):
+            (gc.enable if enabled else gc.disable)()
+            again = ModelCache(cache.path)
+            assert again.read(modules) is not None and again.outcome == "used"
+            assert gc.isenabled() is enabled
+        header, _, body = cache.path.read_bytes().partition(b"\n")
+        cache.path.write_bytes(header + b"\n" + body[: len(body) // 2])
+        damaged = ModelCache(cache.path)
+        assert damaged.read(modules) is None and damaged.outcome.startswith("unreadable")
+        assert gc.isenabled() is False
+    finally:
+        gc.enable()
