@@ -2,7 +2,7 @@
 certificates over CMPv2 (RFC 4210 as updated by RFC 9480, HTTP transport per
 RFC 6712)."""
 
-from agent.lazyimports import defer_elementpath
+from agent.lazyimports import defer, defer_elementpath
 
 __version__ = "0.1.0"
 
@@ -11,3 +11,4 @@ PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
 
 # before anything imports yangson (issue 11: start-up time)
 defer_elementpath()
+defer("urllib.request")

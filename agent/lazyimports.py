@@ -14,6 +14,9 @@ spec, same ``__path__``) with its ``__init__`` not yet run: those two names load
 ``elementpath.regex`` alone when first asked for; any other name runs the real
 ``__init__`` in the module first, so the package is complete for whoever needs more.
 The objects are elementpath's own either way (``RegexError`` is the class it raises).
+The same way (:func:`defer`), ``urllib.request`` is imported but not run: xml.sax.saxutils,
+which yangson imports, imports it (and so http.client and email's parser) for a function
+that reads URLs, which the agent never calls.
 
 asyncssh looks for two optional native libraries when it is imported, with
 ``ctypes.util.find_library``: nettle (UMAC) and liboqs (the sntrup761 key exchange).
@@ -29,12 +32,13 @@ search runs as usual.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 #: what yangson takes from elementpath, all from its self-contained regex subpackage
 _REGEX_NAMES = frozenset({"RegexError", "translate_pattern"})
@@ -42,26 +46,39 @@ _REGEX_NAMES = frozenset({"RegexError", "translate_pattern"})
 
 def defer_elementpath() -> None:
     """Install the deferred elementpath, unless it is imported already or not installed."""
-    if "elementpath" in sys.modules:
+    defer("elementpath", {name: "elementpath.regex" for name in _REGEX_NAMES})
+
+
+def defer(name: str, early: Mapping[str, str] | None = None) -> None:
+    """Put in ``sys.modules`` for module *name* its real module object (same spec, same
+    ``__path__``) with its code not yet run, unless it is imported already or not
+    installed: the first name asked of it that is not in *early* runs the code in the
+    module (once, also with several threads), which is then complete; a name in *early*
+    is taken from the module *early* names for it, without running the code."""
+    if name in sys.modules:
         return
-    spec = importlib.util.find_spec("elementpath")
-    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
-    loader = spec.loader
+    loader, lock, early = spec.loader, _thread.RLock(), dict(early or {})
 
-    def __getattr__(name: str):  # noqa: N807 - a module's __getattr__ (PEP 562)
-        if name in _REGEX_NAMES:
-            value = getattr(importlib.import_module("elementpath.regex"), name)
-        else:
-            del module.__getattr__  # the real __init__ defines the rest
-            loader.exec_module(module)
-            value = getattr(module, name)
-        setattr(module, name, value)
-        return value
+    def __getattr__(attr: str):  # noqa: N807 - a module's __getattr__ (PEP 562)
+        with lock:
+            if attr in early:
+                value = getattr(importlib.import_module(early[attr]), attr)
+                setattr(module, attr, value)
+                return value
+            if module.__dict__.get("__getattr__") is __getattr__:  # not run yet
+                del module.__getattr__  # the real code defines the rest
+                loader.exec_module(module)
+        return getattr(module, attr)
 
     module.__getattr__ = __getattr__
-    sys.modules["elementpath"] = module
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:  # as the import system does for a submodule it loads
+        setattr(sys.modules[parent], child, module)
 
 
 @contextlib.contextmanager
