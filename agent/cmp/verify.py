@@ -271,21 +271,22 @@ class ResponseVerifier:
             protection.verify_mac(self.secret, decode_mac_parameters(alg), message.protected_part,
                                   message.protection, self.weak_algorithms)
             return Verified(mac=True)
-        protection.check_signature_algorithm(decode_signature_algorithm(alg), self.weak_algorithms)
-        return Verified(mac=False, signer=self._verify_signature(message, now, signer))
+        algorithm = decode_signature_algorithm(alg)  # once: each candidate signer uses it
+        protection.check_signature_algorithm(algorithm, self.weak_algorithms)
+        return Verified(mac=False, signer=self._verify_signature(message, algorithm, now, signer))
 
     # -- signatures ------------------------------------------------------------
 
     @staticmethod
-    def _verify_with(cert: x509.Certificate, message: DecodedMessage) -> None:
-        protection.verify_signature(
-            cert.public_key(), decode_signature_algorithm(message.protection_alg),
-            message.protected_part, message.protection,
-        )
+    def _verify_with(cert: x509.Certificate, message: DecodedMessage,
+                     algorithm: SignatureAlgorithm) -> None:
+        protection.verify_signature(cert.public_key(), algorithm, message.protected_part,
+                                    message.protection)
 
-    def _signed_by(self, cert: x509.Certificate, message: DecodedMessage) -> bool:
+    def _signed_by(self, cert: x509.Certificate, message: DecodedMessage,
+                   algorithm: SignatureAlgorithm) -> bool:
         try:
-            self._verify_with(cert, message)
+            self._verify_with(cert, message, algorithm)
         except ProtectionError:
             return False
         return True
@@ -306,29 +307,31 @@ class ResponseVerifier:
             )
         return None
 
-    def _check_signer(self, cert: x509.Certificate, message: DecodedMessage, now: datetime) -> None:
+    def _check_signer(self, cert: x509.Certificate, message: DecodedMessage,
+                      algorithm: SignatureAlgorithm, now: datetime) -> None:
         """The checks on the signer itself, pinned or not."""
         mismatch = self._sender_mismatch(cert, message)
         if mismatch is not None:
             raise mismatch
-        check_key_allows(cert, decode_signature_algorithm(message.protection_alg))
+        check_key_allows(cert, algorithm)
         check_validity(cert, now, "signer")
         check_cmp_signer(cert, self.ignore_keyusage)
 
     def _verify_signature(
-        self, message: DecodedMessage, now: datetime, previous: x509.Certificate | None
+        self, message: DecodedMessage, algorithm: SignatureAlgorithm, now: datetime,
+        previous: x509.Certificate | None,
     ) -> x509.Certificate:
         if self.server_cert is not None:
             try:
-                self._verify_with(self.server_cert, message)
+                self._verify_with(self.server_cert, message, algorithm)
             except ProtectionError as exc:
                 raise ProtectionError(
                     f"{exc} (pinned server certificate {describe(self.server_cert)})"
                 ) from None
-            self._check_signer(self.server_cert, message, now)
+            self._check_signer(self.server_cert, message, algorithm, now)
             return self.server_cert
-        if previous is not None and self._signed_by(previous, message):
-            self._check_signer(previous, message, now)  # its path was validated before
+        if previous is not None and self._signed_by(previous, message, algorithm):
+            self._check_signer(previous, message, algorithm, now)  # its path was validated before
             return previous
         if not self.trusted:
             raise ProtectionError(
@@ -342,10 +345,10 @@ class ResponseVerifier:
         intermediates = unique([*message.extra_certs, *untrusted.intermediates()])
         failure: ProtectionError | None = None
         for cert in named:
-            if not self._signed_by(cert, message):
+            if not self._signed_by(cert, message, algorithm):
                 continue
             try:
-                self._check_signer(cert, message, now)
+                self._check_signer(cert, message, algorithm, now)
                 validate_path(cert, intermediates, self.trusted, now)
             except ProtectionError as exc:
                 failure = failure or exc
@@ -354,7 +357,8 @@ class ResponseVerifier:
         if failure is not None:
             raise failure
         pool = unique([*message.extra_certs, *untrusted, *self.trusted])
-        other = next((c for c in pool if c not in named and self._signed_by(c, message)), None)
+        other = next((c for c in pool if c not in named and self._signed_by(c, message, algorithm)),
+                     None)
         if other is not None:
             raise self._sender_mismatch(other, message)
         if named:

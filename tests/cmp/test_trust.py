@@ -235,3 +235,20 @@ def test_signer_and_chain_found_among_the_device_certificates(tpki, mock_server)
     assert isinstance(without, Failed) and without.kind is FailureKind.PROTECTION
     assert "no certificate of the sender CN=CMP signer good,O=Trust Test" in without.message
     assert isinstance(result, Enrolled), str(result)
+
+
+def test_a_signed_responses_protection_alg_is_decoded_once(tpki, mock_server, monkeypatch):
+    """One decoding of protectionAlg per response, however many candidate signers are
+    tried and checked with it (the ip and the pkiConf here)."""
+    import agent.cmp.verify as verify
+
+    decoded = []
+    real = verify.decode_signature_algorithm
+    monkeypatch.setattr(verify, "decode_signature_algorithm",
+                        lambda alg: decoded.append(alg.oid) or real(alg))
+    server = mock_server(*tpki.mock_args(), mac=False, signer=False)
+    candidates = (tpki.client, tpki.issued, tpki.root, tpki.ca, _signer(tpki))
+    result = enroll(signed_request(tpki, server.url, untrusted=candidates))
+    assert isinstance(result, Enrolled), str(result)
+    assert result.messages.received == {"ip": 1, "pkiconf": 1}
+    assert len(decoded) == 2
