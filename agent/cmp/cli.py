@@ -202,6 +202,22 @@ def load_key(path: str, password_source: str | None, what: str) -> tuple[Private
     return key, protection.is_rsa_pss_key_file(data)
 
 
+def load_new_key(path: str, password_source: str | None) -> PrivateKey:
+    """The key to certify. An RSA-PSS key is refused, as the agent's key-pair-import
+    refuses it: its certTemplate would need an id-RSASSA-PSS SubjectPublicKeyInfo (RFC
+    4055 1.2), which RFC 9483 does not profile, and certifying it as rsaEncryption (what
+    was sent before) would lift the key's PSS-only restriction."""
+    key, rsa_pss = load_key(path, password_source, "--newkey")
+    if rsa_pss:
+        raise UsageError(
+            f"--newkey: {path} is an RSA-PSS key (id-RSASSA-PSS, RFC 4055), which may sign"
+            " only with RSASSA-PSS; a certificate is requested here for RSA (rsaEncryption)"
+            " or EC keys only. Use an RSA key (openssl genpkey -algorithm RSA) or an EC key;"
+            " an RSA key still signs with RSASSA-PSS under a certificate that names"
+            " id-RSASSA-PSS (--key)")
+    return key
+
+
 def parse_sans(text: str | None) -> SubjectAltNames:
     import ipaddress
 
@@ -308,14 +324,12 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
         recipient = parse_dn(args.recipient) if args.recipient else None
     except NameSyntaxError as exc:
         raise UsageError(str(exc)) from None
-    new_key, new_key_rsa_pss = (load_key(args.newkey, args.newkeypass, "--newkey") if args.newkey
-                                else (None, False))
+    new_key = load_new_key(args.newkey, args.newkeypass) if args.newkey else None
     try:
         return EnrollmentRequest(
             kind=kind,
             server_url=args.server,
             new_key=new_key,
-            new_key_rsa_pss=new_key_rsa_pss,
             digest=args.digest,
             weak_algorithms=args.weak_algorithms,
             subject=subject,

@@ -122,8 +122,7 @@ class EnrollmentRequest:
       the certificate, key and chain we present as TLS client, if the CA asks.
     - ``digest``: the hash of our signatures, protection and proof of possession
       (:data:`agent.cmp.protection.DIGESTS`; default per key, see
-      :func:`agent.cmp.protection.signature_algorithm_for`); ``new_key_rsa_pss``: the new
-      key is an RSA-PSS key, its proof of possession is signed with RSASSA-PSS.
+      :func:`agent.cmp.protection.signature_algorithm_for`).
     - ``weak_algorithms``: SHA-1 may be used, sent (``hmac-sha1``, digest ``sha1``) and
       received; otherwise both are refused.
     """
@@ -160,7 +159,6 @@ class EnrollmentRequest:
     #: bound on the whole transaction, polling included; None: poll as long as the CA asks
     total_timeout: float | None = None
     digest: str | None = None
-    new_key_rsa_pss: bool = False
     weak_algorithms: bool = False
 
     def __post_init__(self) -> None:
@@ -284,9 +282,8 @@ def transaction_params(request: EnrollmentRequest, rng: Callable[[int], bytes]) 
     )
     return TransactionParams(
         kind=request.kind,
-        pop_signature=protection.signature_algorithm_for(
-            request.new_key, request.digest, request.new_key_rsa_pss
-        ) if request.new_key is not None else None,
+        pop_signature=protection.signature_algorithm_for(request.new_key, request.digest)
+        if request.new_key is not None else None,
         protector=protector,
         verifier=verifier,
         sender=sender,

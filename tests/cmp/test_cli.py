@@ -142,3 +142,16 @@ def test_a_wrong_mac_secret_is_named_as_the_cause(pki, tmp_path):
     assert "PKIFailureInfo=badMessageCheck" in done.stderr
     assert "not-the-secret" not in done.stderr
     assert not (tmp_path / "cert.pem").exists()
+
+
+def test_an_rsa_pss_newkey_is_refused_before_anything_is_sent(tmp_path):
+    """Its certTemplate would need an id-RSASSA-PSS public key; as rsaEncryption the
+    certificate would lift the key's PSS-only restriction (key-pair-import refuses it too)."""
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", str(tmp_path / "pss.key")], check=True, capture_output=True)
+    done = run_cli("ir", "--server", "http://127.0.0.1:1/pkix/", "--ref", "1", "--secret", "pass:x",
+                   "--newkey", "pss.key", "--subject", "/CN=x", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert "--newkey: pss.key is an RSA-PSS key (id-RSASSA-PSS, RFC 4055)" in done.stderr
+    assert "openssl genpkey -algorithm RSA" in done.stderr
+    assert "connection refused" not in done.stderr  # refused before connecting
