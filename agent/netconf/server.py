@@ -30,7 +30,7 @@ from lxml import etree
 
 from ..atomic import atomic_write
 from ..clock import Clock, SystemClock
-from . import audit
+from . import audit, sshlean
 from .context import DatastoreLock, Subscription
 from .errors import NC_NS, RpcError, RpcErrors
 from .filternames import CheckedFilters
@@ -589,18 +589,27 @@ def _yang_version(text: str) -> str:
 _TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 
 
+#: messages up to this size leave in one SSH packet (clients' maximum packet size:
+#: 32 KiB in OpenSSH, paramiko and asyncssh), unless the client's window is nearly full
+_ONE_PACKET = 16384
+
+
 class _ChannelTransport:
     def __init__(self, chan: asyncssh.SSHServerChannel):
         self._chan = chan
         #: the TCP socket, corked while a message is written (Linux), else None
         self._corkable = chan.get_extra_info("socket") if _TCP_CORK is not None else None
+        #: whether asyncssh writes an SSH_MSG_IGNORE packet before every data packet
+        self._ignore_packets = not isinstance(chan.get_connection(), sshlean.LeanServerConnection)
 
     def send(self, data: bytes) -> None:
         if self._chan.is_closing():
             return
-        # asyncssh writes an SSH_MSG_IGNORE packet before every data packet, each
-        # with its own send(): corked, a message leaves in full TCP segments and
-        # wakes the client once instead of twice (once for nothing)
+        if not self._ignore_packets and len(data) <= _ONE_PACKET:
+            self._chan.write(data)  # one packet, one send(): nothing to cork
+            return
+        # each packet has its own send(): corked, a message leaves in full TCP
+        # segments and wakes the client once, not once per packet
         corked = self._cork(1)
         try:
             self._chan.write(data)
@@ -639,6 +648,7 @@ class _NetconfChannel(asyncssh.SSHServerSession):
         self._record: SessionRecord | None = None
 
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
+        sshlean.lean_channel(chan)
         self._chan = chan
 
     def subsystem_requested(self, subsystem: str) -> bool:
@@ -686,6 +696,7 @@ class _SshServer(asyncssh.SSHServer):
         self._failures = 0
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        sshlean.lean_connection(conn)
         self._conn = conn
         peer = conn.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"

@@ -1,0 +1,126 @@
+"""Per-packet work of asyncssh that the NETCONF server leaves out (issue 11).
+
+asyncssh 2.24.1 does two things for every SSH packet that cost a small
+NETCONF RPC a large share of its CPU (cProfile and interleaved runs:
+tools/bench/README.md, "The SSH layer"):
+
+* Once encryption is on, :meth:`SSHConnection.send_packet` sends an empty
+  ``SSH_MSG_IGNORE`` packet before every other packet: the countermeasure of
+  RFC 4251 section 9.3.1 against the chosen-plaintext attack on CBC mode,
+  whose IV for a packet is the last ciphertext block of the one before. With
+  a cipher that has no chained IV (AES-GCM and chacha20-poly1305, RFC 5647 and
+  OpenSSH's PROTOCOL.chacha20poly1305, which take a nonce from the sequence
+  number, and CTR mode, RFC 4344) the packet protects nothing, and it doubles
+  the encryption, the packet assembly and the socket writes of every reply.
+  OpenSSH never sends it.
+* Every packet sent or received gets a log message prepared (payload, name,
+  byte count) before asyncssh's logger decides, at its debug level 3 only,
+  to write it.
+
+:func:`lean_connection` and :func:`lean_channel` make a connection and its
+channels instances of subclasses that skip both; they add no state. With CBC
+(which asyncssh's default algorithms, the server's, do not offer) the ignore
+packets are still sent, and at ``asyncssh.set_debug_level(3)`` with DEBUG
+logging packets are logged as before.
+
+The subclasses override asyncssh's internal methods, so they are used only
+with the asyncssh release whose code they were checked against
+(:data:`CHECKED_ASYNCSSH`, the version pinned in constraints.txt); with any
+other release the connections stay asyncssh's own.
+"""
+
+from __future__ import annotations
+
+import asyncssh
+from asyncssh.channel import SSHServerChannel
+from asyncssh.connection import SSHServerConnection
+from asyncssh.constants import MSG_IGNORE
+from asyncssh.encryption import BasicEncryption, ChachaEncryption, Encryption, GCMEncryption
+from asyncssh.logging import SSHLogger
+from asyncssh.packet import SSHPacketLogger
+from cryptography.hazmat.primitives.ciphers.modes import CTR
+
+#: the asyncssh release whose ``send_packet``, ``_log_packet`` and encryption
+#: classes the overrides below were written against
+CHECKED_ASYNCSSH = "2.24.1"
+
+#: the payload asyncssh gives its countermeasure packet: ``String(b'')``
+_EMPTY_STRING = b"\0\0\0\0"
+
+
+def applies() -> bool:
+    """Whether the installed asyncssh is the release the overrides were checked against."""
+    return asyncssh.__version__ == CHECKED_ASYNCSSH
+
+
+def no_chained_iv(encryption: Encryption | None) -> bool:
+    """Whether *encryption* needs no ``SSH_MSG_IGNORE`` countermeasure: AEAD or CTR, not CBC."""
+    if isinstance(encryption, (GCMEncryption, ChachaEncryption)):
+        return True
+    # aes*-ctr and aes*-cbc share BasicEncryption (and its -etm subclass); the
+    # mode of the cryptography Cipher inside tells them apart
+    return (isinstance(encryption, BasicEncryption)
+            and isinstance(encryption._cipher._cipher.mode, CTR))
+
+
+def _packets_logged() -> bool:
+    """asyncssh writes packet log messages only from debug level 3 (``SSHLogger.packet``)."""
+    return SSHLogger._debug_level >= 3
+
+
+def _log_sent_packet(self, pkttype, pktid, packet, note=""):  # noqa: ANN001, ANN202
+    if _packets_logged():
+        SSHPacketLogger.log_sent_packet(self, pkttype, pktid, packet, note)
+
+
+def _log_received_packet(self, pkttype, pktid, packet, note=""):  # noqa: ANN001, ANN202
+    if _packets_logged():
+        SSHPacketLogger.log_received_packet(self, pkttype, pktid, packet, note)
+
+
+# Single inheritance and no slots of their own: an instance asyncssh created can
+# become one (``__class__`` assignment needs the same object layout).
+class LeanServerConnection(SSHServerConnection):
+    """A server connection without countermeasure packets where the cipher needs none,
+    and packet log messages prepared only when asyncssh would write them."""
+
+    __slots__ = ()
+
+    log_sent_packet = _log_sent_packet
+    log_received_packet = _log_received_packet
+
+    def send_packet(self, pkttype, *args, handler=None):  # noqa: ANN001, ANN201
+        # the countermeasure is the only empty SSH_MSG_IGNORE asyncssh sends
+        if (pkttype == MSG_IGNORE and args == (_EMPTY_STRING,)
+                and no_chained_iv(self._send_encryption)):
+            return
+        super().send_packet(pkttype, *args, handler=handler)
+
+
+class LeanServerChannel(SSHServerChannel):
+    """A server channel whose packet log messages are prepared only when asyncssh would
+    write them."""
+
+    __slots__ = ()
+
+    log_sent_packet = _log_sent_packet
+    log_received_packet = _log_received_packet
+
+
+def lean_connection(conn: SSHServerConnection) -> bool:
+    """Make *conn* a :class:`LeanServerConnection`, if :func:`applies`; whether it did.
+
+    Called before the key exchange (from ``SSHServer.connection_made``).
+    """
+    if not applies() or type(conn) is not SSHServerConnection:
+        return False
+    conn.__class__ = LeanServerConnection
+    return True
+
+
+def lean_channel(chan: SSHServerChannel) -> bool:
+    """Make *chan* a :class:`LeanServerChannel`, if :func:`applies`; whether it did."""
+    if not applies() or type(chan) is not SSHServerChannel:
+        return False
+    chan.__class__ = LeanServerChannel
+    return True

@@ -1,0 +1,227 @@
+"""The agent's lean SSH connections (agent/netconf/sshlean.py) with real clients.
+
+OpenSSH's ``ssh -s netconf``, asyncssh and ncclient (paramiko) log in with
+each cipher family the agent offers (chacha20-poly1305, AES-GCM, AES-CTR with
+an encrypt-then-MAC and a plain MAC), rekey while a reply of several packets
+is under way, and get every reply whole; the agent sends them no
+``SSH_MSG_IGNORE`` packets. In process: with another asyncssh release the
+connections stay asyncssh's own, and the cipher check on asyncssh's own
+encryption objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import asyncssh
+import pytest
+from asyncssh.connection import SSHServerConnection
+from asyncssh.encryption import get_encryption, get_encryption_params
+from lxml import etree
+
+from agent.netconf import sshlean
+from agent.netconf.server import start_ssh_server
+from agent.netconf.users import UserStore
+from nc_helpers import NC_NS, connect
+
+ROOT = Path(__file__).resolve().parents[2]
+MONITORING_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+EOM = b"]]>]]>"
+#: (cipher, MAC or None for an AEAD cipher): every family asyncssh offers by default
+CIPHERS = [
+    ("chacha20-poly1305@openssh.com", None),
+    ("aes128-gcm@openssh.com", None),
+    ("aes256-gcm@openssh.com", None),
+    ("aes128-ctr", "hmac-sha2-256-etm@openssh.com"),
+    ("aes256-ctr", "hmac-sha2-512"),
+]
+#: the model's YANG text (49 KB): a reply of two SSH packets and more
+GET_SCHEMA = (f'<get-schema xmlns="{MONITORING_NS}"><identifier>cmp-agent-pki</identifier>'
+              "</get-schema>")
+GET_CONFIG = "<get-config><source><running/></source></get-config>"
+
+pytestmark = pytest.mark.skipif(not sshlean.applies(),
+                                reason=f"the overrides are for asyncssh {sshlean.CHECKED_ASYNCSSH}")
+
+
+def _rpc(message_id: int, body: str) -> bytes:
+    return f'<rpc message-id="{message_id}" xmlns="{NC_NS}">{body}</rpc>'.encode() + EOM
+
+
+def _hello() -> bytes:
+    return (f'<hello xmlns="{NC_NS}"><capabilities><capability>'
+            "urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>").encode() + EOM
+
+
+def _schema_text() -> str:
+    return (ROOT / "agent" / "yang" / "cmp-agent-pki.yang").read_text()
+
+
+def _check_schema_reply(reply: bytes) -> None:
+    root = etree.fromstring(reply)
+    data = root.find(f"{{{MONITORING_NS}}}data")
+    assert data is not None, reply[:300]
+    assert data.text == _schema_text()
+
+
+@pytest.fixture(scope="module")
+def client_key(agent, tmp_path_factory) -> Path:
+    """An ed25519 key of admin's, in the agent's authorized_keys and in a file for ssh -i."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    keys_dir = agent.state_dir / "authorized_keys"
+    keys_dir.mkdir(exist_ok=True)
+    with (keys_dir / "admin").open("ab") as f:
+        f.write(key.export_public_key())
+    path = tmp_path_factory.mktemp("client") / "id_ed25519"
+    path.write_bytes(key.export_private_key())
+    path.chmod(0o600)
+    return path
+
+
+# --- OpenSSH -------------------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client (apt-get install "
+                    "openssh-client)")
+@pytest.mark.parametrize(("cipher", "mac"), CIPHERS)
+def test_openssh_client_with_each_cipher_gets_whole_replies_without_ignore_packets(
+        agent, client_key, tmp_path, cipher, mac):
+    log_file = tmp_path / "ssh.log"
+
+    async def scenario() -> None:
+        options = [f"Ciphers={cipher}", "RekeyLimit=16K", "StrictHostKeyChecking=no",
+                   "UserKnownHostsFile=/dev/null", "BatchMode=yes", "IdentitiesOnly=yes"]
+        if mac:
+            options.append(f"MACs={mac}")
+        with log_file.open("wb") as log:
+            ssh = await asyncio.create_subprocess_exec(
+                "ssh", "-vvv", "-F", "/dev/null", "-p", str(agent.port), "-i", str(client_key),
+                *(arg for option in options for arg in ("-o", option)),
+                "-s", "admin@127.0.0.1", "netconf",
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log)
+            try:
+                async with asyncio.timeout(60):
+                    ssh.stdin.write(_hello())
+                    assert b"<session-id>" in await ssh.stdout.readuntil(EOM)
+                    # ssh rekeys after 16 KB: within this reply
+                    ssh.stdin.write(_rpc(1, GET_SCHEMA))
+                    _check_schema_reply((await ssh.stdout.readuntil(EOM))[:-len(EOM)])
+                    ssh.stdin.write(_rpc(2, GET_CONFIG))
+                    assert b"<data" in await ssh.stdout.readuntil(EOM)
+                    ssh.stdin.write(_rpc(3, "<close-session/>"))
+                    assert b"<ok/>" in await ssh.stdout.readuntil(EOM)
+                    ssh.stdin.close()
+                    await ssh.wait()
+            finally:
+                if ssh.returncode is None:
+                    ssh.kill()
+                    await ssh.wait()
+
+    asyncio.run(scenario())
+    log = log_file.read_text(errors="replace")
+    assert f"kex: server->client cipher: {cipher} MAC: {mac or '<implicit>'}" in log
+    assert log.count("SSH2_MSG_KEXINIT sent") >= 2, "no rekeying: the test tests less"
+    assert "Received SSH2_MSG_IGNORE" not in log
+
+
+# --- asyncssh ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def asyncssh_packets(caplog):
+    """asyncssh's packet log (debug level 3) of this process, i.e. of the client."""
+    asyncssh.set_debug_level(3)
+    caplog.set_level(logging.DEBUG, logger="asyncssh")
+    yield caplog
+    asyncssh.set_debug_level(1)
+
+
+@pytest.mark.parametrize(("cipher", "mac"), CIPHERS)
+def test_asyncssh_client_with_each_cipher_rekeying_gets_whole_replies_without_ignore_packets(
+        agent, client_key, asyncssh_packets, cipher, mac):
+    async def scenario() -> None:
+        async with asyncssh.connect(
+                "127.0.0.1", agent.port, username="admin", client_keys=[str(client_key)],
+                known_hosts=None, agent_path=None, encryption_algs=[cipher],
+                mac_algs=[mac] if mac else (), rekey_bytes=1024) as conn:
+            assert conn.get_extra_info("recv_cipher") == cipher
+            writer, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
+            assert b"<session-id>" in await reader.readuntil(EOM)
+            writer.write(_hello())
+            for message_id in range(1, 7):  # a rekey every few RPCs (bytes sent count)
+                writer.write(_rpc(message_id, GET_SCHEMA))
+                _check_schema_reply((await reader.readuntil(EOM))[:-len(EOM)])
+                writer.write(_rpc(10 + message_id, GET_CONFIG))
+                assert b"<data" in await reader.readuntil(EOM)
+
+    asyncio.run(scenario())
+    messages = [r.getMessage() for r in asyncssh_packets.records]
+    assert sum("Completed key exchange" in m for m in messages) >= 3
+    # the log shows ignore packets where there are some: the client's own (stock asyncssh)
+    assert any("Sent MSG_IGNORE" in m for m in messages)
+    assert any("Received MSG_CHANNEL_DATA" in m for m in messages)
+    assert not [m for m in messages if "Received MSG_IGNORE" in m]
+
+
+# --- ncclient (paramiko) -------------------------------------------------------------------------
+
+def test_ncclient_negotiates_aes_ctr_and_survives_a_rekey(agent):
+    with connect(agent) as m:
+        transport = m._session._transport
+        assert transport.remote_cipher == "aes128-ctr"  # paramiko's first choice the agent has
+        for _ in range(2):
+            assert m.get_schema("cmp-agent-pki").data == _schema_text()
+            transport.renegotiate_keys()
+            assert "<data" in m.get_config(source="running").data_xml
+
+
+# --- in process: asyncssh's own connection with another release ---------------------------------
+
+def test_another_asyncssh_release_keeps_asyncssh_connections(server, tmp_path, monkeypatch):
+    """Only the release the overrides were checked against gets them (sshlean.applies)."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    (tmp_path / "host_key").write_bytes(host_key.export_private_key())
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    (tmp_path / "authorized_keys").mkdir()
+    (tmp_path / "authorized_keys" / "admin").write_bytes(client_key.export_public_key())
+
+    async def session_connection_types() -> list[type]:
+        acceptor = await start_ssh_server(server, UserStore(tmp_path), "127.0.0.1", 0,
+                                          [str(tmp_path / "host_key")])
+        try:
+            port = acceptor.sockets[0].getsockname()[1]
+            async with asyncssh.connect("127.0.0.1", port, username="admin",
+                                        client_keys=[client_key], known_hosts=None,
+                                        agent_path=None) as conn:
+                writer, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
+                await reader.readuntil(EOM)
+                writer.write(_hello() + _rpc(1, GET_CONFIG))
+                assert b"<data" in await reader.readuntil(EOM)
+                return [type(record.transport._chan.get_connection())
+                        for record in server.sessions.values()]
+        finally:
+            acceptor.close()
+
+    assert asyncio.run(session_connection_types()) == [sshlean.LeanServerConnection]
+    monkeypatch.setattr(asyncssh, "__version__", "2.24.2")
+    assert asyncio.run(session_connection_types()) == [SSHServerConnection]
+
+
+@pytest.mark.parametrize(("cipher", "mac", "expected"), [
+    (b"chacha20-poly1305@openssh.com", b"", True),
+    (b"aes128-gcm@openssh.com", b"", True),
+    (b"aes256-ctr", b"hmac-sha2-256", True),
+    (b"aes128-ctr", b"hmac-sha2-256-etm@openssh.com", True),
+    # CBC keeps RFC 4251 section 9.3.1's countermeasure, with either kind of MAC
+    (b"aes128-cbc", b"hmac-sha2-256", False),
+    (b"aes256-cbc", b"hmac-sha2-512-etm@openssh.com", False),
+])
+def test_countermeasure_skipped_only_without_chained_iv(cipher, mac, expected):
+    key_size, iv_size, _, mac_key_size, _, etm = get_encryption_params(cipher, mac)
+    encryption = get_encryption(cipher, os.urandom(key_size), os.urandom(iv_size), mac,
+                                os.urandom(mac_key_size), etm)
+    assert sshlean.no_chained_iv(encryption) is expected
+    assert not sshlean.no_chained_iv(None)
