@@ -1,7 +1,7 @@
 """Per-packet work of asyncssh that the NETCONF server leaves out (issue 11).
 
-asyncssh 2.24.1 does two things for every SSH packet that cost a small
-NETCONF RPC a large share of its CPU (cProfile and interleaved runs:
+asyncssh 2.24.1 does three things for every SSH packet or read that cost a
+small NETCONF RPC a large share of its CPU (cProfile and interleaved runs:
 tools/bench/README.md, "The SSH layer"):
 
 * Once encryption is on, :meth:`SSHConnection.send_packet` sends an empty
@@ -16,9 +16,14 @@ tools/bench/README.md, "The SSH layer"):
 * Every packet sent or received gets a log message prepared (payload, name,
   byte count) before asyncssh's logger decides, at its debug level 3 only,
   to write it.
+* Every read of the connection cancels the keep-alive timer and schedules a
+  new one (a timer handle, a heap push, the cancelled one left in the heap).
+  Here a read notes the time, and the timer, when it fires before the
+  keep-alive interval has passed since the last read, moves itself to that
+  time: keep-alive requests go out at the same moments as asyncssh's.
 
 :func:`lean_connection` and :func:`lean_channel` make a connection and its
-channels instances of subclasses that skip both; they add no state. With CBC
+channels instances of subclasses that do so; they add one attribute. With CBC
 (which asyncssh's default algorithms, the server's, do not offer) the ignore
 packets are still sent, and at ``asyncssh.set_debug_level(3)`` with DEBUG
 logging packets are logged as before.
@@ -40,8 +45,8 @@ from asyncssh.logging import SSHLogger
 from asyncssh.packet import SSHPacketLogger
 from cryptography.hazmat.primitives.ciphers.modes import CTR
 
-#: the asyncssh release whose ``send_packet``, ``_log_packet`` and encryption
-#: classes the overrides below were written against
+#: the asyncssh release whose ``send_packet``, packet logging, keep-alive timer
+#: and encryption classes the overrides below were written against
 CHECKED_ASYNCSSH = "2.24.1"
 
 #: the payload asyncssh gives its countermeasure packet: ``String(b'')``
@@ -89,12 +94,33 @@ class LeanServerConnection(SSHServerConnection):
     log_sent_packet = _log_sent_packet
     log_received_packet = _log_received_packet
 
+    #: loop time of the last data received (after authentication)
+    _last_received = 0.0
+
     def send_packet(self, pkttype, *args, handler=None):  # noqa: ANN001, ANN201
         # the countermeasure is the only empty SSH_MSG_IGNORE asyncssh sends
         if (pkttype == MSG_IGNORE and args == (_EMPTY_STRING,)
                 and no_chained_iv(self._send_encryption)):
             return
         super().send_packet(pkttype, *args, handler=handler)
+
+    def _reset_keepalive_timer(self) -> None:
+        # asyncssh cancels the timer and schedules a new one for every read; here
+        # the time is noted, and a timer that fires early moves itself on. A timer
+        # due later than the interval allows (set_keepalive shortened it) is set again.
+        if self._auth_complete:
+            now = self._last_received = self._loop.time()
+            timer = self._keepalive_timer
+            if timer is None or timer.when() > now + self._keepalive_interval:
+                self._cancel_keepalive_timer()
+                self._set_keepalive_timer()
+
+    def _keepalive_timer_callback(self) -> None:
+        due = self._last_received + self._keepalive_interval
+        if due > self._loop.time():
+            self._keepalive_timer = self._loop.call_at(due, self._keepalive_timer_callback)
+        else:
+            super()._keepalive_timer_callback()
 
 
 class LeanServerChannel(SSHServerChannel):

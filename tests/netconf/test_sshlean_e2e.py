@@ -4,9 +4,9 @@ OpenSSH's ``ssh -s netconf``, asyncssh and ncclient (paramiko) log in with
 each cipher family the agent offers (chacha20-poly1305, AES-GCM, AES-CTR with
 an encrypt-then-MAC and a plain MAC), rekey while a reply of several packets
 is under way, and get every reply whole; the agent sends them no
-``SSH_MSG_IGNORE`` packets. In process: with another asyncssh release the
-connections stay asyncssh's own, and the cipher check on asyncssh's own
-encryption objects.
+``SSH_MSG_IGNORE`` packets. In process: the keep-alive timer, the
+connections of another asyncssh release (asyncssh's own), and the cipher
+check on asyncssh's encryption objects.
 """
 
 from __future__ import annotations
@@ -178,36 +178,81 @@ def test_ncclient_negotiates_aes_ctr_and_survives_a_rekey(agent):
             assert "<data" in m.get_config(source="running").data_xml
 
 
-# --- in process: asyncssh's own connection with another release ---------------------------------
+# --- in process: the server's side of the connection ------------------------------------------
+
+async def _in_process(server, state_dir: Path, scenario) -> object:
+    """Serve *server* over SSH in this process; run ``scenario(writer, reader, connection)``
+    with a NETCONF session open (hellos exchanged), where *connection* is the server's."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    (state_dir / "host_key").write_bytes(host_key.export_private_key())
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    (state_dir / "authorized_keys").mkdir(exist_ok=True)
+    (state_dir / "authorized_keys" / "admin").write_bytes(client_key.export_public_key())
+    acceptor = await start_ssh_server(server, UserStore(state_dir), "127.0.0.1", 0,
+                                      [str(state_dir / "host_key")])
+    try:
+        port = acceptor.sockets[0].getsockname()[1]
+        async with asyncssh.connect("127.0.0.1", port, username="admin",
+                                    client_keys=[client_key], known_hosts=None,
+                                    agent_path=None) as conn:
+            writer, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
+            await reader.readuntil(EOM)
+            writer.write(_hello())
+            [record] = server.sessions.values()
+            return await scenario(writer, reader, record.transport._chan.get_connection())
+    finally:
+        acceptor.close()
+
+
+async def _get_config(writer, reader, message_id: int = 1) -> None:
+    writer.write(_rpc(message_id, GET_CONFIG))
+    assert b"<data" in await reader.readuntil(EOM)
+
 
 def test_another_asyncssh_release_keeps_asyncssh_connections(server, tmp_path, monkeypatch):
     """Only the release the overrides were checked against gets them (sshlean.applies)."""
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
-    (tmp_path / "host_key").write_bytes(host_key.export_private_key())
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    (tmp_path / "authorized_keys").mkdir()
-    (tmp_path / "authorized_keys" / "admin").write_bytes(client_key.export_public_key())
+    async def connection_type(writer, reader, connection) -> type:
+        await _get_config(writer, reader)
+        return type(connection)
 
-    async def session_connection_types() -> list[type]:
-        acceptor = await start_ssh_server(server, UserStore(tmp_path), "127.0.0.1", 0,
-                                          [str(tmp_path / "host_key")])
-        try:
-            port = acceptor.sockets[0].getsockname()[1]
-            async with asyncssh.connect("127.0.0.1", port, username="admin",
-                                        client_keys=[client_key], known_hosts=None,
-                                        agent_path=None) as conn:
-                writer, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
-                await reader.readuntil(EOM)
-                writer.write(_hello() + _rpc(1, GET_CONFIG))
-                assert b"<data" in await reader.readuntil(EOM)
-                return [type(record.transport._chan.get_connection())
-                        for record in server.sessions.values()]
-        finally:
-            acceptor.close()
-
-    assert asyncio.run(session_connection_types()) == [sshlean.LeanServerConnection]
+    assert asyncio.run(_in_process(server, tmp_path, connection_type)
+                       ) is sshlean.LeanServerConnection
     monkeypatch.setattr(asyncssh, "__version__", "2.24.2")
-    assert asyncio.run(session_connection_types()) == [SSHServerConnection]
+    assert asyncio.run(_in_process(server, tmp_path, connection_type)) is SSHServerConnection
+
+
+def test_keepalive_timer_is_not_replaced_per_read_and_still_sends_requests(
+        server, tmp_path, asyncssh_packets):
+    def requests_received() -> int:  # by the client: keepalive@openssh.com
+        return sum("Received MSG_GLOBAL_REQUEST" in r.getMessage()
+                   for r in asyncssh_packets.records)
+
+    async def scenario(writer, reader, connection) -> None:
+        loop = asyncio.get_running_loop()
+        await _get_config(writer, reader, 1)
+        timer = connection._keepalive_timer
+        await _get_config(writer, reader, 2)
+        assert connection._keepalive_timer is timer  # a read only notes the time
+        assert connection._last_received <= loop.time()
+        # fired before the interval since the last read: moved on, no request
+        connection._keepalive_timer_callback()
+        assert connection._keepalive_timer is not timer
+        assert connection._keepalive_timer.when() == pytest.approx(
+            connection._last_received + 60)
+        assert connection._keepalive_count == 0
+        assert requests_received() == 0
+        # set_keepalive with a shorter interval: the timer is set again at once
+        connection.set_keepalive(interval=0.05, count_max=3)
+        assert connection._keepalive_timer.when() <= loop.time() + 0.05
+        # idle: requests go out and the client's answers reset the count
+        for _ in range(200):
+            await asyncio.sleep(0.05)
+            if requests_received() >= 2:
+                break
+        assert requests_received() >= 2
+        await _get_config(writer, reader, 3)  # the session is still there
+
+    asyncio.run(_in_process(server, tmp_path, scenario))
 
 
 @pytest.mark.parametrize(("cipher", "mac", "expected"), [
