@@ -150,6 +150,7 @@ class Datastores:
         self._prepared: _PreparedCommit | None = None
         self._indexes: dict[tuple[str, ...], tuple] = {}
         self._preparing = asyncio.Lock()
+        self._writing = asyncio.Lock()
         self._editing = asyncio.Lock()
         self._load()
 
@@ -551,6 +552,58 @@ class Datastores:
         :meth:`prepare_commit` ran it on this very change (it is run at once
         if candidate or running changed since).
         """
+        prepared = self._take_prepared(authorize)
+        self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view,
+                              prepared.staged, prepared.indexes)
+        return self._committed(prepared)
+
+    async def commit_durably(self, authorize: AuthorizeSteps | None = None,
+                             recheck: Callable[[], None] | None = None) -> ChangeSummary:
+        """:meth:`commit` with ``running.xml`` renamed into place and its
+        directory fsync'ed in a worker thread: the directory fsync takes
+        milliseconds, during which the event loop would serve no session.
+
+        Running in memory changes only once the new file is durable: until
+        then readers see the old running, and a crash leaves the old file or
+        the new one. Other sessions' RPCs run meanwhile, so after the write
+        *recheck* (raising :class:`RpcError`, e.g. a lock taken meanwhile) is
+        called again and running must be as it was (a confirmed commit may
+        have been rolled back); if not, ``running.xml`` is written back from
+        running in memory and nothing is committed. A write that fails
+        (rename, fsync) is an ``operation-failed`` rpc-error; running is then
+        unchanged in memory and on disk. Commits are written one at a time.
+        """
+        async with self._writing:
+            prepared = self._take_prepared(authorize)
+            if prepared.summary.empty:
+                return self._committed(prepared)
+            # a cancellation (agent shutdown) meanwhile leaves the old file or the new
+            # one, as a crash would
+            try:
+                await asyncio.to_thread(self._persist, prepared)
+            except OSError as exc:
+                self._restore_file(prepared.data)
+                raise RpcError("operation-failed", f"{self._running_file} could not be "
+                               f"written ({exc.strerror or exc}); nothing was committed. "
+                               "Check the state directory's disk and permissions, then commit "
+                               "again", type="application") from None
+            try:
+                if self._versions["running"] != prepared.key[1]:
+                    raise RpcError("in-use", "running was changed while this commit was "
+                                   "being written (a confirmed commit rolled back); nothing "
+                                   "was committed, commit again", type="protocol")
+                if recheck is not None:
+                    recheck()
+            except RpcError:
+                self._restore_file(prepared.data)
+                raise
+            self._switch_running(prepared.tree, prepared.summary, prepared.view,
+                                 prepared.indexes)
+            return self._committed(prepared)
+
+    def _take_prepared(self, authorize: AuthorizeSteps | None) -> _PreparedCommit:
+        """What :meth:`prepare_commit` prepared for candidate and running as they
+        are now, else the same computed at once; no longer :attr:`_prepared`."""
         key = (self._versions["candidate"], self._versions["running"])
         prepared = self._prepared
         if prepared is None or prepared.key != key:
@@ -560,11 +613,31 @@ class Datastores:
                 and not prepared.summary.empty:
             run_steps(authorize(prepared.old, prepared.tree, prepared.summary))
         self._prepared = None
-        self._validated["candidate"] = key[0]
-        self._install_running(prepared.tree, prepared.summary, prepared.data, prepared.view,
-                              prepared.staged, prepared.indexes)
-        self._dirty = False
+        return prepared
+
+    def _committed(self, prepared: _PreparedCommit) -> ChangeSummary:
+        self._validated["candidate"] = prepared.key[0]
+        # candidate edited (or discarded) while the commit was written: it may differ
+        self._dirty = self._versions["candidate"] != prepared.key[0]
         return prepared.summary
+
+    def _persist(self, prepared: _PreparedCommit) -> None:
+        """``running.xml`` := *prepared*'s bytes, durably (in a worker thread)."""
+        if prepared.staged is not None:
+            install_temporary(prepared.staged, self._running_file)
+        else:
+            self._write(self._running_file, prepared.data)
+
+    def _restore_file(self, written: bytes) -> None:
+        """After a failed or refused :meth:`commit_durably`: if ``running.xml``
+        holds what it wrote, running in memory is written back over it."""
+        try:
+            if self._running_file.read_bytes() != written:
+                return
+            self._write(self._running_file, self._stamp(self._serialize(self._trees["running"])))
+        except OSError as exc:
+            log.error("%s holds a commit that was not made and could not be written back "
+                      "(%s); the next start would load it", self._running_file, exc)
 
     def discard_changes(self) -> None:
         """``<discard-changes>`` (RFC 6241 section 8.3.4.2): candidate := running."""
@@ -595,6 +668,12 @@ class Datastores:
         else:
             self._write(self._running_file,
                         data if data is not None else self._stamp(self._serialize(new)))
+        return self._switch_running(new, summary, view, indexes)
+
+    def _switch_running(self, new: etree._Element, summary: ChangeSummary,
+                        view: etree._Element | None = None,
+                        indexes: dict[tuple[str, ...], tuple] | None = None) -> ChangeSummary:
+        """Running := *new*, already persisted; the listeners hear of it."""
         self._set("running", new)
         if view is not None:  # what get-config and the PKI view read, made in steps
             version = self._versions["running"]

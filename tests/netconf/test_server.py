@@ -586,3 +586,142 @@ def test_replies_keep_their_order_after_a_large_message(server):
         assert all(r.find(f"{{{NC}}}data") is not None for r in replies)
 
     asyncio.run(scenario())
+
+
+# --- running.xml written in a worker thread (issue 11: the commit's tail off the loop) ---
+def stored_names(server: NetconfServer) -> list[str]:
+    """The cmp-session names in running.xml on disk."""
+    data = etree.fromstring((server.datastores.state_dir / "running.xml").read_bytes())
+    return data.xpath("//p:cmp-session/p:name/text()", namespaces={"p": PKI})
+
+
+def temporaries(server: NetconfServer) -> list[str]:
+    return [p.name for p in server.datastores.state_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+async def committed(client: Client, name: str) -> None:
+    await client.rpc(edit(name))
+    assert (await client.rpc("<commit/>")).find(f"{{{NC}}}ok") is not None
+
+
+@pytest.mark.parametrize("fault", ["rename", "directory fsync"])
+def test_a_commit_whose_file_cannot_be_written_is_an_rpc_error_and_changes_nothing(
+        server, monkeypatch, fault):
+    """The rename (or the directory fsync after it) fails in the worker thread:
+    the client gets operation-failed, running.xml holds the old running again,
+    running in memory is unchanged, no temporary file is left, and the next
+    commit works once the disk does."""
+    import agent.atomic as atomic
+
+    def refuse(*args, **kwargs):
+        monkeypatch.undo()  # once: writing the old running back works again
+        raise OSError(5, "Input/output error")
+
+    async def scenario():
+        a = Client(server)
+        await committed(a, "old")
+        await a.rpc(edit("new"))
+        monkeypatch.setattr(atomic.os if fault == "rename" else atomic,
+                            "replace" if fault == "rename" else "fsync_directory", refuse)
+        reply = await a.rpc("<commit/>")
+        assert tag(reply) == "operation-failed"
+        message = reply.findtext(f".//{{{NC}}}error-message")
+        assert "running.xml could not be written (Input/output error)" in message
+        assert "nothing was committed" in message
+        assert stored_names(server) == ["old"]
+        assert await running_names(a) == ["old"]
+        assert temporaries(server) == []
+        assert server.datastores.candidate_dirty
+        assert (await a.rpc("<commit/>")).find(f"{{{NC}}}ok") is not None
+        assert stored_names(server) == await running_names(a) == ["old", "new"]
+
+    asyncio.run(scenario())
+
+
+@pytest.fixture
+def slow_write(server, monkeypatch):
+    """running.xml's write in the worker thread waits while the event is clear
+    (the test clears it to hold a commit's write, sets it to let it go on)."""
+    go = threading.Event()
+    go.set()
+    persist = server.datastores._persist
+
+    def held(prepared):
+        assert go.wait(10), "the test never let the write go on"
+        persist(prepared)
+
+    monkeypatch.setattr(server.datastores, "_persist", held)
+    yield go
+    go.set()
+
+
+async def start_commit(client: Client) -> "asyncio.Future[etree._Element]":
+    """Send <commit/>; returns once its write is under way in the worker thread."""
+    reply = asyncio.ensure_future(client.rpc("<commit/>"))
+    for _ in range(1000):
+        await asyncio.sleep(0.001)
+        if client.server.datastores._writing.locked():
+            return reply
+    raise AssertionError("the commit never started writing running.xml")
+
+
+async def commit_held(server: NetconfServer, go: threading.Event) -> tuple:
+    """Sessions a and b; a has committed "old" and now commits "new", whose
+    write is held: (a, b, the commit's future reply)."""
+    a, b = Client(server), Client(server)
+    await committed(a, "old")
+    await a.rpc(edit("new"))
+    go.clear()
+    return a, b, await start_commit(a)
+
+
+def test_running_is_read_and_edited_while_a_commit_is_written(server, slow_write):
+    """Other sessions are answered while running.xml is written; they see the old
+    running until it is durable; an edit of candidate meanwhile stays uncommitted."""
+    async def scenario():
+        a, b, reply = await commit_held(server, slow_write)
+        assert await running_names(b) == ["old"]
+        assert stored_names(server) == ["old"]
+        await b.rpc(edit("later"))
+        assert not reply.done()
+        slow_write.set()
+        assert (await reply).find(f"{{{NC}}}ok") is not None
+        assert await running_names(b) == stored_names(server) == ["old", "new"]
+        assert server.datastores.candidate_dirty  # "later" is not committed
+        assert b.record.session_id in server.candidate_editors
+
+    asyncio.run(scenario())
+
+
+def test_a_lock_taken_while_a_commit_is_written_refuses_the_commit(server, slow_write):
+    async def scenario():
+        a, b, reply = await commit_held(server, slow_write)
+        assert (await b.rpc("<lock><target><running/></target></lock>")).find(
+            f"{{{NC}}}ok") is not None
+        slow_write.set()
+        assert tag(await reply) == "in-use"
+        assert await running_names(b) == stored_names(server) == ["old"]
+        assert temporaries(server) == []
+
+    asyncio.run(scenario())
+
+
+def test_a_confirmed_commit_rolled_back_while_a_commit_is_written_refuses_it(server, slow_write):
+    """The confirming commit is written when the confirm-timeout rolls the
+    confirmed one back: the rollback stands, on disk too."""
+    async def scenario():
+        a = Client(server)
+        await committed(a, "old")
+        await a.rpc(edit("trial"))
+        reply = await a.rpc("<commit><confirmed/></commit>")
+        assert reply.find(f"{{{NC}}}ok") is not None
+        await a.rpc(edit("more"))
+        slow_write.clear()
+        confirming = await start_commit(a)
+        server.rollback_confirmed_commit("test: timeout")
+        slow_write.set()
+        assert tag(await confirming) == "in-use"
+        assert await running_names(a) == stored_names(server) == ["old"]
+
+    asyncio.run(scenario())
+

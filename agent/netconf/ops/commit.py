@@ -85,9 +85,12 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
                        type="protocol", info={"bad-element": "persist" if persist is not None
                                               else "confirm-timeout"})
 
-    def check() -> None:
+    def still_unlocked() -> None:
         check_not_locked_by_other(ctx, "running")
         check_not_locked_by_other(ctx, "candidate")
+
+    def check() -> None:
+        still_unlocked()
         if server.confirm is not None:
             _check_pending_owner(ctx, persist_id, "confirm")
         elif persist_id is not None:
@@ -105,7 +108,7 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
     except (RpcError, RpcErrors) as exc:
         raise ctx.access.conceal_invalid(exc) from None
     try:
-        check()  # again: other sessions' RPCs ran meanwhile; from here on nothing waits
+        check()  # again: other sessions' RPCs ran meanwhile (the locks once more below)
     except RpcError:
         server.datastores.release_prepared()
         raise
@@ -113,14 +116,16 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
     if confirmed and pending is None:
         server.begin_confirmed_commit(ctx.session_id, persist)
     try:
-        summary = server.datastores.commit(authorize)
+        # running.xml written in a worker thread: other sessions' RPCs run meanwhile
+        summary = await server.datastores.commit_durably(authorize, recheck=still_unlocked)
     except BaseException as exc:
         if confirmed and pending is None:
             server.end_confirmed_commit()
         if isinstance(exc, (RpcError, RpcErrors)):
             raise ctx.access.conceal_invalid(exc) from None
         raise
-    server.candidate_editors.clear()
+    if not server.datastores.candidate_dirty:  # else edited meanwhile: its editors stay
+        server.candidate_editors.clear()
     server.config_changed(ctx.session, "running", summary)
     if confirmed:
         if pending is not None and persist is not None:
