@@ -66,6 +66,8 @@ class SchemaMap:
         self.ns_of_module = {name: m.xml_namespace
                               for name, m in self.schema_data.modules_by_name.items()}
         self._prefix_of_ns = dict(model.prefixes)
+        #: a module's prefix -> its namespace
+        self.ns_of_prefix = {prefix: ns for ns, prefix in self._prefix_of_ns.items()}
         self.root = NodeInfo(model.datamodel.schema, tag="", prefix="")
         self.secret_tags = frozenset(f"{{{ns}}}{local}" for ns, local in model.secret_leaves)
         #: (id of a leaf's type, text) -> the canonical text of that valid value, for

@@ -233,16 +233,16 @@ def _respell_prefixes(smap: SchemaMap, info: NodeInfo, elem: etree._Element, pat
 
     The stored tree keeps no namespace declarations, so the client's own
     prefixes would lose their meaning; a prefix the client did not declare
-    may be a module's prefix or name."""
-    by_prefix = {prefix: ns for ns, prefix in smap.model.prefixes.items()}
+    may be a module's prefix or name (:attr:`SchemaMap.ns_of_prefix`, built once
+    per model)."""
 
     def respell(m: re.Match) -> str:
         if m.group(1) is not None:
             return m.group(1)  # a quoted key value, kept as it is
         prefix, local = m.group(2), m.group(3)
         ns = (elem.nsmap.get(prefix) or smap.ns_of_module.get(prefix)
-              or by_prefix.get(prefix))
-        if ns not in smap.model.prefixes:
+              or smap.ns_of_prefix.get(prefix))
+        if not smap.knows_namespace(ns):
             raise _leaf_error(smap, info, path,
                               f"the prefix {prefix!r} in {text!r} names no module of the agent;"
                               " declare it (xmlns:" f"{prefix}=\"namespace\") or use the"

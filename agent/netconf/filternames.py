@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from .errors import RpcError
-from .filters import _STRING_LITERAL, FilterParam, filter_namespaces, xpath_select
+from .filters import _STRING_LITERAL, FilterParam, filter_namespaces
 
 
 @dataclass
@@ -65,13 +65,12 @@ def _name_error(tag: str, message: str, step: str) -> RpcError:
                     info=info)
 
 
-def check_filter_names(tree: NameTree, filter_el: etree._Element) -> None:
+def check_filter_names(tree: NameTree, filter_param: FilterParam) -> None:
     """Refuse a ``<filter>`` of get or get-config that names what the model does not have."""
-    select = xpath_select(filter_el)
-    if select is None:
-        check_subtree_names(tree, filter_el)
+    if filter_param.select is None:
+        check_subtree_names(tree, filter_param.element)
     else:
-        check_xpath_names(tree, select, filter_namespaces(filter_el))
+        check_xpath_names(tree, filter_param.select, filter_namespaces(filter_param.element))
 
 
 class CheckedFilters:
@@ -96,7 +95,7 @@ class CheckedFilters:
         if key in self._passed:
             self._passed.move_to_end(key)
             return
-        check_filter_names(self._tree(), filter_param.element)
+        check_filter_names(self._tree(), filter_param)
         if len(key) <= self._max_key_bytes:
             self._passed[key] = None
             if len(self._passed) > self._max_entries:

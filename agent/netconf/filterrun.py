@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from lxml import etree
 
 from .errors import RpcError
-from .filters import (KeysOf, filter_namespaces, materialize, select_paths, subtree_selection,
-                      too_expensive, xpath_paths, xpath_select)
+from .filters import (FilterParam, KeysOf, filter_namespaces, materialize, select_paths,
+                      subtree_selection, too_expensive, xpath_paths)
 
 #: wall-clock seconds one XPath filter may take
 XPATH_SECONDS = 10.0
@@ -73,19 +73,19 @@ class FilterRunner:
         self._idle: list[_Worker] = []
         self._slots = asyncio.Semaphore(max_workers)
 
-    async def apply(self, data: etree._Element, filter_el: etree._Element | None,
+    async def apply(self, data: etree._Element, filter_param: FilterParam | None,
                     keys_of: KeysOf) -> etree._Element:
-        """*data* reduced by *filter_el* (``None``: *data* itself); *data* is only read."""
-        if filter_el is None:
+        """*data* reduced by *filter_param* (``None``: *data* itself); *data* is only read."""
+        if filter_param is None:
             return data
-        select = xpath_select(filter_el)
-        if select is None:
+        if filter_param.select is None:
             # on the loop in slices (a worker thread would compete with it for the GIL);
             # imported here: the XPath worker process loads this module without the datastores
             from agent.datastore.steps import run_cooperatively
-            selection = await run_cooperatively(subtree_selection(data, filter_el))
+            selection = await run_cooperatively(subtree_selection(data, filter_param.element))
             return materialize(data, selection)
-        paths = await self._xpath(etree.tostring(data), select, filter_namespaces(filter_el))
+        paths = await self._xpath(etree.tostring(data), filter_param.select,
+                                  filter_namespaces(filter_param.element))
         return select_paths(data, paths, keys_of)
 
     async def _xpath(self, data: bytes, select: str, namespaces: dict[str, str]

@@ -46,21 +46,23 @@ def _no_keys(_: etree._Element) -> Sequence[str]:
 
 @dataclass(frozen=True)
 class FilterParam:
-    """The ``<filter>`` of get or get-config, with *key*: what its meaning depends
-    on, computed once per request for the reply cache and the name check's
-    remembered verdicts. That is its XML as lxml serializes an element inside a
-    document: with every namespace declaration in scope, those of its ancestors
-    too, which the prefixes of an XPath ``select`` may use."""
+    """The ``<filter>`` of get or get-config, with what is worked out from it once
+    per request: *select*, the expression of an XPath filter (``None`` for a
+    subtree filter), and *key*, what its meaning depends on, for the reply cache
+    and the name check's remembered verdicts. That is its XML as lxml serializes
+    an element inside a document: with every namespace declaration in scope,
+    those of its ancestors too, which the prefixes of an XPath ``select`` may use."""
 
     element: etree._Element
     key: bytes
+    select: str | None
 
     @classmethod
     def of(cls, element: etree._Element) -> "FilterParam":
         """*element* with its key; its type is checked, and a subtree filter's size,
         before it is serialized (an oversized one is refused without that cost)."""
-        xpath_select(element)
-        return cls(element, etree.tostring(element, with_tail=False))
+        select = xpath_select(element)
+        return cls(element, etree.tostring(element, with_tail=False), select)
 
 
 def apply_filter(data: etree._Element, filter_el: etree._Element | None,

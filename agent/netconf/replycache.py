@@ -78,8 +78,7 @@ class ConfigReplyCache:
         shared = access.bypass
         if not shared:  # the user's own copy, without what they may not read
             view = access.prune(copy.deepcopy(view))
-        selected = await self._filters.apply(
-            view, None if filter_param is None else filter_param.element, self._keys_of)
+        selected = await self._filters.apply(view, filter_param, self._keys_of)
         if selected is view and shared:  # no filter: serialize a copy, the view stays as it is
             selected = copy.deepcopy(view)
         body = serialize_in_reply(selected)

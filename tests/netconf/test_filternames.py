@@ -33,7 +33,7 @@ def xpath(select: str) -> etree._Element:
     "/pki/cmp-session[name='cmp-sesion']",                  # a typo in a literal is data
 ])
 def test_paths_naming_schema_nodes_pass(names, select):
-    check_filter_names(names, xpath(select))
+    check_filter_names(names, FilterParam.of(xpath(select)))
 
 
 @pytest.mark.parametrize("select, step, suggestion", [
@@ -45,7 +45,7 @@ def test_paths_naming_schema_nodes_pass(names, select):
 ])
 def test_a_step_naming_nothing_is_invalid_value(names, select, step, suggestion):
     with pytest.raises(RpcError) as err:
-        check_filter_names(names, xpath(select))
+        check_filter_names(names, FilterParam.of(xpath(select)))
     assert err.value.tag == "invalid-value"
     assert step in err.value.message and suggestion in err.value.message
 
@@ -53,11 +53,11 @@ def test_a_step_naming_nothing_is_invalid_value(names, select, step, suggestion)
 def test_subtree_names_in_any_namespace_and_unknown_element(names):
     ok = etree.fromstring(f'<filter xmlns="{NC}"><pki xmlns=""><cmp-session><name>s1</name>'
                           "<statistics/></cmp-session></pki></filter>")
-    check_filter_names(names, ok)
+    check_filter_names(names, FilterParam.of(ok))
     bad = etree.fromstring(f'<filter xmlns="{NC}"><pki xmlns="{PKI}"><cmp-session>'
                            "<statistics><last-requst/></statistics></cmp-session></pki></filter>")
     with pytest.raises(RpcError) as err:
-        check_filter_names(names, bad)
+        check_filter_names(names, FilterParam.of(bad))
     assert err.value.tag == "unknown-element"
     assert err.value.info == {"bad-element": "last-requst"}
     assert "below /pki/cmp-session/statistics" in err.value.message

@@ -10,7 +10,7 @@ from lxml import etree
 
 from agent.netconf.errors import RpcError
 from agent.netconf.filterrun import FilterRunner
-from agent.netconf.filters import apply_filter
+from agent.netconf.filters import FilterParam, apply_filter
 from test_filters import NC, T, data, keys_of
 
 #: each level multiplies the work by the number of nodes: never finishes, even on 5 nodes
@@ -29,7 +29,7 @@ def test_results_equal_the_in_process_evaluation():
                       xpath("/top/users/user[name='fred']/type"),
                       etree.fromstring(f'<filter xmlns="{NC}"><top xmlns="{T}"><users><user>'
                                        "<name>fred</name></user></users></top></filter>")):
-                got = await runner.apply(data(), f, keys_of)
+                got = await runner.apply(data(), FilterParam.of(f), keys_of)
                 assert etree.tostring(got) == etree.tostring(apply_filter(data(), f, keys_of))
                 assert len(got)
         finally:
@@ -52,12 +52,12 @@ def test_runaway_xpath_is_stopped_and_the_loop_keeps_running():
         task = asyncio.create_task(ticker())
         try:
             with pytest.raises(RpcError) as err:
-                await runner.apply(data(), xpath(RUNAWAY), keys_of)
+                await runner.apply(data(), FilterParam.of(xpath(RUNAWAY)), keys_of)
             assert err.value.tag == "operation-failed"
             assert "filter too expensive" in err.value.message
             assert ticks > 0  # the loop ran meanwhile
             # the killed worker is replaced: the next filter is answered
-            got = await runner.apply(data(), xpath("//t:dept"), keys_of)
+            got = await runner.apply(data(), FilterParam.of(xpath("//t:dept")), keys_of)
             assert len(got.xpath("//t:dept", namespaces={"t": T})) == 3
         finally:
             task.cancel()
@@ -71,7 +71,7 @@ def test_worker_errors_come_back_as_rpc_errors():
         runner = FilterRunner()
         try:
             with pytest.raises(RpcError) as err:
-                await runner.apply(data(), xpath("count(//t:user)"), keys_of)
+                await runner.apply(data(), FilterParam.of(xpath("count(//t:user)")), keys_of)
             assert err.value.tag == "invalid-value"
             assert err.value.info == {"bad-attribute": "select", "bad-element": "filter"}
         finally:

@@ -162,3 +162,12 @@ def test_subtree_filter_comparisons_are_bounded():
         run_steps(subtree_selection(data(), f, max_visits=3))
     assert err.value.tag == "operation-failed"
     assert "filter too expensive" in err.value.message
+
+
+def test_filter_param_carries_the_xpath_select():
+    from agent.netconf.filters import FilterParam
+
+    assert FilterParam.of(etree.fromstring(
+        f'<filter xmlns="{NC}" xmlns:t="{T}" type="xpath" select="//t:dept"/>')).select == "//t:dept"
+    assert FilterParam.of(etree.fromstring(f'<filter xmlns="{NC}"><top xmlns="{T}"/></filter>')
+                          ).select is None

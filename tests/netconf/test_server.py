@@ -725,3 +725,30 @@ def test_a_confirmed_commit_rolled_back_while_a_commit_is_written_refuses_it(ser
 
     asyncio.run(scenario())
 
+
+@pytest.mark.parametrize("kind", ["xpath", "subtree"])
+def test_a_filtered_get_works_out_the_filter_once(server, monkeypatch, kind):
+    """The filter's type, XPath select (and a subtree filter's size) are read
+    once per request, by FilterParam.of; the name check and the evaluation use
+    what it carries."""
+    import agent.netconf.filters as filters
+
+    calls = []
+    real = filters.xpath_select
+    monkeypatch.setattr(filters, "xpath_select", lambda el: calls.append(el) or real(el))
+    f = ("<filter type='xpath' select='/p:pki/p:cmp-session/p:name' xmlns:p='" + PKI + "'/>"
+         if kind == "xpath" else
+         f"<filter><pki xmlns='{PKI}'><cmp-session><name/></cmp-session></pki></filter>")
+
+    async def scenario():
+        a = Client(server)
+        await committed(a, "s1")
+        for op in ("get", "get-config"):
+            calls.clear()
+            source = "<source><running/></source>" if op == "get-config" else ""
+            reply = await a.rpc(f"<{op}>{source}{f}</{op}>")
+            assert reply.xpath("//p:cmp-session/p:name/text()", namespaces={"p": PKI}) == ["s1"]
+            assert len(calls) == 1, op
+        await server.filters.close()
+
+    asyncio.run(scenario())

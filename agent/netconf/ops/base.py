@@ -110,9 +110,7 @@ async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
     data = ctx.server.datastores.get_config("running", with_defaults_param(op))
     ctx.server.state.merge_into(data, ctx.server.keys_of)
     # what the user may not read goes before the filter sees it (RFC 8341 section 3.4.5)
-    return await ctx.server.filters.apply(ctx.access.prune(data),
-                                          found.element if found is not None else None,
-                                          ctx.server.keys_of)
+    return await ctx.server.filters.apply(ctx.access.prune(data), found, ctx.server.keys_of)
 
 
 # --- changes (RFC 6241 sections 7.2 - 7.4) --------------------------------------------
