@@ -54,13 +54,13 @@ from yangson.schemanode import (ContainerNode, LeafListNode, LeafNode, ListNode,
                                 NotificationNode)
 
 from ..atomic import atomic_write
-from ..datastore.steps import Steps, run_steps
 from .audit import NCN_NS
 from .errors import NC_NS, RpcError, RpcErrors
 
 if TYPE_CHECKING:
     from ..datastore import ChangeSummary, Datastores
     from ..datastore.changes import EntryId
+    from ..datastore.steps import Steps
     from ..datastore.schema import NodeInfo, SchemaMap
     from ..model import Model
 
@@ -470,6 +470,10 @@ class Access:
     def check_write(self, old: etree._Element, new: etree._Element) -> None:
         """``access-denied`` unless every node that differs between the datastore
         trees *old* and *new* may be created, updated or deleted by the user."""
+        # imported here: serve loads the model (agent.datastore imports it) only
+        # once it can report a broken installation
+        from ..datastore.steps import run_steps
+
         run_steps(self.check_write_steps(old, new))
 
     def check_write_steps(self, old: etree._Element, new: etree._Element,
