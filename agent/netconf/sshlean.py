@@ -1,6 +1,6 @@
 """Per-packet work of asyncssh that the NETCONF server leaves out (issue 11).
 
-asyncssh 2.24.1 does three things for every SSH packet or read that cost a
+asyncssh 2.24.1 does four things for every SSH packet or read that cost a
 small NETCONF RPC a large share of its CPU (cProfile and interleaved runs:
 tools/bench/README.md, "The SSH layer"):
 
@@ -16,6 +16,8 @@ tools/bench/README.md, "The SSH layer"):
 * Every packet sent or received gets a log message prepared (payload, name,
   byte count) before asyncssh's logger decides, at its debug level 3 only,
   to write it.
+* AES-GCM builds its ``AESGCM`` object, and so the AES key schedule, again
+  for every packet in either direction (``GCMCipher``); here once per key.
 * Every read of the connection cancels the keep-alive timer and schedules a
   new one (a timer handle, a heap push, the cancelled one left in the heap).
   Here a read notes the time, and the timer, when it fires before the
@@ -23,7 +25,8 @@ tools/bench/README.md, "The SSH layer"):
   time: keep-alive requests go out at the same moments as asyncssh's.
 
 :func:`lean_connection` and :func:`lean_channel` make a connection and its
-channels instances of subclasses that do so; they add one attribute. With CBC
+channels instances of subclasses that do not; they add one attribute (and the
+GCM ciphers of each key exchange one). With CBC
 (which asyncssh's default algorithms, the server's, do not offer) the ignore
 packets are still sent, and at ``asyncssh.set_debug_level(3)`` with DEBUG
 logging packets are logged as before.
@@ -40,17 +43,22 @@ import asyncssh
 from asyncssh.channel import SSHServerChannel
 from asyncssh.connection import SSHServerConnection
 from asyncssh.constants import MSG_IGNORE
+from asyncssh.crypto.cipher import GCMCipher
 from asyncssh.encryption import BasicEncryption, ChachaEncryption, Encryption, GCMEncryption
 from asyncssh.logging import SSHLogger
 from asyncssh.packet import SSHPacketLogger
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.ciphers.modes import CTR
 
-#: the asyncssh release whose ``send_packet``, packet logging, keep-alive timer
-#: and encryption classes the overrides below were written against
+#: the asyncssh release whose ``send_packet``, ``send_newkeys``, packet logging,
+#: keep-alive timer and encryption classes the overrides below were written against
 CHECKED_ASYNCSSH = "2.24.1"
 
 #: the payload asyncssh gives its countermeasure packet: ``String(b'')``
 _EMPTY_STRING = b"\0\0\0\0"
+#: the tag length of AES-GCM in SSH (RFC 5647 section 7.3)
+_GCM_TAG = 16
 
 
 def applies() -> bool:
@@ -83,6 +91,38 @@ def _log_received_packet(self, pkttype, pktid, packet, note=""):  # noqa: ANN001
         SSHPacketLogger.log_received_packet(self, pkttype, pktid, packet, note)
 
 
+class KeyedGCMCipher(GCMCipher):
+    """asyncssh's AES-GCM with its ``AESGCM`` object made once per key, not per packet.
+
+    The same nonce handling (``_iv``, ``_update_iv``) and results as
+    ``GCMCipher``, whose instances become this class (:func:`_keyed`).
+    """
+
+    __slots__ = ()
+    _aead: AESGCM
+
+    def encrypt_and_sign(self, header: bytes, data: bytes) -> tuple[bytes, bytes]:
+        data = self._aead.encrypt(self._iv, data, header)
+        self._update_iv()
+        return header + data[:-_GCM_TAG], data[-_GCM_TAG:]
+
+    def verify_and_decrypt(self, header: bytes, data: bytes, mac: bytes) -> bytes | None:
+        try:
+            decrypted = self._aead.decrypt(self._iv, data + mac, header)
+        except InvalidTag:
+            decrypted = None
+        self._update_iv()
+        return decrypted
+
+
+def _keyed(encryption: Encryption | None) -> None:
+    """Give *encryption*'s AES-GCM cipher, if it has one, its ``AESGCM`` object once."""
+    if isinstance(encryption, GCMEncryption) and type(encryption._cipher) is GCMCipher:
+        cipher = encryption._cipher
+        cipher._aead = AESGCM(cipher._key)
+        cipher.__class__ = KeyedGCMCipher
+
+
 # Single inheritance and no slots of their own: an instance asyncssh created can
 # become one (``__class__`` assignment needs the same object layout).
 class LeanServerConnection(SSHServerConnection):
@@ -103,6 +143,13 @@ class LeanServerConnection(SSHServerConnection):
                 and no_chained_iv(self._send_encryption)):
             return
         super().send_packet(pkttype, *args, handler=handler)
+
+    def send_newkeys(self, k, h):  # noqa: ANN001, ANN201
+        super().send_newkeys(k, h)
+        # the server's keys for both directions, the receiving ones used from the
+        # client's MSG_NEWKEYS on
+        _keyed(self._send_encryption)
+        _keyed(self._next_recv_encryption)
 
     def _reset_keepalive_timer(self) -> None:
         # asyncssh cancels the timer and schedules a new one for every read; here

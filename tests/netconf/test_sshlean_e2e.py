@@ -4,9 +4,9 @@ OpenSSH's ``ssh -s netconf``, asyncssh and ncclient (paramiko) log in with
 each cipher family the agent offers (chacha20-poly1305, AES-GCM, AES-CTR with
 an encrypt-then-MAC and a plain MAC), rekey while a reply of several packets
 is under way, and get every reply whole; the agent sends them no
-``SSH_MSG_IGNORE`` packets. In process: the keep-alive timer, the
-connections of another asyncssh release (asyncssh's own), and the cipher
-check on asyncssh's encryption objects.
+``SSH_MSG_IGNORE`` packets. In process: AES-GCM's keys set up once per key
+exchange, the keep-alive timer, the connections of another asyncssh release
+(asyncssh's own), and the cipher check on asyncssh's encryption objects.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def test_ncclient_negotiates_aes_ctr_and_survives_a_rekey(agent):
 
 # --- in process: the server's side of the connection ------------------------------------------
 
-async def _in_process(server, state_dir: Path, scenario) -> object:
+async def _in_process(server, state_dir: Path, scenario, **client_options) -> object:
     """Serve *server* over SSH in this process; run ``scenario(writer, reader, connection)``
     with a NETCONF session open (hellos exchanged), where *connection* is the server's."""
     host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -194,7 +194,7 @@ async def _in_process(server, state_dir: Path, scenario) -> object:
         port = acceptor.sockets[0].getsockname()[1]
         async with asyncssh.connect("127.0.0.1", port, username="admin",
                                     client_keys=[client_key], known_hosts=None,
-                                    agent_path=None) as conn:
+                                    agent_path=None, **client_options) as conn:
             writer, reader, _ = await conn.open_session(subsystem="netconf", encoding=None)
             await reader.readuntil(EOM)
             writer.write(_hello())
@@ -219,6 +219,40 @@ def test_another_asyncssh_release_keeps_asyncssh_connections(server, tmp_path, m
                        ) is sshlean.LeanServerConnection
     monkeypatch.setattr(asyncssh, "__version__", "2.24.2")
     assert asyncio.run(_in_process(server, tmp_path, connection_type)) is SSHServerConnection
+
+
+def test_aes_gcm_keys_of_every_key_exchange_are_set_up_once(server, tmp_path):
+    async def scenario(writer, reader, connection) -> None:
+        keys = set()
+        for message_id in range(1, 9):
+            await _get_config(writer, reader, message_id)
+            assert type(connection._send_encryption._cipher) is sshlean.KeyedGCMCipher
+            assert type(connection._recv_encryption._cipher) is sshlean.KeyedGCMCipher
+            keys.add(connection._recv_encryption._cipher._key)
+        assert len(keys) >= 2  # rekeyed meanwhile
+
+    # the client rekeys after every 1 KB it sends: every few RPCs
+    asyncio.run(_in_process(server, tmp_path, scenario,
+                            encryption_algs=["aes256-gcm@openssh.com"], rekey_bytes=1024))
+
+
+@pytest.mark.parametrize("cipher", [b"aes128-gcm@openssh.com", b"aes256-gcm@openssh.com"])
+def test_keyed_aes_gcm_encrypts_and_decrypts_as_asyncssh_does(cipher):
+    key_size, iv_size, *_ = get_encryption_params(cipher)
+    key, iv = os.urandom(key_size), os.urandom(iv_size)
+    stock, keyed = get_encryption(cipher, key, iv), get_encryption(cipher, key, iv)
+    sshlean._keyed(keyed)
+    assert type(keyed._cipher) is sshlean.KeyedGCMCipher
+    receiver = get_encryption(cipher, key, iv)
+    sshlean._keyed(receiver)
+    for seq in range(3):
+        header, packet = (96).to_bytes(4, "big"), os.urandom(96)
+        sent = stock.encrypt_packet(seq, header, packet)
+        assert keyed.encrypt_packet(seq, header, packet) == sent
+        first, _ = receiver.decrypt_header(seq, sent[0][:16], 4)
+        assert receiver.decrypt_packet(seq, first, sent[0][16:], 4, sent[1]) == packet
+    # the next nonce does not open the last packet again
+    assert receiver.decrypt_packet(3, first, sent[0][16:], 4, sent[1]) is None
 
 
 def test_keepalive_timer_is_not_replaced_per_read_and_still_sends_requests(
