@@ -16,8 +16,8 @@ defaults. An :class:`Access` answers:
 * writes (section 3.4.5): :meth:`Access.check_write` compares a datastore
   before and after an edit and refuses it with ``access-denied`` if one
   created, changed or deleted node is not writable, and
-  :meth:`Access.check_commit_steps` so for what a ``<commit>`` changes in
-  running (section 3.2.8);
+  :meth:`Access.check_commit_steps` does the same for what a ``<commit>``
+  changes in running (section 3.2.8);
   :meth:`Access.conceal` keeps an edit's errors from telling whether an
   unreadable node exists, :meth:`Access.conceal_invalid` keeps validation
   errors from naming one;
