@@ -454,3 +454,15 @@ def test_enroll_async(pki, mock_server):
 
     server = mock_server()
     assert_enrolled(asyncio.run(enroll_async(request(pki, server))), pki)
+
+
+def test_a_transport_kept_across_transactions_reconnects_once_the_server_closed(pki, mock_server):
+    """OpenSSL's mock closes the connection when a transaction ends; the next
+    transaction's first message, sent on the kept-alive connection, finds it closed and
+    goes once more over a new one."""
+    server = mock_server()
+    with HttpTransport(server.url) as transport:
+        for _ in range(2):
+            result = assert_enrolled(enroll(request(pki, server), transport=transport), pki)
+            assert result.messages.sent == {"ir": 1, "certConf": 1}
+        assert transport.connections_opened == 2
