@@ -8,11 +8,12 @@ tools/bench/README.md, "The SSH layer"):
   ``SSH_MSG_IGNORE`` packet before every other packet: the countermeasure of
   RFC 4251 section 9.3.1 against the chosen-plaintext attack on CBC mode,
   whose IV for a packet is the last ciphertext block of the one before. With
-  a cipher that has no chained IV (AES-GCM and chacha20-poly1305, RFC 5647 and
-  OpenSSH's PROTOCOL.chacha20poly1305, which take a nonce from the sequence
-  number, and CTR mode, RFC 4344) the packet protects nothing, and it doubles
+  a cipher that has no chained IV (AES-GCM and chacha20-poly1305, whose nonce
+  is a per-packet counter: RFC 5647's invocation counter, the sequence number
+  in OpenSSH's PROTOCOL.chacha20poly1305; and CTR mode, RFC 4344, whose
+  counter runs on across packets) the packet protects nothing, and it doubles
   the encryption, the packet assembly and the socket writes of every reply.
-  OpenSSH never sends it.
+  OpenSSH's sshd does not send it.
 * Every packet sent or received gets a log message prepared (payload, name,
   byte count) before asyncssh's logger decides, at its debug level 3 only,
   to write it.
@@ -25,11 +26,11 @@ tools/bench/README.md, "The SSH layer"):
   time: keep-alive requests go out at the same moments as asyncssh's.
 
 :func:`lean_connection` and :func:`lean_channel` make a connection and its
-channels instances of subclasses that do not; they add one attribute (and the
-GCM ciphers of each key exchange one). With CBC
-(which asyncssh's default algorithms, the server's, do not offer) the ignore
-packets are still sent, and at ``asyncssh.set_debug_level(3)`` with DEBUG
-logging packets are logged as before.
+channels instances of subclasses that leave these out (the connection gains
+one attribute, each GCM cipher its ``AESGCM``). With CBC (which asyncssh's
+default algorithms, the server's, do not offer) the ignore packets are still
+sent, and at ``asyncssh.set_debug_level(3)`` with DEBUG logging packets are
+logged as before.
 
 The subclasses override asyncssh's internal methods, so they are used only
 with the asyncssh release whose code they were checked against
@@ -57,7 +58,7 @@ CHECKED_ASYNCSSH = "2.24.1"
 
 #: the payload asyncssh gives its countermeasure packet: ``String(b'')``
 _EMPTY_STRING = b"\0\0\0\0"
-#: the tag length of AES-GCM in SSH (RFC 5647 section 7.3)
+#: the length of AES-GCM's authentication tag in SSH (RFC 5647)
 _GCM_TAG = 16
 
 
