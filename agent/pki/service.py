@@ -38,7 +38,7 @@ from agent import PKI_NS
 from agent.clock import Clock, SystemClock
 from agent.cmp.failure import FailureKind
 from agent.datastore import ChangeSummary, Datastores, SecretBox
-from agent.datastore.steps import give_way
+from agent.datastore.steps import Steps, run_cooperatively
 from agent.netconf.errors import RpcError
 from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
 from agent.pki.enrollment import (
@@ -107,8 +107,12 @@ _FAILURE_HINTS = {
 PRECONDITION = "precondition"
 INTERNAL_ERROR = "internal-error"
 
-#: sessions read again per step when a commit changed many (between steps other RPCs run)
-VIEW_CHUNK = 10
+#: sessions read again per step when a commit changed many
+VIEW_CHUNK = 5
+#: how long the view's steps may hold the event loop before other RPCs run: a
+#: time, not a count of sessions, since what a session costs its listeners varies
+#: (the auto-updater reads a session's certificate file)
+VIEW_SLICE_SECONDS = 0.001
 
 #: how long shutdown waits for running transactions to end (their error messages to
 #: the CA included, agent.cmp.client.ABANDON_TIMEOUT each, all at once)
@@ -359,9 +363,9 @@ class PkiService:
         self.catch_up_soon()
 
     def catch_up_soon(self) -> None:
-        """Bring the view up to date in the background, a chunk of sessions at a time
-        between other sessions' RPCs (listeners hear of each chunk); at once if there
-        is no event loop. :meth:`config` finishes it at once when asked before."""
+        """Bring the view up to date in the background, in slices of about
+        :data:`VIEW_SLICE_SECONDS` between other sessions' RPCs (listeners hear of
+        each step of :data:`VIEW_CHUNK` sessions); at once if there is no event loop. :meth:`config` finishes it at once when asked before."""
         if self._refresher is not None and not self._refresher.done():
             return
         try:
@@ -377,14 +381,18 @@ class PkiService:
     async def _refresh(self) -> None:
         if self._view is None:  # the first read of running after a start: its views in slices
             await self.datastores.build_running_views(SESSION_LIST)
-        while self._view_version != self.datastores.running_version:
-            self._catch_up(VIEW_CHUNK)
-            await give_way()  # a round trip of another session takes several loop iterations
+        await run_cooperatively(self._catch_up_steps(), VIEW_SLICE_SECONDS)
         # What the committed configuration built (the view, the schedule) lives until
         # the next commit and holds no garbage cycles: taken out of the cyclic garbage
         # collector's scans, whose full passes otherwise stall every session for
         # tens of milliseconds per 10,000 sessions (refcounting still frees it).
         gc.freeze()
+
+    def _catch_up_steps(self) -> Steps[None]:
+        """:meth:`_catch_up` until the view is up to date, :data:`VIEW_CHUNK` sessions a step."""
+        while self._view_version != self.datastores.running_version:
+            self._catch_up(VIEW_CHUNK)
+            yield
 
     def _catch_up(self, limit: int | None = None) -> None:
         """Apply the changes of running to the view (at most *limit* sessions)."""

@@ -133,6 +133,7 @@ def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, 
     from agent.pki.config import PkiConfig
 
     monkeypatch.setattr(service_module, "VIEW_CHUNK", 3)
+    monkeypatch.setattr(service_module, "VIEW_SLICE_SECONDS", 0)  # a step per slice
     datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
     service = PkiService(datastores, tmp_path, datastores.secrets)
     told = []
@@ -174,6 +175,39 @@ def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, 
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("slice_seconds, first", [(0, [2]), (60, [2, 2, 1])])
+def test_the_view_is_read_in_slices_of_time_not_of_sessions(model, tmp_path, monkeypatch,
+                                                           slice_seconds, first):
+    """After a commit the view is read a step of VIEW_CHUNK sessions at a time;
+    the loop is given back when the slice's time is up, however many steps that
+    took: one step in a slice of no time, every step in one of a minute."""
+    from agent.pki import service as service_module
+
+    monkeypatch.setattr(service_module, "VIEW_CHUNK", 2)
+    monkeypatch.setattr(service_module, "VIEW_SLICE_SECONDS", slice_seconds)
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    service = PkiService(datastores, tmp_path, datastores.secrets)
+    service.config()
+    told = []
+    service.on_change.append(lambda pki, names: told.append(len(names)))
+
+    async def scenario():
+        datastores.edit_config("candidate", etree.fromstring(
+            '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns='
+            '"urn:cmp-agent:yang:cmp-agent-pki"><entity><name>e1</name><common-name>r1'
+            "</common-name></entity>" + "".join(f"<cmp-session><name>s{i}</name><entity>e1"
+                                                "</entity></cmp-session>" for i in range(5))
+            + "</pki></config>"))
+        datastores.commit()
+        await asyncio.sleep(0)
+        assert told == first  # the steps of the first slice
+        while service._refresher is not None and not service._refresher.done():
+            await asyncio.sleep(0)
+        assert sum(told) == 5
+
+    asyncio.run(scenario())
+
+
 def test_at_start_the_updater_plans_every_session_as_the_view_is_read(model, tmp_path,
                                                                      monkeypatch):
     """A started agent reads running into the view after it listens, a chunk at a time
@@ -186,6 +220,7 @@ def test_at_start_the_updater_plans_every_session_as_the_view_is_read(model, tmp
     from agent.pki.autoupdate import AutoUpdater
 
     monkeypatch.setattr(service_module, "VIEW_CHUNK", 2)
+    monkeypatch.setattr(service_module, "VIEW_SLICE_SECONDS", 0)  # a step per slice
     issue = _issuer()
     public = tmp_path / "pki" / "public"
     public.mkdir(parents=True)
