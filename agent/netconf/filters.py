@@ -204,6 +204,10 @@ def _content_hits(data_el: etree._Element, fnode: _FilterNode) -> list[etree._El
             if fnode.matches(c) and (c.text or "").strip() == fnode.content]
 
 
+#: data nodes passed over (matching no filter node's tag) between two pauses of a walk
+_PASSED_PER_PAUSE = 256
+
+
 class _Walk:
     """One evaluation of a subtree filter, counting its comparisons against a budget."""
 
@@ -237,9 +241,18 @@ class _Walk:
         selected: dict[int, Selection] = {}
         hit_ids = {id(h) for h in hits}
         found_other = False
-        for i, c in enumerate(c for c in data_el if isinstance(c.tag, str)):
+        # filter nodes that name a namespace match only data nodes of their tags: the
+        # others (e.g. a long list beside the leaf asked for) are passed over at once
+        tags = {f.tag for f in others}
+        if any(t[0] != "{" for t in tags):
+            tags = None
+        self._spend(len(data_el) * len(others))
+        for i, c in enumerate(data_el.iterchildren(etree.Element)):
+            if tags is not None and c.tag not in tags and id(c) not in hit_ids:
+                if not i % _PASSED_PER_PAUSE:
+                    yield
+                continue
             yield  # a pause per data node: a long list is walked in slices
-            self._spend(len(others))
             if id(c) in hit_ids:
                 selected[i] = _ALL
             for f in others:
@@ -268,7 +281,7 @@ def _merge(a: Selection | None, b: Selection) -> Selection:
 
 def _materialize_children(src: etree._Element, selection: dict[int, Selection],
                           out: etree._Element) -> None:
-    children = [c for c in src if isinstance(c.tag, str)]
+    children = list(src.iterchildren(etree.Element))
     for i in sorted(selection):
         sub = selection[i]
         if sub is _ALL:

@@ -171,3 +171,22 @@ def test_filter_param_carries_the_xpath_select():
         f'<filter xmlns="{NC}" xmlns:t="{T}" type="xpath" select="//t:dept"/>')).select == "//t:dept"
     assert FilterParam.of(etree.fromstring(f'<filter xmlns="{NC}"><top xmlns="{T}"/></filter>')
                           ).select is None
+
+
+@pytest.mark.parametrize("ns", [T, ""], ids=["namespace", "any namespace"])
+def test_a_leaf_beside_a_long_list_is_selected_among_comments(ns):
+    """A filter node passes over the data nodes of other tags (a long list)
+    without comparing each; comments between the data nodes take no position."""
+    from agent.datastore.steps import run_steps
+    from agent.netconf.filters import materialize, subtree_selection
+
+    entries = "".join(f"<user><name>u{i}</name></user><!-- {i} -->" for i in range(600))
+    tree = etree.fromstring(f'<data xmlns="{NC}"><top xmlns="{T}"><users>{entries}'
+                            "<limit>7</limit><!-- end --><user><name>last</name></user>"
+                            "</users></top></data>")
+    f = etree.fromstring(f'<filter xmlns="{NC}"><top xmlns="{ns}"><users><limit/>'
+                         "<user><name>last</name></user></users></top></filter>")
+    got = materialize(tree, run_steps(subtree_selection(tree, f)))
+    users = got.find(f"{{{T}}}top/{{{T}}}users")
+    assert [etree.QName(c).localname for c in users] == ["limit", "user"]
+    assert users.findtext(f"{{{T}}}limit") == "7" and names(got) == ["last"]
