@@ -156,14 +156,13 @@ class Datastores:
 
     # -- boot -------------------------------------------------------------------------
     def _load(self) -> None:
-        startup = self._read(self._startup_file)
-        running = self._read(self._running_file)
+        startup, _ = self._read(self._startup_file)
+        running, data = self._read(self._running_file)
         if running is None:
             running = copy.deepcopy(startup) if startup is not None else _empty()
             source = self._startup_file if startup is not None else None
-        else:
-            source = None if self._stamped(self._running_file.read_bytes()) \
-                else self._running_file
+        else:  # the stamp of the bytes parsed, the file read once
+            source = None if self._stamped(data) else self._running_file
         if source is not None:
             try:
                 validate_tree(self.smap, running)
@@ -175,11 +174,12 @@ class Datastores:
         self._startup_exists = startup is not None
 
     @staticmethod
-    def _read(path: Path) -> etree._Element | None:
+    def _read(path: Path) -> tuple[etree._Element | None, bytes]:
+        """The ``<data>`` of *path* and the file's bytes; ``None`` if there is no file."""
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return None
+            return None, b""
         try:
             root = etree.fromstring(data, _PARSER)
         except etree.XMLSyntaxError as exc:
@@ -187,7 +187,7 @@ class Datastores:
                                      "a backup or remove it") from None
         if root.tag != f"{{{NC_NS}}}data":
             raise DatastoreLoadError(f"{path}: root element is {root.tag}, expected <data>")
-        return root
+        return root, data
 
     @staticmethod
     def _write(path: Path, data: bytes) -> None:
