@@ -595,12 +595,13 @@ _ONE_PACKET = 16384
 
 
 class _ChannelTransport:
-    def __init__(self, chan: asyncssh.SSHServerChannel):
+    def __init__(self, chan: asyncssh.SSHServerChannel, ignore_packets: bool = True):
         self._chan = chan
         #: the TCP socket, corked while a message is written (Linux), else None
         self._corkable = chan.get_extra_info("socket") if _TCP_CORK is not None else None
         #: whether asyncssh writes an SSH_MSG_IGNORE packet before every data packet
-        self._ignore_packets = not isinstance(chan.get_connection(), sshlean.LeanServerConnection)
+        #: (not on a connection of sshlean's, with the ciphers the agent offers)
+        self._ignore_packets = ignore_packets
 
     def send(self, data: bytes) -> None:
         if self._chan.is_closing():
@@ -656,8 +657,9 @@ class _NetconfChannel(asyncssh.SSHServerSession):
 
     def session_started(self) -> None:
         assert self._chan is not None
-        self._record = self._server.open_session(self._user, self._peer_host,
-                                                 _ChannelTransport(self._chan))
+        lean = isinstance(self._chan.get_connection(), sshlean.LeanServerConnection)
+        self._record = self._server.open_session(
+            self._user, self._peer_host, _ChannelTransport(self._chan, ignore_packets=not lean))
 
     def data_received(self, data: bytes, datatype: object) -> None:
         if self._record is not None:

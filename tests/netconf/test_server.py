@@ -308,6 +308,23 @@ def test_ssh_transport_corks_each_message_and_always_uncorks():
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
 
 
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="TCP_CORK is Linux's")
+def test_ssh_transport_without_ignore_packets_corks_only_messages_of_several_packets():
+    """On sshlean's connections a message of one SSH packet is one send(): no cork
+    (two system calls saved); a longer one is still written corked."""
+    with socket.create_server(("127.0.0.1", 0)) as listener, \
+            socket.create_connection(listener.getsockname()) as sock:
+        peer, _ = listener.accept()
+        with peer:
+            channel = _RecordingChannel(sock)
+            transport = _ChannelTransport(channel, ignore_packets=False)
+            transport.send(b"reply")
+            assert peer.recv(16) == b"reply"
+            transport.send(b"x" * 40000)
+            assert channel.corked_during_write == [0, 1]
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK) == 0
+
+
 def big_edit(count: int) -> str:
     return (f"<edit-config><target><candidate/></target><config><pki xmlns='{PKI}'>"
             + "".join(f"<cmp-session><name>s{i}</name></cmp-session>" for i in range(count))
