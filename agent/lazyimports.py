@@ -5,15 +5,17 @@ yangson imports two names from elementpath, ``RegexError`` and ``translate_patte
 (XSD patterns translated to Python regular expressions), at its own import. Importing
 elementpath runs its package ``__init__``, which loads its XPath 1/2 parsers, datatypes
 and tree builders (and with them xml.sax, urllib.request, http.client, email): about a
-seventh of the agent's start-up CPU, of which yangson needs the ``elementpath.regex``
-subpackage alone, and that only to compile the model (:mod:`agent.modelcache` usually
+seventh of the agent's start-up CPU; its ``elementpath.regex`` package alone builds
+Unicode tables at import (3 % of the agent's instructions until it listens). yangson
+calls ``translate_pattern`` only to compile the model (:mod:`agent.modelcache` usually
 spares it) and for XPath ``re-match()``.
 
-:func:`defer_elementpath` puts in its place the real package's module object (same
-spec, same ``__path__``) with its ``__init__`` not yet run: those two names load
-``elementpath.regex`` alone when first asked for; any other name runs the real
-``__init__`` in the module first, so the package is complete for whoever needs more.
-The objects are elementpath's own either way (``RegexError`` is the class it raises).
+:func:`defer_elementpath` puts in their place the real packages' module objects (same
+spec, same ``__path__``) with their ``__init__`` not yet run: ``RegexError`` comes from
+``elementpath.regex.codepoints`` alone (the class elementpath raises), and
+``translate_pattern`` is :func:`translate_pattern`, which runs ``elementpath.regex`` at
+its first call; any other name runs the real ``__init__`` in the module first, so the
+package is complete for whoever needs more.
 The same way (:func:`defer`), ``urllib.request`` is imported but not run: xml.sax.saxutils,
 which yangson imports, imports it (and so http.client and email's parser) for a function
 that reads URLs, which the agent never calls.
@@ -40,13 +42,28 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 
-#: what yangson takes from elementpath, all from its self-contained regex subpackage
-_REGEX_NAMES = frozenset({"RegexError", "translate_pattern"})
+#: what yangson takes from elementpath at its import, and where it is found without
+#: running elementpath's regex package (whose import builds Unicode tables)
+_YANGSON_NAMES = {"RegexError": "elementpath.regex.codepoints",
+                  "translate_pattern": "agent.lazyimports"}
 
 
 def defer_elementpath() -> None:
-    """Install the deferred elementpath, unless it is imported already or not installed."""
-    defer("elementpath", {name: "elementpath.regex" for name in _REGEX_NAMES})
+    """Install the deferred elementpath and its regex package, unless they are imported
+    already or not installed."""
+    defer("elementpath", _YANGSON_NAMES)
+    if "elementpath" in sys.modules:
+        defer("elementpath.regex", {"RegexError": _YANGSON_NAMES["RegexError"]})
+
+
+def translate_pattern(pattern: str, *args, **options) -> str:
+    """``elementpath.regex.translate_pattern`` (an XSD pattern as a Python regular
+    expression), whose package is run at the first call: yangson takes the name at its
+    import and calls it to compile the model's patterns (:mod:`agent.modelcache`
+    usually spares that) and for XPath ``re-match()``."""
+    from elementpath.regex import translate_pattern as translate
+
+    return translate(pattern, *args, **options)
 
 
 def defer(name: str, early: Mapping[str, str] | None = None) -> None:
