@@ -38,7 +38,7 @@ from agent import PKI_NS
 from agent.clock import Clock, SystemClock
 from agent.cmp.failure import FailureKind
 from agent.datastore import ChangeSummary, Datastores, SecretBox
-from agent.datastore.steps import Steps, run_cooperatively
+from agent.datastore.steps import SLICE_SECONDS, Steps, run_cooperatively
 from agent.netconf.errors import RpcError
 from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
 from agent.pki.enrollment import (
@@ -109,10 +109,11 @@ INTERNAL_ERROR = "internal-error"
 
 #: sessions read again per step when a commit changed many
 VIEW_CHUNK = 5
-#: how long the view's steps may hold the event loop before other RPCs run: a
-#: time, not a count of sessions, since what a session costs its listeners varies
-#: (the auto-updater reads a session's certificate file)
-VIEW_SLICE_SECONDS = 0.001
+#: how long the view's steps may hold the event loop before other RPCs run (as long
+#: as a commit's slices): a time, not a count of sessions, since what a session costs
+#: its listeners varies (the auto-updater reads a session's certificate file). With
+#: 1 ms, the first read after a commit of 1,000 sessions took 0.3 to 0.5 ms longer
+VIEW_SLICE_SECONDS = SLICE_SECONDS
 
 #: how long shutdown waits for running transactions to end (their error messages to
 #: the CA included, agent.cmp.client.ABANDON_TIMEOUT each, all at once)
