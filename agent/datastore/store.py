@@ -475,8 +475,8 @@ class Datastores:
         (:func:`~agent.datastore.steps.run_cooperatively`), so that no worker
         thread competes with the loop for the GIL; full validation, when the
         quick check cannot tell, and the write of the new file (fsync'ed, to be
-        renamed by :meth:`commit`) run in worker threads. The next
-        :meth:`commit` uses the result if neither candidate nor running has
+        renamed by :meth:`commit_durably`) run in worker threads. The next
+        commit uses the result if neither candidate nor running has
         changed since; otherwise it does the work itself. A validation error
         is raised here, and so is the refusal of *authorize* (the write check of
         the user who commits), run in slices too on what the commit changes.
