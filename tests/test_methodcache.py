@@ -1,0 +1,110 @@
+"""Dataclass methods compiled once and kept between starts (agent/methodcache.py, issue 11):
+the classes behave and their methods are the same code with the cache empty, filled or
+absent; a damaged file, or one that others could change, is not used."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: dataclasses of every kind the generator writes differently
+CLASSES = """
+import dataclasses, inspect, json
+from dataclasses import InitVar, KW_ONLY, dataclass, field
+
+@dataclass(frozen=True)
+class Frozen:
+    a: int
+    b: str = "b"
+    c: tuple = ()
+
+@dataclass(order=True)
+class Ordered:
+    x: float
+    tags: list = field(default_factory=list)
+    scale: InitVar[int] = 1
+    def __post_init__(self, scale):
+        self.x *= scale
+
+@dataclass(slots=True, eq=False)
+class Slotted:
+    _: KW_ONLY
+    name: str
+    size: int = 0
+
+@dataclass(unsafe_hash=True, repr=False)
+class Hashed:
+    k: str
+
+def observed():
+    f = Frozen(1, c=(2,))
+    try:
+        f.a = 2
+        frozen = "assigned"
+    except dataclasses.FrozenInstanceError as exc:
+        frozen = type(exc).__name__
+    o1, o2 = Ordered(1.5, scale=2), Ordered(3.0)
+    s = Slotted(name="n")
+    methods = {f"{cls.__name__}.{name}": [list(fn.__code__.co_code), repr(fn.__code__.co_consts),
+                                           fn.__code__.co_names, fn.__code__.co_filename,
+                                           str(inspect.signature(fn))]
+               for cls in (Frozen, Ordered, Slotted, Hashed)
+               for name, fn in vars(cls).items()
+               if callable(fn) and getattr(fn, "__code__", None) is not None
+               and fn.__code__.co_filename == "<string>"}
+    return [repr(f), f == Frozen(1, "b", (2,)), hash(f) == hash(Frozen(1, c=(2,))), frozen,
+            repr(o1), o1 == o2, o1 < Ordered(3.5), repr(s), s == Slotted(name="n"),
+            hash(Hashed("k")) == hash(Hashed("k")), repr(Hashed("k"))[:8], methods]
+"""
+
+
+def run(cache_file: Path | None) -> dict:
+    """The classes made in a new interpreter, through a MethodCache on *cache_file*
+    (None: plain dataclasses, the agent not imported)."""
+    if cache_file is None:
+        prelude = ""
+    else:
+        prelude = f"""
+import dataclasses
+from pathlib import Path
+from agent.methodcache import MethodCache
+cache = MethodCache(Path({str(cache_file)!r}))
+cache.load()
+loaded = len(cache.codes)
+dataclasses.exec = cache.exec
+"""
+    code = prelude + CLASSES + f"""
+result = {{"observed": observed()}}
+{'' if cache_file is None else 'result.update(loaded=loaded, missed=cache.missed); cache.save()'}
+print(json.dumps(result))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_cached_methods_are_the_methods_dataclasses_makes(tmp_path):
+    cache_file = tmp_path / "__pycache__" / "methods.bin"
+    plain = run(None)
+    first = run(cache_file)
+    assert cache_file.is_file() and first["loaded"] == 0 and first["missed"] > 10
+    second = run(cache_file)
+    assert second["loaded"] >= first["missed"] and second["missed"] == 0  # all from the file
+    assert first["observed"] == second["observed"] == plain["observed"]
+    assert len(plain["observed"][-1]) >= 10  # the methods compared: __init__, __repr__, ...
+
+
+def test_a_damaged_or_others_writable_cache_is_not_used(tmp_path):
+    cache_file = tmp_path / "methods.bin"
+    plain = run(None)
+    run(cache_file)
+    cache_file.write_bytes(cache_file.read_bytes()[:100])  # truncated
+    damaged = run(cache_file)
+    assert damaged["loaded"] == 0 and damaged["observed"] == plain["observed"]
+    cache_file.chmod(0o666)
+    exposed = run(cache_file)
+    assert exposed["loaded"] == 0 and exposed["observed"] == plain["observed"]
