@@ -15,8 +15,9 @@ locals makes the same function as ``exec`` of the text: compiled with no
 ``__future__`` flags (dataclasses has none), as ``<string>``, at the interpreter's
 optimisation level. A missing, foreign or damaged file is ignored; one that other
 users could change is not read (it holds code, as a ``.pyc`` does), and the file is
-written (atomically) only when a process compiled something it lacked, keeping at
-most :data:`MAX_ENTRIES` (the texts used by that process first).
+written (atomically, at exit) only when a process compiled something it lacked and
+may write bytecode, keeping at most :data:`MAX_ENTRIES` (the texts used by that
+process first).
 """
 
 from __future__ import annotations
@@ -79,9 +80,10 @@ class MethodCache:
         return builtins.exec(source, globals, locals)
 
     def save(self) -> None:
-        """Write the file if this process compiled texts it lacked; a failure (a
+        """Write the file if this process compiled texts it lacked, unless bytecode is
+        not to be written (``python -B``, ``PYTHONDONTWRITEBYTECODE``); a failure (a
         read-only installation) only means compiling them again next time."""
-        if not self.missed:
+        if not self.missed or sys.dont_write_bytecode:
             return
         codes = self.codes
         if len(codes) > MAX_ENTRIES:

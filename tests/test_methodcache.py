@@ -5,6 +5,7 @@ absent; a damaged file, or one that others could change, is not used."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -82,8 +83,9 @@ result = {{"observed": observed()}}
 {'' if cache_file is None else 'result.update(loaded=loaded, missed=cache.missed); cache.save()'}
 print(json.dumps(result))
 """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+                          text=True, check=True, env=env)
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -108,3 +110,22 @@ def test_a_damaged_or_others_writable_cache_is_not_used(tmp_path):
     cache_file.chmod(0o666)
     exposed = run(cache_file)
     assert exposed["loaded"] == 0 and exposed["observed"] == plain["observed"]
+
+
+def test_no_file_where_bytecode_is_not_written(tmp_path):
+    code = f"""
+import dataclasses, sys
+from pathlib import Path
+from agent.methodcache import MethodCache
+cache = MethodCache(Path({str(tmp_path / "methods.bin")!r}))
+dataclasses.exec = cache.exec
+@dataclasses.dataclass
+class Point:
+    x: int
+cache.save()
+print(cache.missed, Point(1))
+"""
+    done = subprocess.run([sys.executable, "-B", "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split()[0] != "0" and "Point(x=1)" in done.stdout
+    assert not (tmp_path / "methods.bin").exists()
