@@ -36,7 +36,7 @@ from .transaction import (
     TransactionParams,
     TransactionResult,
 )
-from .transport import HttpTransport, Transport, TransportError
+from .transport import HttpTransport, ServerUrl, Transport, TransportError
 from .pool import CertificatePool
 from .verify import ResponseVerifier
 
@@ -162,6 +162,7 @@ class EnrollmentRequest:
     weak_algorithms: bool = False
 
     def __post_init__(self) -> None:
+        ServerUrl.parse(self.server_url)  # a URL that cannot be sent is refused here
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.mac is None and self.signer is None:

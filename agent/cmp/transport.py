@@ -21,10 +21,19 @@ The HTTP/1.1 exchange (RFC 9112) is written here rather than taken from
 (status line, headers, a body framed by Content-Length, chunked transfer coding or the
 end of the connection, interim 1xx responses skipped) is all CMP needs. ``ssl`` is
 imported only for an https URL.
+
+The server may be hostile or broken, so what it sends is bounded and framed strictly: a
+line of :data:`MAX_LINE` bytes, :data:`MAX_HEADERS` fields a section, :data:`MAX_OVERHEAD`
+bytes besides the body (interim responses, chunk size lines and trailers included), a body
+of :data:`MAX_RESPONSE_SIZE` bytes however framed; RFC 9112's framing errors (Content-Length
+with Transfer-Encoding, disagreeing lengths, chunk sizes that are not hex digits, a 101 not
+asked for, controls in fields) end the exchange and its connection. Text of the server's
+shown in an error is made printable.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import sys
 import threading
@@ -38,10 +47,19 @@ if TYPE_CHECKING:
 
 CONTENT_TYPE = "application/pkixcmp"
 MAX_RESPONSE_SIZE = 1 << 20
-#: bounds on the response's head, as http.client has them
-MAX_LINE = 65536
+#: bounds on what a response may send besides its body (a hostile or broken CA or proxy):
+#: one line (status line, header or trailer field, chunk size); the header (or trailer)
+#: fields of one section; and all these bytes together, interim 1xx responses included
+MAX_LINE = 8192
 MAX_HEADERS = 100
+MAX_OVERHEAD = 65536
 
+# RFC 9112 4: HTTP-version SP status-code SP [ reason-phrase ] (the second SP often left out)
+_STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?\r?\n")
+# RFC 9110 5.1, 5.5: a field name is a token; a value has no CR, LF, NUL or other control
+_FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)")
+# RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF, at most 16 hex digits (no sign, no 0x)
+_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
 
 class TransportError(Exception):
     """The message could not be delivered or no valid HTTP answer came back."""
@@ -91,51 +109,80 @@ class HttpResponse:
         return self.headers.get(name.lower())
 
 
-def _line(reader: BinaryIO) -> bytes:
-    line = reader.readline(MAX_LINE + 1)
-    if len(line) > MAX_LINE:
-        raise HttpProtocolError("response header line too long")
-    return line
+def _shown(text: str, limit: int = 200) -> str:
+    """Text from the server as an error message shows it: printable, at most *limit* long."""
+    return "".join(c if c.isprintable() else "?" for c in text[:limit])
 
 
-def _read_fields(reader: BinaryIO) -> dict[str, str]:
-    """Header (or trailer) fields up to the empty line (RFC 9112 5)."""
-    fields: dict[str, str] = {}
-    for _ in range(MAX_HEADERS + 1):
-        line = _line(reader)
-        if line in (b"\r\n", b"\n"):
-            return fields
-        if not line.endswith(b"\n"):
-            raise HttpProtocolError("connection closed in the response headers")
-        name, colon, value = line.decode("latin-1").partition(":")
-        if not colon or not name or name != name.strip():
-            raise HttpProtocolError(f"bad header line {line[:80]!r}")
-        name, value = name.lower(), value.strip()
-        fields[name] = f"{fields[name]}, {value}" if name in fields else value
-    raise HttpProtocolError(f"more than {MAX_HEADERS} header fields")
+def _text(line: bytes, limit: int) -> str:
+    """A line of the response, without its end, as an error message shows it."""
+    return _shown(line.decode("latin-1").rstrip("\r\n"), limit)
 
 
-def _read_chunked(reader: BinaryIO, limit: int) -> bytes:
-    """A body in chunked transfer coding (RFC 9112 7.1); trailer fields are read and
-    dropped."""
+class _Framing:
+    """The lines of one response other than its body's data, within :data:`MAX_LINE` each
+    and :data:`MAX_OVERHEAD` in all."""
+
+    def __init__(self, reader: BinaryIO):
+        self.reader = reader
+        self.left = MAX_OVERHEAD
+
+    def line(self, what: str) -> bytes:
+        line = self.reader.readline(min(MAX_LINE, self.left) + 1)
+        if len(line) > MAX_LINE:
+            raise HttpProtocolError(f"{what} longer than {MAX_LINE} bytes")
+        self.left -= len(line)
+        if self.left < 0:
+            raise HttpProtocolError(f"response head, chunk sizes and trailers over {MAX_OVERHEAD}"
+                                    " bytes")
+        return line
+
+    def fields(self, section: str = "header") -> dict[str, str]:
+        """Header (or trailer) fields up to the empty line (RFC 9112 5); an obs-fold
+        continues the field before it, joined by a space (RFC 9112 5.2)."""
+        fields: dict[str, str] = {}
+        name = None
+        for _ in range(MAX_HEADERS + 1):
+            line = self.line(f"{section} field")
+            if line in (b"\r\n", b"\n"):
+                return fields
+            if not line.endswith(b"\n"):
+                raise HttpProtocolError(f"connection closed in the response {section}s")
+            text = line.decode("latin-1").removesuffix("\n").removesuffix("\r")
+            if text[:1] in (" ", "\t") and name is not None:  # obs-fold
+                if not _FIELD.fullmatch("x:" + text):
+                    raise HttpProtocolError(f"bad {section} line {_shown(text, 80)!r}")
+                fields[name] = f"{fields[name]} {text.strip()}".strip()
+                continue
+            match = _FIELD.fullmatch(text)
+            if match is None:  # also: white space before the first field or the colon
+                raise HttpProtocolError(f"bad {section} line {_shown(text, 80)!r}")
+            name, value = match[1].lower(), match[2].strip(" \t")
+            fields[name] = f"{fields[name]}, {value}" if name in fields else value
+        raise HttpProtocolError(f"more than {MAX_HEADERS} {section} fields")
+
+
+def _read_chunked(framing: _Framing, limit: int) -> bytes:
+    """A body in chunked transfer coding (RFC 9112 7.1): chunk extensions ignored, trailer
+    fields read and dropped."""
     parts, size = [], 0
     while True:
-        line = _line(reader).split(b";", 1)[0].strip()
-        try:
-            length = int(line, 16)
-        except ValueError:
-            raise HttpProtocolError(f"bad chunk size {line[:20]!r}") from None
-        if length < 0:
-            raise HttpProtocolError(f"bad chunk size {line[:20]!r}")
+        line = framing.line("chunk size line")
+        if not line:
+            raise HttpProtocolError("connection closed in the chunked body")
+        match = _CHUNK_SIZE.fullmatch(line)
+        if match is None:
+            raise HttpProtocolError(f"bad chunk size line {_text(line, 40)!r}")
+        length = int(match[1], 16)
         if length == 0:
-            _read_fields(reader)
+            framing.fields("trailer")
             return b"".join(parts)
         size += length
         if size > limit:
-            raise HttpProtocolError("response too large")
-        parts.append(_read_exactly(reader, length))
-        if _line(reader) not in (b"\r\n", b"\n"):
-            raise HttpProtocolError("chunk not followed by CRLF")
+            raise HttpProtocolError(f"response body over {limit} bytes")
+        parts.append(_read_exactly(framing.reader, length))
+        if framing.line("chunk end") not in (b"\r\n", b"\n"):
+            raise HttpProtocolError("chunk data not followed by CRLF")
 
 
 def _read_exactly(reader: BinaryIO, length: int) -> bytes:
@@ -145,44 +192,57 @@ def _read_exactly(reader: BinaryIO, length: int) -> bytes:
     return data
 
 
+def _content_length(value: str, limit: int) -> int:
+    """RFC 9112 6.3 item 5: repeated values must agree; digits only."""
+    values = {v.strip(" \t") for v in value.split(",")}
+    if len(values) != 1 or not (digits := values.pop()).isascii() or not digits.isdigit():
+        raise HttpProtocolError(f"bad Content-Length {_shown(value, 40)!r}")
+    if len(digits.lstrip("0")) > len(str(limit)) or int(digits) > limit:
+        raise HttpProtocolError(f"response body of {_shown(digits, 40)} bytes, over {limit}")
+    return int(digits)
+
+
 def read_response(reader: BinaryIO, limit: int = MAX_RESPONSE_SIZE) -> HttpResponse:
-    """The final response to a POST from *reader* (RFC 9112 4, 6; 1xx responses skipped);
-    a body over *limit* bytes raises :class:`HttpProtocolError`."""
+    """The final response to a POST from *reader* (RFC 9112 4, 6; interim 1xx responses
+    skipped, RFC 9110 15.2); a body over *limit* bytes, a head or framing over the bounds
+    above or any framing RFC 9112 does not allow raises :class:`HttpProtocolError`."""
+    framing = _Framing(reader)
     while True:
-        line = _line(reader)
+        line = framing.line("status line")
         if not line:
             raise ServerClosed("connection closed by the server")
-        version, _, rest = line.decode("latin-1").rstrip("\r\n").partition(" ")
-        code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-            raise HttpProtocolError(f"bad status line {line[:80]!r}")
-        status = int(code)
-        headers = _read_fields(reader)
+        status_line = _STATUS_LINE.fullmatch(line)
+        if status_line is None:
+            raise HttpProtocolError(f"bad status line {_text(line, 80)!r}")
+        minor, status = int(status_line[1]), int(status_line[2])
+        reason = (status_line[3] or b"").decode("latin-1").strip()
+        headers = framing.fields()
+        if status == 101:  # RFC 9110 15.2.2: only in answer to an Upgrade, never sent here
+            raise HttpProtocolError("101 Switching Protocols without an Upgrade asked for")
         if not 100 <= status < 200:
             break
     tokens = {t.strip().lower() for t in headers.get("connection", "").split(",")}
-    will_close = "close" in tokens or (version == "HTTP/1.0" and "keep-alive" not in tokens)
+    will_close = "close" in tokens or (minor == 0 and "keep-alive" not in tokens)
     coding = headers.get("transfer-encoding")
     length = headers.get("content-length")
     if status in (204, 304):
         body = b""
     elif coding is not None:
-        if coding.rsplit(",", 1)[-1].strip().lower() != "chunked":
-            raise HttpProtocolError(f"transfer coding {coding!r} not supported")
-        body = _read_chunked(reader, limit)
+        if length is not None:  # RFC 9112 6.3 item 3: smuggling or splitting, an error
+            raise HttpProtocolError("both Transfer-Encoding and Content-Length")
+        if minor == 0:  # RFC 9112 6.1: faulty framing in HTTP/1.0
+            raise HttpProtocolError("Transfer-Encoding in an HTTP/1.0 response")
+        if coding.strip(" \t").lower() != "chunked":  # no TE asked for other codings
+            raise HttpProtocolError(f"transfer coding {_shown(coding, 40)!r} not supported"
+                                    " (only chunked)")
+        body = _read_chunked(framing, limit)
     elif length is not None:
-        values = {v.strip() for v in length.split(",")}  # repeated fields must agree
-        if len(values) != 1 or not min(values).isdigit():
-            raise HttpProtocolError(f"bad Content-Length {length!r}")
-        size = int(min(values))
-        if size > limit:
-            raise HttpProtocolError(f"response too large ({size} bytes)")
-        body = _read_exactly(reader, size)
+        body = _read_exactly(reader, _content_length(length, limit))
     else:  # delimited by the end of the connection (RFC 9112 6.3, item 8)
         body = reader.read(limit + 1)
         will_close = True
         if len(body) > limit:
-            raise HttpProtocolError("response too large")
+            raise HttpProtocolError(f"response body over {limit} bytes")
     return HttpResponse(status, reason, headers, body, will_close)
 
 
@@ -209,6 +269,12 @@ class ServerUrl:
 
     @classmethod
     def parse(cls, url: str) -> ServerUrl:
+        """*url* checked before it is sent: urlsplit would drop a CR, LF or tab unseen (a
+        ``server url esc`` of ``\\x0d\\x0a``), and the request line takes no space, control
+        or non-ASCII character (RFC 9112 3.2; a host name may be an IDN)."""
+        if any(ord(c) <= 0x20 or 0x7f <= ord(c) <= 0x9f for c in url):
+            raise ValueError(f"CMP server URL {_shown(url)!r}: spaces and control characters"
+                             " must be percent-encoded")
         parts = urlsplit(url if "://" in url else "http://" + url)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"CMP server URL {url!r} must be http:// or https://")
@@ -221,9 +287,9 @@ class ServerUrl:
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        if not path.isascii() or any(ord(c) <= 0x20 or c == "\x7f" for c in path):
-            raise ValueError(f"CMP server URL {url!r}: spaces, control characters and"
-                             " non-ASCII characters in the path must be percent-encoded")
+        if not path.isascii():
+            raise ValueError(f"CMP server URL {_shown(url)!r}: non-ASCII characters in the path"
+                             " must be percent-encoded")
         return cls(parts.scheme, parts.hostname, port, path)
 
 
@@ -397,14 +463,14 @@ class HttpTransport:
     def _check_response(self, response: HttpResponse) -> bytes:
         """RFC 6712 3.3: 200 with ``application/pkixcmp``; anything else is a failure."""
         content_type = (response.header("Content-Type") or "").split(";")[0].strip().lower()
-        status = f"HTTP {response.status} {response.reason}".rstrip()
+        status = f"HTTP {response.status} {_shown(response.reason, 80)}".rstrip()
         body = response.body
         if 300 <= response.status < 400:
             location = response.header("Location")
             self._drop()
             raise TransportError(
                 f"{self._where()}: {status}, redirect to "
-                f"{location if location else '(no Location header)'} not followed"
+                f"{_shown(location) if location else '(no Location header)'} not followed"
             )
         if response.status != 200:
             self._drop()

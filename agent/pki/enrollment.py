@@ -196,7 +196,13 @@ def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: Ce
         recipient = parse_dn(session.ca_name) if session.ca_name else None
     except NameSyntaxError as exc:
         raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
+    from agent.cmp.transport import ServerUrl
+
     url = unescape_url(session.url) if session.url_escaped else session.url
+    try:  # what esc decodes must still make a URL that can be sent
+        ServerUrl.parse(url)
+    except ValueError as exc:
+        raise RpcError("operation-failed", f"session {session.name}: server-url: {exc}") from None
     source = session.source_address
     if session.source_interface:
         source = interface_address(session.source_interface, urllib.parse.urlsplit(url).hostname)

@@ -30,6 +30,18 @@ def test_source_interface_escaped_url_and_weak_mac(fresh_agent, ca):
         reply = rpc(m, "cmp-initial-request", session_name="s1")
         assert out(reply, "status") == "success", out(reply, "status-text")
 
+        # what esc decodes must still be a URL that can be sent: a CR LF (a header of the
+        # URL's) is refused before anything is sent, not dropped unseen by the URL parser
+        commit_pki(m, f"<cmp-session><name>s1</name><server-url><url>{escaped}\\x0d\\x0aX:"
+                      "\\x20y</url></server-url></cmp-session>")
+        with pytest.raises(RPCError) as err:
+            rpc(m, "cmp-initial-request", session_name="s1")
+        assert err.value.tag == "operation-failed", err.value.message
+        assert "session s1: server-url:" in err.value.message
+        assert "control characters must be percent-encoded" in err.value.message
+        commit_pki(m, f"<cmp-session><name>s1</name><server-url><url>{escaped}</url>"
+                      "</server-url></cmp-session>")
+
         # seed step 8: an interface without an address is refused before anything is sent
         commit_pki(m, "<cmp-session><name>s1</name><source-interface>nosuch0</source-interface>"
                       "</cmp-session>")
