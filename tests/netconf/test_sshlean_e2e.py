@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncssh
 import pytest
 from asyncssh.connection import SSHServerConnection
+from asyncssh.constants import MSG_IGNORE
 from asyncssh.encryption import get_encryption, get_encryption_params
 from lxml import etree
 
@@ -297,6 +298,8 @@ def test_keepalive_timer_is_not_replaced_per_read_and_still_sends_requests(
     # CBC keeps RFC 4251 section 9.3.1's countermeasure, with either kind of MAC
     (b"aes128-cbc", b"hmac-sha2-256", False),
     (b"aes256-cbc", b"hmac-sha2-512-etm@openssh.com", False),
+    # a cipher that is neither (arcfour: a stream cipher with no mode object) keeps it too
+    (b"arcfour256", b"hmac-sha2-256", False),
 ])
 def test_countermeasure_skipped_only_without_chained_iv(cipher, mac, expected):
     key_size, iv_size, _, mac_key_size, _, etm = get_encryption_params(cipher, mac)
@@ -304,3 +307,69 @@ def test_countermeasure_skipped_only_without_chained_iv(cipher, mac, expected):
                                 os.urandom(mac_key_size), etm)
     assert sshlean.no_chained_iv(encryption) is expected
     assert not sshlean.no_chained_iv(None)
+
+
+@pytest.mark.parametrize("cipher", ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"])
+def test_server_initiated_rekeys_amid_replies_keep_every_packet_whole(
+        server, tmp_path, monkeypatch, cipher):
+    """The agent rekeys (its own rekey limit made small) while replies of several packets
+    go out, with strict kex: every reply whole, new keys each time (AES-GCM's keyed
+    once), and no ignore packet sent, before or after a rekey."""
+    sent_ignore = []
+    stock_send = SSHServerConnection.send_packet
+
+    def send_packet(self, pkttype, *args, handler=None):  # what asyncssh really sends
+        if pkttype == MSG_IGNORE:
+            sent_ignore.append(args)
+        stock_send(self, pkttype, *args, handler=handler)
+
+    monkeypatch.setattr(SSHServerConnection, "send_packet", send_packet)
+
+    async def scenario(writer, reader, connection) -> None:
+        assert connection._strict_kex  # both asyncssh ends offer kex-strict (CVE-2023-48795)
+        connection._rekey_bytes = 20_000  # the server rekeys after 20 KB: within a reply
+        encryptions = {id(connection._send_encryption)}
+        for message_id in range(1, 5):
+            writer.write(_rpc(message_id, GET_SCHEMA))
+            _check_schema_reply((await reader.readuntil(EOM))[:-len(EOM)])
+            await _get_config(writer, reader, 10 + message_id)
+            encryptions.add(id(connection._send_encryption))
+            if "gcm" in cipher:
+                assert type(connection._send_encryption._cipher) is sshlean.KeyedGCMCipher
+                assert type(connection._recv_encryption._cipher) is sshlean.KeyedGCMCipher
+        assert len(encryptions) >= 3  # rekeyed more than once
+        assert connection.get_extra_info("send_cipher") == cipher
+
+    asyncio.run(_in_process(server, tmp_path, scenario, encryption_algs=[cipher]))
+    assert sent_ignore == []
+
+
+def test_keepalive_disconnects_a_client_that_stops_answering(server, tmp_path):
+    """Client-alive semantics: a client that no longer reads (so never answers
+    keepalive@openssh.com) is disconnected after count_max unanswered requests, as
+    asyncssh's own timer does, and its NETCONF session is closed."""
+    async def scenario(writer, reader, connection) -> None:
+        await _get_config(writer, reader)
+        client = writer.channel.get_connection()
+        lost, stock_lost = [], connection.connection_lost
+
+        def connection_lost(exc):
+            lost.append((exc, connection._keepalive_count))
+            stock_lost(exc)
+
+        connection.connection_lost = connection_lost
+        client._transport.pause_reading()  # silent from now on: nothing read, nothing answered
+        connection.set_keepalive(interval=0.05, count_max=2)
+        await asyncio.wait_for(connection.wait_closed(), 30)
+        exc, count = lost[0]
+        assert isinstance(exc, asyncssh.ConnectionLost)
+        assert str(exc) == "Client not responding to keepalive"
+        assert count == 3  # closed at the third firing: count_max requests went unanswered
+        for _ in range(100):  # the session's close is reported from the channel's loss
+            if not server.sessions:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.sessions
+        client._transport.resume_reading()
+
+    asyncio.run(_in_process(server, tmp_path, scenario))
