@@ -35,22 +35,35 @@ logged as before.
 The subclasses override asyncssh's internal methods, so they are used only
 with the asyncssh release whose code they were checked against
 (:data:`CHECKED_ASYNCSSH`, the version pinned in constraints.txt); with any
-other release the connections stay asyncssh's own.
+other release the connections stay asyncssh's own, also when its internals this module
+imports are missing or moved (the agent still starts).
 """
 
 from __future__ import annotations
 
 import asyncssh
-from asyncssh.channel import SSHServerChannel
-from asyncssh.connection import SSHServerConnection
-from asyncssh.constants import MSG_IGNORE
-from asyncssh.crypto.cipher import GCMCipher
-from asyncssh.encryption import BasicEncryption, ChachaEncryption, Encryption, GCMEncryption
-from asyncssh.logging import SSHLogger
-from asyncssh.packet import SSHPacketLogger
+from asyncssh import SSHServerChannel, SSHServerConnection
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.ciphers.modes import CTR
+
+try:  # asyncssh's internals, which another release may name or place otherwise
+    from asyncssh.constants import MSG_IGNORE
+    from asyncssh.crypto.cipher import GCMCipher
+    from asyncssh.encryption import BasicEncryption, ChachaEncryption, Encryption, GCMEncryption
+    from asyncssh.logging import SSHLogger
+    from asyncssh.packet import SSHPacketLogger
+except ImportError:  # then nothing is overridden (applies() is false), and the agent starts
+    _INTERNALS = False
+
+    class _Absent:
+        """Stands for an internal class of asyncssh's that this release does not have."""
+
+    MSG_IGNORE = 2  # RFC 4253 11.2
+    GCMCipher = BasicEncryption = ChachaEncryption = Encryption = GCMEncryption = _Absent
+    SSHLogger = SSHPacketLogger = _Absent
+else:
+    _INTERNALS = True
 
 #: the asyncssh release whose ``send_packet``, ``send_newkeys``, packet logging,
 #: keep-alive timer and encryption classes the overrides below were written against
@@ -64,7 +77,7 @@ _GCM_TAG = 16
 
 def applies() -> bool:
     """Whether the installed asyncssh is the release the overrides were checked against."""
-    return asyncssh.__version__ == CHECKED_ASYNCSSH
+    return _INTERNALS and asyncssh.__version__ == CHECKED_ASYNCSSH
 
 
 def no_chained_iv(encryption: Encryption | None) -> bool:

@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import asyncssh
@@ -220,6 +221,20 @@ def test_another_asyncssh_release_keeps_asyncssh_connections(server, tmp_path, m
                        ) is sshlean.LeanServerConnection
     monkeypatch.setattr(asyncssh, "__version__", "2.24.2")
     assert asyncio.run(_in_process(server, tmp_path, connection_type)) is SSHServerConnection
+
+
+def test_a_release_without_the_internals_used_still_starts_the_agent():
+    """An asyncssh whose internal names sshlean imports moved (here: GCMCipher gone) is
+    another release: the server module imports, nothing is overridden."""
+    code = ("import asyncssh.crypto.cipher\n"
+            "del asyncssh.crypto.cipher.GCMCipher\n"
+            "from agent.netconf import server, sshlean\n"
+            "print(sshlean.applies(), sshlean.lean_connection(object()),"
+            " sshlean.lean_channel(object()), sshlean.no_chained_iv(None))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"] * 4
 
 
 def test_aes_gcm_keys_of_every_key_exchange_are_set_up_once(server, tmp_path):
