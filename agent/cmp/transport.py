@@ -253,6 +253,19 @@ class _Connection:
         self.sock = sock
         self.reader = sock.makefile("rb")
 
+    def quiet(self) -> bool:
+        """Whether the server sent nothing since the last response: bytes after a response's
+        framing must not be read as the next request's response (RFC 9112 6.3). An end of
+        the connection is not told apart here: the next read finds it."""
+        self.sock.settimeout(0)
+        try:
+            return not self.reader.peek(1)
+        except BlockingIOError:
+            return True
+        except OSError as exc:  # over TLS, nothing to read is ssl.SSLWantReadError
+            ssl = sys.modules.get("ssl")
+            return ssl is not None and isinstance(exc, ssl.SSLWantReadError)
+
     def close(self) -> None:
         self.reader.close()
         self.sock.close()
@@ -435,6 +448,8 @@ class HttpTransport:
         if self._aborted:
             raise TransportError(f"{self._where()}: aborted (agent shutting down)")
         try:
+            if self._conn is not None and not self._conn.quiet():
+                self._drop()  # the extra bytes are discarded with the connection
             if self._conn is None:
                 self._conn = self._connect(min(self.connect_timeout, self._remaining(deadline)))
                 self.connections_opened += 1

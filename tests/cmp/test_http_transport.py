@@ -312,3 +312,19 @@ def test_a_request_with_a_url_that_cannot_be_sent_is_refused_at_once(pki):
         with pytest.raises(ValueError, match="control characters must be percent-encoded"):
             request(pki, SimpleNamespace(url=url))
     assert HttpTransport("http://bücher.example/pkix/").url.host == "bücher.example"  # an IDN
+
+
+def test_bytes_after_a_response_are_not_the_next_response():
+    """RFC 9112 6.3: data after a response's framing on a kept-alive connection is not
+    processed as a separate response: the next request goes over a new connection."""
+    smuggled = (b"HTTP/1.1 200 OK\r\nContent-Type: application/pkixcmp\r\n"
+                b"Content-Length: 4\r\n\r\nevil")
+    second = CMP_OK.replace(b"Length: 2", b"Length: 6").replace(b"\r\n\r\nok", b"\r\n\r\nsecond")
+    server = RawServer(CMP_OK + smuggled, second)
+    try:
+        with HttpTransport(server.url) as transport:
+            assert transport.post(b"ir", 10) == b"ok"
+            assert transport.post(b"certConf", 10) == b"second"
+            assert transport.connections_opened == 2
+    finally:
+        server.close()

@@ -10,7 +10,8 @@ from cmp_mock_pki import REFERENCE, SECRET, issue, write_pem
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials, enroll
+from agent.cmp.client import (EnrollmentRequest, MacCredentials, SignerCredentials, enroll,
+                              tls_context)
 from agent.cmp.names import SubjectAltNames, parse_dn
 from agent.cmp.transaction import Enrolled, Failed, FailureKind
 from agent.cmp.transport import HttpTransport
@@ -403,6 +404,11 @@ def test_https(pki, tls_proxy):
                               mac=mac(), tls_trusted=(pki.root,), total_timeout=20,
                               weak_algorithms=True)
     assert_enrolled(enroll(https), pki)
+    # the certConf goes over the ir's TLS connection (nothing unread on it: TLS 1.3's
+    # session tickets are no application data)
+    with HttpTransport(url, tls_context=tls_context((pki.root,), None)) as transport:
+        assert_enrolled(enroll(https, transport=transport), pki)
+        assert transport.connections_opened == 1
     untrusted = enroll(replace(https, tls_trusted=(pki.other_root,)))
     assert isinstance(untrusted, Failed)
     assert untrusted.kind is FailureKind.TRANSPORT
