@@ -2,10 +2,13 @@
 
 :class:`NetconfServer` is transport-independent: a transport opens a session
 with :meth:`NetconfServer.open_session`, feeds received bytes to
-:meth:`NetconfServer.data_received` and reports the end with
-:meth:`NetconfServer.session_closed`. RPCs of one session are answered in
-order (RFC 6241 section 4.2); all sessions share one asyncio loop, so
-datastore operations, and commits in particular, run one at a time.
+:meth:`NetconfServer.data_received`, reports the client's EOF with
+:meth:`NetconfServer.eof_received` (the RPCs received before it are answered,
+then the session ends) and the end of the connection with
+:meth:`NetconfServer.session_closed` (at once, nothing more is sent). RPCs of
+one session are answered in order (RFC 6241 section 4.2); all sessions share
+one asyncio loop, so datastore operations, and commits in particular, run one
+at a time.
 
 :func:`start_ssh_server` is the thin asyncssh adapter: the SSH subsystem
 ``netconf`` of RFC 6242 section 3, with password and public-key
@@ -41,8 +44,8 @@ from .nacm import Nacm
 from .ops import RETRIEVALS, register_standard_operations
 from .ops.registry import Handler, RpcContext, RpcRegistry
 from .replycache import ConfigReplyCache
-from .session import (CloseSession, HelloReceived, ParseRequested, RpcReceived, SendData,
-                      Session, State, parse_client_message)
+from .session import (CloseSession, EndOfInput, Event, HelloReceived, ParseRequested,
+                      RpcReceived, SendData, Session, State, parse_client_message)
 from .state import StateProvider, StateRegistry, netconf_state, yang_library
 from .xmlparse import parse_message
 
@@ -78,6 +81,8 @@ CONFIRM_RETRY_SECONDS = 5.0
 MAX_PENDING_EVENTS = 64
 #: unfinished input all sessions together may hold, in maximum message sizes
 MAX_BUFFERED_MESSAGES = 8
+#: why a session ends when its client sent EOF and got its replies
+CLIENT_EOF = "client sent EOF"
 
 
 class Transport(Protocol):
@@ -299,6 +304,22 @@ class NetconfServer:
         self._count_buffered(record)
         if self.buffered > self.max_buffered_input:
             self._shed_input()
+        self._queue(record, events)
+
+    def eof_received(self, record: SessionRecord) -> None:
+        """The client of *record* sent EOF (half-closed its side): the messages it
+        completed are answered in order, then the session ends as if the connection
+        closed (locks released, the candidate policy of :meth:`session_closed`); an
+        incomplete trailing message is dropped. No new wait: each RPC still pending
+        runs as it would have, and the client can send nothing more."""
+        if record.session_id not in self.sessions:
+            return
+        events = record.protocol.receive_eof()
+        self._count_buffered(record)
+        self._queue(record, events)
+
+    def _queue(self, record: SessionRecord, events: list[Event]) -> None:
+        """Append *events* to the work of *record*; start its worker if it has none."""
         if not events:
             return
         record.pending.extend(events)
@@ -356,6 +377,11 @@ class NetconfServer:
                     record.transport.send(event.data)
                 log.warning("session %d: closing: %s", record.session_id, event.reason)
                 self.end_session(record, event.reason)
+            elif isinstance(event, EndOfInput):
+                if event.discarded:
+                    log.info("session %d: EOF within a message: its %d bytes were dropped",
+                             record.session_id, event.discarded)
+                self.end_session(record, CLIENT_EOF)
             elif isinstance(event, HelloReceived):
                 log.debug("session %d: hello, framing %s", record.session_id,
                           record.protocol.framing.value)
@@ -550,7 +576,7 @@ def _termination(record: SessionRecord, reason: str) -> audit.Termination:
         return "timeout"
     if record.protocol.bad_hello:
         return "bad-hello"
-    if reason == "client closed the channel" or reason.startswith("connection lost"):
+    if reason in ("client closed the channel", CLIENT_EOF) or reason.startswith("connection lost"):
         return "dropped"
     return "other"
 
@@ -629,7 +655,15 @@ class _ChannelTransport:
         return True
 
     def close(self) -> None:
-        self._chan.close()
+        """End the channel as sshd ends a subsystem: EOF, ``exit-status`` 0 (``ssh -s``
+        exits 0; errors went in-band as rpc-errors), close (RFC 4254 sections 5.3, 6.10).
+        Replies still waiting for the client's window go before the close; EOF is
+        left out then (asyncssh's close would take the place of a pending EOF)."""
+        if self._chan.is_closing():
+            return
+        if not self._chan.get_write_buffer_size():
+            self._chan.write_eof()
+        self._chan.exit(0)
 
     def pause_reading(self) -> None:
         self._chan.pause_reading()
@@ -666,7 +700,12 @@ class _NetconfChannel(asyncssh.SSHServerSession):
             self._server.data_received(self._record, data)
 
     def eof_received(self) -> bool:
-        return False  # close the channel
+        """The client half-closed: keep the channel open for its replies (the server
+        closes it once they are sent)."""
+        if self._record is None:
+            return False  # close the channel
+        self._server.eof_received(self._record)
+        return True
 
     def pause_writing(self) -> None:
         """The client's window is full: it does not read what we send."""

@@ -13,6 +13,11 @@ message until the caller hands the result of :func:`parse_client_message`
 (computed off the event loop) to :meth:`Session.message_parsed`, which returns
 the very events the inline path would have (the order of messages, the
 framing switch after a hello and the rpc-errors stay the same).
+
+When the client sends EOF (:meth:`Session.receive_eof`), the messages it
+completed before are still answered, in order (RFC 6242 section 4 frames each
+message on its own: a complete one stands); :class:`EndOfInput` follows the
+last of them, and the bytes of an incomplete trailing message are dropped.
 """
 
 from __future__ import annotations
@@ -91,7 +96,16 @@ class ParseRequested:
     data: bytes
 
 
-Event = HelloReceived | RpcReceived | SendData | CloseSession | ParseRequested
+@dataclass(frozen=True)
+class EndOfInput:
+    """The client sent EOF and every message it completed before has had its event:
+    end the session once those are answered. *discarded* bytes of an incomplete
+    trailing message were dropped."""
+
+    discarded: int
+
+
+Event = HelloReceived | RpcReceived | SendData | CloseSession | ParseRequested | EndOfInput
 
 
 def parse_client_message(data: bytes) -> etree._Element | XmlError:
@@ -132,6 +146,8 @@ class Session:
         self._deframer = Deframer(self.max_message_size)
         #: length of the message handed out with ParseRequested, 0 if none
         self._parsing = 0
+        #: the client sent EOF: no more bytes will come
+        self._eof = False
 
     @property
     def framing(self) -> Framing:
@@ -208,6 +224,14 @@ class Session:
         self._deframer.feed(data)
         return self._next_events()
 
+    def receive_eof(self) -> list[Event]:
+        """The client sent EOF: the events of the messages still buffered, then
+        :class:`EndOfInput` (later, from :meth:`message_parsed`, if a message is being parsed)."""
+        if self.state is State.CLOSED or self._eof:
+            return []
+        self._eof = True
+        return self._next_events()
+
     def message_parsed(self, parsed: etree._Element | XmlError) -> list[Event]:
         """The result of :func:`parse_client_message` for the last :class:`ParseRequested`:
         its events and those of the messages received after it, in order."""
@@ -231,6 +255,11 @@ class Session:
                 events.append(ParseRequested(item.data))
             else:
                 events.append(self._parsed(parse_client_message(item.data)))
+        if self._eof and self.state is not State.CLOSED and not self._parsing:
+            discarded = self._deframer.buffered
+            self.state = State.CLOSED
+            self._deframer.close()
+            events.append(EndOfInput(discarded))
         return events
 
     def _framing_error(self, error: FramingError) -> Event:

@@ -769,3 +769,32 @@ def test_a_filtered_get_works_out_the_filter_once(server, monkeypatch, kind):
         await server.filters.close()
 
     asyncio.run(scenario())
+
+
+def test_eof_answers_rpcs_waiting_for_a_datastore_lock_then_ends_the_session(server, sliced):
+    """RFC 6242: the RPCs a client completed before its EOF are answered, here one
+    parsed in a worker thread and one waiting for another session's edit to end;
+    then the session ends (its transport closed after the replies)."""
+    async def scenario():
+        a, b, editing = await edit_overlapped(server)
+        b.record.protocol.inline_parse_limit = 0  # every message parsed in a worker thread
+        b.server.data_received(b.record, b"".join(
+            frame(f'<rpc xmlns="{NC}" message-id="{i}">{body}</rpc>'.encode(),
+                  Framing.END_OF_MESSAGE)
+            for i, body in enumerate([edit("after-eof"), "<commit/>"], start=1)))
+        hello_only, a_sent = len(b.transport.sent), len(a.transport.sent)
+        server.eof_received(b.record)
+        assert not editing.done() and b.record.session_id in server.sessions
+        while len(b.transport.sent) == hello_only:
+            await asyncio.sleep(0)
+        assert len(a.transport.sent) > a_sent  # b's edit waited for a's
+        while not b.transport.closed:
+            await asyncio.sleep(0)
+        replies = [etree.fromstring(m[:-6]) for m in b.transport.sent[hello_only:]]
+        assert [r.get("message-id") for r in replies] == ["1", "2"]
+        assert all(r.find(f"{{{NC}}}ok") is not None for r in replies)
+        assert b.record.session_id not in server.sessions
+        assert editing.done() and "after-eof" in await running_names(a)
+        assert server.statistics.dropped_sessions == 1
+
+    asyncio.run(scenario())

@@ -10,6 +10,7 @@ from agent.netconf.session import (
     BASE_1_0,
     BASE_1_1,
     CloseSession,
+    EndOfInput,
     HelloReceived,
     ParseRequested,
     RpcReceived,
@@ -170,3 +171,40 @@ def test_messages_parsed_off_the_session_give_the_same_events_as_inline():
     assert deferred.framing is inline.framing is Framing.CHUNKED
     assert deferred.state is State.CLOSED and not deferred.parsing
     assert deferred.buffered == inline.buffered  # the message after the second hello
+
+
+def test_eof_after_complete_messages_gives_their_events_then_end_of_input():
+    """RFC 6242 section 4: messages completed before EOF are answered; the
+    incomplete trailing one is dropped (here of both framings)."""
+    rpc = f'<rpc xmlns="{NC}" message-id="1"><get/></rpc>'.encode()
+    for caps, framing, partial in ((BASE_1_0,), Framing.END_OF_MESSAGE, rpc[:20]), (
+            (BASE_1_0, BASE_1_1), Framing.CHUNKED, b"\n#100\n" + rpc):
+        s = new_session()
+        events = s.receive_data(hello(*caps) + frame(rpc, framing) + partial)
+        assert [type(e) for e in events] == [HelloReceived, RpcReceived]
+        assert s.buffered == len(partial)
+        assert s.receive_eof() == [EndOfInput(len(partial))]
+        assert s.state is State.CLOSED and s.buffered == 0
+        assert s.receive_eof() == [] and s.receive_data(rpc) == []
+
+
+def test_eof_while_a_message_is_parsed_ends_input_after_the_messages_behind_it():
+    s = new_session()
+    s.receive_data(hello(BASE_1_0))
+    s.inline_parse_limit = 100
+    big = f'<rpc xmlns="{NC}" message-id="1"><get/><!-- {"x" * 100} --></rpc>'.encode()
+    small = f'<rpc xmlns="{NC}" message-id="2"><get/></rpc>'.encode()
+    events = s.receive_data(frame(big, Framing.END_OF_MESSAGE)
+                            + frame(small, Framing.END_OF_MESSAGE))
+    assert [type(e) for e in events] == [ParseRequested]
+    assert s.receive_eof() == []  # the message after the one being parsed comes first
+    rest = s.message_parsed(parse_client_message(events[0].data))
+    assert [type(e) for e in rest] == [RpcReceived, RpcReceived, EndOfInput]
+    assert [e.message_id for e in rest[:2]] == ["1", "2"] and rest[2] == EndOfInput(0)
+
+
+def test_eof_before_the_hello_ends_input():
+    s = new_session()
+    assert s.receive_data(hello(BASE_1_0)[:30]) == []
+    assert s.receive_eof() == [EndOfInput(30)]
+    assert s.state is State.CLOSED and not s.bad_hello

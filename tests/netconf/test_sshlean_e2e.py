@@ -71,20 +71,6 @@ def _check_schema_reply(reply: bytes) -> None:
     assert data.text == _schema_text()
 
 
-@pytest.fixture(scope="module")
-def client_key(agent, tmp_path_factory) -> Path:
-    """An ed25519 key of admin's, in the agent's authorized_keys and in a file for ssh -i."""
-    key = asyncssh.generate_private_key("ssh-ed25519")
-    keys_dir = agent.state_dir / "authorized_keys"
-    keys_dir.mkdir(exist_ok=True)
-    with (keys_dir / "admin").open("ab") as f:
-        f.write(key.export_public_key())
-    path = tmp_path_factory.mktemp("client") / "id_ed25519"
-    path.write_bytes(key.export_private_key())
-    path.chmod(0o600)
-    return path
-
-
 # --- OpenSSH -------------------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("ssh") is None, reason="no OpenSSH client (apt-get install "
