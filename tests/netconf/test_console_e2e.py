@@ -77,3 +77,18 @@ def test_console_xpath_filter(agent):
     assert "<username>admin</username>" in result.stdout
     assert "<session-id>" in result.stdout  # the list key comes along
     assert "<capabilities>" not in result.stdout
+
+
+def test_console_rpcs_from_standard_input_are_all_answered(agent):
+    """netconf-console2's positional file ('-': standard input) of ]]>]]>-delimited RPCs
+    without a close-session (it sends the messages and reads the replies)."""
+    rpcs = "".join(f'<rpc message-id="{i}" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">'
+                   f"{body}</rpc>]]>]]>" for i, body in enumerate(
+                       ["<get-config><source><running/></source></get-config>",
+                        "<lock><target><candidate/></target></lock>",
+                        "<get-config><source><candidate/></source></get-config>"], start=1))
+    result = subprocess.run(
+        [str(CONSOLE), "--host", "127.0.0.1", "--port", str(agent.port), "-u", "admin",
+         "-p", agent.password, "-"], input=rpcs, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("<data") == 2 and result.stdout.count("<ok/>") == 1

@@ -119,12 +119,14 @@ def test_openssh_with_requests_from_a_file_gets_every_reply_and_exits_0(
     path.write_bytes(stream)
     with path.open("rb") as stdin:
         done = subprocess.run(
-            ["ssh", "-F", "/dev/null", "-p", str(agent.port), "-i", str(client_key),
+            ["ssh", "-vv", "-F", "/dev/null", "-p", str(agent.port), "-i", str(client_key),
              "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
              "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
              "-s", "admin@127.0.0.1", "netconf"],
             stdin=stdin, capture_output=True, timeout=120)
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    log = done.stderr.decode(errors="replace")
+    assert done.returncode == 0, log
+    assert "channel 0: rcvd eof" in log and "rtype exit-status" in log, log
     replies = _replies(done.stdout, chunked)
     _check_replies(replies, requests)
     candidate = _names(replies[-1])
@@ -156,6 +158,9 @@ def test_asyncssh_client_that_half_closes_gets_every_reply(agent, chunked):
                 (_rpc(2, _edit("half-closed")), "ok"),
                 (_rpc(3, "<discard-changes/>"), "ok"),
                 (_rpc(4, "<get/>"), "data")]
+    # more than MAX_PENDING_EVENTS: the agent pauses reading, and sees the EOF later
+    requests += [(_rpc(i, "<get-config><source><running/></source></get-config>"), "data")
+                 for i in range(5, 150)]
     replies, status = asyncio.run(scenario())
     _check_replies(replies, requests)
     assert status == 0
