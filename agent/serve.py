@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .lazyimports import native_libraries_from_loader_cache
+from .mallocarenas import limit_arenas
 
 with native_libraries_from_loader_cache():  # asyncssh's native libraries, found quicker
     import asyncssh
@@ -117,6 +118,7 @@ def _process_user() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    limit_arenas()  # before any thread of the agent's allocates
     state_dir: Path = (args.state_dir or default_state_dir()).expanduser().resolve()
     cache = ModelCache(state_dir / MODEL_CACHE)
     try:  # a broken installation is reported before anything is written
