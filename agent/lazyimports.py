@@ -79,17 +79,36 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
         return
     module = importlib.util.module_from_spec(spec)
     loader, lock, early = spec.loader, _thread.RLock(), dict(early or {})
+    started = []  # whether the code was run (or is running, in the thread holding lock)
 
     def __getattr__(attr: str):  # noqa: N807 - a module's __getattr__ (PEP 562)
+        # Ours stays while the code runs, so that another thread asking a name the code
+        # has not defined yet waits here for it, as the import system makes it wait for
+        # a module being imported; the code's own import of a submodule (same thread,
+        # lock re-entered) sees the partly run module, as under the import system.
         with lock:
-            if attr in early:
+            if attr in early and not started:
                 value = getattr(importlib.import_module(early[attr]), attr)
                 setattr(module, attr, value)
                 return value
-            if module.__dict__.get("__getattr__") is __getattr__:  # not run yet
-                del module.__getattr__  # the real code defines the rest
-                loader.exec_module(module)
-        return getattr(module, attr)
+            if not started:
+                started.append(True)
+                try:
+                    loader.exec_module(module)
+                except BaseException:
+                    if sys.modules.get(name) is module:  # as a failed import leaves it
+                        del sys.modules[name]
+                    raise
+                finally:
+                    if module.__dict__.get("__getattr__") is __getattr__:
+                        del module.__getattr__  # the code did not define its own
+        try:
+            return module.__dict__[attr]
+        except KeyError:
+            if module.__dict__.get("__getattr__") not in (None, __getattr__):
+                return module.__dict__["__getattr__"](attr)  # the code's own (PEP 562)
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}",
+                                 name=attr, obj=module) from None
 
     module.__getattr__ = __getattr__
     sys.modules[name] = module

@@ -5,6 +5,7 @@ the other tests use."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,77 @@ print(json.dumps([unrun, len(set(map(id, classes))), classes[0] is urllib.reques
     assert unrun == []
     assert distinct == 1 and same and shared
     assert text == "read through urllib"
+
+
+def test_deferred_module_waits_for_its_code_in_other_threads(tmp_path):
+    """While one thread runs a deferred module's code, another asking a name the code
+    defines later waits for it (as the import system makes it wait) rather than getting
+    an AttributeError from the partly run module; the code's own import of a submodule
+    sees the partly run package; a module's own __getattr__ stays its own."""
+    package = tmp_path / "slowpkg"
+    package.mkdir()
+    (package / "sub.py").write_text("VALUE = 'sub'\n")
+    (package / "__init__.py").write_text(
+        "import __main__\n"
+        "from . import sub\n"
+        "__main__.started.set()\n"
+        "__main__.proceed.wait()\n"
+        "LATE = 'late'\n"
+        "def __getattr__(attr):\n"
+        "    return 'own ' + attr\n")
+    code = """
+import json, sys, threading
+from agent.lazyimports import defer
+started, proceed = threading.Event(), threading.Event()
+defer("slowpkg")
+import slowpkg
+seen = {}
+def ask(who):
+    try:
+        seen[who] = slowpkg.LATE
+    except AttributeError as error:
+        seen[who] = repr(error)
+first = threading.Thread(target=ask, args=("first",))
+first.start()
+started.wait()
+second = threading.Thread(target=ask, args=("second",))
+second.start()
+second.join(0.2)  # it should be waiting for the first thread's run of the code
+proceed.set()
+first.join(); second.join()
+print(json.dumps([seen, slowpkg.sub.VALUE, slowpkg.other]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    seen, sub, other = json.loads(done.stdout.splitlines()[-1])
+    assert seen == {"first": "late", "second": "late"}
+    assert sub == "sub" and other == "own other"
+
+
+def test_deferred_module_whose_code_fails_raises_as_an_import_does(tmp_path):
+    """A deferred module whose code raises passes the error to the first asker and
+    leaves sys.modules as a failed import does, so importing it again raises again."""
+    (tmp_path / "brokenmod.py").write_text("EARLY = 1\nraise RuntimeError('broken at import')\n")
+    code = """
+import json, sys
+from agent.lazyimports import defer
+defer("brokenmod")
+import brokenmod
+errors = []
+try:
+    brokenmod.EARLY
+except RuntimeError as error:
+    errors.append(str(error))
+errors.append("brokenmod" in sys.modules)
+try:
+    import brokenmod
+except RuntimeError as error:
+    errors.append(str(error))
+print(json.dumps(errors))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    assert json.loads(done.stdout.splitlines()[-1]) == [
+        "broken at import", False, "broken at import"]
