@@ -12,8 +12,8 @@ import pytest
 from agent import mallocarenas
 
 pytestmark = pytest.mark.skipif(
-    not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ,
-    reason="glibc's malloc on Linux, with no MALLOC_ARENA_MAX set")
+    not sys.platform.startswith("linux") or mallocarenas.operator_limit(),
+    reason="glibc's malloc on Linux, with no arena limit set in the environment")
 
 #: threads that allocate malloc blocks (bytes over 512), then
 #: glibc's malloc_stats() on stderr: one "Arena N:" line per arena
@@ -58,3 +58,12 @@ def test_without_it_threads_get_arenas_of_their_own():
 def test_an_operators_malloc_arena_max_is_left_to_glibc(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert mallocarenas.limit_arenas() is False
+
+
+def test_an_operators_glibc_tunable_is_left_to_glibc(monkeypatch):
+    """glibc.malloc.arena_max in GLIBC_TUNABLES (the tunables' way to set the same)."""
+    monkeypatch.setenv("GLIBC_TUNABLES",
+                       "glibc.malloc.trim_threshold=65536:glibc.malloc.arena_max=2")
+    assert mallocarenas.limit_arenas() is False
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.trim_threshold=65536")
+    assert mallocarenas.operator_limit() is False
