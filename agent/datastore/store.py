@@ -558,7 +558,8 @@ class Datastores:
         return self._committed(prepared)
 
     async def commit_durably(self, authorize: AuthorizeSteps | None = None,
-                             recheck: Callable[[], None] | None = None) -> ChangeSummary:
+                             recheck: Callable[[], None] | None = None,
+                             begin: Callable[[], None] | None = None) -> ChangeSummary:
         """:meth:`commit` with ``running.xml`` renamed into place and its
         directory fsync'ed in a worker thread: the directory fsync takes
         milliseconds, during which the event loop would serve no session.
@@ -571,12 +572,24 @@ class Datastores:
         have been rolled back); if not, ``running.xml`` is written back from
         running in memory and nothing is committed. A write that fails
         (rename, fsync) is an ``operation-failed`` rpc-error; running is then
-        unchanged in memory and on disk. Commits are written one at a time.
+        unchanged in memory and on disk. Commits are written one at a time:
+        *begin* is called once this commit's turn has come and before its write
+        (a confirmed commit's snapshot of running: no other commit can change
+        running until this one ends).
         """
         async with self._writing:
             prepared = self._take_prepared(authorize)
-            if prepared.summary.empty:
-                return self._committed(prepared)
+            try:
+                if begin is not None:
+                    begin()
+                if prepared.summary.empty:
+                    if recheck is not None:  # other sessions' RPCs ran while this one waited
+                        recheck()
+                    return self._committed(prepared)
+            except BaseException:
+                if prepared.staged is not None:
+                    prepared.staged.unlink(missing_ok=True)
+                raise
             # a cancellation (agent shutdown) meanwhile leaves the old file or the new
             # one, as a crash would
             try:

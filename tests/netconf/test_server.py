@@ -798,3 +798,78 @@ def test_eof_answers_rpcs_waiting_for_a_datastore_lock_then_ends_the_session(ser
         assert server.statistics.dropped_sessions == 1
 
     asyncio.run(scenario())
+
+
+async def written(server: NetconfServer, go: threading.Event) -> None:
+    """Let the held write go on and wait until the commit is over."""
+    go.set()
+    for _ in range(5000):
+        await asyncio.sleep(0.001)
+        if not server.datastores._writing.locked():
+            return
+    raise AssertionError("the commit never finished")
+
+
+@pytest.mark.parametrize("end", ["kill-session", "connection lost"])
+def test_a_confirmed_commit_whose_session_ends_while_it_is_written_is_not_made(
+        server, slow_write, caplog, end):
+    """RFC 6241 section 8.4.1: the end of the session rolls a confirmed commit
+    back; a session that ends while the commit's file is written (killed, or
+    its connection lost) leaves running as it was, on disk too, and no
+    confirmed commit pending."""
+    async def scenario():
+        a, b = Client(server), Client(server)
+        await committed(a, "old")
+        await a.rpc(edit("trial"))
+        slow_write.clear()
+        asyncio.ensure_future(a.rpc("<commit><confirmed/></commit>"))
+        for _ in range(1000):
+            await asyncio.sleep(0.001)
+            if server.datastores._writing.locked():
+                break
+        assert server.confirm is not None
+        if end == "kill-session":
+            reply = await b.rpc(f"<kill-session><session-id>{a.record.session_id}"
+                                "</session-id></kill-session>")
+            assert reply.find(f"{{{NC}}}ok") is not None
+        else:
+            server.session_closed(a.record, "connection lost")
+        await written(server, slow_write)
+        assert server.confirm is None
+        assert await running_names(b) == stored_names(server) == ["old"]
+        assert temporaries(server) == []
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        # the agent goes on: b commits
+        await committed(b, "after")
+        assert await running_names(b) == stored_names(server) == ["old", "after"]
+
+    with caplog.at_level(logging.INFO):
+        asyncio.run(scenario())
+
+
+def test_a_confirmed_commit_waiting_for_another_commit_s_write_snapshots_running_after_it(
+        server, slow_write):
+    """A confirmed commit sent while another commit is written: its rollback
+    (here cancel-commit) restores running as that commit left it, not as it
+    was before it (the other commit stays made)."""
+    async def scenario():
+        a, b = Client(server), Client(server)
+        await committed(a, "old")
+        await a.rpc(edit("new"))
+        slow_write.clear()
+        first = await start_commit(a)
+        await b.rpc(edit("trial"))
+        second = asyncio.ensure_future(b.rpc("<commit><confirmed/></commit>"))
+        for _ in range(1000):  # until the second waits for the first's write
+            await asyncio.sleep(0.001)
+            if server.datastores._writing._waiters:
+                break
+        assert not first.done() and not second.done()
+        await written(server, slow_write)
+        assert (await first).find(f"{{{NC}}}ok") is not None
+        assert (await second).find(f"{{{NC}}}ok") is not None
+        assert await running_names(b) == ["old", "new", "trial"]
+        assert (await b.rpc("<cancel-commit/>")).find(f"{{{NC}}}ok") is not None
+        assert await running_names(b) == stored_names(server) == ["old", "new"]
+
+    asyncio.run(scenario())

@@ -113,13 +113,32 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
         server.datastores.release_prepared()
         raise
     pending = server.confirm
-    if confirmed and pending is None:
-        server.begin_confirmed_commit(ctx.session_id, persist)
+    #: the pending confirmed commit this commit starts, extends or confirms (or None)
+    began: list[object] = []
+
+    def begin() -> None:
+        # under the write lock: running is snapshot as this commit finds it
+        if confirmed and pending is None:
+            server.begin_confirmed_commit(ctx.session_id, persist)
+            began.append(server.confirm)
+        else:
+            began.append(pending)
+
+    def still_current() -> None:
+        still_unlocked()
+        if server.confirm is not began[0]:
+            # RFC 6241 section 8.4: the confirmed commit this one starts, extends or
+            # confirms was rolled back meanwhile (session end, timeout, cancel-commit)
+            raise RpcError("in-use", "the confirmed commit was rolled back (or another began) "
+                           "while this commit was being written; nothing was committed, "
+                           "commit again", type="protocol")
+
     try:
         # running.xml written in a worker thread: other sessions' RPCs run meanwhile
-        summary = await server.datastores.commit_durably(authorize, recheck=still_unlocked)
+        summary = await server.datastores.commit_durably(authorize, recheck=still_current,
+                                                         begin=begin)
     except BaseException as exc:
-        if confirmed and pending is None:
+        if confirmed and pending is None and began and server.confirm is began[0]:
             server.end_confirmed_commit()
         if isinstance(exc, (RpcError, RpcErrors)):
             raise ctx.access.conceal_invalid(exc) from None
