@@ -21,6 +21,7 @@ running and is never persisted (RFC 6241 section 8.3: it is a scratch pad).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import logging
@@ -590,10 +591,19 @@ class Datastores:
                 if prepared.staged is not None:
                     prepared.staged.unlink(missing_ok=True)
                 raise
-            # a cancellation (agent shutdown) meanwhile leaves the old file or the new
-            # one, as a crash would
+            write = asyncio.ensure_future(asyncio.to_thread(self._persist, prepared))
             try:
-                await asyncio.to_thread(self._persist, prepared)
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # agent shutdown: the thread goes on; once it is done, running.xml
+                # is running in memory again (a confirmed commit rolled back as its
+                # session ended must stay rolled back after the restart)
+                while not write.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([write])
+                write.exception()  # a failed write: the file was left as it was
+                self._restore_file(prepared.data)
+                raise
             except OSError as exc:
                 self._restore_file(prepared.data)
                 raise RpcError("operation-failed", f"{self._running_file} could not be "

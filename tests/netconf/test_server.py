@@ -672,9 +672,10 @@ def slow_write(server, monkeypatch):
     go.set()
 
 
-async def start_commit(client: Client) -> "asyncio.Future[etree._Element]":
-    """Send <commit/>; returns once its write is under way in the worker thread."""
-    reply = asyncio.ensure_future(client.rpc("<commit/>"))
+async def start_commit(client: Client,
+                       body: str = "<commit/>") -> "asyncio.Future[etree._Element]":
+    """Send *body*; returns once its write is under way in the worker thread."""
+    reply = asyncio.ensure_future(client.rpc(body))
     for _ in range(1000):
         await asyncio.sleep(0.001)
         if client.server.datastores._writing.locked():
@@ -822,11 +823,7 @@ def test_a_confirmed_commit_whose_session_ends_while_it_is_written_is_not_made(
         await committed(a, "old")
         await a.rpc(edit("trial"))
         slow_write.clear()
-        asyncio.ensure_future(a.rpc("<commit><confirmed/></commit>"))
-        for _ in range(1000):
-            await asyncio.sleep(0.001)
-            if server.datastores._writing.locked():
-                break
+        await start_commit(a, "<commit><confirmed/></commit>")
         assert server.confirm is not None
         if end == "kill-session":
             reply = await b.rpc(f"<kill-session><session-id>{a.record.session_id}"
@@ -873,3 +870,34 @@ def test_a_confirmed_commit_waiting_for_another_commit_s_write_snapshots_running
         assert await running_names(b) == stored_names(server) == ["old", "new"]
 
     asyncio.run(scenario())
+
+
+def test_an_agent_shutdown_while_a_confirmed_commit_is_written_leaves_running_xml_as_before(
+        server, slow_write):
+    """serve's shutdown ends the sessions (rolling the confirmed commit back)
+    and then cancels the commit's task while its write runs in the worker
+    thread: once the thread is done, running.xml holds running as it was, so
+    the restart does not load the commit that was rolled back."""
+    async def scenario():
+        a = Client(server)
+        await committed(a, "old")
+        await a.rpc(edit("trial"))
+        slow_write.clear()
+        await start_commit(a, "<commit><confirmed/></commit>")
+        worker = a.record.worker
+        server.close()
+        worker.cancel()
+        await asyncio.sleep(0.01)
+        assert not worker.done()  # it waits for the worker thread
+        slow_write.set()
+        with pytest.raises(asyncio.CancelledError):
+            await worker
+        assert server.confirm is None
+        assert stored_names(server) == ["old"]
+        assert temporaries(server) == []
+        assert not server.datastores._writing.locked()
+
+    asyncio.run(scenario())
+    restarted = Datastores(server.model, server.datastores.state_dir, server.datastores.secrets)
+    assert restarted.get_config("running").xpath(
+        "//p:cmp-session/p:name/text()", namespaces={"p": PKI}) == ["old"]
