@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: dataclasses of every kind the generator writes differently
@@ -129,3 +131,54 @@ print(cache.missed, Point(1))
                           text=True, check=True)
     assert done.stdout.split()[0] != "0" and "Point(x=1)" in done.stdout
     assert not (tmp_path / "methods.bin").exists()
+
+
+def test_classes_of_the_same_text_keep_their_own_defaults(tmp_path):
+    """Classes whose generated methods are the same text (same field names, other
+    defaults, factories, frozen classes' own class) share the cached code objects only:
+    what differs reaches the methods as arguments of the code, never from the cache."""
+    code = f"""
+import dataclasses, json
+from pathlib import Path
+from agent.methodcache import MethodCache
+cache = MethodCache(Path({str(tmp_path / "methods.bin")!r}))
+cache.load()
+dataclasses.exec = cache.exec
+made = []
+for default, factory in ((1, list), (2, dict), ("three", set)):
+    @dataclasses.dataclass(frozen=True)
+    class Same:
+        x: object = default
+        y: object = dataclasses.field(default_factory=factory)
+    made.append(Same)
+instances = [cls() for cls in made]
+try:
+    instances[1].x = 0
+    frozen = "assigned"
+except dataclasses.FrozenInstanceError:
+    frozen = "refused"
+missed = cache.missed
+cache.save()
+print(json.dumps([len(cache.codes), missed, [repr(i) for i in instances],
+                  [made.index(type(i)) for i in instances], frozen]))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    results = [json.loads(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                                         capture_output=True, text=True, check=True)
+                          .stdout.splitlines()[-1]) for _ in range(2)]
+    for _, _, shown, classes, frozen in results:
+        assert shown == ["Same(x=1, y=[])", "Same(x=2, y={})", "Same(x='three', y=set())"]
+        assert classes == [0, 1, 2] and frozen == "refused"
+    assert results[0][1] > 0 and results[1][1] == 0  # the second run: all from the file
+
+
+def test_a_cache_another_user_owns_is_not_used(tmp_path):
+    """As a file others could write: its owner (not root, not us) could replace it."""
+    if os.getuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    cache_file = tmp_path / "methods.bin"
+    plain = run(None)
+    run(cache_file)
+    os.chown(cache_file, 65534, 65534)
+    foreign = run(cache_file)
+    assert foreign["loaded"] == 0 and foreign["observed"] == plain["observed"]
