@@ -170,6 +170,8 @@ class Datastores:
             except RpcError as err:
                 raise DatastoreLoadError(f"{source}: stored configuration is not valid "
                                          f"against the model: {err}") from None
+            if source == self._running_file:
+                self._restamp(running)
         self._trees = {"running": running, "candidate": copy.deepcopy(running),
                        "startup": startup if startup is not None else _empty()}
         self._startup_exists = startup is not None
@@ -212,6 +214,18 @@ class Datastores:
     def _stamped(self, data: bytes) -> bool:
         body, marker, _ = data.rpartition(self._STAMP)
         return bool(marker) and self._stamp(body) == data
+
+    def _restamp(self, running: etree._Element) -> None:
+        """Write *running*, just validated at boot, as a commit would (stamped), so that
+        the next boots need not validate it again: a file edited by hand, or stamped for
+        other module texts (an upgrade of the model or of the stamp), could otherwise
+        be validated at every boot until the next commit. Failing to write only means
+        validating it again at the next boot."""
+        try:
+            self._write(self._running_file, self._stamp(self._serialize(running)))
+        except OSError as exc:
+            log.warning("%s: validated, but not stamped as validated (%s): it will be "
+                        "validated again at the next start", self._running_file, exc)
 
     # -- reads ------------------------------------------------------------------------
     def get_config(self, source: str, with_defaults: str = "report-all") -> etree._Element:

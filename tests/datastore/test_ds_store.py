@@ -434,3 +434,14 @@ def test_a_committed_running_boots_without_validation_any_other_is_validated(
     with pytest.raises(DatastoreLoadError, match="not valid against the model"):
         reopen(model, state_dir)
     assert calls == [1]
+    assert running.read_bytes().count(b"<name>e2</name>") == 1  # not rewritten
+    # a valid file without a stamp of these module texts (a hand edit, an older model
+    # or stamp): validated once, then stamped as a commit stamps it
+    body = data.rpartition(b"<!-- cmp-agent validated ")[0]
+    running.write_bytes(body + b"<!-- cmp-agent validated 0123 -->\n")
+    assert xp(reopen(model, state_dir).get_config("running"),
+              "//p:cmp-session/p:name/text()") == ["a"]
+    assert calls == [1, 1]
+    assert running.read_bytes() == data
+    reopen(model, state_dir)
+    assert calls == [1, 1]
