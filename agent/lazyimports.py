@@ -71,7 +71,8 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
     ``__path__``) with its code not yet run, unless it is imported already or not
     installed: the first name asked of it that is not in *early* runs the code in the
     module (once, also with several threads), which is then complete; a name in *early*
-    is taken from the module *early* names for it, without running the code."""
+    is taken from the module *early* names for it, without running the code (or, if
+    that module or name is not there, from the code run)."""
     if name in sys.modules:
         return
     spec = importlib.util.find_spec(name)
@@ -88,9 +89,13 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
         # lock re-entered) sees the partly run module, as under the import system.
         with lock:
             if attr in early and not started:
-                value = getattr(importlib.import_module(early[attr]), attr)
-                setattr(module, attr, value)
-                return value
+                try:
+                    value = getattr(importlib.import_module(early[attr]), attr)
+                except (ImportError, AttributeError):
+                    pass  # not there (another version of the package): run its code
+                else:
+                    setattr(module, attr, value)
+                    return value
             if not started:
                 started.append(True)
                 try:

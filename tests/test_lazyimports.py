@@ -115,3 +115,20 @@ print(json.dumps(errors))
                           env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
     assert json.loads(done.stdout.splitlines()[-1]) == [
         "broken at import", False, "broken at import"]
+
+
+def test_an_early_name_not_where_expected_comes_from_the_module_run(tmp_path):
+    """An upgrade of the package that moved a name *early* points to: the name comes
+    from the module's code, run, instead of failing the import that asked for it."""
+    code = """
+import json, sys
+from agent.lazyimports import defer
+defer("movedmod", {"Moved": "movedmod_gone.somewhere", "Other": "json"})
+from movedmod import Moved, Other
+print(json.dumps([Moved.__module__, Other is None]))
+"""
+    (tmp_path / "movedmod.py").write_text("class Moved(Exception):\n    pass\nOther = None\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True,
+                          env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
+    assert json.loads(done.stdout.splitlines()[-1]) == ["movedmod", True]
