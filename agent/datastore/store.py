@@ -152,6 +152,10 @@ class Datastores:
         self._indexes: dict[tuple[str, ...], tuple] = {}
         self._preparing = asyncio.Lock()
         self._writing = asyncio.Lock()
+        #: the tree a commit is writing to running.xml, until it is running (or refused)
+        self._incoming: etree._Element | None = None
+        #: candidate's version when it was set to :attr:`_incoming` (discard-changes)
+        self._rebased: int | None = None
         self._editing = asyncio.Lock()
         self._load()
 
@@ -432,7 +436,8 @@ class Datastores:
             if source == target:
                 raise RpcError("invalid-value", f"source and target are both {source}; "
                                "nothing to copy", type="protocol", info={"bad-element": "source"})
-            tree = copy.deepcopy(self._trees[source])
+            tree = copy.deepcopy(self._running_to_come() if (source, target) == (
+                "running", "candidate") else self._trees[source])
             if readable is not None:
                 tree = readable(tree)
         else:
@@ -448,6 +453,8 @@ class Datastores:
         else:
             self._dirty = True
         self._set(target, tree)
+        if source == "running" and target == "candidate":
+            self._note_rebased()
         return summary
 
     def delete_config(self, target: str, authorize: Authorize | None = None) -> ChangeSummary:
@@ -605,38 +612,54 @@ class Datastores:
                 if prepared.staged is not None:
                     prepared.staged.unlink(missing_ok=True)
                 raise
-            write = asyncio.ensure_future(asyncio.to_thread(self._persist, prepared))
+            # meanwhile running "is" the tree written, for discard-changes (see _incoming)
+            self._incoming, self._rebased = prepared.tree, None
             try:
-                await asyncio.shield(write)
-            except asyncio.CancelledError:
-                # agent shutdown: the thread goes on; once it is done, running.xml
-                # is running in memory again (a confirmed commit rolled back as its
-                # session ended must stay rolled back after the restart)
-                while not write.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.wait([write])
-                write.exception()  # a failed write: the file was left as it was
-                self._restore_file(prepared.data)
+                await self._write_commit(prepared, recheck)
+            except BaseException:
+                if self._rebased == self._versions["candidate"]:
+                    # candidate was set to this commit's tree since: running as it stays
+                    self._set("candidate", copy.deepcopy(self._trees["running"]))
+                    self._dirty = False
                 raise
-            except OSError as exc:
-                self._restore_file(prepared.data)
-                raise RpcError("operation-failed", f"{self._running_file} could not be "
-                               f"written ({exc.strerror or exc}); nothing was committed. "
-                               "Check the state directory's disk and permissions, then commit "
-                               "again", type="application") from None
-            try:
-                if self._versions["running"] != prepared.key[1]:
-                    raise RpcError("in-use", "running was changed while this commit was "
-                                   "being written (a confirmed commit rolled back); nothing "
-                                   "was committed, commit again", type="protocol")
-                if recheck is not None:
-                    recheck()
-            except RpcError:
-                self._restore_file(prepared.data)
-                raise
-            self._switch_running(prepared.tree, prepared.summary, prepared.view,
-                                 prepared.indexes)
+            finally:
+                self._incoming = None
             return self._committed(prepared)
+
+    async def _write_commit(self, prepared: _PreparedCommit,
+                            recheck: Callable[[], None] | None) -> None:
+        """The write of :meth:`commit_durably` and running's switch once it is durable."""
+        write = asyncio.ensure_future(asyncio.to_thread(self._persist, prepared))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # agent shutdown: the thread goes on; once it is done, running.xml
+            # is running in memory again (a confirmed commit rolled back as its
+            # session ended must stay rolled back after the restart)
+            while not write.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([write])
+            write.exception()  # a failed write: the file was left as it was
+            self._restore_file(prepared.data)
+            raise
+        except OSError as exc:
+            self._restore_file(prepared.data)
+            raise RpcError("operation-failed", f"{self._running_file} could not be "
+                           f"written ({exc.strerror or exc}); nothing was committed. "
+                           "Check the state directory's disk and permissions, then commit "
+                           "again", type="application") from None
+        try:
+            if self._versions["running"] != prepared.key[1]:
+                raise RpcError("in-use", "running was changed while this commit was "
+                               "being written (a confirmed commit rolled back); nothing "
+                               "was committed, commit again", type="protocol")
+            if recheck is not None:
+                recheck()
+        except RpcError:
+            self._restore_file(prepared.data)
+            raise
+        self._switch_running(prepared.tree, prepared.summary, prepared.view,
+                             prepared.indexes)
 
     def _take_prepared(self, authorize: AuthorizeSteps | None) -> _PreparedCommit:
         """What :meth:`prepare_commit` prepared for candidate and running as they
@@ -654,8 +677,10 @@ class Datastores:
 
     def _committed(self, prepared: _PreparedCommit) -> ChangeSummary:
         self._validated["candidate"] = prepared.key[0]
-        # candidate edited (or discarded) while the commit was written: it may differ
-        self._dirty = self._versions["candidate"] != prepared.key[0]
+        # candidate edited while the commit was written: it may differ (not if it was
+        # only set to running, the tree written, by discard-changes)
+        self._dirty = self._versions["candidate"] not in (prepared.key[0], self._rebased)
+        self._rebased = None
         return prepared.summary
 
     def _persist(self, prepared: _PreparedCommit) -> None:
@@ -677,9 +702,22 @@ class Datastores:
                       "(%s); the next start would load it", self._running_file, exc)
 
     def discard_changes(self) -> None:
-        """``<discard-changes>`` (RFC 6241 section 8.3.4.2): candidate := running."""
-        self._set("candidate", copy.deepcopy(self._trees["running"]))
+        """``<discard-changes>`` (RFC 6241 section 8.3.4.2): candidate := running
+        (while a commit is written, the running it writes: see :meth:`commit_durably`)."""
+        self._set("candidate", copy.deepcopy(self._running_to_come()))
         self._dirty = False
+        self._note_rebased()
+
+    def _running_to_come(self) -> etree._Element:
+        """Running, or the tree a commit is writing to become running. A candidate
+        set to running meanwhile gets the latter: else, once the commit is made,
+        candidate would hold the running before it, and the next commit would undo
+        it; if the commit fails, candidate is set to running again."""
+        return self._incoming if self._incoming is not None else self._trees["running"]
+
+    def _note_rebased(self) -> None:
+        if self._incoming is not None:
+            self._rebased = self._versions["candidate"]
 
     def restore_running(self, snapshot: Snapshot) -> ChangeSummary:
         """Confirmed-commit rollback (RFC 6241 section 8.4): running and

@@ -901,3 +901,69 @@ def test_an_agent_shutdown_while_a_confirmed_commit_is_written_leaves_running_xm
     restarted = Datastores(server.model, server.datastores.state_dir, server.datastores.secrets)
     assert restarted.get_config("running").xpath(
         "//p:cmp-session/p:name/text()", namespaces={"p": PKI}) == ["old"]
+
+
+async def candidate_names(client: Client) -> list[str]:
+    reply = await client.rpc("<get-config><source><candidate/></source></get-config>")
+    return reply.xpath("//p:cmp-session/p:name/text()", namespaces={"p": PKI})
+
+
+DISCARDS = {"discard-changes": "<discard-changes/>",
+            "copy-config": "<copy-config><target><candidate/></target>"
+                           "<source><running/></source></copy-config>"}
+
+
+@pytest.mark.parametrize("discard", DISCARDS)
+def test_candidate_set_to_running_while_a_commit_is_written_is_the_committed_running(
+        server, slow_write, discard):
+    """discard-changes (or copy-config running to candidate) while a commit is
+    written: candidate becomes running as the commit leaves it, not running
+    before it, whose next commit would silently undo the commit."""
+    async def scenario():
+        a, b, reply = await commit_held(server, slow_write)
+        assert (await b.rpc(DISCARDS[discard])).find(f"{{{NC}}}ok") is not None
+        await written(server, slow_write)
+        assert (await reply).find(f"{{{NC}}}ok") is not None
+        assert await running_names(b) == stored_names(server) == ["old", "new"]
+        assert await candidate_names(b) == ["old", "new"]
+        assert (await b.rpc("<commit/>")).find(f"{{{NC}}}ok") is not None
+        assert await running_names(b) == stored_names(server) == ["old", "new"]
+
+    asyncio.run(scenario())
+
+
+def test_candidate_discarded_while_a_refused_commit_is_written_is_running(server, slow_write):
+    """The commit is refused after its write (a lock taken meanwhile): the
+    discard-changes made meanwhile leaves candidate equal to running."""
+    async def scenario():
+        a, b, reply = await commit_held(server, slow_write)
+        assert (await b.rpc("<lock><target><running/></target></lock>")).find(
+            f"{{{NC}}}ok") is not None
+        assert (await b.rpc("<discard-changes/>")).find(f"{{{NC}}}ok") is not None
+        await written(server, slow_write)
+        assert tag(await reply) == "in-use"
+        assert await running_names(b) == stored_names(server) == ["old"]
+        assert await candidate_names(b) == ["old"]
+        assert not server.datastores.candidate_dirty
+
+    asyncio.run(scenario())
+
+
+def test_the_committing_lock_holder_ending_while_its_commit_is_written(server, slow_write):
+    """RFC 6241 section 8.3.5.2: the candidate lock holder's session ends while
+    its commit is written; its commit is made and candidate stays equal to it."""
+    async def scenario():
+        a, b = Client(server), Client(server)
+        await committed(a, "old")
+        assert (await a.rpc("<lock><target><candidate/></target></lock>")).find(
+            f"{{{NC}}}ok") is not None
+        await a.rpc(edit("new"))
+        slow_write.clear()
+        await start_commit(a)
+        server.session_closed(a.record, "connection lost")
+        await written(server, slow_write)
+        assert await running_names(b) == stored_names(server) == ["old", "new"]
+        assert await candidate_names(b) == ["old", "new"]
+        assert not server.datastores.candidate_dirty
+
+    asyncio.run(scenario())
