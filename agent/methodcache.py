@@ -8,7 +8,8 @@ about as much of a ``cmp-agent cmp`` command's.
 
 :func:`install` gives the dataclasses module an ``exec`` of its own (a module
 global, found before the builtin) that compiles each text once: the code objects
-are kept in ``__pycache__/dataclass-methods.<cache tag>.bin`` beside this module,
+are kept in ``__pycache__/dataclass-methods.<cache tag>.bin`` beside this module
+(or under ``PYTHONPYCACHEPREFIX``, where this module's bytecode goes),
 marshalled as a ``.pyc`` is, under the text itself, behind the interpreter's
 bytecode magic number. ``exec`` of that code object with the same globals and
 locals makes the same function as ``exec`` of the text: compiled with no
@@ -31,8 +32,12 @@ from types import CodeType
 
 from agent.atomic import atomic_write, writable_by_others
 
-#: where the compiled methods are kept: the package's bytecode directory
-CACHE_FILE = (Path(__file__).resolve().parent / "__pycache__"
+#: where the compiled methods are kept: the package's bytecode directory, where this
+#: module's own bytecode goes (``__pycache__`` beside it, or under ``PYTHONPYCACHEPREFIX``
+#: where one is set, as for a read-only installation)
+CACHE_FILE = ((Path(importlib.util.cache_from_source(str(Path(__file__).resolve()))).parent
+               if sys.implementation.cache_tag is not None  # else no bytecode is kept
+               else Path(__file__).resolve().parent / "__pycache__")
               / f"dataclass-methods.{sys.implementation.cache_tag}.bin")
 #: more texts than this (dataclasses of earlier versions of the code): only those used
 #: by the writing process are kept

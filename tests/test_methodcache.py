@@ -182,3 +182,18 @@ def test_a_cache_another_user_owns_is_not_used(tmp_path):
     os.chown(cache_file, 65534, 65534)
     foreign = run(cache_file)
     assert foreign["loaded"] == 0 and foreign["observed"] == plain["observed"]
+
+
+def test_the_file_goes_where_the_packages_bytecode_goes(tmp_path):
+    """Beside the package's bytecode: in its __pycache__, or under the pycache prefix an
+    installation sets (PYTHONPYCACHEPREFIX, -X pycache_prefix: a read-only one)."""
+    show = "import agent.methodcache as m; print(m.CACHE_FILE)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPYCACHEPREFIX"}
+    plain, prefixed = (
+        Path(subprocess.run([sys.executable, *flags, "-c", show], cwd=ROOT, env=env,
+                            capture_output=True, text=True, check=True).stdout.strip())
+        for flags in ((), ("-X", f"pycache_prefix={tmp_path}")))
+    package = Path(__import__("agent").__file__).resolve().parent
+    assert plain.parent == package / "__pycache__"
+    assert prefixed.parent == tmp_path / package.relative_to(package.anchor)
+    assert plain.name == prefixed.name == f"dataclass-methods.{sys.implementation.cache_tag}.bin"
