@@ -175,7 +175,7 @@ class Datastores:
                 raise DatastoreLoadError(f"{source}: stored configuration is not valid "
                                          f"against the model: {err}") from None
             if source == self._running_file:
-                self._restamp(running)
+                self._restamp(running, data)
         self._trees = {"running": running, "candidate": copy.deepcopy(running),
                        "startup": startup if startup is not None else _empty()}
         self._startup_exists = startup is not None
@@ -219,13 +219,16 @@ class Datastores:
         body, marker, _ = data.rpartition(self._STAMP)
         return bool(marker) and self._stamp(body) == data
 
-    def _restamp(self, running: etree._Element) -> None:
-        """Write *running*, just validated at boot, as a commit would (stamped), so that
-        the next boots need not validate it again: a file edited by hand, or stamped for
-        other module texts (an upgrade of the model or of the stamp), could otherwise
-        be validated at every boot until the next commit. Failing to write only means
-        validating it again at the next boot."""
+    def _restamp(self, running: etree._Element, data: bytes) -> None:
+        """Write *running* (parsed from *data*), just validated at boot, as a commit
+        would (stamped), so that the next boots need not validate it again: a file
+        edited by hand, or stamped for other module texts (an upgrade of the model or of
+        the stamp), could otherwise be validated at every boot until the next commit.
+        Not if the file changed meanwhile (another process on this state directory);
+        failing to write only means validating it again at the next boot."""
         try:
+            if self._running_file.read_bytes() != data:
+                return
             self._write(self._running_file, self._stamp(self._serialize(running)))
         except OSError as exc:
             log.warning("%s: validated, but not stamped as validated (%s): it will be "

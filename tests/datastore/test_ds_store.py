@@ -445,3 +445,9 @@ def test_a_committed_running_boots_without_validation_any_other_is_validated(
     assert running.read_bytes() == data
     reopen(model, state_dir)
     assert calls == [1, 1]
+    # written meanwhile by another process on the state directory: left as it wrote it
+    running.write_bytes(body)
+    monkeypatch.setattr(store_module, "validate_tree",
+                        lambda smap, tree: running.write_bytes(b"<data/>\n"))
+    reopen(model, state_dir)
+    assert running.read_bytes() == b"<data/>\n"
