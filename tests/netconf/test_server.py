@@ -810,6 +810,15 @@ async def written(server: NetconfServer, go: threading.Event) -> None:
             return
     raise AssertionError("the commit never finished")
 
+async def ended(server: NetconfServer, a: Client, b: Client, end: str) -> None:
+    """Session a ends: killed by b, or its connection lost."""
+    if end == "kill-session":
+        reply = await b.rpc(f"<kill-session><session-id>{a.record.session_id}"
+                            "</session-id></kill-session>")
+        assert reply.find(f"{{{NC}}}ok") is not None
+    else:
+        server.session_closed(a.record, "connection lost")
+
 
 @pytest.mark.parametrize("end", ["kill-session", "connection lost"])
 def test_a_confirmed_commit_whose_session_ends_while_it_is_written_is_not_made(
@@ -825,12 +834,7 @@ def test_a_confirmed_commit_whose_session_ends_while_it_is_written_is_not_made(
         slow_write.clear()
         await start_commit(a, "<commit><confirmed/></commit>")
         assert server.confirm is not None
-        if end == "kill-session":
-            reply = await b.rpc(f"<kill-session><session-id>{a.record.session_id}"
-                                "</session-id></kill-session>")
-            assert reply.find(f"{{{NC}}}ok") is not None
-        else:
-            server.session_closed(a.record, "connection lost")
+        await ended(server, a, b, end)
         await written(server, slow_write)
         assert server.confirm is None
         assert await running_names(b) == stored_names(server) == ["old"]
@@ -949,9 +953,12 @@ def test_candidate_discarded_while_a_refused_commit_is_written_is_running(server
     asyncio.run(scenario())
 
 
-def test_the_committing_lock_holder_ending_while_its_commit_is_written(server, slow_write):
-    """RFC 6241 section 8.3.5.2: the candidate lock holder's session ends while
-    its commit is written; its commit is made and candidate stays equal to it."""
+@pytest.mark.parametrize("end", ["kill-session", "connection lost"])
+def test_the_committing_lock_holder_ending_while_its_commit_is_written(
+        server, slow_write, end):
+    """RFC 6241 sections 7.9 and 8.3.5.2: the candidate lock holder's session
+    ends while its commit is written: the commit in process stops (running and
+    running.xml as before) and its changes are discarded from candidate."""
     async def scenario():
         a, b = Client(server), Client(server)
         await committed(a, "old")
@@ -960,10 +967,11 @@ def test_the_committing_lock_holder_ending_while_its_commit_is_written(server, s
         await a.rpc(edit("new"))
         slow_write.clear()
         await start_commit(a)
-        server.session_closed(a.record, "connection lost")
+        await ended(server, a, b, end)
         await written(server, slow_write)
-        assert await running_names(b) == stored_names(server) == ["old", "new"]
-        assert await candidate_names(b) == ["old", "new"]
+        assert await running_names(b) == stored_names(server) == ["old"]
+        assert await candidate_names(b) == ["old"]
         assert not server.datastores.candidate_dirty
+        assert temporaries(server) == []
 
     asyncio.run(scenario())

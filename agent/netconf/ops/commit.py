@@ -86,6 +86,11 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
                                               else "confirm-timeout"})
 
     def still_unlocked() -> None:
+        if ctx.session.closing:
+            # RFC 6241 section 7.9: a killed session's operations in process stop
+            raise RpcError("operation-failed", f"session {ctx.session_id} ended (killed, or its"
+                           " connection lost) while its commit was being made; nothing was "
+                           "committed", type="application")
         check_not_locked_by_other(ctx, "running")
         check_not_locked_by_other(ctx, "candidate")
 
