@@ -975,3 +975,27 @@ def test_the_committing_lock_holder_ending_while_its_commit_is_written(
         assert temporaries(server) == []
 
     asyncio.run(scenario())
+
+
+def test_two_confirmed_commits_waiting_for_a_write_the_second_is_refused(server, slow_write):
+    """Sessions b and c both send a confirmed commit while a's commit is written
+    (none pending when they are checked): b's begins, c's is refused (in-use)
+    and b's pending confirmed commit stays b's."""
+    async def scenario():
+        a, b, first = await commit_held(server, slow_write)
+        c = Client(server)
+        second = asyncio.ensure_future(b.rpc("<commit><confirmed/></commit>"))
+        third = asyncio.ensure_future(c.rpc("<commit><confirmed/></commit>"))
+        for _ in range(1000):  # until both wait for the first's write
+            await asyncio.sleep(0.001)
+            if len(server.datastores._writing._waiters or ()) == 2:
+                break
+        await written(server, slow_write)
+        assert (await first).find(f"{{{NC}}}ok") is not None
+        assert (await second).find(f"{{{NC}}}ok") is not None
+        assert tag(await third) == "in-use"
+        assert server.confirm is not None and server.confirm.session_id == b.record.session_id
+        assert (await b.rpc("<commit/>")).find(f"{{{NC}}}ok") is not None
+        assert server.confirm is None
+
+    asyncio.run(scenario())

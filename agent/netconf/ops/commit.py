@@ -123,6 +123,10 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
 
     def begin() -> None:
         # under the write lock: running is snapshot as this commit finds it
+        if server.confirm is not pending:  # while this commit waited for another's write
+            raise RpcError("in-use", "a confirmed commit began or ended while this commit "
+                           "waited for another commit's write; nothing was committed, commit "
+                           "again", type="protocol")
         if confirmed and pending is None:
             server.begin_confirmed_commit(ctx.session_id, persist)
             began.append(server.confirm)
