@@ -603,6 +603,10 @@ class Datastores:
         running until this one ends).
         """
         async with self._writing:
+            if self._prepared is None or self._prepared.key != (self._versions["candidate"],
+                                                                self._versions["running"]):
+                # running changed by the commit written before this one: in slices again
+                await self.prepare_commit(authorize)
             prepared = self._take_prepared(authorize)
             try:
                 if begin is not None:

@@ -801,6 +801,15 @@ def test_eof_answers_rpcs_waiting_for_a_datastore_lock_then_ends_the_session(ser
     asyncio.run(scenario())
 
 
+async def waiting_to_write(server: NetconfServer, count: int) -> None:
+    """Until *count* commits wait for the write of the one being written."""
+    for _ in range(1000):
+        await asyncio.sleep(0.001)
+        if len(server.datastores._writing._waiters or ()) == count:
+            return
+    raise AssertionError(f"{count} commits never waited for the write")
+
+
 async def written(server: NetconfServer, go: threading.Event) -> None:
     """Let the held write go on and wait until the commit is over."""
     go.set()
@@ -861,10 +870,7 @@ def test_a_confirmed_commit_waiting_for_another_commit_s_write_snapshots_running
         first = await start_commit(a)
         await b.rpc(edit("trial"))
         second = asyncio.ensure_future(b.rpc("<commit><confirmed/></commit>"))
-        for _ in range(1000):  # until the second waits for the first's write
-            await asyncio.sleep(0.001)
-            if server.datastores._writing._waiters:
-                break
+        await waiting_to_write(server, 1)
         assert not first.done() and not second.done()
         await written(server, slow_write)
         assert (await first).find(f"{{{NC}}}ok") is not None
@@ -986,10 +992,7 @@ def test_two_confirmed_commits_waiting_for_a_write_the_second_is_refused(server,
         c = Client(server)
         second = asyncio.ensure_future(b.rpc("<commit><confirmed/></commit>"))
         third = asyncio.ensure_future(c.rpc("<commit><confirmed/></commit>"))
-        for _ in range(1000):  # until both wait for the first's write
-            await asyncio.sleep(0.001)
-            if len(server.datastores._writing._waiters or ()) == 2:
-                break
+        await waiting_to_write(server, 2)
         await written(server, slow_write)
         assert (await first).find(f"{{{NC}}}ok") is not None
         assert (await second).find(f"{{{NC}}}ok") is not None
@@ -997,5 +1000,29 @@ def test_two_confirmed_commits_waiting_for_a_write_the_second_is_refused(server,
         assert server.confirm is not None and server.confirm.session_id == b.record.session_id
         assert (await b.rpc("<commit/>")).find(f"{{{NC}}}ok") is not None
         assert server.confirm is None
+
+    asyncio.run(scenario())
+
+
+def test_a_commit_that_waited_for_another_s_write_is_prepared_again_in_slices(
+        server, slow_write, monkeypatch):
+    """The first commit changed running while the second waited for its write:
+    the second's preparation (copy, validation, diff, file) is done again in
+    slices between other sessions' RPCs, not at once on the event loop."""
+    async def scenario():
+        a, b, first = await commit_held(server, slow_write)
+        await b.rpc(edit("second"))
+        second = asyncio.ensure_future(b.rpc("<commit/>"))
+        await waiting_to_write(server, 1)
+
+        def at_once(*args):
+            raise AssertionError("prepared at once on the event loop")
+
+        monkeypatch.setattr(server.datastores, "_prepare", at_once)
+        await written(server, slow_write)
+        assert (await first).find(f"{{{NC}}}ok") is not None
+        assert (await second).find(f"{{{NC}}}ok") is not None
+        assert await running_names(b) == stored_names(server) == ["old", "new", "second"]
+        assert temporaries(server) == []
 
     asyncio.run(scenario())
