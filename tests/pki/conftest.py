@@ -3,6 +3,7 @@ datastores, so that the YANG module's defaults apply as in the agent."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def pki_config(model: Model, tmp_path: Path):
     """Commit ``/pki`` with ENTITY and one session s1 (RFC 7951-style dict),
     then read it back as the agent does; each call starts from empty
     datastores."""
-    calls = iter(range(1_000))
+    calls = itertools.count()
 
     def committed(session: dict) -> dict:
         state = tmp_path / f"pki-config-{next(calls)}"
