@@ -227,12 +227,16 @@ class Datastores:
         Not if the file changed meanwhile (another process on this state directory);
         failing to write only means validating it again at the next boot."""
         try:
-            if self._running_file.read_bytes() != data:
-                return
-            self._write(self._running_file, self._stamp(self._serialize(running)))
+            self._rewrite_if_holding(data, running)
         except OSError as exc:
             log.warning("%s: validated, but not stamped as validated (%s): it will be "
                         "validated again at the next start", self._running_file, exc)
+
+    def _rewrite_if_holding(self, expected: bytes, tree: etree._Element) -> None:
+        """Write *tree* (stamped) over ``running.xml`` if the file still holds
+        *expected*; an :class:`OSError` is the caller's to report."""
+        if self._running_file.read_bytes() == expected:
+            self._write(self._running_file, self._stamp(self._serialize(tree)))
 
     # -- reads ------------------------------------------------------------------------
     def get_config(self, source: str, with_defaults: str = "report-all") -> etree._Element:
@@ -701,9 +705,7 @@ class Datastores:
         """After a failed or refused :meth:`commit_durably`: if ``running.xml``
         holds what it wrote, running in memory is written back over it."""
         try:
-            if self._running_file.read_bytes() != written:
-                return
-            self._write(self._running_file, self._stamp(self._serialize(self._trees["running"])))
+            self._rewrite_if_holding(written, self._trees["running"])
         except OSError as exc:
             log.error("%s holds a commit that was not made and could not be written back "
                       "(%s); the next start would load it", self._running_file, exc)
