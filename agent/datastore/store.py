@@ -128,6 +128,11 @@ class _PreparedCommit:
     #: the ``authorize`` checks this change passed (:meth:`Datastores.prepare_commit`)
     authorized: set[AuthorizeSteps] = field(default_factory=set)
 
+    def unchecked_by(self, authorize: AuthorizeSteps | None) -> bool:
+        """Whether *authorize* has yet to pass this change (an empty one needs no check)."""
+        return authorize is not None and authorize not in self.authorized \
+            and not self.summary.empty
+
 
 class Datastores:
     """running, candidate and startup; every write is all-or-nothing."""
@@ -515,8 +520,7 @@ class Datastores:
             prepared = self._prepared
             if prepared is None or prepared.key != key:
                 prepared = await self._prepare_cooperatively(key)
-            if authorize is not None and authorize not in prepared.authorized \
-                    and not prepared.summary.empty:
+            if prepared.unchecked_by(authorize):
                 try:
                     await run_cooperatively(authorize(prepared.old, prepared.tree,
                                                       prepared.summary))
@@ -680,8 +684,7 @@ class Datastores:
         if prepared is None or prepared.key != key:
             self.release_prepared()
             prepared = self._prepare(key, self._trees["candidate"], self._trees["running"])
-        if authorize is not None and authorize not in prepared.authorized \
-                and not prepared.summary.empty:
+        if prepared.unchecked_by(authorize):
             run_steps(authorize(prepared.old, prepared.tree, prepared.summary))
         self._prepared = None
         return prepared
