@@ -913,11 +913,6 @@ def test_an_agent_shutdown_while_a_confirmed_commit_is_written_leaves_running_xm
         "//p:cmp-session/p:name/text()", namespaces={"p": PKI}) == ["old"]
 
 
-async def candidate_names(client: Client) -> list[str]:
-    reply = await client.rpc("<get-config><source><candidate/></source></get-config>")
-    return reply.xpath("//p:cmp-session/p:name/text()", namespaces={"p": PKI})
-
-
 DISCARDS = {"discard-changes": "<discard-changes/>",
             "copy-config": "<copy-config><target><candidate/></target>"
                            "<source><running/></source></copy-config>"}

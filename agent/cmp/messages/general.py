@@ -29,7 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from .. import der
-from .common import INFO_TYPES, MessageError, certificate_sequence, decode_der, general_name
+from .common import MessageError, certificate_sequence, decode_der, general_name
 from .header import DecodedMessage
 
 @dataclass(frozen=True)
