@@ -18,8 +18,6 @@ from cryptography.hazmat.primitives import serialization
 from . import messages as m
 from .protection import ProtectionError
 
-INFO_TYPE_NAMES = tuple(m.INFO_TYPES)
-
 
 def request_entries(
     info_type: str,
@@ -33,7 +31,7 @@ def request_entries(
     one CRLStatus (RFC 9483 4.3.4).
     """
     if info_type not in m.INFO_TYPES:
-        raise ValueError(f"info type must be one of {', '.join(INFO_TYPE_NAMES)}")
+        raise ValueError(f"info type must be one of {', '.join(m.INFO_TYPES)}")
     oid = m.INFO_TYPES[info_type][0]
     if info_type == "rootCaCert":
         return (m.InfoTypeAndValue(oid, m.root_ca_cert_value(old_root)),)
