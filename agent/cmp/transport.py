@@ -388,7 +388,7 @@ class HttpTransport:
         except TransportError:
             self._drop()
             raise
-        except (HttpProtocolError, OSError) as exc:
+        except OSError as exc:  # the fresh connection closed as well (ServerClosed is one)
             self._drop()
             raise TransportError(f"{self._where()}: {_describe(exc)}") from None
 
