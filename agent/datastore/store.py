@@ -109,6 +109,14 @@ def copy_steps(el: etree._Element, depth: int = 0,
     return out
 
 
+def _unlink_staged(stage: asyncio.Future) -> None:
+    """Remove the file a cancelled :meth:`Datastores.prepare_commit` staged."""
+    if not stage.cancelled() and stage.exception() is None:
+        staged = stage.result()[1]
+        if staged is not None:
+            staged.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class _PreparedCommit:
     """What :meth:`Datastores.commit` installs, computed for (candidate, running) versions."""
@@ -542,8 +550,14 @@ class Datastores:
                    for tags in list(self._indexes)}
         # the bytes, their digest and the write in a worker thread: lxml's
         # serialiser and hashlib give up the GIL (nothing else uses *new* yet);
-        # the last await, so that a cancellation before it leaves no staged file
-        data, staged = await asyncio.to_thread(self._stage, new, not summary.empty)
+        # the last await, so that a cancellation before it leaves no staged file; one
+        # while it runs leaves the thread writing on, and its file is removed once written
+        stage = asyncio.ensure_future(asyncio.to_thread(self._stage, new, not summary.empty))
+        try:
+            data, staged = await asyncio.shield(stage)
+        except asyncio.CancelledError:
+            stage.add_done_callback(_unlink_staged)
+            raise
         self._prepared = _PreparedCommit(key, new, running, summary, data, view, staged,
                                          indexes)
         return self._prepared

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import threading
 
 import pytest
 from ds_helpers import NC_NS, PKI_NS, config, pki, session, xp
@@ -213,6 +214,40 @@ def test_a_prepared_commit_not_used_leaves_no_temporary_file(ds, model, state_di
     assert temporaries(state_dir) == []
     assert xp(reopen(model, state_dir).get_config("running"),
               "//p:cmp-session/p:name/text()") == ["old", "new"]
+
+
+def test_prepare_commit_cancelled_while_staging_leaves_no_temporary_file(ds, state_dir,
+                                                                         monkeypatch):
+    """The worker thread that writes the staged file cannot be stopped: once it
+    is done, the file of the cancelled preparation is removed."""
+    ds.edit_config("candidate", config(session("old")))
+    started, go_on = threading.Event(), threading.Event()
+    original = Datastores._stage
+
+    def held_stage(self, new, write):
+        started.set()
+        go_on.wait(10)
+        return original(self, new, write)
+
+    monkeypatch.setattr(Datastores, "_stage", held_stage)
+
+    async def scenario() -> None:
+        task = asyncio.ensure_future(ds.prepare_commit())
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        go_on.set()
+        while any(t is not asyncio.current_task() for t in asyncio.all_tasks()):
+            await asyncio.sleep(0.001)  # the staging thread ends, then its task
+        await asyncio.sleep(0)  # the task's done-callbacks run
+
+    asyncio.run(scenario())
+    assert temporaries(state_dir) == []
+    assert ds._prepared is None
+    ds.commit()  # committed at once instead
+    assert xp(ds.get_config("running"), "//p:cmp-session/p:name/text()") == ["old"]
 
 
 def test_prepare_commit_gives_the_loop_back(ds, monkeypatch):
