@@ -451,13 +451,13 @@ class Datastores:
         copy of a source datastore down to what the client may read (the rest
         is not copied, RFC 8341 section 3.2.6); *authorize* may refuse the copy."""
         self._check_writable(target, "copy-config", allow_startup=True)
+        rebase = (source, target) == ("running", "candidate")  # see _running_to_come
         if isinstance(source, str):
             self._check_name(source, "source")
             if source == target:
                 raise RpcError("invalid-value", f"source and target are both {source}; "
                                "nothing to copy", type="protocol", info={"bad-element": "source"})
-            tree = copy.deepcopy(self._running_to_come() if (source, target) == (
-                "running", "candidate") else self._trees[source])
+            tree = copy.deepcopy(self._running_to_come() if rebase else self._trees[source])
             if readable is not None:
                 tree = readable(tree)
         else:
@@ -473,7 +473,7 @@ class Datastores:
         else:
             self._dirty = True
         self._set(target, tree)
-        if source == "running" and target == "candidate":
+        if rebase:
             self._note_rebased()
         return summary
 
