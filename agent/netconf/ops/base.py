@@ -128,14 +128,17 @@ def _choice(op: etree._Element, name: str, allowed: tuple[str, ...], default: st
     return value
 
 
-def _check_still_writable(ctx: RpcContext, target: str) -> None:
-    """Before an edit that other sessions' RPCs overlapped lands: the target is
-    not locked by another session, and this session has not ended (its locks
-    and changes are gone, RFC 6241 section 8.3.5.2)."""
+def check_still_writable(ctx: RpcContext, operation: str, *datastores: str) -> None:
+    """Before a change that other sessions' RPCs overlapped lands: this session
+    has not ended (RFC 6241 section 7.9: a killed session's operations in process
+    stop; its locks and changes are gone, section 8.3.5.2), and no other session
+    has locked *datastores*."""
     if ctx.session.closing:
-        raise RpcError("operation-failed", "the session ended before its edit-config was "
-                       "applied; nothing was changed", type="application")
-    check_not_locked_by_other(ctx, target)
+        raise RpcError("operation-failed", f"session {ctx.session_id} ended (killed, or its"
+                       f" connection lost) while its {operation} was being made; nothing was"
+                       " changed", type="application")
+    for datastore in datastores:
+        check_not_locked_by_other(ctx, datastore)
 
 
 async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
@@ -161,7 +164,7 @@ async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
         await ctx.server.datastores.edit_config_cooperatively(
             target, config, default_operation=default_operation, test_option=test_option,
             error_option=error_option, authorize=ctx.access.check_write,
-            recheck=lambda: _check_still_writable(ctx, target),
+            recheck=lambda: check_still_writable(ctx, "edit-config", target),
             invalid=ctx.access.conceal_invalid)
     except (RpcError, RpcErrors) as exc:
         raise ctx.access.conceal(exc) from None

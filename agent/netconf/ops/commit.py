@@ -22,7 +22,7 @@ import logging
 from lxml import etree
 
 from ..errors import NC_NS, RpcError, RpcErrors
-from .base import check_not_locked_by_other
+from .base import check_still_writable
 from .registry import RpcContext, check_params, child, text_param
 
 log = logging.getLogger("agent.netconf")
@@ -85,17 +85,8 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
                        type="protocol", info={"bad-element": "persist" if persist is not None
                                               else "confirm-timeout"})
 
-    def still_unlocked() -> None:
-        if ctx.session.closing:
-            # RFC 6241 section 7.9: a killed session's operations in process stop
-            raise RpcError("operation-failed", f"session {ctx.session_id} ended (killed, or its"
-                           " connection lost) while its commit was being made; nothing was "
-                           "committed", type="application")
-        check_not_locked_by_other(ctx, "running")
-        check_not_locked_by_other(ctx, "candidate")
-
     def check() -> None:
-        still_unlocked()
+        check_still_writable(ctx, "commit", "running", "candidate")
         if server.confirm is not None:
             _check_pending_owner(ctx, persist_id, "confirm")
         elif persist_id is not None:
@@ -134,7 +125,7 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
             began.append(pending)
 
     def still_current() -> None:
-        still_unlocked()
+        check_still_writable(ctx, "commit", "running", "candidate")
         if server.confirm is not began[0]:
             # RFC 6241 section 8.4: the confirmed commit this one starts, extends or
             # confirms was rolled back meanwhile (session end, timeout, cancel-commit)
