@@ -43,9 +43,8 @@ import copy
 import logging
 import re
 import threading
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntFlag
 from typing import TYPE_CHECKING, Literal
 
@@ -502,7 +501,7 @@ class Access:
                     " shared: another session may have made it): have it committed by a user"
                     " who may, or discard it (discard-changes)")
             if self._names_readable(error):
-                raise dataclasses.replace(error, message=error.message + hint) from None
+                raise replace(error, message=error.message + hint) from None
             raise RpcError("access-denied", f"user {self.user!r} may not change a node it may"
                            f" not read (NACM, RFC 8341); nothing was changed{hint}",
                            type="application") from None
