@@ -6,10 +6,14 @@ One :class:`EnrollmentTransaction` runs one ir/cr/kur/p10cr exchange::
     request -> ip/cp/kup
             -> [pollReq -> pollRep]* while the status is ``waiting`` (RFC 4210 5.3.22),
                                  also when it comes in an error message (RFC 9483 4.4)
-            -> certConf -> pkiConf       (unless implicit confirmation was granted)
+            -> certConf -> [pollReq -> pollRep]* -> pkiConf
+                                         (unless implicit confirmation was granted)
 
 or one revocation (rr -> rp, RFC 9483 4.2, result :class:`Revoked`) or general message
-exchange (genm -> genp, RFC 9483 4.3, result :class:`GeneralResponse`).
+exchange (genm -> genp, RFC 9483 4.3, result :class:`GeneralResponse`), each also
+polled for when the CA answers with an error message of status ``waiting``.
+A pollReq names the certReqId of our request while a CertResponse is awaited, else -1
+(RFC 9483 4.4; RFC 4210 5.3.22 as RFC 9480 extends it to p10cr, certConf, rr and genm).
 
 It never touches the network or sleeps: :meth:`start` and :meth:`receive` return a
 :class:`Send` (bytes to POST, after ``delay`` seconds) or a :class:`Finished` with the
@@ -213,6 +217,8 @@ class EnrollmentTransaction:
         self._rng = rng
         self.transaction_id = rng(16)
         self._state = _State.IDLE
+        #: the body type that ends the current exchange (a pollRep only defers it)
+        self._awaited = RESPONSES[params.kind]
         self._sender_nonce: bytes | None = None
         self._recip_nonce: bytes | None = None
         self._deadline: datetime | None = None
@@ -270,7 +276,7 @@ class EnrollmentTransaction:
             if problem is not None:
                 return problem
             self._recip_nonce = message.sender_nonce
-            if self._state is _State.AWAIT_PKI_CONF:
+            if message.body_type == "pkiconf":
                 return self._on_pki_conf()
             if message.body_type == "pollRep":
                 return self._on_poll_rep(message)
@@ -347,12 +353,16 @@ class EnrollmentTransaction:
     # -- checks ---------------------------------------------------------------
 
     def _expected_types(self) -> tuple[str, ...]:
-        response = RESPONSES[self.params.kind]
-        return {
-            _State.AWAIT_CERT_REP: (response,),
-            _State.AWAIT_POLL_REP: ("pollRep", response),
-            _State.AWAIT_PKI_CONF: ("pkiconf",),
-        }[self._state]
+        if self._state is _State.AWAIT_POLL_REP:
+            return ("pollRep", self._awaited)
+        return (self._awaited,)
+
+    def _poll_id(self) -> int:
+        """The certReqId of our pollReq (RFC 9483 4.4): that of our request while its
+        CertResponse is awaited, else -1 (rp, genp, pkiConf)."""
+        if self._awaited in m.RESPONSE_TYPE.values():
+            return self.params.request.cert_req_id
+        return -1
 
     def _check(self, message: m.DecodedMessage) -> Finished | None:
         """RFC 4210 5.1.1/5.1.3, RFC 9483 3.1: version, identity, freshness, type and
@@ -401,8 +411,7 @@ class EnrollmentTransaction:
         except ProtectionError as exc:
             notes.append(f"not authenticated: {exc}")
         note = f" ({'; '.join(notes)})" if notes else ""
-        if (not notes and content.status.status_name == "waiting"
-                and self._state in (_State.AWAIT_CERT_REP, _State.AWAIT_POLL_REP)):
+        if not notes and content.status.status_name == "waiting":
             return self._poll(0)  # RFC 9483 4.4: an authenticated "waiting" error polls
         return self._finish(
             Failed(
@@ -465,7 +474,7 @@ class EnrollmentTransaction:
                 status=2, texts=(refusal[1],), failure_bits=(m.FAILURE_BIT_NAMES.index(refusal[0]),),
             )
         entry = m.CertStatusEntry(cert_hash, response.cert_req_id, rejection, hash_alg)
-        self._state = _State.AWAIT_PKI_CONF
+        self._state, self._awaited = _State.AWAIT_PKI_CONF, "pkiconf"
         # RFC 9480 2.20: pvno cmp2021 when hashAlg is used
         return self._send("certConf", m.cert_conf_body([entry]), pvno=3 if hash_alg else 2)
 
@@ -531,11 +540,11 @@ class EnrollmentTransaction:
                 f"the CA asks to poll again in {check_after}s, beyond the total timeout",
             )
         self._state = _State.AWAIT_POLL_REP
-        body = m.poll_req_body([self.params.request.cert_req_id])
+        body = m.poll_req_body([self._poll_id()])
         return self._send("pollReq", body, delay=delay)
 
     def _on_poll_rep(self, message: m.DecodedMessage) -> Action:
-        wanted = self.params.request.cert_req_id
+        wanted = self._poll_id()
         entry = next((p for p in m.poll_responses(message) if p.cert_req_id == wanted), None)
         if entry is None:
             return self._fail(FailureKind.PROTOCOL, f"pollRep without certReqId {wanted}")

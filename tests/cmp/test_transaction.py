@@ -19,7 +19,8 @@ from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_para
 from agent.cmp.names import parse_dn
 from agent.cmp.protection import PbmParameters
 from agent.cmp.transaction import (
-    MIN_POLL_INTERVAL, Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished, Send,
+    MIN_POLL_INTERVAL, Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished,
+    GeneralResponse, Revoked, Send,
 )
 
 SECRET = b"s3cret"
@@ -269,3 +270,68 @@ def test_error_without_recip_nonce_reports_the_cas_own_words(setup):
     assert "no recipNonce" in result.message and "recipNonce does not match" not in result.message
     assert result.status_texts == ("cannot parse the request",)
     assert result.failure_info == ("badDataFormat",) and result.status == "rejection"
+
+
+def other_transaction(kind: str, **fields) -> EnrollmentTransaction:
+    """An rr or genm transaction under the fixture's MAC."""
+    rng = rng_counter()
+    request = EnrollmentRequest(kind=kind, server_url="http://unused/", subject=parse_dn("/CN=ee"),
+                                mac=MacCredentials(b"ref", SECRET), total_timeout=30, **fields)
+    return EnrollmentTransaction(transaction_params(request, rng), FixedClock(), rng)
+
+
+def waiting_error() -> bytes:
+    return m.error_body(m.ErrorContent(m.StatusInfo(3, ("queued for approval",))))
+
+
+@pytest.mark.parametrize("kind", ["genm", "rr"])
+def test_waiting_error_to_genm_or_rr_polls_with_cert_req_id_minus_1(setup, kind):
+    """RFC 9483 4.4: a response other than a CertResponse that is delayed comes as an error
+    message of status waiting; the pollReq and pollRep then carry certReqId -1, and the
+    final answer (genp, rp) ends the polling."""
+    _, cert, *_ = setup
+    if kind == "genm":
+        tx = other_transaction("genm", general=(m.InfoTypeAndValue(m.INFO_TYPES["caCerts"][0]),))
+        final = m.genp_body([m.InfoTypeAndValue(m.INFO_TYPES["caCerts"][1], m.ca_certs_value([cert]))])
+        result_type = GeneralResponse
+    else:
+        tx = other_transaction("rr", old_certificate=cert)
+        final = m.rp_body(m.RevocationResponse((m.StatusInfo(0),)))
+        result_type = Revoked
+    poll = tx.receive(answer(tx.start().message, waiting_error()))
+    assert isinstance(poll, Send) and poll.body_type == "pollReq"
+    assert m.poll_req_ids(m.decode_message(poll.message)) == [-1]
+    again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(-1, 5)])))
+    assert isinstance(again, Send) and again.delay == 5
+    assert m.poll_req_ids(m.decode_message(again.message)) == [-1]
+    done = tx.receive(answer(again.message, final))
+    assert isinstance(done, Finished) and isinstance(done.result, result_type)
+    assert done.result.messages.sent == {kind: 1, "pollReq": 2}
+
+
+def test_waiting_error_to_cert_conf_polls_for_the_pki_conf(setup):
+    """RFC 9483 4.4: a certConf answered with an error of status waiting is polled with
+    certReqId -1 until the pkiConf comes."""
+    tx, cert, *_ = setup
+    conf = tx.receive(answer(tx.start().message, ip(cert)))
+    assert conf.body_type == "certConf"
+    poll = tx.receive(answer(conf.message, waiting_error()))
+    assert isinstance(poll, Send) and m.poll_req_ids(m.decode_message(poll.message)) == [-1]
+    again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(-1, 2)])))
+    assert isinstance(again, Send) and again.body_type == "pollReq"
+    unexpected = tx.receive(answer(again.message, ip(cert)))  # not what a certConf awaits
+    assert unexpected.result.message == "unexpected ip, expected pollRep or pkiconf"
+    tx2 = EnrollmentTransaction(tx.params, FixedClock(), rng_counter())
+    conf = tx2.receive(answer(tx2.start().message, ip(cert)))
+    poll = tx2.receive(answer(conf.message, waiting_error()))
+    done = tx2.receive(answer(poll.message, m.pki_conf_body()))
+    assert isinstance(done.result, Enrolled) and done.result.messages.sent == {
+        "ir": 1, "certConf": 1, "pollReq": 1}
+
+
+def test_poll_rep_for_another_cert_req_id_is_refused(setup):
+    tx = other_transaction("genm", general=(m.InfoTypeAndValue(m.INFO_TYPES["caCerts"][0]),))
+    poll = tx.receive(answer(tx.start().message, waiting_error()))
+    done = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, 5)])))
+    assert done.result.kind is FailureKind.PROTOCOL
+    assert done.result.message == "pollRep without certReqId -1"
