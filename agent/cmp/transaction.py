@@ -315,7 +315,7 @@ class EnrollmentTransaction:
             if message.body_type == "error":
                 content = m.error_content(message)
                 status, texts = content.status, content.status.texts + content.details
-            elif message.body_type in m.RESPONSE_TYPE.values():
+            elif message.body_type in m.RESPONSE_TYPE.values() and self.params.request is not None:
                 wanted = self.params.request.cert_req_id
                 response = next((r for r in m.cert_rep_content(message).responses
                                  if r.cert_req_id == wanted), None)

@@ -335,3 +335,14 @@ def test_poll_rep_for_another_cert_req_id_is_refused(setup):
     done = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, 5)])))
     assert done.result.kind is FailureKind.PROTOCOL
     assert done.result.message == "pollRep without certReqId -1"
+
+
+def test_non_200_answer_to_rr_with_a_certificate_response_body_fails_cleanly(setup):
+    """RFC 6712 3.3: an HTTP status other than 200 is a transport failure; a body that is
+    a certificate response, which an rr cannot have asked for, adds nothing to it."""
+    _, cert, *_ = setup
+    tx = other_transaction("rr", old_certificate=cert)
+    request = tx.start().message
+    done = tx.transport_failed("HTTP 500 instead of 200", body=answer(request, ip(cert, status=2)))
+    assert done.result.kind is FailureKind.TRANSPORT
+    assert done.result.message == "HTTP 500 instead of 200" and done.result.status is None
