@@ -22,7 +22,8 @@ typed result; a driver (:func:`agent.cmp.client.run_transaction`) does the I/O.
 Polling has no artificial limit: the CA's checkAfter is honoured however long it is,
 bounded only by the total timeout when one is set; a checkAfter below
 :data:`MIN_POLL_INTERVAL` (0 included) is raised to it, so a CA cannot make us poll
-in a tight loop. :meth:`EnrollmentTransaction.abandon` ends a transaction on our side
+in a tight loop. One above :data:`MAX_CHECK_AFTER` (a year) is refused: not a credible
+wait, and an INTEGER of any size (RFC 4210 5.3.22) could not even be slept. :meth:`EnrollmentTransaction.abandon` ends a transaction on our side
 with an error message to the CA (RFC 4210 5.3.21), for agent shutdown.
 """
 
@@ -54,6 +55,8 @@ MIN_NONCE_BYTES = 16
 #: the shortest wait between two pollReq, whatever checkAfter says (issue: a CA
 #: answering checkAfter 0 must not make us poll in a tight loop)
 MIN_POLL_INTERVAL = 1.0
+#: the longest checkAfter honoured, in seconds (a year); a longer one fails the transaction
+MAX_CHECK_AFTER = 366 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -533,6 +536,14 @@ class EnrollmentTransaction:
         ))
 
     def _poll(self, check_after: int) -> Action:
+        if check_after > MAX_CHECK_AFTER:
+            shown = (f"{check_after}s" if check_after < 2**63
+                     else f"a {check_after.bit_length()}-bit number of seconds")
+            return self._fail(
+                FailureKind.PROTOCOL,
+                f"the CA asks to poll again in {shown}, longer than a year ({MAX_CHECK_AFTER}s):"
+                " not a credible checkAfter",
+            )
         delay = max(float(check_after), MIN_POLL_INTERVAL)
         if delay > self.remaining():
             return self._fail(

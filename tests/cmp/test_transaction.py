@@ -19,7 +19,7 @@ from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_para
 from agent.cmp.names import parse_dn
 from agent.cmp.protection import PbmParameters
 from agent.cmp.transaction import (
-    MIN_POLL_INTERVAL, Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished,
+    MAX_CHECK_AFTER, MIN_POLL_INTERVAL, Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished,
     GeneralResponse, Revoked, Send,
 )
 
@@ -346,3 +346,29 @@ def test_non_200_answer_to_rr_with_a_certificate_response_body_fails_cleanly(set
     done = tx.transport_failed("HTTP 500 instead of 200", body=answer(request, ip(cert, status=2)))
     assert done.result.kind is FailureKind.TRANSPORT
     assert done.result.message == "HTTP 500 instead of 200" and done.result.status is None
+
+
+@pytest.mark.parametrize("check_after,shown", [
+    (MAX_CHECK_AFTER + 1, f"{MAX_CHECK_AFTER + 1}s"),
+    (2**62, f"{2**62}s"),
+    (10**5000, "a 16610-bit number of seconds"),
+], ids=["a-year-and-a-second", "2**62", "10**5000"])
+def test_check_after_beyond_a_year_fails_the_transaction(setup, check_after, shown):
+    """RFC 4210 5.3.22 checkAfter is an INTEGER of any size: without a total timeout a
+    hostile one must fail the transaction, not overflow the wait (float, Event.wait,
+    datetime) or hold it for centuries."""
+    tx, cert, *_ = setup
+    tx = EnrollmentTransaction(replace(tx.params, total_timeout=None), FixedClock(), rng_counter())
+    poll = tx.receive(answer(tx.start().message, ip(cert, status=3)))
+    done = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, check_after)])))
+    assert isinstance(done, Finished) and done.result.kind is FailureKind.PROTOCOL
+    assert done.result.message == (f"the CA asks to poll again in {shown}, longer than a year"
+                                   f" ({MAX_CHECK_AFTER}s): not a credible checkAfter")
+
+
+def test_check_after_of_a_year_is_honoured_without_total_timeout(setup):
+    tx, cert, *_ = setup
+    tx = EnrollmentTransaction(replace(tx.params, total_timeout=None), FixedClock(), rng_counter())
+    poll = tx.receive(answer(tx.start().message, ip(cert, status=3)))
+    again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, MAX_CHECK_AFTER)])))
+    assert isinstance(again, Send) and again.delay == MAX_CHECK_AFTER
