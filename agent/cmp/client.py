@@ -97,6 +97,8 @@ class EnrollmentRequest:
     """One request to a CMP server (RFC 9483 4): a certificate, a revocation or general
     information.
 
+    - ``server_url``: the CA's URL; given as text, it is parsed (and refused when it
+      cannot be sent) here, once, and is a :class:`ServerUrl` from then on.
     - ``kind``: ``ir`` (initial), ``cr`` (certification, normally signed with an existing
       certificate), ``kur`` (key update: signed with the old certificate and key, given
       as ``signer``; ``old_certificate`` defaults to ``signer.certificate``), ``p10cr``
@@ -128,7 +130,7 @@ class EnrollmentRequest:
     """
 
     kind: str
-    server_url: str
+    server_url: ServerUrl | str
     new_key: PrivateKey | None = field(default=None, repr=False)
     subject: x509.Name = field(default_factory=lambda: x509.Name([]))
     san: SubjectAltNames = SubjectAltNames()
@@ -162,7 +164,8 @@ class EnrollmentRequest:
     weak_algorithms: bool = False
 
     def __post_init__(self) -> None:
-        ServerUrl.parse(self.server_url)  # a URL that cannot be sent is refused here
+        if not isinstance(self.server_url, ServerUrl):
+            object.__setattr__(self, "server_url", ServerUrl.parse(self.server_url))
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         if self.mac is None and self.signer is None:

@@ -273,8 +273,10 @@ class _Connection:
 
 @dataclass(frozen=True)
 class ServerUrl:
-    """A parsed ``http[s]://host[:port]/path`` CMP server URL."""
+    """A parsed ``http[s]://host[:port]/path`` CMP server URL; ``text`` is the URL as given
+    (``http://`` may be left out), and what ``str()`` shows."""
 
+    text: str
     scheme: str
     host: str
     port: int
@@ -303,7 +305,10 @@ class ServerUrl:
         if not path.isascii():
             raise ValueError(f"CMP server URL {_shown(url)!r}: non-ASCII characters in the path"
                              " must be percent-encoded")
-        return cls(parts.scheme, parts.hostname, port, path)
+        return cls(url, parts.scheme, parts.hostname, port, path)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _describe(exc: Exception) -> str:
@@ -322,7 +327,7 @@ class HttpTransport:
 
     def __init__(
         self,
-        url: str,
+        url: ServerUrl | str,
         *,
         connect_timeout: float = 10.0,
         source_address: str | None = None,
@@ -330,7 +335,7 @@ class HttpTransport:
         tls_context: ssl.SSLContext | None = None,
         tls_host: str | None = None,
     ):
-        self.url = ServerUrl.parse(url)
+        self.url = url if isinstance(url, ServerUrl) else ServerUrl.parse(url)
         self.connect_timeout = connect_timeout
         self.source_address = source_address
         self.keep_alive = keep_alive

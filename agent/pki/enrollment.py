@@ -10,7 +10,6 @@ The CMP engine then decides exactly as the shell's ``cmp-agent cmp`` does.
 from __future__ import annotations
 
 import re
-import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -198,14 +197,13 @@ def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: Ce
         raise RpcError("operation-failed", f"session {session.name}: ca-name: {exc}") from None
     from agent.cmp.transport import ServerUrl
 
-    url = unescape_url(session.url) if session.url_escaped else session.url
     try:  # what esc decodes must still make a URL that can be sent
-        ServerUrl.parse(url)
+        url = ServerUrl.parse(unescape_url(session.url) if session.url_escaped else session.url)
     except ValueError as exc:
         raise RpcError("operation-failed", f"session {session.name}: server-url: {exc}") from None
     source = session.source_address
-    if session.source_interface:
-        source = interface_address(session.source_interface, urllib.parse.urlsplit(url).hostname)
+    if session.source_interface:  # of the family of the host connected to
+        source = interface_address(session.source_interface, url.host)
     return dict(
         server_url=url,
         recipient=recipient,

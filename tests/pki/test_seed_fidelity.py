@@ -3,13 +3,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from agent.cmp import messages as m
+from agent.cmp.client import EnrollmentRequest, MacCredentials, enroll
+from agent.cmp.transaction import GeneralResponse
 from agent.netconf.errors import RpcError
-from agent.pki.enrollment import regenerated_key, unescape_url
+from agent.pki.enrollment import connection, regenerated_key, session_trust, unescape_url
 from agent.pki.interfaces import interface_address, ipv6_addresses
-from agent.pki.stores import describe_key, generate_key
+from agent.pki.stores import CertificateStore, KeyStore, describe_key, generate_key
+from testca_process import run_testca
 
 
 @pytest.mark.parametrize("algorithm, bits, curve, key_bits, expected", [
@@ -69,3 +75,20 @@ def test_an_interface_with_only_ipv6_addresses(tmp_path):
     with pytest.raises(RpcError) as err:
         interface_address("nosuch0", None, listing)
     assert "does not exist" in err.value.message
+
+
+def test_source_interface_for_a_url_without_http(pki_config, tmp_path):
+    """The URL is parsed once: the source address is of the family of the very host
+    connected to, also when ``http://`` is left out (as :class:`ServerUrl` allows; the
+    YANG pattern asks for it, so this is a library caller's request)."""
+    with run_testca(tmp_path / "ca6", host="::1") as ca6:
+        committed = pki_config({"server-url": {"url": ca6.url}, "source-interface": "lo"})
+        session = dataclasses.replace(committed.sessions["s1"], url=f"[::1]:{ca6.port}/pkix/")
+        certs = CertificateStore(tmp_path / "certs")
+        fields = connection(session, committed, KeyStore(tmp_path / "keys"), certs,
+                            session_trust(session, certs), connect_timeout=10)
+        assert fields["source_address"] == "::1"  # not lo's 127.0.0.1, which cannot reach ::1
+        result = enroll(EnrollmentRequest(
+            kind="genm", mac=MacCredentials(ca6.ref.encode(), ca6.secret.encode()),
+            general=(m.InfoTypeAndValue(m.INFO_TYPES["caCerts"][0]),), **fields))
+        assert isinstance(result, GeneralResponse), str(result)
