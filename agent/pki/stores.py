@@ -271,6 +271,10 @@ class StoredCertificate:
         """Whether the file is one of the device's certificates (not a kept ``.previous`` copy)."""
         return not self.name.endswith(PREVIOUS_SUFFIX)
 
+    @classmethod
+    def of(cls, name: str, inode: int, cert: x509.Certificate) -> StoredCertificate:
+        return cls(name, inode, cert, cert.subject.public_bytes(), is_authority(cert))
+
 
 @dataclass(frozen=True)
 class Catalogue:
@@ -433,21 +437,26 @@ class CertificateStore:
             cert = self.load(name)
         except (RpcError, OSError):
             return None  # a file that vanished or is not a certificate
-        return StoredCertificate(name, inode, cert, cert.subject.public_bytes(), is_authority(cert))
+        return StoredCertificate.of(name, inode, cert)
 
-    def _noted(self, name: str) -> None:
-        """The store wrote or removed file *name*: into the catalogue at once."""
+    def _noted(self, name: str, written: x509.Certificate | None) -> None:
+        """The store wrote *written* to file *name* (None: what it wrote is not a
+        certificate), or removed the file: into the catalogue and :meth:`load`'s memo at
+        once, without reading the file back."""
+        path = self.directory / name
         with self._catalogue_lock:
             old = self._catalogue.files.get(name)
             removed = {(name, old.inode)} if old is not None else set()
             self._listing -= removed
             try:
-                inode = os.stat(self.directory / name).st_ino
+                inode = os.stat(path).st_ino
+                if written is not None:
+                    self._loaded.get(path, lambda: written)
             except FileNotFoundError:
                 added = {}
             else:
                 self._listing.add((name, inode))
-                added = {name: self._stored(name, inode)}
+                added = {name: None if written is None else StoredCertificate.of(name, inode, written)}
             self._catalogue = self._catalogue.updated(removed, added)
 
     def save(
@@ -461,7 +470,7 @@ class CertificateStore:
             del registry[name]
             self._write_trust(registry)
         atomic_write(path, encode_certificate(cert, file_format), mode=0o644)
-        self._noted(name)
+        self._noted(name, cert)
         entry = {"trust": anchor, "fingerprint": cert_fingerprint(cert)}
         if anchor is not None and registry.get(name) != entry:
             registry[name] = entry
@@ -564,8 +573,13 @@ class CertificateStore:
         if self.exists(name):
             _check_overwrite("certificate file", name, overwrite)
             old = self._path(name)
-            atomic_write(old.with_name(old.name + PREVIOUS_SUFFIX), old.read_bytes(), mode=0o644)
-            self._noted(name + PREVIOUS_SUFFIX)
+            kept = old.read_bytes()
+            atomic_write(old.with_name(old.name + PREVIOUS_SUFFIX), kept, mode=0o644)
+            try:
+                previous = parse_certificate(kept)
+            except ValueError:
+                previous = None  # kept all the same
+            self._noted(name + PREVIOUS_SUFFIX, previous)
         self.save(name, cert, file_format, "anchor-imported" if trust_anchor else None)
         return cert
 
@@ -579,7 +593,7 @@ class CertificateStore:
             path.unlink()
         except FileNotFoundError:
             raise RpcError("data-missing", f"certificate file {name!r} does not exist") from None
-        self._noted(name)
+        self._noted(name, None)
         fsync_directory(self.directory)
 
     def describe(self, name: str) -> CertificateInfo:

@@ -239,6 +239,22 @@ def test_the_catalogue_follows_the_directory(tmp_path):
     assert {n for n, _, _ in certs.certificates()} == {
         "a.pem", "a.pem.previous", "b.pem", "b.pem.previous", "ca2.pem"}
 
+def test_what_the_store_writes_is_not_read_back(certs):
+    key = generate_key("ec")
+    cert, other = self_signed(key, "a"), self_signed(key, "b")
+    certs.save("a.pem", cert, "der")
+    # the very object written: in the catalogue and for load, no file read and parsed again
+    assert certs.catalogue().files["a.pem"].certificate is cert
+    assert certs.load("a.pem") is cert
+    # an import over a file that is not a certificate keeps it as .previous all the same
+    (certs.directory / "junk.pem").write_text("not a certificate")
+    certs.import_data("junk.pem", other.public_bytes(serialization.Encoding.PEM).decode(),
+                      overwrite=True)
+    assert (certs.directory / "junk.pem.previous").read_text() == "not a certificate"
+    files = certs.catalogue().files
+    assert "junk.pem.previous" not in files and files["junk.pem"].certificate == other
+
+
 def _pem(key):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode()
