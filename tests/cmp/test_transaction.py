@@ -12,8 +12,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from cmp_mock_pki import issue
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
+from agent.cmp import der
 from agent.cmp import messages as m
 from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_params
 from agent.cmp.names import parse_dn
@@ -372,3 +375,27 @@ def test_check_after_of_a_year_is_honoured_without_total_timeout(setup):
     poll = tx.receive(answer(tx.start().message, ip(cert, status=3)))
     again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, MAX_CHECK_AFTER)])))
     assert isinstance(again, Send) and again.delay == MAX_CHECK_AFTER
+
+
+def with_oid_replaced(cert, old: str, new: str):
+    """*cert* with the DER of OID *old* replaced by *new* (same length) wherever it is: a
+    signature or key algorithm that cryptography does not know."""
+    data = cert.public_bytes(serialization.Encoding.DER)
+    old_der, new_der = der.encode_oid(old), der.encode_oid(new)
+    assert len(old_der) == len(new_der) and old_der in data
+    return x509.load_der_x509_certificate(data.replace(old_der, new_der))
+
+
+def test_issued_certificate_with_an_unknown_signature_algorithm_is_confirmed_by_sha256(setup):
+    """RFC 9480 2.10: certHash with the hash named in hashAlg (pvno 3) when the
+    certificate's signature algorithm gives none we know, instead of raising
+    UnsupportedAlgorithm out of the transaction."""
+    tx, cert, *_ = setup
+    odd = with_oid_replaced(cert, "1.2.840.10045.4.3.2", "1.2.840.10045.4.3.9")  # ecdsa-with-SHA256
+    conf = m.decode_message(tx.receive(answer(tx.start().message, ip(odd))).message)
+    assert conf.body_type == "certConf" and conf.pvno == 3
+    entry = m.cert_conf_entries(conf)[0]
+    assert entry.hash_alg == "2.16.840.1.101.3.4.2.1"
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(odd.public_bytes(serialization.Encoding.DER))
+    assert entry.cert_hash == digest.finalize() and entry.status is None

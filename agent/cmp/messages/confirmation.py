@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 
 from .. import der, protection
@@ -34,20 +35,22 @@ def cert_hash(cert: x509.Certificate) -> tuple[bytes, str | None]:
 
     The hash is that of the certificate's signature algorithm; when that algorithm has
     no single hash (EdDSA), SHA-512 is used for Ed25519 and SHAKE256 (512 bits) for
-    Ed448, and its OID is returned so that it is sent as ``hashAlg``.
+    Ed448, and its OID is returned so that it is sent as ``hashAlg``. A signature
+    algorithm we do not know gets SHA-256, also named in ``hashAlg``, so that the
+    certificate can still be confirmed or rejected.
     """
-    data = cert.public_bytes(serialization.Encoding.DER)
-    algorithm = cert.signature_hash_algorithm
-    if algorithm is not None:
-        digest = hashes.Hash(algorithm)
-        digest.update(data)
-        return digest.finalize(), None
-    oid = cert.signature_algorithm_oid.dotted_string
-    if oid == "1.3.101.113":  # Ed448
-        digest, hash_oid = hashes.Hash(hashes.SHAKE256(64)), OID_SHAKE256
-    else:  # Ed25519 and anything else without a hash of its own
-        digest, hash_oid = hashes.Hash(hashes.SHA512()), protection.HASH_BY_NAME["sha512"]
-    digest.update(data)
+    hash_oid = None
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        algorithm, hash_oid = hashes.SHA256(), protection.HASH_BY_NAME["sha256"]
+    if algorithm is None:
+        if cert.signature_algorithm_oid.dotted_string == "1.3.101.113":  # Ed448
+            algorithm, hash_oid = hashes.SHAKE256(64), OID_SHAKE256
+        else:  # Ed25519 and anything else without a hash of its own
+            algorithm, hash_oid = hashes.SHA512(), protection.HASH_BY_NAME["sha512"]
+    digest = hashes.Hash(algorithm)
+    digest.update(cert.public_bytes(serialization.Encoding.DER))
     return digest.finalize(), hash_oid
 
 
