@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from agent.clock import Clock
@@ -491,9 +492,12 @@ class EnrollmentTransaction:
         """
         cert = response.certificate
         asked = self.params.request
-        theirs = cert.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        try:
+            theirs = cert.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+        except UnsupportedAlgorithm:  # a key type we do not know: not the one we sent
+            theirs = None
         if theirs != asked.public_key_info:
             return "badCertTemplate", "the issued certificate is not for our public key"
         if response.status.status_name == "accepted":

@@ -386,6 +386,20 @@ def with_oid_replaced(cert, old: str, new: str):
     return x509.load_der_x509_certificate(data.replace(old_der, new_der))
 
 
+def test_issued_certificate_with_an_unknown_key_type_is_rejected_in_cert_conf(setup):
+    """RFC 9483 4.1.1: the certificate must be for our key; one of a key type we do not know
+    cannot be, and is rejected (badCertTemplate) instead of raising UnsupportedAlgorithm."""
+    tx, cert, *_ = setup
+    odd = with_oid_replaced(cert, "1.2.840.10045.2.1", "1.2.840.10045.2.9")  # id-ecPublicKey
+    conf = tx.receive(answer(tx.start().message, ip(odd)))
+    assert isinstance(conf, Send) and conf.body_type == "certConf"
+    entry = m.cert_conf_entries(m.decode_message(conf.message))[0]
+    assert entry.status.failure_names == ("badCertTemplate",)
+    done = tx.receive(answer(conf.message, m.pki_conf_body()))
+    assert done.result.kind is FailureKind.CERTIFICATE_REJECTED
+    assert "not for our public key" in done.result.message
+
+
 def test_issued_certificate_with_an_unknown_signature_algorithm_is_confirmed_by_sha256(setup):
     """RFC 9480 2.10: certHash with the hash named in hashAlg (pvno 3) when the
     certificate's signature algorithm gives none we know, instead of raising
