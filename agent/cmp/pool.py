@@ -8,13 +8,19 @@ from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 
+#: what cryptography raises when a certificate's extensions, parsed only when first
+#: read, do not decode: a duplicate extension (RFC 5280 4.2), a value that is not DER
+#: (e.g. a basicConstraints cA FALSE written out, as a commercial CA's certificate in
+#: tests/data/vectors/cmp has it), a GeneralName it does not support
+EXTENSION_ERRORS = (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType)
+
 
 def is_authority(cert: x509.Certificate) -> bool:
     """Whether *cert* says it is a CA's (basicConstraints cA): only such a certificate
     may be an intermediate of a path (RFC 5280 6.1.4 (k))."""
     try:
         return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *EXTENSION_ERRORS):
         return False
 
 

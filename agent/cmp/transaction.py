@@ -44,6 +44,7 @@ from agent.clock import Clock
 
 from . import messages as m
 from .failure import FailureKind
+from .pool import EXTENSION_ERRORS
 from .protection import PrivateKey, ProtectionError, SignatureAlgorithm
 from .verify import ResponseVerifier, Verified
 
@@ -511,6 +512,11 @@ class EnrollmentTransaction:
                     granted = set(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
                 except x509.ExtensionNotFound:
                     granted = set()
+                except EXTENSION_ERRORS as exc:
+                    return "badCertTemplate", (
+                        f"the issued certificate's extensions cannot be read ({exc}), so neither can"
+                        " its subjectAltName"
+                    )
                 if granted != set(asked.san):
                     return "badCertTemplate", (
                         "the issued certificate's subjectAltName is not the requested one, and the"

@@ -48,7 +48,7 @@ from .messages import (
     decode_signature_algorithm,
     rsa_pss_key_parameters,
 )
-from .pool import CertificatePool, unique
+from .pool import EXTENSION_ERRORS, CertificatePool, unique
 from .protection import ProtectionError, SignatureAlgorithm
 
 #: longest path from a signer to a trust anchor, anchor included
@@ -72,9 +72,11 @@ def describe(cert: x509.Certificate) -> str:
 
 
 def _ski(cert: x509.Certificate) -> bytes | None:
+    """The subjectKeyIdentifier of *cert*; None when absent or unreadable (such a
+    certificate is then refused as a signer by :func:`check_cmp_signer`)."""
     try:
         return cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, *EXTENSION_ERRORS):
         return None
 
 
@@ -99,13 +101,19 @@ def check_cmp_signer(cert: x509.Certificate, ignore_keyusage: bool = False) -> N
     anyExtendedKeyUsage.
     """
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        extensions = cert.extensions
+    except EXTENSION_ERRORS as exc:
+        raise ProtectionError(
+            f"signer {describe(cert)} has extensions that cannot be read: {exc}"
+        ) from None
+    try:
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         usage = None
     if usage is not None and not usage.digital_signature and not ignore_keyusage:
         raise ProtectionError(f"signer {describe(cert)} lacks digitalSignature key usage")
     try:
-        purposes = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        purposes = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         return
     if not CMP_SIGNER_EKUS.intersection(purposes):

@@ -337,6 +337,33 @@ def test_sender_must_name_the_signer():
                 verifier.verify(msg, NOW)
 
 
+def test_extra_certs_whose_extensions_cannot_be_read_are_not_signers():
+    """extraCerts are outside the protection (RFC 4210 5.1): a copy of the signer's
+    certificate with a duplicate extension (RFC 5280 4.2), which cryptography parses only
+    when its extensions are read, is passed over for the signer's own (before, the signer
+    search raised DuplicateExtension); alone, it is refused as a signer by name."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = _self_signed(key)
+    data = signer.public_bytes(serialization.Encoding.DER)
+    bad = x509.load_der_x509_certificate(data.replace(der.encode_oid("2.5.29.15"),
+                                                      der.encode_oid("2.5.29.14")))
+    fields = m.HeaderFields(signer.subject, parse_dn("/CN=EE"), b"t" * 16, b"s" * 16, NOW, b"r" * 16)
+
+    class Protector(m.SignatureProtector):
+        def extra_certs(self):
+            return self.chain
+
+    for chain, trusted in (((bad, signer), (signer,)), ((bad,), (bad,))):
+        raw = m.encode_message(fields, m.pki_conf_body(), Protector(signer, key, chain))
+        verifier = ResponseVerifier(trusted=trusted)
+        if signer in chain:
+            assert verifier.verify(m.decode_message(raw), NOW).signer == signer
+        else:
+            with pytest.raises(ProtectionError, match="^signer CN=Somebody has extensions that cannot"
+                                                      " be read: Duplicate 2.5.29.14 extension found$"):
+                verifier.verify(m.decode_message(raw), NOW)
+
+
 def test_issued_certificate_checked_with_some_clock_skew():
     """A certificate valid from a minute ahead (the CA's clock) passes; from a day ahead not."""
     from datetime import timedelta

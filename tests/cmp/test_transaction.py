@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from agent.cmp import der
 from agent.cmp import messages as m
 from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_params
-from agent.cmp.names import parse_dn
+from agent.cmp.names import SubjectAltNames, parse_dn
 from agent.cmp.protection import PbmParameters
 from agent.cmp.transaction import (
     MAX_CHECK_AFTER, MIN_POLL_INTERVAL, Enrolled, EnrollmentTransaction, Failed, FailureKind, Finished,
@@ -413,3 +413,28 @@ def test_issued_certificate_with_an_unknown_signature_algorithm_is_confirmed_by_
     digest = hashes.Hash(hashes.SHA256())
     digest.update(odd.public_bytes(serialization.Encoding.DER))
     assert entry.cert_hash == digest.finalize() and entry.status is None
+
+
+def with_duplicate_extension(cert):
+    """*cert* with its keyUsage turned into a second subjectKeyIdentifier (RFC 5280 4.2:
+    an extension appears at most once); cryptography loads it and raises only once its
+    extensions are read."""
+    return with_oid_replaced(cert, "2.5.29.15", "2.5.29.14")
+
+
+def test_issued_certificate_whose_extensions_cannot_be_read_is_rejected_when_a_san_was_asked(setup):
+    """RFC 9483 4.1.1: with status accepted the subjectAltName must be the one asked for; a
+    certificate whose extensions do not parse cannot show it and is rejected in certConf,
+    instead of DuplicateExtension escaping the transaction."""
+    tx, cert, *_ = setup
+    params = replace(tx.params, request=replace(tx.params.request, san=SubjectAltNames(
+        dns=("ee.example",)).to_extension()))
+    tx = EnrollmentTransaction(params, FixedClock(), rng_counter())
+    conf = tx.receive(answer(tx.start().message, ip(with_duplicate_extension(cert))))
+    entry = m.cert_conf_entries(m.decode_message(conf.message))[0]
+    assert entry.status.failure_names == ("badCertTemplate",)
+    done = tx.receive(answer(conf.message, m.pki_conf_body()))
+    assert done.result.kind is FailureKind.CERTIFICATE_REJECTED
+    assert done.result.message == (
+        "rejected the issued certificate (badCertTemplate): the issued certificate's extensions"
+        " cannot be read (Duplicate 2.5.29.14 extension found), so neither can its subjectAltName")
