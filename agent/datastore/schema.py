@@ -142,9 +142,9 @@ def index_steps(parent: etree._Element | None,
     index: dict[tuple[str, ...], etree._Element] = {}
     if parent is None:
         return index
-    if len(info.key_tags) == 1:  # the usual case: from the key elements, about twice as fast
-        found = (((key.text or "",), key.getparent())
-                 for key in parent.iterfind(f"{info.tag}/{info.key_tags[0]}"))
+    if len(info.key_tags) == 1:  # the usual case: the key is the entry's first child
+        found = (((key.text or "",), entry) for entry in parent.iterchildren(info.tag)
+                 if (key := _first_key(entry, info.key_tags[0])) is not None)
     else:
         found = ((tuple(entry.findtext(k) or "" for k in info.key_tags), entry)
                  for entry in parent.iterchildren(info.tag))
@@ -153,6 +153,14 @@ def index_steps(parent: etree._Element | None,
         if count % _INDEX_STEP == 0:
             yield
     return index
+
+
+def _first_key(entry: etree._Element, tag: str) -> etree._Element | None:
+    """The key element *tag* of a list entry: its first child (RFC 7950 section
+    7.8.5 puts the keys first, as every tree the agent stores has them), else
+    looked for among its children; ``None`` if it has none."""
+    first = entry[0] if len(entry) else None
+    return first if first is not None and first.tag == tag else entry.find(tag)
 
 
 def new_child(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:

@@ -77,6 +77,13 @@ def test_index_steps_indexes_by_key_and_pauses(ds):
     assert pauses == 2 and len(index) == 131
     assert index[("s7",)] is parent[7] and index[("",)] is parent[130]
 
+    # the key is looked for where it is not the first child; an entry without it is left out
+    moved = parent[3]
+    moved.append(moved[0])
+    del parent[5][0]
+    index = run_steps(index_steps(parent, sessions))
+    assert index[("s3",)] is moved and ("s5",) not in index and len(index) == 130
+
     state = ds.smap.child(ds.smap.root, f"{{{MON}}}netconf-state")
     schemas = ds.smap.child(ds.smap.child(state, f"{{{MON}}}schemas"), f"{{{MON}}}schema")
     assert len(schemas.key_tags) == 3

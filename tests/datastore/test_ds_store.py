@@ -288,6 +288,20 @@ def test_copy_in_steps_is_a_deep_copy(ds):
     assert copied is not tree and copied[0][0] is not tree[0][0]
 
 
+def test_copy_in_steps_builds_containers_in_place():
+    """Containers copied a child at a time are made inside their parent's copy (a long
+    list is not moved into the copy's document at once, see copy_steps): namespace
+    declarations, attributes and texts are still those of the original."""
+    root = etree.fromstring(
+        f'<data xmlns="{NC_NS}"><a xmlns="urn:a" xmlns:p="urn:p" p:x="1">t'
+        + "".join(f"<e><k>{i}</k><p:v>v</p:v></e>" for i in range(70))
+        + f'</a><b xmlns="urn:b"><c xmlns:q="urn:q">'
+        + "".join(f"<q:e>{i}</q:e>" for i in range(70)) + "</c></b></data>")
+    copied = run_steps(copy_steps(root))
+    assert etree.tostring(copied) == etree.tostring(root)
+    assert [el.nsmap for el in copied.iter()] == [el.nsmap for el in root.iter()]
+
+
 def test_corrupt_file_is_a_clear_error(model, state_dir):
     state_dir.mkdir(parents=True)
     (state_dir / "running.xml").write_text("<data")
