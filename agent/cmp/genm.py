@@ -41,9 +41,17 @@ def request_entries(
 
 
 def response_value(info_type: str, entries: Sequence[m.InfoTypeAndValue]) -> bytes | None:
-    """The value of the genp entry that answers *info_type* (None when absent)."""
+    """The value of the genp entry that answers *info_type*: None when the entry has no
+    value (the CA has nothing to send). A genp without that entry does not answer the
+    genm (RFC 9483 4.3.1-4.3.4: its infoType MUST be the answering one): MessageError,
+    not "nothing to send"."""
     wanted = m.INFO_TYPES[info_type][1]
-    return next((e.value for e in entries if e.oid == wanted), None)
+    for entry in entries:
+        if entry.oid == wanted:
+            return entry.value
+    sent = ", ".join(e.oid for e in entries) or "none"
+    raise m.MessageError(f"the genp does not answer {info_type}: no entry of infoType {wanted}"
+                         f" (its entries: {sent})")
 
 
 def _public(cert: x509.Certificate) -> bytes:

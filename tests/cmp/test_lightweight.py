@@ -230,3 +230,18 @@ def test_cert_profile_and_implicit_confirm_in_general_info(pki, mock_server):
         total_timeout=20))
     assert isinstance(result, Enrolled), str(result)
     assert result.messages.sent == {"ir": 1}
+
+
+def test_a_genp_without_the_answering_entry_is_not_taken_for_no_update(pki, mock_server, tmp_path):
+    """RFC 9483 4.3.2: the genp answers rootCaCert with an entry of infoType
+    rootCaKeyUpdate (without a value when there is no update). OpenSSL 3.0's mock echoes
+    the rootCaCert entry instead: that does not answer, and is not "no root CA key update"."""
+    server = mock_server()
+    done = run_cli("genm", "--server", server.url, "--ref", REFERENCE, "--secret", f"pass:{SECRET}",
+                   "--weak-algorithms", "--infotype", "rootCaCert", "--oldwithold", pki.path("root.pem"),
+                   "--newwithnew", "newwithnew.pem", cwd=tmp_path)
+    assert done.returncode == 1, done.stdout
+    assert done.stderr == (
+        f"cmp-agent cmp genm failed: the genp does not answer rootCaCert: no entry of infoType"
+        f" {m.INFO_TYPES['rootCaCert'][1]} (its entries: {m.INFO_TYPES['rootCaCert'][0]})\n")
+    assert not (tmp_path / "newwithnew.pem").exists()
