@@ -21,6 +21,7 @@ import logging
 
 from lxml import etree
 
+from ..context import PendingConfirmView
 from ..errors import NC_NS, RpcError, RpcErrors
 from .base import check_still_writable
 from .registry import RpcContext, check_params, child, text_param
@@ -109,24 +110,23 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
         server.datastores.release_prepared()
         raise
     pending = server.confirm
-    #: the pending confirmed commit this commit starts, extends or confirms (or None)
-    began: list[object] = []
+    #: the confirmed commit this commit starts (under the write lock, in begin), if it does
+    started: PendingConfirmView | None = None
 
     def begin() -> None:
         # under the write lock: running is snapshot as this commit finds it
+        nonlocal started
         if server.confirm is not pending:  # while this commit waited for another's write
             raise RpcError("in-use", "a confirmed commit began or ended while this commit "
                            "waited for another commit's write; nothing was committed, commit "
                            "again", type="protocol")
         if confirmed and pending is None:
             server.begin_confirmed_commit(ctx.session_id, persist)
-            began.append(server.confirm)
-        else:
-            began.append(pending)
+            started = server.confirm
 
     def still_current() -> None:
         check_still_writable(ctx, "commit", "running", "candidate")
-        if server.confirm is not began[0]:
+        if server.confirm is not (pending if started is None else started):
             # RFC 6241 section 8.4: the confirmed commit this one starts, extends or
             # confirms was rolled back meanwhile (session end, timeout, cancel-commit)
             raise RpcError("in-use", "the confirmed commit was rolled back (or another began) "
@@ -138,7 +138,7 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
         summary = await server.datastores.commit_durably(authorize, recheck=still_current,
                                                          begin=begin)
     except BaseException as exc:
-        if confirmed and pending is None and began and server.confirm is began[0]:
+        if started is not None and server.confirm is started:
             server.end_confirmed_commit()
         if isinstance(exc, (RpcError, RpcErrors)):
             raise ctx.access.conceal_invalid(exc) from None
