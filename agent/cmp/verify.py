@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -288,7 +289,11 @@ class ResponseVerifier:
     @staticmethod
     def _verify_with(cert: x509.Certificate, message: DecodedMessage,
                      algorithm: SignatureAlgorithm) -> None:
-        protection.verify_signature(cert.public_key(), algorithm, message.protected_part,
+        try:
+            public_key = cert.public_key()
+        except (UnsupportedAlgorithm, ValueError) as exc:
+            raise ProtectionError(f"the public key of {describe(cert)} cannot be used: {exc}") from None
+        protection.verify_signature(public_key, algorithm, message.protected_part,
                                     message.protection)
 
     def _signed_by(self, cert: x509.Certificate, message: DecodedMessage,

@@ -364,6 +364,29 @@ def test_extra_certs_whose_extensions_cannot_be_read_are_not_signers():
                 verifier.verify(m.decode_message(raw), NOW)
 
 
+def test_extra_certs_with_a_key_of_an_unknown_type_are_not_signers():
+    """A copy of the signer's certificate whose key algorithm cryptography does not know,
+    added to extraCerts (outside the protection, RFC 4210 5.1), is passed over for the
+    signer's own (before, UnsupportedAlgorithm escaped the signer search); pinned, it is
+    refused by name."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer = _self_signed(key)
+    data = signer.public_bytes(serialization.Encoding.DER)
+    odd = x509.load_der_x509_certificate(data.replace(der.encode_oid("1.2.840.10045.2.1"),
+                                                      der.encode_oid("1.2.840.10045.2.9")))
+    fields = m.HeaderFields(signer.subject, parse_dn("/CN=EE"), b"t" * 16, b"s" * 16, NOW, b"r" * 16)
+
+    class Protector(m.SignatureProtector):
+        def extra_certs(self):
+            return self.chain
+
+    raw = m.encode_message(fields, m.pki_conf_body(), Protector(signer, key, (odd, signer)))
+    assert ResponseVerifier(trusted=(signer,)).verify(m.decode_message(raw), NOW).signer == signer
+    with pytest.raises(ProtectionError, match="^the public key of CN=Somebody cannot be used: Unknown"
+                                              " key type: 1.2.840.10045.2.9 \\(pinned server"):
+        ResponseVerifier(server_cert=odd).verify(m.decode_message(raw), NOW)
+
+
 def test_issued_certificate_checked_with_some_clock_skew():
     """A certificate valid from a minute ahead (the CA's clock) passes; from a day ahead not."""
     from datetime import timedelta
