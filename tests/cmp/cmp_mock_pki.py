@@ -57,6 +57,18 @@ def issue(subject: x509.Name, public_key, issuer: x509.Name, issuer_key, *, ca: 
     return builder.sign(issuer_key, algorithm)
 
 
+def with_oid_replaced(cert: x509.Certificate, old: str, new: str) -> x509.Certificate:
+    """*cert* with the DER of OID *old* replaced by *new* (same length) wherever it is: a
+    signature or key algorithm that cryptography does not know, or an extension twice.
+    The signature no longer verifies."""
+    from agent.cmp import der
+
+    data = cert.public_bytes(serialization.Encoding.DER)
+    old_der, new_der = der.encode_oid(old), der.encode_oid(new)
+    assert len(old_der) == len(new_der) and old_der in data
+    return x509.load_der_x509_certificate(data.replace(old_der, new_der))
+
+
 def write_pem(path: Path, *items) -> Path:
     data = b""
     for item in items:

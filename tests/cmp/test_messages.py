@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from cmp_mock_pki import issue
+from cmp_mock_pki import issue, with_oid_replaced
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -337,31 +337,35 @@ def test_sender_must_name_the_signer():
                 verifier.verify(msg, NOW)
 
 
-def test_extra_certs_whose_extensions_cannot_be_read_are_not_signers():
-    """extraCerts are outside the protection (RFC 4210 5.1): a copy of the signer's
-    certificate with a duplicate extension (RFC 5280 4.2), which cryptography parses only
-    when its extensions are read, is passed over for the signer's own (before, the signer
-    search raised DuplicateExtension); alone, it is refused as a signer by name."""
+def _signed_with_extra_certs(variant: tuple[str, str]):
+    """(signer, a copy of it with the OID *variant*[0] written as *variant*[1], a pkiConf
+    signed by the signer whose extraCerts are given to the returned function)."""
     key = ec.generate_private_key(ec.SECP256R1())
     signer = _self_signed(key)
-    data = signer.public_bytes(serialization.Encoding.DER)
-    bad = x509.load_der_x509_certificate(data.replace(der.encode_oid("2.5.29.15"),
-                                                      der.encode_oid("2.5.29.14")))
+    odd = with_oid_replaced(signer, *variant)
     fields = m.HeaderFields(signer.subject, parse_dn("/CN=EE"), b"t" * 16, b"s" * 16, NOW, b"r" * 16)
 
     class Protector(m.SignatureProtector):
         def extra_certs(self):
             return self.chain
 
-    for chain, trusted in (((bad, signer), (signer,)), ((bad,), (bad,))):
-        raw = m.encode_message(fields, m.pki_conf_body(), Protector(signer, key, chain))
-        verifier = ResponseVerifier(trusted=trusted)
-        if signer in chain:
-            assert verifier.verify(m.decode_message(raw), NOW).signer == signer
-        else:
-            with pytest.raises(ProtectionError, match="^signer CN=Somebody has extensions that cannot"
-                                                      " be read: Duplicate 2.5.29.14 extension found$"):
-                verifier.verify(m.decode_message(raw), NOW)
+    def message(*extra_certs: x509.Certificate) -> m.DecodedMessage:
+        raw = m.encode_message(fields, m.pki_conf_body(), Protector(signer, key, extra_certs))
+        return m.decode_message(raw)
+
+    return signer, odd, message
+
+
+def test_extra_certs_whose_extensions_cannot_be_read_are_not_signers():
+    """extraCerts are outside the protection (RFC 4210 5.1): a copy of the signer's
+    certificate with a duplicate extension (RFC 5280 4.2), which cryptography parses only
+    when its extensions are read, is passed over for the signer's own (before, the signer
+    search raised DuplicateExtension); alone, it is refused as a signer by name."""
+    signer, bad, message = _signed_with_extra_certs(("2.5.29.15", "2.5.29.14"))  # keyUsage -> SKI
+    assert ResponseVerifier(trusted=(signer,)).verify(message(bad, signer), NOW).signer == signer
+    with pytest.raises(ProtectionError, match="^signer CN=Somebody has extensions that cannot"
+                                              " be read: Duplicate 2.5.29.14 extension found$"):
+        ResponseVerifier(trusted=(bad,)).verify(message(bad), NOW)
 
 
 def test_extra_certs_with_a_key_of_an_unknown_type_are_not_signers():
@@ -369,22 +373,11 @@ def test_extra_certs_with_a_key_of_an_unknown_type_are_not_signers():
     added to extraCerts (outside the protection, RFC 4210 5.1), is passed over for the
     signer's own (before, UnsupportedAlgorithm escaped the signer search); pinned, it is
     refused by name."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    signer = _self_signed(key)
-    data = signer.public_bytes(serialization.Encoding.DER)
-    odd = x509.load_der_x509_certificate(data.replace(der.encode_oid("1.2.840.10045.2.1"),
-                                                      der.encode_oid("1.2.840.10045.2.9")))
-    fields = m.HeaderFields(signer.subject, parse_dn("/CN=EE"), b"t" * 16, b"s" * 16, NOW, b"r" * 16)
-
-    class Protector(m.SignatureProtector):
-        def extra_certs(self):
-            return self.chain
-
-    raw = m.encode_message(fields, m.pki_conf_body(), Protector(signer, key, (odd, signer)))
-    assert ResponseVerifier(trusted=(signer,)).verify(m.decode_message(raw), NOW).signer == signer
+    signer, odd, message = _signed_with_extra_certs(("1.2.840.10045.2.1", "1.2.840.10045.2.9"))
+    assert ResponseVerifier(trusted=(signer,)).verify(message(odd, signer), NOW).signer == signer
     with pytest.raises(ProtectionError, match="^the public key of CN=Somebody cannot be used: Unknown"
                                               " key type: 1.2.840.10045.2.9 \\(pinned server"):
-        ResponseVerifier(server_cert=odd).verify(m.decode_message(raw), NOW)
+        ResponseVerifier(server_cert=odd).verify(message(odd, signer), NOW)
 
 
 def test_issued_certificate_checked_with_some_clock_skew():

@@ -11,12 +11,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from cmp_mock_pki import issue
-from cryptography import x509
+from cmp_mock_pki import issue, with_oid_replaced
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from agent.cmp import der
 from agent.cmp import messages as m
 from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_params
 from agent.cmp.names import SubjectAltNames, parse_dn
@@ -375,15 +373,6 @@ def test_check_after_of_a_year_is_honoured_without_total_timeout(setup):
     poll = tx.receive(answer(tx.start().message, ip(cert, status=3)))
     again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, MAX_CHECK_AFTER)])))
     assert isinstance(again, Send) and again.delay == MAX_CHECK_AFTER
-
-
-def with_oid_replaced(cert, old: str, new: str):
-    """*cert* with the DER of OID *old* replaced by *new* (same length) wherever it is: a
-    signature or key algorithm that cryptography does not know."""
-    data = cert.public_bytes(serialization.Encoding.DER)
-    old_der, new_der = der.encode_oid(old), der.encode_oid(new)
-    assert len(old_der) == len(new_der) and old_der in data
-    return x509.load_der_x509_certificate(data.replace(old_der, new_der))
 
 
 def test_issued_certificate_with_an_unknown_key_type_is_rejected_in_cert_conf(setup):
