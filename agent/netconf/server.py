@@ -658,7 +658,13 @@ class _ChannelTransport:
         """End the channel as sshd ends a subsystem: EOF, ``exit-status`` 0 (``ssh -s``
         exits 0; errors went in-band as rpc-errors), close (RFC 4254 sections 5.3, 6.10).
         Replies still waiting for the client's window go before the close; EOF is
-        left out then (asyncssh's close would take the place of a pending EOF)."""
+        left out then (asyncssh's close would take the place of a pending EOF).
+
+        The status is 0 for every end, a kill-session, a framing error, a bad hello or
+        the hello timeout too: OpenSSH with netconfd's netconf-subsystem sends 0 for
+        each of them, no status has a meaning NETCONF defines, and ncclient,
+        netconf-console2 and scrapli do not read it. Why a session ended is told as
+        NETCONF tells it: ``netconf-session-end``'s termination-reason (RFC 6470 2.2)."""
         if self._chan.is_closing():
             return
         if not self._chan.get_write_buffer_size():
