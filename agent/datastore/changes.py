@@ -80,16 +80,27 @@ def diff(smap: SchemaMap, old: etree._Element, new: etree._Element) -> ChangeSum
 
 def diff_steps(smap: SchemaMap, old: etree._Element, new: etree._Element) -> Steps[ChangeSummary]:
     """:func:`diff` in steps (:mod:`agent.datastore.steps`): a pause after
-    each list entry compared."""
+    each list entry compared, and every :data:`_IDENTIFIED_PER_PAUSE` children
+    identified."""
     out = _Collector()
     yield from _diff(smap, smap.root, old, new, "", (), None, out)
     return ChangeSummary(out.created, out.modified, out.deleted, frozenset(out.entries),
                          out.outside)
 
 
-def _identities(smap: SchemaMap, info: NodeInfo, el: etree._Element):
+#: children identified between two pauses of :func:`diff_steps` (a long list's entries, each
+#: with its key and XPath step, 5 to 10 us: 1,000 took 5 to 10 ms at once)
+_IDENTIFIED_PER_PAUSE = 16
+
+
+def _identities(smap: SchemaMap, info: NodeInfo,
+                el: etree._Element) -> Steps[dict[tuple, tuple[etree._Element, NodeInfo, str]]]:
+    """*el*'s children by identity (tag, and key or value for list entries and
+    leaf-list values), each with its schema and XPath step, in steps."""
     out: dict[tuple, tuple[etree._Element, NodeInfo, str]] = {}
-    for child in el:
+    for count, child in enumerate(el, 1):
+        if not count % _IDENTIFIED_PER_PAUSE:
+            yield
         if not isinstance(child.tag, str):
             continue
         cinfo = smap.child(info, child.tag)
@@ -108,8 +119,8 @@ def _identities(smap: SchemaMap, info: NodeInfo, el: etree._Element):
 
 
 def _diff(smap, info, old, new, path, tags, entry, out: _Collector) -> Steps[None]:
-    before = _identities(smap, info, old)
-    after = _identities(smap, info, new)
+    before = yield from _identities(smap, info, old)
+    after = yield from _identities(smap, info, new)
 
     def entry_of(ident: tuple, cinfo: NodeInfo) -> EntryId | None:
         if entry is None and isinstance(cinfo.node, ListNode):

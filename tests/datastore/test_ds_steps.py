@@ -92,3 +92,32 @@ def test_index_steps_indexes_by_key_and_pauses(ds):
     index = run_steps(index_steps(parent, schemas))
     assert list(index) == keys and index[keys[1]] is parent[1]
     assert run_steps(index_steps(None, schemas)) == {}
+
+
+def test_diff_steps_pauses_while_it_identifies_a_long_list(ds, monkeypatch):
+    """The entries of a long list are identified (key, XPath step) with pauses
+    between them, not all at once before the first is compared; the summary is
+    the same however often it pauses."""
+    from ds_helpers import config, session
+
+    from agent.datastore import changes
+
+    ds.edit_config("candidate", config("".join(session(f"s{i:03d}") for i in range(200))))
+    ds.commit()
+    ds.edit_config("candidate", config(session("s007", "<ca-name>/CN=X</ca-name>")))
+    old, new = ds._trees["running"], ds._trees["candidate"]
+
+    def pauses_and_summary(per_pause: int):
+        monkeypatch.setattr(changes, "_IDENTIFIED_PER_PAUSE", per_pause)
+        steps, pauses = changes.diff_steps(ds.smap, old, new), 0
+        with pytest.raises(StopIteration) as done:
+            while True:
+                next(steps)
+                pauses += 1
+        return pauses, done.value.value
+
+    once, summary = pauses_and_summary(10**9)  # a pause after each entry compared only
+    often, same = pauses_and_summary(10)
+    assert once == 200 and often >= once + 2 * 200 // 10
+    assert same == summary == changes.diff(ds.smap, old, new)
+    assert summary.created == ["/pki:pki/pki:cmp-session[pki:name='s007']/pki:ca-name"]
