@@ -1,6 +1,6 @@
 """Per-packet work of asyncssh that the NETCONF server leaves out (issue 11).
 
-asyncssh 2.24.1 does four things for every SSH packet or read that cost a
+asyncssh 2.24.1 does five things for every SSH packet or read that cost a
 small NETCONF RPC a large share of its CPU (cProfile and interleaved runs:
 tools/bench/README.md, "The SSH layer"):
 
@@ -24,6 +24,14 @@ tools/bench/README.md, "The SSH layer"):
   Here a read notes the time, and the timer, when it fires before the
   keep-alive interval has passed since the last read, moves itself to that
   time: keep-alive requests go out at the same moments as asyncssh's.
+* Every packet received becomes an ``SSHPacket`` whose type goes through a
+  dozen tests, a handler look-up and an awaitable check before a channel's
+  data reaches the session. Here, once authentication is done, the two
+  packets a client sends for each RPC, ``SSH_MSG_CHANNEL_DATA`` of an open
+  channel and ``SSH_MSG_IGNORE`` (asyncssh's and others' clients send one
+  before each packet), are taken from the decrypted bytes directly, with the
+  same checks; any other packet, or one of these that asyncssh would log or
+  refuse, is handled by asyncssh's own code (decrypted once).
 
 :func:`lean_connection` and :func:`lean_channel` make a connection and its
 channels instances of subclasses that leave these out (the connection gains
@@ -48,7 +56,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.ciphers.modes import CTR
 
 try:  # asyncssh's internals, which another release may name or place otherwise
-    from asyncssh.constants import MSG_IGNORE
+    from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE
     from asyncssh.crypto.cipher import GCMCipher
     from asyncssh.encryption import BasicEncryption, ChachaEncryption, Encryption, GCMEncryption
     from asyncssh.logging import SSHLogger
@@ -59,7 +67,7 @@ except ImportError:  # then nothing is overridden (applies() is false), and the 
     class _Absent:
         """Stands for an internal class of asyncssh's that this release does not have."""
 
-    MSG_IGNORE = 2  # RFC 4253 11.2
+    MSG_IGNORE, MSG_CHANNEL_DATA = 2, 94  # RFC 4253 section 12, RFC 4254 section 9
     GCMCipher = BasicEncryption = ChachaEncryption = Encryption = GCMEncryption = _Absent
     SSHLogger = SSHPacketLogger = _Absent
 else:
@@ -137,6 +145,20 @@ def _keyed(encryption: Encryption | None) -> None:
         cipher.__class__ = KeyedGCMCipher
 
 
+class _Decrypted:
+    """Stands in for the receiving encryption while asyncssh's own ``_recv_packet``
+    handles a packet :class:`LeanServerConnection` decrypted already (``None``: the
+    MAC did not verify, which asyncssh then reports)."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self, plain: bytes | None):
+        self.plain = plain
+
+    def decrypt_packet(self, *_: object) -> bytes | None:
+        return self.plain
+
+
 # Single inheritance and no slots of their own: an instance asyncssh created can
 # become one (``__class__`` assignment needs the same object layout).
 class LeanServerConnection(SSHServerConnection):
@@ -157,6 +179,58 @@ class LeanServerConnection(SSHServerConnection):
                 and no_chained_iv(self._send_encryption)):
             return
         super().send_packet(pkttype, *args, handler=handler)
+
+    def _recv_packet(self) -> bool:
+        # asyncssh's _recv_packet with its two most frequent packets taken apart
+        # directly; everything else (and anything unusual about these) goes through
+        # asyncssh's own code, with the packet decrypted once
+        enc = self._recv_encryption
+        if (enc is None or not self._auth_complete or self._decompressor is not None
+                or _packets_logged()):
+            return super()._recv_packet()
+        macsize = self._recv_macsize
+        rem = 4 + self._pktlen + macsize - self._recv_blocksize
+        inpbuf = self._inpbuf
+        if len(inpbuf) < rem:
+            return False
+        seq = self._recv_seq
+        plain = enc.decrypt_packet(seq, self._packet, inpbuf[:rem - macsize], 4,
+                                   inpbuf[rem - macsize:rem])
+        if plain is not None and len(plain) > 1 and self._take(plain, rem):
+            self._finish_recv_packet(plain[1], seq)
+            return True
+        self._recv_encryption = _Decrypted(plain)
+        try:
+            return super()._recv_packet()
+        finally:
+            if type(self._recv_encryption) is _Decrypted:  # else a MSG_NEWKEYS replaced it
+                self._recv_encryption = enc
+
+    def _take(self, plain: bytes, rem: int) -> bool:
+        """Handle decrypted *plain* (``padding_length || payload || padding``) as asyncssh
+        would if it is a well-formed ``SSH_MSG_IGNORE`` or ``SSH_MSG_CHANNEL_DATA`` that
+        needs no log message and no error; else leave it (False)."""
+        end = len(plain) - plain[0]  # the payload's end
+        pkttype = plain[1]
+        if pkttype == MSG_IGNORE:  # string data (RFC 4253 section 11.2), skipped
+            if 6 + int.from_bytes(plain[2:6], "big") != end:
+                return False
+            chan = None
+        elif pkttype == MSG_CHANNEL_DATA:  # uint32 channel, string data (RFC 4254 section 5.2)
+            chan = self._channels.get(int.from_bytes(plain[2:6], "big"))
+            size = int.from_bytes(plain[6:10], "big")
+            # what asyncssh's _process_data checks, logs (debug level 2) or refuses
+            if (type(chan) is not LeanServerChannel or 10 + size != end
+                    or chan._recv_state != "open" or size > chan._recv_window
+                    or SSHLogger._debug_level >= 2):
+                return False
+        else:
+            return False
+        self._inpbuf = self._inpbuf[rem:]
+        self._packet = b""
+        if chan is not None:
+            chan._accept_data(plain[10:end])
+        return True
 
     def send_newkeys(self, k, h):  # noqa: ANN001, ANN201
         super().send_newkeys(k, h)

@@ -374,3 +374,82 @@ def test_keepalive_disconnects_a_client_that_stops_answering(server, tmp_path):
         client._transport.resume_reading()
 
     asyncio.run(_in_process(server, tmp_path, scenario))
+
+
+@pytest.mark.parametrize("cipher", ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+                                    "aes128-ctr"])
+def test_channel_data_and_ignore_packets_are_taken_directly_others_by_asyncssh(
+        server, tmp_path, monkeypatch, cipher):
+    """After authentication the client's ``SSH_MSG_IGNORE`` and channel data (one each
+    per RPC from asyncssh's client) skip asyncssh's packet dispatch; the client's
+    rekeys (``MSG_KEXINIT``, ``MSG_NEWKEYS``), window adjusts and EOF still go through
+    it, decrypted once, and every reply and the EOF's end of session arrive."""
+    generic = []
+    stock_recv = SSHServerConnection._recv_packet
+
+    def recv_packet(self):  # asyncssh's own dispatch, with the packet's type noted
+        generic.append(self._recv_encryption.decrypt_packet()[1]
+                       if type(self._recv_encryption) is sshlean._Decrypted else None)
+        return stock_recv(self)
+
+    monkeypatch.setattr(SSHServerConnection, "_recv_packet", recv_packet)
+
+    async def scenario(writer, reader, connection) -> None:
+        before = len(generic)
+        writer.write(_rpc(1, GET_SCHEMA))  # 49 KB back: the client adjusts its window
+        _check_schema_reply((await reader.readuntil(EOM))[:-len(EOM)])
+        for message_id in range(2, 42):
+            await _get_config(writer, reader, message_id)
+        taken = generic[before:]
+        assert connection._recv_encryption is not None
+        assert type(connection._recv_encryption) is not sshlean._Decrypted
+        writer.write_eof()
+        for _ in range(200):
+            if not server.sessions:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.sessions  # EOF (by asyncssh's dispatch) ended the session
+        return taken
+
+    taken = asyncio.run(_in_process(server, tmp_path, scenario, encryption_algs=[cipher],
+                                    rekey_bytes=2048))
+    assert MSG_IGNORE not in taken and 94 not in taken  # MSG_CHANNEL_DATA
+    assert {20, 21} <= set(taken)  # MSG_KEXINIT, MSG_NEWKEYS: rekeyed meanwhile
+    assert None not in taken  # nothing decrypted twice (or not at all)
+
+
+def test_a_packet_failing_its_mac_after_login_is_refused_as_asyncssh_does(server, tmp_path):
+    """A corrupted packet after authentication: the server disconnects with asyncssh's
+    MAC error, the session ends."""
+    async def scenario(writer, reader, connection) -> None:
+        await _get_config(writer, reader)
+        client = writer.channel.get_connection()
+        closed, stock_close, stock_send = [], connection._force_close, client._send
+        connection._force_close = lambda exc: (closed.append(exc), stock_close(exc))
+        client._send = lambda data: stock_send(data[:-1] + bytes([data[-1] ^ 1]))
+        writer.write(_rpc(2, GET_CONFIG))
+        client._send = stock_send
+        await asyncio.wait_for(client.wait_closed(), 10)
+        assert isinstance(closed[0], asyncssh.MACError), closed
+        for _ in range(200):
+            if not server.sessions:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.sessions
+
+    asyncio.run(_in_process(server, tmp_path, scenario,
+                            encryption_algs=["aes128-gcm@openssh.com"]))
+
+
+def test_packets_asyncssh_would_log_go_through_its_dispatch(server, tmp_path, monkeypatch,
+                                                            caplog):
+    """At asyncssh's debug level 2 a channel's data is logged (``Received N data bytes``),
+    so it is not taken directly."""
+    asyncssh.set_debug_level(2)
+    caplog.set_level(logging.DEBUG, logger="asyncssh")
+    try:
+        asyncio.run(_in_process(server, tmp_path, lambda w, r, c: _get_config(w, r)))
+    finally:
+        asyncssh.set_debug_level(1)
+    received = [r.getMessage() for r in caplog.records if "data byte" in r.getMessage()]
+    assert any(m.startswith("[conn=") and "Received" in m for m in received), received
