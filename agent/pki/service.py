@@ -49,7 +49,7 @@ from agent.pki.enrollment import (
     prepare_revocation,
     weak_algorithm_warning,
 )
-from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
+from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, xml_text, yang_datetime
 from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore, RevocationMarks
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ class RequestOutcome:
             if value is None:
                 return
             el = etree.Element(q(name), nsmap={None: PKI_NS})
-            el.text = value if isinstance(value, str) else str(value).lower()
+            el.text = xml_text(value) if isinstance(value, str) else str(value).lower()
             out.append(el)
 
         leaf("status", self.status)
@@ -263,11 +263,11 @@ class RequestOutcome:
                             ("key-pair-created", str(self.key_pair_created).lower())):
             if value is not None:
                 el = etree.Element(q(name), nsmap={None: PKI_NS})
-                el.text = value
+                el.text = xml_text(value)
                 details.append(el)
         hints = [_FAILURE_HINTS[bit] for bit in self.failure_info if bit in _FAILURE_HINTS]
         return RpcError("operation-failed", f"session {self.session}: {self.kind} failed: "
-                        + "; ".join([self.status_text or "no reason given", *hints]),
+                        + "; ".join([xml_text(self.status_text or "no reason given"), *hints]),
                         app_tag=self.app_tag, info_elements=details)
 
     def notification(self) -> etree._Element:
@@ -283,7 +283,7 @@ class RequestOutcome:
             ("certificate-file", self.certificate_file),
         ):
             if value:
-                etree.SubElement(event, q(name)).text = value
+                etree.SubElement(event, q(name)).text = xml_text(value)
         return event
 
 
@@ -905,7 +905,7 @@ class PkiService:
                 ("fingerprint", cert_info.fingerprint),
                 ("trust", anchor),
             ):
-                etree.SubElement(entry, q(leaf)).text = value
+                etree.SubElement(entry, q(leaf)).text = xml_text(value)
             mark = revoked.get(cert_info.fingerprint)
             if mark is not None:
                 revocation = etree.SubElement(entry, q("revocation"))

@@ -4,6 +4,7 @@ global ``/pki/cmp-statistics`` (YANG grouping ``cmp-statistics``)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +28,21 @@ Result = Literal["success", "failure", "waiting"]
 def yang_datetime(moment: datetime) -> str:
     """``yang:date-and-time`` (RFC 6991) in UTC, second precision."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: what XML 1.0 cannot carry (outside its Char production, section 2.2)
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """*text* as a YANG string leaf can carry it: the characters XML 1.0 cannot (the
+    controls a CA's statusString (RFC 4210 5.2.3), or a certificate name in a forged
+    answer, may hold) written as ``\\xNN``; lxml refuses them otherwise."""
+    return _NOT_XML.sub(lambda match: _escaped(ord(match[0])), text)
+
+
+def _escaped(code: int) -> str:
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass
@@ -101,7 +117,7 @@ class CmpStatistics:
             etree.SubElement(el, q("duration-ms")).text = str(last.duration_ms)
             etree.SubElement(el, q("result")).text = last.result
             if last.reason:
-                etree.SubElement(el, q("reason")).text = last.reason
+                etree.SubElement(el, q("reason")).text = xml_text(last.reason)
             if last.next_poll_time is not None:
                 etree.SubElement(el, q("next-poll-time")).text = yang_datetime(last.next_poll_time)
         for name, moment in (

@@ -318,3 +318,46 @@ def test_every_failure_kind_has_an_error_app_tag():
 
     assert set(_APP_TAGS) == set(FailureKind)
     assert all(tag.startswith("cmp-") for tag in _APP_TAGS.values())
+
+
+def test_a_forged_answers_control_characters_reach_statistics_escaped():
+    """A forged, signed answer whose sender name holds control characters fails the
+    transaction with that name in its reason (RFC 4210 5.1.1: no certificate of that
+    sender); statistics/last-request shows it escaped (XML 1.0 cannot carry it)."""
+    import datetime
+    import itertools
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from agent.cmp import messages as m
+    from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_params
+    from agent.cmp.transaction import EnrollmentTransaction, Failed
+    from agent.pki.statistics import CmpStatistics, LastRequest
+
+    class Clock:
+        def now(self):
+            return datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+
+    counter = itertools.count(1)
+    rng = lambda size: next(counter).to_bytes(size, "big")  # noqa: E731
+    key = ec.generate_private_key(ec.SECP256R1())
+    anchor = _issuer()(key.public_key(), 1)
+    request = EnrollmentRequest(kind="ir", server_url="http://unused/", new_key=key,
+                                subject=anchor.subject, mac=MacCredentials(b"1", b"s"),
+                                trusted=(anchor,))
+    tx = EnrollmentTransaction(transaction_params(request, rng), Clock(), rng)
+    sent = m.decode_message(tx.start().message)
+    forger = ec.generate_private_key(ec.SECP256R1())
+    sender = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "CA\x01\x1b[2J")])
+    fields = m.HeaderFields(sender, sent.sender, sent.transaction_id, b"\x05" * 16,
+                            recip_nonce=sent.sender_nonce)
+    forged = m.encode_message(fields, m.pki_conf_body(), m.SignatureProtector(anchor, forger))
+    result = tx.receive(forged).result
+    assert isinstance(result, Failed) and "CN=CA\x01\x1b[2J" in str(result)
+    stats = CmpStatistics(Clock().now())
+    stats.last_request = LastRequest("ir", "manual", Clock().now(), result="failure",
+                                     reason=str(result))
+    shown = etree.tostring(stats.to_xml("statistics"), encoding="unicode")
+    assert "no certificate of the sender CN=CA\\x01\\x1b[2J" in shown

@@ -13,7 +13,9 @@ from types import SimpleNamespace
 
 from lxml import etree
 from nc_helpers import connect
-from pki_helpers import ENTITY, NC_NS, PKI_NS, commit_pki, error_info, mac_session, rpc_failure
+from pki_helpers import (
+    ENTITY, NC_NS, PKI_NS, commit_pki, error_info, mac_session, rpc_failure, state,
+)
 from testca_process import run_testca
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,3 +72,20 @@ def test_a_wrong_mac_secret_is_named_as_the_cause(fresh_agent, tmp_path):
     assert error_info(refused, "failure-info") == ["badMessageCheck"]
     assert "check message-authentication-code (reference-value, secret-value)" in refused.message
     assert "not-the-secret" not in refused.message
+
+
+def test_control_characters_in_the_cas_text_are_shown_escaped(fresh_agent, tmp_path):
+    """statusString is any UTF8String (RFC 4210 5.2.3), but XML 1.0 cannot carry control
+    characters: the rpc-error and statistics/last-request show them escaped, instead of
+    the reply failing to serialise (an internal error) and every <get> of /pki after it
+    (a forged, unprotected error message is enough to put such text there)."""
+    with run_testca(tmp_path / "ca", "--reject", "quota\x01exceeded\x1b[0m") as refusing:
+        with connect(fresh_agent) as m:
+            commit_pki(m, ENTITY + mac_session("s1", refusing))
+            refused = rpc_failure(m, "cmp-initial-request", session_name="s1")
+            reason = state(m).xpath("string(p:cmp-session[p:name='s1']/p:statistics/"
+                                    "p:last-request/p:reason)", namespaces=NS)
+    assert refused.app_tag == "cmp-rejected", refused.message
+    assert error_info(refused, "ca-text") == ["quota\\x01exceeded\\x1b[0m"]
+    assert "text='quota\\x01exceeded\\x1b[0m'" in refused.message
+    assert "text='quota\\x01exceeded\\x1b[0m'" in reason
