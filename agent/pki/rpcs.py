@@ -27,6 +27,7 @@ from agent import PKI_NS
 from agent.model import Model
 from agent.netconf.errors import RpcError
 from agent.pki.service import PkiService
+from agent.pki.statistics import xml_text
 from agent.pki.stores import generate_key
 
 _REQUESTS = {
@@ -72,14 +73,14 @@ def parse_input(model: Model, operation: etree._Element) -> dict[str, Any]:
 
 def output_leaves(leaves: dict[str, object]) -> list[etree._Element]:
     """RPC output elements from leaf name -> value (a list for a leaf-list, bytes as
-    base64 for a binary leaf, None left out)."""
+    base64 for a binary leaf, None left out; text as XML can carry it: :func:`xml_text`)."""
     out = []
     for name, value in leaves.items():
         for item in value if isinstance(value, list) else [value]:
             if item is None:
                 continue
             el = etree.Element(f"{{{PKI_NS}}}{name}", nsmap={None: PKI_NS})
-            el.text = base64.b64encode(item).decode() if isinstance(item, bytes) else str(item)
+            el.text = base64.b64encode(item).decode() if isinstance(item, bytes) else xml_text(str(item))
             out.append(el)
     return out
 

@@ -361,3 +361,14 @@ def test_a_forged_answers_control_characters_reach_statistics_escaped():
                                      reason=str(result))
     shown = etree.tostring(stats.to_xml("statistics"), encoding="unicode")
     assert "no certificate of the sender CN=CA\\x01\\x1b[2J" in shown
+
+
+def test_rpc_output_text_is_escaped_where_xml_cannot_carry_it():
+    """cmp-general-request's status-text names certificates the CA sent (caCerts not kept,
+    a CRL's issuer): their control characters come out escaped, not as a failed reply."""
+    from agent.pki.rpcs import output_leaves
+
+    leaves = output_leaves({"status-text": "not kept: CN=a\x01b", "crl": b"\x01"})
+    assert [etree.tostring(el, encoding="unicode") for el in leaves] == [
+        '<status-text xmlns="urn:cmp-agent:yang:cmp-agent-pki">not kept: CN=a\\x01b</status-text>',
+        '<crl xmlns="urn:cmp-agent:yang:cmp-agent-pki">AQ==</crl>']
