@@ -104,7 +104,11 @@ class Failed:
     ok = False
 
     def __str__(self) -> str:
-        parts = [f"{self.kind.value}: {self.message}"]
+        """For a person (CLI, log, the agent's reason): the message with what is not
+        printable escaped, since it may name what a CA or a forged answer sent (a
+        certificate's subject, a sender name); the CA's texts quoted as repr."""
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in self.message)
+        parts = [f"{self.kind.value}: {message}"]
         if self.status:
             parts.append(f"PKIStatus={self.status}")
         if self.failure_info:

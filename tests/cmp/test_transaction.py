@@ -427,3 +427,21 @@ def test_issued_certificate_whose_extensions_cannot_be_read_is_rejected_when_a_s
     assert done.result.message == (
         "rejected the issued certificate (badCertTemplate): the issued certificate's extensions"
         " cannot be read (Duplicate 2.5.29.14 extension found), so neither can its subjectAltName")
+
+
+def test_a_forged_sender_name_is_shown_escaped(setup):
+    """A forged answer names a sender with a terminal escape sequence: the failure says
+    which sender, with what is not printable escaped (CLI, log, the agent's reason)."""
+    tx, cert, ca_key, ca_name, clock = setup
+    anchor = issue(ca_name, ca_key.public_key(), ca_name, ca_key, ca=True)
+    tx = EnrollmentTransaction(replace(tx.params, verifier=replace(tx.params.verifier, trusted=(anchor,))),
+                               clock, rng_counter())
+    request = m.decode_message(tx.start().message)
+    forger = ec.generate_private_key(ec.SECP256R1())
+    fields = m.HeaderFields(parse_dn("/CN=CA\x1b[2J"), request.sender, request.transaction_id,
+                            b"\x05" * 16, recip_nonce=request.sender_nonce)
+    done = tx.receive(m.encode_message(fields, ip(cert), m.SignatureProtector(cert, forger)))
+    assert done.result.kind is FailureKind.PROTECTION
+    assert "\x1b" in done.result.message and str(done.result).isprintable()
+    assert str(done.result) == ("protection: ip refused: no certificate of the sender CN=CA\\x1b[2J"
+                                " in the message's extraCerts or on the device")
