@@ -380,11 +380,12 @@ class EnrollmentTransaction:
             return self._fail(
                 FailureKind.PROTOCOL, f"{message.body_type} refused: pvno {message.pvno} is not 2 or 3"
             )
+        if message.body_type == "error" and None in (message.transaction_id, message.recip_nonce):
+            # an error about a request the CA could not parse: its own words matter most
+            missing = "transactionID" if message.transaction_id is None else "recipNonce"
+            return self._on_error(message, f"not bound to our request: it has no {missing}")
         if message.transaction_id != self.transaction_id:
             return self._fail(FailureKind.PROTOCOL, "response transactionID differs from ours")
-        if message.body_type == "error" and message.recip_nonce is None:
-            # an error about a request the CA could not parse: its own words matter most
-            return self._on_error(message, "not bound to our request: it has no recipNonce")
         if message.recip_nonce != self._sender_nonce:
             return self._fail(
                 FailureKind.PROTOCOL, f"{message.body_type} refused: recipNonce does not match our senderNonce"

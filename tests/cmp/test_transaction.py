@@ -259,17 +259,20 @@ def test_pvno_3_is_accepted(setup):
     assert isinstance(tx.receive(reply(tx.start().message, ip(cert), pvno=3)), Send)
 
 
-def test_error_without_recip_nonce_reports_the_cas_own_words(setup):
-    """An error about a request the CA could not parse has no recipNonce: what it says
-    matters, not a nonce mismatch."""
+@pytest.mark.parametrize("missing", ["recipNonce", "transactionID"])
+def test_error_without_recip_nonce_or_transaction_id_reports_the_cas_own_words(setup, missing):
+    """An error about a request the CA could not parse has no recipNonce, perhaps no
+    transactionID either: what it says matters, not a nonce or transactionID mismatch."""
     tx, *_ = setup
     bit = m.FAILURE_BIT_NAMES.index("badDataFormat")
     error = m.error_body(m.ErrorContent(m.StatusInfo(2, ("cannot parse the request",), (bit,))))
-    done = tx.receive(reply(tx.start().message, error, recip_nonce=None))
+    header = {"recip_nonce": None} if missing == "recipNonce" else {"transaction_id": None}
+    done = tx.receive(reply(tx.start().message, error, **header))
     result = done.result
     assert result.kind is FailureKind.ERROR_MESSAGE
-    assert "no recipNonce" in result.message and "recipNonce does not match" not in result.message
+    assert result.message == f"the CA sent an error message (not bound to our request: it has no {missing})"
     assert result.status_texts == ("cannot parse the request",)
+    assert result.failure_info == ("badDataFormat",)
     assert result.failure_info == ("badDataFormat",) and result.status == "rejection"
 
 

@@ -32,7 +32,8 @@ class HeaderFields:
 
     sender: x509.Name
     recipient: x509.Name
-    transaction_id: bytes
+    #: None only in an error message about a request that could not be read (CA side)
+    transaction_id: bytes | None
     sender_nonce: bytes
     message_time: datetime | None = None
     recip_nonce: bytes | None = None
@@ -62,7 +63,8 @@ def encode_header(
         out += tagged(1, algorithm.encode())
     if sender_kid is not None:
         out += tagged(2, der.tlv(0x04, sender_kid))
-    out += tagged(4, der.tlv(0x04, fields.transaction_id))
+    if fields.transaction_id is not None:
+        out += tagged(4, der.tlv(0x04, fields.transaction_id))
     out += tagged(5, der.tlv(0x04, fields.sender_nonce))
     if fields.recip_nonce is not None:
         out += tagged(6, der.tlv(0x04, fields.recip_nonce))
