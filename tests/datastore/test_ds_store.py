@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import sys
 import threading
 
 import pytest
@@ -300,6 +301,32 @@ def test_copy_in_steps_builds_containers_in_place():
     copied = run_steps(copy_steps(root))
     assert etree.tostring(copied) == etree.tostring(root)
     assert [el.nsmap for el in copied.iter()] == [el.nsmap for el in root.iter()]
+
+
+def test_what_running_was_is_let_go_of_after_the_commits_step(ds):
+    """The tree running had before a commit and its report-all view are let go of in
+    later loop iterations, one at a time, not in the commit's last step (freeing a
+    large tree holds the loop)."""
+    ds.edit_config("candidate", config(session("s1")))
+    ds.commit()
+    old, old_view = ds._trees["running"], ds.config_view("running")
+    ds.edit_config("candidate", config(session("s2")))
+
+    def refs() -> tuple[int, int]:
+        return sys.getrefcount(old), sys.getrefcount(old_view)
+
+    async def scenario():
+        before = refs()
+        await ds.commit_durably()
+        held = refs()
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return before, held, refs()
+
+    before, held, after = asyncio.run(scenario())
+    assert held == before  # the datastores' references, now the release's
+    assert after == (before[0] - 1, before[1] - 1)
+    assert ds._trees["running"] is not old and pki(ds._trees["running"]) is not None
 
 
 def test_corrupt_file_is_a_clear_error(model, state_dir):
