@@ -23,8 +23,9 @@ Polling has no artificial limit: the CA's checkAfter is honoured however long it
 bounded only by the total timeout when one is set; a checkAfter below
 :data:`MIN_POLL_INTERVAL` (0 included) is raised to it, so a CA cannot make us poll
 in a tight loop. One above :data:`MAX_CHECK_AFTER` (a year) is refused: not a credible
-wait, and an INTEGER of any size (RFC 4210 5.3.22) could not even be slept. :meth:`EnrollmentTransaction.abandon` ends a transaction on our side
-with an error message to the CA (RFC 4210 5.3.21), for agent shutdown.
+wait, and an INTEGER of any size (RFC 4210 5.3.22) could not even be slept.
+:meth:`EnrollmentTransaction.abandon` ends a transaction on our side with an error
+message to the CA (RFC 4210 5.3.21), for agent shutdown.
 """
 
 from __future__ import annotations
