@@ -4,6 +4,7 @@ shell, ``cli`` speaks the vendor's PKI commands to an agent over NETCONF."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import importlib
 import re
@@ -25,7 +26,24 @@ def plain_text(docstring: str) -> str:
     return re.sub(r"(?::\w+:)?`{1,2}([^`]+)`{1,2}", r"\1", docstring)
 
 
+def prepare_process() -> None:
+    """What a process of the agent's commands does before it imports the rest of the agent
+    (issue 11: start-up time); not done by ``import agent``, so that a program using the
+    package keeps its own dataclasses module, imports and exit. The dataclasses module
+    compiles through the method cache kept between starts (:mod:`agent.methodcache`,
+    saved at exit); elementpath and urllib.request are imported but not run until used
+    (:mod:`agent.lazyimports`; before anything imports yangson)."""
+    from agent.lazyimports import defer, defer_elementpath
+    from agent.methodcache import install
+
+    defer_elementpath()
+    defer("urllib.request")
+    atexit.register(install().save)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:  # as a process's entry point, not called by a program
+        prepare_process()
     args_in = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="cmp-agent", description=plain_text(__doc__))
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -21,6 +21,8 @@ def test_urllib_request_is_deferred_and_complete_when_asked(tmp_path):
     page.write_text("read through urllib")
     code = f"""
 import json, sys, threading
+import agent.cli
+agent.cli.prepare_process()  # as the cmp-agent command does
 import agent.serve, agent.netconf.server, xml.sax.saxutils
 unrun = [m for m in ("http.client", "email.parser") if m in sys.modules]
 import urllib.request

@@ -197,3 +197,26 @@ def test_the_file_goes_where_the_packages_bytecode_goes(tmp_path):
     assert plain.parent == package / "__pycache__"
     assert prefixed.parent == tmp_path / package.relative_to(package.anchor)
     assert plain.name == prefixed.name == f"dataclass-methods.{sys.implementation.cache_tag}.bin"
+
+
+def test_the_commands_keep_the_methods_and_a_program_importing_agent_its_own(tmp_path):
+    """The method cache, saved at exit, and the deferred imports are the cmp-agent
+    command's (agent/cli.py prepare_process): a program that imports the package keeps
+    its own dataclasses module and imports, and nothing is written at its exit."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(tmp_path)  # where CACHE_FILE is, for these processes
+    cache_file = Path(subprocess.run(
+        [sys.executable, "-c", "import agent.methodcache as m; print(m.CACHE_FILE)"], cwd=ROOT,
+        env=env, capture_output=True, text=True, check=True).stdout.strip())
+    library = """
+import dataclasses, json, sys
+import agent.model, agent.cmp.cli
+print(json.dumps([getattr(dataclasses, "exec", None) is None, "elementpath.xpath2" in sys.modules]))
+"""
+    done = subprocess.run([sys.executable, "-c", library], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == [True, True]  # elementpath as imported
+    assert not cache_file.exists()
+    subprocess.run([sys.executable, "-m", "agent", "cmp", "--help"], cwd=ROOT, env=env,
+                   capture_output=True, text=True, check=True)
+    assert cache_file.is_file()  # the command's dataclasses, compiled once, kept

@@ -11,6 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "data" / "vectors" / "cmp"
+#: what the `cmp-agent` entry point does before it imports the agent (agent/cli.py main)
+AS_COMMAND = "import agent.cli\nagent.cli.prepare_process()\n"
 
 
 def loaded_after(code: str) -> set[str]:
@@ -22,7 +24,7 @@ def loaded_after(code: str) -> set[str]:
 
 
 def test_the_agent_starts_without_the_cmp_engine():
-    loaded = loaded_after("import agent.serve, agent.pki.binding, agent.netconf.server")
+    loaded = loaded_after(AS_COMMAND + "import agent.serve, agent.pki.binding, agent.netconf.server")
     assert "agent.pki.service" in loaded  # what serve attaches
     engine = {"agent.cmp.client", "agent.cmp.transaction", "agent.cmp.transport",
               "agent.cmp.messages.requests", "agent.cmp.messages.general"}
@@ -58,7 +60,7 @@ def test_elementpath_is_deferred_and_complete_when_asked():
     a function that runs elementpath.regex at its first call and answers as elementpath's
     own does, errors included; any other use of elementpath gets the whole package, the
     same class either way."""
-    code = r"""
+    code = AS_COMMAND + r"""
 import agent.model, sys
 partial = sorted(m for m in sys.modules if m.startswith("elementpath"))
 from yangson import constraint
@@ -118,7 +120,7 @@ def test_the_cmp_command_loads_only_what_its_kind_needs():
     """`cmp-agent cmp ir` (issue 11, a whole process under 150 ms): the general-message
     machinery is loaded by genm alone, message times are read without strptime, and HTTP
     is spoken without http.client (and its email package); ssl waits for an https URL."""
-    loaded = loaded_after("import agent.cli, agent.cmp.cli")
+    loaded = loaded_after(AS_COMMAND + "import agent.cmp.cli")
     assert "agent.cmp.client" in loaded
     assert not {"agent.cmp.genm", "agent.cmp.messages.general", "_strptime", "http.client",
                 "email.parser", "ssl"} & loaded
