@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import asyncssh
 import pytest
@@ -45,17 +46,25 @@ def commit(m, config: str) -> None:
     m.commit()
 
 
-def events(m, seconds: float = 5.0) -> list[etree._Element]:
-    """The RFC 6470 events that arrive within *seconds* (no timing asserts: waits only)."""
-    found = []
+def events(m, until: Callable[[list[etree._Element]], bool],
+           seconds: float = 30.0) -> list[etree._Element]:
+    """The RFC 6470 events that arrive until *until* holds for them (or *seconds* pass:
+    no timing asserts). An absence is shown by a later event the receiver hears: the
+    agent sends a session's notifications in order."""
+    found: list[etree._Element] = []
     deadline = time.monotonic() + seconds
-    while (left := deadline - time.monotonic()) > 0:
+    while not until(found) and (left := deadline - time.monotonic()) > 0:
         note = m.take_notification(block=True, timeout=left)
         if note is None:
             break
         root = etree.fromstring(note.notification_xml.encode())
         found.extend(c for c in root if isinstance(c.tag, str) and c.tag.startswith(f"{{{NCN_NS}}}"))
     return found
+
+
+def of_kind(kind: str, count: int = 1) -> Callable[[list[etree._Element]], bool]:
+    """Until *count* events of *kind* (e.g. ``netconf-config-change``) have arrived."""
+    return lambda found: sum(e.tag == f"{{{NCN_NS}}}{kind}" for e in found) >= count
 
 
 def error_tag(exc: pytest.ExceptionInfo) -> str:
@@ -109,12 +118,17 @@ def test_restricted_user_over_ssh(start_agent):
                 "<common-name>router</common-name></entity></pki></config>"))
             oper.commit()
             # notifications: the admin hears the operator's commit, the operator does not
-            changes = [e for e in events(admin) if e.tag == f"{{{NCN_NS}}}netconf-config-change"]
+            changes = [e for e in events(admin, of_kind("netconf-config-change"))
+                       if e.tag == f"{{{NCN_NS}}}netconf-config-change"]
             assert changes and changes[-1].xpath("ncn:changed-by/ncn:username/text()",
                                                  namespaces=NS) == ["oper"]
             assert changes[-1].xpath("ncn:edit/ncn:target/text()", namespaces=NS) == [
                 "/pki:pki/pki:entity[pki:name='e1']"]
-            heard = events(oper, 2.0)
+            with connect(agent):  # a session oper hears start and end of, after the commit
+                pass
+            heard = events(oper, of_kind("netconf-session-end"))
+            assert [e.tag for e in heard][-2:] == [f"{{{NCN_NS}}}netconf-session-start",
+                                                   f"{{{NCN_NS}}}netconf-session-end"]
             assert not [e for e in heard if e.tag == f"{{{NCN_NS}}}netconf-config-change"]
             counters = etree.fromstring(admin.get(filter=(
                 "subtree", f'<nacm xmlns="{NACM_NS}"/>')).data_xml.encode())
@@ -137,11 +151,14 @@ def test_restricted_user_over_ssh(start_agent):
             with pytest.raises(RPCError) as exc:
                 oper.get_config("running")
             assert error_tag(exc) == "access-denied"
-        starts = [e for e in events(admin, 2.0)
-                  if e.tag in (f"{{{NCN_NS}}}netconf-session-start",
-                               f"{{{NCN_NS}}}netconf-session-end")]
-        assert any(e.findtext(f"{{{NCN_NS}}}username") == "oper"
-                   and e.findtext(f"{{{NCN_NS}}}source-host") == "127.0.0.1" for e in starts)
+
+        def oper_from_localhost(found: list[etree._Element]) -> bool:
+            return any(e.tag in (f"{{{NCN_NS}}}netconf-session-start",
+                                 f"{{{NCN_NS}}}netconf-session-end")
+                       and e.findtext(f"{{{NCN_NS}}}username") == "oper"
+                       and e.findtext(f"{{{NCN_NS}}}source-host") == "127.0.0.1" for e in found)
+
+        assert oper_from_localhost(events(admin, oper_from_localhost))
     # the recovery user bypasses NACM: no group, yet it may write
     assert user(agent, "add", "rescue", "--password-stdin", password="rescue-pass").returncode == 0
     with connect(agent, "rescue", "rescue-pass") as rescue:
@@ -242,16 +259,17 @@ def test_a_restricted_user_cannot_reach_what_it_may_not_read_or_trust(start_agen
                           "<name>s1</name><ca-name>/CN=One</ca-name></cmp-session><cmp-session>"
                           "<name>s2</name><ca-name>/CN=Deux</ca-name></cmp-session></pki></config>")
             commit(admin, session_config("s2", ca_name="/CN=Zwei"))
+            commit(admin, session_config("s1", ca_name="/CN=Uno"))  # the last, heard by both
 
-            def targets(m) -> list[list[str]]:
-                return [e.xpath("ncn:edit/ncn:target/text()", namespaces=NS) for e in events(m)
+            def targets(m, count: int) -> list[list[str]]:
+                return [e.xpath("ncn:edit/ncn:target/text()", namespaces=NS)
+                        for e in events(m, of_kind("netconf-config-change", count))
                         if e.tag == f"{{{NCN_NS}}}netconf-config-change"]
 
-            assert targets(admin) == [
-                ["/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name",
-                 "/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name"],
-                ["/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name"]]
-            assert targets(auditor) == [["/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name"]]
+            s1, s2 = ("/pki:pki/pki:cmp-session[pki:name='s1']/pki:ca-name",
+                      "/pki:pki/pki:cmp-session[pki:name='s2']/pki:ca-name")
+            assert targets(admin, 3) == [[s1, s2], [s2], [s1]]
+            assert targets(auditor, 2) == [[s1], [s1]]  # nothing of s2 before s1's last change
             # trust and revocation: default-deny-all; a general request stays open
             for request in (
                     f"<certificate-import xmlns='{PKI_NS}'><name>evil.pem</name><data>x</data>"
