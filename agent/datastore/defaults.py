@@ -29,6 +29,9 @@ from agent.netconf.errors import RpcError
 WD_NS = "urn:ietf:params:xml:ns:netconf:default:1.0"
 WD_ATTR = f"{{{WD_NS}}}default"
 MODES = ("report-all", "trim", "explicit", "report-all-tagged")
+#: children of one element listed between two pauses of :meth:`Defaults.report_all_steps`
+#: (the parent of 1,000 list entries took 0.6 ms at once)
+_LISTED_PER_PAUSE = 128
 
 
 @dataclass
@@ -67,7 +70,8 @@ class Defaults:
 
     def report_all_steps(self, root: etree._Element) -> Steps[etree._Element]:
         """:meth:`apply` of report-all in steps (:mod:`agent.datastore.steps`):
-        a pause after each list entry."""
+        a pause after each list entry, and every :data:`_LISTED_PER_PAUSE`
+        children of one element looked at."""
         yield from self._fill(root, self.smap.root, False)
         return root
 
@@ -114,8 +118,10 @@ class Defaults:
     def _fill(self, el: etree._Element, info: NodeInfo, tagged: bool) -> Steps[None]:
         plan = self._plan(info)
         present: dict[str, etree._Element] = {}
-        for c in el:
+        for count, c in enumerate(el, 1):
             present.setdefault(c.tag, c)
+            if not count % _LISTED_PER_PAUSE:  # the children of a long list's parent
+                yield
         siblings = self.smap.children(info)
         for child, text in plan.leaves:
             leaf = present.get(child.tag)

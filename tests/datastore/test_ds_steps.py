@@ -121,3 +121,26 @@ def test_diff_steps_pauses_while_it_identifies_a_long_list(ds, monkeypatch):
     assert once == 200 and often >= once + 2 * 200 // 10
     assert same == summary == changes.diff(ds.smap, old, new)
     assert summary.created == ["/pki:pki/pki:cmp-session[pki:name='s007']/pki:ca-name"]
+
+
+def test_report_all_steps_pauses_among_a_long_lists_siblings(ds, monkeypatch):
+    """The children of a long list's parent are looked at with pauses between them,
+    not all at once before the first entry is filled; the view is apply()'s."""
+    import copy
+
+    from ds_helpers import config, session
+
+    from agent.datastore import defaults
+
+    ds.edit_config("candidate", config("".join(session(f"s{i:03d}") for i in range(300))))
+    tree = ds._trees["candidate"]
+    monkeypatch.setattr(defaults, "_LISTED_PER_PAUSE", 50)
+    steps, pauses = ds._defaults.report_all_steps(copy.deepcopy(tree)), 0
+    with pytest.raises(StopIteration) as done:
+        while True:
+            next(steps)
+            pauses += 1
+    # a pause after each entry, and every 50 of the 300 while they are listed
+    assert pauses == 300 + 300 // 50
+    expected = ds._defaults.apply(copy.deepcopy(tree), "report-all")
+    assert etree.tostring(done.value.value) == etree.tostring(expected)
