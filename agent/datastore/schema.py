@@ -156,9 +156,9 @@ def index_steps(parent: etree._Element | None,
 
 
 def _first_key(entry: etree._Element, tag: str) -> etree._Element | None:
-    """The key element *tag* of a list entry: its first child (RFC 7950 section
-    7.8.5 puts the keys first, as every tree the agent stores has them), else
-    looked for among its children; ``None`` if it has none."""
+    """The key element *tag* of a list entry: as a rule its first child (RFC 7950
+    section 7.8.5 puts the keys first), else looked for among its children;
+    ``None`` if it has none."""
     first = entry[0] if len(entry) else None
     return first if first is not None and first.tag == tag else entry.find(tag)
 

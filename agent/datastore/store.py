@@ -121,7 +121,8 @@ def copy_steps(el: etree._Element, depth: int = 0, at_once: bool = False,
 
 def _own_namespaces(el: etree._Element) -> dict[str | None, str]:
     """The namespace declarations *el* adds to those of its parent."""
-    inherited = el.getparent().nsmap if el.getparent() is not None else {}
+    parent = el.getparent()
+    inherited = parent.nsmap if parent is not None else {}
     return {prefix: uri for prefix, uri in el.nsmap.items() if inherited.get(prefix) != uri}
 
 
