@@ -134,26 +134,6 @@ def _unlink_staged(stage: asyncio.Future) -> None:
             staged.unlink(missing_ok=True)
 
 
-def _release_soon(replaced: list) -> None:
-    """Let go of what running was before a commit (its tree, its report-all view, the
-    views' indexes) one at a time in later loop iterations, after the commit's reply:
-    freeing a tree of 1,000 list entries takes about a millisecond (lxml frees it at
-    once, holding the interpreter), and all of it in the commit's last step held the
-    loop for several. Without an event loop they go with the caller's references."""
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-
-    def release_one() -> None:
-        replaced.pop()  # freed here, unless a reader still holds it
-        if replaced:
-            loop.call_soon(release_one)
-
-    if replaced:
-        loop.call_soon(release_one)
-
-
 @dataclass(frozen=True)
 class _PreparedCommit:
     """What :meth:`Datastores.commit` installs, computed for (candidate, running) versions."""
@@ -207,6 +187,8 @@ class Datastores:
         #: candidate's version when it was set to :attr:`_incoming` (discard-changes)
         self._rebased: int | None = None
         self._editing = asyncio.Lock()
+        #: what running was before commits, let go of a piece per loop iteration
+        self._releasing: list = []
         self._load()
 
     # -- boot -------------------------------------------------------------------------
@@ -837,8 +819,28 @@ class Datastores:
                 fn(summary)
             except Exception:  # a listener's bug must not undo a commit
                 log.exception("commit listener %r failed", fn)
-        _release_soon(replaced)
+        self._release_later(replaced)
         return summary
+
+    def _release_later(self, replaced: list) -> None:
+        """Let go of what running was before a commit (its tree, its report-all view,
+        the views' indexes) one at a time in later loop iterations, after the commit's
+        reply: freeing a tree of 1,000 list entries takes about a millisecond (lxml
+        frees it at once, holding the interpreter), and all of it in the commit's last
+        step held the loop for several. Without an event loop they go at once."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if not self._releasing:
+            loop.call_soon(self._release_one, loop)
+        self._releasing.extend(item for item in replaced if item is not None)
+
+    def _release_one(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._releasing:
+            self._releasing.pop()  # freed here, unless a reader still holds it
+        if self._releasing:
+            loop.call_soon(self._release_one, loop)
 
     def _set(self, name: str, tree: etree._Element) -> None:
         self._trees[name] = tree

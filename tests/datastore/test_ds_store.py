@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-import sys
 import threading
 
 import pytest
@@ -312,21 +311,26 @@ def test_what_running_was_is_let_go_of_after_the_commits_step(ds):
     old, old_view = ds._trees["running"], ds.config_view("running")
     ds.edit_config("candidate", config(session("s2")))
 
-    def refs() -> tuple[int, int]:
-        return sys.getrefcount(old), sys.getrefcount(old_view)
+    def held() -> tuple[bool, bool]:
+        return (any(item is old for item in ds._releasing),
+                any(isinstance(item, tuple) and item[1] is old_view for item in ds._releasing))
 
     async def scenario():
-        before = refs()
         await ds.commit_durably()
-        held = refs()
+        after_commit = held(), len(ds._releasing)
+        await asyncio.sleep(0)
+        after_one = len(ds._releasing)
         for _ in range(3):
             await asyncio.sleep(0)
-        return before, held, refs()
+        return after_commit, after_one, list(ds._releasing)
 
-    before, held, after = asyncio.run(scenario())
-    assert held == before  # the datastores' references, now the release's
-    assert after == (before[0] - 1, before[1] - 1)
+    (was_held, count), after_one, left = asyncio.run(scenario())
+    assert was_held == (True, True) and count == 2
+    assert after_one == 1 and left == []  # one per loop iteration
     assert ds._trees["running"] is not old and pki(ds._trees["running"]) is not None
+    ds.edit_config("candidate", config(session("s3")))
+    ds.commit()  # without an event loop: nothing kept
+    assert ds._releasing == []
 
 
 def test_corrupt_file_is_a_clear_error(model, state_dir):
