@@ -37,6 +37,7 @@ from . import protection
 from . import messages as m
 from .client import KINDS, EnrollmentRequest, MacCredentials, SignerCredentials, enroll
 from .names import NameSyntaxError, SubjectAltNames, parse_dn
+from .pool import not_der
 from .protection import PrivateKey, ProtectionError
 from .transaction import Enrolled, GeneralResponse, Revoked
 
@@ -185,6 +186,17 @@ def load_certificates(path: str, what: str) -> tuple[x509.Certificate, ...]:
         return (x509.load_der_x509_certificate(data),)
     except ValueError as exc:
         raise UsageError(f"{what}: {path} holds no certificate: {exc}") from None
+
+
+def load_trusted(path: str, what: str, role: str) -> tuple[x509.Certificate, ...]:
+    """The certificates of *path*, to be trusted as *role*: one that is not DER is refused
+    now, by name, rather than at the first response (README "Trust model")."""
+    certs = load_certificates(path, what)
+    for cert in certs:
+        refusal = not_der(cert, role)
+        if refusal is not None:
+            raise UsageError(f"{what}: {path}: {refusal}")
+    return certs
 
 
 def load_key(path: str, password_source: str | None, what: str) -> tuple[PrivateKey, bool]:
@@ -338,8 +350,9 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             mac=mac,
             signer=signer,
             old_certificate=old,
-            server_cert=load_certificates(args.srvcert, "--srvcert")[0] if args.srvcert else None,
-            trusted=load_certificates(args.trusted, "--trusted") if args.trusted else (),
+            server_cert=(load_trusted(args.srvcert, "--srvcert", "server certificate")[0]
+                         if args.srvcert else None),
+            trusted=load_trusted(args.trusted, "--trusted", "trust anchor") if args.trusted else (),
             untrusted=load_certificates(args.untrusted, "--untrusted") if args.untrusted else (),
             ignore_keyusage=args.ignore_keyusage,
             implicit_confirm=args.implicit_confirm,

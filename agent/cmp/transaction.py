@@ -45,7 +45,7 @@ from agent.clock import Clock
 
 from . import messages as m
 from .failure import FailureKind
-from .pool import EXTENSION_ERRORS
+from .pool import EXTENSION_ERRORS, not_der
 from .protection import PrivateKey, ProtectionError, SignatureAlgorithm
 from .verify import ResponseVerifier, Verified
 
@@ -494,8 +494,9 @@ class EnrollmentTransaction:
     ) -> tuple[str, str] | None:
         """Why we cannot accept the issued certificate: (PKIFailureInfo bit, reason), or None.
 
-        It must be for our key; with status accepted, have the subject and SAN we asked
-        for (grantedWithMods allows changes); and chain to a trust anchor (RFC 9483 4.1.1).
+        It must be for our key and DER (RFC 5280 4.1: extensions that are not, cryptography
+        does not read); with status accepted, have the subject and SAN we asked for
+        (grantedWithMods allows changes); and chain to a trust anchor (RFC 9483 4.1.1).
         """
         cert = response.certificate
         asked = self.params.request
@@ -507,6 +508,9 @@ class EnrollmentTransaction:
             theirs = None
         if theirs != asked.public_key_info:
             return "badCertTemplate", "the issued certificate is not for our public key"
+        refusal = not_der(cert, "issued certificate")  # checked with or without a trust anchor
+        if refusal is not None:
+            return "incorrectData", refusal
         if response.status.status_name == "accepted":
             if len(asked.subject) and cert.subject != asked.subject:
                 return "badCertTemplate", (

@@ -49,7 +49,7 @@ from .messages import (
     decode_signature_algorithm,
     rsa_pss_key_parameters,
 )
-from .pool import EXTENSION_ERRORS, CertificatePool, unique
+from .pool import EXTENSION_ERRORS, CertificatePool, not_der, unique
 from .protection import ProtectionError, SignatureAlgorithm
 
 #: longest path from a signer to a trust anchor, anchor included
@@ -81,6 +81,14 @@ def _ski(cert: x509.Certificate) -> bytes | None:
         return None
 
 
+def check_der(cert: x509.Certificate, role: str) -> None:
+    """RFC 5280 4.1: a certificate is DER; one whose extensions are not is refused by name
+    (:func:`agent.cmp.pool.not_der`), before cryptography refuses it less clearly."""
+    refusal = not_der(cert, role)
+    if refusal is not None:
+        raise ProtectionError(refusal)
+
+
 def check_validity(cert: x509.Certificate, now: datetime, role: str) -> None:
     """RFC 5280 6.1.3 (a)(2) for one certificate, with a message that names it."""
     if now < cert.not_valid_before_utc:
@@ -101,6 +109,7 @@ def check_cmp_signer(cert: x509.Certificate, ignore_keyusage: bool = False) -> N
     When extendedKeyUsage is present it must allow CMP: id-kp-cmcCA, id-kp-cmcRA or
     anyExtendedKeyUsage.
     """
+    check_der(cert, "signer")
     try:
         extensions = cert.extensions
     except EXTENSION_ERRORS as exc:
@@ -184,10 +193,18 @@ def validate_path(
     intermediates: Sequence[x509.Certificate],
     anchors: Sequence[x509.Certificate],
     now: datetime,
+    role: str = "certificate",
 ) -> list[x509.Certificate]:
-    """The RFC 5280 path from *cert* to one of *anchors* (anchor last), or ProtectionError."""
+    """The RFC 5280 path from *cert* (the *role* it plays, for messages) to one of *anchors*
+    (anchor last), or ProtectionError.
+
+    A certificate that is not DER is refused by name: *cert* before validation (with our
+    extension policies cryptography would not read its extensions), an issuer on the way
+    to an anchor when validation fails (cryptography says only "ASN.1 parsing error").
+    """
     if not anchors:
         raise ProtectionError(f"no trust anchor to validate {describe(cert)} against")
+    check_der(cert, role)
     verifier = (
         PolicyBuilder()
         .store(Store(list(anchors)))
@@ -204,21 +221,33 @@ def validate_path(
             reason = "no path to a trust anchor"
         elif reason.startswith("Forbidden public key algorithm"):
             reason = _unsupported_ca_keys(cert, [*intermediates, *anchors])
+        if reason.startswith(("ASN.1 parsing error", "no path")):
+            refused = [refusal for c in _issuers_above(cert, [*intermediates, *anchors])
+                       if (refusal := not_der(c, "trust anchor" if c in anchors else "CA certificate"))]
+            reason = "; ".join(refused) or reason
         raise ProtectionError(f"no trusted chain for {describe(cert)}: {reason}") from None
+
+
+def _issuers_above(cert: x509.Certificate, candidates: Sequence[x509.Certificate]
+                   ) -> list[x509.Certificate]:
+    """The *candidates* that may be on a path up from *cert*, by names (subject, issuer)."""
+    found, names, seen = [], {cert.issuer}, {cert}
+    for _ in range(MAX_CHAIN_DEPTH):
+        issuers = [c for c in candidates if c.subject in names and c not in seen]
+        seen.update(issuers)
+        found += issuers
+        names = {c.issuer for c in issuers}
+    return unique(found)
 
 
 def _unsupported_ca_keys(cert: x509.Certificate, candidates: Sequence[x509.Certificate]) -> str:
     """Why x509.verification refused an issuer's key, naming the CAs above *cert* whose
     key algorithm it does not accept (:data:`UNSUPPORTED_CA_KEYS`)."""
-    found, names, seen = [], {cert.issuer}, {cert}
-    for _ in range(MAX_CHAIN_DEPTH):
-        issuers = [c for c in candidates if c.subject in names and c not in seen]
-        seen.update(issuers)
-        found += [c for c in issuers if c.public_key_algorithm_oid.dotted_string in UNSUPPORTED_CA_KEYS]
-        names = {c.issuer for c in issuers}
+    found = [c for c in _issuers_above(cert, candidates)
+             if c.public_key_algorithm_oid.dotted_string in UNSUPPORTED_CA_KEYS]
     keys = ", ".join(
         f"{describe(c)} has an {UNSUPPORTED_CA_KEYS[c.public_key_algorithm_oid.dotted_string]} key"
-        for c in unique(found)
+        for c in found
     ) or "an issuer's key algorithm is not accepted"
     return (f"{keys}; path validation (cryptography's x509.verification) accepts only RSA"
             " (rsaEncryption) and ECDSA keys for CAs (see README, \"Trust model\")")
@@ -362,7 +391,7 @@ class ResponseVerifier:
                 continue
             try:
                 self._check_signer(cert, message, algorithm, now)
-                validate_path(cert, intermediates, self.trusted, now)
+                validate_path(cert, intermediates, self.trusted, now, "signer")
             except ProtectionError as exc:
                 failure = failure or exc
                 continue
@@ -410,5 +439,5 @@ class ResponseVerifier:
             return False
         at = max(now, min(cert.not_valid_before_utc, now + ISSUED_CLOCK_SKEW))
         validate_path(cert, unique([*extra_certs, *ca_pubs, *self._pool().intermediates()]),
-                      anchors, at)
+                      anchors, at, "issued certificate")
         return True

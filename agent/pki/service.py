@@ -659,16 +659,17 @@ class PkiService:
             for index, cert in enumerate(certs, start=1):
                 try:
                     if cert not in anchors:
-                        validate_path(cert, certs + result.extra_certs, anchors, now)
-                except ProtectionError:
-                    refused.append(cert.subject.rfc4514_string())
+                        validate_path(cert, certs + result.extra_certs, anchors, now,
+                                      "CA certificate")
+                except ProtectionError as exc:
+                    refused.append(str(exc))
                     continue
                 file_name = f"{session.name}-cacert{index}.{file_format}"
                 self.certs.save(file_name, cert, file_format)
                 saved.append(file_name)
             text = f"caCerts: {len(certs)} certificate(s), {len(saved)} chained to a trust anchor"
             if refused:
-                text += "; not kept (no chain to a trust anchor): " + ", ".join(refused)
+                text += "; not kept: " + "; ".join(refused)
             return {"status": "success", "ca-certificate-file": saved, "status-text": text}
         if wanted == "rootCaCert":
             update = m.read_root_ca_key_update(value)

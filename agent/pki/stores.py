@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from agent.atomic import atomic_write, ensure_directory, fsync_directory
 from agent.cmp.protection import is_rsa_pss_key_file
-from agent.cmp.pool import CertificatePool, is_authority
+from agent.cmp.pool import CertificatePool, may_issue, not_der
 from agent.netconf.errors import RpcError
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
@@ -273,7 +273,7 @@ class StoredCertificate:
 
     @classmethod
     def of(cls, name: str, inode: int, cert: x509.Certificate) -> StoredCertificate:
-        return cls(name, inode, cert, cert.subject.public_bytes(), is_authority(cert))
+        return cls(name, inode, cert, cert.subject.public_bytes(), may_issue(cert))
 
 
 @dataclass(frozen=True)
@@ -554,7 +554,8 @@ class CertificateStore:
         kept as ``NAME.previous``.
 
         Only the certificate itself is written: anything else pasted with it
-        (another block, a private key) never reaches the public store.
+        (another block, a private key) never reaches the public store. A certificate
+        whose extensions are not DER is refused (:func:`agent.cmp.pool.not_der`).
         """
         text = data.strip()
         try:
@@ -570,6 +571,9 @@ class CertificateStore:
             raise RpcError(
                 "invalid-value", "data is neither a PEM certificate nor a base64 DER certificate"
             ) from None
+        refusal = not_der(cert, "trust anchor" if trust_anchor else "certificate")
+        if refusal is not None:  # path validation would refuse it, as anchor or intermediate
+            raise RpcError("invalid-value", refusal)
         if self.exists(name):
             _check_overwrite("certificate file", name, overwrite)
             old = self._path(name)

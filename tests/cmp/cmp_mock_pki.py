@@ -69,6 +69,33 @@ def with_oid_replaced(cert: x509.Certificate, old: str, new: str) -> x509.Certif
     return x509.load_der_x509_certificate(data.replace(old_der, new_der))
 
 
+#: basicConstraints with ``cA FALSE`` written out: a DEFAULT value, which DER leaves out
+#: (X.690 11.5), as Insta Certifier encodes it (tests/data/vectors/cmp/insta_ip_pbm.der)
+EXPLICIT_CA_FALSE = bytes.fromhex("3003010100")
+
+
+def with_extension_value(cert: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey,
+                         oid: str, value: bytes) -> x509.Certificate:
+    """*cert* with the value (the extnValue's content) of its extension *oid* replaced by
+    *value*, signed again by *issuer_key* (ECDSA with SHA-256): a certificate whose
+    signature verifies but whose extension is encoded as the test wants, e.g. not DER
+    (:data:`EXPLICIT_CA_FALSE`). The TBS is re-encoded by pyasn1, the value kept as given."""
+    from pyasn1.codec.der import decoder, encoder
+    from pyasn1.type import univ
+    from pyasn1_alt_modules import rfc5280
+
+    tbs, _ = decoder.decode(cert.tbs_certificate_bytes, asn1Spec=rfc5280.TBSCertificate())
+    found = [ext for ext in tbs["extensions"] if str(ext["extnID"]) == oid]
+    assert len(found) == 1, f"{oid} is not an extension of the certificate"
+    found[0]["extnValue"] = value
+    outer = rfc5280.Certificate()
+    outer["tbsCertificate"] = tbs
+    outer["signatureAlgorithm"] = tbs["signature"]
+    outer["signature"] = univ.BitString.fromOctetString(
+        issuer_key.sign(encoder.encode(tbs), ec.ECDSA(hashes.SHA256())))
+    return x509.load_der_x509_certificate(encoder.encode(outer))
+
+
 def write_pem(path: Path, *items) -> Path:
     data = b""
     for item in items:

@@ -4,9 +4,12 @@ certificate-file trust, and caPubs that become anchors only under a verified MAC
 from __future__ import annotations
 
 import pytest
-from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer, TestPki
+from cmp_mock_pki import (EXPLICIT_CA_FALSE, REFERENCE, SECRET, MockCmpServer, TestPki,
+                          with_extension_value, write_pem)
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtensionOID
 from nc_helpers import connect
+from ncclient.operations.rpc import RPCError
 from pki_helpers import NS, commit_pki, counter, out, rpc, rpc_failure, state
 from trust_pki import TrustPki
 
@@ -115,5 +118,40 @@ def test_verification_cert_is_the_anchor_and_key_usage_switch(fresh_agent, pkis)
                           "</cmp-session>")
             reply = rpc(m, "cmp-initial-request", session_name="s1")
             assert out(reply, "status") == "success", out(reply, "status-text")
+    finally:
+        server.stop()
+
+
+def test_certificates_that_are_not_der_refused_by_name(fresh_agent, pkis, tmp_path):
+    """A certificate encoded as Insta Certifier's (basicConstraints cA FALSE written out,
+    tests/data/vectors/cmp): refused as a trust anchor at certificate-import, and as the
+    issued certificate in certConf, both naming it and the cause (README "Trust model")."""
+    mock = pkis[0]
+    bad = with_extension_value(mock.issued, mock.root_key,
+                               ExtensionOID.BASIC_CONSTRAINTS.dotted_string, EXPLICIT_CA_FALSE)
+    named = f"CN=router1.example.net (serial {bad.serial_number:X}) is refused: its extensions are not DER-encoded ("
+    advice = ("); the CA must re-issue it; cmp-agent's path validation (cryptography) refuses"
+              " non-DER certificates")
+    server = MockCmpServer(mock, rsp_cert=str(write_pem(tmp_path / "bad.pem", bad)))
+    try:
+        with connect(fresh_agent) as m:
+            with pytest.raises(RPCError) as raised:
+                rpc(m, "certificate-import", name="bad.pem", data=pem(bad), trust_anchor="true")
+            assert raised.value.tag == "invalid-value"
+            assert raised.value.message.startswith(f"trust anchor {named}error parsing asn1 value")
+            assert raised.value.message.endswith(advice)
+            assert not (fresh_agent.state_dir / "pki" / "public" / "bad.pem").exists()
+            rpc(m, "key-pair-import", name="new", private_key=pem(mock.new_key))
+            commit_pki(m, "<weak-algorithms-enabled>true</weak-algorithms-enabled>" + ENTITY
+                       + session("s1", server.url, "new", MAC))
+            refused = rpc_failure(m, "cmp-initial-request", session_name="s1")
+            assert refused.app_tag == "cmp-certificate-rejected"
+            assert f"issued certificate {named}" in refused.message and advice in refused.message
+            tree = state(m)
+            assert counter(tree, "s1", "p:failures/p:certificate-rejected") == 1
+            reason = tree.xpath("string(//p:cmp-session[p:name='s1']/p:statistics/p:last-request"
+                                "/p:reason)", namespaces=NS)
+            assert f"issued certificate {named}" in reason, reason
+            assert not (fresh_agent.state_dir / "pki" / "public" / "s1-local.pem").exists()
     finally:
         server.stop()
