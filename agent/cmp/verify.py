@@ -81,14 +81,6 @@ def _ski(cert: x509.Certificate) -> bytes | None:
         return None
 
 
-def check_der(cert: x509.Certificate, role: str) -> None:
-    """RFC 5280 4.1: a certificate is DER; one whose extensions are not is refused by name
-    (:func:`agent.cmp.pool.not_der`), before cryptography refuses it less clearly."""
-    refusal = not_der(cert, role)
-    if refusal is not None:
-        raise ProtectionError(refusal)
-
-
 def check_validity(cert: x509.Certificate, now: datetime, role: str) -> None:
     """RFC 5280 6.1.3 (a)(2) for one certificate, with a message that names it."""
     if now < cert.not_valid_before_utc:
@@ -109,7 +101,9 @@ def check_cmp_signer(cert: x509.Certificate, ignore_keyusage: bool = False) -> N
     When extendedKeyUsage is present it must allow CMP: id-kp-cmcCA, id-kp-cmcRA or
     anyExtendedKeyUsage.
     """
-    check_der(cert, "signer")
+    refusal = not_der(cert, "signer")  # RFC 5280 4.1, said before cryptography says less
+    if refusal is not None:
+        raise ProtectionError(refusal)
     try:
         extensions = cert.extensions
     except EXTENSION_ERRORS as exc:
@@ -198,13 +192,18 @@ def validate_path(
     """The RFC 5280 path from *cert* (the *role* it plays, for messages) to one of *anchors*
     (anchor last), or ProtectionError.
 
-    A certificate that is not DER is refused by name: *cert* before validation (with our
-    extension policies cryptography would not read its extensions), an issuer on the way
-    to an anchor when validation fails (cryptography says only "ASN.1 parsing error").
+    A certificate that is not DER is refused by name (:func:`agent.cmp.pool.not_der`):
+    *cert* before validation (with our extension policies cryptography would not read its
+    extensions), an issuer on the way to an anchor when validation fails (cryptography
+    says only "ASN.1 parsing error"); so is an issuer whose name *cert* writes otherwise
+    (:func:`_issuer_written_otherwise`, cryptography says "no path"), as Insta's does.
     """
     if not anchors:
         raise ProtectionError(f"no trust anchor to validate {describe(cert)} against")
-    check_der(cert, role)
+    refusal = not_der(cert, role)
+    if refusal is not None:
+        otherwise = _issuer_written_otherwise(cert, [*intermediates, *anchors])
+        raise ProtectionError(f"{refusal}; {otherwise}" if otherwise else refusal)
     verifier = (
         PolicyBuilder()
         .store(Store(list(anchors)))
@@ -224,8 +223,25 @@ def validate_path(
         if reason.startswith(("ASN.1 parsing error", "no path")):
             refused = [refusal for c in _issuers_above(cert, [*intermediates, *anchors])
                        if (refusal := not_der(c, "trust anchor" if c in anchors else "CA certificate"))]
-            reason = "; ".join(refused) or reason
+            reason = ("; ".join(refused) or _issuer_written_otherwise(cert, [*intermediates, *anchors])
+                      or reason)
         raise ProtectionError(f"no trusted chain for {describe(cert)}: {reason}") from None
+
+
+def _issuer_written_otherwise(cert: x509.Certificate, candidates: Sequence[x509.Certificate]
+                              ) -> str | None:
+    """Why no candidate issued *cert* when one has its issuer name as subject, but written
+    with other string types (e.g. PrintableString for UTF8String): cryptography chains
+    names by their encoding, not after LDAP StringPrep (RFC 5280 7.1); the CA should write
+    its name as in its certificate (RFC 5280 4.1.2.6). Said, never accepted."""
+    issuer = cert.issuer.public_bytes()
+    found = next((c for c in candidates if c.subject == cert.issuer
+                  and c.subject.public_bytes() != issuer), None)
+    if found is None:
+        return None
+    return (f"the issuer name of {describe(cert)} is the subject of {describe(found)} written with"
+            " other string types, and cmp-agent's path validation (cryptography) matches names"
+            " as encoded (RFC 5280 4.1.2.6 asks the CA to write its name as in its certificate)")
 
 
 def _issuers_above(cert: x509.Certificate, candidates: Sequence[x509.Certificate]

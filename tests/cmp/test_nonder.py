@@ -17,6 +17,7 @@ from cmp_mock_pki import EXPLICIT_CA_FALSE, REFERENCE, SECRET, _name, with_exten
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtensionOID, NameOID
 from pyasn1.codec.der import decoder, encoder
 from pyasn1_alt_modules import rfc5280, rfc9480
@@ -69,7 +70,7 @@ def test_insta_issued_certificate_refused_by_name_and_cause():
     ca.extensions  # its CA's are DER
     with pytest.raises(ProtectionError) as raised:
         ResponseVerifier(trusted=[ca]).validate_issued(issued, [ca], [], False, INSTA_TIME)
-    assert str(raised.value) == refusal("issued certificate", issued)
+    assert str(raised.value).startswith(refusal("issued certificate", issued))
     assert "(serial 6DC8CAD)" in str(raised.value) and "CN=test2" in str(raised.value)
 
 
@@ -176,3 +177,39 @@ def test_cli_refuses_such_trust_anchors_and_issued_certificates(pki, mock_server
     assert done.returncode == 1, done.stderr
     assert refusal("issued certificate", explicit_default) in done.stderr
     assert not (tmp_path / "cert.pem").exists()
+
+
+#: Insta's second difference: the issued certificate writes its issuer's name in UTF8String,
+#: the CA certificate its subject in PrintableString
+WRITTEN_OTHERWISE = ("the issuer name of CN=test2 is the subject of CN=Insta Demo CA,O=Insta Demo,C=FI"
+                     " written with other string types, and cmp-agent's path validation"
+                     " (cryptography) matches names as encoded (RFC 5280 4.1.2.6 asks the CA to"
+                     " write its name as in its certificate)")
+
+
+def test_issuer_name_written_otherwise_is_said(pki):
+    """Insta's issued certificate names its CA in UTF8String, the CA certificate itself in
+    PrintableString: cryptography chains names as encoded, so even DER extensions would
+    not make a path. The refusal says both; a certificate of the test PKI written the same
+    way is refused with that reason instead of "no path"."""
+    issued, ca = insta()
+    assert issued.issuer == ca.subject and issued.issuer.public_bytes() != ca.subject.public_bytes()
+    with pytest.raises(ProtectionError) as raised:
+        validate_path(issued, [], [ca], INSTA_TIME, "issued certificate")
+    assert str(raised.value) == f"{refusal('issued certificate', issued)}; {WRITTEN_OTHERWISE}"
+
+    printable = x509.Name([x509.NameAttribute(a.oid, a.value, _ASN1Type.PrintableString)
+                           for a in pki.root.subject])
+    assert printable == pki.root.subject and printable.public_bytes() != pki.root.subject.public_bytes()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    other = (x509.CertificateBuilder().subject_name(_name((NameOID.COMMON_NAME, "r2"),))
+             .issuer_name(printable).public_key(pki.new_key.public_key()).serial_number(9)
+             .not_valid_before(now - datetime.timedelta(hours=1))
+             .not_valid_after(now + datetime.timedelta(days=1)).sign(pki.root_key, hashes.SHA256()))
+    with pytest.raises(ProtectionError) as raised:
+        validate_path(other, [], [pki.root], now)
+    assert str(raised.value) == (
+        "no trusted chain for CN=r2: the issuer name of CN=r2 is the subject of"
+        f" {pki.root.subject.rfc4514_string()} written with other string types, and cmp-agent's"
+        " path validation (cryptography) matches names as encoded (RFC 5280 4.1.2.6 asks the CA"
+        " to write its name as in its certificate)")

@@ -4,6 +4,7 @@ datastores, so that the YANG module's defaults apply as in the agent."""
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from agent import PKI_NS
 from agent.datastore import Datastores, SecretBox
 from agent.model import Model
 from agent.pki.config import PkiConfig
+
+#: the test PKI's helpers (cmp_mock_pki), as tests/pki_e2e has them
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cmp"))
 
 ENTITY = {"name": "e1", "common-name": "router1"}
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"

@@ -372,3 +372,47 @@ def test_rpc_output_text_is_escaped_where_xml_cannot_carry_it():
     assert [etree.tostring(el, encoding="unicode") for el in leaves] == [
         '<status-text xmlns="urn:cmp-agent:yang:cmp-agent-pki">not kept: CN=a\\x01b</status-text>',
         '<crl xmlns="urn:cmp-agent:yang:cmp-agent-pki">AQ==</crl>']
+
+
+def test_ca_certs_not_kept_say_why(model, tmp_path):
+    """caCerts (RFC 9483 4.3.1) are kept only with a path to an anchor; one that is not
+    DER (Insta's encoding of basicConstraints, cA FALSE written out) is named with the
+    cause (README "Trust model")."""
+    from cmp_mock_pki import EXPLICIT_CA_FALSE, issue, with_extension_value
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from agent.cmp import messages as m
+    from agent.cmp.transaction import GeneralResponse, MessageCounts
+
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit root")])
+    root = issue(root_name, root_key.public_key(), root_name, root_key, ca=True)
+    sub = issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit sub")]),
+                ec.generate_private_key(ec.SECP256R1()).public_key(), root_name, root_key, ca=True)
+    ee = issue(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "unit ee")]),
+               ec.generate_private_key(ec.SECP256R1()).public_key(), root_name, root_key, ca=False)
+    bad = with_extension_value(ee, root_key, "2.5.29.19", EXPLICIT_CA_FALSE)
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    datastores.edit_config("candidate", etree.fromstring(CONFIG))
+    datastores.commit()
+    value = m.ca_certs_value([sub, bad])
+    answer = GeneralResponse((m.InfoTypeAndValue(m.INFO_TYPES["caCerts"][1], value),), (),
+                             MessageCounts({"genm": 1}, {"genp": 1}))
+    service = PkiService(datastores, tmp_path, datastores.secrets,
+                         enroll_fn=lambda request, **_: answer)
+    service.certs.import_data("root.pem", root.public_bytes(serialization.Encoding.PEM).decode(),
+                              trust_anchor=True)
+    service.keys.import_pem("k1", ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode())
+    reply = asyncio.run(service.general("s1", "ca-certs"))
+    assert reply["ca-certificate-file"] == ["s1-cacert1.pem"]
+    assert reply["status-text"] == (
+        "caCerts: 2 certificate(s), 1 chained to a trust anchor; not kept: CA certificate"
+        f" CN=unit ee (serial {bad.serial_number:X}) is refused: its extensions are not DER-encoded"
+        ' (error parsing asn1 value: ParseError { kind: EncodedDefault, location:'
+        ' ["BasicConstraints::ca"] }); the CA must re-issue it; cmp-agent\'s path validation'
+        " (cryptography) refuses non-DER certificates")
