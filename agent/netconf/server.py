@@ -33,7 +33,7 @@ from lxml import etree
 
 from ..atomic import atomic_write
 from ..clock import Clock, SystemClock
-from . import audit, sshlean
+from . import audit, eagertask, sshlean
 from .context import DatastoreLock, Subscription
 from .errors import NC_NS, RpcError, RpcErrors
 from .filternames import CheckedFilters
@@ -127,6 +127,9 @@ class SessionRecord:
     subscription: Subscription | None = None
     closing: bool = False
     pending: deque = field(default_factory=deque)
+    #: whether a worker (NetconfServer._drain) handles the pending events now
+    draining: bool = False
+    #: the task of the worker, once it suspended (see agent.netconf.eagertask)
     worker: asyncio.Task | None = None
     #: cleared while the client does not read its replies (flow control)
     writable: asyncio.Event = field(default_factory=asyncio.Event)
@@ -329,8 +332,9 @@ class NetconfServer:
             # first: stop reading until we catch up
             record.reading_paused = True
             record.transport.pause_reading()
-        if record.worker is None or record.worker.done():
-            record.worker = asyncio.get_running_loop().create_task(self._drain(record))
+        if not record.draining:
+            # most RPCs are answered without suspending: then no task, no loop iteration
+            record.worker = eagertask.start(self._drain(record))
 
     def _count_buffered(self, record: SessionRecord) -> None:
         held = record.protocol.buffered
@@ -353,40 +357,46 @@ class NetconfServer:
 
     async def _drain(self, record: SessionRecord) -> None:
         """Handle the events of *record* in order, one RPC after the other."""
-        while record.pending and not record.closing:
-            await record.writable.wait()  # the client reads its replies again
-            if record.closing:
-                break
-            event = record.pending.popleft()
-            self._resume_reading(record)
-            if isinstance(event, ParseRequested):
-                # lxml releases the GIL while it parses: other sessions are served meanwhile
-                parsed = await asyncio.to_thread(parse_client_message, event.data)
-                if record.closing:
-                    break
-                record.pending.extend(record.protocol.message_parsed(parsed))
-                self._count_buffered(record)
+        record.draining = True
+        try:
+            while record.pending and not record.closing:
+                if not record.writable.is_set():
+                    await record.writable.wait()  # the client reads its replies again
+                    if record.closing:
+                        break
+                event = record.pending.popleft()
                 self._resume_reading(record)
-            elif isinstance(event, RpcReceived):
-                await self._dispatch(record, event)
-            elif isinstance(event, SendData):
-                log.info("session %d: bad message answered with an rpc-error", record.session_id)
-                record.transport.send(event.data)
-            elif isinstance(event, CloseSession):
-                if event.data:
+                if isinstance(event, ParseRequested):
+                    # lxml releases the GIL while it parses: other sessions are served meanwhile
+                    parsed = await asyncio.to_thread(parse_client_message, event.data)
+                    if record.closing:
+                        break
+                    record.pending.extend(record.protocol.message_parsed(parsed))
+                    self._count_buffered(record)
+                    self._resume_reading(record)
+                elif isinstance(event, RpcReceived):
+                    await self._dispatch(record, event)
+                elif isinstance(event, SendData):
+                    log.info("session %d: bad message answered with an rpc-error",
+                             record.session_id)
                     record.transport.send(event.data)
-                log.warning("session %d: closing: %s", record.session_id, event.reason)
-                self.end_session(record, event.reason)
-            elif isinstance(event, EndOfInput):
-                if event.discarded:
-                    log.info("session %d: EOF within a message: its %d bytes were dropped",
-                             record.session_id, event.discarded)
-                self.end_session(record, CLIENT_EOF)
-            elif isinstance(event, HelloReceived):
-                log.debug("session %d: hello, framing %s", record.session_id,
-                          record.protocol.framing.value)
-            if record.pending:
-                await asyncio.sleep(0)  # a client pipelining many RPCs must not starve others
+                elif isinstance(event, CloseSession):
+                    if event.data:
+                        record.transport.send(event.data)
+                    log.warning("session %d: closing: %s", record.session_id, event.reason)
+                    self.end_session(record, event.reason)
+                elif isinstance(event, EndOfInput):
+                    if event.discarded:
+                        log.info("session %d: EOF within a message: its %d bytes were dropped",
+                                 record.session_id, event.discarded)
+                    self.end_session(record, CLIENT_EOF)
+                elif isinstance(event, HelloReceived):
+                    log.debug("session %d: hello, framing %s", record.session_id,
+                              record.protocol.framing.value)
+                if record.pending:
+                    await asyncio.sleep(0)  # a client pipelining many RPCs must not starve others
+        finally:
+            record.draining = False
 
     def _resume_reading(self, record: SessionRecord) -> None:
         if (record.reading_paused and len(record.pending) < MAX_PENDING_EVENTS // 2
