@@ -188,9 +188,10 @@ def load_certificates(path: str, what: str) -> tuple[x509.Certificate, ...]:
         raise UsageError(f"{what}: {path} holds no certificate: {exc}") from None
 
 
-def load_trusted(path: str, what: str, role: str) -> tuple[x509.Certificate, ...]:
-    """The certificates of *path*, to be trusted as *role*: one that is not DER is refused
-    now, by name, rather than at the first response (README "Trust model")."""
+def load_checked(path: str, what: str, role: str) -> tuple[x509.Certificate, ...]:
+    """The certificates of *path*, to be trusted as *role* or to sign with or name: one
+    that is not DER is refused now, by name, rather than at the first response or as a
+    traceback (cryptography reads only DER extensions; README "Trust model")."""
     certs = load_certificates(path, what)
     for cert in certs:
         refusal = not_der(cert, role)
@@ -279,7 +280,7 @@ def _general_entries(args: argparse.Namespace) -> tuple[m.InfoTypeAndValue, ...]
                        else x509.load_der_x509_crl(data))
             except ValueError as exc:
                 raise UsageError(f"--oldcrl: {args.oldcrl} holds no CRL: {exc}") from None
-        statuses.append(m.crl_status_for(load_certificates(args.crlcert, "--crlcert")[0], crl))
+        statuses.append(m.crl_status_for(load_checked(args.crlcert, "--crlcert", "certificate")[0], crl))
     from . import genm  # only genm needs it
 
     return genm.request_entries(args.infotype, old_root=old_root, crl_statuses=statuses)
@@ -303,7 +304,7 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
         chain = load_certificates(args.extracerts, "--extracerts") if args.extracerts else ()
         key, rsa_pss = load_key(args.key, args.keypass, "--key")
         try:
-            signer = SignerCredentials(load_certificates(cert_file, "--cert")[0], key, chain,
+            signer = SignerCredentials(load_checked(cert_file, "--cert", "certificate")[0], key, chain,
                                        rsa_pss)
         except ValueError as exc:  # refused before anything is sent
             raise UsageError(f"--cert/--key: {exc}") from None
@@ -350,9 +351,9 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             mac=mac,
             signer=signer,
             old_certificate=old,
-            server_cert=(load_trusted(args.srvcert, "--srvcert", "server certificate")[0]
+            server_cert=(load_checked(args.srvcert, "--srvcert", "server certificate")[0]
                          if args.srvcert else None),
-            trusted=load_trusted(args.trusted, "--trusted", "trust anchor") if args.trusted else (),
+            trusted=load_checked(args.trusted, "--trusted", "trust anchor") if args.trusted else (),
             untrusted=load_certificates(args.untrusted, "--untrusted") if args.untrusted else (),
             ignore_keyusage=args.ignore_keyusage,
             implicit_confirm=args.implicit_confirm,

@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from agent.cmp.names import NameSyntaxError, Subject, SubjectAltNames, parse_dn
-from agent.cmp.pool import CertificatePool
+from agent.cmp.pool import CertificatePool, not_der
 from agent.datastore import SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig
@@ -220,6 +220,19 @@ def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: Ce
     )
 
 
+def own_certificate(session: SessionConfig, certs: CertificateStore, name: str) -> x509.Certificate:
+    """The device's certificate file *name* that a request signs with or names
+    (authentication-cert, the one to revoke): one whose extensions are not DER is refused
+    before anything is sent, as path validation refuses it (cryptography reads neither
+    its subjectKeyIdentifier, our senderKID, nor its CRL distribution points; README
+    "Trust model")."""
+    cert = certs.load(name)
+    refusal = not_der(cert, "certificate")
+    if refusal is not None:
+        raise RpcError("operation-failed", f"session {session.name}: certificate file {name}: {refusal}")
+    return cert
+
+
 def _session_credentials(session: SessionConfig, keys: KeyStore, certs: CertificateStore,
                          secrets: SecretBox, anchors: tuple[x509.Certificate, ...]):
     """(mac, signer) as the session authenticates an initial request (seed step 11)."""
@@ -236,7 +249,7 @@ def _session_credentials(session: SessionConfig, keys: KeyStore, certs: Certific
         ), None
     if not session.authentication_cert:
         raise RpcError("operation-failed", f"session {session.name}: no authentication-cert")
-    own = certs.load(session.authentication_cert)
+    own = own_certificate(session, certs, session.authentication_cert)
     return None, SignerCredentials(own, key_for_certificate(keys, own, session.key_pair_name),
                                    issuer_chain(anchors, own))
 
@@ -254,7 +267,7 @@ def prepare_revocation(session: SessionConfig, pki: PkiConfig, keys: KeyStore, c
     from agent.cmp.client import EnrollmentRequest, SignerCredentials
 
     _session_ready(session)
-    cert = certs.load(certificate_file)
+    cert = own_certificate(session, certs, certificate_file)
     trust = session_trust(session, certs)
     try:
         key = key_for_certificate(keys, cert, session.key_pair_name)
@@ -333,7 +346,7 @@ def prepare(
             algorithm=session.integrity_algorithm,
         )
     else:
-        own = certs.load(session.authentication_cert)
+        own = own_certificate(session, certs, session.authentication_cert)
         signer = SignerCredentials(
             certificate=own,
             key=key_for_certificate(keys, own, session.key_pair_name),

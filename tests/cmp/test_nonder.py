@@ -172,6 +172,16 @@ def test_cli_refuses_such_trust_anchors_and_issued_certificates(pki, mock_server
         done = run_cli(*base, "--server", "http://127.0.0.1:1/pkix/", option, str(bad), cwd=tmp_path)
         assert done.returncode == 2, done.stderr
         assert f"{option}: {bad}: {refusal(role, explicit_default)}" in done.stderr
+    # our own certificate: to sign with, to ask for its CRL
+    nowhere = ("--server", "http://127.0.0.1:1/pkix/")
+    signing = run_cli("cr", *nowhere, "--cert", str(bad), "--key", pki.path("new.key"),
+                      "--srvcert", pki.path("server.pem"), "--newkey", pki.path("new.key"),
+                      "--subject", "/CN=x", cwd=tmp_path)
+    naming = run_cli("genm", "--infotype", "crlStatusList", *nowhere, "--crlcert", str(bad),
+                     "--ref", REFERENCE, "--secret", f"pass:{SECRET}", cwd=tmp_path)
+    for option, done in (("--cert", signing), ("--crlcert", naming)):
+        assert done.returncode == 2, done.stderr
+        assert f"{option}: {bad}: {refusal('certificate', explicit_default)}" in done.stderr
     server = mock_server(rsp_cert=str(bad))
     done = run_cli(*base, "--server", server.url, "--trusted", pki.path("root.pem"), cwd=tmp_path)
     assert done.returncode == 1, done.stderr

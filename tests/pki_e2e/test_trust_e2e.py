@@ -153,5 +153,17 @@ def test_certificates_that_are_not_der_refused_by_name(fresh_agent, pkis, tmp_pa
                                 "/p:reason)", namespaces=NS)
             assert f"issued certificate {named}" in reason, reason
             assert not (fresh_agent.state_dir / "pki" / "public" / "s1-local.pem").exists()
+
+            # such a certificate copied into the store, to sign with (authentication-cert):
+            # refused before anything is sent
+            (fresh_agent.state_dir / "pki" / "public" / "own.pem").write_bytes(pem(bad).encode())
+            commit_pki(m, session("s2", server.url, "new", "<origin-authentication-method>"
+                                  "signature</origin-authentication-method>"
+                                  "<authentication-cert>own.pem</authentication-cert>"))
+            refused = rpc_failure(m, "cmp-certificate-request", session_name="s2")
+            assert refused.message.startswith(
+                f"session s2: certificate file own.pem: certificate {named}"), refused.message
+            assert advice in refused.message
+            assert counter(state(m), "s2", "p:messages-sent/p:cr") == 0
     finally:
         server.stop()
