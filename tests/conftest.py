@@ -110,6 +110,13 @@ class AgentProcess:
         return "".join(self.output)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``slow`` first, then the others, each in collection order: with
+    ``--dist loadfile --no-loadscope-reorder`` (tools/test) the two workers start on the
+    longest files instead of one of them ending the suite alone with the README's."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(scope="module")
 def agent(request: pytest.FixtureRequest,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentProcess]:

@@ -66,6 +66,7 @@ def test_check_reply_raises_on_rpc_error():
         raw_client.check_reply(reply)
 
 
+@pytest.mark.slow
 def test_bench_reports_every_figure_for_both_servers(tmp_path):
     missing = netconf_reference.missing_tools()
     if missing:

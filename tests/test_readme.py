@@ -49,6 +49,7 @@ def _walkthrough_script(home: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
                     reason="needs root for a private network namespace (CI runs as root)")
 def test_the_walkthrough_runs_as_written(tmp_path):

@@ -34,6 +34,7 @@ BIN = Path(sys.executable).parent
 #: seconds one ansible-playbook run may take (a run takes a few seconds)
 RUN_TIMEOUT = 180
 HOSTS = ("agent1", "agent2", "agent3")
+pytestmark = pytest.mark.slow  # a minute a test: a few Ansible runs on three hosts
 PKI_NS = "urn:cmp-agent:yang:cmp-agent-pki"
 
 
