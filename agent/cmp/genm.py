@@ -16,6 +16,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from . import messages as m
+from .pool import not_der
 from .protection import ProtectionError
 
 
@@ -73,13 +74,17 @@ def _valid(cert: x509.Certificate, now: datetime, what: str) -> None:
 
 def verify_root_update(update: m.RootCaKeyUpdate, old_root: x509.Certificate,
                        now: datetime) -> x509.Certificate:
-    """The new root (newWithNew) once it is chained to *old_root*; ProtectionError otherwise.
+    """The new root (newWithNew) once it is chained to *old_root*, and DER
+    (:func:`agent.cmp.pool.not_der`); ProtectionError otherwise.
 
     RFC 9483 4.3.2: newWithNew is self-signed; newWithOld, the new key certified by the
     old one, verifies with *old_root*'s key and certifies newWithNew's key; oldWithNew,
     when sent, is *old_root*'s key certified by the new one.
     """
     new = update.new_with_new
+    refusal = not_der(new, "newWithNew")  # an anchor that no path validation could use
+    if refusal is not None:
+        raise ProtectionError(refusal)
     _signed_by(new, new, "newWithNew (self-signed)")
     _valid(new, now, "newWithNew")
     link = update.new_with_old

@@ -223,3 +223,16 @@ def test_issuer_name_written_otherwise_is_said(pki):
         f" {pki.root.subject.rfc4514_string()} written with other string types, and cmp-agent's"
         " path validation (cryptography) matches names as encoded (RFC 5280 4.1.2.6 asks the CA"
         " to write its name as in its certificate)")
+
+
+
+def test_new_root_refused(pki):
+    """A root CA key update (RFC 9483 4.3.2) whose newWithNew is not DER would become an
+    anchor that no path validation can use: refused by name, before any other check."""
+    from agent.cmp import genm, messages as m
+
+    bad = with_extension_value(pki.other_root, pki.root_key, BC, EXPLICIT_CA_FALSE)
+    with pytest.raises(ProtectionError) as raised:
+        genm.verify_root_update(m.RootCaKeyUpdate(bad, pki.root), pki.root,
+                                datetime.datetime.now(datetime.timezone.utc))
+    assert str(raised.value) == refusal("newWithNew", bad)
