@@ -20,8 +20,10 @@ def not_der(cert: x509.Certificate, role: str) -> str | None:
     cryptography parses extensions only when first read and then accepts DER only: e.g.
     a basicConstraints with ``cA FALSE`` written out (a DEFAULT value, which DER leaves
     out, X.690 11.5), as Insta Certifier's certificate in tests/data/vectors/cmp has it.
-    Its path validation refuses such a certificate (without naming it, or only as "no
-    path"); OpenSSL accepts it. It cannot be re-encoded: the signature covers its bytes.
+    Its path validation refuses such a CA certificate or anchor without naming it ("ASN.1
+    parsing error"), and with our extension policies does not read an end entity's
+    extensions at all; OpenSSL accepts it. It cannot be re-encoded: the signature covers
+    its bytes.
     """
     try:
         cert.extensions
