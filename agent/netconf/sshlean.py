@@ -1,6 +1,6 @@
 """Per-packet work of asyncssh that the NETCONF server leaves out (issue 11).
 
-asyncssh 2.24.1 does five things for every SSH packet or read that cost a
+asyncssh 2.24.1 does six things for every SSH packet or read that cost a
 small NETCONF RPC a large share of its CPU (cProfile and interleaved runs:
 tools/bench/README.md, "The SSH layer"):
 
@@ -32,6 +32,14 @@ tools/bench/README.md, "The SSH layer"):
   before each packet), are taken from the decrypted bytes directly, with the
   same checks; any other packet, or one of these that asyncssh would log or
   refuse, is handled by asyncssh's own code (decrypted once).
+* A channel's data is copied into the channel's send buffer, taken out again
+  in packet-sized pieces, framed by two layers of ``send_packet`` and logged
+  (debug level 2). Here a write that fits the window and one packet, with
+  nothing buffered before it, goes out at once as one ``SSH_MSG_CHANNEL_DATA``,
+  built, padded, encrypted and counted for rekeying as asyncssh's
+  ``send_packet`` does; with a key exchange due or under way, compression,
+  logging, a cipher that wants its countermeasure or anything buffered, the
+  write is asyncssh's.
 
 :func:`lean_connection` and :func:`lean_channel` make a connection and its
 channels instances of subclasses that leave these out (the connection gains
@@ -48,6 +56,9 @@ imports are missing or moved (the agent still starts).
 """
 
 from __future__ import annotations
+
+import os
+import time
 
 import asyncssh
 from asyncssh import SSHServerChannel, SSHServerConnection
@@ -79,8 +90,13 @@ CHECKED_ASYNCSSH = "2.24.1"
 
 #: the payload asyncssh gives its countermeasure packet: ``String(b'')``
 _EMPTY_STRING = b"\0\0\0\0"
+_DATA_BYTE = bytes((MSG_CHANNEL_DATA,))
 #: the length of AES-GCM's authentication tag in SSH (RFC 5647)
 _GCM_TAG = 16
+
+
+def _uint32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
 
 
 def applies() -> bool:
@@ -163,7 +179,8 @@ class _Decrypted:
 # become one (``__class__`` assignment needs the same object layout).
 class LeanServerConnection(SSHServerConnection):
     """A server connection without countermeasure packets where the cipher needs none,
-    and packet log messages prepared only when asyncssh would write them."""
+    packet log messages prepared only when asyncssh would write them, and the packets
+    of every RPC (ignore and data received, data sent) handled directly."""
 
     __slots__ = ()
 
@@ -232,6 +249,32 @@ class LeanServerConnection(SSHServerConnection):
             chan._accept_data(plain[10:end])
         return True
 
+    def send_data(self, chan: "LeanServerChannel", data: bytes) -> None:
+        """Send *data* as one ``SSH_MSG_CHANNEL_DATA`` of *chan* (which checked the window
+        and packet size), as :meth:`send_packet` would."""
+        body = _uint32(chan._send_chan) + _uint32(len(data)) + data  # RFC 4254 section 5.2
+        if (not self._can_send_lean() or self._compressor is not None or _packets_logged()
+                or not no_chained_iv(self._send_encryption)):
+            self.send_packet(MSG_CHANNEL_DATA, body, handler=chan)
+            return
+        payload = _DATA_BYTE + body
+        padlen = -(self._send_enchdrlen + len(payload)) % self._send_blocksize
+        if padlen < 4:
+            padlen += self._send_blocksize
+        packet = bytes((padlen,)) + payload + os.urandom(padlen)
+        pktlen = len(packet)
+        seq = self._send_seq
+        packet, mac = self._send_encryption.encrypt_packet(seq, _uint32(pktlen), packet)
+        self._send(packet + mac)
+        self._send_seq = (seq + 1) & 0xffffffff
+        self._rekey_bytes_sent += pktlen
+
+    def _can_send_lean(self) -> bool:
+        """No key exchange due or under way, encryption on, logged in (send_packet's checks)."""
+        return (self._auth_complete and self._kex_complete and self._send_encryption is not None
+                and self._rekey_bytes_sent < self._rekey_bytes
+                and not (self._rekey_seconds and time.monotonic() >= self._rekey_time))
+
     def send_newkeys(self, k, h):  # noqa: ANN001, ANN201
         super().send_newkeys(k, h)
         # the server's keys for both directions, the receiving ones used from the
@@ -260,12 +303,25 @@ class LeanServerConnection(SSHServerConnection):
 
 class LeanServerChannel(SSHServerChannel):
     """A server channel whose packet log messages are prepared only when asyncssh would
-    write them."""
+    write them, and whose writes of one packet go out directly."""
 
     __slots__ = ()
 
     log_sent_packet = _log_sent_packet
     log_received_packet = _log_received_packet
+
+    def write(self, data, datatype=None):  # noqa: ANN001, ANN201
+        # the checks of asyncssh's write and _flush_send_buf for a write that becomes
+        # one packet at once; anything else is asyncssh's
+        size = len(data)
+        if (datatype is None and not self._send_buf and self._send_state == "open"
+                and not self._encoding and 0 < size <= self._send_window
+                and size <= self._send_pktsize and not self._send_paused
+                and SSHLogger._debug_level < 2 and self._send_chan is not None):
+            self._send_window -= size
+            self._conn.send_data(self, bytes(data))
+            return
+        super().write(data, datatype)
 
 
 def lean_connection(conn: SSHServerConnection) -> bool:

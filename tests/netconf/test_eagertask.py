@@ -15,7 +15,7 @@ import pytest
 from agent.netconf import eagertask
 from memory_server import MemoryClient
 
-ROOT = Path(__file__).resolve().parents[2]
+EAGERTASK = Path(__file__).resolve().parents[2] / "agent" / "netconf" / "eagertask.py"
 VAR: contextvars.ContextVar[str] = contextvars.ContextVar("VAR", default="caller's")
 
 
@@ -120,7 +120,7 @@ def test_the_same_with_python_3_12_eager_tasks():
         "    spec.loader.exec_module(module); return module\n"
         "pkg = types.ModuleType('agent.netconf'); pkg.__path__ = []\n"
         "sys.modules['agent'] = types.ModuleType('agent'); sys.modules['agent.netconf'] = pkg\n"
-        f"pkg.eagertask = load('agent.netconf.eagertask', {str(ROOT / 'agent/netconf/eagertask.py')!r})\n"
+        f"pkg.eagertask = load('agent.netconf.eagertask', {str(EAGERTASK)!r})\n"
         f"test = load('under_test', {__file__!r})\n"
         "print(sys.version_info[:2], test._scenarios())\n")
     python = _python_3_12()

@@ -453,3 +453,41 @@ def test_packets_asyncssh_would_log_go_through_its_dispatch(server, tmp_path, mo
         asyncssh.set_debug_level(1)
     received = [r.getMessage() for r in caplog.records if "data byte" in r.getMessage()]
     assert any(m.startswith("[conn=") and "Received" in m for m in received), received
+
+
+@pytest.mark.parametrize("cipher", ["aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"])
+def test_a_reply_of_one_packet_is_sent_directly_others_and_rekeys_by_asyncssh(
+        server, tmp_path, monkeypatch, cipher):
+    """A reply that fits the window and one packet is encrypted and sent without
+    asyncssh's channel buffer and send_packet; a larger one, a rekey the server's
+    byte limit makes due, and the packets of the key exchange go through asyncssh."""
+    through_asyncssh = []
+    stock_send = SSHServerConnection.send_packet
+
+    def send_packet(self, pkttype, *args, handler=None):
+        through_asyncssh.append(pkttype)
+        stock_send(self, pkttype, *args, handler=handler)
+
+    monkeypatch.setattr(SSHServerConnection, "send_packet", send_packet)
+
+    async def scenario(writer, reader, connection) -> list[list[int]]:
+        seen = []
+        for message_id in range(1, 4):
+            through_asyncssh.clear()
+            await _get_config(writer, reader, message_id)
+            seen.append(list(through_asyncssh))
+        through_asyncssh.clear()
+        writer.write(_rpc(4, GET_SCHEMA))
+        _check_schema_reply((await reader.readuntil(EOM))[:-len(EOM)])
+        seen.append(list(through_asyncssh))
+        connection._rekey_bytes = connection._rekey_bytes_sent  # due at the next packet
+        through_asyncssh.clear()
+        await _get_config(writer, reader, 5)
+        seen.append(list(through_asyncssh))
+        return seen
+
+    small1, small2, small3, large, rekeyed = asyncio.run(
+        _in_process(server, tmp_path, scenario, encryption_algs=[cipher]))
+    assert small1 == small2 == small3 == []
+    assert large.count(94) >= 2  # MSG_CHANNEL_DATA, one per packet
+    assert 94 in rekeyed and 20 in rekeyed  # the reply after MSG_KEXINIT
