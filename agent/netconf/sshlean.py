@@ -336,8 +336,10 @@ def lean_connection(conn: SSHServerConnection) -> bool:
 
 
 def lean_channel(chan: SSHServerChannel) -> bool:
-    """Make *chan* a :class:`LeanServerChannel`, if :func:`applies`; whether it did."""
-    if not applies() or type(chan) is not SSHServerChannel:
+    """Make *chan* a :class:`LeanServerChannel`, if :func:`applies` and its connection is
+    a :class:`LeanServerConnection` (whose ``send_data`` its writes use); whether it did."""
+    if (not applies() or type(chan) is not SSHServerChannel
+            or type(chan.get_connection()) is not LeanServerConnection):
         return False
     chan.__class__ = LeanServerChannel
     return True

@@ -209,6 +209,19 @@ def test_another_asyncssh_release_keeps_asyncssh_connections(server, tmp_path, m
     assert asyncio.run(_in_process(server, tmp_path, connection_type)) is SSHServerConnection
 
 
+def test_a_channel_of_a_connection_left_as_asyncssh_made_it_stays_asyncssh_s(
+        server, tmp_path, monkeypatch):
+    """Only a lean connection's channels become lean (their writes use its send_data)."""
+    async def types(writer, reader, connection) -> tuple[type, type]:
+        await _get_config(writer, reader)
+        [record] = server.sessions.values()
+        return type(connection), type(record.transport._chan)
+
+    monkeypatch.setattr(sshlean, "lean_connection", lambda conn: False)
+    assert asyncio.run(_in_process(server, tmp_path, types)) == (
+        SSHServerConnection, asyncssh.SSHServerChannel)
+
+
 def test_a_release_without_the_internals_used_still_starts_the_agent():
     """An asyncssh whose internal names sshlean imports moved (here: GCMCipher gone) is
     another release: the server module imports, nothing is overridden."""
