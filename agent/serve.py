@@ -24,6 +24,7 @@ import pwd
 import secrets
 import signal
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -188,6 +189,17 @@ def _keep_compiled_model(cache: ModelCache, model: Model) -> None:
     log.info("YANG model compiled (cache %s) and kept in %s", cache.outcome, cache.path)
 
 
+def initial_admin_password(draw: Callable[[int], str] = secrets.token_urlsafe) -> str:
+    """A new random admin password (120 bits, URL-safe base64) that does not begin with ``-``.
+
+    An operator passes it on a command line (``netconf-console2 -p``, ``sshpass -p``), where a
+    leading ``-`` is read as an option: such a draw (1 in 64) is drawn again.
+    """
+    while (password := draw(15)).startswith("-"):
+        pass
+    return password
+
+
 def prepare_state_dir(state_dir: Path) -> str | None:
     """Create the state directory, host key and admin user on first start.
 
@@ -204,7 +216,7 @@ def prepare_state_dir(state_dir: Path) -> str | None:
     users = UserStore(state_dir)
     if users.exists():
         return None
-    password = secrets.token_urlsafe(15)
+    password = initial_admin_password()
     atomic_write(state_dir / "initial-admin-password", (password + "\n").encode())
     users.write({"admin": UserEntry("admin", hash_password(password), (ADMIN_GROUP,))})
     return password

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from agent.serve import PrivateRotatingFileHandler, _quiet_accept_errors
+from agent.serve import PrivateRotatingFileHandler, _quiet_accept_errors, initial_admin_password
 
 
 def test_log_is_rotated_by_size_and_stays_private(tmp_path):
@@ -145,3 +145,17 @@ def test_the_readme_limits_name_real_options():
     configure_parser(parser)
     known = {option for action in parser._actions for option in action.option_strings}
     assert named and named <= known, named - known
+
+
+def test_the_initial_admin_password_never_begins_with_a_dash():
+    """A password an operator passes as ``-p PASSWORD`` must not read as an option."""
+    draws = iter(["-looks-like-an-option", "-again", "Fine_password-1"])
+    asked = []
+
+    def draw(nbytes: int) -> str:
+        asked.append(nbytes)
+        return next(draws)
+
+    assert initial_admin_password(draw) == "Fine_password-1"
+    assert asked == [15, 15, 15]
+    assert not any(initial_admin_password().startswith("-") for _ in range(500))
