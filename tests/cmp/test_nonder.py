@@ -143,7 +143,7 @@ def test_ca_certificate_and_trust_anchor_refused_by_name(pki, constrained):
     assert validate_path(ee, [sub], [pki.root], now)[1] == sub  # DER: a path
     with pytest.raises(ProtectionError) as raised:
         validate_path(ee, [bad], [pki.root], now, "issued certificate")
-    assert str(raised.value) == (f"no trusted chain for CN=r1.example.net: "
+    assert str(raised.value) == ("no trusted chain for CN=r1.example.net: "
                                  + refusal("CA certificate", bad, nc_error))
     with pytest.raises(ProtectionError) as raised:
         validate_path(ee, [], [bad], now)

@@ -295,7 +295,7 @@ def test_copy_in_steps_builds_containers_in_place():
     root = etree.fromstring(
         f'<data xmlns="{NC_NS}"><a xmlns="urn:a" xmlns:p="urn:p" p:x="1">t'
         + "".join(f"<e><k>{i}</k><p:v>v</p:v></e>" for i in range(70))
-        + f'</a><b xmlns="urn:b"><c xmlns:q="urn:q">'
+        + '</a><b xmlns="urn:b"><c xmlns:q="urn:q">'
         + "".join(f"<q:e>{i}</q:e>" for i in range(70)) + "</c></b></data>")
     copied = run_steps(copy_steps(root))
     assert etree.tostring(copied) == etree.tostring(root)
