@@ -226,7 +226,11 @@ class LeanServerConnection(SSHServerConnection):
     def _take(self, plain: bytes, rem: int) -> bool:
         """Handle decrypted *plain* (``padding_length || payload || padding``) as asyncssh
         would if it is a well-formed ``SSH_MSG_IGNORE`` or ``SSH_MSG_CHANNEL_DATA`` that
-        needs no log message and no error; else leave it (False)."""
+        needs no log message and no error; else leave it (False). A packet with less
+        than the 4 bytes of padding RFC 4253 section 6 requires is left to asyncssh
+        (which takes 1 to 3 and, with none, refuses the empty payload it reads)."""
+        if plain[0] < 4:
+            return False
         end = len(plain) - plain[0]  # the payload's end
         pkttype = plain[1]
         if pkttype == MSG_IGNORE:  # string data (RFC 4253 section 11.2), skipped

@@ -22,8 +22,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 from asyncssh.connection import SSHServerConnection
-from asyncssh.constants import MSG_IGNORE
+from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE
 from asyncssh.encryption import get_encryption, get_encryption_params
+from asyncssh.packet import PacketDecodeError
 from lxml import etree
 
 from agent.netconf import sshlean
@@ -504,3 +505,50 @@ def test_a_reply_of_one_packet_is_sent_directly_others_and_rekeys_by_asyncssh(
     assert small1 == small2 == small3 == []
     assert large.count(94) >= 2  # MSG_CHANNEL_DATA, one per packet
     assert 94 in rekeyed and 20 in rekeyed  # the reply after MSG_KEXINIT
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean", "asyncssh"])
+@pytest.mark.parametrize("pkttype", [MSG_IGNORE, MSG_CHANNEL_DATA], ids=["ignore", "data"])
+def test_a_packet_without_padding_after_login_is_refused_as_asyncssh_does(
+        server, tmp_path, monkeypatch, pkttype, lean):
+    """RFC 4253 section 6 wants at least four bytes of random padding. A packet with
+    none (its MAC valid) leaves asyncssh an empty payload: it closes the connection
+    (the packet's decode error). A lean connection does the same, it does not take
+    such an ignore packet or channel data directly (the RPC is not answered)."""
+    if not lean:
+        monkeypatch.setattr(sshlean, "lean_connection", lambda conn: False)
+
+    async def scenario(writer, reader, connection) -> None:
+        await _get_config(writer, reader)
+        assert (type(connection) is sshlean.LeanServerConnection) is lean
+        client = writer.channel.get_connection()
+        closed, stock_close = [], connection._force_close
+        connection._force_close = lambda exc: (closed.append(exc), stock_close(exc))
+        stock_send = client.send_packet
+
+        def send_unpadded(sent_type, *args, handler=None):  # padding_length 0, no padding
+            if sent_type != pkttype:
+                return stock_send(sent_type, *args, handler=handler)
+            if sent_type == MSG_IGNORE:  # data enough to fill AES-GCM's first block
+                args = ((16).to_bytes(4, "big") + os.urandom(16),)
+            packet = b"\0" + bytes((sent_type,)) + b"".join(args)
+            seq = client._send_seq
+            data, mac = client._send_encryption.encrypt_packet(
+                seq, len(packet).to_bytes(4, "big"), packet)
+            client._send(data + mac)
+            client._send_seq = (seq + 1) & 0xffffffff
+            return None
+
+        client.send_packet = send_unpadded
+        writer.write(_rpc(2, GET_CONFIG))  # its ignore packet or its data unpadded
+        with pytest.raises(asyncssh.ConnectionLost):  # closed, the RPC not answered
+            await asyncio.wait_for(reader.readuntil(EOM), 10)
+        assert isinstance(closed[0], PacketDecodeError), closed
+        for _ in range(200):
+            if not server.sessions:
+                break
+            await asyncio.sleep(0.01)
+        assert not server.sessions
+
+    asyncio.run(_in_process(server, tmp_path, scenario,
+                            encryption_algs=["aes128-gcm@openssh.com"]))
