@@ -193,6 +193,15 @@ async def _in_process(server, state_dir: Path, scenario, **client_options) -> ob
         acceptor.close()
 
 
+async def _sessions_ended(server) -> None:
+    """Wait until *server* has no session (a channel's loss is reported after it)."""
+    for _ in range(200):
+        if not server.sessions:
+            break
+        await asyncio.sleep(0.01)
+    assert not server.sessions
+
+
 async def _get_config(writer, reader, message_id: int = 1) -> None:
     writer.write(_rpc(message_id, GET_CONFIG))
     assert b"<data" in await reader.readuntil(EOM)
@@ -380,11 +389,7 @@ def test_keepalive_disconnects_a_client_that_stops_answering(server, tmp_path):
         assert isinstance(exc, asyncssh.ConnectionLost)
         assert str(exc) == "Client not responding to keepalive"
         assert count == 3  # closed at the third firing: count_max requests went unanswered
-        for _ in range(100):  # the session's close is reported from the channel's loss
-            if not server.sessions:
-                break
-            await asyncio.sleep(0.01)
-        assert not server.sessions
+        await _sessions_ended(server)
         client._transport.resume_reading()
 
     asyncio.run(_in_process(server, tmp_path, scenario))
@@ -445,11 +450,7 @@ def test_a_packet_failing_its_mac_after_login_is_refused_as_asyncssh_does(server
         client._send = stock_send
         await asyncio.wait_for(client.wait_closed(), 10)
         assert isinstance(closed[0], asyncssh.MACError), closed
-        for _ in range(200):
-            if not server.sessions:
-                break
-            await asyncio.sleep(0.01)
-        assert not server.sessions
+        await _sessions_ended(server)
 
     asyncio.run(_in_process(server, tmp_path, scenario,
                             encryption_algs=["aes128-gcm@openssh.com"]))
@@ -544,11 +545,7 @@ def test_a_packet_without_padding_after_login_is_refused_as_asyncssh_does(
         with pytest.raises(asyncssh.ConnectionLost):  # closed, the RPC not answered
             await asyncio.wait_for(reader.readuntil(EOM), 10)
         assert isinstance(closed[0], PacketDecodeError), closed
-        for _ in range(200):
-            if not server.sessions:
-                break
-            await asyncio.sleep(0.01)
-        assert not server.sessions
+        await _sessions_ended(server)
 
     asyncio.run(_in_process(server, tmp_path, scenario,
                             encryption_algs=["aes128-gcm@openssh.com"]))
