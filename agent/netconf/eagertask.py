@@ -25,7 +25,9 @@ from typing import Any
 def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
     """Run *coro* until it first suspends and return the task that runs the rest,
     ``None`` if it finished at once. An exception it raises before suspending goes
-    to the loop's exception handler at once (a task's later, when it is freed)."""
+    to the loop's exception handler at once (a task's later, when it is freed); a
+    ``CancelledError`` ends it silently, as it ends a task (cancelled), and does not
+    reach the caller (a protocol's ``data_received``, whose transport it would abort)."""
     loop = asyncio.get_running_loop()
     if sys.version_info >= (3, 12):
         task = asyncio.Task(coro, loop=loop, eager_start=True)
@@ -36,7 +38,7 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
         context = contextvars.copy_context()
         try:
             first = context.run(coro.send, None)
-        except StopIteration:
+        except (StopIteration, asyncio.CancelledError):  # done, or ended as a cancelled task
             return None
         except Exception as exc:  # noqa: BLE001 - reported below, as a task's would be
             failure = exc

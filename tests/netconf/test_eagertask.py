@@ -86,13 +86,30 @@ def _scenarios() -> list[str]:
         assert [type(e) for e in reported] == [ValueError]
         seen.append("failing")
 
-    for scenario in (at_once, suspending, cancelled, failing):
+    async def cancelled_at_once() -> None:
+        loop = asyncio.get_running_loop()
+        reported = []
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        gone = loop.create_future()
+        gone.cancel()
+
+        async def work() -> None:
+            await gone  # cancelled already: raises without suspending
+
+        # as an eager task that ends cancelled: nothing raised into the caller (a
+        # protocol's data_received), nothing reported
+        assert eagertask.start(work()) is None
+        assert reported == []
+        seen.append("cancelled at once")
+
+    for scenario in (at_once, suspending, cancelled, failing, cancelled_at_once):
         asyncio.run(scenario())
     return seen
 
 
 def test_first_step_at_once_rest_as_a_task():
-    assert _scenarios() == ["at once", "suspending", "cancelled", "failing"]
+    assert _scenarios() == ["at once", "suspending", "cancelled", "failing",
+                            "cancelled at once"]
 
 
 def _python_3_12() -> str | None:
@@ -128,7 +145,8 @@ def test_the_same_with_python_3_12_eager_tasks():
         pytest.skip("no Python 3.12 here")
     done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "(3, 12) ['at once', 'suspending', 'cancelled', 'failing']"
+    assert done.stdout.strip() == ("(3, 12) ['at once', 'suspending', 'cancelled', 'failing',"
+                                    " 'cancelled at once']")
 
 
 def test_a_cached_reply_is_sent_within_data_received_and_a_suspended_rpc_keeps_the_order(
