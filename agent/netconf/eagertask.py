@@ -8,9 +8,11 @@ iteration (a task object, its scheduled step, one more ``epoll_wait``): about
 :func:`start` runs it at once instead, and makes a task of what is left only
 if it suspends. From Python 3.12 on that is ``asyncio.Task(..., eager_start=True)``;
 on 3.11 the first step runs here, in a copy of the caller's context as a task's
-would, but outside any task: ``asyncio.current_task()`` is ``None`` until the
-coroutine first suspends (3.11's ``asyncio.wait_for`` does not need a task;
-``asyncio.timeout`` does, and is not used before a handler's first suspension).
+would, but not in a task of its own: until the coroutine first suspends,
+``asyncio.current_task()`` is ``None`` or the caller's task (asyncssh's
+``_start_reading`` delivers a channel's first data from one). 3.11's
+``asyncio.wait_for`` needs no task; ``asyncio.timeout`` and ``TaskGroup`` do, and
+are not used before a handler's first suspension.
 """
 
 from __future__ import annotations
