@@ -55,9 +55,16 @@ def response_value(info_type: str, entries: Sequence[m.InfoTypeAndValue]) -> byt
                          f" (its entries: {sent})")
 
 
-def _public(cert: x509.Certificate) -> bytes:
-    return cert.public_key().public_bytes(serialization.Encoding.DER,
-                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+def _public(cert: x509.Certificate, what: str) -> bytes:
+    """*cert*'s SubjectPublicKeyInfo, DER; ProtectionError naming *what* when cryptography
+    cannot load the key (a key type it does not know: the CA sent it, a refusal, not a crash)."""
+    try:
+        key = cert.public_key()
+    except (UnsupportedAlgorithm, ValueError) as exc:
+        raise ProtectionError(f"{what}: its public key cannot be read"
+                              f" ({type(exc).__name__}: {exc})") from None
+    return key.public_bytes(serialization.Encoding.DER,
+                            serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate, what: str) -> None:
@@ -93,10 +100,10 @@ def verify_root_update(update: m.RootCaKeyUpdate, old_root: x509.Certificate,
                               " the current one")
     _signed_by(link, old_root, "newWithOld (signed with the current root's key)")
     _valid(link, now, "newWithOld")
-    if _public(link) != _public(new) or link.subject != new.subject:
+    if _public(link, "newWithOld") != _public(new, "newWithNew") or link.subject != new.subject:
         raise ProtectionError("newWithOld does not certify newWithNew's key and name")
     if update.old_with_new is not None:
         _signed_by(update.old_with_new, new, "oldWithNew (signed with the new root's key)")
-        if _public(update.old_with_new) != _public(old_root):
+        if _public(update.old_with_new, "oldWithNew") != _public(old_root, "the current root"):
             raise ProtectionError("oldWithNew does not certify the current root's key")
     return new

@@ -80,14 +80,37 @@ def with_extension_value(cert: x509.Certificate, issuer_key: ec.EllipticCurvePri
     *value*, signed again by *issuer_key* (ECDSA with SHA-256): a certificate whose
     signature verifies but whose extension is encoded as the test wants, e.g. not DER
     (:data:`EXPLICIT_CA_FALSE`). The TBS is re-encoded by pyasn1, the value kept as given."""
-    from pyasn1.codec.der import decoder, encoder
-    from pyasn1.type import univ
+    from pyasn1.codec.der import decoder
     from pyasn1_alt_modules import rfc5280
 
     tbs, _ = decoder.decode(cert.tbs_certificate_bytes, asn1Spec=rfc5280.TBSCertificate())
     found = [ext for ext in tbs["extensions"] if str(ext["extnID"]) == oid]
     assert len(found) == 1, f"{oid} is not an extension of the certificate"
     found[0]["extnValue"] = value
+    return _signed_again(tbs, issuer_key)
+
+
+def with_key_algorithm(cert: x509.Certificate, issuer_key: ec.EllipticCurvePrivateKey,
+                       oid: str) -> x509.Certificate:
+    """*cert* with its subjectPublicKeyInfo's algorithm set to *oid*, signed again by
+    *issuer_key*: a certificate whose signature verifies but whose key cryptography
+    cannot load when *oid* names a key type it does not know."""
+    from pyasn1.codec.der import decoder
+    from pyasn1.type import univ
+    from pyasn1_alt_modules import rfc5280
+
+    tbs, _ = decoder.decode(cert.tbs_certificate_bytes, asn1Spec=rfc5280.TBSCertificate())
+    tbs["subjectPublicKeyInfo"]["algorithm"]["algorithm"] = univ.ObjectIdentifier(oid)
+    return _signed_again(tbs, issuer_key)
+
+
+def _signed_again(tbs, issuer_key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
+    """The certificate of pyasn1 TBSCertificate *tbs*, signed by *issuer_key* (ECDSA with
+    SHA-256, the algorithm *tbs* names for the certificates of this module)."""
+    from pyasn1.codec.der import encoder
+    from pyasn1.type import univ
+    from pyasn1_alt_modules import rfc5280
+
     outer = rfc5280.Certificate()
     outer["tbsCertificate"] = tbs
     outer["signatureAlgorithm"] = tbs["signature"]

@@ -214,6 +214,39 @@ def test_root_ca_key_update_checked_against_the_current_root(tmp_path, pki):
         assert isinstance(stale, Failed) and stale.kind.value == "protection"
 
 
+
+@pytest.mark.parametrize("link", ["newWithOld", "oldWithNew"])
+def test_root_ca_key_update_with_a_link_key_of_an_unknown_type_is_refused(pki, link):
+    """A link certificate whose key type cryptography does not know, correctly signed, is
+    refused by name (RFC 9483 4.3.2: its key must be compared with the roots'), not a crash."""
+    import datetime
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from agent.cmp import genm
+    from agent.cmp.protection import ProtectionError
+    from cmp_mock_pki import issue, with_key_algorithm
+
+    unknown = "1.3.6.1.4.1.99999.1"  # no key type cryptography knows
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name.from_rfc4514_string("CN=Test Root CA 2")
+    new = issue(name, new_key.public_key(), name, new_key, ca=True)
+    new_with_old = issue(name, new_key.public_key(), pki.root.subject, pki.root_key, ca=True)
+    old_with_new = issue(pki.root.subject, pki.root.public_key(), name, new_key, ca=True)
+    if link == "newWithOld":
+        new_with_old = with_key_algorithm(new_with_old, pki.root_key, unknown)
+    else:
+        old_with_new = with_key_algorithm(old_with_new, new_key, unknown)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    with pytest.raises(ProtectionError) as raised:
+        genm.verify_root_update(m.RootCaKeyUpdate(new, new_with_old, old_with_new), pki.root, now)
+    assert str(raised.value).startswith(f"{link}: its public key cannot be read (")
+    # the same update with readable keys is accepted
+    good = m.RootCaKeyUpdate(new, issue(name, new_key.public_key(), pki.root.subject,
+                                        pki.root_key, ca=True),
+                             issue(pki.root.subject, pki.root.public_key(), name, new_key, ca=True))
+    assert genm.verify_root_update(good, pki.root, now) == new
+
 def test_cert_profile_and_implicit_confirm_in_general_info(pki, mock_server):
     """RFC 9480 2.17 certProfile next to implicitConfirm in generalInfo: read back by our
     decoder, accepted by OpenSSL's mock (which grants implicit confirmation when told)."""
