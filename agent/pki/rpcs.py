@@ -27,8 +27,8 @@ from agent import PKI_NS
 from agent.model import Model
 from agent.netconf.errors import RpcError
 from agent.pki.service import PkiService
-from agent.pki.statistics import xml_text
 from agent.pki.stores import generate_key
+from agent.xmltext import xml_text
 
 _REQUESTS = {
     "cmp-initial-request": "ir",

@@ -50,8 +50,9 @@ from agent.pki.enrollment import (
     prepare_revocation,
     weak_algorithm_warning,
 )
-from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, xml_text, yang_datetime
+from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
 from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore, RevocationMarks
+from agent.xmltext import xml_text
 
 if TYPE_CHECKING:
     from agent.cmp.client import Cancellation, EnrollmentRequest

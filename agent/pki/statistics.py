@@ -4,7 +4,6 @@ global ``/pki/cmp-statistics`` (YANG grouping ``cmp-statistics``)."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,6 +12,7 @@ from typing import Literal
 from lxml import etree
 
 from agent import PKI_NS
+from agent.xmltext import xml_text
 
 #: CMP body types counted, by direction, as named in the YANG module
 SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req", "p10cr", "rr", "genm")
@@ -28,21 +28,6 @@ Result = Literal["success", "failure", "waiting"]
 def yang_datetime(moment: datetime) -> str:
     """``yang:date-and-time`` (RFC 6991) in UTC, second precision."""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-#: what XML 1.0 cannot carry (outside its Char production, section 2.2)
-_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def xml_text(text: str) -> str:
-    """*text* as a YANG string leaf can carry it: the characters XML 1.0 cannot (the
-    controls a CA's statusString (RFC 4210 5.2.3), or a certificate name in a forged
-    answer, may hold) written as ``\\xNN``; lxml refuses them otherwise."""
-    return _NOT_XML.sub(lambda match: _escaped(ord(match[0])), text)
-
-
-def _escaped(code: int) -> str:
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 @dataclass
