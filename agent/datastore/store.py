@@ -21,7 +21,6 @@ running and is never persisted (RFC 6241 section 8.3: it is a scratch pad).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import hashlib
 import logging
@@ -29,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, TypeVar
 
 from lxml import etree
 
@@ -49,6 +48,7 @@ from agent.netconf.errors import NC_NS, RpcError, RpcErrors
 __all__ = ["Datastores", "ChangeSummary", "Snapshot", "DatastoreLoadError"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DATASTORES = ("running", "candidate", "startup")
 #: comments and processing instructions of a hand-edited file are dropped: they
@@ -132,6 +132,25 @@ def _unlink_staged(stage: asyncio.Future) -> None:
         staged = stage.result()[1]
         if staged is not None:
             staged.unlink(missing_ok=True)
+
+
+async def _in_thread_to_the_end(call: Callable[[], T]) -> T:
+    """``call()`` in a worker thread. A thread cannot be stopped: if the caller is
+    cancelled meanwhile, the call is still waited for (its result or exception then
+    dropped) and :class:`asyncio.CancelledError` raised after it, so that a file
+    write is over before the caller lets go of its lock."""
+    job = asyncio.ensure_future(asyncio.to_thread(call))
+    cancelled: asyncio.CancelledError | None = None
+    while not job.done():
+        try:
+            await asyncio.wait([job])
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        if not job.cancelled():
+            job.exception()  # retrieved: the caller is told of its cancellation instead
+        raise cancelled
+    return job.result()
 
 
 @dataclass(frozen=True)
@@ -689,21 +708,17 @@ class Datastores:
     async def _write_commit(self, prepared: _PreparedCommit,
                             recheck: Callable[[], None] | None) -> None:
         """The write of :meth:`commit_durably` and running's switch once it is durable."""
-        write = asyncio.ensure_future(asyncio.to_thread(self._persist, prepared))
         try:
-            await asyncio.shield(write)
+            await _in_thread_to_the_end(partial(self._persist, prepared))
         except asyncio.CancelledError:
-            # agent shutdown: the thread goes on; once it is done, running.xml
-            # is running in memory again (a confirmed commit rolled back as its
-            # session ended must stay rolled back after the restart)
-            while not write.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait([write])
-            write.exception()  # a failed write: the file was left as it was
-            self._restore_file(prepared.data)
+            # agent shutdown: the thread went on; now that it is done, running.xml
+            # is made running in memory again (a confirmed commit rolled back as its
+            # session ended must stay rolled back after the restart); a failed
+            # write left the file as it was
+            await self._restore_file(prepared.data)
             raise
         except OSError as exc:
-            self._restore_file(prepared.data)
+            await self._restore_file(prepared.data)
             raise RpcError("operation-failed", f"{self._running_file} could not be "
                            f"written ({exc.strerror or exc}); nothing was committed. "
                            "Check the state directory's disk and permissions, then commit "
@@ -716,7 +731,7 @@ class Datastores:
             if recheck is not None:
                 recheck()
         except RpcError:
-            self._restore_file(prepared.data)
+            await self._restore_file(prepared.data)
             raise
         self._switch_running(prepared.tree, prepared.summary, prepared.view,
                              prepared.indexes)
@@ -749,11 +764,18 @@ class Datastores:
         else:
             self._write(self._running_file, prepared.data)
 
-    def _restore_file(self, written: bytes) -> None:
+    async def _restore_file(self, written: bytes) -> None:
         """After a failed or refused :meth:`commit_durably`: if ``running.xml``
-        holds what it wrote, running in memory is written back over it."""
+        holds what it wrote, running in memory is written back over it, as the
+        commit's own write is made: in a worker thread (the serialisation and the
+        fsyncs of a large running would hold the event loop for milliseconds),
+        with :func:`~agent.atomic.atomic_write` (the file is the one or the other,
+        never a mix), waited for to its end even if the caller is cancelled (the
+        write lock is held until the file is settled). Failing to write it back
+        is logged: the commit's own failure is what the client is told."""
+        running = self._trees["running"]  # as it stays: no commit switches it meanwhile
         try:
-            self._rewrite_if_holding(written, self._trees["running"])
+            await _in_thread_to_the_end(partial(self._rewrite_if_holding, written, running))
         except OSError as exc:
             log.error("%s holds a commit that was not made and could not be written back "
                       "(%s); the next start would load it", self._running_file, exc)

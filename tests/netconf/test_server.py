@@ -655,6 +655,57 @@ def test_a_commit_whose_file_cannot_be_written_is_an_rpc_error_and_changes_nothi
     asyncio.run(scenario())
 
 
+def test_running_xml_written_back_after_a_failed_commit_write_holds_no_session(
+        server, monkeypatch):
+    """The directory fsync after the rename fails: running.xml, which holds the
+    commit, is written back from running in a worker thread, as a commit's own
+    write; other sessions are answered meanwhile (and see running as it stays),
+    and the client is told operation-failed once the file holds the old running."""
+    import agent.atomic as atomic
+
+    real_fsync, faults = atomic.fsync_directory, []
+
+    def fails_once(directory):
+        if not faults:
+            faults.append(directory)
+            raise OSError(5, "Input/output error")
+        real_fsync(directory)
+
+    go, threads = threading.Event(), []
+    write_back = server.datastores._rewrite_if_holding
+
+    def held(expected, tree):
+        threads.append(threading.current_thread())
+        loop.call_soon_threadsafe(begun.set)
+        assert go.wait(10), "the test never let the write-back go on"
+        write_back(expected, tree)
+
+    async def scenario():
+        nonlocal loop, begun
+        loop, begun = asyncio.get_running_loop(), asyncio.Event()
+        a, b = Client(server), Client(server)
+        await committed(a, "old")
+        await a.rpc(edit("new"))
+        monkeypatch.setattr(atomic, "fsync_directory", fails_once)
+        monkeypatch.setattr(server.datastores, "_rewrite_if_holding", held)
+        reply = asyncio.ensure_future(a.rpc("<commit/>"))
+        await begun.wait()
+        assert stored_names(server) == ["old", "new"]  # renamed: the fsync after it failed
+        assert await running_names(b) == ["old"]
+        assert not reply.done()
+        go.set()
+        assert tag(await reply) == "operation-failed"
+        assert threads and threads[0] is not threading.main_thread()
+        assert stored_names(server) == await running_names(a) == ["old"]
+        assert temporaries(server) == []
+
+    loop = begun = None
+    try:
+        asyncio.run(scenario())
+    finally:
+        go.set()
+
+
 @pytest.fixture
 def slow_write(server, monkeypatch):
     """running.xml's write in the worker thread waits while the event is clear
