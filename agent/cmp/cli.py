@@ -189,9 +189,12 @@ def load_certificates(path: str, what: str) -> tuple[x509.Certificate, ...]:
 
 
 def load_checked(path: str, what: str, role: str) -> tuple[x509.Certificate, ...]:
-    """The certificates of *path*, to be trusted as *role* or to sign with or name: one
-    that is not DER is refused now, by name, rather than at the first response or as a
-    traceback (cryptography reads only DER extensions; README "Trust model")."""
+    """The certificates of *path*, whatever the option does with them (trust them as
+    *role*, offer them as intermediates, sign with, name, send or present them over TLS):
+    one that is not DER is refused now, by file, name and cause, rather than at the first
+    response, as a traceback, or never (OpenSSL, which checks the TLS certificates and
+    the CA, which reads what we send, may accept it; cryptography reads only DER
+    extensions; README "Trust model"). Every certificate file option loads through here."""
     certs = load_certificates(path, what)
     for cert in certs:
         refusal = not_der(cert, role)
@@ -268,7 +271,7 @@ def _general_entries(args: argparse.Namespace) -> tuple[m.InfoTypeAndValue, ...]
         if not args.oldwithold:
             raise UsageError("rootCaCert needs --oldwithold: the root trusted now, which the"
                              " new one must be chained to")
-        old_root = load_certificates(args.oldwithold, "--oldwithold")[0]
+        old_root = load_checked(args.oldwithold, "--oldwithold", "trust anchor")[0]
     if args.infotype == "crlStatusList":
         if not args.crlcert:
             raise UsageError("crlStatusList needs --crlcert: a certificate whose CRL is wanted")
@@ -296,12 +299,13 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             mac = MacCredentials(args.ref.encode(), read_password(args.secret, "--secret"), args.mac)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    old = load_certificates(args.oldcert, "--oldcert")[0] if args.oldcert else None
+    old = load_checked(args.oldcert, "--oldcert", "certificate")[0] if args.oldcert else None
     cert_file = args.cert or (args.oldcert if kind == "rr" and args.key else None)
     if cert_file or args.key:
         if not (cert_file and args.key):
             raise UsageError("--cert and --key go together")
-        chain = load_certificates(args.extracerts, "--extracerts") if args.extracerts else ()
+        chain = (load_checked(args.extracerts, "--extracerts", "certificate") if args.extracerts
+                 else ())
         key, rsa_pss = load_key(args.key, args.keypass, "--key")
         try:
             signer = SignerCredentials(load_checked(cert_file, "--cert", "certificate")[0], key, chain,
@@ -312,7 +316,7 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
     if args.tls_cert or args.tls_key:
         if not (args.tls_cert and args.tls_key):
             raise UsageError("--tls-cert and --tls-key go together")
-        tls_chain = load_certificates(args.tls_cert, "--tls-cert")
+        tls_chain = load_checked(args.tls_cert, "--tls-cert", "TLS client certificate")
         try:
             tls_client = SignerCredentials(
                 tls_chain[0], load_key(args.tls_key, args.tls_keypass, "--tls-key")[0], tls_chain[1:]
@@ -354,14 +358,16 @@ def build_request(args: argparse.Namespace) -> EnrollmentRequest:
             server_cert=(load_checked(args.srvcert, "--srvcert", "server certificate")[0]
                          if args.srvcert else None),
             trusted=load_checked(args.trusted, "--trusted", "trust anchor") if args.trusted else (),
-            untrusted=load_certificates(args.untrusted, "--untrusted") if args.untrusted else (),
+            untrusted=(load_checked(args.untrusted, "--untrusted", "untrusted certificate")
+                       if args.untrusted else ()),
             ignore_keyusage=args.ignore_keyusage,
             implicit_confirm=args.implicit_confirm,
             cert_profile=args.profile,
             csr=csr,
             revocation_reason=reason,
             general=_general_entries(args) if kind == "genm" else (),
-            tls_trusted=load_certificates(args.tls_trusted, "--tls-trusted") if args.tls_trusted else None,
+            tls_trusted=(load_checked(args.tls_trusted, "--tls-trusted", "TLS trust anchor")
+                         if args.tls_trusted else None),
             tls_client=tls_client,
             tls_host=args.tls_host,
             source_address=args.source_address,

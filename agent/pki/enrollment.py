@@ -101,6 +101,23 @@ def issuer_chain(
     return tuple(chain)
 
 
+def sent_chain(session: SessionConfig, certs: CertificateStore, pool: tuple[x509.Certificate, ...],
+               cert: x509.Certificate) -> tuple[x509.Certificate, ...]:
+    """:func:`issuer_chain` of *cert* for a request to send (extraCerts, the TLS client's
+    chain), DER certificates of *pool* preferred; one that is not DER is refused, naming its
+    file, rather than sent: the CA would read what we refuse in its answers (RFC 5280 4.1;
+    ``cmp-agent cmp --extracerts`` refuses it too; README "Trust model")."""
+    chain = issuer_chain(tuple(sorted(pool, key=lambda c: not_der(c, "") is not None)), cert)
+    for issuer in chain:
+        refusal = not_der(issuer, "CA certificate")
+        if refusal is not None:
+            files = [name for name, stored, _ in certs.certificates() if stored == issuer]
+            raise RpcError("operation-failed", f"session {session.name}: certificate file"
+                           f" {', '.join(files) or '?'} (the chain sent with"
+                           f" {cert.subject.rfc4514_string()}): {refusal}")
+    return chain
+
+
 def tls_settings(session: SessionConfig, keys: KeyStore, certs: CertificateStore,
                  ca_pool: tuple[x509.Certificate, ...]) -> dict:
     """The session's ``tls`` container as :class:`EnrollmentRequest` fields (https:// CAs);
@@ -109,17 +126,18 @@ def tls_settings(session: SessionConfig, keys: KeyStore, certs: CertificateStore
 
     client = None
     if session.tls_client_cert:
-        cert = certs.load(session.tls_client_cert)
+        cert = checked_certificate(session, certs, session.tls_client_cert, "TLS client certificate")
         if session.tls_client_key_pair:
             key = keys.load(session.tls_client_key_pair)
         else:
             key = key_for_certificate(keys, cert, None)
         try:
-            client = SignerCredentials(cert, key, issuer_chain(ca_pool, cert))
+            client = SignerCredentials(cert, key, sent_chain(session, certs, ca_pool, cert))
         except ValueError as exc:
             raise RpcError("operation-failed", f"session {session.name}: tls client-cert: {exc}") from None
     return {
-        "tls_trusted": tuple(certs.load(name) for name in session.tls_trusted) or None,
+        "tls_trusted": tuple(checked_certificate(session, certs, name, "TLS trust anchor")
+                             for name in session.tls_trusted) or None,
         "tls_client": client,
         "tls_host": session.tls_server_name,
     }
@@ -143,7 +161,7 @@ def session_anchors(session: SessionConfig,
     the files imported as trust anchors and caPubs received under a verified MAC in
     an IR."""
     if session.verification_cert:
-        return (certs.load(session.verification_cert),)
+        return (checked_certificate(session, certs, session.verification_cert, "trust anchor"),)
     return certs.anchors()
 
 
@@ -220,14 +238,17 @@ def connection(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: Ce
     )
 
 
-def own_certificate(session: SessionConfig, certs: CertificateStore, name: str) -> x509.Certificate:
-    """The device's certificate file *name* that a request signs with or names
-    (authentication-cert, the one to revoke): one whose extensions are not DER is refused
-    before anything is sent, as path validation refuses it (cryptography reads neither
-    its subjectKeyIdentifier, our senderKID, nor its CRL distribution points; README
-    "Trust model")."""
+def checked_certificate(session: SessionConfig, certs: CertificateStore, name: str,
+                        role: str = "certificate") -> x509.Certificate:
+    """The device's certificate file *name* that the session's configuration names, as
+    *role*: to sign with or name (authentication-cert, the one to revoke), to trust
+    (verification-cert, tls/trusted-cert) or to present (tls/client-cert). One whose
+    extensions are not DER is refused before anything is sent, as path validation refuses
+    it (cryptography reads neither its subjectKeyIdentifier, our senderKID, nor its CRL
+    distribution points; OpenSSL, which checks the TLS ones, would take it; README "Trust
+    model")."""
     cert = certs.load(name)
-    refusal = not_der(cert, "certificate")
+    refusal = not_der(cert, role)
     if refusal is not None:
         raise RpcError("operation-failed", f"session {session.name}: certificate file {name}: {refusal}")
     return cert
@@ -249,9 +270,9 @@ def _session_credentials(session: SessionConfig, keys: KeyStore, certs: Certific
         ), None
     if not session.authentication_cert:
         raise RpcError("operation-failed", f"session {session.name}: no authentication-cert")
-    own = own_certificate(session, certs, session.authentication_cert)
+    own = checked_certificate(session, certs, session.authentication_cert)
     return None, SignerCredentials(own, key_for_certificate(keys, own, session.key_pair_name),
-                                   issuer_chain(anchors, own))
+                                   sent_chain(session, certs, anchors, own))
 
 
 def _session_ready(session: SessionConfig) -> None:
@@ -267,12 +288,16 @@ def prepare_revocation(session: SessionConfig, pki: PkiConfig, keys: KeyStore, c
     from agent.cmp.client import EnrollmentRequest, SignerCredentials
 
     _session_ready(session)
-    cert = own_certificate(session, certs, certificate_file)
+    cert = checked_certificate(session, certs, certificate_file)
     trust = session_trust(session, certs)
     try:
         key = key_for_certificate(keys, cert, session.key_pair_name)
-        mac, signer = None, SignerCredentials(cert, key, issuer_chain(trust.ca_certificates, cert))
     except RpcError:
+        key = None
+    if key is not None:
+        mac, signer = None, SignerCredentials(
+            cert, key, sent_chain(session, certs, trust.ca_certificates, cert))
+    else:
         mac, signer = _session_credentials(session, keys, certs, secrets, trust.ca_certificates)
     return EnrollmentRequest(kind="rr", mac=mac, signer=signer, old_certificate=cert,
                              revocation_reason=reason,
@@ -346,11 +371,11 @@ def prepare(
             algorithm=session.integrity_algorithm,
         )
     else:
-        own = own_certificate(session, certs, session.authentication_cert)
+        own = checked_certificate(session, certs, session.authentication_cert)
         signer = SignerCredentials(
             certificate=own,
             key=key_for_certificate(keys, own, session.key_pair_name),
-            chain=issuer_chain(trust.ca_certificates, own),
+            chain=sent_chain(session, certs, trust.ca_certificates, own),
         )
 
     entity = session.entity

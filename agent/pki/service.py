@@ -44,7 +44,7 @@ from agent.pki.config import SESSION_LIST, PkiConfig, RequestType, SessionConfig
 from agent.pki.enrollment import (
     PreparedRequest,
     current_root,
-    own_certificate,
+    checked_certificate,
     prepare,
     prepare_general,
     prepare_revocation,
@@ -629,7 +629,7 @@ class PkiService:
                 if not session.authentication_cert:
                     raise RpcError("operation-failed", f"session {name}: crl-status-list asks for"
                                    " the CRL of the authentication-cert; configure it")
-                statuses.append(m.crl_status_for(own_certificate(session, self.certs,
+                statuses.append(m.crl_status_for(checked_certificate(session, self.certs,
                                                                  session.authentication_cert)))
             entries = genm.request_entries(wanted, old_root=old_root, crl_statuses=statuses)
             return prepare_general(session, pki, self.keys, self.certs, self.secrets, entries,

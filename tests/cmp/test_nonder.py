@@ -189,6 +189,41 @@ def test_cli_refuses_such_trust_anchors_and_issued_certificates(pki, mock_server
     assert not (tmp_path / "cert.pem").exists()
 
 
+def test_cli_refuses_every_other_certificate_file_that_is_not_der(pki, mock_server, explicit_default,
+                                                                 tmp_path):
+    """The other certificate file options load through the same check, by option, file,
+    name and cause, with exit 2 before anything is sent: intermediates (--untrusted), the
+    chain we send (--extracerts: a CA would read what we would refuse in its answer), the
+    TLS anchors and client certificate (OpenSSL would take them as they are), the
+    certificate to revoke or update (--oldcert) and the root trusted now (--oldwithold).
+    A file is refused for any certificate in it, not only the first."""
+    bad = write_pem(tmp_path / "bad.pem", pki.root, explicit_default)  # a DER one first
+    server = mock_server()  # never reached: every refusal comes first
+    mac = ("--ref", REFERENCE, "--secret", f"pass:{SECRET}", "--weak-algorithms")
+    ir = ("ir", "--server", server.url, *mac, "--newkey", pki.path("new.key"), "--subject", "/CN=x")
+    https = ("ir", "--server", "https://127.0.0.1:1/pkix/", *mac, "--newkey", pki.path("new.key"),
+             "--subject", "/CN=x")
+    cases = (
+        ("--untrusted", "untrusted certificate", (*ir, "--untrusted", str(bad))),
+        ("--extracerts", "certificate", (
+            "cr", "--server", server.url, "--cert", pki.path("client.pem"), "--key",
+            pki.path("client.key"), "--extracerts", str(bad), "--srvcert", pki.path("server.pem"),
+            "--newkey", pki.path("new.key"), "--subject", "/CN=x")),
+        ("--tls-trusted", "TLS trust anchor", (*https, "--tls-trusted", str(bad))),
+        ("--tls-cert", "TLS client certificate", (
+            *https, "--tls-cert", str(bad), "--tls-key", pki.path("new.key"))),
+        ("--oldcert", "certificate", ("rr", "--server", server.url, *mac, "--oldcert", str(bad))),
+        ("--oldwithold", "trust anchor", ("genm", "--server", server.url, *mac, "--infotype",
+                                          "rootCaCert", "--oldwithold", str(bad))),
+    )
+    for option, role, args in cases:
+        done = run_cli(*args, cwd=tmp_path)
+        assert done.returncode == 2, (option, done.stderr)
+        assert done.stderr == (f"cmp-agent cmp: {option}: {bad}: "
+                               f"{refusal(role, explicit_default)}\n"), option
+    assert not any("Received request" in line for line in server.output)
+
+
 #: Insta's second difference: the issued certificate writes its issuer's name in UTF8String,
 #: the CA certificate its subject in PrintableString
 WRITTEN_OTHERWISE = ("the issuer name of CN=test2 is the subject of CN=Insta Demo CA,O=Insta Demo,C=FI"

@@ -165,5 +165,42 @@ def test_certificates_that_are_not_der_refused_by_name(fresh_agent, pkis, tmp_pa
                 f"session s2: certificate file own.pem: certificate {named}"), refused.message
             assert advice in refused.message
             assert counter(state(m), "s2", "p:messages-sent/p:cr") == 0
+
+            # the same file named as the session's anchor, or for TLS (whose checks are
+            # OpenSSL's, which would take it): refused by file, role and cause, before
+            # anything is sent
+            https = "https://127.0.0.1:1/pkix/"
+            for name, role, url, extra in (
+                ("s3", "trust anchor", server.url, "<verification-cert>own.pem</verification-cert>"),
+                ("s4", "TLS trust anchor", https, "<tls><trusted-cert>own.pem</trusted-cert></tls>"),
+                ("s5", "TLS client certificate", https,
+                 "<tls><client-cert>own.pem</client-cert></tls>"),
+            ):
+                commit_pki(m, session(name, url, "new", MAC + extra))
+                refused = rpc_failure(m, "cmp-initial-request", session_name=name)
+                assert refused.message.startswith(
+                    f"session {name}: certificate file own.pem: {role} {named}"), refused.message
+                assert advice in refused.message
+                assert counter(state(m), name, "p:messages-sent/p:ir") == 0
+
+            # a CA certificate of the store that is not DER (BOOLEAN TRUE as 01, X.690
+            # 11.1), the only issuer of the certificate we sign with: not sent in extraCerts
+            bad_root = with_extension_value(mock.root, mock.root_key,
+                                            ExtensionOID.BASIC_CONSTRAINTS.dotted_string,
+                                            bytes.fromhex("3003010101"))
+            rpc(m, "certificate-import", name="client.pem", data=pem(mock.client))
+            rpc(m, "key-pair-import", name="client-key", private_key=pem(mock.client_key))
+            (fresh_agent.state_dir / "pki" / "public" / "root.pem").write_bytes(
+                pem(bad_root).encode())
+            commit_pki(m, session("s6", server.url, "new", "<origin-authentication-method>"
+                                  "signature</origin-authentication-method>"
+                                  "<authentication-cert>client.pem</authentication-cert>"))
+            refused = rpc_failure(m, "cmp-certificate-request", session_name="s6")
+            assert refused.message.startswith(
+                "session s6: certificate file root.pem (the chain sent with CN=router1.example.net):"
+                f" CA certificate {mock.root.subject.rfc4514_string()} (serial"
+                f" {mock.root.serial_number:X}) is refused: its extensions are not DER-encoded"
+                " (error parsing asn1 value: ParseError { kind: InvalidValue"), refused.message
+            assert counter(state(m), "s6", "p:messages-sent/p:cr") == 0
     finally:
         server.stop()
