@@ -74,17 +74,28 @@ class RpcError(Exception):
         where = f" at {self.path}" if self.path else ""
         return f"{self.tag}{where}: {self.message}"
 
-    def to_xml(self) -> etree._Element:
-        """The ``<rpc-error>`` element (RFC 6241 section 4.3)."""
+    def to_xml(self, parent: etree._Element | None = None) -> etree._Element:
+        """The ``<rpc-error>`` element (RFC 6241 section 4.3), made a child of
+        *parent* (the ``<rpc-reply>``) if given.
+
+        Build it in place rather than appending it later: lxml drops, from an element
+        moved into a tree, each namespace declaration whose URI is declared above it,
+        whatever its prefix, and the ``nc`` of an ``error-path`` such as
+        ``/nc:rpc/nc:edit-config`` (RFC 8341 section 3.4.4) would be left undeclared
+        under the reply's default namespace.
+        """
         q = lambda name: f"{{{NC_NS}}}{name}"  # noqa: E731
-        err = etree.Element(q("rpc-error"), nsmap={None: NC_NS})
+        err = (etree.Element(q("rpc-error"), nsmap={None: NC_NS}) if parent is None
+               else etree.SubElement(parent, q("rpc-error")))
         etree.SubElement(err, q("error-type")).text = self.type
         etree.SubElement(err, q("error-tag")).text = self.tag
         etree.SubElement(err, q("error-severity")).text = self.severity
         if self.app_tag:
             etree.SubElement(err, q("error-app-tag")).text = self.app_tag
         if self.path:
-            path_el = etree.SubElement(err, q("error-path"), nsmap=self.path_namespaces or None)
+            # the default namespace listed too: the element stays unprefixed
+            path_el = etree.SubElement(err, q("error-path"),
+                                       nsmap={None: NC_NS, **self.path_namespaces})
             path_el.text = self.path
         msg = etree.SubElement(err, q("error-message"))
         msg.set("{http://www.w3.org/XML/1998/namespace}lang", "en")

@@ -206,7 +206,7 @@ class Session:
         """The framed ``<rpc-reply>`` with one ``<rpc-error>`` per error (RFC 6241 section 4.3)."""
         root = self._reply_root(request.rpc if request else None)
         for error in errors:
-            root.append(error.to_xml())
+            error.to_xml(root)
         if any(e.severity == "error" for e in errors):
             self.counters.out_rpc_errors += 1
         return self._frame(root)

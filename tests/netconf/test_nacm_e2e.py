@@ -351,3 +351,27 @@ def test_a_restricted_user_commits_only_what_it_may_write(start_agent):
             assert not mine.value.path
             assert "s2" not in mine.value.message and "may not read" in mine.value.message
         assert ca_names("running") == ["/CN=A3", "/CN=Two"]
+
+
+def test_a_refused_operation_is_named_in_an_error_path_the_client_can_read(start_agent):
+    """RFC 8341 section 3.4.4: the error-path of a refused protocol operation is
+    ``/nc:rpc/nc:kill-session`` with ``nc`` declared on the error-path element,
+    in the reply's bytes as a client parses them (the reply's default namespace is
+    the same URI: the declaration must not be dropped as redundant)."""
+    agent = start_agent()
+    added = user(agent, "add", "oper", "--group", "operators", "--password-stdin",
+                 password="oper-pass-1")
+    assert added.returncode == 0, added.stderr
+    with connect(agent) as admin, connect(agent, "oper", "oper-pass-1") as oper:
+        for request, path, prefix, namespace in (
+                (f'<kill-session xmlns="{NC_NS}"><session-id>{admin.session_id}</session-id>'
+                 "</kill-session>", "/nc:rpc/nc:kill-session", "nc", NC_NS),
+                (f'<key-pair-delete xmlns="{PKI_NS}"><name>k1</name></key-pair-delete>',
+                 "/nc:rpc/pki:key-pair-delete", "pki", PKI_NS)):
+            with pytest.raises(RPCError) as exc:
+                oper.dispatch(etree.fromstring(request))
+            assert error_tag(exc) == "access-denied"
+            path_el = exc.value._raw.find(f"{{{NC_NS}}}error-path")
+            assert path_el.text.strip() == path
+            assert path_el.nsmap.get("nc") == NC_NS, etree.tostring(exc.value._raw)
+            assert path_el.nsmap.get(prefix) == namespace
