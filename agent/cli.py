@@ -15,7 +15,7 @@ from collections.abc import Sequence
 #: ``configure_parser(parser)`` and ``run(args) -> int``.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("agent.serve", "run the NETCONF agent"),
-    "cmp": ("agent.cmp.cli", "run one CMP transaction (ir, cr, kur) from the shell"),
+    "cmp": ("agent.cmp.cli", "run one CMP transaction (ir, cr, kur, p10cr, rr, genm)"),
     "cli": ("agent.opcli.main", "the vendor's PKI commands over NETCONF"),
     "user": ("agent.usercli", "add, change, remove and list the agent's NETCONF users"),
 }
