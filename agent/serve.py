@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         log.warning("removed %s, left by a write that a crash interrupted", orphan)
     if first_password is not None:
         print(f"first start: created user 'admin' with password {first_password}\n"
-              f"(also in {state_dir / 'initial-admin-password'}; change it after logging in)",
+              f"(also in {state_dir / 'initial-admin-password'}; change it with 'cmp-agent user passwd admin')",
               flush=True)
     try:
         from .pki.autoupdate import UpdatePacing
