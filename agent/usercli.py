@@ -109,7 +109,12 @@ def _add(users: UserStore, args: argparse.Namespace) -> int:
             raise UserError(f"invalid group name {group!r}")
     keys = None
     if args.ssh_key is not None:
-        keys = args.ssh_key.read_text(encoding="utf-8")
+        try:
+            keys = args.ssh_key.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not a text file"
+            raise UserError(f"--ssh-key: cannot read {args.ssh_key}: {reason}; give the"
+                            " user's OpenSSH public key file (the .pub of ssh-keygen)") from None
         try:
             asyncssh.import_authorized_keys(keys)
         except (ValueError, asyncssh.KeyImportError) as exc:

@@ -187,6 +187,9 @@ def test_user_command_errors_are_clear(agent, tmp_path):
     bad_key.write_text("not a key\n")
     result = user(agent, "add", "keyed", "--ssh-key", str(bad_key))
     assert result.returncode == 1 and "not OpenSSH public keys" in result.stderr
+    result = user(agent, "add", "keyed", "--ssh-key", str(tmp_path / "missing.pub"))
+    assert result.returncode == 1
+    assert f"--ssh-key: cannot read {tmp_path / 'missing.pub'}: No such file" in result.stderr
     result = user(agent, "add", "-bad", "--password-stdin", password="x")
     assert result.returncode != 0
     assert "keyed" not in user(agent, "list").stdout
