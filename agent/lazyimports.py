@@ -20,6 +20,13 @@ The same way (:func:`defer`), ``urllib.request`` is imported but not run: xml.sa
 which yangson imports, imports it (and so http.client and email's parser) for a function
 that reads URLs, which the agent never calls.
 
+``cryptography.x509.name`` compiles at its import the regular expressions of its RFC 4514
+string parser (``Name.from_rfc4514_string``, which the agent does not call): one of
+them holds the character range ``[\x80-\U0010ffff]`` six times over, for each of which
+``re``'s compiler walks 65,536 code points in Python, about 100 M instructions, a fifth
+of ``cmp-agent cmp ir`` as a whole process. :func:`compile_patterns_at_first_use` has
+the module's own ``re.compile`` calls made at the first use of each pattern instead.
+
 asyncssh looks for two optional native libraries when it is imported, with
 ``ctypes.util.find_library``: nettle (UMAC) and liboqs (the sntrup761 key exchange).
 On Linux find_library reads the dynamic loader's cache (``ldconfig -p``) and, for a
@@ -38,7 +45,9 @@ import _thread
 import contextlib
 import importlib
 import importlib.util
+import importlib.machinery
 import os
+import re
 import sys
 from collections.abc import Iterator, Mapping
 
@@ -139,3 +148,70 @@ def native_libraries_from_loader_cache() -> Iterator[None]:
         yield
     finally:
         ctypes.util.find_library = find_library
+
+
+class _PatternAtFirstUse:
+    """``re.compile(pattern, flags)``, run when an attribute of the pattern (``match``,
+    ``sub``, ``pattern``, ...) is first asked for; the compiled pattern answers."""
+
+    __slots__ = ("_arguments", "_compiled")
+
+    def __init__(self, pattern, flags) -> None:
+        self._arguments = (pattern, flags)
+        self._compiled = None
+
+    def __getattr__(self, name: str):
+        if self._compiled is None:
+            self._compiled = _re_compile(*self._arguments)
+        return getattr(self._compiled, name)
+
+    def __repr__(self) -> str:
+        return f"<pattern compiled at first use: {self._arguments[0]!r}>"
+
+
+_re_compile = re.compile
+
+
+class _PatternsAtFirstUseLoader(importlib.machinery.SourceFileLoader):
+    """A module's source loader whose code's own ``re.compile`` calls (those made from the
+    module's globals: its top level and class bodies, its functions if the code runs
+    them) return patterns compiled at their first use, while the code runs."""
+
+    def exec_module(self, module) -> None:
+        own = module.__dict__
+
+        def compile_at_first_use(pattern, flags=0):
+            if sys._getframe(1).f_globals is own:
+                return _PatternAtFirstUse(pattern, flags)
+            return _re_compile(pattern, flags)  # another thread's, or a module it imports
+
+        re.compile = compile_at_first_use
+        try:
+            super().exec_module(module)
+        finally:
+            re.compile = _re_compile
+
+
+class _PatternsAtFirstUseFinder:
+    """Finds the modules *names* as the path finder does, with their source loaded by
+    :class:`_PatternsAtFirstUseLoader`; each once."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname not in self.names:
+            return None
+        self.names.discard(fullname)
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path, target)
+        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _PatternsAtFirstUseLoader(spec.loader.name, spec.loader.path)
+        return spec
+
+
+def compile_patterns_at_first_use(*names: str) -> None:
+    """The modules *names*, when imported (not already), have the regular expressions their
+    code compiles compiled at each pattern's first use."""
+    names = {name for name in names if name not in sys.modules}
+    if names:
+        sys.meta_path.insert(0, _PatternsAtFirstUseFinder(names))

@@ -13,6 +13,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def printed(code: str, path: Path | None = None):
+    """The JSON that *code* prints last, run in a new interpreter (with *path* before the
+    agent's on its module path, if given)."""
+    env = {**os.environ, "PYTHONPATH": f"{path}{os.pathsep}{ROOT}"} if path else None
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True, env=env)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
 def test_urllib_request_is_deferred_and_complete_when_asked(tmp_path):
     """yangson's xml.sax.saxutils imports urllib.request, whose code (http.client, email's
     parser) runs only when a name of it is used (agent/lazyimports.py defer); then it is
@@ -134,3 +143,60 @@ print(json.dumps([Moved.__module__, Other is None]))
                           text=True, check=True,
                           env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"})
     assert json.loads(done.stdout.splitlines()[-1]) == ["movedmod", True]
+
+
+def test_rfc4514_patterns_compiled_at_first_use_parse_as_compiled_at_import():
+    """cryptography.x509.name's RFC 4514 parser patterns are compiled at their first use
+    in a process of the command (agent/lazyimports.py): none at import, and names parse,
+    print and fail as with the patterns compiled at import."""
+    code = r"""
+import json, re
+{prelude}
+from cryptography import x509
+from cryptography.x509.name import _RFC4514NameParser as parser
+compiled = sorted(name for name, value in vars(parser).items() if isinstance(value, re.Pattern))
+results = []
+for text in ("CN=a\\2Cb,O=Ex\\+ample", "1.2.3=#0403616263", "CN=\u00e9t\u00e9 \\e2\\82\\ac",
+             "CN=a+OU=b,C=DE", "CN=#zz", "=x", "CN=x\\", "foo=bar", ""):
+    try:
+        name = x509.Name.from_rfc4514_string(text)
+        results.append([name.rfc4514_string(), repr(name)])
+    except ValueError as error:
+        results.append(["ValueError", str(error)])
+print(json.dumps([compiled, results]))
+"""
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("", "import agent.cli\nagent.cli.prepare_process()"))
+    assert plain[0] == ["_DESCR_RE", "_HEXSTRING_RE", "_OID_RE", "_PAIR_MULTI_RE", "_STRING_RE"]
+    assert command[0] == []  # none compiled at import
+    assert command[1] == plain[1]
+    assert sum(result[0] == "ValueError" for result in plain[1]) >= 3
+
+
+def test_patterns_at_first_use_are_the_named_modules_own(tmp_path):
+    """Only the named module's own re.compile calls wait for first use: a module its code
+    imports, and the code run after its import, compile at once; re.compile is itself
+    again after it; a bad pattern raises re.error at its first use."""
+    (tmp_path / "inner.py").write_text("import re\nPATTERN = re.compile('a+')\n")
+    (tmp_path / "outer.py").write_text(
+        "import re\nimport inner\nPATTERN = re.compile('(b+)', re.I)\nBAD = re.compile('(')\n"
+        "class Holder:\n    PATTERN = re.compile('c')\n")
+    code = """
+import json, re
+from agent.lazyimports import compile_patterns_at_first_use
+compile_patterns_at_first_use("outer")
+import outer, inner
+kinds = [type(p).__name__ for p in (inner.PATTERN, outer.PATTERN, outer.Holder.PATTERN)]
+match = outer.PATTERN.match("BBx").group(1)
+try:
+    outer.BAD.match("x")
+except re.error as error:
+    bad = str(error)
+print(json.dumps([kinds, match, outer.PATTERN.flags & re.I != 0, bad,
+                  type(re.compile("d")).__name__]))
+"""
+    kinds, match, ignorecase, bad, after = printed(code, tmp_path)
+    assert kinds == ["Pattern", "_PatternAtFirstUse", "_PatternAtFirstUse"]
+    assert match == "BB" and ignorecase
+    assert "missing )" in bad
+    assert after == "Pattern"
