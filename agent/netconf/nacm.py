@@ -402,21 +402,48 @@ class Access:
     def may_read(self, steps: tuple[Step, ...]) -> bool:
         """Whether the user may read the instance *steps* name (list keys in
         the steps) and each of its ancestors."""
-        if self.bypass:
-            return True
-        el = etree.Element("data")
+        return self.bypass or self._first_unreadable(_instance(steps)) is None
+
+    def _first_unreadable(self, el: etree._Element
+                          ) -> "tuple[etree._Element, NodeInfo | None] | None":
+        """The outermost of *el* (a node of a datastore tree) and its ancestors
+        that the user may not read, with its schema node; ``None`` if they may
+        read them all."""
+        chain = []
+        cur = el
+        while cur is not None and cur.getparent() is not None:
+            chain.append(cur)
+            cur = cur.getparent()
         info: NodeInfo | None = self.schema.root
-        for step in steps:
-            el = etree.SubElement(el, step.tag)
-            for key, key_value in step.keys:
-                if key == ".":
-                    el.text = key_value
-                else:
-                    etree.SubElement(el, key).text = key_value
-            info = self.schema.smap.child(info, step.tag) if info is not None else None
-            if not self._may(info, el, Op.READ):
-                return False
-        return True
+        for node in reversed(chain):
+            info = self.schema.smap.child(info, node.tag) if info is not None else None
+            if not self._may(info, node, Op.READ):
+                return node, info
+        return None
+
+    def _unreadable_path(self, el: etree._Element) -> str | None:
+        """For *el* hidden from the user (itself or an ancestor unreadable): the
+        path of its outermost unreadable node without that node's key values, the
+        most an error may tell about a node the request did not name (an entry of
+        a list the user may not read, deleted by a ``replace``); ``None`` if the
+        user may read *el*."""
+        found = None if self.bypass else self._first_unreadable(el)
+        if found is None:
+            return None
+        node, info = found
+        parent = node.getparent()
+        above = self.schema.path_of(parent) if parent is not None else ""
+        return above + (self.schema.smap.step(info) if info is not None
+                        else f"/{etree.QName(node).localname}")
+
+    def _hidden(self, path: str) -> RpcError:
+        """The one ``access-denied`` for a write that touches a node the user may
+        not read, at *path*: the same whether the node exists or not (section
+        3.2.5), so that neither its message nor its path tells."""
+        return RpcError("access-denied", f"user {self.user!r} may not read or change {path}"
+                        " or a node below it (NACM, RFC 8341); nothing was changed",
+                        type="application", path=path,
+                        path_namespaces=self.schema.smap.path_namespaces(path))
 
     def conceal(self, exc: "RpcError | RpcErrors") -> "RpcError | RpcErrors":
         """*exc* with each ``data-exists`` / ``data-missing`` about a node the user
@@ -429,12 +456,19 @@ class Access:
         return self._conceal(exc)
 
     def _conceal(self, error: RpcError) -> RpcError:
-        if error.tag not in ("data-exists", "data-missing") or self._names_readable(error):
+        if error.tag not in ("data-exists", "data-missing") or not error.path:
             return error
+        steps = parse_path(error.path, {**self.schema.path_prefixes, **error.path_namespaces})
+        if steps is None:
+            hidden: str | None = error.path  # fail closed: the request's own path
+        else:
+            hidden = self._unreadable_path(_instance(steps))
+            if hidden is None:
+                return error
         self.counters.add("denied_data_writes")
-        return RpcError("access-denied", f"user {self.user!r} may not read or change"
-                        f" {error.path} (NACM, RFC 8341)", type="application",
-                        path=error.path, path_namespaces=error.path_namespaces)
+        # as the write check refuses the node when it exists: a create names the
+        # request's node, a delete no more than the write check of a deletion
+        return self._hidden(error.path if error.tag == "data-exists" else hidden)
 
     def conceal_invalid(self, exc: "RpcError | RpcErrors") -> "RpcError | RpcErrors":
         """*exc*, what validating a datastore found (``<validate>``, ``<commit>``,
@@ -579,14 +613,38 @@ class Access:
             yield
 
     def _check(self, el: etree._Element, info: "NodeInfo | None", op: Op) -> None:
+        """``access-denied`` unless the user may *op* the node *el*. A node the
+        user may not read is named as :meth:`conceal` names it: a created or
+        updated one by its path (from the request; a commit hides it again), a
+        deleted one only by the path of its outermost unreadable node without key
+        values (RFC 8341 sections 3.2.5 and 3.4.3: a ``replace``, ``<copy-config>``
+        or ``<delete-config>`` must not tell the keys of entries the user may not
+        read, nor a delete whether the node it names exists)."""
         if self._may(info, el, op):
             return
         self.counters.add("denied_data_writes")
         path = self.schema.path_of(el)
+        hidden = self._unreadable_path(el)
+        if hidden is not None:
+            raise self._hidden(path if op != Op.DELETE else hidden)
         raise RpcError("access-denied",
                        f"user {self.user!r} may not {op.name.lower()} {path} (NACM, RFC 8341);"
                        " nothing was changed", type="application", path=path,
                        path_namespaces=self.schema.smap.path_namespaces(path))
+
+
+def _instance(steps: tuple[Step, ...]) -> etree._Element:
+    """The node *steps* name as an element of a tree of its ancestors (with
+    their keys), as :meth:`Access._may` expects a node of a datastore."""
+    el = etree.Element("data")
+    for step in steps:
+        el = etree.SubElement(el, step.tag)
+        for key, key_value in step.keys:
+            if key == ".":
+                el.text = key_value
+            else:
+                etree.SubElement(el, key).text = key_value
+    return el
 
 
 def _path_matches(steps: tuple[Step, ...], el: etree._Element) -> bool:

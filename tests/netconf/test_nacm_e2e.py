@@ -378,3 +378,53 @@ def test_a_refused_operation_is_named_in_an_error_path_the_client_can_read(start
             assert path_el.text.strip() == path
             assert path_el.nsmap.get("nc") == NC_NS, etree.tostring(exc.value._raw)
             assert path_el.nsmap.get(prefix) == namespace
+
+
+PEEKER_RULES = f"""<config xmlns="{NC_NS}" xmlns:x="{PKI_NS}"><nacm xmlns="{NACM_NS}"><rule-list>
+  <name>peekers</name><group>peekers</group>
+  <rule><name>not-s2</name><module-name>cmp-agent-pki</module-name>
+    <path>/x:pki/x:cmp-session[x:name='s2']</path><action>deny</action></rule>
+  <rule><name>not-s3</name><module-name>cmp-agent-pki</module-name>
+    <path>/x:pki/x:cmp-session[x:name='s3']</path><action>deny</action></rule>
+  <rule><name>pki</name><module-name>cmp-agent-pki</module-name><path>/x:pki</path>
+    <access-operations>create update delete</access-operations><action>permit</action></rule>
+</rule-list></nacm></config>"""
+
+
+def test_a_refused_write_does_not_tell_what_the_user_may_not_read(start_agent):
+    """RFC 8341 sections 3.2.5 and 3.4.3 over SSH: a user who may neither read nor
+    change sessions s2 and s3 learns neither s2's name from the refusal of a
+    replace or a copy-config that would delete s2, nor from a delete whether s2
+    exists: deleting s2 (there) and s3 (not there) are refused alike."""
+    agent = start_agent()
+    added = user(agent, "add", "peek", "--group", "peekers", "--password-stdin",
+                 password="peek-pass-1")
+    assert added.returncode == 0, added.stderr
+    with connect(agent) as admin, connect(agent, "peek", "peek-pass-1") as peek:
+        commit(admin, PEEKER_RULES)
+        commit(admin, session_config("s1"))
+        commit(admin, session_config("s2", ca_name="/CN=Two"))
+        mine = etree.fromstring(peek.get_config("running").data_xml.encode())
+        assert mine.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1"]
+        replace = (f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}" xmlns:nc="{NC_NS}" '
+                   'nc:operation="replace"><cmp-session><name>s1</name></cmp-session></pki>'
+                   "</config>")
+        for request in (lambda: peek.edit_config(target="candidate", config=replace),
+                        lambda: peek.copy_config(source="running", target="candidate")):
+            with pytest.raises(RPCError) as exc:
+                request()
+            assert error_tag(exc) == "access-denied"
+            assert exc.value.path.strip() == "/pki:pki/pki:cmp-session"
+            assert "s2" not in exc.value.message and "admin" not in exc.value.message
+        refusals = []
+        for name in ("s2", "s3"):
+            with pytest.raises(RPCError) as exc:
+                peek.edit_config(target="candidate", config=(
+                    f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}" xmlns:nc="{NC_NS}">'
+                    f'<cmp-session nc:operation="delete"><name>{name}</name></cmp-session>'
+                    "</pki></config>"))
+            refusals.append(etree.tostring(exc.value._raw))
+        assert refusals[0] == refusals[1]
+        assert b"access-denied" in refusals[0]
+        full = etree.fromstring(admin.get_config("candidate").data_xml.encode())
+        assert full.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1", "s2"]
