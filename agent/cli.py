@@ -32,13 +32,15 @@ def prepare_process() -> None:
     package keeps its own dataclasses module, imports and exit. The dataclasses module
     compiles through the method cache kept between starts (:mod:`agent.methodcache`,
     saved at exit); elementpath and urllib.request are imported but not run until used
-    (:mod:`agent.lazyimports`; before anything imports yangson), and the regular
+    (:mod:`agent.lazyimports`; before anything imports yangson), as is email.utils (before
+    cryptography.x509 takes parseaddr from it), and the regular
     expressions of cryptography's RFC 4514 name parser are compiled at their first use."""
     from agent.lazyimports import compile_patterns_at_first_use, defer, defer_elementpath
     from agent.methodcache import install
 
     defer_elementpath()
     defer("urllib.request")
+    defer("email.utils", {"parseaddr": "agent.lazyimports"})
     compile_patterns_at_first_use("cryptography.x509.name")
     atexit.register(install().save)
 

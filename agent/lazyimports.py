@@ -20,6 +20,11 @@ The same way (:func:`defer`), ``urllib.request`` is imported but not run: xml.sa
 which yangson imports, imports it (and so http.client and email's parser) for a function
 that reads URLs, which the agent never calls.
 
+``email.utils`` (with ``email.charset``, its encoders, ``calendar`` and ``random``) is
+deferred too: ``cryptography.x509.general_name`` imports ``parseaddr`` from it at its
+import, which :func:`parseaddr` answers until it is called; a ``from`` import of a
+deferred plain module asks it for ``__path__``, answered without running its code.
+
 ``cryptography.x509.name`` compiles at its import the regular expressions of its RFC 4514
 string parser (``Name.from_rfc4514_string``, which the agent does not call): one of
 them holds the character range ``[\x80-\U0010ffff]`` six times over, for each of which
@@ -49,7 +54,8 @@ import importlib.machinery
 import os
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from types import ModuleType
 
 #: what yangson takes from elementpath at its import, and where it is found without
 #: running elementpath's regex package (whose import builds Unicode tables)
@@ -75,6 +81,26 @@ def translate_pattern(pattern: str, *args, **options) -> str:
     return translate(pattern, *args, **options)
 
 
+def parseaddr(*args, **options):
+    """``email.utils.parseaddr``, whose module is run at the first call:
+    ``cryptography.x509.general_name`` takes the name at its import and calls it only to
+    check an RFC822Name it is given."""
+    return completed("email.utils").parseaddr(*args, **options)
+
+
+#: deferred module name -> what runs its code (once)
+_RUN: dict[str, Callable[[], None]] = {}
+
+
+def completed(name: str) -> ModuleType:
+    """Module *name*, imported, with its code run if :func:`defer` deferred it (a name
+    of *early* asked of it does not run it)."""
+    run = _RUN.get(name)
+    if run is not None:
+        run()
+    return importlib.import_module(name)
+
+
 def defer(name: str, early: Mapping[str, str] | None = None) -> None:
     """Put in ``sys.modules`` for module *name* its real module object (same spec, same
     ``__path__``) with its code not yet run, unless it is imported already or not
@@ -89,6 +115,7 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
         return
     module = importlib.util.module_from_spec(spec)
     loader, lock, early = spec.loader, _thread.RLock(), dict(early or {})
+    is_package = spec.submodule_search_locations is not None
     started = []  # whether the code was run (or is running, in the thread holding lock)
 
     def __getattr__(attr: str):  # noqa: N807 - a module's __getattr__ (PEP 562)
@@ -96,6 +123,11 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
         # has not defined yet waits here for it, as the import system makes it wait for
         # a module being imported; the code's own import of a submodule (same thread,
         # lock re-entered) sees the partly run module, as under the import system.
+        if attr == "__path__" and not is_package and not started:
+            # what the import system asks of the module a `from ... import` names: a
+            # plain module has none (its code does not make one)
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}",
+                                 name=attr, obj=module)
         with lock:
             if attr in early and not started:
                 try:
@@ -105,6 +137,17 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
                 else:
                     setattr(module, attr, value)
                     return value
+            run()
+        try:
+            return module.__dict__[attr]
+        except KeyError:
+            if module.__dict__.get("__getattr__") not in (None, __getattr__):
+                return module.__dict__["__getattr__"](attr)  # the code's own (PEP 562)
+            raise AttributeError(f"module {name!r} has no attribute {attr!r}",
+                                 name=attr, obj=module) from None
+
+    def run() -> None:
+        with lock:
             if not started:
                 started.append(True)
                 try:
@@ -116,15 +159,9 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
                 finally:
                     if module.__dict__.get("__getattr__") is __getattr__:
                         del module.__getattr__  # the code did not define its own
-        try:
-            return module.__dict__[attr]
-        except KeyError:
-            if module.__dict__.get("__getattr__") not in (None, __getattr__):
-                return module.__dict__["__getattr__"](attr)  # the code's own (PEP 562)
-            raise AttributeError(f"module {name!r} has no attribute {attr!r}",
-                                 name=attr, obj=module) from None
 
     module.__getattr__ = __getattr__
+    _RUN[name] = run
     sys.modules[name] = module
     parent, _, child = name.rpartition(".")
     if parent:  # as the import system does for a submodule it loads

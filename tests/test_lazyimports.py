@@ -200,3 +200,31 @@ print(json.dumps([kinds, match, outer.PATTERN.flags & re.I != 0, bad,
     assert match == "BB" and ignorecase
     assert "missing )" in bad
     assert after == "Pattern"
+
+
+def test_email_utils_is_deferred_and_rfc822_names_check_as_before():
+    """cryptography.x509 takes parseaddr from email.utils at its import; in a process of
+    the command that module is not run until parseaddr is called (an RFC822Name made),
+    and RFC822Names are accepted and refused as with the module run at import; a
+    ``from`` import of the deferred module does not run it (the import system's
+    ``__path__`` question is answered)."""
+    code = """
+import json, sys
+{prelude}
+from cryptography import x509
+unrun = sys.modules["email.utils"].__dict__.get("formatdate") is None
+results = []
+for value in ("router@example.net", "Router <router@example.net>", "", "a@b@c", "@", "x"):
+    try:
+        results.append(x509.RFC822Name(value).value)
+    except ValueError as error:
+        results.append(str(error))
+from email.utils import formatdate
+print(json.dumps([unrun, results, formatdate(0, usegmt=True)]))
+"""
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("import email.utils",
+                                      "import agent.cli\nagent.cli.prepare_process()"))
+    assert command[0] is True and plain[0] is False
+    assert command[1:] == plain[1:]
+    assert "Invalid rfc822name value" in command[1]
