@@ -439,9 +439,11 @@ class Access:
     def _hidden(self, path: str) -> RpcError:
         """The one ``access-denied`` for a write that touches a node the user may
         not read, at *path*: the same whether the node exists or not (section
-        3.2.5), so that neither its message nor its path tells."""
+        3.2.5), so that neither its message nor its path tells. It does not say
+        that nothing was changed: under ``continue-on-error`` the rest of an edit
+        whose delete found no such node is applied."""
         return RpcError("access-denied", f"user {self.user!r} may not read or change {path}"
-                        " or a node below it (NACM, RFC 8341); nothing was changed",
+                        " or a node below it (NACM, RFC 8341)",
                         type="application", path=path,
                         path_namespaces=self.schema.smap.path_namespaces(path))
 

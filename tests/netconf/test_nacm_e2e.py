@@ -428,3 +428,16 @@ def test_a_refused_write_does_not_tell_what_the_user_may_not_read(start_agent):
         assert b"access-denied" in refusals[0]
         full = etree.fromstring(admin.get_config("candidate").data_xml.encode())
         assert full.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1", "s2"]
+        # continue-on-error: the rest of the edit is applied, and the refusal says
+        # nothing to the contrary
+        with pytest.raises(RPCError) as exc:
+            peek.edit_config(target="candidate", error_option="continue-on-error", config=(
+                f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}" xmlns:nc="{NC_NS}">'
+                '<cmp-session nc:operation="delete"><name>s3</name></cmp-session>'
+                "<cmp-session><name>s1</name><ca-name>/CN=One</ca-name></cmp-session>"
+                "</pki></config>"))
+        assert error_tag(exc) == "access-denied"
+        assert "nothing was changed" not in exc.value.message
+        full = etree.fromstring(admin.get_config("candidate").data_xml.encode())
+        assert full.xpath("//p:cmp-session/p:ca-name/text()", namespaces=NS) == [
+            "/CN=One", "/CN=Two"]
