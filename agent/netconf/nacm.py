@@ -450,12 +450,16 @@ class Access:
     def conceal(self, exc: "RpcError | RpcErrors") -> "RpcError | RpcErrors":
         """*exc* with each ``data-exists`` / ``data-missing`` about a node the user
         may not read turned into ``access-denied``: whether such a node exists
-        is content no rpc-error may show (RFC 8341 section 3.2.5)."""
+        is content no rpc-error may show (RFC 8341 section 3.2.5). The request
+        counts once in ``denied-data-writes`` however many it turns (several
+        under ``continue-on-error``)."""
         if self.bypass:
             return exc
-        if isinstance(exc, RpcErrors):
-            return RpcErrors([self._conceal(e) for e in exc.errors])
-        return self._conceal(exc)
+        errors = exc.errors if isinstance(exc, RpcErrors) else [exc]
+        shown = [self._conceal(e) for e in errors]
+        if any(new is not old for new, old in zip(shown, errors)):
+            self.counters.add("denied_data_writes")
+        return RpcErrors(shown) if isinstance(exc, RpcErrors) else shown[0]
 
     def _conceal(self, error: RpcError) -> RpcError:
         if error.tag not in ("data-exists", "data-missing") or not error.path:
@@ -467,7 +471,6 @@ class Access:
             hidden = self._unreadable_path(_instance(steps))
             if hidden is None:
                 return error
-        self.counters.add("denied_data_writes")
         # as the write check refuses the node when it exists: a create names the
         # request's node, a delete no more than the write check of a deletion
         return self._hidden(error.path if error.tag == "data-exists" else hidden)

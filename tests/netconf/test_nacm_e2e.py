@@ -386,6 +386,8 @@ PEEKER_RULES = f"""<config xmlns="{NC_NS}" xmlns:x="{PKI_NS}"><nacm xmlns="{NACM
     <path>/x:pki/x:cmp-session[x:name='s2']</path><action>deny</action></rule>
   <rule><name>not-s3</name><module-name>cmp-agent-pki</module-name>
     <path>/x:pki/x:cmp-session[x:name='s3']</path><action>deny</action></rule>
+  <rule><name>not-s4</name><module-name>cmp-agent-pki</module-name>
+    <path>/x:pki/x:cmp-session[x:name='s4']</path><action>deny</action></rule>
   <rule><name>pki</name><module-name>cmp-agent-pki</module-name><path>/x:pki</path>
     <access-operations>create update delete</access-operations><action>permit</action></rule>
 </rule-list></nacm></config>"""
@@ -429,15 +431,23 @@ def test_a_refused_write_does_not_tell_what_the_user_may_not_read(start_agent):
         full = etree.fromstring(admin.get_config("candidate").data_xml.encode())
         assert full.xpath("//p:cmp-session/p:name/text()", namespaces=NS) == ["s1", "s2"]
         # continue-on-error: the rest of the edit is applied, and the refusal says
-        # nothing to the contrary
+        # nothing to the contrary; one request denied, one denied-data-writes
+        def denied_writes() -> int:
+            return int(etree.fromstring(admin.get(filter=(
+                "subtree", f'<nacm xmlns="{NACM_NS}"/>')).data_xml.encode()).findtext(
+                f".//{{{NACM_NS}}}denied-data-writes"))
+
+        before = denied_writes()
         with pytest.raises(RPCError) as exc:
             peek.edit_config(target="candidate", error_option="continue-on-error", config=(
                 f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}" xmlns:nc="{NC_NS}">'
                 '<cmp-session nc:operation="delete"><name>s3</name></cmp-session>'
+                '<cmp-session nc:operation="delete"><name>s4</name></cmp-session>'
                 "<cmp-session><name>s1</name><ca-name>/CN=One</ca-name></cmp-session>"
                 "</pki></config>"))
-        assert error_tag(exc) == "access-denied"
-        assert "nothing was changed" not in exc.value.message
+        assert [e.tag for e in exc.value.errors] == ["access-denied", "access-denied"]
+        assert all("nothing was changed" not in e.message for e in exc.value.errors)
+        assert denied_writes() == before + 1
         full = etree.fromstring(admin.get_config("candidate").data_xml.encode())
         assert full.xpath("//p:cmp-session/p:ca-name/text()", namespaces=NS) == [
             "/CN=One", "/CN=Two"]
