@@ -321,6 +321,7 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
     log.info("shutting down")
     await pki.stop()
     server.close()
+    await server.rollback_ended()  # the sessions' end rolled back a confirmed commit
     await server.filters.close()
     acceptor.close()
     await acceptor.wait_closed()

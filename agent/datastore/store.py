@@ -387,6 +387,14 @@ class Datastores:
         return (yield from self._defaults.report_all_steps(
             (yield from copy_steps(tree, at_once=at_once))))
 
+    def _indexes_steps(self, view: etree._Element) -> Steps[dict[tuple[str, ...], tuple]]:
+        """The entry indexes of *view* for the lists asked for before
+        (:meth:`running_keys`), for a view about to become running's, in steps."""
+        indexes = {}
+        for tags in list(self._indexes):
+            indexes[tags] = yield from self._index_steps(view, tags)
+        return indexes
+
     def _index_steps(self, view: etree._Element, tags: tuple[str, ...]) -> Steps[tuple]:
         """(schema of the list at *tags*, key -> entry in *view*), in steps."""
         parent, info = view, self.smap.root
@@ -607,10 +615,7 @@ class Datastores:
         if not valid:
             yield partial(validate_tree, self.smap, candidate)
         summary = yield from diff_steps(self.smap, running, new)
-        indexes = {}
-        for tags in list(self._indexes):
-            indexes[tags] = yield from self._index_steps(view, tags)
-        return new, view, summary, indexes
+        return new, view, summary, (yield from self._indexes_steps(view))
 
     def _stage(self, new: etree._Element, write: bool) -> tuple[bytes, Path | None]:
         data = self._stamp(self._serialize(new))
@@ -805,6 +810,55 @@ class Datastores:
         self._set("candidate", copy.deepcopy(snapshot._tree))
         self._dirty = False
         return summary
+
+    async def restore_running_durably(self, snapshot: Snapshot,
+                                      wanted: Callable[[], bool]) -> ChangeSummary | None:
+        """:meth:`restore_running` as :meth:`commit_durably` makes a commit, for a
+        confirmed-commit rollback while other sessions go on: after the commit
+        being written, if any (rollbacks and commits are written one at a time),
+        unless *wanted* then says otherwise (``None``: nothing done); the copies
+        of *snapshot*, the change from running, running's report-all view and its
+        entry indexes computed in slices on the event loop, ``running.xml``
+        serialised and written (:func:`~agent.atomic.atomic_write`) in a worker
+        thread. Readers see running as it was until the file is durable, then
+        running and candidate are switched at once, in the loop step in which this
+        returns. A failed write is an ``operation-failed`` rpc-error, running and
+        candidate then unchanged, in memory and on disk. Cancelled (agent shutdown)
+        while the file is written, it waits for the write and changes nothing in
+        memory: the file holds the one running or the other, and the server's
+        confirmed-commit backup rolls back at the next start."""
+        async with self._writing:
+            if not wanted():
+                return None
+            running = self._trees["running"]  # as it stays: commits wait for the lock
+            new, view, summary, indexes, candidate = await run_cooperatively(
+                self._restore_steps(snapshot._tree, running))
+            if not summary.empty:
+                try:
+                    await _in_thread_to_the_end(partial(self._write_tree, new))
+                except OSError as exc:
+                    raise RpcError("operation-failed", f"{self._running_file} could not be "
+                                   f"written ({exc.strerror or exc}); running was not rolled "
+                                   "back", type="application") from None
+                self._switch_running(new, summary, view, indexes)
+            self._set("candidate", candidate)
+            self._dirty = False
+            return summary
+
+    def _restore_steps(self, snapshot: etree._Element, running: etree._Element) -> Steps[tuple]:
+        """(copy of *snapshot* for running, its report-all view, the change from
+        *running*, the view's entry indexes, another copy for candidate), in steps."""
+        new = yield from copy_steps(snapshot)
+        view = yield from self._view_steps(new)
+        summary = yield from diff_steps(self.smap, running, new)
+        indexes = yield from self._indexes_steps(view)
+        candidate = yield from copy_steps(snapshot)
+        return new, view, summary, indexes, candidate
+
+    def _write_tree(self, tree: etree._Element) -> None:
+        """``running.xml`` := *tree*, stamped (in a worker thread: nothing else changes
+        *tree*, lxml's serialiser gives up the GIL)."""
+        self._write(self._running_file, self._stamp(self._serialize(tree)))
 
     # -- internals --------------------------------------------------------------------
     def _replace_running(self, new: etree._Element) -> ChangeSummary:

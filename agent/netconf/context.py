@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Protocol
 from lxml import etree
 
 if TYPE_CHECKING:
+    import asyncio
+
     from ..clock import Clock
     from ..datastore import ChangeSummary, Datastores
     from .audit import ConfirmEvent
@@ -46,6 +48,8 @@ class PendingConfirmView(Protocol):
 
     session_id: int
     persist: str | None
+    #: its rollback, while it is made
+    rollback: "asyncio.Future[None] | None"
 
 
 class SessionView(Protocol):
@@ -80,7 +84,9 @@ class ServerView(Protocol):
 
     def end_confirmed_commit(self) -> None: ...
 
-    def rollback_confirmed_commit(self, reason: str, by: SessionView | None = None) -> None: ...
+    def rollback_confirmed_commit(self, reason: str, by: SessionView | None = None,
+                                  event: "ConfirmEvent | None" = None
+                                  ) -> "asyncio.Future[None] | None": ...
 
     def schedule_confirm_timeout(self, seconds: int) -> None: ...
 

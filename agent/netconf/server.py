@@ -25,6 +25,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -151,6 +152,8 @@ class PendingConfirm:
     persist: str | None
     snapshot: object
     timer: asyncio.TimerHandle | None = None
+    #: its rollback, while it is made (:meth:`NetconfServer.rollback_confirmed_commit`)
+    rollback: "asyncio.Future[None] | None" = None
 
 
 class NetconfServer:
@@ -476,8 +479,7 @@ class NetconfServer:
         confirm = self.confirm
         if confirm is not None and confirm.session_id == record.session_id and not confirm.persist:
             # RFC 6241 section 8.4.1: session end cancels a non-persistent confirmed commit
-            self.rollback_confirmed_commit(f"session {record.session_id} ended", by=record)
-            self.confirmed_commit_event(record, "cancel")
+            self._roll_back_or_retry(f"session {record.session_id} ended", record, "cancel")
         log.info("session %d closed: user %s from %s (%s)", record.session_id, record.user,
                  record.peer_host, reason)
         self.notify(audit.session_end(record, _termination(record, reason), record.killed_by))
@@ -518,17 +520,73 @@ class NetconfServer:
         if self.confirm_backup is not None:
             self.confirm_backup.unlink(missing_ok=True)
 
-    def rollback_confirmed_commit(self, reason: str, by: SessionRecord | None = None) -> None:
-        """Restore running as it was before the confirmed commit (*by* that session,
-        or by the server itself)."""
+    def rollback_confirmed_commit(self, reason: str, by: SessionRecord | None = None,
+                                  event: audit.ConfirmEvent | None = None
+                                  ) -> "asyncio.Future[None] | None":
+        """Begin to restore running as it was before the confirmed commit (*by* that
+        session, or by the server itself; *event*: the ``netconf-confirmed-commit``
+        to send once it is done); the rollback, ``None`` if no confirmed commit is
+        pending. One rollback is made: asked for again meanwhile, the one under way
+        is returned. It is made as a commit is (issue 11): after the commit being
+        written, if any, in slices and a worker thread while other sessions go on
+        (:meth:`Datastores.restore_running_durably`). Until it is over the confirmed
+        commit stays pending, but can no longer be confirmed or extended
+        (:mod:`.ops.commit` refuses it); then, in one loop step, running and candidate
+        are switched, the confirmed commit ends and the notifications go out. A
+        failed write (an ``operation-failed`` rpc-error) leaves it pending."""
         confirm = self.confirm
         if confirm is None:
+            return None
+        if confirm.rollback is None:
+            confirm.rollback = asyncio.ensure_future(self._roll_back(confirm, reason, by, event))
+            confirm.rollback.add_done_callback(_retrieved)
+        return confirm.rollback
+
+    async def _roll_back(self, confirm: PendingConfirm, reason: str, by: SessionRecord | None,
+                         event: audit.ConfirmEvent | None) -> None:
+        try:
+            summary = await self.datastores.restore_running_durably(
+                confirm.snapshot, lambda: self.confirm is confirm)
+        finally:
+            confirm.rollback = None
+        if summary is None:  # the confirmed commit ended meanwhile (its commit was refused)
             return
-        summary = self.datastores.restore_running(confirm.snapshot)
+        # the loop step in which running changed: nothing was awaited since
         self.end_confirmed_commit()
         self.candidate_editors.clear()
         log.info("confirmed commit rolled back (%s): %s", reason, summary.describe())
         self.config_changed(by, "running", summary)
+        if event is not None:
+            self.confirmed_commit_event(by, event)
+
+    def _roll_back_or_retry(self, reason: str, by: SessionRecord | None,
+                            event: audit.ConfirmEvent) -> "asyncio.Future[None] | None":
+        """:meth:`rollback_confirmed_commit` for the server's own reasons (the
+        confirm-timeout, the end of the session): if the rollback fails (e.g. disk
+        full), it is tried again :data:`CONFIRM_RETRY_SECONDS` later."""
+        rollback = self.rollback_confirmed_commit(reason, by, event)
+        if rollback is not None:
+            rollback.add_done_callback(partial(self._retry_rollback, reason, by, event))
+        return rollback
+
+    def _retry_rollback(self, reason: str, by: SessionRecord | None, event: audit.ConfirmEvent,
+                        rollback: "asyncio.Future[None]") -> None:
+        if rollback.cancelled() or rollback.exception() is None:
+            return
+        log.error("confirmed commit: rollback failed (%s); retrying in %g s",
+                  rollback.exception(), CONFIRM_RETRY_SECONDS)
+        if self.confirm is not None:
+            if self.confirm.timer is not None:
+                self.confirm.timer.cancel()
+            self.confirm.timer = asyncio.get_running_loop().call_later(
+                CONFIRM_RETRY_SECONDS, self._roll_back_or_retry, reason, by, event)
+
+    async def rollback_ended(self) -> None:
+        """Until the confirmed-commit rollback under way, if any, is over (at agent
+        shutdown: the end of the sessions rolls back)."""
+        confirm = self.confirm
+        if confirm is not None and confirm.rollback is not None:
+            await asyncio.wait([confirm.rollback])
 
     # --- audit (RFC 6470) ------------------------------------------------------------
     def config_changed(self, session: SessionRecord | None, datastore: str,
@@ -550,17 +608,9 @@ class NetconfServer:
         self.confirm.timer = asyncio.get_running_loop().call_later(
             seconds, self._confirm_timeout, f"no confirming commit within {seconds} s")
 
-    def _confirm_timeout(self, reason: str) -> None:
+    def _confirm_timeout(self, reason: str) -> "asyncio.Future[None] | None":
         """The confirm-timeout expired: roll back; if the disk refuses, try again."""
-        try:
-            self.rollback_confirmed_commit(reason)
-            self.confirmed_commit_event(None, "timeout")
-        except OSError as exc:
-            log.error("confirmed commit: rollback failed (%s); retrying in %g s",
-                      exc, CONFIRM_RETRY_SECONDS)
-            if self.confirm is not None:
-                self.confirm.timer = asyncio.get_running_loop().call_later(
-                    CONFIRM_RETRY_SECONDS, self._confirm_timeout, reason)
+        return self._roll_back_or_retry(reason, None, "timeout")
 
     def recover_unconfirmed_commit(self) -> None:
         """At start: undo a confirmed commit that the previous run never confirmed."""
@@ -574,6 +624,13 @@ class NetconfServer:
         self.confirm_backup.unlink()
         log.warning("a confirmed commit was not confirmed before the agent stopped;"
                     " running restored: %s", summary.describe())
+
+
+def _retrieved(rollback: "asyncio.Future[None]") -> None:
+    """A rollback's failure is the concern of who asked for it (cancel-commit's
+    reply, a retry): not one for asyncio's "never retrieved" log."""
+    if not rollback.cancelled():
+        rollback.exception()
 
 
 def _termination(record: SessionRecord, reason: str) -> audit.Termination:

@@ -123,7 +123,7 @@ def test_confirmed_commit_events(server):
         await admin.rpc(edit("expiring"))
         await admin.rpc("<commit><confirmed/><confirm-timeout>1</confirm-timeout></commit>")
         watcher.events()
-        server._confirm_timeout("test: the timeout passed")
+        await server._confirm_timeout("test: the timeout passed")
         rollback, timeout = watcher.events()
         assert rollback.find("n:changed-by/n:server", NS) is not None
         assert field(timeout, "n:confirm-event") == ["timeout"]

@@ -125,6 +125,7 @@ def test_confirmed_commit_rollbacks_show_in_get_config(server):
         await a.rpc("<commit><confirmed/></commit>")
         assert await names(b) == ["keep", "orphan"]
         a.close()
+        await server.rollback_ended()
         assert await names(b) == ["keep"]
 
     asyncio.run(scenario())

@@ -69,6 +69,7 @@ def test_unconfirmed_commit_rolls_back_when_its_session_ends(server):
         # only the issuing session may confirm a non-persistent confirmed commit
         assert tag(await b.rpc("<commit/>")) == "in-use"
         a.close()
+        await server.rollback_ended()
         assert "fragile" not in await running_names(b)
 
     asyncio.run(scenario())
@@ -787,9 +788,10 @@ def test_a_confirmed_commit_rolled_back_while_a_commit_is_written_refuses_it(ser
         await a.rpc(edit("more"))
         slow_write.clear()
         confirming = await start_commit(a)
-        server.rollback_confirmed_commit("test: timeout")
+        rollback = server.rollback_confirmed_commit("test: timeout")
         slow_write.set()
         assert tag(await confirming) == "in-use"
+        await rollback
         assert await running_names(a) == stored_names(server) == ["old"]
 
     asyncio.run(scenario())
@@ -896,6 +898,7 @@ def test_a_confirmed_commit_whose_session_ends_while_it_is_written_is_not_made(
         assert server.confirm is not None
         await ended(server, a, b, end)
         await written(server, slow_write)
+        await server.rollback_ended()
         assert server.confirm is None
         assert await running_names(b) == stored_names(server) == ["old"]
         assert temporaries(server) == []
@@ -953,6 +956,7 @@ def test_an_agent_shutdown_while_a_confirmed_commit_is_written_leaves_running_xm
         slow_write.set()
         with pytest.raises(asyncio.CancelledError):
             await worker
+        await server.rollback_ended()  # as serve's shutdown does
         assert server.confirm is None
         assert stored_names(server) == ["old"]
         assert temporaries(server) == []
@@ -1070,5 +1074,74 @@ def test_a_commit_that_waited_for_another_s_write_is_prepared_again_in_slices(
         assert (await second).find(f"{{{NC}}}ok") is not None
         assert await running_names(b) == stored_names(server) == ["old", "new", "second"]
         assert temporaries(server) == []
+
+    asyncio.run(scenario())
+
+
+# --- confirmed-commit rollback made as a commit is (RFC 6241 section 8.4) ---------------
+GET_RUNNING = "<get-config><source><running/></source></get-config>"
+
+
+async def running_data(client: Client) -> bytes:
+    """Running's <data>, as get-config gives it."""
+    return etree.tostring((await client.rpc(GET_RUNNING)).find(f"{{{NC}}}data"))
+
+
+def not_at_once(*args, **kwargs):
+    raise AssertionError("the rollback was made at once on the event loop")
+
+
+async def confirmed_big_change(server: NetconfServer) -> tuple:
+    """Sessions a and b; a committed "old", then confirmed a commit of 300 more
+    entries (with <persist>): (a, b, running's get-config reply before that commit)."""
+    a, b = Client(server), Client(server)
+    await committed(a, "old")
+    before = await running_data(a)
+    await a.rpc(big_edit(300))
+    reply = await a.rpc("<commit><confirmed/><persist>p1</persist></commit>")
+    assert reply.find(f"{{{NC}}}ok") is not None
+    return a, b, before
+
+
+def test_the_rollback_of_a_large_change_lets_other_sessions_be_answered(
+        server, sliced, monkeypatch):
+    """cancel-commit of a confirmed commit of 300 entries: the change, the view
+    and the copies are made in slices (here a list entry each), running.xml in a
+    worker thread; another session's get-config is answered meanwhile and sees
+    running as the confirmed commit left it (the rollback is one change); then
+    running and candidate are exactly as before the confirmed commit, on disk too."""
+    async def scenario():
+        a, b, before = await confirmed_big_change(server)
+        monkeypatch.setattr(store_module, "diff", not_at_once)
+        monkeypatch.setattr(server.datastores, "restore_running", not_at_once)
+        cancel = asyncio.ensure_future(a.rpc("<cancel-commit><persist-id>p1</persist-id>"
+                                             "</cancel-commit>"))
+        await asyncio.sleep(0)
+        assert len(await running_names(b)) == 301
+        assert not cancel.done()
+        assert (await cancel).find(f"{{{NC}}}ok") is not None
+        assert await running_data(a) == before
+        assert stored_names(server) == await candidate_names(b) == ["old"]
+        assert server.confirm is None and not server.datastores.candidate_dirty
+
+    asyncio.run(scenario())
+
+
+def test_a_confirming_commit_sent_while_the_rollback_is_made_is_refused(server, sliced):
+    """The confirm-timeout's rollback is under way when another session confirms
+    (<persist-id>): the rollback stands, the commit is refused (in-use) and
+    changes nothing; an edit of candidate made meanwhile is undone with it."""
+    async def scenario():
+        a, b, before = await confirmed_big_change(server)
+        rollback = server._confirm_timeout("test: the timeout passed")
+        await asyncio.sleep(0)
+        assert (await b.rpc(edit("meanwhile"))).find(f"{{{NC}}}ok") is not None
+        confirming = await b.rpc("<commit><persist-id>p1</persist-id></commit>")
+        assert tag(confirming) == "in-use"
+        assert not rollback.done()
+        await rollback
+        assert server.confirm is None
+        assert await running_names(b) == stored_names(server) == await candidate_names(b) \
+            == ["old"]
 
     asyncio.run(scenario())

@@ -17,6 +17,7 @@ user may not read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from lxml import etree
@@ -46,6 +47,16 @@ def _confirm_timeout(op: etree._Element) -> int:
                        f" {_MAX_CONFIRM_TIMEOUT}", type="protocol",
                        info={"bad-element": "confirm-timeout"})
     return int(text)
+
+
+def _check_not_rolling_back(ctx: RpcContext) -> None:
+    """RFC 6241 section 8.4: a confirmed commit whose rollback began (confirm-timeout,
+    cancel-commit, the end of its session) is no longer confirmed, extended or
+    replaced by a commit; it stays pending until running is restored."""
+    pending = ctx.server.confirm
+    if pending is not None and pending.rollback is not None:
+        raise RpcError("in-use", "the pending confirmed commit is being rolled back; nothing "
+                       "was committed, commit again once it is", type="protocol")
 
 
 def _check_pending_owner(ctx: RpcContext, persist_id: str | None, what: str) -> None:
@@ -88,6 +99,7 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
 
     def check() -> None:
         check_still_writable(ctx, "commit", "running", "candidate")
+        _check_not_rolling_back(ctx)
         if server.confirm is not None:
             _check_pending_owner(ctx, persist_id, "confirm")
         elif persist_id is not None:
@@ -120,12 +132,14 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
             raise RpcError("in-use", "a confirmed commit began or ended while this commit "
                            "waited for another commit's write; nothing was committed, commit "
                            "again", type="protocol")
+        _check_not_rolling_back(ctx)
         if confirmed and pending is None:
             server.begin_confirmed_commit(ctx.session_id, persist)
             started = server.confirm
 
     def still_current() -> None:
         check_still_writable(ctx, "commit", "running", "candidate")
+        _check_not_rolling_back(ctx)
         if server.confirm is not (pending if started is None else started):
             # RFC 6241 section 8.4: the confirmed commit this one starts, extends or
             # confirms was rolled back meanwhile (session end, timeout, cancel-commit)
@@ -138,7 +152,9 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
         summary = await server.datastores.commit_durably(authorize, recheck=still_current,
                                                          begin=begin)
     except BaseException as exc:
-        if started is not None and server.confirm is started:
+        # the confirmed commit this one began is not made; if its session ended
+        # meanwhile, its rollback, under way, ends it (candidate restored too)
+        if started is not None and server.confirm is started and started.rollback is None:
             server.end_confirmed_commit()
         if isinstance(exc, (RpcError, RpcErrors)):
             raise ctx.access.conceal_invalid(exc) from None
@@ -169,9 +185,13 @@ async def cancel_commit(ctx: RpcContext, op: etree._Element) -> None:
         raise RpcError("operation-failed", "no confirmed commit is pending; nothing to cancel",
                        type="protocol")
     _check_pending_owner(ctx, text_param(op, NC_NS, "persist-id"), "cancel")
-    ctx.server.rollback_confirmed_commit(f"cancel-commit by session {ctx.session_id}",
-                                         by=ctx.session)
-    ctx.server.confirmed_commit_event(ctx.session, "cancel")
+    # in slices and a worker thread, other sessions' RPCs answered meanwhile; answered
+    # once running is restored (or the rollback already under way, e.g. the
+    # confirm-timeout's, is over); a failed write is its rpc-error
+    rollback = ctx.server.rollback_confirmed_commit(
+        f"cancel-commit by session {ctx.session_id}", by=ctx.session, event="cancel")
+    if rollback is not None:
+        await asyncio.shield(rollback)  # this session's end must not stop the rollback
 
 
 OPERATIONS = {
