@@ -35,7 +35,7 @@ from agent.atomic import atomic_write
 
 from . import protection
 from . import messages as m
-from .client import KINDS, EnrollmentRequest, MacCredentials, SignerCredentials, enroll
+from .client import KINDS, EnrollmentRequest, MacCredentials, Polling, SignerCredentials, enroll
 from .names import NameSyntaxError, SubjectAltNames, parse_dn
 from .pool import not_der
 from .protection import PrivateKey, ProtectionError
@@ -432,7 +432,10 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"cmp-agent cmp: {exc}", file=sys.stderr)
         return 2
-    result = enroll(request)
+    def polling(progress: Polling) -> None:  # a line per poll, with what the CA says
+        print(f"cmp-agent cmp {args.cmp_command}: {progress}", file=sys.stderr, flush=True)
+
+    result = enroll(request, on_poll=polling)
     if not result.ok:
         cause = ""
         if "badMessageCheck" in result.failure_info:  # RFC 4210 5.2.3: our protection failed

@@ -35,6 +35,7 @@ from .transaction import (
     Send,
     TransactionParams,
     TransactionResult,
+    ca_texts,
 )
 from .transport import HttpTransport, ServerUrl, Transport, TransportError
 from .pool import CertificatePool
@@ -348,6 +349,26 @@ def _load_client_identity(context: ssl.SSLContext, client: SignerCredentials) ->
 ABANDON_TIMEOUT = 2.0
 
 
+@dataclass(frozen=True)
+class Polling:
+    """The CA answered "waiting" (RFC 4210 5.3.22): when the next pollReq goes out, after
+    *delay* seconds, and what the CA wrote with its answer (*reason*: a pollRep's reason,
+    or the statusString of a waiting status; often the only hint of what it waits for)."""
+
+    when: datetime
+    delay: float
+    reason: tuple[str, ...] = ()
+
+    def says(self) -> str:
+        """The CA's text for a person, escaped (:func:`ca_texts`); empty without one."""
+        return f"the CA says {ca_texts(self.reason)}" if self.reason else ""
+
+    def __str__(self) -> str:
+        line = (f"the CA answered waiting: next pollReq in {self.delay:g}s, at"
+                f" {self.when:%Y-%m-%d %H:%M:%SZ}")
+        return f"{line}; {self.says()}" if self.reason else line
+
+
 class Cancellation:
     """Ends a running transaction from another thread (agent shutdown).
 
@@ -396,13 +417,14 @@ def run_transaction(
     message_timeout: float = 120.0,
     cancellation: Cancellation | None = None,
     clock: Clock | None = None,
-    on_poll: Callable[[datetime], None] = lambda when: None,
+    on_poll: Callable[[Polling], None] = lambda polling: None,
 ) -> TransactionResult:
     """Drive *transaction* over *transport* until it finishes (the only I/O loop).
 
     Each exchange gets ``min(message_timeout, time left of the total timeout)``.
-    Before waiting for the next pollReq, *on_poll* is told when it goes out (the
-    agent shows it in ``statistics/last-request``). *sleep* waits between polls
+    Before waiting for the next pollReq, *on_poll* is told when it goes out and what the
+    CA wrote (:class:`Polling`; the agent shows it in ``statistics/last-request`` and its
+    log, ``cmp-agent cmp`` on stderr). *sleep* waits between polls
     (default: the *clock*'s seconds, woken early by *cancellation*).
     """
     cancellation = cancellation or Cancellation()
@@ -415,7 +437,7 @@ def run_transaction(
         while isinstance(action, Send):
             if action.delay > 0:
                 delay = min(action.delay, max(0.0, transaction.remaining()))
-                on_poll(clock.now() + timedelta(seconds=delay))
+                on_poll(Polling(clock.now() + timedelta(seconds=delay), delay, action.reason))
                 sleep(delay)
             if cancellation.cancelled:
                 break
@@ -466,7 +488,7 @@ def enroll(
     sleep: Callable[[float], object] | None = None,
     *,
     cancellation: Cancellation | None = None,
-    on_poll: Callable[[datetime], None] = lambda when: None,
+    on_poll: Callable[[Polling], None] = lambda polling: None,
 ) -> TransactionResult:
     """Run one transaction (any kind) and return its typed result; never raises for CA or
     network failures.

@@ -62,6 +62,13 @@ MIN_POLL_INTERVAL = 1.0
 MAX_CHECK_AFTER = 366 * 24 * 3600
 
 
+def ca_texts(texts: tuple[str, ...]) -> str:
+    """Texts a CA wrote (statusString, errorDetails, a pollRep's reason: any UTF8String,
+    RFC 4210 5.1.1) as a person is shown them: each quoted as repr, so that a control
+    character (a terminal escape sequence, say) is shown escaped, never acted on."""
+    return " | ".join(repr(t) for t in texts)
+
+
 @dataclass(frozen=True)
 class MessageCounts:
     """PKIMessages sent and received in a transaction, by body type."""
@@ -115,7 +122,7 @@ class Failed:
         if self.failure_info:
             parts.append(f"PKIFailureInfo={','.join(self.failure_info)}")
         if self.status_texts:
-            parts.append("text=" + " | ".join(repr(t) for t in self.status_texts))
+            parts.append("text=" + ca_texts(self.status_texts))
         return "; ".join(parts)
 
 
@@ -158,6 +165,9 @@ class Send:
     message: bytes
     delay: float = 0.0
     body_type: str = ""
+    #: a pollReq's: what the CA wrote with its answer "waiting" (a pollRep's reason, RFC
+    #: 4210 5.3.22; the statusString, and errorDetails, of a waiting status, RFC 9483 4.4)
+    reason: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -423,7 +433,8 @@ class EnrollmentTransaction:
             notes.append(f"not authenticated: {exc}")
         note = f" ({'; '.join(notes)})" if notes else ""
         if not notes and content.status.status_name == "waiting":
-            return self._poll(0)  # RFC 9483 4.4: an authenticated "waiting" error polls
+            # RFC 9483 4.4: an authenticated "waiting" error polls
+            return self._poll(0, content.status.texts + content.details)
         return self._finish(
             Failed(
                 FailureKind.ERROR_MESSAGE,
@@ -448,7 +459,7 @@ class EnrollmentTransaction:
             return self._fail(FailureKind.PROTOCOL, f"no response for certReqId {wanted}")
         status = response.status
         if status.status_name == "waiting":
-            return self._poll(0)
+            return self._poll(0, status.texts)
         if status.status_name not in ("accepted", "grantedWithMods"):
             return self._finish(
                 Failed(
@@ -555,7 +566,7 @@ class EnrollmentTransaction:
             status_texts=status.texts,
         ))
 
-    def _poll(self, check_after: int) -> Action:
+    def _poll(self, check_after: int, reason: tuple[str, ...]) -> Action:
         if check_after > MAX_CHECK_AFTER:
             shown = (f"{check_after}s" if check_after < 2**63
                      else f"a {check_after.bit_length()}-bit number of seconds")
@@ -572,14 +583,14 @@ class EnrollmentTransaction:
             )
         self._state = _State.AWAIT_POLL_REP
         body = m.poll_req_body([self._poll_id()])
-        return self._send("pollReq", body, delay=delay)
+        return replace(self._send("pollReq", body, delay=delay), reason=reason)
 
     def _on_poll_rep(self, message: m.DecodedMessage) -> Action:
         wanted = self._poll_id()
         entry = next((p for p in m.poll_responses(message) if p.cert_req_id == wanted), None)
         if entry is None:
             return self._fail(FailureKind.PROTOCOL, f"pollRep without certReqId {wanted}")
-        return self._poll(max(0, entry.check_after))
+        return self._poll(max(0, entry.check_after), entry.reason)
 
     def _on_pki_conf(self) -> Finished:
         if self._pending_failure is not None:

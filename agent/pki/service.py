@@ -55,7 +55,7 @@ from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore, Revoca
 from agent.xmltext import xml_text
 
 if TYPE_CHECKING:
-    from agent.cmp.client import Cancellation, EnrollmentRequest
+    from agent.cmp.client import Cancellation, EnrollmentRequest, Polling
     from agent.cmp.transaction import (
         Enrolled,
         EnrollmentResult,
@@ -131,7 +131,7 @@ class Enroll(Protocol):
     """The CMP engine as the service calls it (:func:`agent.cmp.client.enroll`)."""
 
     def __call__(self, request: EnrollmentRequest, *, cancellation: Cancellation,
-                 on_poll: Callable[[datetime], None]) -> EnrollmentResult:
+                 on_poll: Callable[[Polling], None]) -> EnrollmentResult:
         ...
 
 
@@ -506,15 +506,23 @@ class PkiService:
         began = time.monotonic()
         log.info("session %s: %s started (%s) to %s", name, kind, trigger, prepared.request.server_url)
 
-        def waiting(when: datetime) -> None:  # the CA said "waiting": progress for <get>
-            last.result, last.next_poll_time = "waiting", when
+        logged: list[str | None] = [None]  # what the CA said at the last poll logged at INFO
+
+        def waiting(polling: Polling) -> None:  # the CA said "waiting": progress for <get>
+            last.result, last.next_poll_time = "waiting", polling.when
+            last.reason = polling.says()  # its pollRep's reason (RFC 4210 5.3.22), if any
             stats = self.stats_for(name)
             if stats.last_request is None:  # cleared meanwhile: still the present
                 stats.last_request = last
+            # the first poll and each new text at INFO; a CA polled every second for
+            # hours with the same text would flood the log otherwise
+            level = logging.DEBUG if last.reason == logged[0] else logging.INFO
+            logged[0] = last.reason
+            log.log(level, "session %s: %s: %s", name, kind, polling)
 
-        def on_poll(when: datetime) -> None:  # in the transaction's thread
+        def on_poll(polling: Polling) -> None:  # in the transaction's thread
             try:
-                loop.call_soon_threadsafe(waiting, when)
+                loop.call_soon_threadsafe(waiting, polling)
             except RuntimeError:  # the loop is closed: the agent has stopped
                 pass
 
@@ -580,7 +588,7 @@ class PkiService:
             began = time.monotonic()
             log.info("session %s: %s started to %s", name, kind, request.server_url)
             result = await in_own_thread(f"cmp-{name}", functools.partial(
-                self._enroll, request, cancellation=Cancellation(), on_poll=lambda when: None))
+                self._enroll, request, cancellation=Cancellation(), on_poll=lambda polling: None))
         finally:
             self._busy.discard(name)
         for stats in (self.stats_for(name), self.total):
@@ -717,7 +725,7 @@ class PkiService:
                               app_tag=INTERNAL_ERROR)
 
     def _transact(self, prepared: PreparedRequest, pki: PkiConfig, trigger: Trigger,
-                  cancellation: Cancellation, on_poll: Callable[[datetime], None],
+                  cancellation: Cancellation, on_poll: Callable[[Polling], None],
                   ) -> tuple[EnrollmentResult, RequestOutcome | Exception | None]:
         """In the transaction's thread: the CMP transaction and, if it enrolled,
         saving what it produced (the file writes and their fsyncs stay off the

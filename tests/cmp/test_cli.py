@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -155,3 +156,32 @@ def test_an_rsa_pss_newkey_is_refused_before_anything_is_sent(tmp_path):
     assert "--newkey: pss.key is an RSA-PSS key (id-RSASSA-PSS, RFC 4055)" in done.stderr
     assert "openssl genpkey -algorithm RSA" in done.stderr
     assert "connection refused" not in done.stderr  # refused before connecting
+
+
+def test_each_poll_is_a_line_with_what_the_ca_says(pki, mock_server, tmp_path):
+    """RFC 4210 5.3.22: a line on stderr per poll, with the reason of the pollRep (and the
+    statusString of the first "waiting") that tools/testca writes, escaped as the CA's
+    texts are in a failure (a terminal escape sequence is shown, not acted on); OpenSSL's
+    mock writes none, and its lines say only when the next pollReq goes out."""
+    with run_testca(tmp_path / "ca", "--poll", "2", "--poll-reason",
+                    "awaiting approval \x1b[2J by RA") as ca:
+        done = run_cli("ir", "--server", ca.url, "--ref", ca.ref, "--secret", f"pass:{ca.secret}",
+                       "--newkey", pki.path("new.key"), "--subject", "/CN=router1.example.net",
+                       "--certout", "cert.pem", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr  # the ip "waiting", then one pollRep
+    for line in lines:
+        assert re.fullmatch(r"cmp-agent cmp ir: the CA answered waiting: next pollReq in 1s, at"
+                            r" \d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ; the CA says"
+                            r" 'awaiting approval \\x1b\[2J by RA'", line), line
+    assert "\x1b" not in done.stderr
+    assert "accepted" in done.stdout
+
+    server = mock_server("-poll_count", "1", "-check_after", "0")
+    done = run_cli("ir", "--server", server.url, "--ref", REFERENCE, "--secret", f"pass:{SECRET}",
+                   "--newkey", pki.path("new.key"), "--subject", "/CN=router1.example.net",
+                   "--weak-algorithms", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"cmp-agent cmp ir: the CA answered waiting: next pollReq in 1s, at"
+                        r" \S+ \S+Z\n", done.stderr), done.stderr

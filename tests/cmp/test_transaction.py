@@ -145,6 +145,7 @@ def test_waiting_then_timeout_by_clock(setup):
     assert m.poll_req_ids(m.decode_message(poll.message)) == [0]
     again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, 10)])))
     assert isinstance(again, Send) and again.delay == 10
+    assert poll.reason == again.reason == ()  # the CA wrote nothing with "waiting"
     clock.time += timedelta(seconds=25)
     done = tx.receive(answer(again.message, m.poll_rep_body([m.PollResponse(0, 10)])))
     assert done.result.kind is FailureKind.TIMEOUT
@@ -161,12 +162,17 @@ def test_check_after_zero_waits_the_minimum(setup):
 def test_error_message_with_status_waiting_polls(setup):
     """RFC 9483 4.4: "waiting" may come in an error message; it is polled like a pollRep."""
     tx, cert, *_ = setup
-    waiting = m.error_body(m.ErrorContent(m.StatusInfo(3, ("queued for approval",))))
+    waiting = m.error_body(m.ErrorContent(m.StatusInfo(3, ("queued for approval",)),
+                                          details=("RA on duty at 9",)))
     poll = tx.receive(answer(tx.start().message, waiting))
     assert isinstance(poll, Send) and poll.body_type == "pollReq"
     assert m.poll_req_ids(m.decode_message(poll.message)) == [0]
-    conf = tx.receive(answer(poll.message, ip(cert)))
+    assert poll.reason == ("queued for approval", "RA on duty at 9")  # shown while polling
+    again = tx.receive(answer(poll.message, m.poll_rep_body([m.PollResponse(0, 5, ("queued",))])))
+    assert isinstance(again, Send) and again.reason == ("queued",)  # the pollRep's reason
+    conf = tx.receive(answer(again.message, ip(cert)))
     assert isinstance(conf, Send) and conf.body_type == "certConf"
+    assert conf.reason == ()
 
 
 def test_unauthenticated_waiting_error_does_not_poll(setup):

@@ -123,6 +123,39 @@ def test_long_polling_in_the_background_over_netconf(start_agent, mock_pki):
         mock.stop()
 
 
+def test_what_the_ca_says_while_polling_is_shown(start_agent, tmp_path):
+    """RFC 4210 5.3.22: what the CA writes with "waiting" (tools/testca --poll-reason: the
+    statusString of its ip, the reason of each pollRep) is last-request/reason while the
+    result is waiting, escaped as the CA's texts are; the agent's log says it at the first
+    poll and when it changes, not at every poll (a CA may be polled every second for hours)."""
+    agent = start_agent("--cmp-reply-wait", "0.5")
+    says = "the CA says 'queued \\x07 for the RA'"
+    with run_testca(tmp_path / "ca", "--poll", "4", "--check-after", "2",
+                    "--poll-reason", "queued \x07 for the RA") as ca, connect(agent) as m:
+        commit_pki(m, ENTITY + mac_session("s1", ca))
+        m.create_subscription()
+        assert out(rpc(m, "cmp-initial-request", session_name="s1"), "status") == "waiting"
+        progress = last_request(m, "s1")
+        while progress.get("result") == "waiting" and "reason" not in progress:
+            time.sleep(0.1)
+            progress = last_request(m, "s1")
+        assert (progress["result"], progress.get("reason")) == ("waiting", says), progress
+        event = next_event(m, "cmp-session-result", time.monotonic() + 30)
+        assert event is not None and event.findtext(f"{{{NS['p']}}}result") == "success"
+        done = last_request(m, "s1")
+        assert done["result"] == "success" and "reason" not in done, done
+        assert counter_of(m, "s1", "messages-received/p:poll-rep") == 3
+    logged = [line for line in agent.log_text().splitlines() if says in line]
+    assert len(logged) == 1, agent.log_text()
+    assert "session s1: ir: the CA answered waiting: next pollReq in 1s, at " in logged[0]
+    assert "\x07" not in agent.log_text()
+
+
+def counter_of(m, session: str, path: str) -> int:
+    return int(state(m).xpath(f"string(p:cmp-session[p:name='{session}']/p:statistics/p:{path})",
+                              namespaces=NS))
+
+
 def test_sigterm_while_polling_tells_the_ca(start_agent, mock_pki):
     """A transaction waiting an hour for its next poll: SIGTERM ends it, the CA gets an
     error message (RFC 4210 5.3.21), and the agent exits."""

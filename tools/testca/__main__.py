@@ -64,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trust", type=Path, action="append", default=[],
                         help="PEM certificate of a CA whose certificates may sign IR/CR")
     parser.add_argument("--poll", type=int, default=0, help="answer 'waiting' and poll N times")
+    parser.add_argument("--check-after", type=int, default=1, metavar="SECONDS",
+                        help="the checkAfter of each pollRep (default 1)")
+    parser.add_argument("--poll-reason", default="issuing", metavar="TEXT",
+                        help="the statusString of 'waiting' and each pollRep's reason"
+                             " (default 'issuing'; '': none)")
     parser.add_argument("--reject", metavar="TEXT", help="reject every request with TEXT")
     parser.add_argument("--roll-root", action="store_true",
                         help="replace the CA's root key at start (RFC 4210 4.4): genm rootCaCert"
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         validity=datetime.timedelta(seconds=args.validity),
         trusted=tuple(x509.load_pem_x509_certificate(p.read_bytes()) for p in args.trust),
         poll_count=args.poll,
+        check_after=args.check_after,
+        poll_reason=args.poll_reason,
         reject=args.reject,
     )
     ca = TestCa(args.dir, settings)

@@ -68,6 +68,9 @@ class CaSettings:
     #: answer ``waiting`` and this many pollReps before the certificate
     poll_count: int = 0
     check_after: int = 1
+    #: what it writes with "waiting": the statusString of its first answer and each
+    #: pollRep's reason (RFC 4210 5.3.22); empty: nothing
+    poll_reason: str = "issuing"
     #: refuse every request with this text (PKIStatus rejection, badRequest)
     reject: str | None = None
     grant_implicit_confirm: bool = True
@@ -318,7 +321,8 @@ class TestCa:
         if pending.polls_left:
             self._pending[request.transaction_id] = pending
             return self._respond(request, m.cert_rep_body(m.RESPONSE_TYPE[kind], m.CertRepContent(
-                (m.CertResponse(cert_req_id, m.StatusInfo(_STATUS["waiting"])),))), mac)
+                (m.CertResponse(cert_req_id, m.StatusInfo(_STATUS["waiting"], self._poll_texts())),))),
+                mac)
         return self._granted(request, pending, implicit)
 
     def _p10_request(self, request: m.DecodedMessage, mac: bool) -> bytes:
@@ -444,9 +448,12 @@ class TestCa:
         pending.polls_left -= 1
         if pending.polls_left > 0:
             body = m.poll_rep_body([m.PollResponse(pending.cert_req_id, self.settings.check_after,
-                                                   ("issuing",))])
+                                                   self._poll_texts())])
             return self._respond(request, body, pending.mac)
         return self._granted(request, pending, implicit=False)
+
+    def _poll_texts(self) -> tuple[str, ...]:
+        return (self.settings.poll_reason,) if self.settings.poll_reason else ()
 
     def _cert_conf(self, request: m.DecodedMessage, pending: _Pending) -> bytes:
         entries = m.cert_conf_entries(request)
