@@ -13,7 +13,7 @@ from ..context import DatastoreLock
 from ..errors import NC_NS, RpcError, RpcErrors
 from ..filters import FilterParam
 from ..replycache import SerializedElement
-from .registry import RpcContext, check_params, child, text_param
+from .registry import RpcContext, check_params, child, params, text_param
 
 WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
 DATASTORES = ("running", "candidate", "startup")
@@ -32,12 +32,26 @@ def datastore_param(op: etree._Element, param: str, *, inline_config: bool = Fal
     With *inline_config*, ``<param><config>...</config></param>`` gives the
     ``<config>`` element instead.
     """
-    holder = child(op, NC_NS, param)
+    return _datastore(op, param, child(op, NC_NS, param), inline_config)
+
+
+#: the elements naming a datastore, by Clark name
+_DATASTORE_TAGS = {f"{{{NC_NS}}}{name}": name for name in DATASTORES}
+
+
+def _datastore(op: etree._Element, param: str, holder: etree._Element | None,
+               inline_config: bool = False) -> str | etree._Element:
+    """:func:`datastore_param` with *op*'s ``<param>`` element *holder* found already."""
     if holder is None:
         raise RpcError("missing-element",
                        f"<{etree.QName(op).localname}> needs a <{param}> parameter naming a datastore"
                        f" ({', '.join(DATASTORES)})",
                        type="protocol", info={"bad-element": param})
+    if len(holder) == 1:  # the usual <source><running/></source>: one .tag built, not three
+        chosen = holder[0]
+        name = _DATASTORE_TAGS.get(chosen.tag)  # type: ignore[arg-type]
+        if name is not None:
+            return name
     choices = [c for c in holder if isinstance(c.tag, str)]
     if len(choices) != 1:
         raise RpcError("bad-element",
@@ -58,11 +72,13 @@ def datastore_param(op: etree._Element, param: str, *, inline_config: bool = Fal
                    type="protocol", info={"bad-element": q.localname})
 
 
-def with_defaults_param(op: etree._Element) -> str:
-    """RFC 6243 section 4.5.1; the basic mode report-all when absent."""
-    mode = text_param(op, WD_NS, "with-defaults")
-    if mode is None:
+def with_defaults_param(found: dict[str, etree._Element]) -> str:
+    """RFC 6243 section 4.5.1, of the parameters *found* by
+    :func:`~.registry.params`; the basic mode report-all when absent."""
+    el = found.get(_WITH_DEFAULTS)
+    if el is None:
         return "report-all"
+    mode = (el.text or "").strip()
     if mode not in WITH_DEFAULTS_MODES:
         raise RpcError("invalid-value",
                        f"with-defaults {mode!r} is not one of {', '.join(WITH_DEFAULTS_MODES)}",
@@ -81,33 +97,35 @@ def check_not_locked_by_other(ctx: RpcContext, datastore: str) -> None:
 
 
 # --- retrieval (RFC 6241 sections 7.1 and 7.7) ----------------------------------------
-_GET_CONFIG_PARAMS = {_nc("source"), _nc("filter"), f"{{{WD_NS}}}with-defaults"}
-_GET_PARAMS = {_nc("filter"), f"{{{WD_NS}}}with-defaults"}
+_SOURCE, _FILTER, _WITH_DEFAULTS = _nc("source"), _nc("filter"), f"{{{WD_NS}}}with-defaults"
+_GET_CONFIG_PARAMS = {_SOURCE, _FILTER, _WITH_DEFAULTS}
+_GET_PARAMS = {_FILTER, _WITH_DEFAULTS}
 
 
-def filter_param(ctx: RpcContext, op: etree._Element) -> FilterParam | None:
-    """The ``<filter>`` of get or get-config, refused if it names what the model does not have."""
-    filter_el = child(op, NC_NS, "filter")
+def filter_param(ctx: RpcContext, found: dict[str, etree._Element]) -> FilterParam | None:
+    """The ``<filter>`` of get or get-config among the parameters *found* by
+    :func:`~.registry.params`, refused if it names what the model does not have."""
+    filter_el = found.get(_FILTER)
     if filter_el is None:
         return None
-    found = FilterParam.of(filter_el)
-    ctx.server.checked_filters.check(found)
-    return found
+    checked = FilterParam.of(filter_el)
+    ctx.server.checked_filters.check(checked)
+    return checked
 
 
 async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
-    check_params(op, _GET_CONFIG_PARAMS)
-    source = datastore_param(op, "source")
+    found = params(op, _GET_CONFIG_PARAMS)  # op's children read once
+    source = _datastore(op, "source", found.get(_SOURCE))
     assert isinstance(source, str)
     # no state providers here: get-config is configuration only (RFC 6241 section 7.1)
-    return await ctx.server.config_replies.get_config(source, with_defaults_param(op),
-                                                      filter_param(ctx, op), ctx.access)
+    return await ctx.server.config_replies.get_config(source, with_defaults_param(found),
+                                                      filter_param(ctx, found), ctx.access)
 
 
 async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
-    check_params(op, _GET_PARAMS)
-    found = filter_param(ctx, op)
-    data = ctx.server.datastores.get_config("running", with_defaults_param(op))
+    given = params(op, _GET_PARAMS)
+    found = filter_param(ctx, given)
+    data = ctx.server.datastores.get_config("running", with_defaults_param(given))
     ctx.server.state.merge_into(data, ctx.server.keys_of)
     # what the user may not read goes before the filter sees it (RFC 8341 section 3.4.5)
     return await ctx.server.filters.apply(ctx.access.prune(data), found, ctx.server.keys_of)
