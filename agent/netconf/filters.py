@@ -58,10 +58,12 @@ class FilterParam:
     select: str | None
 
     @classmethod
-    def of(cls, element: etree._Element) -> "FilterParam":
+    def of(cls, element: etree._Element, message_size: int | None = None) -> "FilterParam":
         """*element* with its key; its type is checked, and a subtree filter's size,
-        before it is serialized (an oversized one is refused without that cost)."""
-        select = xpath_select(element)
+        before it is serialized (an oversized one is refused without that cost).
+        *message_size*, the bytes of the request's XML if known, may show that no
+        filter it holds can be too big (:func:`may_be_too_big`)."""
+        select = xpath_select(element, message_size)
         return cls(element, etree.tostring(element, with_tail=False), select)
 
 
@@ -79,11 +81,13 @@ def apply_filter(data: etree._Element, filter_el: etree._Element | None,
     return xpath_filter(data, select, filter_namespaces(filter_el), keys_of)
 
 
-def xpath_select(filter_el: etree._Element) -> str | None:
-    """The expression of an XPath filter, ``None`` for a subtree filter (bounded in size)."""
+def xpath_select(filter_el: etree._Element, message_size: int | None = None) -> str | None:
+    """The expression of an XPath filter, ``None`` for a subtree filter (bounded in size;
+    *message_size* as for :meth:`FilterParam.of`)."""
     kind = filter_el.get("type") or filter_el.get(f"{{{NC_NS}}}type") or "subtree"
     if kind == "subtree":
-        check_filter_size(filter_el)
+        if message_size is None or may_be_too_big(message_size):
+            check_filter_size(filter_el)
         return None
     if kind == "xpath":
         select = filter_el.get("select") or filter_el.get(f"{{{NC_NS}}}select")
@@ -104,6 +108,16 @@ def too_expensive(why: str) -> RpcError:
 
 
 _count_descendants = etree.XPath("count(descendant::*)")
+#: every element takes at least 4 characters ("<a/>"), and a character at least a byte
+_MIN_ELEMENT_BYTES = 4
+
+
+def may_be_too_big(message_size: int) -> bool:
+    """Whether a message of *message_size* bytes can hold a subtree filter of more than
+    :data:`MAX_FILTER_NODES` elements below the ``<filter>``: it has at least one
+    element more (the ``<filter>``) and each element has its own start or empty-element
+    tag in the message's bytes (no DOCTYPE is accepted, so no entity adds one)."""
+    return message_size >= _MIN_ELEMENT_BYTES * (MAX_FILTER_NODES + 2)
 
 
 def check_filter_size(filter_el: etree._Element) -> None:

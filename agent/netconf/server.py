@@ -414,7 +414,7 @@ class NetconfServer:
             handler = self.registry.lookup(request.operation)
             access = self.nacm.access(record.user)
             access.authorize_rpc(request.operation)
-            result = await handler(RpcContext(record, self, access), request.operation)
+            result = await handler(RpcContext(record, self, access, request.size), request.operation)
             reply = record.protocol.reply(request, result)
             outcome = "ok"
         except RpcError as exc:

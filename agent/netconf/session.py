@@ -67,6 +67,8 @@ class RpcReceived:
 
     rpc: etree._Element
     operation: etree._Element
+    #: bytes of the message's XML, which bound what it holds (``None``: not known)
+    size: int | None = None
 
     @property
     def message_id(self) -> str:
@@ -237,10 +239,10 @@ class Session:
         its events and those of the messages received after it, in order."""
         if not self._parsing:
             raise RuntimeError("message_parsed() without a ParseRequested")
-        self._parsing = 0
+        size, self._parsing = self._parsing, 0
         if self.state is State.CLOSED:
             return []
-        return [self._parsed(parsed), *self._next_events()]
+        return [self._parsed(parsed, size), *self._next_events()]
 
     def _next_events(self) -> list[Event]:
         events: list[Event] = []
@@ -254,7 +256,7 @@ class Session:
                 self._parsing = len(item.data)
                 events.append(ParseRequested(item.data))
             else:
-                events.append(self._parsed(parse_client_message(item.data)))
+                events.append(self._parsed(parse_client_message(item.data), len(item.data)))
         if self._eof and self.state is not State.CLOSED and not self._parsing:
             discarded = self._deframer.buffered
             self.state = State.CLOSED
@@ -280,8 +282,8 @@ class Session:
             return RpcError("malformed-message", message, type="rpc")
         return RpcError("operation-failed", message, type="rpc")
 
-    def _parsed(self, root: etree._Element | XmlError) -> Event:
-        """The event of one message, parsed here or in a worker thread."""
+    def _parsed(self, root: etree._Element | XmlError, size: int) -> Event:
+        """The event of one message of *size* bytes, parsed here or in a worker thread."""
         if isinstance(root, XmlError):
             if self.state is State.AWAIT_HELLO:
                 self.bad_hello = True
@@ -292,7 +294,7 @@ class Session:
         if self.state is State.AWAIT_HELLO:
             return self._hello(root)
         if root.tag == _RPC:
-            return self._rpc(root)
+            return self._rpc(root, size)
         self.counters.in_bad_rpcs += 1
         if root.tag == _HELLO:
             return self._close("a second <hello> in an open session (RFC 6241 section 8.1)")
@@ -319,7 +321,7 @@ class Session:
         self.state = State.OPEN
         return HelloReceived(caps)
 
-    def _rpc(self, rpc: etree._Element) -> Event:
+    def _rpc(self, rpc: etree._Element, size: int) -> Event:
         """RFC 6241 section 4.1: one operation per ``<rpc>``, message-id required."""
         self.counters.in_rpcs += 1
         request = RpcReceived(rpc, rpc)
@@ -339,7 +341,7 @@ class Session:
                                "an <rpc> element must contain exactly one operation",
                                type="protocol", info={"bad-element": _local(operations[1].tag)})
             return SendData(self.reply_errors(request, [err]))
-        return RpcReceived(rpc, operations[0])
+        return RpcReceived(rpc, operations[0], size)
 
     def _close(self, reason: str, data: bytes = b"") -> CloseSession:
         self.state = State.CLOSED

@@ -151,6 +151,24 @@ def test_subtree_filter_size_is_bounded():
     assert err.value.tag == "too-big"
 
 
+def test_only_a_message_of_many_bytes_can_hold_an_oversized_filter():
+    """FilterParam.of counts a subtree filter's elements only when the request is big
+    enough to hold too many: the smallest request with an oversized filter still is."""
+    from agent.netconf.filters import MAX_FILTER_NODES, FilterParam, may_be_too_big
+
+    smallest = (b"<rpc><get><filter>" + b"<a/>" * (MAX_FILTER_NODES + 1)
+                + b"</filter></get></rpc>")
+    assert may_be_too_big(len(smallest))
+    assert may_be_too_big(4 * (MAX_FILTER_NODES + 2))
+    assert not may_be_too_big(4 * (MAX_FILTER_NODES + 2) - 1)
+    f = etree.fromstring(smallest)[0][0]
+    with pytest.raises(RpcError) as err:
+        FilterParam.of(f, len(smallest))
+    assert err.value.tag == "too-big" and str(MAX_FILTER_NODES + 1) in err.value.message
+    small = etree.fromstring(f'<filter xmlns="{NC}"><top xmlns="{T}"/></filter>')
+    assert FilterParam.of(small, 100).key == FilterParam.of(small).key
+
+
 def test_subtree_filter_comparisons_are_bounded():
     from agent.datastore.steps import run_steps
     from agent.netconf.filters import subtree_selection

@@ -246,6 +246,25 @@ def test_notification_filter_size_is_bounded(server):
     asyncio.run(scenario())
 
 
+def test_get_config_filter_size_is_bounded(server):
+    from agent.netconf.filters import MAX_FILTER_NODES
+
+    async def scenario():
+        client = Client(server)
+        reply = await client.rpc(
+            "<get-config><source><running/></source><filter type='subtree'>"
+            "<pki xmlns='urn:cmp-agent:yang:cmp-agent-pki'>" + "<x/>" * MAX_FILTER_NODES
+            + "</pki></filter></get-config>")
+        error = reply.find(f"{{{NC}}}rpc-error")
+        assert tag(reply) == "too-big"
+        assert error.findtext(f"{{{NC}}}error-message") == (
+            f"the subtree filter has {MAX_FILTER_NODES + 1} elements;"
+            f" at most {MAX_FILTER_NODES} are accepted")
+        client.close()
+
+    asyncio.run(scenario())
+
+
 def test_reads_are_logged_at_debug_changes_and_errors_at_info(server, caplog):
     """A poller's successful reads do not flood agent.log (INFO); every change,
     every error, and the session's start and end are logged at INFO."""
@@ -806,7 +825,8 @@ def test_a_filtered_get_works_out_the_filter_once(server, monkeypatch, kind):
 
     calls = []
     real = filters.xpath_select
-    monkeypatch.setattr(filters, "xpath_select", lambda el: calls.append(el) or real(el))
+    monkeypatch.setattr(filters, "xpath_select",
+                        lambda el, *size: calls.append(el) or real(el, *size))
     f = ("<filter type='xpath' select='/p:pki/p:cmp-session/p:name' xmlns:p='" + PKI + "'/>"
          if kind == "xpath" else
          f"<filter><pki xmlns='{PKI}'><cmp-session><name/></cmp-session></pki></filter>")

@@ -108,7 +108,7 @@ def filter_param(ctx: RpcContext, found: dict[str, etree._Element]) -> FilterPar
     filter_el = found.get(_FILTER)
     if filter_el is None:
         return None
-    checked = FilterParam.of(filter_el)
+    checked = FilterParam.of(filter_el, ctx.message_size)
     ctx.server.checked_filters.check(checked)
     return checked
 

@@ -34,6 +34,8 @@ class RpcContext:
     session: "SessionView"
     server: "ServerView"
     access: "Access"
+    #: bytes of the request's XML, which bound what it holds (``None``: not known)
+    message_size: int | None = None
 
     @property
     def session_id(self) -> int:
