@@ -35,12 +35,14 @@ def prepare_process() -> None:
     (:mod:`agent.lazyimports`; before anything imports yangson), as is email.utils (before
     cryptography.x509 takes parseaddr from it), and the regular
     expressions of cryptography's RFC 4514 name parser are compiled at their first use."""
-    from agent.lazyimports import compile_patterns_at_first_use, defer, defer_elementpath
+    from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
+                                    defer_serialization)
     from agent.methodcache import install
 
     defer_elementpath()
     defer("urllib.request")
     defer("email.utils", {"parseaddr": "agent.lazyimports"})
+    defer_serialization()
     compile_patterns_at_first_use("cryptography.x509.name")
     atexit.register(install().save)
 

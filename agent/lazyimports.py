@@ -71,6 +71,28 @@ def defer_elementpath() -> None:
         defer("elementpath.regex", {"RegexError": _YANGSON_NAMES["RegexError"]})
 
 
+#: what ``cryptography.hazmat.primitives.serialization`` gives besides its OpenSSH formats
+#: (its ``ssh`` module, whose import brings the symmetric ciphers, bcrypt and
+#: cryptography's decrepit ciphers), and where each is defined
+_SERIALIZATION_NAMES = {
+    **dict.fromkeys(["BestAvailableEncryption", "Encoding", "KeySerializationEncryption",
+                     "NoEncryption", "ParameterFormat", "PrivateFormat", "PublicFormat",
+                     "_KeySerializationEncryption"],
+                    "cryptography.hazmat.primitives._serialization"),
+    **dict.fromkeys(["load_der_parameters", "load_der_private_key", "load_der_public_key",
+                     "load_pem_parameters", "load_pem_private_key", "load_pem_public_key"],
+                    "cryptography.hazmat.primitives.serialization.base"),
+}
+
+
+def defer_serialization() -> None:
+    """Install the deferred ``cryptography.hazmat.primitives.serialization``: its key
+    formats and PEM/DER loaders come from the modules that define them, without running
+    the package's ``__init__`` (which imports its OpenSSH module); any other name (an
+    OpenSSH format or loader) runs it."""
+    defer("cryptography.hazmat.primitives.serialization", _SERIALIZATION_NAMES)
+
+
 def translate_pattern(pattern: str, *args, **options) -> str:
     """``elementpath.regex.translate_pattern`` (an XSD pattern as a Python regular
     expression), whose package is run at the first call: yangson takes the name at its

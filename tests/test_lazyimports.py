@@ -228,3 +228,34 @@ print(json.dumps([unrun, results, formatdate(0, usegmt=True)]))
     assert command[0] is True and plain[0] is False
     assert command[1:] == plain[1:]
     assert "Invalid rfc822name value" in command[1]
+
+
+def test_serialization_is_deferred_and_the_same_when_asked():
+    """In a process of the command, cryptography's serialization package gives its key
+    formats and PEM/DER loaders from the modules that define them without running its
+    ``__init__`` (nor importing its OpenSSH module); the first other name runs it, and
+    every name is then the real package's, the earlier ones the same objects."""
+    code = """
+import json, sys
+import agent.cli
+agent.cli.prepare_process()
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+early = [serialization.Encoding, serialization.PublicFormat, serialization.PrivateFormat,
+         serialization.NoEncryption, serialization.load_pem_private_key,
+         serialization.load_der_public_key]
+key = ec.generate_private_key(ec.SECP256R1())
+pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                        serialization.NoEncryption())
+loaded = serialization.load_pem_private_key(pem, None).private_numbers() == key.private_numbers()
+unrun = "cryptography.hazmat.primitives.serialization.ssh" not in sys.modules
+ssh = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                    serialization.PublicFormat.OpenSSH)
+same = serialization.load_ssh_public_key(ssh).public_numbers() == key.public_key().public_numbers()
+names = [serialization.Encoding, serialization.PublicFormat, serialization.PrivateFormat,
+         serialization.NoEncryption, serialization.load_pem_private_key,
+         serialization.load_der_public_key]
+print(json.dumps([loaded, unrun, same, all(a is b for a, b in zip(early, names)),
+                  "ssh_key_fingerprint" in serialization.__all__]))
+"""
+    assert printed(code) == [True, True, True, True, True]
