@@ -31,9 +31,11 @@ def prepare_process() -> None:
     (issue 11: start-up time); not done by ``import agent``, so that a program using the
     package keeps its own dataclasses module, imports and exit. The dataclasses module
     compiles through the method cache kept between starts (:mod:`agent.methodcache`,
-    saved at exit); elementpath and urllib.request are imported but not run until used
-    (:mod:`agent.lazyimports`; before anything imports yangson), as is email.utils (before
-    cryptography.x509 takes parseaddr from it), and the regular
+    saved at exit); modules whose code the commands seldom need are imported but not
+    run until used (:mod:`agent.lazyimports`): elementpath and urllib.request (before
+    anything imports yangson), email.utils (before cryptography.x509 takes parseaddr
+    from it), cryptography's serialization package but for its key formats and loaders,
+    and inspect (dataclasses asks it only for a class without a docstring); the regular
     expressions of cryptography's RFC 4514 name parser are compiled at their first use."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
                                     defer_serialization)
@@ -43,6 +45,7 @@ def prepare_process() -> None:
     defer("urllib.request")
     defer("email.utils", {"parseaddr": "agent.lazyimports"})
     defer_serialization()
+    defer("inspect")
     compile_patterns_at_first_use("cryptography.x509.name")
     atexit.register(install().save)
 

@@ -259,3 +259,32 @@ print(json.dumps([loaded, unrun, same, all(a is b for a, b in zip(early, names))
                   "ssh_key_fingerprint" in serialization.__all__]))
 """
     assert printed(code) == [True, True, True, True, True]
+
+
+def test_inspect_is_deferred_and_dataclasses_document_as_before():
+    """In a process of the command inspect's code runs only when a name of it is used: a
+    dataclass with a docstring does not ask it, one without gets the same generated doc
+    (its signature) as with inspect run at import."""
+    code = """
+import json, sys
+{prelude}
+import dataclasses
+@dataclasses.dataclass(frozen=True)
+class Documented:
+    '''Said.'''
+    a: int
+unrun = "ast" not in sys.modules
+@dataclasses.dataclass
+class Undocumented:
+    a: int
+    b: "list[str]" = dataclasses.field(default_factory=list)
+import inspect
+print(json.dumps([unrun, Documented.__doc__, Undocumented.__doc__,
+                  str(inspect.signature(Undocumented))]))
+"""
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("import inspect",
+                                      "import agent.cli\nagent.cli.prepare_process()"))
+    assert command[0] is True and plain[0] is False
+    assert command[1:] == plain[1:]
+    assert command[2].startswith("Undocumented(a: int, b:")

@@ -119,8 +119,13 @@ print(json.dumps([pq._oqs_lib, umac._nettle_lib, pq.mlkem_available, pq.sntrup_a
 def test_the_cmp_command_loads_only_what_its_kind_needs():
     """`cmp-agent cmp ir` (issue 11, a whole process under 150 ms): the general-message
     machinery is loaded by genm alone, message times are read without strptime, and HTTP
-    is spoken without http.client (and its email package); ssl waits for an https URL."""
+    is spoken without http.client (and its email package); ssl waits for an https URL.
+    What agent/lazyimports.py defers is not run: inspect (whose code runs, with ast, dis
+    and tokenize, if a dataclass without a docstring is made: dataclasses then writes
+    one from its signature), email.utils, the OpenSSH formats of cryptography."""
     loaded = loaded_after(AS_COMMAND + "import agent.cmp.cli")
     assert "agent.cmp.client" in loaded
     assert not {"agent.cmp.genm", "agent.cmp.messages.general", "_strptime", "http.client",
                 "email.parser", "ssl"} & loaded
+    assert not {"ast", "dis", "tokenize", "email.charset", "bcrypt",
+                "cryptography.hazmat.primitives.serialization.ssh"} & loaded

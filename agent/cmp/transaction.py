@@ -172,6 +172,8 @@ class Send:
 
 @dataclass(frozen=True)
 class Finished:
+    """The transaction is over, with *result*."""
+
     result: TransactionResult
 
 
