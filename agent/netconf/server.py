@@ -409,12 +409,12 @@ class NetconfServer:
 
     async def _dispatch(self, record: SessionRecord, request: RpcReceived) -> None:
         started = time.perf_counter()
-        name = etree.QName(request.operation).localname
+        operation = request.operation
         try:
-            handler = self.registry.lookup(request.operation)
+            handler = self.registry.lookup(operation)
             access = self.nacm.access(record.user)
-            access.authorize_rpc(request.operation)
-            result = await handler(RpcContext(record, self, access, request.size), request.operation)
+            access.authorize_rpc(operation)
+            result = await handler(RpcContext(record, self, access, request.size), operation)
             reply = record.protocol.reply(request, result)
             outcome = "ok"
         except RpcError as exc:
@@ -424,6 +424,7 @@ class NetconfServer:
             reply = record.protocol.reply_errors(request, exc.errors)
             outcome = "errors " + ",".join(e.tag for e in exc.errors)
         except Exception:  # noqa: BLE001 - a bug must not take the session down
+            name = etree.QName(operation).localname
             log.exception("session %d: rpc %s failed", record.session_id, name)
             err = RpcError("operation-failed",
                            f"internal error while processing <{name}>; see the agent log",
@@ -433,10 +434,12 @@ class NetconfServer:
         if record.session_id in self.sessions:
             record.transport.send(reply)
         # a device logs what changed and what failed; a poller's reads would flood the log
-        level = logging.DEBUG if outcome == "ok" and request.operation.tag in RETRIEVALS else (
+        level = logging.DEBUG if outcome == "ok" and operation.tag in RETRIEVALS else (
             logging.INFO)
-        log.log(level, "session %d rpc %s message-id %r: %s in %.2f ms", record.session_id, name,
-                request.message_id, outcome, (time.perf_counter() - started) * 1000)
+        if log.isEnabledFor(level):  # its arguments cost a small RPC more than its check
+            log.log(level, "session %d rpc %s message-id %r: %s in %.2f ms", record.session_id,
+                    etree.QName(operation).localname, request.message_id, outcome,
+                    (time.perf_counter() - started) * 1000)
         if record.closing:
             self.end_session(record, "close-session")
 
