@@ -314,6 +314,24 @@ def test_a_request_with_a_url_that_cannot_be_sent_is_refused_at_once(pki):
     assert HttpTransport("http://bücher.example/pkix/").url.host == "bücher.example"  # an IDN
 
 
+def test_a_host_is_resolved_as_the_idna_codec_gives_it():
+    """The host goes to getaddrinfo as the bytes the idna codec (which getaddrinfo applies
+    to a text host) makes of it, unencoded where that is the same; a host the codec would
+    refuse or change stays text, for the codec to refuse or encode as before."""
+    from agent.cmp.transport import _resolvable
+
+    for host in ("127.0.0.1", "ca.example.net", "ca.example.net.", "::1", "xn--bcher-kva.de",
+                 "a" * 63 + ".b", "", "a..b", ".a", "a" * 64 + ".b", "b." + "a" * 64, ".",
+                 "bücher.example"):
+        try:
+            encoded = host.encode("idna")
+        except UnicodeError:
+            encoded = None
+        given = _resolvable(host)
+        assert given == encoded if isinstance(given, bytes) else given == host
+        assert isinstance(given, bytes) == (host.isascii() and encoded is not None)
+
+
 def test_bytes_after_a_response_are_not_the_next_response():
     """RFC 9112 6.3: data after a response's framing on a kept-alive connection is not
     processed as a separate response: the next request goes over a new connection."""
