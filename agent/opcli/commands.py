@@ -36,17 +36,20 @@ class Command:
     views: frozenset[str]
     action: Action
     paths: tuple[tuple[Element, ...], ...]
+    #: the action asks whether there are uncommitted changes (the runner checks them first)
+    reads_changes: bool = False
 
 
 COMMANDS: list[Command] = []
 
 
-def command(syntax: str, *views: str | frozenset[str]) -> Callable[[Action], Action]:
+def command(syntax: str, *views: str | frozenset[str],
+            reads_changes: bool = False) -> Callable[[Action], Action]:
     """Register *action* for *syntax* in *views*."""
     flat = frozenset(v for view in views for v in ([view] if isinstance(view, str) else view))
 
     def register(action: Action) -> Action:
-        COMMANDS.append(Command(syntax, flat, action, tuple(expand(syntax))))
+        COMMANDS.append(Command(syntax, flat, action, tuple(expand(syntax)), reads_changes))
         return action
 
     return register
@@ -185,7 +188,7 @@ def _undo_entity(sh: Shell, m: Match) -> list[Step]:
 
 
 @command("pki cmp { initial-request | certificate-request | keyupdate-request } "
-         "session SESSION-NAME", SYSTEM)
+         "session SESSION-NAME", SYSTEM, reads_changes=True)
 def _request(sh: Shell, m: Match) -> list[Step]:
     kind = next(k for k in ("initial-request", "certificate-request", "keyupdate-request") if k in m)
     return sh.request(CmpRequest(kind, m["SESSION-NAME"]))

@@ -110,7 +110,7 @@ def _leaving_config_views(shell: Shell, line: str) -> bool:
 
 def _settle_uncommitted(runner: Runner) -> bool:
     """Ask, as the device does, what becomes of uncommitted configuration; False: stay."""
-    if not runner.shell.uncommitted:
+    if not runner.uncommitted():
         return True
     while True:
         try:

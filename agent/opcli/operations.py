@@ -63,6 +63,18 @@ def _with_nc_prefix(pki: etree._Element) -> etree._Element:
 
 
 @dataclass
+class GetConfig(Operation):
+    """``<get-config>`` of *source* with a subtree filter (RFC 6241 sections 7.1 and 6)."""
+
+    source: str
+    selection: etree._Element
+
+    def body(self) -> str:
+        return (f"<get-config><source><{self.source}/></source><filter type=\"subtree\">"
+                + etree.tostring(self.selection).decode() + "</filter></get-config>")
+
+
+@dataclass
 class Commit(Operation):
     """``<commit/>``: candidate becomes running (RFC 6241 section 8.3.4.1)."""
 

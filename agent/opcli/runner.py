@@ -27,6 +27,7 @@ from .operations import (
     Commit,
     DiscardChanges,
     EditCandidate,
+    GetConfig,
     GetStatistics,
     LockCandidate,
     Operation,
@@ -115,6 +116,8 @@ class Runner:
             return False
         if complete is not None:
             found = complete(found)
+        if found.command.reads_changes:
+            self.check_changes()
         ok = self.run_steps(self.shell.apply(found))
         if not ok and where:
             self.say(f"{where} {prompt}{masked(line, found)}", error=True)
@@ -159,13 +162,33 @@ class Runner:
             self.say("Info: Statistics cleared.")
         return True
 
+    def check_changes(self) -> None:
+        """Ask the agent whether the nodes edited since the last time differ between
+        candidate and running (two ``<get-config>`` of those nodes); edits that changed
+        nothing (entering an existing session's view ...) are then not uncommitted.
+        If the agent does not answer, they still count as changes."""
+        selection = self.shell.pending_filter()
+        if selection is None:
+            return
+        try:
+            candidate, running = (self.send(GetConfig(source, selection))
+                                  for source in ("candidate", "running"))
+        except NetconfError:
+            return
+        self.shell.checked(*(reply.find("nc:data/p:pki", _NS) for reply in (candidate, running)))
+
+    def uncommitted(self) -> bool:
+        """Whether this run's edits left the candidate different from running."""
+        self.check_changes()
+        return self.shell.uncommitted
+
     def finish(self) -> bool:
         """At the end of interactive input: requests still waiting for a commit are a failure."""
         if self.shell.waiting:
             names = ", ".join(r.description for r in self.shell.waiting)
             self.say(f"Error: No commit after the request(s), never sent: {names}.", error=True)
             return False
-        if self.shell.uncommitted:
+        if self.uncommitted():
             self.say("Warning: The configuration was not committed; it stays in the candidate"
                      " datastore (run 'commit' to apply it).", error=True)
         return True
@@ -173,7 +196,7 @@ class Runner:
     def discard(self) -> None:
         """Drop this run's uncommitted configuration (and the requests waiting for it)."""
         ours = self.locked or not self.lock_for_edits  # unlocked replays edited nothing yet
-        if self.shell.uncommitted and ours and self.run_operation(DiscardChanges()):
+        if ours and self.uncommitted() and self.run_operation(DiscardChanges()):
             self.say("Info: The uncommitted configuration of this run was discarded.", error=True)
         self.shell.discarded()
 
@@ -196,7 +219,7 @@ def run_lines(runner: Runner, lines: Iterable[str], source: str) -> int:
                 return 1
             if runner.shell.finished:
                 break
-        if runner.shell.uncommitted:
+        if runner.uncommitted():
             waiting = "".join(f"; never sent: the {r.description}" for r in runner.shell.waiting)
             runner.say(f"Error: The configuration was not committed (no 'commit' after it){waiting}.",
                        error=True)

@@ -7,8 +7,18 @@ the runner (:mod:`agent.opcli.runner`) or the XML printer
 
 The guide lists the request commands (``pki cmp initial-request session``
 ...) before ``commit`` (its step 13). The device accepts that order, and so
-does this shell: a request whose session has uncommitted edits waits and runs
+does this shell: a request whose session has uncommitted changes waits and runs
 right after the next successful commit (:meth:`Shell.commit_succeeded`).
+
+Uncommitted means, as on the device, that a command changed the
+configuration: entering the view of a session or entity that exists, or
+setting a value it already has, changes nothing. The shell remembers which
+nodes of ``/pki`` its edits touched (:attr:`Shell.changed`); a node counts as
+changed until the agent says otherwise: the runner asks, only when the answer
+matters (a request, leaving the configuration views, the end of a replay) and
+only about the nodes edited since it last asked, for candidate and running of
+those nodes (:meth:`Shell.pending_filter`, :meth:`Shell.checked`). Without an
+agent (``--to-xml``) every edit counts as a change.
 """
 
 from __future__ import annotations
@@ -16,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lxml import etree
+
+from agent import PKI_NS
 
 from .commands import ENTITY, SESSION, SYSTEM, USER, KEYWORD_HELP, commands_of
 from .grammar import Help, Match, match, next_words
@@ -25,6 +37,9 @@ from .operations import CmpRequest, EditCandidate, Operation, pki_node
 Step = Operation | str
 
 HOSTNAME = "cmp-agent"
+
+#: a child of ``/pki`` an edit touched: (its CMP session or None, its name, its list key or None)
+Touched = tuple[str | None, str, str | None]
 
 
 @dataclass
@@ -37,10 +52,10 @@ class Shell:
     view_object: str | None = None
     #: set by ``quit`` in the user view
     finished: bool = False
-    #: sessions with uncommitted edits
-    dirty_sessions: set[str] = field(default_factory=set)
-    #: uncommitted edits outside sessions (entities, file format): they affect every session
-    dirty_global: bool = False
+    #: the nodes edited since the last commit or discard that differ from running, or may:
+    #: those in :attr:`unchecked` were edited since the agent was last asked
+    changed: set[Touched] = field(default_factory=set)
+    unchecked: set[Touched] = field(default_factory=set)
     #: requests waiting for the next commit
     waiting: list[CmpRequest] = field(default_factory=list)
 
@@ -73,8 +88,36 @@ class Shell:
         return next_words(commands_of(self.view), line, KEYWORD_HELP)
 
     @property
+    def dirty_sessions(self) -> set[str]:
+        """The sessions with uncommitted changes."""
+        return {session for session, _, _ in self.changed if session is not None}
+
+    @property
+    def dirty_global(self) -> bool:
+        """Uncommitted changes outside sessions (entities, file format): they affect every session."""
+        return any(session is None for session, _, _ in self.changed)
+
+    @property
     def uncommitted(self) -> bool:
-        return self.dirty_global or bool(self.dirty_sessions)
+        return bool(self.changed)
+
+    def pending_filter(self) -> etree._Element | None:
+        """A subtree filter (RFC 6241 section 6) of the nodes in :attr:`unchecked`, or None."""
+        if not self.unchecked:
+            return None
+        pki = pki_node("pki")
+        for _, name, key in sorted(self.unchecked, key=lambda t: (t[1], t[2] or "")):
+            pki.append(pki_node(name, pki_node("name", text=key)) if key is not None
+                       else pki_node(name))
+        return pki
+
+    def checked(self, candidate: etree._Element | None, running: etree._Element | None) -> None:
+        """The agent's candidate and running ``<pki>`` under :meth:`pending_filter`: the
+        unchecked nodes that are the same in both are not changes (any more)."""
+        for touched in self.unchecked:
+            if _node_of(candidate, touched) == _node_of(running, touched):
+                self.changed.discard(touched)
+        self.unchecked.clear()
 
     # --- used by the commands -------------------------------------------------------
     def enter(self, view: str, name: str | None = None) -> None:
@@ -90,11 +133,12 @@ class Shell:
             self.finished = True
 
     def edit(self, pki: etree._Element, session: str | None = None) -> EditCandidate:
-        """An edit of the candidate; remembers what is now uncommitted."""
-        if session is None:
-            self.dirty_global = True
-        else:
-            self.dirty_sessions.add(session)
+        """An edit of the candidate; remembers the nodes it may change."""
+        for child in pki:
+            key = child.findtext(f"{{{PKI_NS}}}name")
+            touched = (session, etree.QName(child).localname, key)
+            self.changed.add(touched)
+            self.unchecked.add(touched)
         return EditCandidate(pki, session)
 
     def edit_session(self, name: str, *children: etree._Element) -> EditCandidate:
@@ -116,16 +160,30 @@ class Shell:
 
     def discarded(self) -> None:
         """The candidate went back to running: nothing is uncommitted, nothing waits."""
-        self.dirty_sessions.clear()
-        self.dirty_global = False
+        self.changed.clear()
+        self.unchecked.clear()
         self.waiting.clear()
 
     def commit_succeeded(self) -> list[Step]:
         """After a successful commit: nothing is uncommitted; the waiting requests run."""
-        self.dirty_sessions.clear()
-        self.dirty_global = False
+        self.changed.clear()
+        self.unchecked.clear()
         waiting, self.waiting = self.waiting, []
         steps: list[Step] = []
         for req in waiting:
             steps += [f"Info: Sending the {req.description} that waited for this commit.", req]
         return steps
+
+
+def _node_of(pki: etree._Element | None, touched: Touched) -> list:
+    """The *touched* node(s) of a ``<pki>`` tree, comparable: what they hold, in any order."""
+    if pki is None:
+        return []
+    _, name, key = touched
+    return sorted(_canonical(el) for el in pki.iterchildren(f"{{{PKI_NS}}}{name}")
+                  if key is None or el.findtext(f"{{{PKI_NS}}}name") == key)
+
+
+def _canonical(el: etree._Element) -> tuple:
+    return (el.tag, (el.text or "").strip(),
+            tuple(sorted(_canonical(child) for child in el if isinstance(child.tag, str))))

@@ -130,6 +130,29 @@ def test_undo_forms_and_the_first_failed_command_ends_the_run(fresh_agent):
     assert config.findtext(".//p:file-format", namespaces=NS) != "der"
 
 
+def test_entering_an_existing_sessions_view_or_undoing_a_change_is_not_uncommitted(fresh_agent):
+    """As on the device, only commands that change the configuration leave it uncommitted."""
+    created = cli(fresh_agent, stdin="system-view\npki cmp session s1\n"
+                                     " cmp-request ca-name /C=CN/CN=Example CA\n quit\ncommit\n")
+    assert created.returncode == 0, created.stderr
+    visit = cli(fresh_agent, stdin="system-view\npki cmp session s1\n"
+                                   " cmp-request ca-name /C=CN/CN=Example CA\n quit\n"
+                                   "pki file-format der\nundo pki file-format\n"
+                                   "pki cmp keyupdate-request session s1\n")
+    # the request was sent at once (and refused by the agent: s1 has no server URL)
+    assert "uncommitted" not in visit.stdout + visit.stderr
+    assert "Error: session s1: no server-url" in visit.stderr
+    clean = cli(fresh_agent, stdin="system-view\npki cmp session s1\n quit\nreturn\n")
+    assert clean.returncode == 0 and clean.stderr == "", clean.stderr
+    # a real change still is one
+    changed = cli(fresh_agent, stdin="system-view\npki cmp session s1\n"
+                                     " cmp-request ca-name /C=CN/CN=Other CA\n quit\n"
+                                     "pki cmp keyupdate-request session s1\n")
+    assert changed.returncode == 1
+    assert "Info: Session s1 has uncommitted configuration: the CMP key update request (KUR)" \
+        in changed.stdout
+
+
 def test_a_bad_command_a_value_the_agent_refuses_or_a_bad_password_fail(fresh_agent, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("system-view\npki cmp session s1\n cmp-request entty e1\ncommit\n")
@@ -221,6 +244,12 @@ def test_interactive_prompt_help_completion_and_commands(fresh_agent):
         child.expect_exact("[cmp-agent]")
         child.send("display pki cmp statistics session s1\r")
         child.expect(r"Messages sent\s+IR\s+0")
+        child.expect_exact("[cmp-agent]")
+        child.send("pki cmp session s1\r")       # committed: entering its view changes nothing
+        child.expect_exact("[cmp-agent-pki-cmp-session-s1]")
+        child.send("return\r")                 # so the device does not ask
+        child.expect_exact("<cmp-agent>")
+        child.send("system-view\r")
         child.expect_exact("[cmp-agent]")
         child.send("pki file-format der\r")
         child.expect_exact("[cmp-agent]")

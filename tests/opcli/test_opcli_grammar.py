@@ -261,6 +261,43 @@ def test_a_request_on_an_uncommitted_session_waits_for_the_next_commit():
     assert isinstance(req, CmpRequest)
 
 
+def test_only_edits_that_change_the_configuration_are_uncommitted():
+    """Entering an existing session's view, or writing what is there already, changes
+    nothing (as on the device): the agent's candidate and running say so."""
+    sh = shell_in("session")
+    sh.execute("quit")
+    assert sh.uncommitted  # not known yet: the edit may have created s1
+    assert c14n(etree.tostring(sh.pending_filter())) == session("")
+    existing = f'<pki xmlns="{PKI}"><cmp-session><name>s1</name><ca-name>/CN=CA</ca-name>' \
+               "<auto-update><enabled>true</enabled><expire-time>60</expire-time></auto-update>" \
+               "</cmp-session></pki>"
+    reordered = existing.replace("<enabled>true</enabled><expire-time>60</expire-time>",
+                                 "<expire-time>60</expire-time><enabled>true</enabled>")
+    sh.checked(etree.fromstring(reordered), etree.fromstring(existing))
+    assert not sh.uncommitted and sh.pending_filter() is None
+    (req,) = sh.execute("pki cmp keyupdate-request session s1")
+    assert isinstance(req, CmpRequest)
+    # a real change stays one, and so does one the agent was not asked about since
+    sh.execute("pki entity e1")
+    sh.execute("quit")
+    sh.execute("pki file-format der")
+    assert c14n(etree.tostring(sh.pending_filter())) == pki(
+        "<entity><name>e1</name></entity><file-format/>")
+    sh.checked(etree.fromstring(f'<pki xmlns="{PKI}"><file-format>der</file-format>'
+                                "<entity><name>e1</name></entity></pki>"),
+               etree.fromstring(f'<pki xmlns="{PKI}"><entity><name>e1</name></entity></pki>'))
+    assert sh.changed == {(None, "file-format", None)} and sh.dirty_global
+    sh.execute("pki cmp session s1")
+    assert sh.dirty_sessions == {"s1"}
+    assert sh.execute("quit") == [] and sh.execute(
+        "pki cmp keyupdate-request session s1")[0].startswith("Info: Session s1 has uncommitted")
+    # set, then undone: the same as running again
+    sh.execute("undo pki file-format")
+    sh.checked(etree.fromstring(existing.replace("/CN=CA", "/CN=Other CA")),
+               etree.fromstring(existing))
+    assert sh.changed == {("s1", "cmp-session", "s1")}
+
+
 def test_entity_or_file_format_edits_hold_back_every_request():
     sh = shell_in("system")
     sh.execute("pki file-format der")
