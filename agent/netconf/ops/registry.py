@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 Result = etree._Element | list[etree._Element] | SerializedElement | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: its __init__ would cost every RPC ~4k instructions
 class RpcContext:
     """What a handler knows about the call: the session, the server, and what
     the session's user may do (NACM, RFC 8341)."""
