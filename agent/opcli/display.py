@@ -1,7 +1,14 @@
 """``display pki cmp statistics [ session NAME ]`` as a table, from a ``<get>`` reply.
 
-The counters are the module's ``statistics`` grouping (RFC 4210 message
-body types, PKIStatus outcomes, failures); see yang/cmp-agent-pki.yang.
+The rows are what the reply holds, in its order: the module's ``statistics``
+grouping (RFC 4210 message body types, PKIStatus outcomes, failures, the last
+request; see yang/cmp-agent-pki.yang). Nothing here lists the counters, so a
+counter the module gains is shown without a change here: a container of
+numbers is a group of counters (a list entry in it, such as a PKIFailureInfo
+bit, a counter named by its key), another container a group of details (the
+last request), a leaf outside containers a time. Labels come from the names
+(``cert-conf`` -> ``CertConf``; a message body type in capitals, ``ir`` ->
+``IR``), a few of them as the device writes them (:data:`_LABELS`).
 """
 
 from __future__ import annotations
@@ -12,61 +19,81 @@ from .operations import NC_NS, PKI_NS
 
 _NS = {"p": PKI_NS, "nc": NC_NS}
 
-#: (group title, container, [(label, leaf)])
-_GROUPS = (
-    ("Messages sent", "messages-sent", (("IR", "ir"), ("CR", "cr"), ("KUR", "kur"),
-                                        ("CertConf", "cert-conf"), ("PollReq", "poll-req"))),
-    ("Messages received", "messages-received", (("IP", "ip"), ("CP", "cp"), ("KUP", "kup"),
-                                                ("PKIConf", "pki-conf"), ("PollRep", "poll-rep"),
-                                                ("Error", "error"))),
-    ("Outcomes", "outcomes", (("Accepted", "accepted"), ("GrantedWithMods", "granted-with-mods"),
-                              ("Rejection", "rejection"), ("Waiting", "waiting"))),
-    ("Failures", "failures", (("Transport", "transport"), ("Timeout", "timeout"),
-                              ("Protection", "protection"))),
-)
-_LAST = (("Type", "type"), ("Trigger", "trigger"), ("Start time", "start-time"),
-         ("Duration (ms)", "duration-ms"), ("Result", "result"), ("Reason", "reason"))
-_TIMES = (("Local certificate not after", "local-certificate-not-after"),
-          ("Next automatic update", "next-auto-update"),
-          ("Counters reset at", "discontinuity-time"))
+#: labels that are not made from the name
+_LABELS = {"pki-conf": "PKIConf", "error": "Error", "failure-info": "FailInfo",
+           "duration-ms": "Duration (ms)", "next-auto-update": "Next automatic update",
+           "discontinuity-time": "Counters reset at"}
 _WIDTH = 64
 
 
-def _text(el: etree._Element | None, path: str, default: str = "0") -> str:
-    if el is None:
-        return default
-    found = el.findtext(path, namespaces=_NS)
-    return found.strip() if found is not None else default
+def _name(el: etree._Element) -> str:
+    return etree.QName(el).localname
+
+
+def _elements(el: etree._Element) -> list[etree._Element]:
+    return [child for child in el if isinstance(child.tag, str)]
+
+
+def _value(el: etree._Element | None) -> str:
+    return (el.text or "").strip() if el is not None else ""
+
+
+def _counter_label(name: str, group: str) -> str:
+    """``cert-conf`` -> ``CertConf``; in a messages group, a body type ``ir`` -> ``IR``."""
+    if name in _LABELS:
+        return _LABELS[name]
+    if group.startswith("messages-") and "-" not in name:
+        return name.upper()
+    return "".join(word.capitalize() for word in name.split("-"))
+
+
+def _label(name: str) -> str:
+    """``start-time`` -> ``Start time``."""
+    return _LABELS.get(name) or name.replace("-", " ").capitalize()
+
+
+def _row(first: str, second: str, value: str) -> str:
+    """Three columns, the value right-aligned at the table's width (after a longer label)."""
+    row = f"{first:<22}{second:<20}"
+    return row + " " * max(1, _WIDTH - len(row) - len(value)) + value
+
+
+def _is_counters(container: etree._Element) -> bool:
+    leaves = [el for el in _elements(container) if not _elements(el)]
+    return all(_value(el).isdigit() for el in leaves)
 
 
 def statistics_table(stats: etree._Element, title: str) -> list[str]:
     """The rows of one ``statistics`` (or ``cmp-statistics``) container."""
     lines = [title, "-" * _WIDTH, f"{'Item':<22}{'Counter':<20}{'Value':>22}", "-" * _WIDTH]
-    for group, container, leaves in _GROUPS:
-        first = True
-        for label, leaf in leaves:
-            lines.append(f"{group if first else '':<22}{label:<20}"
-                         f"{_text(stats, f'p:{container}/p:{leaf}'):>22}")
-            first = False
-        if container == "failures":
-            for info in stats.iterfind("p:failures/p:failure-info", _NS):
-                lines.append(f"{'':<22}{'FailInfo ' + _text(info, 'p:bit', '?'):<20}"
-                             f"{_text(info, 'p:count'):>22}")
-    last = stats.find("p:last-request", _NS)
-    if last is not None:
-        lines.append("-" * _WIDTH)
-        first = True
-        for label, leaf in _LAST:
-            value = _text(last, f"p:{leaf}", "")
-            if value:
-                lines.append(f"{'Last request' if first else '':<22}{label:<20}{value:>22}"
-                             if len(value) <= 22 else
-                             f"{'Last request' if first else '':<22}{label:<20}{value}")
-                first = False
-    times = [(label, _text(stats, f"p:{leaf}", "")) for label, leaf in _TIMES]
-    if any(value for _, value in times):
-        lines.append("-" * _WIDTH)
-        lines += [f"{label:<30}{value:>34}" for label, value in times if value]
+    details: list[str] = []
+    times: list[str] = []
+    for child in _elements(stats):
+        name = _name(child)
+        members = _elements(child)
+        if not members:
+            times.append(f"{_label(name):<30}{_value(child):>34}")
+        elif _is_counters(child):
+            group = _label(name)
+            for member in members:
+                entry = _elements(member)
+                if entry:  # a list entry: its key, then its count
+                    label = f"{_counter_label(_name(member), name)} {_value(entry[0])}"
+                    value = _value(entry[-1])
+                else:
+                    label, value = _counter_label(_name(member), name), _value(member)
+                lines.append(_row(group, label, value or "0"))
+                group = ""
+        else:
+            details.append("-" * _WIDTH)
+            group = _label(name)
+            for member in members:
+                if _value(member):
+                    details.append(_row(group, _label(_name(member)), _value(member)))
+                    group = ""
+    lines += details
+    if times:
+        lines += ["-" * _WIDTH, *times]
     lines.append("-" * _WIDTH)
     return lines
 
@@ -90,9 +117,13 @@ def format_statistics(reply: etree._Element, session: str | None) -> list[str]:
                       f"{'Rejected':>10}  Last result", "-" * _WIDTH]
         for s in sessions:
             st = s.find("p:statistics", _NS)
+
+            def text(path: str, default: str = "0") -> str:
+                return _value(st.find(path, _NS) if st is not None else None) or default
+
             lines.append(
-                f"{_text(s, 'p:name', '?'):<20}{_text(st, 'p:messages-sent/p:ir'):>6}"
-                f"{_text(st, 'p:messages-sent/p:cr'):>6}{_text(st, 'p:messages-sent/p:kur'):>6}"
-                f"{_text(st, 'p:outcomes/p:accepted'):>10}{_text(st, 'p:outcomes/p:rejection'):>10}"
-                f"  {_text(st, 'p:last-request/p:result', '-')}")
+                f"{_value(s.find('p:name', _NS)) or '?':<20}{text('p:messages-sent/p:ir'):>6}"
+                f"{text('p:messages-sent/p:cr'):>6}{text('p:messages-sent/p:kur'):>6}"
+                f"{text('p:outcomes/p:accepted'):>10}{text('p:outcomes/p:rejection'):>10}"
+                f"  {text('p:last-request/p:result', '-')}")
     return lines

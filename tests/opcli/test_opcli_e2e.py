@@ -64,7 +64,9 @@ def test_the_seed_procedure_replayed_from_a_file_enrols_a_certificate(fresh_agen
     # display pki cmp statistics session s1: the counts of one IR transaction
     table = out[out.index("CMP statistics of session s1"):]
     for label, value in (("IR", 1), ("CR", 0), ("KUR", 0), ("CertConf", 1), ("IP", 1),
-                         ("PKIConf", 1), ("Accepted", 1), ("Rejection", 0), ("Transport", 0)):
+                         ("PKIConf", 1), ("Accepted", 1), ("Rejection", 0), ("Transport", 0),
+                         ("P10CR", 0), ("RR", 0), ("GENM", 0), ("RP", 0), ("GENP", 0),
+                         ("CertificateRejected", 0)):
         assert re.search(rf"^\s*(?:\w[\w ]*?\s{{2,}})?{label}\s+{value}$", table, re.M), (label, table)
     assert re.search(r"^Messages sent\s+IR\s+1$", table, re.M)
     assert re.search(r"Result\s+success$", table, re.M)
