@@ -40,7 +40,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         return p
 
     add = command("add", "add a user")
-    add.add_argument("name")
+    add.add_argument("name", help="the new user's login name (letters, digits, '.', '_', '-';"
+                     " at most 64 characters)")
     add.add_argument("--group", action="append", default=[], metavar="G",
                      help="a NACM group of the user (repeat for several)")
     add.add_argument("--ssh-key", type=Path, metavar="FILE",
@@ -48,11 +49,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--password-stdin", action="store_true",
                      help="read the password from the first line of standard input")
     passwd = command("passwd", "set a user's password")
-    passwd.add_argument("name")
+    passwd.add_argument("name", help="the user whose password to set")
     passwd.add_argument("--password-stdin", action="store_true",
                         help="read the password from the first line of standard input")
     delete = command("del", "remove a user, its password and its keys")
-    delete.add_argument("name")
+    delete.add_argument("name", help="the user to remove")
     command("list", "list the users and their groups")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import subprocess
 from pathlib import Path
 
@@ -23,11 +24,33 @@ def test_help_is_plain_text(command):
     assert "`" not in shown.stdout and ":func:" not in shown.stdout, shown.stdout
 
 
+def silent_arguments(parser: argparse.ArgumentParser, where: str) -> list[str]:
+    """Options and positional arguments of *parser* and of its sub-commands (``user add``)
+    without help text."""
+    silent = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            # a group of sub-commands is explained by its choices' help, and each choice by its own
+            helped = {choice.dest for choice in action._choices_actions if choice.help}
+            for name, sub in action.choices.items():
+                if name not in helped:
+                    silent.append(f"{where} {name}")
+                silent += silent_arguments(sub, f"{where} {name}")
+        elif not action.help:
+            silent.append(f"{where} {'/'.join(action.option_strings) or action.dest}")
+    return silent
+
+
 @pytest.mark.parametrize("command", SUBCOMMANDS)
-def test_every_option_has_help(command):
+def test_every_option_and_argument_has_help(command):
     parser = argparse.ArgumentParser()
     importlib.import_module(SUBCOMMANDS[command][0]).configure_parser(parser)
-    # a group of sub-commands is explained by its choices' help
-    silent = [a.option_strings or a.dest for a in parser._actions
-              if not a.help and not isinstance(a, argparse._SubParsersAction)]
-    assert silent == []
+    assert silent_arguments(parser, command) == []
+
+
+@pytest.mark.parametrize("action", ["add", "passwd", "del"])
+def test_user_subcommands_explain_the_name(action):
+    shown = subprocess.run([str(CMP_AGENT), "user", action, "--help"],
+                           capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(r"^\s+name\s+\S", shown.stdout, re.M), shown.stdout
