@@ -280,6 +280,12 @@ def _secret_spans(path: Sequence[Element], tokens: Sequence[Token]) -> tuple[tup
                  if isinstance(el, Param) and el.secret)
 
 
+def _possible_secret_spans(cands: Sequence[Candidate], tokens: Sequence[Token]
+                           ) -> tuple[tuple[int, int], ...]:
+    """The words of *tokens* that are a secret in any of *cands*."""
+    return tuple(sorted({span for c in cands for span in _secret_spans(c.path, tokens)}))
+
+
 def match(commands: Iterable[tuple[object, tuple[Element, ...]]], line: str) -> Match:
     """The command *line* is, among (*command*, *path*) pairs; raises :class:`ParseError`."""
     tokens = tokenize(line)
@@ -291,8 +297,8 @@ def match(commands: Iterable[tuple[object, tuple[Element, ...]]], line: str) -> 
         try:
             cands, rest = _step(cands, i, tok, line, len(tokens))
         except ParseError as err:
-            spans = _secret_spans(cands[0].path, tokens[:i]) if cands else ()
-            err.detail = _mask(line, spans)
+            # the faulty word too: a secret its own check refused (too long) is still a secret
+            err.detail = _mask(line, _possible_secret_spans(cands, tokens[:i + 1]))
             raise
         if rest:
             consumed = i + 1

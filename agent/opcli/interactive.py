@@ -132,9 +132,12 @@ def _mask_history(shell, line: str, readline) -> None:
     """Keep no secret in the readline history."""
     try:
         found = shell.parse(line)
-    except ParseError:
-        return
-    if found.secret_spans:
+    except ParseError as err:
+        # a refused line is shown back masked (err.detail, as long as the line): keep that
+        kept = err.detail if len(err.detail) == len(line) else line
+    else:
+        kept = masked(line, found)
+    if kept != line:
         last = readline.get_current_history_length()
         if last:
-            readline.replace_history_item(last - 1, masked(line, found))
+            readline.replace_history_item(last - 1, kept)

@@ -362,6 +362,18 @@ def test_secrets_are_masked_when_a_line_is_shown_back():
     assert "cmp-secret" not in err.value.detail and err.value.detail.endswith("********** extra")
 
 
+@pytest.mark.parametrize("secret", ["s" * 256, '"cmp secret' + "s" * 250 + '"'])
+def test_a_secret_refused_by_its_own_check_is_masked_when_shown_back(secret):
+    """The fault is the secret itself (longer than 255): the error display must not echo it."""
+    sh = shell_in("session")
+    line = f"cmp-request message-authentication-code 1234 {secret}"
+    with pytest.raises(ParseError) as err:
+        sh.execute(line)
+    assert err.value.kind == ParseError.WRONG_PARAMETER
+    shown = "\n".join(parse_error_lines(sh.prompt, line, err.value))
+    assert "sss" not in shown and "*" * len(secret) in shown
+
+
 # --- ? help and completion ---------------------------------------------------------------
 def test_help_lists_what_may_follow():
     sh = shell_in("system")
@@ -382,3 +394,21 @@ def test_help_lists_what_may_follow():
     assert labels == ["regenerate", "<cr>"]
     assert "cmp-request" in [h.label for h in session.help("")]
     assert [h.label for h in session.help("cmp-request server url ")] == ["esc", "STRING<1-255>"]
+
+
+@pytest.mark.parametrize("line", [
+    "cmp-request message-authentication-code 1234 cmp-secret",
+    "cmp-request message-authentication-code 1234 cmp-secret extra",   # refused after it
+    "cmp-request message-authentication-code 1234 cmp-secret" + "s" * 250,  # refused at it
+])
+def test_the_readline_history_keeps_secrets_masked(line):
+    readline = pytest.importorskip("readline")
+    from agent.opcli.interactive import _mask_history
+
+    readline.clear_history()
+    readline.add_history(line)
+    _mask_history(shell_in("session"), line, readline)
+    kept = readline.get_history_item(readline.get_current_history_length())
+    readline.clear_history()
+    assert "cmp-secret" not in kept and kept.startswith(
+        "cmp-request message-authentication-code 1234 ****")
