@@ -8,6 +8,12 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 
+def yang_datetime(moment: datetime) -> str:
+    """``yang:date-and-time`` (RFC 6991; RFC 3339) of a UTC *moment*, second precision:
+    ``2026-12-02T10:39:58Z``, as the model shows times."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Clock(Protocol):
     """Wall-clock time as seen by the agent."""
 

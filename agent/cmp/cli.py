@@ -32,6 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from agent.atomic import atomic_write
+from agent.clock import yang_datetime
 
 from . import protection
 from . import messages as m
@@ -447,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         if isinstance(result, Revoked):
-            print(f"{result.status}: revoked serial {request.old_cert.serial_number:x}"
+            print(f"{result.status}: revoked serial {request.old_cert.serial_number:X}"
                   f" of {request.old_cert.issuer.rfc4514_string()}")
             return 0
         if isinstance(result, GeneralResponse):
@@ -468,6 +469,8 @@ def run(args: argparse.Namespace) -> int:
     if not result.chain_checked:
         print("cmp-agent cmp: warning: the new certificate's chain was not checked: no trust"
               " anchor (give --trusted; --srvcert pins only the server's signer)", file=sys.stderr)
-    print(f"{result.status}: subject {cert.subject.rfc4514_string()}, serial {cert.serial_number:x}, "
-          f"issuer {cert.issuer.rfc4514_string()}, valid until {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%SZ}")
+    # the forms of the agent's model (certificate-file serial, yang:date-and-time): openssl cmp
+    # prints no such line, there is nothing of its to mimic
+    print(f"{result.status}: subject {cert.subject.rfc4514_string()}, serial {cert.serial_number:X}, "
+          f"issuer {cert.issuer.rfc4514_string()}, valid until {yang_datetime(cert.not_valid_after_utc)}")
     return 0

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from agent.clock import Clock, SystemClock
+from agent.clock import Clock, SystemClock, yang_datetime
 
 from . import messages as m
 from . import protection
@@ -365,7 +365,7 @@ class Polling:
 
     def __str__(self) -> str:
         line = (f"the CA answered waiting: next pollReq in {self.delay:g}s, at"
-                f" {self.when:%Y-%m-%d %H:%M:%SZ}")
+                f" {yang_datetime(self.when)}")
         return f"{line}; {self.says()}" if self.reason else line
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 from lxml import etree
 
 from agent import PKI_NS
+from agent.clock import yang_datetime
 from agent.xmltext import xml_text
 
 #: CMP body types counted, by direction, as named in the YANG module
@@ -23,11 +24,6 @@ FAILURE_KINDS = ("transport", "timeout", "protection", "certificate-rejected")
 RequestType = Literal["ir", "cr", "kur", "p10cr"]
 Trigger = Literal["manual", "auto"]
 Result = Literal["success", "failure", "waiting"]
-
-
-def yang_datetime(moment: datetime) -> str:
-    """``yang:date-and-time`` (RFC 6991) in UTC, second precision."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

@@ -93,7 +93,7 @@ def test_rr_with_the_mock(pki, mock_server, tmp_path):
                    "--key", pki.path("new.key"), "--srvcert", pki.path("server.pem"),
                    "--revreason", "4", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "accepted: revoked serial" in done.stdout
+    assert f"accepted: revoked serial {pki.issued.serial_number:X} of " in done.stdout
     # another certificate is not the mock's: refused with the CA's reason
     done = run_cli("rr", "--server", server.url, "--oldcert", pki.path("client.pem"),
                    "--ref", REFERENCE, "--secret", f"pass:{SECRET}", "--weak-algorithms", cwd=tmp_path)
