@@ -24,6 +24,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 
+_EAGER = sys.version_info >= (3, 12)
+
+
 def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
     """Run *coro* until it first suspends and return the task that runs the rest,
     ``None`` if it finished at once. An exception it raises before suspending goes
@@ -31,7 +34,7 @@ def start(coro: Coroutine[Any, Any, None]) -> asyncio.Task | None:
     ``CancelledError`` ends it silently, as it ends a task (cancelled), and does not
     reach the caller (a protocol's ``data_received``, whose transport it would abort)."""
     loop = asyncio.get_running_loop()
-    if sys.version_info >= (3, 12):
+    if _EAGER:
         task = asyncio.Task(coro, loop=loop, eager_start=True)
         if not task.done():
             return task

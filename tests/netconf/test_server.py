@@ -246,6 +246,25 @@ def test_notification_filter_size_is_bounded(server):
     asyncio.run(scenario())
 
 
+def test_text_among_an_operations_parameters_is_refused(server):
+    """RFC 6241 section 4.1: parameters are elements; text before the first or after
+    any of them is bad-element, white space is not text."""
+    async def scenario():
+        client = Client(server)
+        for text, op in (("stray", "<get-config>stray<source><running/></source></get-config>"),
+                         ("tail", "<get-config><source><running/></source>tail</get-config>"),
+                         ("x", "<get-config>\n <source><running/></source> x </get-config>")):
+            reply = await client.rpc(op)
+            assert tag(reply) == "bad-element"
+            assert reply.findtext(f".//{{{NC}}}error-message") == (
+                f"<get-config> takes its parameters as elements; remove the text {text!r}")
+        reply = await client.rpc("<get-config>\n  <source><running/></source>\n</get-config>")
+        assert tag(reply) is None and reply.find(f"{{{NC}}}data") is not None
+        client.close()
+
+    asyncio.run(scenario())
+
+
 def test_get_config_filter_size_is_bounded(server):
     from agent.netconf.filters import MAX_FILTER_NODES
 

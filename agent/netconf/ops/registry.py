@@ -96,13 +96,19 @@ def text_param(parent: etree._Element, namespace: str, name: str) -> str | None:
 def _check_no_text(operation: etree._Element) -> None:
     """Parameters are elements (RFC 6241 section 4.1, RFC 7950 section 7.14):
     text directly inside the operation element is a client error, not input."""
-    for text in (operation.text, *(c.tail for c in operation)):
-        if text and not text.isspace():
-            name = etree.QName(operation).localname
-            raise RpcError("bad-element",
-                           f"<{name}> takes its parameters as elements; remove the text"
-                           f" {text.strip()[:40]!r}",
-                           type="protocol", info={"bad-element": name})
+    text = operation.text
+    if not text or text.isspace():
+        for c in operation:
+            text = c.tail
+            if text and not text.isspace():
+                break
+        else:
+            return  # no text but white space (the usual: no text at all)
+    name = etree.QName(operation).localname
+    raise RpcError("bad-element",
+                   f"<{name}> takes its parameters as elements; remove the text"
+                   f" {text.strip()[:40]!r}",
+                   type="protocol", info={"bad-element": name})
 
 
 def check_params(operation: etree._Element, allowed: Collection[str]) -> None:
