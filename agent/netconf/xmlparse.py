@@ -71,7 +71,12 @@ def parse_message(data: bytes, max_depth: int = MAX_DEPTH) -> etree._Element:
         raise XmlError(f"not well-formed XML: {exc}") from None
     except ValueError as exc:  # e.g. unicode strings with an encoding declaration
         raise XmlError(f"not well-formed XML: {exc}") from None
-    if root.getroottree().docinfo.doctype:
+    # a document that starts with "<" and then neither "?" nor a NUL byte is UTF-8
+    # (XML 1.0 appendix F): the search above saw its DOCTYPE, if it has one. Other
+    # bytes libxml2 may read otherwise (an XML declaration naming an encoding, a byte
+    # order mark, UTF-16, UTF-32), and the tree is asked.
+    utf8 = data[:1] == b"<" and data[1:2] not in (b"?", b"\0")
+    if not utf8 and root.getroottree().docinfo.doctype:
         raise XmlError("DOCTYPE declarations are not allowed in NETCONF messages")
     # each level takes at least 7 bytes ("<a>" "</a>"), each attribute 5 (' a=""')
     if len(data) > min(6 * max_depth, 5 * MAX_ATTRIBUTES):

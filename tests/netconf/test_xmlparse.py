@@ -22,6 +22,20 @@ def test_doctype_is_refused(doc):
         parse_message(doc)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "cp500"])
+def test_doctype_is_refused_in_any_encoding(encoding):
+    """The byte search for a DOCTYPE sees only an ASCII-compatible one; in an
+    encoding libxml2 reads (UTF-16 and UTF-32 with a byte order mark) the parsed
+    tree tells; what it does not read is malformed."""
+    decl = f'<?xml version="1.0" encoding="{encoding}"?>' if encoding == "cp500" else ""
+    refusal = "DOCTYPE" if encoding in ("utf-16", "utf-32") else "not well-formed"
+    for doc in (decl + '<!DOCTYPE r [<!ENTITY a "aa">]><r>&a;</r>', decl + "<!DOCTYPE r><r/>"):
+        data = doc.encode(encoding)
+        assert b"<!DOCTYPE" not in data
+        with pytest.raises(XmlError, match=refusal):
+            parse_message(data)
+
+
 def test_undeclared_entity_is_malformed():
     with pytest.raises(XmlError, match="not well-formed"):
         parse_message(b"<r>&x;</r>")
