@@ -7,6 +7,12 @@ certificate and key pair are replaced only after the CA's certificate is
 verified and confirmed (the PKI service does that); a failure leaves the
 working pair alone and is retried with back-off. The schedule is recomputed on
 every change of running, after every transaction and on start.
+
+A KUR is signed with the certificate it updates, which must be valid then (RFC 4210
+5.3.5, RFC 9483 4.1.3; notAfter inclusive, RFC 5280 4.1.2.5). Once it has expired, no
+KUR is sent: the updater says so once (log, ``statistics/last-request``, a failed
+``cmp-session-result``) and waits for a new certificate, which a new initial request
+(``cmp-initial-request``) brings.
 """
 
 from __future__ import annotations
@@ -23,9 +29,11 @@ from lxml import etree
 from agent import PKI_NS
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig
+from agent.pki.preconditions import kur_signer_problem
 from agent.pki.schedule import Backoff, update_due
 from agent.pki.service import PkiService, RequestOutcome
-from agent.pki.statistics import yang_datetime
+from agent.pki.statistics import LastRequest, yang_datetime
+from agent.pki.stores import CertificateInfo
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +42,20 @@ log = logging.getLogger(__name__)
 class _Plan:
     session: str
     certificate_file: str
-    not_after: datetime
+    #: the certificate as the store describes it (subject, serial, validity)
+    certificate: CertificateInfo
     due: datetime
     auto: bool
     #: the jitter added to this certificate's update time
     offset: timedelta
     failures: int = 0
     warned: bool = False
+    #: the certificate is past its validity: reported once, nothing more to do with it
+    expired: bool = False
+
+    @property
+    def not_after(self) -> datetime:
+        return self.certificate.not_after
 
 
 @dataclass(frozen=True)
@@ -126,14 +141,18 @@ class AutoUpdater:
             digest = hashlib.sha256(f"{name}/{cert.fingerprint}".encode()).digest()
             offset = spread * (int.from_bytes(digest[:8], "big") / 2**64)
         due += offset
-        plan = _Plan(name, cert_name, not_after, due, session.auto_update, offset)
+        plan = _Plan(name, cert_name, cert, due, session.auto_update, offset)
         if same_certificate:
             plan.failures, plan.warned = old.failures, old.warned
+            # told once; again if auto-update was switched on or off since
+            plan.expired = old.expired and old.auto == plan.auto
             if old.failures:
                 plan.due = old.due
         self._plans[name] = plan
-        self._enqueue(plan)
         stats.local_certificate_not_after = not_after
+        if plan.expired:
+            return  # said once; a new certificate makes a new plan
+        self._enqueue(plan)
         if plan.auto:
             stats.next_auto_update = plan.due
 
@@ -177,6 +196,9 @@ class AutoUpdater:
             if name in self._running or self.service.busy(name):  # a manual one runs: later
                 later.append((due, name))
                 continue
+            if now > plan.not_after:  # RFC 5280 4.1.2.5: valid through notAfter inclusive
+                self._expired(plan, now)
+                continue
             # each session's update runs on its own: a slow CA holds up no other
             self._running.add(name)
             free -= 1
@@ -196,6 +218,9 @@ class AutoUpdater:
         try:
             outcome = await self.service.request(plan.session, "kur", "auto")
         except RpcError as exc:  # the session's configuration stops the request
+            if self.service.clock.now() > plan.not_after:  # it expired meanwhile
+                self._expired(plan, self.service.clock.now())
+                return
             self._failed(plan, now, str(exc))
             self.service.notify(RequestOutcome(
                 plan.session, "kur", "auto", "failure", status_text=exc.message).notification())
@@ -219,6 +244,24 @@ class AutoUpdater:
         if outcome.certificate_file:
             names.update(pki.sessions_authenticating_with(outcome.certificate_file))
         self.reschedule(pki, names)
+
+    def _expired(self, plan: _Plan, now: datetime) -> None:
+        """*plan*'s certificate has expired: a KUR cannot be authenticated with it any more.
+        Said once, where the operator looks (log, last-request, notification); the plan
+        is not looked at again until the certificate changes."""
+        plan.expired = True
+        stats = self.service.stats_for(plan.session)
+        stats.next_auto_update = None
+        if not plan.auto:
+            log.warning("session %s: %s expired at %s", plan.session, plan.certificate_file,
+                        yang_datetime(plan.not_after))
+            return
+        reason = kur_signer_problem(plan.session, plan.certificate, now)
+        log.error("session %s: automatic update stopped, no KUR sent: %s", plan.session, reason)
+        last = stats.last_request = LastRequest("kur", "auto", now)
+        last.result, last.reason = "failure", reason
+        self.service.notify(RequestOutcome(
+            plan.session, "kur", "auto", "failure", status_text=reason).notification())
 
     def _failed(self, plan: _Plan, now: datetime, reason: str) -> None:
         plan.failures += 1

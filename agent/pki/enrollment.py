@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -22,7 +23,7 @@ from agent.datastore import SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.interfaces import interface_address
-from agent.pki.preconditions import problems
+from agent.pki.preconditions import kur_signer_problem, problems
 from agent.pki.stores import (
     CertificateStore,
     KeyStore,
@@ -341,14 +342,23 @@ def prepare(
     secrets: SecretBox,
     *,
     connect_timeout: float,
+    now: datetime | None = None,
 ) -> PreparedRequest:
-    """Check *session* for *kind* and build the engine request; RpcError otherwise."""
+    """Check *session* for *kind* and build the engine request; RpcError otherwise.
+
+    A KUR whose authentication-cert is not valid at *now* (when given) is refused
+    here, before a key pair is made or anything is sent (:func:`kur_signer_problem`).
+    """
     from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials
 
     found = problems(session, kind, certs.exists)
     if found:
         raise RpcError("operation-failed", f"session {session.name}: " + "; ".join(found))
     assert session.url and session.key_pair_name  # checked above
+    if kind == "kur" and now is not None:
+        refusal = kur_signer_problem(session.name, certs.describe(session.authentication_cert), now)
+        if refusal:
+            raise RpcError("operation-failed", f"session {session.name}: {refusal}")
 
     key_pair_created = False
     if keys.exists(session.key_pair_name):

@@ -12,8 +12,11 @@ module's and are not repeated here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from agent.pki.config import RequestType, SessionConfig
+from agent.pki.statistics import yang_datetime
+from agent.pki.stores import CertificateInfo
 
 
 def problems(
@@ -53,3 +56,29 @@ def problems(
         if name and not certificate_exists(name):
             found.append(f"{leaf} {name!r} is not in the certificate store")
     return found
+
+
+def kur_signer_problem(session_name: str, cert: CertificateInfo, now: datetime) -> str | None:
+    """Why *cert*, the ``authentication-cert`` of session *session_name*, cannot sign a KUR
+    at *now*; None when it can.
+
+    A KUR is protected with the certificate it updates (RFC 4210 5.3.5 and appendix D.6,
+    RFC 9483 4.1.3), and a certificate authenticates only within its validity period,
+    notBefore through notAfter inclusive (RFC 5280 4.1.2.5, 6.1.3 (a)(2)): at notAfter
+    exactly it still may, a moment later it may not, and a conforming CA refuses the
+    request. An expired certificate is not renewed by a KUR at all: the device enrols
+    again with an initial request authenticated otherwise.
+    """
+    what = (f"authentication-cert {cert.name} ({cert.subject or 'empty subject'},"
+            f" serial {cert.serial})")
+    rule = ("a key update request (KUR) must be signed with a valid certificate"
+            " (RFC 4210 5.3.5, RFC 9483 4.1.3)")
+    if now > cert.not_after:
+        return (f"{what} expired at {yang_datetime(cert.not_after)}: {rule}; a new initial"
+                " request is needed: cmp-initial-request (CLI: pki cmp initial-request session"
+                f" {session_name}), authenticated by message-authentication-code or another"
+                " valid certificate")
+    if now < cert.not_before:
+        return (f"{what} is not valid before {yang_datetime(cert.not_before)}: {rule};"
+                " check the device's clock, or wait until then")
+    return None

@@ -491,7 +491,7 @@ class PkiService:
         try:  # key generation and file reads stay off the event loop
             prepared = await in_own_thread(f"cmp-{name}", functools.partial(
                 prepare, session, kind, pki, self.keys, self.certs, self.secrets,
-                connect_timeout=self.settings.connect_timeout,
+                connect_timeout=self.settings.connect_timeout, now=self.clock.now(),
             ))
         except RpcError as exc:  # what prepare refuses, nothing was sent for
             self._busy.discard(name)

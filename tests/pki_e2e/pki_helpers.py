@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+import time
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -48,6 +49,20 @@ def rpc_failure(m, operation: str, /, **leaves: str) -> RPCError:
 def error_info(error: RPCError, leaf: str) -> list[str]:
     """The values of a cmp-agent-pki element of the rpc-error's error-info."""
     return [el.text for el in error.xml.iterfind(f"{{{NC_NS}}}error-info/{{{PKI_NS}}}{leaf}")]
+
+
+def next_event(m, wanted: str, deadline: float) -> etree._Element | None:
+    """The next notification whose event is *wanted* (a cmp-agent-pki name), skipping
+    others, or None if none comes before *deadline* (time.monotonic())."""
+    while time.monotonic() < deadline:
+        note = m.take_notification(block=True, timeout=max(0.1, deadline - time.monotonic()))
+        if note is None:
+            return None
+        event = etree.fromstring(note.notification_xml.encode())
+        found = event.find(f"{{{PKI_NS}}}{wanted}")
+        if found is not None:
+            return found
+    return None
 
 
 def commit_pki(m, inner_xml: str) -> None:

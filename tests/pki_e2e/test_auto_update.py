@@ -10,20 +10,8 @@ from cryptography import x509
 from lxml import etree
 
 from nc_helpers import connect
-from pki_helpers import ENTITY, NS, PKI_NS, commit_pki, mac_session, out, rpc, state
+from pki_helpers import ENTITY, NS, PKI_NS, commit_pki, mac_session, next_event, out, rpc, state
 from testca_process import run_testca
-
-
-def next_event(m, wanted: str, deadline: float) -> etree._Element | None:
-    while time.monotonic() < deadline:
-        note = m.take_notification(block=True, timeout=max(0.1, deadline - time.monotonic()))
-        if note is None:
-            return None
-        event = etree.fromstring(note.notification_xml.encode())
-        found = event.find(f"{{{PKI_NS}}}{wanted}")
-        if found is not None:
-            return found
-    return None
 
 
 def test_certificates_are_renewed_at_the_configured_percentage(fresh_agent, tmp_path):
