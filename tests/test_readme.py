@@ -78,3 +78,15 @@ def test_the_walkthrough_runs_as_written(tmp_path):
     first_start = (tmp_path / "background-0.log").read_text()
     password = (tmp_path / ".local/state/cmp-agent/initial-admin-password").read_text().strip()
     assert f"created user 'admin' with password {password}" in first_start
+
+
+def test_the_ansible_readme_uses_the_walkthroughs_ca():
+    """tools/ansible/README.md starts (or reuses) the walk-through's CA, and checks the
+    certificates against the CA certificate that CA writes (``ca.pem`` in its ``--dir``)."""
+    ansible = (ROOT / "tools" / "ansible" / "README.md").read_text()
+    inventory = (ROOT / "tools" / "ansible" / "inventory.yml").read_text()
+    started = re.compile(r"tools/testca\b[^\n]*?--dir (\S+)")
+    (ca_dir,) = set(started.findall(README))
+    assert set(started.findall(ansible)) == set(started.findall(inventory)) == {ca_dir}
+    cafiles = re.findall(r"-CAfile (\S+)", README + ansible)
+    assert cafiles and set(cafiles) == {f"{ca_dir}/ca.pem"}
