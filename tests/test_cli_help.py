@@ -54,3 +54,20 @@ def test_user_subcommands_explain_the_name(action):
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"^\s+name\s+\S", shown.stdout, re.M), shown.stdout
+
+
+@pytest.mark.parametrize("arguments, shown, status", [
+    ("--help cmp", "serve run the NETCONF agent cmp run one CMP", 0),  # the top level's
+    ("cmp --help", "usage: cmp-agent cmp [-h] --server URL", 0),
+    ("nope", "invalid choice: 'nope' (choose from 'serve', 'cmp', 'cli', 'user')", 2),
+    ("", "the following arguments are required: COMMAND", 2),
+    ("-x cmp", "required: {ir,cr,kur,p10cr,rr,genm}, --server", 2),
+    ("cmp ir", "the following arguments are required: --server", 2),
+])
+def test_the_command_line_is_read_as_one_parser_of_every_command(arguments, shown, status):
+    """A process makes only the parser of the command its arguments start with: what it
+    shows is what the parsers of all commands show."""
+    done = subprocess.run([str(CMP_AGENT), *arguments.split()], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == status
+    assert shown in " ".join((done.stdout + done.stderr).split())
