@@ -889,6 +889,20 @@ class _SshServer(asyncssh.SSHServer):
         return _NetconfChannel(self._server, self._user, self._host)
 
 
+#: key exchanges asyncssh offers by default that OpenSSH 9's sshd does not, and we refuse:
+#: diffie-hellman-group14-sha1 hashes the exchange with SHA-1 (RFC 9142 section 4 keeps it
+#: only for old peers), and rsa2048-sha256 (RFC 4432) makes the server generate a new
+#: 2048-bit RSA key for each connection, before any login, in the event loop
+REFUSED_KEX = frozenset({"diffie-hellman-group14-sha1", "rsa2048-sha256", "rsa1024-sha1"})
+
+
+def kex_algorithms() -> list[str]:
+    """asyncssh's default key exchanges without :data:`REFUSED_KEX`, in its order."""
+    from asyncssh.kex import get_default_kex_algs
+
+    return [alg.decode() for alg in get_default_kex_algs() if alg.decode() not in REFUSED_KEX]
+
+
 async def start_ssh_server(server: NetconfServer, users: "UserStore", host: str, port: int,
                            host_keys: list[str], guard: LoginGuard | None = None
                            ) -> asyncssh.SSHAcceptor:
@@ -897,6 +911,7 @@ async def start_ssh_server(server: NetconfServer, users: "UserStore", host: str,
     return await asyncssh.create_server(
         lambda: _SshServer(server, users, guard), host, port,
         server_host_keys=host_keys,
+        kex_algs=kex_algorithms(),
         encoding=None,
         line_editor=False,  # only the netconf subsystem: no shell, no terminal to edit in
         allow_scp=False,
