@@ -427,12 +427,33 @@ def _save_general(args: argparse.Namespace, result: GeneralResponse, request: En
     return f"crlStatusList: {len(crls)} newer CRL(s)" if crls else "crlStatusList: no newer CRL"
 
 
+def validity_warning(cert: x509.Certificate, now: datetime) -> str | None:
+    """What ``openssl cmp`` warns of a --cert outside its validity (RFC 5280 4.1.2.5,
+    notAfter inclusive), which it sends all the same; None while it is valid."""
+    if now > cert.not_valid_after_utc:
+        when = f"expired at {cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ}"
+    elif now < cert.not_valid_before_utc:
+        when = f"is not valid before {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}"
+    else:
+        return None
+    subject = cert.subject.rfc4514_string() or "empty subject"
+    return f"({subject}, serial {cert.serial_number:X}) {when}"
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         request = build_request(args)
     except UsageError as exc:
         print(f"cmp-agent cmp: {exc}", file=sys.stderr)
         return 2
+    # Like openssl cmp, a signer certificate outside its validity is sent with a warning,
+    # not refused: this command is also how one checks that a CA refuses it. (The agent's
+    # sessions refuse such a KUR before sending: agent.pki.preconditions.kur_signer_problem.)
+    warning = (validity_warning(request.signer.certificate, datetime.now(timezone.utc))
+               if request.signer else None)
+    if warning:
+        print(f"cmp-agent cmp: warning: --cert {args.cert or args.oldcert} {warning}; a"
+              " conforming CA refuses a request signed with it", file=sys.stderr)
     def polling(progress: Polling) -> None:  # a line per poll, with what the CA says
         print(f"cmp-agent cmp {args.cmp_command}: {progress}", file=sys.stderr, flush=True)
 

@@ -1,8 +1,8 @@
 """A certificate past its validity is not updated by a KUR (RFC 4210 5.3.5, RFC 9483 4.1.3:
 the KUR is signed with it; RFC 5280 4.1.2.5: valid through notAfter inclusive): the
 automatic update stops with one report, a manual key update is refused before anything
-is sent, and a new initial request is named as the way out. Real peers: tools/testca,
-the agent, ``cmp-agent cli``."""
+is sent, and a new initial request is named as the way out. ``cmp-agent cmp`` warns and
+sends, as ``openssl cmp`` does. Real peers: tools/testca, the agent, ``cmp-agent cli``."""
 
 from __future__ import annotations
 
@@ -107,6 +107,29 @@ def test_an_expired_certificate_is_not_sent_in_a_kur(fresh_agent, tmp_path):
         assert state(m).xpath("string(//p:cmp-session[p:name='s1']/p:statistics/"
                               "p:next-auto-update)", namespaces=NS)
     assert fresh_agent.log_text().count("automatic update stopped, no KUR sent") == 1
+
+
+def test_cmp_kur_with_an_expired_cert_warns_and_sends_like_openssl(tmp_path):
+    """Like ``openssl cmp`` (which warns "has expired" and sends), the shell command sends
+    it: it is how one checks that a CA refuses it. tools/testca does."""
+    now = datetime.datetime.now(UTC).replace(microsecond=0)
+    with run_testca(tmp_path / "ca") as ca:
+        cert_pem, key_pem = issued_by_testca(ca, now - datetime.timedelta(days=30),
+                                               now - datetime.timedelta(days=1), 0x1A2B)
+        (tmp_path / "old.pem").write_text(cert_pem)
+        (tmp_path / "old.key").write_text(key_pem)
+        done = subprocess.run(
+            [*CMP_AGENT, "cmp", "kur", "--server", ca.url, "--cert", str(tmp_path / "old.pem"),
+             "--key", str(tmp_path / "old.key"), "--newkey", str(tmp_path / "old.key"),
+             "--trusted", str(ca.directory / "ca.pem"), "--certout", str(tmp_path / "new.pem")],
+            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    expired_at = yang_datetime(now - datetime.timedelta(days=1))
+    assert (f"cmp-agent cmp: warning: --cert {tmp_path / 'old.pem'} (CN=router1, serial 1A2B)"
+            f" expired at {expired_at}; a conforming CA refuses a request signed with it"
+            in done.stderr), done.stderr
+    assert "the signer's certificate is not valid now" in done.stderr  # the CA's answer
+    assert not (tmp_path / "new.pem").exists()
 
 
 class FakeClock:
