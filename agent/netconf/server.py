@@ -815,12 +815,29 @@ class _SshServer(asyncssh.SSHServer):
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         sshlean.lean_connection(conn)
         self._conn = conn
+        self._refuse_sha1_signatures(conn)
         peer = conn.get_extra_info("peername")
         self._peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self._host = peer[0] if peer else "?"
         self._counted = self._guard.connection_started(self._host)
         if not self._counted:
             asyncio.get_running_loop().call_soon(conn.abort)
+
+    def _refuse_sha1_signatures(self, conn: asyncssh.SSHServerConnection) -> None:
+        """A public-key login signed with SHA-1 (``ssh-rsa``, ``ssh-dss``) fails, as in
+        OpenSSH's sshd since 8.8: asyncssh checks only that the key may make that kind of
+        signature. The user's key is the same with rsa-sha2-256/512 (RFC 8332)."""
+        validate = conn.validate_public_key
+
+        async def checked(username: str, key_data: bytes, msg: bytes, signature: bytes) -> bool:
+            if msg and signature_algorithm(signature) in SHA1_SIGNATURES:
+                log.warning("public key login of user %r from %s refused: SHA-1 signature"
+                            " (the client must sign with rsa-sha2-256 or rsa-sha2-512)",
+                            username, self._peer)
+                return False
+            return await validate(username, key_data, msg, signature)
+
+        conn.validate_public_key = checked  # type: ignore[method-assign]
 
     def _settle(self) -> None:
         if self._counted:
@@ -889,6 +906,24 @@ class _SshServer(asyncssh.SSHServer):
         return _NetconfChannel(self._server, self._user, self._host)
 
 
+#: signature algorithms that hash with SHA-1, refused in public-key logins (RFC 8332 section
+#: 3; OpenSSH's PubkeyAcceptedAlgorithms since 8.8) and not named in server-sig-algs (RFC 8308)
+SHA1_SIGNATURES = frozenset({b"ssh-rsa", b"ssh-dss", b"x509v3-ssh-rsa", b"x509v3-ssh-dss"})
+
+
+def signature_algorithm(signature: bytes) -> bytes:
+    """The algorithm name an SSH signature blob begins with (RFC 4253 section 6.6)."""
+    length = int.from_bytes(signature[:4], "big")
+    return signature[4:4 + length] if len(signature) >= 4 + length else b""
+
+
+def signature_algorithms() -> list[str]:
+    """asyncssh's default signature algorithms without :data:`SHA1_SIGNATURES`."""
+    from asyncssh.public_key import get_default_public_key_algs
+
+    return [alg.decode() for alg in get_default_public_key_algs() if alg not in SHA1_SIGNATURES]
+
+
 #: key exchanges asyncssh offers by default that OpenSSH 9's sshd does not, and we refuse:
 #: diffie-hellman-group14-sha1 hashes the exchange with SHA-1 (RFC 9142 section 4 keeps it
 #: only for old peers), and rsa2048-sha256 (RFC 4432) makes the server generate a new
@@ -912,6 +947,7 @@ async def start_ssh_server(server: NetconfServer, users: "UserStore", host: str,
         lambda: _SshServer(server, users, guard), host, port,
         server_host_keys=host_keys,
         kex_algs=kex_algorithms(),
+        signature_algs=signature_algorithms(),
         encoding=None,
         line_editor=False,  # only the netconf subsystem: no shell, no terminal to edit in
         allow_scp=False,
