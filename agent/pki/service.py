@@ -486,7 +486,6 @@ class PkiService:
                 f"session {name}: a CMP transaction is already running; wait for its"
                 " cmp-session-result notification",
             )
-        loop = asyncio.get_running_loop()
         self._busy.add(name)
         try:  # key generation and file reads stay off the event loop
             prepared = await in_own_thread(f"cmp-{name}", functools.partial(
@@ -506,26 +505,7 @@ class PkiService:
         began = time.monotonic()
         log.info("session %s: %s started (%s) to %s", name, kind, trigger, prepared.request.server_url)
 
-        logged: list[str | None] = [None]  # what the CA said at the last poll logged at INFO
-
-        def waiting(polling: Polling) -> None:  # the CA said "waiting": progress for <get>
-            last.result, last.next_poll_time = "waiting", polling.when
-            last.reason = polling.says()  # its pollRep's reason (RFC 4210 5.3.22), if any
-            stats = self.stats_for(name)
-            if stats.last_request is None:  # cleared meanwhile: still the present
-                stats.last_request = last
-            # the first poll and each new text at INFO; a CA polled every second for
-            # hours with the same text would flood the log otherwise
-            level = logging.DEBUG if last.reason == logged[0] else logging.INFO
-            logged[0] = last.reason
-            log.log(level, "session %s: %s: %s", name, kind, polling)
-
-        def on_poll(polling: Polling) -> None:  # in the transaction's thread
-            try:
-                loop.call_soon_threadsafe(waiting, polling)
-            except RuntimeError:  # the loop is closed: the agent has stopped
-                pass
-
+        on_poll = self._progress(name, kind, last)
         from agent.cmp.client import Cancellation
 
         cancellation = Cancellation()
@@ -571,6 +551,33 @@ class PkiService:
             " cmp-session-result notification",
         )
 
+    def _progress(self, name: str, kind: str, last: LastRequest) -> Callable[[Polling], None]:
+        """The transaction's *on_poll* (called in its thread): each time the CA says
+        "waiting", *last* shows when the next pollReq goes out and what the CA wrote with
+        it (a pollRep's reason, RFC 4210 5.3.22), for <get>; the log says it at the first
+        poll and whenever the text changes, every poll at DEBUG (a CA polled every second
+        for hours with the same text would flood the log otherwise)."""
+        loop = asyncio.get_running_loop()
+        logged: list[str | None] = [None]  # what the CA said at the last poll logged at INFO
+
+        def waiting(polling: Polling) -> None:  # on the event loop
+            last.result, last.next_poll_time = "waiting", polling.when
+            last.reason = polling.says()
+            stats = self.stats_for(name)
+            if stats.last_request is None:  # cleared meanwhile: still the present
+                stats.last_request = last
+            level = logging.DEBUG if last.reason == logged[0] else logging.INFO
+            logged[0] = last.reason
+            log.log(level, "session %s: %s: %s", name, kind, polling)
+
+        def on_poll(polling: Polling) -> None:
+            try:
+                loop.call_soon_threadsafe(waiting, polling)
+            except RuntimeError:  # the loop is closed: the agent has stopped
+                pass
+
+        return on_poll
+
     # ------------------------------------------------- revocation, general messages
     async def _exchange(self, name: str, kind: str, build: Callable[[SessionConfig], EnrollmentRequest]
                         ) -> tuple[EnrollmentRequest, TransactionResult]:
@@ -588,13 +595,15 @@ class PkiService:
             began = time.monotonic()
             log.info("session %s: %s started to %s", name, kind, request.server_url)
             result = await in_own_thread(f"cmp-{name}", functools.partial(
-                self._enroll, request, cancellation=Cancellation(), on_poll=lambda polling: None))
+                self._enroll, request, cancellation=Cancellation(),
+                on_poll=self._progress(name, kind, last)))
         finally:
             self._busy.discard(name)
         for stats in (self.stats_for(name), self.total):
             self._count(stats, result)
         self.stats_for(name).last_request = last
         last.duration_ms = int((time.monotonic() - began) * 1000)
+        last.next_poll_time = None
         last.result = "success" if result.ok else "failure"
         last.reason = "" if result.ok else str(result)
         log.log(logging.INFO if result.ok else logging.WARNING, "session %s: %s %s", name, kind,

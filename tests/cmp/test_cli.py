@@ -183,6 +183,12 @@ def test_each_poll_is_a_line_with_what_the_ca_says(pki, mock_server, tmp_path):
                             r" 'awaiting approval \\x1b\[2J by RA'", line), line
     assert "\x1b" not in done.stderr
     assert "accepted" in done.stdout
+    with run_testca(tmp_path / "ca", "--poll", "2", "--poll-reason", "busy") as ca:
+        done = run_cli("genm", "--server", ca.url, "--ref", ca.ref, "--secret", f"pass:{ca.secret}",
+                       "--infotype", "caCerts", cwd=tmp_path)  # "waiting" in an error message
+    assert done.returncode == 0, done.stderr
+    assert [line.rsplit("; ", 1)[1] for line in done.stderr.splitlines()] == \
+        ["the CA says 'busy'"] * 2, done.stderr
 
     server = mock_server("-poll_count", "1", "-check_after", "0")
     done = run_cli("ir", "--server", server.url, "--ref", REFERENCE, "--secret", f"pass:{SECRET}",

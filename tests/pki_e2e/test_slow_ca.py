@@ -127,10 +127,11 @@ def test_what_the_ca_says_while_polling_is_shown(start_agent, tmp_path):
     """RFC 4210 5.3.22: what the CA writes with "waiting" (tools/testca --poll-reason: the
     statusString of its ip, the reason of each pollRep) is last-request/reason while the
     result is waiting, escaped as the CA's texts are; the agent's log says it at the first
-    poll and when it changes, not at every poll (a CA may be polled every second for hours)."""
+    poll and when it changes, not at every poll (a CA may be polled every second for hours).
+    A genm that the CA answers with "waiting" (an error message, RFC 9483 4.4) the same."""
     agent = start_agent("--cmp-reply-wait", "0.5")
     says = "the CA says 'queued \\x07 for the RA'"
-    with run_testca(tmp_path / "ca", "--poll", "4", "--check-after", "2",
+    with run_testca(tmp_path / "ca", "--poll", "3", "--check-after", "2",
                     "--poll-reason", "queued \x07 for the RA") as ca, connect(agent) as m:
         commit_pki(m, ENTITY + mac_session("s1", ca))
         m.create_subscription()
@@ -144,10 +145,18 @@ def test_what_the_ca_says_while_polling_is_shown(start_agent, tmp_path):
         assert event is not None and event.findtext(f"{{{NS['p']}}}result") == "success"
         done = last_request(m, "s1")
         assert done["result"] == "success" and "reason" not in done, done
-        assert counter_of(m, "s1", "messages-received/p:poll-rep") == 3
+        assert counter_of(m, "s1", "messages-received/p:poll-rep") == 2
+
+        reply = rpc(m, "cmp-general-request", session_name="s1", info_type="ca-certs")
+        assert out(reply, "status") == "success", out(reply, "status-text")
+        done = last_request(m, "s1")
+        assert (done["type"], done["result"]) == ("genm", "success") and "reason" not in done, done
+        assert "next-poll-time" not in done
+        assert counter_of(m, "s1", "messages-received/p:poll-rep") == 4
     logged = [line for line in agent.log_text().splitlines() if says in line]
-    assert len(logged) == 1, agent.log_text()
-    assert "session s1: ir: the CA answered waiting: next pollReq in 1s, at " in logged[0]
+    assert len(logged) == 2, agent.log_text()  # one for each request, at its first poll
+    for kind, line in zip(("ir", "genm"), logged):
+        assert f"session s1: {kind}: the CA answered waiting: next pollReq in 1s, at " in line
     assert "\x07" not in agent.log_text()
 
 

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="validity of issued certificates, in seconds")
     parser.add_argument("--trust", type=Path, action="append", default=[],
                         help="PEM certificate of a CA whose certificates may sign IR/CR")
-    parser.add_argument("--poll", type=int, default=0, help="answer 'waiting' and poll N times")
+    parser.add_argument("--poll", type=int, default=0, help="answer 'waiting' and poll N times"
+                        " (certificate requests and genm)")
     parser.add_argument("--check-after", type=int, default=1, metavar="SECONDS",
                         help="the checkAfter of each pollRep (default 1)")
     parser.add_argument("--poll-reason", default="issuing", metavar="TEXT",

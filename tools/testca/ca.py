@@ -8,7 +8,7 @@ shown. :class:`TestCa` is sans-IO (PKIMessage bytes in, bytes out); the HTTP
 adapter is in ``__main__.py``.
 
 It handles IR, CR, KUR and P10CR protected by password-based MAC or by signature,
-certConf/pkiConf, implicit confirm, optional polling and optional rejection;
+certConf/pkiConf, implicit confirm, optional polling (of genm too) and optional rejection;
 revocation (RR/RP, RFC 9483 4.2) of the certificates it issued; and the general
 messages of RFC 9483 4.3: caCerts, rootCaCert (after :meth:`TestCa.roll_root`, the
 new root with its link certificates), certReqTemplate and crlStatusList (a CRL of
@@ -79,12 +79,14 @@ class CaSettings:
 @dataclass
 class _Pending:
     kind: str
-    certificate: x509.Certificate
+    certificate: x509.Certificate | None  # None: a genm's (its genp is *answer*)
     polls_left: int
     mac: str | None  # the MAC name of a MAC-protected transaction
     reference: bytes | None
     confirmed: bool = False
     cert_req_id: int = 0
+    #: the genp body given after the last poll
+    answer: bytes | None = None
 
 
 class CaError(Exception):
@@ -411,6 +413,13 @@ class TestCa:
                 newer = all(t is None or t < crl.last_update_utc for t in held)
                 answers.append(m.InfoTypeAndValue(m.INFO_TYPES["crlStatusList"][1],
                                                   m.crls_value((crl,) if newer else ())))
+        if self.settings.poll_count:  # RFC 9483 4.4: "waiting" in an error message, then
+            # pollRep for certReqId -1 (RFC 4210 5.3.22 as RFC 9480 extends it to genm)
+            self._pending[request.transaction_id] = _Pending(
+                "genm", None, self.settings.poll_count, mac, request.sender_kid, cert_req_id=-1,
+                answer=m.genp_body(answers))
+            return self._respond(request, m.error_body(m.ErrorContent(
+                m.StatusInfo(_STATUS["waiting"], self._poll_texts()))), mac)
         return self._respond(request, m.genp_body(answers), mac)
 
     def _issue(self, subject: x509.Name, public_key, extensions_der: bytes | None,
@@ -450,6 +459,9 @@ class TestCa:
             body = m.poll_rep_body([m.PollResponse(pending.cert_req_id, self.settings.check_after,
                                                    self._poll_texts())])
             return self._respond(request, body, pending.mac)
+        if pending.answer is not None:
+            del self._pending[request.transaction_id]
+            return self._respond(request, pending.answer, pending.mac)
         return self._granted(request, pending, implicit=False)
 
     def _poll_texts(self) -> tuple[str, ...]:
