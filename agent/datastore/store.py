@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, TypeVar
+from typing import Awaitable, Callable, Iterable, TypeVar
 
 from lxml import etree
 
@@ -312,6 +312,22 @@ class Datastores:
 
     def running_snapshot(self) -> Snapshot:
         return Snapshot(copy.deepcopy(self._trees["running"]))
+
+    async def running_snapshot_cooperatively(self) -> Snapshot:
+        """:meth:`running_snapshot`, the copy made in slices on the event loop (a
+        confirmed commit's, under the write lock: running does not change meanwhile)."""
+        return Snapshot(await run_cooperatively(copy_steps(self._trees["running"])))
+
+    @staticmethod
+    async def write_snapshot(snapshot: Snapshot, path: Path) -> None:
+        """*path* := *snapshot* (running as ``<get-config>`` with-defaults explicit
+        gives it), serialised and written with :func:`~agent.atomic.atomic_write`
+        in a worker thread, waited for to its end even if the caller is cancelled
+        (the file is then the old one or the snapshot, never a mix). Nothing else
+        may use *snapshot* meanwhile (a confirmed commit's, under the write lock:
+        its rollback waits for the lock). An :class:`OSError` is the caller's."""
+        await _in_thread_to_the_end(
+            lambda: atomic_write(path, etree.tostring(snapshot._tree)))
 
     @property
     def running_version(self) -> int:
@@ -661,7 +677,8 @@ class Datastores:
 
     async def commit_durably(self, authorize: AuthorizeSteps | None = None,
                              recheck: Callable[[], None] | None = None,
-                             begin: Callable[[], None] | None = None) -> ChangeSummary:
+                             begin: Callable[[], Awaitable[None]] | None = None
+                             ) -> ChangeSummary:
         """:meth:`commit` with ``running.xml`` renamed into place and its
         directory fsync'ed in a worker thread: the directory fsync takes
         milliseconds, during which the event loop would serve no session.
@@ -676,8 +693,9 @@ class Datastores:
         (rename, fsync) is an ``operation-failed`` rpc-error; running is then
         unchanged in memory and on disk. Commits are written one at a time:
         *begin* is called once this commit's turn has come and before its write
-        (a confirmed commit's snapshot of running: no other commit can change
-        running until this one ends).
+        (a confirmed commit's snapshot of running and its backup file: no other
+        commit can change running until this one ends); meanwhile, as during
+        the write, running "is" the tree to be written for discard-changes.
         """
         async with self._writing:
             if self._prepared is None or self._prepared.key != (self._versions["candidate"],
@@ -685,20 +703,20 @@ class Datastores:
                 # running changed by the commit written before this one: in slices again
                 await self.prepare_commit(authorize)
             prepared = self._take_prepared(authorize)
-            try:
-                if begin is not None:
-                    begin()
-                if prepared.summary.empty:
-                    if recheck is not None:  # other sessions' RPCs ran while this one waited
-                        recheck()
-                    return self._committed(prepared)
-            except BaseException:
-                if prepared.staged is not None:
-                    prepared.staged.unlink(missing_ok=True)
-                raise
             # meanwhile running "is" the tree written, for discard-changes (see _incoming)
             self._incoming, self._rebased = prepared.tree, None
             try:
+                try:
+                    if begin is not None:
+                        await begin()
+                    if prepared.summary.empty:
+                        if recheck is not None:  # other sessions' RPCs ran meanwhile
+                            recheck()
+                        return self._committed(prepared)
+                except BaseException:
+                    if prepared.staged is not None:
+                        prepared.staged.unlink(missing_ok=True)
+                    raise
                 await self._write_commit(prepared, recheck)
             except BaseException:
                 if self._rebased == self._versions["candidate"]:

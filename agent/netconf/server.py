@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Protocol
 import asyncssh
 from lxml import etree
 
-from ..atomic import atomic_write
 from ..clock import Clock, SystemClock
 from . import audit, eagertask, sshlean
 from .context import DatastoreLock, Subscription
@@ -503,17 +502,39 @@ class NetconfServer:
         self.end_session(record, f"killed by session {by}")
 
     # --- confirmed commit (RFC 6241 section 8.4) -----------------------------------
-    def begin_confirmed_commit(self, session_id: int, persist: str | None) -> None:
-        """Remember running before a confirmed commit, in memory and on disk.
+    async def begin_confirmed_commit(self, session_id: int,
+                                     persist: str | None) -> PendingConfirm:
+        """Remember running before a confirmed commit, in memory and on disk; the
+        confirmed commit begun.
 
-        The on-disk copy lets :meth:`recover_unconfirmed_commit` restore it
-        if the agent stops before the commit is confirmed (RFC 6241 section 8.4.1).
+        The on-disk copy lets :meth:`recover_unconfirmed_commit` restore it if the
+        agent stops before the commit is confirmed (RFC 6241 section 8.4.1): it is
+        durable before the commit's own write begins. Called under the datastores'
+        write lock (:meth:`Datastores.commit_durably`'s *begin*: running does not
+        change meanwhile), it lets other sessions go on: the copy is made in slices,
+        then, the confirmed commit pending, the file is serialised and written in a
+        worker thread (:meth:`Datastores.write_snapshot`). A session end or a
+        cancel-commit meanwhile begins its rollback, made once this commit is over
+        (which it refuses). A failed write is an ``operation-failed`` rpc-error,
+        cancelled (agent shutdown) the write is waited for: either way the
+        confirmed commit is then not begun and its file removed.
         """
-        snapshot = self.datastores.running_snapshot()
-        if self.confirm_backup is not None:
-            data = self.datastores.get_config("running", "explicit")
-            atomic_write(self.confirm_backup, etree.tostring(data))
-        self.confirm = PendingConfirm(session_id, persist, snapshot)
+        snapshot = await self.datastores.running_snapshot_cooperatively()
+        confirm = self.confirm = PendingConfirm(session_id, persist, snapshot)
+        if self.confirm_backup is None:
+            return confirm
+        try:
+            await self.datastores.write_snapshot(snapshot, self.confirm_backup)
+        except BaseException as exc:
+            if self.confirm is confirm and confirm.rollback is None:
+                self.end_confirmed_commit()  # else its rollback, under way, ends it
+            if isinstance(exc, OSError):
+                raise RpcError("operation-failed", f"{self.confirm_backup} (the copy of "
+                               "running that rolls back the confirmed commit) could not be "
+                               f"written ({exc.strerror or exc}); nothing was committed",
+                               type="application") from None
+            raise
+        return confirm
 
     def end_confirmed_commit(self) -> None:
         """The pending confirmed commit is confirmed (or never happened): forget the copy."""

@@ -1184,3 +1184,140 @@ def test_a_confirming_commit_sent_while_the_rollback_is_made_is_refused(server, 
             == ["old"]
 
     asyncio.run(scenario())
+
+
+# --- the confirmed-commit backup written off the event loop (RFC 6241 section 8.4) ------
+BACKUP = "unconfirmed-commit-rollback.xml"
+
+
+class HeldInThread:
+    """Wraps *call*: made in a worker thread, it waits there until :attr:`go` is
+    set, having set :attr:`begun` on the loop; :attr:`threads`: where it ran."""
+
+    def __init__(self, call):
+        self.call, self.go, self.threads = call, threading.Event(), []
+        self.loop, self.begun = asyncio.get_running_loop(), asyncio.Event()
+
+    def __call__(self, *args, **kwargs):
+        self.threads.append(threading.current_thread())
+        self.loop.call_soon_threadsafe(self.begun.set)
+        assert self.go.wait(10), "the test never let the call go on"
+        return self.call(*args, **kwargs)
+
+    def off_the_loop(self) -> bool:
+        return bool(self.threads) and threading.main_thread() not in self.threads
+
+
+def names_in(path) -> list[str]:
+    return etree.fromstring(path.read_bytes()).xpath(
+        "//p:cmp-session/p:name/text()", namespaces={"p": PKI})
+
+
+def hold_backup_write(server: NetconfServer, monkeypatch) -> HeldInThread:
+    """The write of the confirmed-commit backup (not of other files), held."""
+    real = store_module.atomic_write
+    held = HeldInThread(real)
+    backup = server.confirm_backup
+    monkeypatch.setattr(store_module, "atomic_write",
+                        lambda path, *a, **k: (held if path == backup else real)(path, *a, **k))
+    return held
+
+
+async def confirmed_commit_held(server: NetconfServer, monkeypatch) -> tuple:
+    """Sessions a and b; a committed "old", edited "trial" and sent a confirmed
+    commit, whose backup write is now held: (a, b, the HeldInThread, the reply)."""
+    a, b = Client(server), Client(server)
+    await committed(a, "old")
+    await a.rpc(edit("trial"))
+    held = hold_backup_write(server, monkeypatch)
+    reply = asyncio.ensure_future(a.rpc("<commit><confirmed/></commit>"))
+    await held.begun.wait()
+    return a, b, held, reply
+
+
+def test_the_confirmed_commit_backup_is_written_while_other_sessions_are_answered(
+        server, model, tmp_path, monkeypatch):
+    """The backup of running that a confirmed commit writes is serialised and
+    written in a worker thread: another session's get-config is answered
+    meanwhile (running as it was); the commit is answered ok only once the backup
+    is written, running.xml after it; an agent stopping then rolls back at start."""
+    server.confirm_backup = tmp_path / BACKUP
+
+    async def scenario():
+        a, b, held, reply = await confirmed_commit_held(server, monkeypatch)
+        try:
+            assert await running_names(b) == stored_names(server) == ["old"]
+            assert not (tmp_path / BACKUP).exists()
+            assert not reply.done()
+        finally:
+            held.go.set()
+        assert (await reply).find(f"{{{NC}}}ok") is not None
+        assert held.off_the_loop()
+        assert names_in(tmp_path / BACKUP) == ["old"]
+        assert await running_names(b) == stored_names(server) == ["old", "trial"]
+
+    asyncio.run(scenario())
+    # the agent stopped before the commit was confirmed: its next start rolls back
+    restarted = NetconfServer(model, Datastores(model, tmp_path, SecretBox.open(tmp_path)),
+                              confirm_backup=tmp_path / BACKUP)
+    restarted.recover_unconfirmed_commit()
+    assert stored_names(restarted) == ["old"]
+    assert not (tmp_path / BACKUP).exists()
+
+
+def test_a_confirmed_commit_whose_backup_cannot_be_written_is_not_made(
+        server, tmp_path, monkeypatch):
+    """The backup's write fails in its worker thread: operation-failed naming the
+    file, nothing committed (running in memory and on disk, no confirmed commit
+    pending, no backup, no temporary file); the next confirmed commit works."""
+    backup = server.confirm_backup = tmp_path / BACKUP
+    real, threads = store_module.atomic_write, []
+
+    def refuse_once(path, *args, **kwargs):
+        if path == backup and not threads:
+            threads.append(threading.current_thread())
+            raise OSError(28, "No space left on device")
+        real(path, *args, **kwargs)
+
+    async def scenario():
+        a, b = Client(server), Client(server)
+        await committed(a, "old")
+        await a.rpc(edit("trial"))
+        monkeypatch.setattr(store_module, "atomic_write", refuse_once)
+        reply = await a.rpc("<commit><confirmed/></commit>")
+        assert tag(reply) == "operation-failed"
+        assert threads and threads[0] is not threading.main_thread()
+        message = reply.findtext(f".//{{{NC}}}error-message")
+        assert f"{BACKUP} (the copy of running" in message
+        assert "(No space left on device); nothing was committed" in message
+        assert server.confirm is None and not (tmp_path / BACKUP).exists()
+        assert await running_names(b) == stored_names(server) == ["old"]
+        assert temporaries(server) == []
+        assert (await a.rpc("<commit><confirmed/></commit>")).find(f"{{{NC}}}ok") is not None
+        assert names_in(tmp_path / BACKUP) == ["old"]
+        assert await running_names(b) == stored_names(server) == ["old", "trial"]
+
+    asyncio.run(scenario())
+
+
+def test_a_confirmed_commit_whose_session_ends_while_its_backup_is_written_is_not_made(
+        server, tmp_path, monkeypatch):
+    """RFC 6241 section 8.4.1: the session ends (killed) while the backup is
+    written: the commit is refused, its rollback then changes nothing; running is
+    as before, in memory and on disk, and no backup or confirmed commit is left."""
+    server.confirm_backup = tmp_path / BACKUP
+
+    async def scenario():
+        a, b, held, _ = await confirmed_commit_held(server, monkeypatch)  # never answered
+        try:
+            await ended(server, a, b, "kill-session")
+            assert server.confirm is not None and server.confirm.rollback is not None
+            await written(server, held.go)
+        finally:
+            held.go.set()
+        await server.rollback_ended()
+        assert server.confirm is None and not (tmp_path / BACKUP).exists()
+        assert await running_names(b) == stored_names(server) == ["old"]
+        assert temporaries(server) == []
+
+    asyncio.run(scenario())

@@ -125,8 +125,9 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
     #: the confirmed commit this commit starts (under the write lock, in begin), if it does
     started: PendingConfirmView | None = None
 
-    def begin() -> None:
-        # under the write lock: running is snapshot as this commit finds it
+    async def begin() -> None:
+        # under the write lock: running is snapshot as this commit finds it (the
+        # backup file written, durable, before running.xml: other sessions go on)
         nonlocal started
         if server.confirm is not pending:  # while this commit waited for another's write
             raise RpcError("in-use", "a confirmed commit began or ended while this commit "
@@ -134,8 +135,7 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
                            "again", type="protocol")
         _check_not_rolling_back(ctx)
         if confirmed and pending is None:
-            server.begin_confirmed_commit(ctx.session_id, persist)
-            started = server.confirm
+            started = await server.begin_confirmed_commit(ctx.session_id, persist)
 
     def still_current() -> None:
         check_still_writable(ctx, "commit", "running", "candidate")
