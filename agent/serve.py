@@ -118,7 +118,35 @@ def _process_user() -> str:
     return pwd.getpwuid(os.geteuid()).pw_name
 
 
+#: prctl(2) option numbers (linux/prctl.h)
+PR_SET_DUMPABLE = 4
+
+
+def no_core_dumps() -> None:
+    """Make no core dump of this process: it holds MAC secrets and private keys in clear,
+    which a dump would copy to wherever the system keeps crashes (a file in the working
+    directory, systemd-coredump, a crash reporter that uploads them). RLIMIT_CORE 0 (hard
+    too, so a child cannot raise it) stops the kernel's core files and tells a core_pattern
+    pipe handler (systemd-coredump) to store none; PR_SET_DUMPABLE 0 stops every dump and
+    keeps other processes of the same user from tracing it, as ssh-agent and gpg-agent do.
+    Both are best effort: a system without them keeps its own settings."""
+    import resource
+
+    try:
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (OSError, ValueError):
+        pass
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+
+
 def run(args: argparse.Namespace) -> int:
+    no_core_dumps()  # before any secret is read
     limit_arenas()  # before any thread of the agent's allocates
     state_dir: Path = (args.state_dir or default_state_dir()).expanduser().resolve()
     cache = ModelCache(state_dir / MODEL_CACHE)

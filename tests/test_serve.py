@@ -6,6 +6,9 @@ import asyncio
 import logging
 import os
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +162,16 @@ def test_the_initial_admin_password_never_begins_with_a_dash():
     assert initial_admin_password(draw) == "Fine_password-1"
     assert asked == [15, 15, 15]
     assert not any(initial_admin_password().startswith("-") for _ in range(500))
+
+
+def test_the_agent_makes_no_core_dump(agent):
+    """A core dump would copy what the agent holds in clear (MAC secrets, private keys) to
+    wherever the system keeps crashes: the agent's limit is 0 and it is not dumpable."""
+    limits = Path(f"/proc/{agent.process.pid}/limits").read_text()
+    (line,) = [line for line in limits.splitlines() if line.startswith("Max core file size")]
+    assert line.split()[4:6] == ["0", "0"], line
+    code = ("import ctypes, resource; from agent.serve import no_core_dumps; no_core_dumps();"
+            " print(ctypes.CDLL(None).prctl(3, 0, 0, 0, 0), resource.getrlimit(resource.RLIMIT_CORE))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert done.stdout.split(None, 1) == ["0", "(0, 0)\n"]  # PR_GET_DUMPABLE
