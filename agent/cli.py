@@ -35,10 +35,11 @@ def prepare_process() -> None:
     run until used (:mod:`agent.lazyimports`): elementpath and urllib.request (before
     anything imports yangson), email.utils (before cryptography.x509 takes parseaddr
     from it), cryptography's serialization package but for its key formats and loaders,
-    and inspect (dataclasses asks it only for a class without a docstring); the regular
+    its OpenSSL backend object (ECDSA asks it only for deterministic signing) and inspect
+    (dataclasses asks it only for a class without a docstring); the regular
     expressions of cryptography's RFC 4514 name parser are compiled at their first use."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
-                                    defer_serialization)
+                                    defer_openssl_backend, defer_serialization)
     from agent.methodcache import install
 
     defer_elementpath()
@@ -46,6 +47,7 @@ def prepare_process() -> None:
     defer("email.utils", {"parseaddr": "agent.lazyimports"})
     defer_serialization()
     defer("inspect")
+    defer_openssl_backend()
     compile_patterns_at_first_use("cryptography.x509.name")
     atexit.register(install().save)
 

@@ -93,6 +93,39 @@ def defer_serialization() -> None:
     defer("cryptography.hazmat.primitives.serialization", _SERIALIZATION_NAMES)
 
 
+class _BackendAtFirstUse:
+    """cryptography's OpenSSL backend object (``cryptography.hazmat.backends.openssl
+    .backend.backend``) while its module is deferred: an attribute asked of it runs the
+    module and is the real object's."""
+
+    def __getattr__(self, name: str):
+        return getattr(completed("cryptography.hazmat.backends.openssl.backend").backend, name)
+
+    def __repr__(self) -> str:
+        return "<cryptography's OpenSSL backend, its module run at first use>"
+
+
+#: what ``from cryptography.hazmat.backends.openssl[.backend] import backend`` gives while
+#: that module is deferred (:func:`defer_openssl_backend`)
+backend = _BackendAtFirstUse()
+
+
+def defer_openssl_backend() -> None:
+    """Install the deferred ``cryptography.hazmat.backends.openssl`` package and its
+    ``backend`` module: ``ec.ECDSA(hash)``, which cryptography's path validation makes
+    for each ECDSA signature it checks, imports the backend object to check, when
+    deterministic signing (RFC 6979) is asked, that OpenSSL has it; the module's import
+    (cffi's OpenSSL binding and the symmetric ciphers) costs ``cmp-agent cmp ir`` 6 % of
+    its instructions. The object is :data:`backend` until a name is asked of it."""
+    package_name = "cryptography.hazmat.backends.openssl"
+    defer(package_name, {"backend": __name__})
+    package = sys.modules.get(package_name)
+    if package is None or getattr(package, "__getattr__", None) is None:
+        return  # imported already (its code run): nothing to defer
+    defer(package_name + ".backend", {"backend": __name__})
+    package.backend = backend  # as its code leaves it: the object, not the module
+
+
 def translate_pattern(pattern: str, *args, **options) -> str:
     """``elementpath.regex.translate_pattern`` (an XSD pattern as a Python regular
     expression), whose package is run at the first call: yangson takes the name at its

@@ -288,3 +288,51 @@ print(json.dumps([unrun, Documented.__doc__, Undocumented.__doc__,
     assert command[0] is True and plain[0] is False
     assert command[1:] == plain[1:]
     assert command[2].startswith("Undocumented(a: int, b:")
+
+
+def test_openssl_backend_is_deferred_and_answers_as_before():
+    """In a process of the command ECDSA signatures are made and checked (and certificate
+    paths validated) without running cryptography's OpenSSL backend module; the backend
+    object that ``from cryptography.hazmat.backends.openssl import backend`` gives
+    (asyncssh's way) answers as the real one, deterministic ECDSA runs the module, and
+    the backend is then the real one everywhere."""
+    code = """
+import datetime, json, sys
+{prelude}
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.verification import PolicyBuilder, Store
+key = ec.generate_private_key(ec.SECP384R1())
+name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "root")])
+now = datetime.datetime.now(datetime.timezone.utc)
+root = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False,
+                                     False), critical=True)
+        .sign(key, hashes.SHA384()))
+signature = key.sign(b"data", ec.ECDSA(hashes.SHA256()))
+key.public_key().verify(signature, b"data", ec.ECDSA(hashes.SHA256()))
+verifier = PolicyBuilder().store(Store([root])).time(now).build_client_verifier()
+try:
+    verifier.verify(root, [])
+except Exception as error:  # a CA as leaf: refused the same way either way
+    refused = type(error).__name__
+unrun = "cryptography.hazmat.bindings.openssl.binding" not in sys.modules
+from cryptography.hazmat.backends.openssl import backend
+answers = [backend.ed25519_supported(), backend.poly1305_supported(),
+           backend.openssl_version_text()]
+deterministic = ec.ECDSA(hashes.SHA256(), deterministic_signing=True).deterministic_signing
+from cryptography.hazmat.backends import default_backend
+from cryptography.hazmat.backends.openssl.backend import Backend
+print(json.dumps([unrun, refused, answers, deterministic,
+                  isinstance(default_backend(), Backend)]))
+"""
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("import cryptography.hazmat.backends.openssl",
+                                      "import agent.cli\nagent.cli.prepare_process()"))
+    assert command[0] is True and plain[0] is False
+    assert command[1:] == plain[1:]
+    assert command[3] is True and command[4] is True

@@ -105,12 +105,15 @@ print(json.dumps([pq._oqs_lib, umac._nettle_lib, pq.mlkem_available, pq.sntrup_a
                   ctypes.util.find_library is real, linked]))
 """
     seen = []
-    for prelude in ("", "import agent.serve"):
+    # the agent's imports, also as the command's process makes them (asyncssh asks the
+    # OpenSSL backend, which that process defers, what it supports)
+    for prelude in ("", "import agent.serve", AS_COMMAND + "import agent.serve"):
         done = subprocess.run([sys.executable, "-c", code.format(prelude=prelude)], cwd=ROOT,
                               capture_output=True, text=True, check=True)
         seen.append(json.loads(done.stdout.splitlines()[-1]))
-    plain, agent = seen
-    assert agent[:-1] == plain[:-1]
+    plain, agent, command = seen
+    assert agent[:-1] == plain[:-1] == command[:-1]
+    assert command[-1] == []
     assert plain[1] and "umac-64-etm@openssh.com" in plain[5]  # nettle is installed here
     assert agent[-2] is True
     assert agent[-1] == []  # no gcc run to look for a library (liboqs, if missing)
