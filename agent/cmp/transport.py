@@ -286,7 +286,16 @@ class ServerUrl:
     def parse(cls, url: str) -> ServerUrl:
         """*url* checked before it is sent: urlsplit would drop a CR, LF or tab unseen (a
         ``server url esc`` of ``\\x0d\\x0a``), and the request line takes no space, control
-        or non-ASCII character (RFC 9112 3.2; a host name may be an IDN)."""
+        or non-ASCII character (RFC 9112 3.2; a host name may be an IDN). User information
+        (``user:password@``) is refused without repeating the URL: it would not be sent, and
+        the URL is logged and shown with it (RFC 9110 4.2.4: treat it as an error)."""
+        authority = url.split("://", 1)[-1]
+        for end in "/?#":
+            authority = authority.split(end, 1)[0]
+        if "@" in authority:
+            raise ValueError("CMP server URL: user information (NAME:PASSWORD@ before the host)"
+                             " is not supported: it would not be sent, and the URL is logged"
+                             " with it; remove it (RFC 9110 4.2.4)")
         if any(ord(c) <= 0x20 or 0x7f <= ord(c) <= 0x9f for c in url):
             raise ValueError(f"CMP server URL {_shown(url)!r}: spaces and control characters"
                              " must be percent-encoded")

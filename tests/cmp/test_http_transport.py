@@ -312,6 +312,11 @@ def test_a_request_with_a_url_that_cannot_be_sent_is_refused_at_once(pki):
         with pytest.raises(ValueError, match="control characters must be percent-encoded"):
             request(pki, SimpleNamespace(url=url))
     assert HttpTransport("http://bücher.example/pkix/").url.host == "bücher.example"  # an IDN
+    for url in ("http://user:pw-99@ca/pkix/", "https://pw-99@ca:8443/", "ca:x@pw-99:80/pkix/"):
+        with pytest.raises(ValueError, match="user information") as refused:
+            request(pki, SimpleNamespace(url=url))
+        assert "pw-99" not in str(refused.value)
+    assert HttpTransport("http://ca/pkix/?from=a@b").url.path == "/pkix/?from=a@b"
 
 
 def test_a_host_is_resolved_as_the_idna_codec_gives_it():

@@ -89,3 +89,18 @@ def test_control_characters_in_the_cas_text_are_shown_escaped(fresh_agent, tmp_p
     assert error_info(refused, "ca-text") == ["quota\\x01exceeded\\x1b[0m"]
     assert "text='quota\\x01exceeded\\x1b[0m'" in refused.message
     assert "text='quota\\x01exceeded\\x1b[0m'" in reason
+
+
+def test_credentials_in_the_server_url_are_refused_not_logged(fresh_agent, tmp_path):
+    """user:password@ in server-url was dropped unseen (never sent) and the URL logged with
+    it at each request; RFC 9110 4.2.4 says to treat userinfo in an http(s) URI as an
+    error. The refusal does not repeat it."""
+    with run_testca(tmp_path / "ca") as ca:
+        with_password = SimpleNamespace(url=ca.url.replace("://", "://operator:pw-in-url-77@"),
+                                        ref=ca.ref, secret=ca.secret)
+        with connect(fresh_agent) as m:
+            commit_pki(m, ENTITY + mac_session("s1", with_password))
+            refused = rpc_failure(m, "cmp-initial-request", session_name="s1")
+    assert "user information" in refused.message
+    assert "pw-in-url" not in refused.message
+    assert "pw-in-url" not in (fresh_agent.state_dir / "agent.log").read_text()
