@@ -26,14 +26,18 @@ def plain_text(docstring: str) -> str:
     return re.sub(r"(?::\w+:)?`{1,2}([^`]+)`{1,2}", r"\1", docstring)
 
 
-def prepare_process() -> None:
+#: the commands that do not import yangson (nor so elementpath or xml.sax's urllib.request)
+WITHOUT_YANG = frozenset({"cmp"})
+
+
+def prepare_process(command: str | None = None) -> None:
     """What a process of the agent's commands does before it imports the rest of the agent
     (issue 11: start-up time); not done by ``import agent``, so that a program using the
     package keeps its own dataclasses module, imports and exit. The dataclasses module
     compiles through the method cache kept between starts (:mod:`agent.methodcache`,
     saved at exit); modules whose code the commands seldom need are imported but not
     run until used (:mod:`agent.lazyimports`): elementpath and urllib.request (before
-    anything imports yangson), email.utils (before cryptography.x509 takes parseaddr
+    anything imports yangson; not for *command* :data:`WITHOUT_YANG`), email.utils (before cryptography.x509 takes parseaddr
     from it), cryptography's serialization package but for its key formats and loaders,
     its OpenSSL backend object (ECDSA asks it only for deterministic signing) and inspect
     (dataclasses asks it only for a class without a docstring); the regular
@@ -42,8 +46,9 @@ def prepare_process() -> None:
                                     defer_openssl_backend, defer_serialization)
     from agent.methodcache import install
 
-    defer_elementpath()
-    defer("urllib.request")
+    if command not in WITHOUT_YANG:
+        defer_elementpath()
+        defer("urllib.request")
     defer("email.utils", {"parseaddr": "agent.lazyimports"})
     defer_serialization()
     defer("inspect")
@@ -63,15 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     pause_gc = argv is None and gc.isenabled()
     if pause_gc:
         gc.disable()
-    if argv is None:  # as a process's entry point, not called by a program
-        prepare_process()
-    import argparse  # here, with the collector paused
-
     args_in = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="cmp-agent", description=plain_text(__doc__))
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # only the chosen subcommand's module is imported: each starts at once
     chosen = next((a for a in args_in if not a.startswith("-")), None)
+    if argv is None:  # as a process's entry point, not called by a program
+        prepare_process(chosen)
+    import argparse  # here, with the collector paused
+
+    parser = argparse.ArgumentParser(prog="cmp-agent", description=plain_text(__doc__))
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # when the arguments start with it, nothing but its own parser can be asked for (no
     # option of ours before it: not --help, which lists the others)
     alone = bool(args_in) and args_in[0] == chosen and chosen in SUBCOMMANDS

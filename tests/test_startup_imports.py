@@ -126,8 +126,11 @@ def test_the_cmp_command_loads_only_what_its_kind_needs():
     What agent/lazyimports.py defers is not run: inspect (whose code runs, with ast, dis
     and tokenize, if a dataclass without a docstring is made: dataclasses then writes
     one from its signature), email.utils, the OpenSSH formats of cryptography."""
-    loaded = loaded_after(AS_COMMAND + "import agent.cmp.cli")
+    loaded = loaded_after(AS_COMMAND.replace("prepare_process()", "prepare_process('cmp')")
+                          + "import agent.cmp.cli")
     assert "agent.cmp.client" in loaded
+    assert not {m for m in loaded if m.split(".")[0] in {"yangson", "elementpath", "asyncssh"}
+                or m.startswith(("agent.netconf", "agent.yang", "urllib.request"))}
     assert not {"agent.cmp.genm", "agent.cmp.messages.general", "_strptime", "http.client",
                 "email.parser", "ssl"} & loaded
     assert not {"ast", "dis", "tokenize", "email.charset", "bcrypt",
