@@ -24,7 +24,6 @@ import asyncio
 import copy
 import hashlib
 import logging
-import os
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -201,6 +200,8 @@ class Datastores:
         self._indexes: dict[tuple[str, ...], tuple] = {}
         self._preparing = asyncio.Lock()
         self._writing = asyncio.Lock()
+        #: copies to startup and its deletions are written one at a time
+        self._writing_startup = asyncio.Lock()
         #: the tree a commit is writing to running.xml, until it is running (or refused)
         self._incoming: etree._Element | None = None
         #: candidate's version when it was set to :attr:`_incoming` (discard-changes)
@@ -508,53 +509,155 @@ class Datastores:
     def copy_config(self, target: str, source: str | etree._Element,
                     authorize: Authorize | None = None,
                     readable: Readable | None = None) -> ChangeSummary | None:
-        """``<copy-config>`` (RFC 6241 section 7.3) to candidate or startup;
-        what changed in startup, ``None`` for candidate. *readable* cuts a
+        """``<copy-config>`` (RFC 6241 section 7.3) to candidate or startup, at
+        once; what changed in startup, ``None`` for candidate. *readable* cuts a
         copy of a source datastore down to what the client may read (the rest
-        is not copied, RFC 8341 section 3.2.6); *authorize* may refuse the copy."""
+        is not copied, RFC 8341 section 3.2.6); *authorize* may refuse the copy.
+        Sessions use :meth:`copy_config_durably`."""
         self._check_writable(target, "copy-config", allow_startup=True)
-        rebase = (source, target) == ("running", "candidate")  # see _running_to_come
+        tree = run_steps(self._copy_source_steps(target, source, authorize, readable, True))
+        if target == "startup":
+            summary = run_steps(self._startup_steps(tree))
+            self._put_startup(self._serialize(tree))
+            self._switch_startup(tree)
+            return summary
+        self._dirty = True
+        self._set(target, tree)
+        if (source, target) == ("running", "candidate"):
+            self._note_rebased()
+        return None
+
+    async def copy_config_durably(self, target: str, source: str | etree._Element,
+                                  authorize: Authorize | None = None,
+                                  readable: Readable | None = None,
+                                  recheck: Callable[[], None] | None = None
+                                  ) -> ChangeSummary | None:
+        """:meth:`copy_config`, to startup (RFC 6241 sections 7.3 and 8.7) as
+        :meth:`commit_durably` makes a commit, while other sessions go on: copies to
+        and deletes of startup are made one at a time, in turn; in its turn, the
+        copy of the source and the change from startup are computed in slices on
+        the event loop, the validation and ``startup.xml`` (serialised, then
+        written with :func:`~agent.atomic.atomic_write`) in worker threads. Readers
+        see startup as it was until the file is durable, then the new one, in the
+        loop step in which this returns. *recheck* (raising :class:`RpcError`, e.g.
+        a lock taken meanwhile) is called before the write and after it (then the
+        file is put back: see :meth:`_write_startup`). A failed write is an
+        ``operation-failed`` rpc-error, startup then unchanged in memory and on
+        disk. Candidate is copied to at once."""
+        self._check_writable(target, "copy-config", allow_startup=True)
+        if target != "startup":
+            return self.copy_config(target, source, authorize, readable)
+        async with self._writing_startup:
+            tree = await run_cooperatively(self._copy_source_steps(target, source, authorize,
+                                                                   readable))
+            summary = await run_cooperatively(self._startup_steps(tree))
+            await self._write_startup(tree, recheck)
+            return summary
+
+    def _copy_source_steps(self, target: str, source: str | etree._Element,
+                           authorize: Authorize | None, readable: Readable | None,
+                           at_once: bool = False) -> Steps[etree._Element]:
+        """The tree :meth:`copy_config` puts in *target* (a copy of datastore
+        *source*, or the inline ``<config>`` checked), in steps; *at_once*: see
+        :func:`copy_steps`."""
         if isinstance(source, str):
             self._check_name(source, "source")
             if source == target:
                 raise RpcError("invalid-value", f"source and target are both {source}; "
                                "nothing to copy", type="protocol", info={"bad-element": "source"})
-            tree = copy.deepcopy(self._running_to_come() if rebase else self._trees[source])
+            rebase = (source, target) == ("running", "candidate")  # see _running_to_come
+            tree = yield from copy_steps(self._running_to_come() if rebase
+                                         else self._trees[source], at_once=at_once)
             if readable is not None:
                 tree = readable(tree)
         else:
             tree = self._inline(source)
         if authorize is not None:
             authorize(self._trees[target], tree)
-        summary = None
-        if target == "startup":
-            validate_tree(self.smap, tree)  # startup must always be bootable
-            summary = diff(self.smap, self._trees["startup"], tree)
-            self._write(self._startup_file, self._serialize(tree))
-            self._startup_exists = True
-        else:
-            self._dirty = True
-        self._set(target, tree)
-        if rebase:
-            self._note_rebased()
-        return summary
+        return tree
+
+    def _startup_steps(self, tree: etree._Element) -> Steps[ChangeSummary]:
+        """*tree* validated (startup must always be bootable; in a worker thread
+        when run cooperatively), then the change from startup, in steps."""
+        yield partial(validate_tree, self.smap, tree)
+        return (yield from diff_steps(self.smap, self._trees["startup"], tree))
 
     def delete_config(self, target: str, authorize: Authorize | None = None) -> ChangeSummary:
         """``<delete-config>`` (RFC 6241 section 7.4): only startup can be deleted;
         returns what was deleted."""
-        if target != "startup":
-            self._check_name(target, "target")
-            raise RpcError("operation-not-supported", f"delete-config of {target} is not "
-                           "allowed; only startup can be deleted", type="protocol")
+        self._check_deletable(target)
         if authorize is not None:
             authorize(self._trees["startup"], _empty())
         summary = diff(self.smap, self._trees["startup"], _empty())
         if self._startup_exists:
-            os.unlink(self._startup_file)
-            fsync_directory(self.state_dir)
-            self._startup_exists = False
-        self._set("startup", _empty())
+            self._put_startup(None)
+        self._switch_startup(None)
         return summary
+
+    def _check_deletable(self, target: str) -> None:
+        if target != "startup":
+            self._check_name(target, "target")
+            raise RpcError("operation-not-supported", f"delete-config of {target} is not "
+                           "allowed; only startup can be deleted", type="protocol")
+
+    async def _write_startup(self, tree: etree._Element | None,
+                             recheck: Callable[[], None] | None) -> None:
+        """startup := *tree* (``None``: deleted), ``startup.xml`` made so durably
+        first, in worker threads (serialised, written or removed), waited for to
+        their end even if the caller is cancelled; under :attr:`_writing_startup`.
+        If the write fails, or *recheck* refuses after it, or the caller is
+        cancelled (agent shutdown) meanwhile, the file is put back as startup in
+        memory stays (:meth:`_put_back_startup`) and the error raised, an
+        :class:`OSError` as an ``operation-failed`` rpc-error."""
+        old = self._trees["startup"] if self._startup_exists else None  # as it stays
+        data = None if tree is None else await _in_thread_to_the_end(
+            partial(self._serialize, tree))
+        if recheck is not None:  # other sessions' RPCs ran while this one waited
+            recheck()
+        if data is not None or old is not None:
+            try:
+                await _in_thread_to_the_end(partial(self._put_startup, data))
+                if recheck is not None:
+                    recheck()
+            except BaseException as exc:
+                await _in_thread_to_the_end(partial(self._put_back_startup, data, old))
+                if isinstance(exc, OSError):
+                    raise RpcError("operation-failed", f"{self._startup_file} could not be "
+                                   f"{'removed' if data is None else 'written'} "
+                                   f"({exc.strerror or exc}); startup was not changed. Check "
+                                   "the state directory's disk and permissions, then try "
+                                   "again", type="application") from None
+                raise
+        self._switch_startup(tree)
+
+    def _put_startup(self, data: bytes | None) -> None:
+        """``startup.xml`` := *data* (``None``: removed), durably."""
+        if data is None:
+            self._startup_file.unlink(missing_ok=True)
+            fsync_directory(self.state_dir)
+        else:
+            self._write(self._startup_file, data)
+
+    def _put_back_startup(self, written: bytes | None, old: etree._Element | None) -> None:
+        """After a failed or refused write of *written* (``None``: the removal):
+        if ``startup.xml`` holds it, the file is made startup *old* again (``None``:
+        removed). Failing to is logged: the write's own failure is what the client
+        is told."""
+        try:
+            try:
+                holds: bytes | None = self._startup_file.read_bytes()
+            except FileNotFoundError:
+                holds = None
+            if holds == written:
+                self._put_startup(None if old is None else self._serialize(old))
+        except OSError as exc:
+            log.error("%s holds a change of startup that was not made and could not be "
+                      "undone (%s); the next start without running.xml would load it",
+                      self._startup_file, exc)
+
+    def _switch_startup(self, tree: etree._Element | None) -> None:
+        self._set("startup", tree if tree is not None else _empty())
+        self._startup_exists = tree is not None
 
     def validate(self, source: str | etree._Element) -> None:
         """``<validate>`` (RFC 6241 section 8.6): full YANG validation."""

@@ -1321,3 +1321,119 @@ def test_a_confirmed_commit_whose_session_ends_while_its_backup_is_written_is_no
         assert temporaries(server) == []
 
     asyncio.run(scenario())
+
+
+# --- copy-config and delete-config of startup written off the event loop (RFC 6241 7.3, 7.4)
+COPY_TO_STARTUP = ("<copy-config><target><startup/></target><source><running/></source>"
+                   "</copy-config>")
+DELETE_STARTUP = "<delete-config><target><startup/></target></delete-config>"
+
+
+def copy_inline_to_startup(name: str) -> str:
+    return (f"<copy-config><target><startup/></target><source><config><pki xmlns='{PKI}'>"
+            f"<cmp-session><name>{name}</name></cmp-session></pki></config></source>"
+            "</copy-config>")
+
+
+async def startup_names(client: Client) -> list[str]:
+    reply = await client.rpc("<get-config><source><startup/></source></get-config>")
+    return reply.xpath("//p:cmp-session/p:name/text()", namespaces={"p": PKI})
+
+
+def startup_file_names(server: NetconfServer) -> list[str] | None:
+    """The cmp-session names in startup.xml, None if there is no such file."""
+    path = server.datastores.state_dir / "startup.xml"
+    return names_in(path) if path.exists() else None
+
+
+def ok(reply: etree._Element) -> bool:
+    return reply.find(f"{{{NC}}}ok") is not None
+
+
+async def startup_saved(server: NetconfServer) -> tuple:
+    """Sessions a, b and c; running "old" saved to startup, then "new" committed."""
+    a, b, c = Client(server), Client(server), Client(server)
+    await committed(a, "old")
+    assert ok(await a.rpc(COPY_TO_STARTUP))
+    await committed(a, "new")
+    return a, b, c
+
+
+async def startup_write_held(server: NetconfServer, monkeypatch, client: Client,
+                             rpc: str) -> tuple:
+    """startup.xml's write (or removal) held in its worker thread, once *client*
+    has sent *rpc*: (the HeldInThread, the future reply)."""
+    held = HeldInThread(server.datastores._put_startup)
+    monkeypatch.setattr(server.datastores, "_put_startup", held)
+    reply = asyncio.ensure_future(client.rpc(rpc))
+    await held.begun.wait()
+    return held, reply
+
+
+def test_copy_config_to_startup_is_written_while_other_sessions_are_answered(
+        server, monkeypatch):
+    """startup.xml is written in a worker thread: another session reads startup
+    meanwhile (as it was: the copy shows once durable); a second copy to startup
+    sent meanwhile waits for its turn, then is made over the first, so startup in
+    memory and on disk is the later copy."""
+    async def scenario():
+        a, b, c = await startup_saved(server)
+        held, first = await startup_write_held(server, monkeypatch, a, COPY_TO_STARTUP)
+        try:
+            second = asyncio.ensure_future(c.rpc(copy_inline_to_startup("other")))
+            assert await startup_names(b) == startup_file_names(server) == ["old"]
+            assert await running_names(b) == ["old", "new"]
+            assert not first.done() and not second.done()
+            assert len(held.threads) == 1  # the second copy waits for its turn
+        finally:
+            held.go.set()
+        assert ok(await first) and ok(await second)
+        assert held.off_the_loop() and len(held.threads) == 2
+        assert await startup_names(b) == startup_file_names(server) == ["other"]
+        assert temporaries(server) == []
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("rpc,fault", [(COPY_TO_STARTUP, "rename"),
+                                       (COPY_TO_STARTUP, "directory fsync")])
+def test_a_startup_write_that_fails_is_an_rpc_error_and_changes_nothing(
+        server, monkeypatch, rpc, fault):
+    """The rename (or the directory fsync after the rename or the removal) fails
+    in the worker thread: operation-failed naming startup.xml; the file is put back
+    if it had changed, so startup in memory and on disk stays "old"; the same
+    request works once the disk does."""
+    import agent.atomic as atomic
+
+    faults = []
+
+    def fails_once(real):
+        def call(*args):
+            if not faults:
+                faults.append(threading.current_thread())
+                raise OSError(5, "Input/output error")
+            return real(*args)
+        return call
+
+    async def scenario():
+        a, b, _ = await startup_saved(server)
+        if fault == "rename":
+            monkeypatch.setattr(atomic.os, "replace", fails_once(atomic.os.replace))
+        else:
+            monkeypatch.setattr(atomic, "fsync_directory", fails_once(atomic.fsync_directory))
+            monkeypatch.setattr(store_module, "fsync_directory",
+                                fails_once(store_module.fsync_directory))
+        reply = await a.rpc(rpc)
+        assert tag(reply) == "operation-failed"
+        message = reply.findtext(f".//{{{NC}}}error-message")
+        done = "removed" if rpc == DELETE_STARTUP else "written"
+        assert f"startup.xml could not be {done} (Input/output error)" in message
+        assert "startup was not changed" in message
+        assert faults and faults[0] is not threading.main_thread()
+        assert await startup_names(b) == startup_file_names(server) == ["old"]
+        assert temporaries(server) == []
+        assert ok(await a.rpc(rpc))
+        assert await startup_names(b) == (startup_file_names(server) or []) == (
+            [] if rpc == DELETE_STARTUP else ["old", "new"])
+
+    asyncio.run(scenario())

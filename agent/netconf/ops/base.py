@@ -206,9 +206,12 @@ async def copy_config(ctx: RpcContext, op: etree._Element) -> None:
     # may not read
     save = source == "running" and target == "startup"
     try:
-        summary = ctx.server.datastores.copy_config(
+        # to startup: validated and written in worker threads, in turn with other
+        # copies and deletes, while other sessions go on
+        summary = await ctx.server.datastores.copy_config_durably(
             target, source, authorize=None if save else ctx.access.check_write,
-            readable=None if save else ctx.access.prune)
+            readable=None if save else ctx.access.prune,
+            recheck=lambda: check_still_writable(ctx, "copy-config", target))
     except (RpcError, RpcErrors) as exc:
         raise ctx.access.conceal_invalid(exc) from None
     if target == "candidate":
