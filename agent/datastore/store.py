@@ -584,7 +584,7 @@ class Datastores:
 
     def delete_config(self, target: str, authorize: Authorize | None = None) -> ChangeSummary:
         """``<delete-config>`` (RFC 6241 section 7.4): only startup can be deleted;
-        returns what was deleted."""
+        returns what was deleted. At once: sessions use :meth:`delete_config_durably`."""
         self._check_deletable(target)
         if authorize is not None:
             authorize(self._trees["startup"], _empty())
@@ -593,6 +593,21 @@ class Datastores:
             self._put_startup(None)
         self._switch_startup(None)
         return summary
+
+    async def delete_config_durably(self, target: str, authorize: Authorize | None = None,
+                                    recheck: Callable[[], None] | None = None
+                                    ) -> ChangeSummary:
+        """:meth:`delete_config` as :meth:`copy_config_durably` copies to startup:
+        in its turn, the change computed in slices, ``startup.xml`` removed (and
+        its directory fsync'ed) in a worker thread; readers see startup until then."""
+        self._check_deletable(target)
+        async with self._writing_startup:
+            if authorize is not None:
+                authorize(self._trees["startup"], _empty())
+            summary = await run_cooperatively(diff_steps(self.smap, self._trees["startup"],
+                                                         _empty()))
+            await self._write_startup(None, recheck)
+            return summary
 
     def _check_deletable(self, target: str) -> None:
         if target != "startup":

@@ -1395,8 +1395,28 @@ def test_copy_config_to_startup_is_written_while_other_sessions_are_answered(
     asyncio.run(scenario())
 
 
+def test_delete_config_of_startup_is_made_while_other_sessions_are_answered(
+        server, monkeypatch):
+    """startup.xml is removed (and its directory fsync'ed) in a worker thread:
+    another session still reads startup meanwhile; it is empty once the file is gone."""
+    async def scenario():
+        a, b, _ = await startup_saved(server)
+        held, reply = await startup_write_held(server, monkeypatch, a, DELETE_STARTUP)
+        try:
+            assert await startup_names(b) == startup_file_names(server) == ["old"]
+            assert not reply.done()
+        finally:
+            held.go.set()
+        assert ok(await reply) and held.off_the_loop()
+        assert await startup_names(b) == []
+        assert startup_file_names(server) is None
+
+    asyncio.run(scenario())
+
+
 @pytest.mark.parametrize("rpc,fault", [(COPY_TO_STARTUP, "rename"),
-                                       (COPY_TO_STARTUP, "directory fsync")])
+                                       (COPY_TO_STARTUP, "directory fsync"),
+                                       (DELETE_STARTUP, "directory fsync")])
 def test_a_startup_write_that_fails_is_an_rpc_error_and_changes_nothing(
         server, monkeypatch, rpc, fault):
     """The rename (or the directory fsync after the rename or the removal) fails

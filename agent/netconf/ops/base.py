@@ -229,7 +229,10 @@ async def delete_config(ctx: RpcContext, op: etree._Element) -> None:
                        "the running datastore cannot be deleted (RFC 6241 section 7.4)",
                        type="protocol", info={"bad-element": "running"})
     check_not_locked_by_other(ctx, target)
-    summary = ctx.server.datastores.delete_config(target, authorize=ctx.access.check_write)
+    # startup.xml removed in a worker thread, while other sessions go on
+    summary = await ctx.server.datastores.delete_config_durably(
+        target, authorize=ctx.access.check_write,
+        recheck=lambda: check_still_writable(ctx, "delete-config", target))
     ctx.server.config_changed(ctx.session, target, summary)
 
 
