@@ -1457,3 +1457,23 @@ def test_a_startup_write_that_fails_is_an_rpc_error_and_changes_nothing(
             [] if rpc == DELETE_STARTUP else ["old", "new"])
 
     asyncio.run(scenario())
+
+
+def test_a_lock_of_startup_taken_while_a_copy_is_written_refuses_it_and_puts_the_file_back(
+        server, monkeypatch):
+    """RFC 6241 section 7.5: another session locks startup while the copy's file
+    is written: the copy is refused (in-use) once the file is written, and the
+    file is put back, so startup is "old" in memory and on disk."""
+    async def scenario():
+        a, b, _ = await startup_saved(server)
+        held, reply = await startup_write_held(server, monkeypatch, a, COPY_TO_STARTUP)
+        try:
+            assert ok(await b.rpc("<lock><target><startup/></target></lock>"))
+        finally:
+            held.go.set()
+        assert tag(await reply) == "in-use"
+        assert len(held.threads) == 2  # the write, then the file put back
+        assert await startup_names(b) == startup_file_names(server) == ["old"]
+        assert temporaries(server) == []
+
+    asyncio.run(scenario())
