@@ -448,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # Like openssl cmp, a signer certificate outside its validity is sent with a warning,
     # not refused: this command is also how one checks that a CA refuses it. (The agent's
-    # sessions refuse such a KUR before sending: agent.pki.preconditions.kur_signer_problem.)
+    # sessions refuse such a request before sending: agent.pki.preconditions.signer_problem.)
     warning = (validity_warning(request.signer.certificate, datetime.now(timezone.utc))
                if request.signer else None)
     if warning:

@@ -29,7 +29,7 @@ from lxml import etree
 from agent import PKI_NS
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig
-from agent.pki.preconditions import kur_signer_problem
+from agent.pki.preconditions import signer_problem
 from agent.pki.schedule import Backoff, update_due
 from agent.pki.service import PkiService, RequestOutcome
 from agent.pki.statistics import LastRequest, yang_datetime
@@ -256,7 +256,7 @@ class AutoUpdater:
             log.warning("session %s: %s expired at %s", plan.session, plan.certificate_file,
                         yang_datetime(plan.not_after))
             return
-        reason = kur_signer_problem(plan.session, plan.certificate, now)
+        reason = signer_problem(plan.session, plan.certificate, now)
         log.error("session %s: automatic update stopped, no KUR sent: %s", plan.session, reason)
         last = stats.last_request = LastRequest("kur", "auto", now)
         last.result, last.reason = "failure", reason

@@ -23,7 +23,7 @@ from agent.datastore import SecretBox
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig, RequestType, SessionConfig
 from agent.pki.interfaces import interface_address
-from agent.pki.preconditions import kur_signer_problem, problems
+from agent.pki.preconditions import problems, signer_problem
 from agent.pki.stores import (
     CertificateStore,
     KeyStore,
@@ -255,6 +255,27 @@ def checked_certificate(session: SessionConfig, certs: CertificateStore, name: s
     return cert
 
 
+def refuse_invalid(session: SessionConfig, certs: CertificateStore, name: str,
+                   now: datetime | None, kind: str, leaf: str = "authentication-cert") -> None:
+    """RpcError if the certificate file *name*, which *session* names in *leaf*, is not
+    valid at *now* to sign a request of *kind* (:func:`signer_problem`); nothing when
+    *now* is None."""
+    if now is None:
+        return
+    refusal = signer_problem(session.name, certs.describe(name), now, kind, leaf)
+    if refusal:
+        raise RpcError("operation-failed", f"session {session.name}: {refusal}")
+
+
+def refuse_invalid_tls_client(session: SessionConfig, certs: CertificateStore,
+                              now: datetime | None) -> None:
+    """RpcError if the session's TLS client certificate (https CAs) is not valid at *now*:
+    the CA's server would end the handshake (RFC 5280 6.1.3), the request never sent."""
+    url = (unescape_url(session.url) if session.url_escaped else session.url) or ""
+    if session.tls_client_cert and url.lower().startswith("https:"):
+        refuse_invalid(session, certs, session.tls_client_cert, now, "tls", "tls client-cert")
+
+
 def _session_credentials(session: SessionConfig, keys: KeyStore, certs: CertificateStore,
                          secrets: SecretBox, anchors: tuple[x509.Certificate, ...]):
     """(mac, signer) as the session authenticates an initial request (seed step 11)."""
@@ -283,9 +304,14 @@ def _session_ready(session: SessionConfig) -> None:
 
 def prepare_revocation(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: CertificateStore,
                        secrets: SecretBox, certificate_file: str, reason: int, *,
-                       connect_timeout: float) -> EnrollmentRequest:
+                       connect_timeout: float, now: datetime | None = None) -> EnrollmentRequest:
     """RFC 9483 4.2: an rr for *certificate_file*, signed with the certificate's own key
-    when the key store has it, else authenticated like the session's initial request."""
+    when the key store has it, else authenticated like the session's initial request.
+
+    The signer must be valid at *now* (when given): a certificate past its notAfter
+    cannot sign its own rr, and is refused before anything is sent
+    (:func:`signer_problem`); signed with the authentication-cert instead, that one must
+    be valid, and whether the CA revokes an expired certificate is the CA's to say."""
     from agent.cmp.client import EnrollmentRequest, SignerCredentials
 
     _session_ready(session)
@@ -296,10 +322,14 @@ def prepare_revocation(session: SessionConfig, pki: PkiConfig, keys: KeyStore, c
     except RpcError:
         key = None
     if key is not None:
+        refuse_invalid(session, certs, certificate_file, now, "rr", "certificate-file")
         mac, signer = None, SignerCredentials(
             cert, key, sent_chain(session, certs, trust.ca_certificates, cert))
     else:
         mac, signer = _session_credentials(session, keys, certs, secrets, trust.ca_certificates)
+        if signer is not None:
+            refuse_invalid(session, certs, session.authentication_cert, now, "rr")
+    refuse_invalid_tls_client(session, certs, now)
     return EnrollmentRequest(kind="rr", mac=mac, signer=signer, old_certificate=cert,
                              revocation_reason=reason,
                              **connection(session, pki, keys, certs, trust, connect_timeout))
@@ -320,13 +350,18 @@ def current_root(session: SessionConfig, certs: CertificateStore) -> x509.Certif
 
 
 def prepare_general(session: SessionConfig, pki: PkiConfig, keys: KeyStore, certs: CertificateStore,
-                    secrets: SecretBox, entries, *, connect_timeout: float) -> EnrollmentRequest:
-    """RFC 9483 4.3: a genm asking for *entries*, authenticated like an initial request."""
+                    secrets: SecretBox, entries, *, connect_timeout: float,
+                    now: datetime | None = None) -> EnrollmentRequest:
+    """RFC 9483 4.3: a genm asking for *entries*, authenticated like an initial request
+    (signed: with an authentication-cert valid at *now*, when given)."""
     from agent.cmp.client import EnrollmentRequest
 
     _session_ready(session)
     trust = session_trust(session, certs)
     mac, signer = _session_credentials(session, keys, certs, secrets, trust.ca_certificates)
+    if signer is not None:
+        refuse_invalid(session, certs, session.authentication_cert, now, "genm")
+    refuse_invalid_tls_client(session, certs, now)
     return EnrollmentRequest(kind="genm", mac=mac, signer=signer, general=tuple(entries),
                              cert_profile=session.cert_profile,
                              **connection(session, pki, keys, certs, trust, connect_timeout))
@@ -346,8 +381,9 @@ def prepare(
 ) -> PreparedRequest:
     """Check *session* for *kind* and build the engine request; RpcError otherwise.
 
-    A KUR whose authentication-cert is not valid at *now* (when given) is refused
-    here, before a key pair is made or anything is sent (:func:`kur_signer_problem`).
+    A request signed with an authentication-cert that is not valid at *now* (when given),
+    or sent over TLS with a client-cert that is not, is refused here, before a key pair is
+    made or anything is sent (:func:`signer_problem`).
     """
     from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredentials
 
@@ -355,10 +391,10 @@ def prepare(
     if found:
         raise RpcError("operation-failed", f"session {session.name}: " + "; ".join(found))
     assert session.url and session.key_pair_name  # checked above
-    if kind == "kur" and now is not None:
-        refusal = kur_signer_problem(session.name, certs.describe(session.authentication_cert), now)
-        if refusal:
-            raise RpcError("operation-failed", f"session {session.name}: {refusal}")
+    by_mac = kind in ("ir", "p10cr") and session.origin_authentication == "message-authentication-code"
+    if not by_mac:
+        refuse_invalid(session, certs, session.authentication_cert, now, kind)
+    refuse_invalid_tls_client(session, certs, now)
 
     key_pair_created = False
     if keys.exists(session.key_pair_name):
@@ -373,7 +409,7 @@ def prepare(
     trust = session_trust(session, certs)  # the store read once
     mac = signer = None
     warning = None
-    if kind in ("ir", "p10cr") and session.origin_authentication == "message-authentication-code":
+    if by_mac:
         warning = weak_algorithm_warning(session)
         mac = MacCredentials(
             reference=session.mac_reference.encode(),

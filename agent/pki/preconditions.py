@@ -58,26 +58,62 @@ def problems(
     return found
 
 
-def kur_signer_problem(session_name: str, cert: CertificateInfo, now: datetime) -> str | None:
-    """Why *cert*, the ``authentication-cert`` of session *session_name*, cannot sign a KUR
-    at *now*; None when it can.
+#: what each signed request asks of the certificate it is signed with (RFC 9483 3.5: the
+#: receiver validates the signer's certificate, RFC 5280 6.1, its validity included)
+_SIGNER_RULES = {
+    "kur": "a key update request (KUR) must be signed with a valid certificate"
+           " (RFC 4210 5.3.5, RFC 9483 4.1.3)",
+    "cr": "a certificate request (CR) must be signed with a valid certificate"
+          " (RFC 9483 3.5, 4.1.2)",
+    "ir": "an initial request (IR) by signature must be signed with a valid certificate"
+          " (RFC 9483 3.5, 4.1.1)",
+    "p10cr": "a PKCS#10 request (P10CR) by signature must be signed with a valid certificate"
+             " (RFC 9483 3.5, 4.1.4)",
+    "rr": "a revocation request (RR) must be signed with a valid certificate"
+          " (RFC 9483 3.5, 4.2)",
+    "genm": "a general message (GENM) by signature must be signed with a valid certificate"
+            " (RFC 9483 3.5, 4.3)",
+    "tls": "the CA's TLS server accepts a valid client certificate only"
+           " (RFC 5280 4.1.2.5, 6.1.3)",
+}
 
-    A KUR is protected with the certificate it updates (RFC 4210 5.3.5 and appendix D.6,
-    RFC 9483 4.1.3), and a certificate authenticates only within its validity period,
-    notBefore through notAfter inclusive (RFC 5280 4.1.2.5, 6.1.3 (a)(2)): at notAfter
-    exactly it still may, a moment later it may not, and a conforming CA refuses the
-    request. An expired certificate is not renewed by a KUR at all: the device enrols
-    again with an initial request authenticated otherwise.
+
+def _after_expiry(session_name: str, kind: str, leaf: str) -> str:
+    """What the operator does when the certificate *leaf* names has expired."""
+    if kind in ("kur", "cr"):  # renewing needs the certificate renewed: enrol anew
+        return ("a new initial request is needed: cmp-initial-request (CLI: pki cmp"
+                f" initial-request session {session_name}), authenticated by"
+                " message-authentication-code or another valid certificate")
+    if leaf == "certificate-file":  # an rr signed with the certificate it revokes
+        return ("an expired certificate needs no revocation request: a CRL need not list it"
+                " (RFC 5280 3.3); to have it revoked all the same, ask the CA's operator"
+                " (RFC 9483 5.3.2)")
+    if kind == "tls":
+        return "import a valid client certificate and name it in tls client-cert"
+    return ("authenticate by message-authentication-code, or name another valid certificate"
+            " in authentication-cert")
+
+
+def signer_problem(session_name: str, cert: CertificateInfo, now: datetime, kind: str = "kur",
+                   leaf: str = "authentication-cert") -> str | None:
+    """Why *cert*, which session *session_name* names in *leaf*, cannot sign (or, for
+    *kind* ``tls``, present as TLS client certificate) a request of *kind* at *now*;
+    None when it can.
+
+    A certificate authenticates only within its validity period, notBefore through
+    notAfter inclusive (RFC 5280 4.1.2.5, 6.1.3 (a)(2)): at notAfter exactly it still
+    may, a moment later it may not, and a conforming CA refuses what is signed with it
+    (RFC 9483 3.5). A KUR is protected with the certificate it updates (RFC 4210 5.3.5 and
+    appendix D.6, RFC 9483 4.1.3), a CR with the current one (4.1.2): an expired
+    certificate is not renewed at all, the device enrols again with an initial request
+    authenticated otherwise. An rr is signed with the certificate it revokes (RFC 9483
+    4.2): an expired one cannot ask for its own revocation.
     """
-    what = (f"authentication-cert {cert.name} ({cert.subject or 'empty subject'},"
-            f" serial {cert.serial})")
-    rule = ("a key update request (KUR) must be signed with a valid certificate"
-            " (RFC 4210 5.3.5, RFC 9483 4.1.3)")
+    what = f"{leaf} {cert.name} ({cert.subject or 'empty subject'}, serial {cert.serial})"
+    rule = _SIGNER_RULES[kind]
     if now > cert.not_after:
-        return (f"{what} expired at {yang_datetime(cert.not_after)}: {rule}; a new initial"
-                " request is needed: cmp-initial-request (CLI: pki cmp initial-request session"
-                f" {session_name}), authenticated by message-authentication-code or another"
-                " valid certificate")
+        return (f"{what} expired at {yang_datetime(cert.not_after)}: {rule};"
+                f" {_after_expiry(session_name, kind, leaf)}")
     if now < cert.not_before:
         return (f"{what} is not valid before {yang_datetime(cert.not_before)}: {rule};"
                 " check the device's clock, or wait until then")

@@ -590,7 +590,12 @@ class PkiService:
             raise RpcError("in-use", f"session {name}: a CMP transaction is already running")
         self._busy.add(name)
         try:
-            request = await in_own_thread(f"cmp-{name}", functools.partial(build, session))
+            try:
+                request = await in_own_thread(f"cmp-{name}", functools.partial(build, session))
+            except RpcError as exc:  # refused before anything was sent
+                if exc.tag == "operation-failed" and exc.app_tag is None:
+                    exc.app_tag = PRECONDITION
+                raise
             last = self.stats_for(name).last_request = LastRequest(kind, "manual", self.clock.now())
             began = time.monotonic()
             log.info("session %s: %s started to %s", name, kind, request.server_url)
@@ -618,7 +623,7 @@ class PkiService:
         code = next(k for k, v in m.CRL_REASONS.items() if v == reason)
         request, result = await self._exchange(name, "rr", lambda session: prepare_revocation(
             session, self.config(), self.keys, self.certs, self.secrets, certificate_file, code,
-            connect_timeout=self.settings.connect_timeout))
+            connect_timeout=self.settings.connect_timeout, now=self.clock.now()))
         if isinstance(result, Failed):
             raise _refused(name, "rr", result).rpc_error()
         assert isinstance(result, Revoked)
@@ -650,7 +655,8 @@ class PkiService:
                                                                  session.authentication_cert)))
             entries = genm.request_entries(wanted, old_root=old_root, crl_statuses=statuses)
             return prepare_general(session, pki, self.keys, self.certs, self.secrets, entries,
-                                   connect_timeout=self.settings.connect_timeout)
+                                   connect_timeout=self.settings.connect_timeout,
+                                   now=self.clock.now())
 
         request, result = await self._exchange(name, "genm", build)
         if isinstance(result, Failed):

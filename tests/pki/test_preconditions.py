@@ -73,17 +73,17 @@ def test_a_kur_signer_is_valid_from_not_before_through_not_after_inclusive():
     microsecond later, or before notBefore, it may not (RFC 4210 5.3.5, RFC 9483 4.1.3)."""
     from datetime import datetime, timedelta, timezone
 
-    from agent.pki.preconditions import kur_signer_problem
+    from agent.pki.preconditions import signer_problem
     from agent.pki.stores import CertificateInfo
 
     start, end = (datetime(2026, 1, 1, tzinfo=timezone.utc),
                   datetime(2026, 2, 1, tzinfo=timezone.utc))
     cert = CertificateInfo("s1-local.pem", "CN=router1", "CN=CA", "1A2B", start, end, "00")
-    assert kur_signer_problem("s1", cert, start) is None
-    assert kur_signer_problem("s1", cert, end) is None
-    expired = kur_signer_problem("s1", cert, end + timedelta(microseconds=1))
+    assert signer_problem("s1", cert, start) is None
+    assert signer_problem("s1", cert, end) is None
+    expired = signer_problem("s1", cert, end + timedelta(microseconds=1))
     assert expired.startswith("authentication-cert s1-local.pem (CN=router1, serial 1A2B)"
                               " expired at 2026-02-01T00:00:00Z: a key update request (KUR)")
     assert "cmp-initial-request (CLI: pki cmp initial-request session s1)" in expired
-    early = kur_signer_problem("s1", cert, start - timedelta(microseconds=1))
+    early = signer_problem("s1", cert, start - timedelta(microseconds=1))
     assert "is not valid before 2026-01-01T00:00:00Z" in early and "clock" in early
