@@ -18,7 +18,9 @@ optimisation level. A missing, foreign or damaged file is ignored; one that othe
 users could change is not read (it holds code, as a ``.pyc`` does), and the file is
 written (atomically, at exit) only when a process compiled something it lacked and
 may write bytecode, keeping at most :data:`MAX_ENTRIES` (the texts used by that
-process first).
+process first). typing's forward references, which it compiles as expressions, go
+through the same cache (:meth:`MethodCache.compile`): a process that compiles nothing
+does not set up the AST types.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ CACHE_FILE = ((Path(importlib.util.cache_from_source(str(Path(__file__).resolve(
                if sys.implementation.cache_tag is not None  # else no bytecode is kept
                else Path(__file__).resolve().parent / "__pycache__")
               / f"dataclass-methods.{sys.implementation.cache_tag}.bin")
+#: what the key of an expression compiled for typing starts with (a method's text, the
+#: key of its code, does not)
+_EXPRESSION = "\0eval\0"
 #: more texts than this (dataclasses of earlier versions of the code): only those used
 #: by the writing process are kept
 MAX_ENTRIES = 2000
@@ -84,6 +89,24 @@ class MethodCache:
             source = code
         return builtins.exec(source, globals, locals)
 
+    def compile(self, source, filename, mode, *args, **kwargs):  # noqa: A003 - compile's
+        """``compile``, with an expression's text compiled once when asked as typing's
+        forward references ask (``typing.ForwardRef``: the text, ``'<string>'``,
+        ``'eval'``, nothing more): the first ``compile`` of a process sets up the AST
+        types, 3 % of ``cmp-agent cmp ir``'s instructions for cryptography's one forward
+        reference. Compiled as typing would (no ``__future__`` flags: it has none)."""
+        if args or kwargs or mode != "eval" or filename != "<string>" or not isinstance(
+                source, str):
+            return builtins.compile(source, filename, mode, *args, **kwargs)
+        key = _EXPRESSION + source
+        code = self.codes.get(key)
+        if code is None:
+            code = self.codes[key] = builtins.compile(source, filename, mode,
+                                                      dont_inherit=True)
+            self.missed += 1
+        self.used.add(key)
+        return code
+
     def save(self) -> None:
         """Write the file if this process compiled texts it lacked, unless bytecode is
         not to be written (``python -B``, ``PYTHONDONTWRITEBYTECODE``); a failure (a
@@ -102,14 +125,18 @@ class MethodCache:
 
 
 def install(path: Path = CACHE_FILE) -> MethodCache:
-    """Make the dataclasses module compile through a :class:`MethodCache` on *path*
+    """Make the dataclasses module (and typing's forward references) compile through a
+    :class:`MethodCache` on *path*
     (once per process); its :meth:`~MethodCache.save` is the caller's to call."""
     import dataclasses
 
     current = getattr(dataclasses, "exec", None)
     if isinstance(getattr(current, "__self__", None), MethodCache):
         return current.__self__
+    import typing
+
     cache = MethodCache(path)
     cache.load()
     dataclasses.exec = cache.exec
+    typing.compile = cache.compile
     return cache

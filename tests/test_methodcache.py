@@ -220,3 +220,37 @@ print(json.dumps([getattr(dataclasses, "exec", None) is None, "elementpath.xpath
     subprocess.run([sys.executable, "-m", "agent", "cmp", "--help"], cwd=ROOT, env=env,
                    capture_output=True, text=True, check=True)
     assert cache_file.is_file()  # the command's dataclasses, compiled once, kept
+
+
+def test_forward_references_compile_once_and_as_typing_compiles_them(tmp_path):
+    """typing's forward references (ForwardRef compiles the text as an expression)
+    compile through the cache once installed: the same code as typing's own compile,
+    from the file in a second process, and a text that is not an expression is refused
+    as before; compile called otherwise is the builtin's."""
+    code = """
+import json, typing
+from pathlib import Path
+{prelude}
+refs = [typing.ForwardRef(text) for text in ("ExtensionType", "list[int] | None", "a.b")]
+codes = [[r.__forward_code__.co_code.hex(), r.__forward_code__.co_names,
+          r.__forward_code__.co_flags, r.__forward_code__.co_filename] for r in refs]
+try:
+    typing.ForwardRef("not an expression")
+except SyntaxError as error:
+    refused = str(error)
+other = typing.compile("x = 1", "f.py", "exec").co_filename if hasattr(typing, "compile") else "f.py"
+print(json.dumps([codes, refused, other, {result}]))
+"""
+    with_cache = code.format(prelude=f"""
+from agent.methodcache import install
+cache = install(Path({str(tmp_path / 'methods.bin')!r}))
+loaded = len(cache.codes)
+""", result="[loaded, cache.missed, cache.save()]")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    seen = [json.loads(subprocess.run([sys.executable, "-c", text], cwd=ROOT, capture_output=True,
+                                      text=True, check=True, env=env).stdout.splitlines()[-1])
+            for text in (code.format(prelude="", result="None"), with_cache, with_cache)]
+    plain, first, second = seen
+    assert first[:3] == second[:3] == plain[:3]
+    assert "Forward reference must be an expression" in plain[1] and plain[2] == "f.py"
+    assert first[3][1] == 3 and second[3][:2] == [first[3][0] + 3, 0]  # from the file
