@@ -41,15 +41,23 @@ def tokenize(line: str) -> list[Token]:
 
     Raises :class:`ParseError` for an unterminated quote.
     """
+    tokens, open_quote = _split(line)
+    if open_quote is not None:
+        raise ParseError(ParseError.UNRECOGNIZED, open_quote.start, line)
+    return tokens
+
+
+def _split(line: str) -> tuple[list[Token], Token | None]:
+    """The words of *line* and, if a quote is left open, the rest of the line from it."""
     tokens = []
     for m in re.finditer(r'"([^"]*)("?)|\S+', line):
         if m.group(0).startswith('"'):
             if not m.group(2):
-                raise ParseError(ParseError.UNRECOGNIZED, m.start(), "unterminated quotation mark")
+                return tokens, Token(m.group(1), m.start(), len(line), quoted=True)
             tokens.append(Token(m.group(1), m.start(), m.end(), quoted=True))
         else:
             tokens.append(Token(m.group(0), m.start(), m.end()))
-    return tokens
+    return tokens, None
 
 
 # --- syntax elements ------------------------------------------------------------------
@@ -288,9 +296,9 @@ def _possible_secret_spans(cands: Sequence[Candidate], tokens: Sequence[Token]
 
 def match(commands: Iterable[tuple[object, tuple[Element, ...]]], line: str) -> Match:
     """The command *line* is, among (*command*, *path*) pairs; raises :class:`ParseError`."""
-    tokens = tokenize(line)
+    tokens, open_quote = _split(line)
     cands = [Candidate(cmd, path) for cmd, path in commands]
-    if not tokens:
+    if not tokens and open_quote is None:
         raise ParseError(ParseError.INCOMPLETE, 0)
     consumed = len(tokens)
     for i, tok in enumerate(tokens):
@@ -303,6 +311,11 @@ def match(commands: Iterable[tuple[object, tuple[Element, ...]]], line: str) -> 
         if rest:
             consumed = i + 1
             break
+    if open_quote is not None:
+        # the line is shown back with the caret at the quote: masked from there to its end
+        # when a secret may stand there (a secret typed with its closing quote forgotten)
+        raise ParseError(ParseError.UNRECOGNIZED, open_quote.start,
+                         _mask(line, _possible_secret_spans(cands, [*tokens, open_quote])))
     complete = [c for c in cands if len(c.path) == consumed]
     if not complete:
         raise ParseError(ParseError.INCOMPLETE, len(line.rstrip()) + 1,

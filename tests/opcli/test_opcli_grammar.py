@@ -374,6 +374,28 @@ def test_a_secret_refused_by_its_own_check_is_masked_when_shown_back(secret):
     assert "sss" not in shown and "*" * len(secret) in shown
 
 
+def test_an_unterminated_quote_shows_the_line_back_with_a_secret_masked():
+    """The line is echoed (not the words "unterminated quotation mark"), the caret at the
+    quote; a secret whose closing quote was forgotten stays masked to the end of the line."""
+    sh = shell_in("system")
+    line = 'pki cmp session "s1'
+    with pytest.raises(ParseError) as err:
+        sh.execute(line)
+    assert parse_error_lines(sh.prompt, line, err.value) == [
+        "[cmp-agent]" + line,
+        " " * len("[cmp-agent]pki cmp session ") + "^",
+        "Error: Unrecognized command found at '^' position.",
+    ]
+    session = shell_in("session")
+    line = 'cmp-request message-authentication-code 1234 "cmp secret'
+    with pytest.raises(ParseError) as err:
+        session.execute(line)
+    shown = "\n".join(parse_error_lines(session.prompt, line, err.value))
+    assert "secret" not in shown
+    assert shown.startswith(session.prompt + "cmp-request message-authentication-code 1234 " + "*" * 11)
+    assert err.value.position == line.index('"')
+
+
 # --- ? help and completion ---------------------------------------------------------------
 def test_help_lists_what_may_follow():
     sh = shell_in("system")
@@ -400,6 +422,7 @@ def test_help_lists_what_may_follow():
     "cmp-request message-authentication-code 1234 cmp-secret",
     "cmp-request message-authentication-code 1234 cmp-secret extra",   # refused after it
     "cmp-request message-authentication-code 1234 cmp-secret" + "s" * 250,  # refused at it
+    'cmp-request message-authentication-code 1234 "cmp-secret',  # its quote left open
 ])
 def test_the_readline_history_keeps_secrets_masked(line):
     readline = pytest.importorskip("readline")
