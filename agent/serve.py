@@ -1,8 +1,10 @@
 """Run the NETCONF agent: ``cmp-agent serve [--host H] [--port P] [--state-dir DIR]``.
 
 On first start the state directory is created with an SSH host key and an
-``admin`` user whose random password is printed once and written to
-``<state-dir>/initial-admin-password`` (mode 0600); ``admin`` is in the NACM
+``admin`` user whose random password is written to
+``<state-dir>/initial-admin-password`` (mode 0600) and printed once if stdout is
+a terminal (else only that file is named: a service's stdout is a log others
+read, e.g. systemd's journal, group adm); ``admin`` is in the NACM
 group ``admin``, whose rule-list permits everything (RFC 8341). The account
 the agent runs as is the recovery user: its NETCONF sessions (if it is added
 with ``cmp-agent user add``) bypass NACM (RFC 8341 section 3.4). The agent
@@ -173,9 +175,8 @@ def run(args: argparse.Namespace) -> int:
     for orphan in remove_temporaries(state_dir):
         log.warning("removed %s, left by a write that a crash interrupted", orphan)
     if first_password is not None:
-        print(f"first start: created user 'admin' with password {first_password}\n"
-              f"(also in {state_dir / 'initial-admin-password'}; change it with 'cmp-agent user passwd admin')",
-              flush=True)
+        print(first_start_message(first_password, state_dir / "initial-admin-password",
+                                  sys.stdout.isatty()), flush=True)
     try:
         from .pki.autoupdate import UpdatePacing
 
@@ -215,6 +216,19 @@ def _keep_compiled_model(cache: ModelCache, model: Model) -> None:
                     " it again", cache.path, exc)
         return
     log.info("YANG model compiled (cache %s) and kept in %s", cache.outcome, cache.path)
+
+
+def first_start_message(password: str, path: Path, terminal: bool) -> str:
+    """What the first start says about the admin password it created.
+
+    The password itself only on a terminal: elsewhere stdout is a log kept for others to
+    read (systemd's journal, readable by group adm), so only the file (mode 0600) is named.
+    """
+    where = f"{path}, mode 0600; change it with 'cmp-agent user passwd admin'"
+    if terminal:
+        return f"first start: created user 'admin' with password {password}\n(also in {where})"
+    return (f"first start: created user 'admin'; its password is in {where}"
+            " (not printed: stdout is not a terminal)")
 
 
 def initial_admin_password(draw: Callable[[int], str] = secrets.token_urlsafe) -> str:

@@ -175,3 +175,29 @@ def test_the_agent_makes_no_core_dump(agent):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True, cwd=Path(__file__).resolve().parent.parent)
     assert done.stdout.split(None, 1) == ["0", "(0, 0)\n"]  # PR_GET_DUMPABLE
+
+
+def test_the_first_password_is_printed_only_on_a_terminal(tmp_path, agent_process):
+    """On a terminal the operator sees the password; elsewhere (systemd's journal, readable
+    by group adm) stdout only names the 0600 file it is in. Both first starts are real."""
+    import pexpect
+
+    piped = agent_process(tmp_path / "piped-state").start()  # stdout read from a pipe
+    try:
+        out = piped.log_text()
+    finally:
+        piped.stop()
+    path = piped.state_dir / "initial-admin-password"
+    assert piped.password not in out
+    assert f"its password is in {path}, mode 0600" in out
+    state = tmp_path / "tty-state"
+    command = agent_process(state).command
+    child = pexpect.spawn(command[0], [*command[1:], "serve", "--port", "0", "--state-dir",
+                                       str(state)], encoding="utf-8", timeout=120)
+    try:
+        child.expect("listening on ")
+        shown = child.before
+    finally:
+        child.terminate(force=True)
+    password = (state / "initial-admin-password").read_text().strip()
+    assert f"created user 'admin' with password {password}" in shown
