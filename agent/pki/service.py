@@ -582,7 +582,8 @@ class PkiService:
     async def _exchange(self, name: str, kind: str, build: Callable[[SessionConfig], EnrollmentRequest]
                         ) -> tuple[EnrollmentRequest, TransactionResult]:
         """Run one rr or genm of session *name* to its end (RFC 9483 4.2, 4.3): counted in
-        the statistics, recorded in last-request."""
+        the statistics, recorded in last-request; among the running transactions that
+        :meth:`close` ends at shutdown."""
         from agent.cmp.client import Cancellation
 
         _, session = self.session(name)
@@ -599,10 +600,14 @@ class PkiService:
             last = self.stats_for(name).last_request = LastRequest(kind, "manual", self.clock.now())
             began = time.monotonic()
             log.info("session %s: %s started to %s", name, kind, request.server_url)
-            result = await in_own_thread(f"cmp-{name}", functools.partial(
-                self._enroll, request, cancellation=Cancellation(),
+            cancellation = Cancellation()  # ended at shutdown like an ir/cr/kur (close)
+            task = in_own_thread(f"cmp-{name}", functools.partial(
+                self._enroll, request, cancellation=cancellation,
                 on_poll=self._progress(name, kind, last)))
+            self._running[name] = (cancellation, task)
+            result = await task
         finally:
+            self._running.pop(name, None)
             self._busy.discard(name)
         for stats in (self.stats_for(name), self.total):
             self._count(stats, result)

@@ -8,17 +8,25 @@ one byte per second; the polling CA is OpenSSL's mock server (``-poll_count``,
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 from lxml import etree
+
+from agent.cmp.messages import decode_message
+from agent.datastore import Datastores, SecretBox
+from agent.model import Model
+from agent.netconf.errors import RpcError
+from agent.pki.service import PkiService
 
 from cmp_mock_pki import REFERENCE, SECRET, MockCmpServer
 from http_proxy import CmpHttpProxy
 from test_auto_update import next_event
 
 from nc_helpers import connect
-from pki_helpers import ENTITY, NS, WEAK_FOR_THE_MOCK, commit_pki, mac_session, out, rpc, state
+from pki_helpers import (ENTITY, NC_NS, NS, PKI_NS, WEAK_FOR_THE_MOCK, commit_pki, mac_session,
+                         out, rpc, state)
 from test_openssl_mock import pem
 from testca_process import run_testca
 
@@ -191,3 +199,41 @@ def test_sigterm_while_polling_tells_the_ca(start_agent, mock_pki):
         assert "mock server received error" in log and "systemUnavail" in log
     finally:
         mock.stop()
+
+
+def test_shutdown_ends_a_revocation_and_a_general_message_waiting_on_a_slow_ca(mock_pki, tmp_path):
+    """An rr and a genm whose CAs trickle their answers are ended by the service's close()
+    (agent shutdown) as an ir is: each CA is told by an error message (RFC 4210 5.3.21) and
+    each request ends ``cancelled``, not at its message timeout."""
+    slow = {kind: CmpHttpProxy(None, content_length=100_000, trickle=1.0) for kind in ("rr", "genm")}
+    try:
+        datastores = Datastores(Model.load(), tmp_path, SecretBox.open(tmp_path))
+        service = PkiService(datastores, tmp_path, datastores.secrets)
+        service.certs.save("client.pem", mock_pki.client, "pem")
+        service.keys.save("client-key", mock_pki.client_key)
+        sessions = "".join(
+            mock_session(kind, proxy.url, "<timeouts><message-timeout>20</message-timeout></timeouts>")
+            .replace("<entity>m</entity>", "").replace("dev-key", "client-key")
+            for kind, proxy in slow.items())
+        datastores.edit_config("candidate", etree.fromstring(
+            f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}">{WEAK_FOR_THE_MOCK}{sessions}'
+            "</pki></config>"))
+        datastores.commit()
+
+        async def scenario() -> list:
+            requests = [asyncio.ensure_future(service.revoke("rr", "client.pem", "superseded")),
+                        asyncio.ensure_future(service.general("genm", "ca-certs"))]
+            while not all(proxy.requests for proxy in slow.values()):  # both CAs are answering
+                await asyncio.sleep(0.05)
+            await service.close()
+            return await asyncio.gather(*requests, return_exceptions=True)
+
+        for kind, outcome in zip(slow, asyncio.run(scenario())):
+            assert isinstance(outcome, RpcError), (kind, outcome)
+            assert outcome.app_tag == "cmp-cancelled", (kind, outcome.message)
+            assert service.stats_for(kind).last_request.result == "failure"
+            assert [decode_message(body).body_type for body in slow[kind].received] == [
+                kind, "error"], kind
+    finally:
+        for proxy in slow.values():
+            proxy.stop()
