@@ -50,7 +50,13 @@ from agent.pki.enrollment import (
     prepare_revocation,
     weak_algorithm_warning,
 )
-from agent.pki.statistics import CmpStatistics, LastRequest, Trigger, yang_datetime
+from agent.pki.statistics import (
+    CmpRequestType,
+    CmpStatistics,
+    LastRequest,
+    Trigger,
+    yang_datetime,
+)
 from agent.pki.stores import PREVIOUS_SUFFIX, CertificateStore, KeyStore, RevocationMarks
 from agent.xmltext import xml_text
 
@@ -210,7 +216,7 @@ class RequestOutcome:
     """The output of ``cmp-initial-request`` and its siblings (YANG grouping request-output)."""
 
     session: str
-    kind: RequestType
+    kind: CmpRequestType
     trigger: Trigger
     status: str  # success | failure | waiting
     certificate_file: str | None = None
@@ -290,7 +296,7 @@ class RequestOutcome:
         return event
 
 
-def _refused(session: str, kind: str, result: Failed, key_pair_created: bool = False) -> RequestOutcome:
+def _refused(session: str, kind: CmpRequestType, result: Failed, key_pair_created: bool = False) -> RequestOutcome:
     """A failed transaction as the outcome every request RPC reports: its rpc-error names the
     kind of failure (:data:`_APP_TAGS`) and carries what the CA answered."""
     return RequestOutcome(session, kind, "manual", "failure", pki_status=result.status,
@@ -579,7 +585,7 @@ class PkiService:
         return on_poll
 
     # ------------------------------------------------- revocation, general messages
-    async def _exchange(self, name: str, kind: str, build: Callable[[SessionConfig], EnrollmentRequest]
+    async def _exchange(self, name: str, kind: CmpRequestType, build: Callable[[SessionConfig], EnrollmentRequest]
                         ) -> tuple[EnrollmentRequest, TransactionResult]:
         """Run one rr or genm of session *name* to its end (RFC 9483 4.2, 4.3): counted in
         the statistics, recorded in last-request; among the running transactions that

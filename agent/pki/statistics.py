@@ -21,14 +21,18 @@ RECEIVED_TYPES = ("ip", "cp", "kup", "pki-conf", "poll-rep", "error", "rp", "gen
 OUTCOMES = ("accepted", "granted-with-mods", "rejection", "waiting")
 FAILURE_KINDS = ("transport", "timeout", "protection", "certificate-rejected")
 
-RequestType = Literal["ir", "cr", "kur", "p10cr"]
+#: YANG typedef cmp-request-type (last-request/type, cmp-session-result/request-type): the
+#: enrolment requests of :data:`agent.pki.config.RequestType`, a revocation and a general message
+CmpRequestType = Literal["ir", "cr", "kur", "p10cr", "rr", "genm"]
+#: YANG typedef request-trigger
 Trigger = Literal["manual", "auto"]
+#: YANG typedef request-result
 Result = Literal["success", "failure", "waiting"]
 
 
 @dataclass
 class LastRequest:
-    type: RequestType
+    type: CmpRequestType
     trigger: Trigger
     start_time: datetime
     duration_ms: int = 0
