@@ -15,7 +15,8 @@ from agent import PKI_NS
 from agent.clock import yang_datetime
 from agent.xmltext import xml_text
 
-#: CMP body types counted, by direction, as named in the YANG module
+#: CMP body types counted, by direction, as named in the YANG module; these lists are the
+#: leaves of grouping cmp-statistics in its order (tests/pki/test_statistics_model.py)
 SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req", "p10cr", "rr", "genm")
 RECEIVED_TYPES = ("ip", "cp", "kup", "pki-conf", "poll-rep", "error", "rp", "genp")
 OUTCOMES = ("accepted", "granted-with-mods", "rejection", "waiting")
