@@ -6,6 +6,8 @@ No timing is asserted (speed is only measured by the benchmark itself).
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +66,53 @@ def test_check_reply_raises_on_rpc_error():
              b"</rpc-error></rpc-reply>")
     with pytest.raises(raw_client.NetconfClientError, match="lock-denied"):
         raw_client.check_reply(reply)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root to run the reader as another user (CI runs as root)")
+def test_pss_of_a_process_that_is_not_dumpable_is_unavailable_not_zero():
+    """Run as a user who is not root, the benchmark may not read the agent's smaps_rollup
+    (not dumpable): the PSS is None with the reason, not a sum that left the agent out."""
+    code = """if True:
+        import os, sys
+        sys.path.insert(0, "tools/bench")
+        import bench_netconf
+        from agent.serve import no_core_dumps
+        ready, go = os.pipe()
+        done, wait = os.pipe()
+        if (child := os.fork()) == 0:  # the agent's stand-in: not dumpable, as the agent
+            no_core_dumps()
+            os.write(go, b"1")
+            os.read(done, 1)
+            os._exit(0)
+        os.read(ready, 1)
+        print(repr(bench_netconf.memory_kb([os.getpid()])))
+        print(repr(bench_netconf.memory_kb([os.getpid(), child])))
+        os.write(wait, b"1")
+        os.waitpid(child, 0)
+    """
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    own, with_agent = (eval(line) for line in done.stdout.splitlines())
+    assert own[0] > 0 and own[1] > 0 and own[2] is None  # its own memory map: readable
+    hwm, pss, why = with_agent
+    assert hwm > own[0] and pss is None and "smaps_rollup" in why and "root" in why
+
+
+def test_report_of_an_unavailable_figure_is_null_without_ratio():
+    import types
+
+    import bench_netconf
+
+    figures = {name: 2.0 for name in bench_netconf.FIGURES}
+    bench = types.SimpleNamespace(
+        n=1, meta={"agent": {}, "reference": {}},
+        results={"agent": {**figures, "memory_pss_20_sessions_kb": None}, "reference": figures})
+    pss = bench_netconf.report(bench, 0.0)["figures"]["memory_pss_20_sessions_kb"]
+    assert pss["agent"] is None and pss["ratio"] is None and pss["agent_at_or_better"] is None
+    assert bench_netconf.report(bench, 0.0)["figures"]["peak_memory_kb"]["ratio"] == 1.0
 
 
 @pytest.mark.slow

@@ -32,7 +32,9 @@ Figures (N is ``--n``, default 1000):
 * peak_memory_kb: VmHWM summed over the server processes, read while the
   20 sessions are open (the long-lived processes' VmHWM also covers the
   1,000-entry phases); memory_pss_20_sessions_kb: their proportional set
-  size then (shared pages counted once, fairer to multi-process servers).
+  size then (shared pages counted once, fairer to multi-process servers);
+  null, with the reason on stderr and in meta.servers.NAME.unavailable, when
+  not run as root (the agent is not dumpable: its smaps_rollup is root's).
 
 Absolute goals (``goals`` in the JSON, agent only): the p99 above, and
 startup_1000_sessions_to_hello_ms: process start to ``<hello>`` with 1,000
@@ -159,16 +161,28 @@ class CpuMeter:
         self.seconds += sum(t - self._before.get(p, 0) for p, t in after.items()) / CLK_TCK
 
 
-def memory_kb(pids: Iterable[int]) -> tuple[int, int]:
-    """Sum of VmHWM (/proc/PID/status) and of Pss (/proc/PID/smaps_rollup)."""
+def memory_kb(pids: Iterable[int]) -> tuple[int, int | None, str | None]:
+    """Sum of VmHWM (/proc/PID/status) and of Pss (/proc/PID/smaps_rollup).
+
+    The Pss sum is ``None`` when a process's smaps_rollup may not be read (third: why):
+    the agent is not dumpable (no core dumps, as ssh-agent), so only root reads it, and a
+    sum without it would be a figure, wrong, not a missing one. A process that exited
+    meanwhile is left out of both sums.
+    """
     hwm = pss = 0
+    unreadable = None
     for pid in pids:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
             status = Path(f"/proc/{pid}/status").read_text()
             hwm += int(re.search(r"^VmHWM:\s+(\d+)", status, re.M).group(1))
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            try:
+                rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            except PermissionError as exc:
+                unreadable = (f"{exc.filename}: {exc.strerror} (the agent is not dumpable:"
+                              " only root may read its memory map; run the benchmark as root)")
+                continue
             pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))
-    return hwm, pss
+    return hwm, (None if unreadable else pss), unreadable
 
 
 # --- the agent -----------------------------------------------------------------------------
@@ -313,8 +327,17 @@ class Bench:
         self.results: dict[str, dict[str, float]] = {t.server.name: {} for t in targets}
         self.meta: dict[str, dict[str, object]] = {t.server.name: {} for t in targets}
 
-    def put(self, target: Target, **figures: float) -> None:
+    def put(self, target: Target, **figures: float | None) -> None:
         self.results[target.server.name].update(figures)
+
+    def unavailable(self, target: Target, figure: str, why: str) -> None:
+        """*figure* could not be measured on *target*: null in the JSON, *why* in its
+        meta (``unavailable``) and, once, on stderr."""
+        name = target.server.name
+        seen = self.meta[name].setdefault("unavailable", {})
+        if figure not in seen:
+            print(f"bench_netconf: {figure} unavailable for {name}: {why}", file=sys.stderr)
+        seen[figure] = why
 
     async def run(self) -> None:
         for target in self.targets:  # a first login (warms caches), and what the server is
@@ -485,9 +508,11 @@ class Bench:
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(s) for s in sessions))
             totals[name].append(time.perf_counter() - t0)
-            hwm, pss = memory_kb(process_tree(target.server.root_pids()))
+            hwm, pss, unreadable = memory_kb(process_tree(target.server.root_pids()))
             await asyncio.gather(*(s.close() for s in sessions))
             self.put(target, peak_memory_kb=hwm, memory_pss_20_sessions_kb=pss)
+            if unreadable:
+                self.unavailable(target, "memory_pss_20_sessions_kb", unreadable)
 
         await alternate(self.targets, rounds, batch)
         for t in self.targets:
@@ -557,6 +582,7 @@ def report(bench: Bench, started: float) -> dict:
     figures = {}
     for name, (unit, better) in FIGURES.items():
         a, r = agent.get(name), ref.get(name)
+        # a figure unavailable on either side (null) has no ratio and no verdict
         ratio = round(a / r, 3) if a is not None and r else None
         ok = None if ratio is None else (ratio <= 1 if better == "lower" else ratio >= 1)
         figures[name] = {"agent": a, "reference": r, "ratio": ratio, "unit": unit,
