@@ -9,8 +9,11 @@ from typing import Protocol
 
 
 def yang_datetime(moment: datetime) -> str:
-    """``yang:date-and-time`` (RFC 6991; RFC 3339) of a UTC *moment*, second precision:
-    ``2026-12-02T10:39:58Z``, as the model shows times."""
+    """``yang:date-and-time`` (RFC 6991; RFC 3339) of *moment*, in UTC, second precision:
+    ``2026-12-02T10:39:58Z``, as the model shows times. An aware moment of another offset
+    is converted; a naive one is taken as UTC."""
+    if moment.utcoffset():
+        moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

@@ -10,10 +10,11 @@ section 2) and the YANG library (RFC 8525, with the legacy RFC 7895
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import TYPE_CHECKING
 
 from lxml import etree
+
+from agent.clock import yang_datetime
 
 if TYPE_CHECKING:
     from .server import NetconfServer
@@ -69,11 +70,6 @@ def _merge(target: etree._Element, element: etree._Element,
     target.append(element)
 
 
-def _yang_datetime(value: datetime) -> str:
-    """RFC 6991 ``yang:date-and-time``."""
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def netconf_state(server: "NetconfServer") -> StateProvider:
     """``/ncm:netconf-state`` (RFC 6022 section 2.1)."""
 
@@ -93,7 +89,7 @@ def netconf_state(server: "NetconfServer") -> StateProvider:
                 locks = etree.SubElement(ds, n("locks"))
                 global_lock = etree.SubElement(locks, n("global-lock"))
                 etree.SubElement(global_lock, n("locked-by-session")).text = str(lock.session_id)
-                etree.SubElement(global_lock, n("locked-time")).text = _yang_datetime(lock.since)
+                etree.SubElement(global_lock, n("locked-time")).text = yang_datetime(lock.since)
         root.append(server.model.schema_list_xml())
         sessions = etree.SubElement(root, n("sessions"))
         for record in server.sessions.values():
@@ -102,7 +98,7 @@ def netconf_state(server: "NetconfServer") -> StateProvider:
             etree.SubElement(s, n("transport")).text = "ncm:netconf-ssh"
             etree.SubElement(s, n("username")).text = record.user
             etree.SubElement(s, n("source-host")).text = record.peer_host
-            etree.SubElement(s, n("login-time")).text = _yang_datetime(record.login_time)
+            etree.SubElement(s, n("login-time")).text = yang_datetime(record.login_time)
             c = record.protocol.counters
             for name, value in (("in-rpcs", c.in_rpcs), ("in-bad-rpcs", c.in_bad_rpcs),
                                 ("out-rpc-errors", c.out_rpc_errors),
@@ -110,7 +106,7 @@ def netconf_state(server: "NetconfServer") -> StateProvider:
                 etree.SubElement(s, n(name)).text = str(value)
         stats = etree.SubElement(root, n("statistics"))
         st = server.statistics
-        etree.SubElement(stats, n("netconf-start-time")).text = _yang_datetime(st.start_time)
+        etree.SubElement(stats, n("netconf-start-time")).text = yang_datetime(st.start_time)
         for name, value in (("in-bad-hellos", st.in_bad_hellos), ("in-sessions", st.in_sessions),
                             ("dropped-sessions", st.dropped_sessions),
                             ("in-rpcs", st.in_rpcs + _sum(server, "in_rpcs")),

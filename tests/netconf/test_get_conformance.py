@@ -6,6 +6,7 @@ netconf-state (RFC 6022) with a lock and two sessions, the YANG library
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 
@@ -36,3 +37,33 @@ def test_get_output_validates_with_yanglint(agent, tmp_path):
         capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "err" not in result.stderr.lower(), (
         result.stdout + result.stderr)
+
+
+def test_netconf_state_times_are_written_as_the_pki_times(agent):
+    """locked-time, login-time and netconf-start-time (RFC 6022, yang:date-and-time of RFC
+    6991) in one form with every other time of the agent (agent.clock.yang_datetime):
+    UTC, whole seconds, "Z" (fractional seconds are allowed but would differ between
+    modules)."""
+    ncm = "{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}"
+    with connect(agent) as m:
+        m.lock("running")
+        try:
+            data = etree.fromstring(m.get().data_xml.encode())
+        finally:
+            m.unlock("running")
+    times = {leaf: [el.text for el in data.iter(f"{ncm}{leaf}")]
+             for leaf in ("locked-time", "login-time", "netconf-start-time")}
+    assert all(times.values()), times
+    for leaf, values in times.items():
+        for value in values:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", value), (leaf, value)
+
+
+def test_yang_datetime_is_utc_to_the_second():
+    from datetime import datetime, timedelta, timezone
+
+    from agent.clock import yang_datetime
+
+    moment = datetime(2026, 12, 2, 10, 39, 58, 123456, tzinfo=timezone.utc)
+    assert yang_datetime(moment) == "2026-12-02T10:39:58Z"
+    assert yang_datetime(moment.astimezone(timezone(timedelta(hours=8)))) == "2026-12-02T10:39:58Z"
