@@ -133,6 +133,11 @@ def _unlink_staged(stage: asyncio.Future) -> None:
             staged.unlink(missing_ok=True)
 
 
+def _remove_durably(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    fsync_directory(path.parent)
+
+
 async def _in_thread_to_the_end(call: Callable[[], T]) -> T:
     """``call()`` in a worker thread. A thread cannot be stopped: if the caller is
     cancelled meanwhile, the call is still waited for (its result or exception then
@@ -329,6 +334,19 @@ class Datastores:
         its rollback waits for the lock). An :class:`OSError` is the caller's."""
         await _in_thread_to_the_end(
             lambda: atomic_write(path, etree.tostring(snapshot._tree)))
+
+    @staticmethod
+    async def put_back_snapshot(snapshot: Snapshot, path: Path) -> None:
+        """:meth:`write_snapshot`, unless *path* exists (checked in the worker thread)."""
+        await _in_thread_to_the_end(
+            lambda: None if path.exists() else atomic_write(path, etree.tostring(snapshot._tree)))
+
+    @staticmethod
+    async def remove_durably(path: Path) -> None:
+        """*path* removed and its directory fsync'ed (the removal survives a power
+        cut) in a worker thread, waited for to its end even if the caller is
+        cancelled. An :class:`OSError` is the caller's."""
+        await _in_thread_to_the_end(partial(_remove_durably, path))
 
     @property
     def running_version(self) -> int:
@@ -795,7 +813,8 @@ class Datastores:
 
     async def commit_durably(self, authorize: AuthorizeSteps | None = None,
                              recheck: Callable[[], None] | None = None,
-                             begin: Callable[[], Awaitable[None]] | None = None
+                             begin: Callable[[], Awaitable[None]] | None = None,
+                             end: Callable[[], Awaitable[None]] | None = None
                              ) -> ChangeSummary:
         """:meth:`commit` with ``running.xml`` renamed into place and its
         directory fsync'ed in a worker thread: the directory fsync takes
@@ -814,6 +833,11 @@ class Datastores:
         (a confirmed commit's snapshot of running and its backup file: no other
         commit can change running until this one ends); meanwhile, as during
         the write, running "is" the tree to be written for discard-changes.
+        *end* is called, still in this commit's turn, once ``running.xml`` holds
+        the commit durably and *recheck* passed, before running changes in memory
+        (a confirming commit's durable removal of the confirmed commit's backup);
+        if it raises (or is cancelled), ``running.xml`` is written back and nothing
+        is committed.
         """
         async with self._writing:
             if self._prepared is None or self._prepared.key != (self._versions["candidate"],
@@ -830,12 +854,14 @@ class Datastores:
                     if prepared.summary.empty:
                         if recheck is not None:  # other sessions' RPCs ran meanwhile
                             recheck()
+                        if end is not None:
+                            await end()
                         return self._committed(prepared)
                 except BaseException:
                     if prepared.staged is not None:
                         prepared.staged.unlink(missing_ok=True)
                     raise
-                await self._write_commit(prepared, recheck)
+                await self._write_commit(prepared, recheck, end)
             except BaseException:
                 if self._rebased == self._versions["candidate"]:
                     # candidate was set to this commit's tree since: running as it stays
@@ -847,7 +873,8 @@ class Datastores:
             return self._committed(prepared)
 
     async def _write_commit(self, prepared: _PreparedCommit,
-                            recheck: Callable[[], None] | None) -> None:
+                            recheck: Callable[[], None] | None,
+                            end: Callable[[], Awaitable[None]] | None = None) -> None:
         """The write of :meth:`commit_durably` and running's switch once it is durable."""
         try:
             await _in_thread_to_the_end(partial(self._persist, prepared))
@@ -871,7 +898,9 @@ class Datastores:
                                "was committed, commit again", type="protocol")
             if recheck is not None:
                 recheck()
-        except RpcError:
+            if end is not None:
+                await end()
+        except BaseException:  # refused, or *end* failed or was cancelled
             await self._restore_file(prepared.data)
             raise
         self._switch_running(prepared.tree, prepared.summary, prepared.view,

@@ -7,7 +7,7 @@ operations and not the other way round.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -83,7 +83,9 @@ class ServerView(Protocol):
     async def begin_confirmed_commit(self, session_id: int,
                                      persist: str | None) -> PendingConfirmView: ...
 
-    def end_confirmed_commit(self) -> None: ...
+    async def confirm_durably(self, recheck: Callable[[], None]) -> None: ...
+
+    def end_confirmed_commit(self, backup_removed: bool = False) -> None: ...
 
     def rollback_confirmed_commit(self, reason: str, by: SessionView | None = None,
                                   event: "ConfirmEvent | None" = None

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import asyncssh
 from lxml import etree
@@ -536,12 +536,65 @@ class NetconfServer:
             raise
         return confirm
 
-    def end_confirmed_commit(self) -> None:
-        """The pending confirmed commit is confirmed (or never happened): forget the copy."""
+    async def confirm_durably(self, recheck: Callable[[], None]) -> None:
+        """A confirming commit's last step (RFC 6241 section 8.4): the backup
+        removed and its directory fsync'ed, in a worker thread (other sessions go
+        on), waited for to its end even if cancelled; then *recheck* (a rollback
+        begun meanwhile wins). Called under the datastores' write lock once
+        ``running.xml`` holds the commit durably (:meth:`Datastores.commit_durably`'s
+        *end*), so the reply says ok only when a crash can no longer bring the
+        backup back and roll back a confirmed commit at the next start.
+
+        If the removal fails, *recheck* refuses or the caller is cancelled, the
+        backup is put back if it is gone (an unlink whose directory fsync failed
+        may not last) and the error raised (an :class:`OSError` as
+        ``operation-failed``): the commit writes ``running.xml`` back, so that
+        disk and memory agree that nothing was committed and the confirmed commit
+        is still pending (its timeout, a restart, roll it back; confirming again
+        tries the removal again). A plain ok would be wrong: a restart would roll
+        back with the backup left; and running committed but the commit refused
+        would be neither the one outcome nor the other."""
+        confirm, backup = self.confirm, self.confirm_backup
+        if confirm is None or backup is None:
+            recheck()
+            return
+        try:
+            await self.datastores.remove_durably(backup)
+            recheck()
+        except BaseException as exc:
+            try:
+                await self.datastores.put_back_snapshot(confirm.snapshot, backup)
+            except OSError as again:
+                log.error("%s could not be written back (%s): the confirmed commit is "
+                          "still pending, but a restart before it ends would not roll it "
+                          "back", backup, again.strerror or again)
+            if isinstance(exc, OSError):
+                raise RpcError("operation-failed", f"{backup} (the copy of running that "
+                               "rolls back the confirmed commit) could not be removed "
+                               f"durably ({exc.strerror or exc}); the commit was not "
+                               "confirmed and nothing was committed: the confirmed "
+                               "commit is still pending. Check the state directory's disk, "
+                               "then confirm again before the timeout", type="application"
+                               ) from None
+            raise
+
+    def end_confirmed_commit(self, backup_removed: bool = False) -> None:
+        """The pending confirmed commit is confirmed (or never happened): forget the
+        copy (*backup_removed*: :meth:`confirm_durably` removed its file).
+
+        The other callers remove the file on the loop without an fsync of its
+        directory: it then holds the running that ``running.xml`` holds durably
+        (the commit that began the confirmed commit was not made and the file
+        written back, or the rollback or the recovery at start is written), so
+        a crash that brings it back rolls back to that same running; and every
+        later change of ``running.xml`` (a commit, a rollback, another backup's
+        write) fsyncs the same directory first, which makes the removal durable
+        before that change is. The backup must therefore be in the state
+        directory, beside ``running.xml`` (as ``serve`` puts it)."""
         confirm, self.confirm = self.confirm, None
         if confirm is not None and confirm.timer is not None:
             confirm.timer.cancel()
-        if self.confirm_backup is not None:
+        if self.confirm_backup is not None and not backup_removed:
             self.confirm_backup.unlink(missing_ok=True)
 
     def rollback_confirmed_commit(self, reason: str, by: SessionRecord | None = None,

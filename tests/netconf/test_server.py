@@ -1213,6 +1213,16 @@ def names_in(path) -> list[str]:
         "//p:cmp-session/p:name/text()", namespaces={"p": PKI})
 
 
+def backup_failed(reply: etree._Element, threads: list, *says: str) -> None:
+    """*reply* is operation-failed naming the backup and saying *says*; the
+    failure (in *threads*) came in a worker thread."""
+    assert tag(reply) == "operation-failed"
+    assert threads and threads[0] is not threading.main_thread()
+    message = reply.findtext(f".//{{{NC}}}error-message")
+    for part in (f"{BACKUP} (the copy of running", *says):
+        assert part in message
+
+
 def hold_backup_write(server: NetconfServer, monkeypatch) -> HeldInThread:
     """The write of the confirmed-commit backup (not of other files), held."""
     real = store_module.atomic_write
@@ -1221,6 +1231,23 @@ def hold_backup_write(server: NetconfServer, monkeypatch) -> HeldInThread:
     monkeypatch.setattr(store_module, "atomic_write",
                         lambda path, *a, **k: (held if path == backup else real)(path, *a, **k))
     return held
+
+
+async def killed_while_held(server: NetconfServer, a: Client, b: Client,
+                            held: HeldInThread) -> None:
+    """Session a, whose commit's write is *held*, killed by b: the commit is
+    refused once the write goes on, then the rollback made; running is "old" in
+    memory and on disk, and no backup or confirmed commit is left."""
+    try:
+        await ended(server, a, b, "kill-session")
+        assert server.confirm is not None and server.confirm.rollback is not None
+        await written(server, held.go)
+    finally:
+        held.go.set()
+    await server.rollback_ended()
+    assert server.confirm is None and not server.confirm_backup.exists()
+    assert await running_names(b) == stored_names(server) == ["old"]
+    assert temporaries(server) == []
 
 
 async def confirmed_commit_held(server: NetconfServer, monkeypatch) -> tuple:
@@ -1284,12 +1311,8 @@ def test_a_confirmed_commit_whose_backup_cannot_be_written_is_not_made(
         await committed(a, "old")
         await a.rpc(edit("trial"))
         monkeypatch.setattr(store_module, "atomic_write", refuse_once)
-        reply = await a.rpc("<commit><confirmed/></commit>")
-        assert tag(reply) == "operation-failed"
-        assert threads and threads[0] is not threading.main_thread()
-        message = reply.findtext(f".//{{{NC}}}error-message")
-        assert f"{BACKUP} (the copy of running" in message
-        assert "(No space left on device); nothing was committed" in message
+        backup_failed(await a.rpc("<commit><confirmed/></commit>"), threads,
+                      "(No space left on device); nothing was committed")
         assert server.confirm is None and not (tmp_path / BACKUP).exists()
         assert await running_names(b) == stored_names(server) == ["old"]
         assert temporaries(server) == []
@@ -1309,16 +1332,116 @@ def test_a_confirmed_commit_whose_session_ends_while_its_backup_is_written_is_no
 
     async def scenario():
         a, b, held, _ = await confirmed_commit_held(server, monkeypatch)  # never answered
+        await killed_while_held(server, a, b, held)
+
+    asyncio.run(scenario())
+
+
+# --- the confirming commit answered once the backup's removal is durable (RFC 6241 8.4) ----
+async def pending_confirmed(server: NetconfServer, change: bool) -> tuple:
+    """Sessions a and b; a committed "old", then "trial" in a confirmed commit
+    (pending), then, if *change*, edited "more": (a, b)."""
+    a, b = Client(server), Client(server)
+    await committed(a, "old")
+    await a.rpc(edit("trial"))
+    assert (await a.rpc("<commit><confirmed/></commit>")).find(f"{{{NC}}}ok") is not None
+    if change:
+        await a.rpc(edit("more"))
+    return a, b
+
+
+def restarted_names(model, state_dir) -> list[str]:
+    """running.xml's names after a fresh server's start on *state_dir* (a crash, then)."""
+    restarted = NetconfServer(model, Datastores(model, state_dir, SecretBox.open(state_dir)),
+                              confirm_backup=state_dir / BACKUP)
+    restarted.recover_unconfirmed_commit()
+    assert not (state_dir / BACKUP).exists()
+    return sorted(stored_names(restarted))
+
+
+@pytest.mark.parametrize("change", [True, False], ids=["with a change", "without"])
+def test_a_confirming_commit_is_answered_once_the_backup_s_removal_is_durable(
+        server, model, tmp_path, monkeypatch, change):
+    """The confirming commit removes the backup and fsyncs its directory in a
+    worker thread: held there, another session's get-config is answered (running
+    as it was, the confirmed commit pending) and the commit is not; ok comes once
+    the removal is durable, and a restart then keeps the confirmed running."""
+    backup = server.confirm_backup = tmp_path / BACKUP
+    confirmed = sorted(["old", "trial", "more"] if change else ["old", "trial"])
+
+    async def scenario():
+        a, b = await pending_confirmed(server, change)
+        held = HeldInThread(store_module.fsync_directory)
+        monkeypatch.setattr(store_module, "fsync_directory", held)
+        reply = asyncio.ensure_future(a.rpc("<commit/>"))
+        await held.begun.wait()
         try:
-            await ended(server, a, b, "kill-session")
-            assert server.confirm is not None and server.confirm.rollback is not None
-            await written(server, held.go)
+            assert not backup.exists()  # unlinked; the unlink not durable yet
+            assert sorted(await running_names(b)) == ["old", "trial"]
+            assert sorted(stored_names(server)) == confirmed  # running.xml durable first
+            assert server.confirm is not None and not reply.done()
         finally:
             held.go.set()
-        await server.rollback_ended()
-        assert server.confirm is None and not (tmp_path / BACKUP).exists()
-        assert await running_names(b) == stored_names(server) == ["old"]
+        assert (await reply).find(f"{{{NC}}}ok") is not None
+        assert held.off_the_loop()
+        assert server.confirm is None and not backup.exists()
+        assert sorted(await running_names(b)) == sorted(stored_names(server)) == confirmed
+
+    asyncio.run(scenario())
+    assert restarted_names(model, tmp_path) == confirmed
+
+
+def test_a_confirming_commit_whose_backup_s_removal_fails_is_not_made(
+        server, model, tmp_path, monkeypatch):
+    """The directory fsync after the backup's unlink fails: operation-failed (not
+    ok) saying the confirmed commit is still pending; running.xml written back,
+    the backup put back, the confirmed commit pending, in memory as on disk: a
+    restart then rolls back (as the timeout would); confirmed again, it is made."""
+    import shutil
+
+    backup = server.confirm_backup = tmp_path / BACKUP
+    real, threads = store_module.fsync_directory, []
+
+    def fails_once(directory):
+        if not threads:
+            threads.append(threading.current_thread())
+            raise OSError(5, "Input/output error")
+        real(directory)
+
+    async def scenario():
+        a, b = await pending_confirmed(server, True)
+        monkeypatch.setattr(store_module, "fsync_directory", fails_once)
+        backup_failed(await a.rpc("<commit/>"), threads,
+                      "(Input/output error); the commit was not confirmed",
+                      "the confirmed commit is still pending")
+        assert server.confirm is not None and server.confirm.timer is not None
+        assert names_in(backup) == ["old"]
+        assert sorted(await running_names(b)) == sorted(stored_names(server)) == ["old", "trial"]
         assert temporaries(server) == []
+        shutil.copytree(tmp_path, tmp_path / "crashed", ignore=shutil.ignore_patterns("crashed"))
+        assert (await a.rpc("<commit/>")).find(f"{{{NC}}}ok") is not None
+        assert server.confirm is None and not backup.exists()
+        assert sorted(stored_names(server)) == ["more", "old", "trial"]
+
+    asyncio.run(scenario())
+    assert restarted_names(model, tmp_path / "crashed") == ["old"]  # as the client was told
+    assert restarted_names(model, tmp_path) == ["more", "old", "trial"]
+
+
+def test_a_confirming_commit_whose_session_ends_while_the_backup_is_removed_is_not_made(
+        server, tmp_path, monkeypatch):
+    """RFC 6241 section 8.4.1: the session ends while the backup's removal is held:
+    the rollback begun then wins; the backup is put back and running.xml written
+    back, then the rollback restores running; no backup or confirmed commit left."""
+    server.confirm_backup = tmp_path / BACKUP
+
+    async def scenario():
+        a, b = await pending_confirmed(server, True)
+        held = HeldInThread(store_module.fsync_directory)
+        monkeypatch.setattr(store_module, "fsync_directory", held)
+        asyncio.ensure_future(a.rpc("<commit/>"))  # never answered
+        await held.begun.wait()
+        await killed_while_held(server, a, b, held)
 
     asyncio.run(scenario())
 

@@ -147,10 +147,16 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
                            "while this commit was being written; nothing was committed, "
                            "commit again", type="protocol")
 
+    async def confirm() -> None:
+        # RFC 6241 section 8.4: the confirming commit, running.xml durable: the backup
+        # removed durably (a restart no longer rolls back) before the reply says ok
+        await server.confirm_durably(still_current)
+
     try:
         # running.xml written in a worker thread: other sessions' RPCs run meanwhile
-        summary = await server.datastores.commit_durably(authorize, recheck=still_current,
-                                                         begin=begin)
+        summary = await server.datastores.commit_durably(
+            authorize, recheck=still_current, begin=begin,
+            end=confirm if pending is not None and not confirmed else None)
     except BaseException as exc:
         # the confirmed commit this one began is not made; if its session ended
         # meanwhile, its rollback, under way, ends it (candidate restored too)
@@ -171,7 +177,7 @@ async def commit(ctx: RpcContext, op: etree._Element) -> None:
         log.info("session %d (%s) confirmed commit, timeout %d s: %s", ctx.session_id, ctx.user,
                  timeout, summary.describe())
     elif pending is not None:
-        server.end_confirmed_commit()
+        server.end_confirmed_commit(backup_removed=True)
         server.confirmed_commit_event(ctx.session, "complete")
         log.info("session %d (%s) confirmed the pending commit: %s", ctx.session_id, ctx.user,
                  summary.describe())
