@@ -41,10 +41,12 @@ def prepare_process(command: str | None = None) -> None:
     from it), cryptography's serialization package but for its key formats and loaders,
     its OpenSSL backend object (ECDSA asks it only for deterministic signing) and inspect
     (dataclasses asks it only for a class without a docstring); the regular
-    expressions of cryptography's RFC 4514 name parser are compiled at their first use."""
+    expressions of cryptography's RFC 4514 name parser are compiled at their first use;
+    selectors, bz2 and lzma (imported by socket and shutil for functions the commands do
+    not call) are deferred too."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
-                                    defer_openssl_backend, defer_serialization)
-    from agent.methodcache import install
+                                    defer_if_present, defer_openssl_backend,
+                                    defer_serialization)
 
     if command not in WITHOUT_YANG:
         defer_elementpath()
@@ -53,7 +55,14 @@ def prepare_process(command: str | None = None) -> None:
     defer_serialization()
     defer("inspect")
     defer_openssl_backend()
+    # socket imports selectors for sendfile alone; shutil (which tempfile and argparse's
+    # help formatter import) imports bz2 and lzma to know whether they are there
+    defer("selectors")
+    for name in ("bz2", "lzma"):
+        defer_if_present(name, "_" + name)
     compile_patterns_at_first_use("cryptography.x509.name")
+    from agent.methodcache import install  # after the deferrals: it imports shutil
+
     atexit.register(install().save)
 
 

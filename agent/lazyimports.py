@@ -223,6 +223,14 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
         setattr(sys.modules[parent], child, module)
 
 
+def defer_if_present(name: str, native: str) -> None:
+    """:func:`defer` module *name* if the native module *native* its code imports is
+    there: where it is missing, importing *name* fails at once, as whoever imports it to
+    know whether it is there expects (shutil of bz2 and lzma)."""
+    if native in sys.modules or importlib.util.find_spec(native) is not None:
+        defer(name)
+
+
 @contextlib.contextmanager
 def native_libraries_from_loader_cache() -> Iterator[None]:
     """Within the block, ``ctypes.util.find_library`` answers from the dynamic loader's

@@ -336,3 +336,26 @@ print(json.dumps([unrun, refused, answers, deterministic,
     assert command[0] is True and plain[0] is False
     assert command[1:] == plain[1:]
     assert command[3] is True and command[4] is True
+
+
+def test_selectors_bz2_lzma_are_deferred_and_work_when_asked():
+    """In a process of the command, socket's selectors and shutil's bz2 and lzma are
+    imported but not run (their native modules not loaded); shutil knows the same
+    archive formats, and each works once used."""
+    code = """
+import json, sys
+{prelude}
+import shutil, socket, tempfile
+unrun = sorted(m for m in ("_bz2", "_lzma", "select") if m not in sys.modules)
+import bz2, lzma, selectors
+with selectors.DefaultSelector() as chosen:
+    kind = type(chosen).__name__
+print(json.dumps([unrun, shutil.get_archive_formats(), shutil.get_unpack_formats(),
+                  bz2.decompress(bz2.compress(b"x")).decode(),
+                  lzma.decompress(lzma.compress(b"y")).decode(), kind]))
+"""
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("", "import agent.cli\nagent.cli.prepare_process('cmp')"))
+    assert command[0] == ["_bz2", "_lzma", "select"] and plain[0] == []
+    assert command[1:] == plain[1:]
+    assert ["bztar", "bzip2'ed tar-file"] in command[1]
