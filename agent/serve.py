@@ -351,8 +351,11 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
     bound = acceptor.sockets[0].getsockname()
     shown_host = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
     log.info("listening on %s:%d (state directory %s)", shown_host, bound[1], state_dir)
+    # what a client compares before trusting the agent (cmp-agent cli, ssh-keyscan)
+    host_key = asyncssh.read_private_key(state_dir / "ssh_host_ed25519_key")
     # one write, so that no log line from the logging thread lands inside it
-    sys.stdout.write(f"listening on {shown_host}:{bound[1]}\n")
+    sys.stdout.write(f"SSH host key: ED25519 {host_key.get_fingerprint()}\n"
+                     f"listening on {shown_host}:{bound[1]}\n")
     sys.stdout.flush()
     pki.start()  # reads running's sessions in the background, after the agent listens
     stop = asyncio.Event()

@@ -190,6 +190,11 @@ def test_the_first_password_is_printed_only_on_a_terminal(tmp_path, agent_proces
     path = piped.state_dir / "initial-admin-password"
     assert piped.password not in out
     assert f"its password is in {path}, mode 0600" in out
+    # every start names its host key, for a client to compare (cmp-agent cli, ssh-keyscan)
+    import asyncssh
+
+    key = asyncssh.read_private_key(piped.state_dir / "ssh_host_ed25519_key")
+    assert f"SSH host key: ED25519 {key.get_fingerprint()}\n" in out
     state = tmp_path / "tty-state"
     command = agent_process(state).command
     child = pexpect.spawn(command[0], [*command[1:], "serve", "--port", "0", "--state-dir",

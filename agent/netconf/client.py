@@ -129,15 +129,26 @@ class NetconfClient:
     @classmethod
     async def connect(cls, host: str, port: int, username: str, password: str, *,
                       known_hosts=None, timeout: float = 30.0,
-                      capabilities: Sequence[str] = (CAP_BASE_10, CAP_BASE_11)) -> "NetconfClient":
+                      capabilities: Sequence[str] = (CAP_BASE_10, CAP_BASE_11),
+                      host_key_check: Callable[[str, str, int, asyncssh.SSHKey], bool] | None
+                      = None) -> "NetconfClient":
         """Open SSH, start the ``netconf`` subsystem and exchange hellos (RFC 6242 section 3).
 
-        *known_hosts* is passed to asyncssh (``None``: the host key is not checked).
+        *known_hosts* is passed to asyncssh (``None``: the host key is not checked), unless
+        *host_key_check* (host, address, port, key) decides, before the password is sent.
         """
+        options = {}
+        if host_key_check is not None:
+            class _Checked(asyncssh.SSHClient):
+                def validate_host_public_key(self, host, addr, port, key) -> bool:
+                    return host_key_check(host, addr, port, key)
+
+            options = {"client_factory": _Checked}
+            known_hosts = ([], [], [])  # no key trusted beforehand: each one is asked about
         conn = await asyncio.wait_for(asyncssh.connect(
             host, port, username=username, password=password, known_hosts=known_hosts,
-            client_keys=None, agent_path=None, preferred_auth="password,keyboard-interactive"),
-            timeout)
+            client_keys=None, agent_path=None, preferred_auth="password,keyboard-interactive",
+            **options), timeout)
         try:
             chan, session = await conn.create_session(_Channel, subsystem="netconf", encoding=None)
             client = cls(conn, chan, session, capabilities)

@@ -12,6 +12,13 @@ without connecting.
 
 The password comes from --password, else the environment variable
 CMP_AGENT_PASSWORD, else a prompt on the terminal.
+
+The agent's SSH host key is checked before the password is sent, as OpenSSH
+does: it must be listed for the host in /etc/ssh/ssh_known_hosts or
+~/.ssh/known_hosts (--known-hosts FILE instead of the latter); on a loopback
+address the key of the local agent's state directory is trusted too, if this
+account may read it. An unknown host is refused with how to trust it
+(--accept-new-host-key, or ssh-keyscan); a changed key is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 PASSWORD_ENV = "CMP_AGENT_PASSWORD"
 
@@ -30,9 +38,20 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                         help="agent NETCONF port (default 8830, the agent's own default)")
     parser.add_argument("--user", default="admin", help="user name (default admin)")
     parser.add_argument("--password", help=f"password (default: ${PASSWORD_ENV}, else asked)")
-    parser.add_argument("--known-hosts", metavar="FILE",
-                        help="OpenSSH known_hosts file to check the agent's host key against"
-                             " (default: the host key is not checked)")
+    parser.add_argument("--known-hosts", metavar="FILE", type=Path,
+                        help="the known_hosts file to check the agent's SSH host key against,"
+                             " as OpenSSH's UserKnownHostsFile (default: ~/.ssh/known_hosts);"
+                             " /etc/ssh/ssh_known_hosts is read too")
+    parser.add_argument("--accept-new-host-key", action="store_true",
+                        help="trust the host key of an agent no known_hosts file lists, and add"
+                             " it to the --known-hosts file (OpenSSH's"
+                             " StrictHostKeyChecking=accept-new); a changed key is refused all"
+                             " the same")
+    parser.add_argument("--state-dir", metavar="DIR", type=Path,
+                        help="on a loopback --host, also trust the host key in"
+                             " DIR/ssh_host_ed25519_key when this account may read it (the"
+                             " local agent's; default: the state directory of 'cmp-agent"
+                             " serve' run by this account)")
     parser.add_argument("--to-xml", action="store_true",
                         help="print the NETCONF <rpc> messages the commands become; do not connect")
     parser.add_argument("file", nargs="?", metavar="FILE",
@@ -94,16 +113,23 @@ def _run_connected(args: argparse.Namespace) -> int:
     if password is None:
         print(f"Error: no password: use --password or set {PASSWORD_ENV}", file=sys.stderr)
         return 1
+    policy = _host_key_policy(args)
     loop = asyncio.new_event_loop()
     try:
         try:
             client = loop.run_until_complete(
                 NetconfClient.connect(args.host, args.port, args.user, password,
-                                      known_hosts=args.known_hosts))
+                                      host_key_check=policy.check))
         except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+            if policy.refusal is not None:
+                print(f"Error: {policy.refusal}", file=sys.stderr)
+                return 1
             print(f"Error: cannot connect to {args.host}:{args.port} as {args.user}: "
                   f"{exc or type(exc).__name__}", file=sys.stderr)
             return 1
+        finally:
+            for notice in policy.notices:
+                print(notice, file=sys.stderr)
         runner = Runner(Shell(), lambda op: loop.run_until_complete(client.rpc(op.body())))
         try:
             if lines is not None:
@@ -115,3 +141,13 @@ def _run_connected(args: argparse.Namespace) -> int:
             loop.run_until_complete(client.close())
     finally:
         loop.close()
+
+
+def _host_key_policy(args: argparse.Namespace):
+    from ..serve import default_state_dir
+    from .hostkeys import HostKeyPolicy, user_known_hosts
+
+    return HostKeyPolicy(args.host, args.port,
+                         user_file=(args.known_hosts or user_known_hosts()).expanduser(),
+                         accept_new=args.accept_new_host_key,
+                         state_dir=(args.state_dir or default_state_dir()).expanduser())

@@ -27,9 +27,13 @@ def ca(tmp_path):
         yield running
 
 
-def cli(agent, *args: str, stdin: str | None = None, password: str | None = None):
+def cli(agent, *args: str, stdin: str | None = None, password: str | None = None,
+        state_dir: Path | None = None):
+    """``cmp-agent cli`` to *agent*, trusting the host key of its state directory (it runs
+    on loopback: the local agent's key), unless *state_dir* names another."""
     env = {**os.environ, "CMP_AGENT_PASSWORD": password if password is not None else agent.password}
-    return subprocess.run([*cli_command(), "--port", str(agent.port), *args], input=stdin,
+    return subprocess.run([*cli_command(), "--port", str(agent.port), "--state-dir",
+                           str(state_dir or agent.state_dir), *args], input=stdin,
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
 
 
@@ -212,7 +216,8 @@ def test_interactive_prompt_help_completion_and_commands(fresh_agent):
     env = {k: v for k, v in os.environ.items() if k != "CMP_AGENT_PASSWORD"}
     env["TERM"] = "dumb"
     command = cli_command()
-    child = pexpect.spawn(command[0], [*command[1:], "--port", str(fresh_agent.port)], env=env,
+    child = pexpect.spawn(command[0], [*command[1:], "--port", str(fresh_agent.port),
+                                       "--state-dir", str(fresh_agent.state_dir)], env=env,
                           cwd=str(ROOT), encoding="utf-8", timeout=30, dimensions=(40, 200))
     try:
         child.expect_exact("password: ")
@@ -278,23 +283,64 @@ def test_interactive_prompt_help_completion_and_commands(fresh_agent):
     assert secret and secret != "typed-secret"  # configured, and shown only encrypted
 
 
-def test_the_agents_host_key_can_be_checked(fresh_agent, tmp_path):
+def test_the_agents_host_key_is_checked_as_openssh_does(fresh_agent, tmp_path):
+    """No password is sent to a host whose key no known_hosts lists (unknown: refused with
+    how to trust it; --accept-new-host-key adds it) or lists otherwise (changed: refused,
+    with or without that option); on loopback the local state directory's key is trusted."""
     import asyncssh
 
-    def known_hosts_for(key_path: Path) -> Path:
+    def line_for(key_path: Path) -> str:
         public = asyncssh.read_private_key(key_path).export_public_key().decode().split()[:2]
-        path = tmp_path / f"known_hosts-{key_path.name}"
-        path.write_text(f"[127.0.0.1]:{fresh_agent.port} {' '.join(public)}\n")
-        return path
+        return f"[127.0.0.1]:{fresh_agent.port} {' '.join(public)}\n"
 
-    trusted = known_hosts_for(fresh_agent.state_dir / "ssh_host_ed25519_key")
-    ok = cli(fresh_agent, "--known-hosts", str(trusted), stdin="display pki cmp statistics\n")
-    assert ok.returncode == 0, ok.stderr
+    def failed_logins() -> int:
+        return (fresh_agent.state_dir / "agent.log").read_text().count("authentication failed")
+
+    display = "display pki cmp statistics\n"
+    elsewhere = tmp_path / "no-state"  # not the agent's: its key is not trusted from there
+    known = tmp_path / "known_hosts"
+    agent_key = asyncssh.read_private_key(fresh_agent.state_dir / "ssh_host_ed25519_key")
+    # the local agent's key: trusted on loopback without a known_hosts entry
+    assert cli(fresh_agent, "--known-hosts", str(known), stdin=display).returncode == 0
+    assert not known.exists()
+
+    # unknown, with a wrong password: refused before the password is sent
+    unknown = cli(fresh_agent, "--known-hosts", str(known), stdin=display, password="wrong",
+                  state_dir=elsewhere)
+    assert unknown.returncode == 1
+    assert f"the host key of [127.0.0.1]:{fresh_agent.port} is not known" in unknown.stderr
+    assert agent_key.get_fingerprint() in unknown.stderr
+    assert "--accept-new-host-key" in unknown.stderr
+    assert f"ssh-keyscan -t ed25519 -p {fresh_agent.port} 127.0.0.1 >> {known}" in unknown.stderr
+    assert failed_logins() == 0
+    # an entry for the same address without a port is another server's (sshd on 22)
     other = tmp_path / "other_key"
     other.write_bytes(asyncssh.generate_private_key("ssh-ed25519").export_private_key())
-    bad = cli(fresh_agent, "--known-hosts", str(known_hosts_for(other)),
-              stdin="display pki cmp statistics\n")
-    assert bad.returncode == 1 and "Error: cannot connect to 127.0.0.1:" in bad.stderr
+    known.write_text(line_for(other).replace(f"[127.0.0.1]:{fresh_agent.port}", "127.0.0.1"))
+    again = cli(fresh_agent, "--known-hosts", str(known), stdin=display, state_dir=elsewhere)
+    assert again.returncode == 1 and "is not known" in again.stderr
+
+    # accept-new: trusted, added (after the last line, which had no newline), said so
+    known.write_text(known.read_text().rstrip("\n"))
+    accepted = cli(fresh_agent, "--known-hosts", str(known), "--accept-new-host-key",
+                   stdin=display, state_dir=elsewhere)
+    assert accepted.returncode == 0, accepted.stderr
+    assert "Permanently added" in accepted.stderr and "CMP statistics" in accepted.stdout
+    assert known.read_text().splitlines()[1] == line_for(fresh_agent.state_dir /
+                                                         "ssh_host_ed25519_key").strip()
+    listed = cli(fresh_agent, "--known-hosts", str(known), stdin=display, state_dir=elsewhere)
+    assert listed.returncode == 0 and "Permanently added" not in listed.stderr
+
+    # changed: refused loudly, accept-new or not, nothing sent
+    known.write_text(line_for(other))
+    for options in ((), ("--accept-new-host-key",)):
+        changed = cli(fresh_agent, "--known-hosts", str(known), *options, stdin=display,
+                      password="wrong", state_dir=elsewhere)
+        assert changed.returncode == 1
+        assert "WARNING: THE AGENT'S HOST KEY HAS CHANGED!" in changed.stderr
+        assert f"ssh-keygen -R '[127.0.0.1]:{fresh_agent.port}' -f {known}" in changed.stderr
+    assert known.read_text() == line_for(other)
+    assert failed_logins() == 0
 
 
 def test_the_seed_procedure_typed_at_the_prompt_enrols_a_certificate(fresh_agent, ca):
@@ -305,7 +351,8 @@ def test_the_seed_procedure_typed_at_the_prompt_enrols_a_certificate(fresh_agent
              if line.strip() and not line.lstrip().startswith("#")]
     env = {**os.environ, "CMP_AGENT_PASSWORD": fresh_agent.password, "TERM": "dumb"}
     command = cli_command()
-    child = pexpect.spawn(command[0], [*command[1:], "--port", str(fresh_agent.port)], env=env,
+    child = pexpect.spawn(command[0], [*command[1:], "--port", str(fresh_agent.port),
+                                       "--state-dir", str(fresh_agent.state_dir)], env=env,
                           cwd=str(ROOT), encoding="utf-8", timeout=60, dimensions=(40, 200))
     prompt = r"(<cmp-agent>|\[cmp-agent[^\]]*\])"
     transcript = []

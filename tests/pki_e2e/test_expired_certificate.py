@@ -76,7 +76,8 @@ def test_an_expired_certificate_is_not_sent_in_a_kur(fresh_agent, tmp_path):
 
         # the CLI says the same
         done = subprocess.run(
-            [*CMP_AGENT, "cli", "--port", str(fresh_agent.port)],
+            [*CMP_AGENT, "cli", "--port", str(fresh_agent.port), "--state-dir",
+             str(fresh_agent.state_dir)],
             input="system-view\npki cmp keyupdate-request session s1\n", capture_output=True, text=True,
             cwd=ROOT, env={**os.environ, "CMP_AGENT_PASSWORD": fresh_agent.password}, timeout=120)
         assert done.returncode == 1, done.stdout + done.stderr
