@@ -17,6 +17,9 @@ Examples::
 
 Secrets and key passwords are given as OpenSSL password sources: ``pass:TEXT``,
 ``env:VAR``, ``file:PATH`` (first line) or ``stdin``; they are never printed.
+``pass:TEXT`` is on the command line, which other users of the machine see (ps,
+/proc/PID/cmdline) while the command runs, and which shell history keeps: for a
+real secret use ``env:``, ``file:`` (mode 0600) or ``stdin``.
 Exit status: 0 done, 1 the transaction failed, 2 bad arguments or input files.
 """
 
@@ -91,7 +94,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
                              "(default 0: poll as long as the CA asks, RFC 4210 5.3.22)")
     auth = parser.add_argument_group("authentication")
     auth.add_argument("--ref", metavar="VALUE", help="MAC reference value (senderKID)")
-    auth.add_argument("--secret", metavar="SOURCE", help="MAC secret: pass:, env:, file: or stdin")
+    auth.add_argument("--secret", metavar="SOURCE", help="MAC secret: env:VAR, file:PATH, stdin, or pass:TEXT"
+                      " (visible to other users in the process list)")
     auth.add_argument("--mac", choices=tuple(protection.MAC_SCHEMES), default="hmac-sha256",
                       help="MAC with --secret: PBM (hmac-*, RFC 4210 5.1.3.1) or PBMAC1 "
                            "(pbmac1-*, RFC 9481 6.1.1); default hmac-sha256")

@@ -11,7 +11,9 @@ are comments. ``--to-xml`` prints the NETCONF messages the commands become,
 without connecting.
 
 The password comes from --password, else the environment variable
-CMP_AGENT_PASSWORD, else a prompt on the terminal.
+CMP_AGENT_PASSWORD, else a prompt on the terminal. --password is visible to
+other users of the machine (ps, /proc/PID/cmdline): prefer the variable or
+the prompt.
 
 The agent's SSH host key is checked before the password is sent, as OpenSSH
 does: it must be listed for the host in /etc/ssh/ssh_known_hosts or
@@ -37,7 +39,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8830,
                         help="agent NETCONF port (default 8830, the agent's own default)")
     parser.add_argument("--user", default="admin", help="user name (default admin)")
-    parser.add_argument("--password", help=f"password (default: ${PASSWORD_ENV}, else asked)")
+    parser.add_argument("--password", help=f"password (default: ${PASSWORD_ENV}, else asked); visible to"
+                             " other users in the process list: prefer the variable")
     parser.add_argument("--known-hosts", metavar="FILE", type=Path,
                         help="the known_hosts file to check the agent's SSH host key against,"
                              " as OpenSSH's UserKnownHostsFile (default: ~/.ssh/known_hosts);"
