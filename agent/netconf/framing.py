@@ -140,6 +140,19 @@ class Deframer:
     # --- RFC 6242 section 4.2: chunked framing ---------------------------------------
     def _next_chunked(self) -> Event | None:
         buf = self._buf
+        if not self._chunked_size and not self._discarding:
+            # the usual message: one chunk and end-of-chunks, all received
+            match = _CHUNK_HEADER.match(buf)
+            if match is not None:
+                size = int(match.group(1))
+                start = match.end()
+                end = start + size
+                # the limit counts the chunk's header too, as below
+                if (size <= MAX_CHUNK_SIZE and end <= self.max_message_size
+                        and buf.startswith(_END_OF_CHUNKS, end)):
+                    data = bytes(buf[start:end])
+                    del buf[:end + 4]
+                    return Message(data)
         pos = 0  # bytes consumed; deleted once on the way out, not once per chunk
         try:
             while True:

@@ -99,3 +99,23 @@ def test_many_tiny_chunks_make_one_message_and_their_framing_counts_to_the_limit
     tight.feed(tiny)
     event = tight.next_event()
     assert event.too_big and event.can_continue
+
+
+def test_a_whole_one_chunk_message_is_read_as_when_it_arrives_in_pieces():
+    """A message of one chunk received with its end-of-chunks is taken at once; the
+    events, and the limit (which counts the chunk header), are those of the bytes
+    arriving one by one."""
+    wire = frame(b"x" * 100, Framing.CHUNKED)  # a 6-byte header: 106 bytes count
+    for limit in (105, 106, 107):
+        whole, pieces = Deframer(max_message_size=limit), Deframer(max_message_size=limit)
+        whole.set_framing(Framing.CHUNKED)
+        pieces.set_framing(Framing.CHUNKED)
+        whole.feed(wire + wire)
+        got = events(whole)
+        expected = []
+        for byte in wire + wire:
+            pieces.feed(bytes((byte,)))
+            expected += events(pieces)
+        assert got == expected, limit
+        assert (got == [Message(b"x" * 100)] * 2) == (limit >= 106), limit
+        assert whole.buffered == pieces.buffered == 0
