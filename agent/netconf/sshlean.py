@@ -152,6 +152,33 @@ class KeyedGCMCipher(GCMCipher):
         self._update_iv()
         return decrypted
 
+    def seal_packet(self, header: bytes, packet: bytes) -> bytes:
+        """*header*, the encrypted *packet* and its tag: what ``GCMEncryption.encrypt_packet``
+        returns, joined (no split of the result to join again)."""
+        sealed = self._aead.encrypt(self._iv, packet, header)
+        self._update_iv()
+        return header + sealed
+
+    def open_packet(self, first: bytes, rest: bytes) -> bytes | None:
+        """``GCMEncryption.decrypt_packet`` of a packet whose first block is *first*
+        (the length, the associated data, and the start of the ciphertext) and whose
+        remaining bytes, the tag included, are *rest*."""
+        try:
+            decrypted = self._aead.decrypt(self._iv, first[4:] + rest, first[:4])
+        except InvalidTag:
+            decrypted = None
+        self._update_iv()
+        return decrypted
+
+
+def _keyed_gcm(encryption: object) -> KeyedGCMCipher | None:
+    """*encryption*'s cipher if it is AES-GCM with its ``AESGCM`` made (:func:`_keyed`)."""
+    if type(encryption) is GCMEncryption:
+        cipher = encryption._cipher
+        if type(cipher) is KeyedGCMCipher:
+            return cipher
+    return None
+
 
 def _keyed(encryption: Encryption | None) -> None:
     """Give *encryption*'s AES-GCM cipher, if it has one, its ``AESGCM`` object once."""
@@ -211,8 +238,12 @@ class LeanServerConnection(SSHServerConnection):
         if len(inpbuf) < rem:
             return False
         seq = self._recv_seq
-        plain = enc.decrypt_packet(seq, self._packet, inpbuf[:rem - macsize], 4,
-                                   inpbuf[rem - macsize:rem])
+        gcm = _keyed_gcm(enc)
+        if gcm is not None:  # the tag follows the packet: one slice, no calls between
+            plain = gcm.open_packet(self._packet, inpbuf[:rem])
+        else:
+            plain = enc.decrypt_packet(seq, self._packet, inpbuf[:rem - macsize], 4,
+                                       inpbuf[rem - macsize:rem])
         if plain is not None and len(plain) > 1 and self._take(plain, rem):
             self._finish_recv_packet(plain[1], seq)
             return True
@@ -268,8 +299,12 @@ class LeanServerConnection(SSHServerConnection):
         packet = bytes((padlen,)) + payload + os.urandom(padlen)
         pktlen = len(packet)
         seq = self._send_seq
-        packet, mac = self._send_encryption.encrypt_packet(seq, _uint32(pktlen), packet)
-        self._send(packet + mac)
+        gcm = _keyed_gcm(self._send_encryption)
+        if gcm is not None:
+            self._send(gcm.seal_packet(_uint32(pktlen), packet))
+        else:
+            packet, mac = self._send_encryption.encrypt_packet(seq, _uint32(pktlen), packet)
+            self._send(packet + mac)
         self._send_seq = (seq + 1) & 0xffffffff
         self._rekey_bytes_sent += pktlen
 

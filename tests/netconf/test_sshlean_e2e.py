@@ -278,6 +278,19 @@ def test_keyed_aes_gcm_encrypts_and_decrypts_as_asyncssh_does(cipher):
         assert receiver.decrypt_packet(seq, first, sent[0][16:], 4, sent[1]) == packet
     # the next nonce does not open the last packet again
     assert receiver.decrypt_packet(3, first, sent[0][16:], 4, sent[1]) is None
+    # the joined forms the connection uses: the same bytes, the same nonces
+    sealer, opener = get_encryption(cipher, key, iv), get_encryption(cipher, key, iv)
+    for enc in (sealer, opener):
+        sshlean._keyed(enc)
+        assert sshlean._keyed_gcm(enc) is enc._cipher
+    assert sshlean._keyed_gcm(get_encryption(cipher, key, iv)) is None  # not keyed
+    stock = get_encryption(cipher, key, iv)
+    for seq in range(3):
+        header, packet = (96).to_bytes(4, "big"), os.urandom(96)
+        sent = b"".join(stock.encrypt_packet(seq, header, packet))
+        assert sealer._cipher.seal_packet(header, packet) == sent
+        assert opener._cipher.open_packet(sent[:16], sent[16:]) == packet
+    assert opener._cipher.open_packet(sent[:16], sent[16:]) is None
 
 
 def test_keepalive_timer_is_not_replaced_per_read_and_still_sends_requests(
