@@ -165,7 +165,10 @@ def defer(name: str, early: Mapping[str, str] | None = None) -> None:
     that module or name is not there, from the code run)."""
     if name in sys.modules:
         return
-    spec = importlib.util.find_spec(name)
+    try:
+        spec = importlib.util.find_spec(name)
+    except ImportError:  # its package is not installed (or fails to import)
+        return
     if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)

@@ -359,3 +359,20 @@ print(json.dumps([unrun, shutil.get_archive_formats(), shutil.get_unpack_formats
     assert command[0] == ["_bz2", "_lzma", "select"] and plain[0] == []
     assert command[1:] == plain[1:]
     assert ["bztar", "bzip2'ed tar-file"] in command[1]
+
+
+def test_a_module_whose_package_is_not_installed_is_not_deferred():
+    """defer leaves alone a module whose package is missing, as one not installed: the
+    process's preparation does not fail where a dependency is absent; importing it then
+    fails as it would have."""
+    code = """
+import json, sys
+from agent.lazyimports import defer
+defer("no_such_package_here.module")
+try:
+    import no_such_package_here.module
+except ModuleNotFoundError as error:
+    failed = error.name
+print(json.dumps(["no_such_package_here.module" in sys.modules, failed]))
+"""
+    assert printed(code) == [False, "no_such_package_here"]
