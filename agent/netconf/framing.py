@@ -107,7 +107,7 @@ class Deframer:
 
     def next_event(self) -> Event | None:
         """The next complete message or framing error, or ``None`` if more bytes are needed."""
-        if self._broken:
+        if self._broken or not self._buf:  # nothing to read (as after every whole message)
             return None
         if self.framing is Framing.END_OF_MESSAGE:
             return self._next_eom()
