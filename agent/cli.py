@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import gc
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,6 +29,48 @@ def plain_text(docstring: str) -> str:
 
 #: the commands that do not import yangson (nor so elementpath or xml.sax's urllib.request)
 WITHOUT_YANG = frozenset({"cmp"})
+
+
+#: the exit status of a command whose output was closed by its reader (``cmp-agent cli
+#: ... | head``): 128 + SIGPIPE, what the shell reports of a tool the signal ended
+EXIT_OUTPUT_CLOSED = 141
+
+
+def quiet_closed_output() -> bool:
+    """Point the standard streams whose reader is gone (a write raised BrokenPipeError) at
+    /dev/null, so that what they still buffer, and what the command says while it winds
+    down, goes nowhere instead of raising again, at exit too (Python's "Note on SIGPIPE").
+    A stream is closed if poll(2) reports an error or hang-up on it (a pipe without reader),
+    if flushing it fails so, or if it is the same file as a closed one (``2>&1 | head``).
+    True if any was, by this call or an earlier one."""
+    import select
+
+    global _output_closed
+
+    closed: list[os.stat_result] = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            status = os.fstat(fd)
+        except (AttributeError, ValueError, OSError):
+            continue  # not a file (replaced by a program or a test)
+        poll = select.poll()
+        poll.register(fd, 0)  # no events asked: POLLERR and POLLHUP are always told
+        try:
+            gone = bool(poll.poll(0)) or any(os.path.samestat(status, c) for c in closed)
+            stream.flush()
+        except BrokenPipeError:
+            gone = True
+        if gone:
+            closed.append(status)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+    _output_closed = _output_closed or bool(closed)
+    return _output_closed
+
+
+_output_closed = False
 
 
 def prepare_process(command: str | None = None) -> None:
@@ -102,4 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.freeze()
         gc.enable()
     args = parser.parse_args(args_in)
-    return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
+    try:
+        return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
+    except BrokenPipeError:
+        # the reader of our output went away (| head): end quietly, as Unix tools do
+        if not quiet_closed_output():
+            raise  # a socket's, not ours
+        return EXIT_OUTPUT_CLOSED

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
                             " (cmp-agent serve) or give --state-dir")
         with _locked(state_dir):
             return ACTIONS[args.action](UserStore(state_dir), args)
+    except BrokenPipeError:
+        raise  # stdout's reader went away (user list | head): agent.cli.main ends quietly
     except (UserError, ValueError, OSError) as exc:
         print(f"cmp-agent user {args.action}: {exc}", file=sys.stderr)
         return 1

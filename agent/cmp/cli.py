@@ -487,6 +487,8 @@ def run(args: argparse.Namespace) -> int:
         _write(args.certout, [result.certificate], args.certform)
         _write(args.cacertsout, result.ca_pubs, args.certform)
         _write(args.extracertsout, result.extra_certs, args.certform)
+    except BrokenPipeError:
+        raise  # stdout's reader went away: agent.cli.main ends quietly
     except (UsageError, OSError) as exc:
         print(f"cmp-agent cmp: done, but cannot write output: {exc}", file=sys.stderr)
         return 2

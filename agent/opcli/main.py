@@ -87,10 +87,11 @@ def run(args: argparse.Namespace) -> int:
 
         try:
             lines, source = _read_lines(args.file)
-            sys.stdout.write(to_xml(lines, source))
+            messages = to_xml(lines, source)
         except (ToXmlError, OSError) as exc:
             print(exc, file=sys.stderr)
             return 1
+        sys.stdout.write(messages)  # a closed output: see agent.cli.main
         return 0
     return _run_connected(args)
 

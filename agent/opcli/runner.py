@@ -208,17 +208,25 @@ def run_lines(runner: Runner, lines: Iterable[str], source: str) -> int:
     alone (the agent refuses the lock while another session's changes are
     uncommitted). At a failure, or at the end without ``commit``, the run's
     uncommitted configuration is discarded: nothing half-done is left for the
-    next commit.
+    next commit. When the output is closed by its reader, the run stops as at a failure,
+    and BrokenPipeError goes on to the command's end (:func:`agent.cli.main`).
     """
     runner.lock_for_edits = True
     try:
-        for number, line in enumerate(lines, 1):
-            line = line.rstrip("\r\n")
-            if not runner.run_line(line, where=f"{source}, line {number}:"):
-                runner.discard()
-                return 1
-            if runner.shell.finished:
-                break
+        try:
+            for number, line in enumerate(lines, 1):
+                line = line.rstrip("\r\n")
+                if not runner.run_line(line, where=f"{source}, line {number}:"):
+                    runner.discard()
+                    return 1
+                if runner.shell.finished:
+                    break
+        except BrokenPipeError:  # the output's reader went away (| head): a failure as any other
+            from ..cli import quiet_closed_output
+
+            quiet_closed_output()  # what the run still says goes nowhere, without raising
+            runner.discard()
+            raise
         if runner.uncommitted():
             waiting = "".join(f"; never sent: the {r.description}" for r in runner.shell.waiting)
             runner.say(f"Error: The configuration was not committed (no 'commit' after it){waiting}.",

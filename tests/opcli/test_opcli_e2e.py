@@ -374,3 +374,42 @@ def test_the_seed_procedure_typed_at_the_prompt_enrols_a_certificate(fresh_agent
     assert "The CMP initial request (IR) of session s1 succeeded." in text
     assert re.search(r"Messages sent\s+IR\s+1", text)
     assert (fresh_agent.state_dir / "pki" / "public" / "s1-local.pem").exists()
+
+
+def test_a_replay_whose_output_is_closed_stops_as_at_a_failure(fresh_agent, tmp_path):
+    """``cmp-agent cli FILE | head`` where head quits after the first line: no traceback,
+    status 141, and the run's edits are discarded and the candidate unlocked, as at any
+    failed command."""
+    import fcntl
+    import termios
+    import time
+
+    first = b"Enter system view, return user view with return command.\n"
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # one page
+    # the pipe is full once the first line is in: the next one waits for the reader
+    os.write(write_end, b"#" * (4096 - len(first)))
+    commands = tmp_path / "edits.txt"
+    commands.write_text("system-view\npki cmp session s1\n cmp-request ca-name /C=CN/CN=Example CA\n"
+                        " quit\npki cmp initial-request session s1\ncommit\n")
+    env = {**os.environ, "CMP_AGENT_PASSWORD": fresh_agent.password}
+    replay = subprocess.Popen([*cli_command(), "--port", str(fresh_agent.port), "--state-dir",
+                               str(fresh_agent.state_dir), str(commands)], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    os.close(write_end)
+    try:
+        def buffered() -> int:
+            return int.from_bytes(fcntl.ioctl(read_end, termios.FIONREAD, b"\0" * 4), "little")
+
+        deadline = time.monotonic() + 120
+        while buffered() < 4096 and replay.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the first line is written (no timing asserted)
+    finally:
+        os.close(read_end)  # head quits: the request's line, after the edits, finds no reader
+    stderr = replay.communicate(timeout=120)[1]
+    assert replay.returncode == 141, stderr
+    assert stderr == "Info: The uncommitted configuration of this run was discarded.\n"
+    assert not running_pki(fresh_agent, "candidate").xpath("//p:cmp-session", namespaces=NS)
+    # not locked: the next replay edits and commits
+    after = cli(fresh_agent, stdin="system-view\npki file-format der\ncommit\n")
+    assert after.returncode == 0, after.stderr

@@ -73,3 +73,27 @@ def test_a_bad_line_or_a_request_without_commit_is_an_error():
     done = subprocess.run([*cli_command(), "--to-xml"], input="system-view\nbogus\n",
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert done.returncode == 1 and "Unrecognized command" in done.stderr and not done.stdout
+
+
+def closed_pipe() -> int:
+    """The write end of a pipe whose reader is already gone (``| head`` that has quit)."""
+    import os
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return write_end
+
+
+def test_a_closed_output_ends_the_command_quietly_with_status_141():
+    import os
+
+    for stderr_too in (False, True):  # | head, and 2>&1 | head
+        out = closed_pipe()
+        try:
+            done = subprocess.run([*cli_command(), "--to-xml", str(GOLDEN / "seed-procedure.txt")],
+                                  stdout=out, stderr=out if stderr_too else subprocess.PIPE,
+                                  cwd=ROOT, timeout=120)
+        finally:
+            os.close(out)
+        assert done.returncode == 141, done.stderr
+        assert not done.stderr  # no traceback, no "[Errno 32] Broken pipe" (None: 2>&1)
