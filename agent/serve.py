@@ -82,6 +82,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-startups", type=_positive_int, default=32, metavar="N",
                         help="connections that may be unauthenticated at once; more are"
                         " closed at once, as sshd's MaxStartups (default: 32)")
+    parser.add_argument("--per-source-max-startups", type=_positive_int, default=None,
+                        metavar="N", help="of those, how many one source address (IPv6: one"
+                        " /64) may hold; more from it are closed at once, as sshd's"
+                        " PerSourceMaxStartups (default: --max-startups less a quarter, 24)")
     parser.add_argument("--login-grace-time", type=_non_negative, default=20.0,
                         metavar="SECONDS", help="time to authenticate before the connection"
                         " is closed, as sshd's LoginGraceTime (default: 20)")
@@ -339,6 +343,7 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
         _quiet_accept_errors(asyncio.get_running_loop())
         guard = LoginGuard(LoginLimits(max_auth_tries=args.max_auth_tries,
                                        max_startups=args.max_startups,
+                                       per_source_max_startups=args.per_source_max_startups,
                                        login_grace=args.login_grace_time,
                                        keyboard_interactive=args.keyboard_interactive))
         acceptor = await start_ssh_server(server, users, args.host, args.port,

@@ -12,6 +12,14 @@ Modelled on OpenSSH's sshd (sshd_config(5)):
 * ``MaxStartups``: at most :attr:`LoginLimits.max_startups` connections may
   be unauthenticated at once; more are closed at once (idle TCP connections
   exhausted the descriptors and locked every user out);
+* ``PerSourceMaxStartups``: one source may hold at most
+  :attr:`LoginLimits.per_source` of those connections (by default three
+  quarters of ``max_startups``), so one address that opens connections and
+  never logs in cannot take every slot and lock the operators out; its
+  connections over the cap are closed at once. A source is an IPv4 address or
+  an IPv6 /64 (:func:`source_block`), as ``PerSourceNetBlockSize 32:64``:
+  sshd's default is ``32:128``, but one host commonly holds a whole /64
+  (SLAAC, privacy addresses), so per /128 it would be uncapped;
 * ``LoginGraceTime``: :attr:`LoginLimits.login_grace` seconds to authenticate;
 * ``KbdInteractiveAuthentication`` is off unless configured.
 
@@ -21,6 +29,7 @@ Modelled on OpenSSH's sshd (sshd_config(5)):
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections import OrderedDict
@@ -37,10 +46,22 @@ class LoginLimits:
     max_delay: float = 10.0  # below login_grace: a patient user still gets in
     forget_after: float = 900.0
     max_startups: int = 32
+    #: unauthenticated connections one source may hold (None: ``max_startups`` less a
+    #: quarter of it, at least 1, kept for other sources)
+    per_source_max_startups: int | None = None
+    #: the IPv6 prefix length counted as one source (IPv4: each address)
+    ipv6_block: int = 64
     login_grace: float = 20.0
     keyboard_interactive: bool = False
     #: source addresses remembered at most (the oldest are forgotten first)
     max_sources: int = 10_000
+
+    @property
+    def per_source(self) -> int:
+        """The effective per-source cap (never above ``max_startups``)."""
+        if self.per_source_max_startups is not None:
+            return min(self.per_source_max_startups, self.max_startups)
+        return max(1, self.max_startups - max(1, self.max_startups // 4))
 
 
 @dataclass
@@ -59,9 +80,12 @@ class LoginGuard:
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
         #: connections not (yet) authenticated
         self.unauthenticated = 0
+        #: the same per source (:func:`source_block`); sources with none are dropped
+        self.unauthenticated_from: dict[str, int] = {}
         self._refusals = RateLimitedLog(log, now=now)
+        self._source_refusals = RateLimitedLog(log, now=now)
 
-    # --- MaxStartups ------------------------------------------------------------------
+    # --- MaxStartups, PerSourceMaxStartups ----------------------------------------------
     def connection_started(self, source: str) -> bool:
         """Whether a new connection from *source* may try to log in (count it if so)."""
         if self.unauthenticated >= self.limits.max_startups:
@@ -69,12 +93,24 @@ class LoginGuard:
                 "connection from %s refused: %d connections are not authenticated yet",
                 source, self.unauthenticated)
             return False
+        block = source_block(source, self.limits.ipv6_block)
+        held = self.unauthenticated_from.get(block, 0)
+        if held >= self.limits.per_source:
+            self._source_refusals.warning(
+                "connection from %s refused: %d connections from %s are not authenticated"
+                " yet (per-source limit)", source, held, block)
+            return False
         self.unauthenticated += 1
+        self.unauthenticated_from[block] = held + 1
         return True
 
-    def connection_settled(self) -> None:
-        """A counted connection authenticated or went away."""
+    def connection_settled(self, source: str) -> None:
+        """A counted connection from *source* authenticated or went away."""
         self.unauthenticated -= 1
+        block = source_block(source, self.limits.ipv6_block)
+        held = self.unauthenticated_from.pop(block, 0) - 1
+        if held > 0:
+            self.unauthenticated_from[block] = held
 
     # --- failures and delays ----------------------------------------------------------
     def delay(self, source: str) -> float:
@@ -103,6 +139,20 @@ class LoginGuard:
             del self._failures[source]
             return None
         return entry
+
+
+def source_block(host: str, ipv6_block: int = 64) -> str:
+    """What counts as one source: an IPv4 address (also IPv4-mapped IPv6), the IPv6
+    network of *ipv6_block* bits around an IPv6 address, or *host* as it is."""
+    try:
+        address = ipaddress.ip_address(host.partition("%")[0])  # no zone index
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, ipv6_block), strict=False))
+    return str(address)
 
 
 class RateLimitedLog:

@@ -916,7 +916,7 @@ class _SshServer(asyncssh.SSHServer):
     def _settle(self) -> None:
         if self._counted:
             self._counted = False
-            self._guard.connection_settled()
+            self._guard.connection_settled(self._host)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._settle()
