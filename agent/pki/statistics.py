@@ -17,7 +17,7 @@ from agent.xmltext import xml_text
 
 #: CMP body types counted, by direction, as named in the YANG module; these lists are the
 #: leaves of grouping cmp-statistics in its order (tests/pki/test_statistics_model.py)
-SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req", "p10cr", "rr", "genm")
+SENT_TYPES = ("ir", "cr", "kur", "cert-conf", "poll-req", "p10cr", "rr", "genm", "error")
 RECEIVED_TYPES = ("ip", "cp", "kup", "pki-conf", "poll-rep", "error", "rp", "genp")
 OUTCOMES = ("accepted", "granted-with-mods", "rejection", "waiting")
 FAILURE_KINDS = ("transport", "timeout", "protection", "certificate-rejected")

@@ -14,6 +14,7 @@ import pytest
 from cmp_mock_pki import issue, with_oid_replaced
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from lxml import etree
 
 from agent.cmp import messages as m
 from agent.cmp.client import EnrollmentRequest, MacCredentials, transaction_params
@@ -454,3 +455,21 @@ def test_a_forged_sender_name_is_shown_escaped(setup):
     assert "\x1b" in done.result.message and str(done.result).isprintable()
     assert str(done.result) == ("protection: ip refused: no certificate of the sender CN=CA\\x1b[2J"
                                 " in the message's extraCerts or on the device")
+
+
+def test_the_error_message_of_an_abandoned_transaction_is_reported_as_sent(setup):
+    """The agent counts what it sends by body type; the error message that ends a
+    transaction (RFC 4210 5.3.21) has its leaf in cmp-statistics/messages-sent."""
+    from agent import PKI_NS
+    from agent.pki.service import PkiService
+    from agent.pki.statistics import CmpStatistics
+
+    tx, cert, _, _, clock = setup
+    tx.receive(answer(tx.start().message, ip(cert, status=3)))
+    _, done = tx.abandon("the client is shutting down")
+    stats = CmpStatistics(discontinuity_time=clock.now())
+    PkiService._count(stats, done.result)
+    sent = stats.to_xml("statistics").find(f"{{{PKI_NS}}}messages-sent")
+    assert {etree.QName(el).localname: el.text for el in sent} == {
+        "ir": "1", "cr": "0", "kur": "0", "cert-conf": "0", "poll-req": "1", "p10cr": "0",
+        "rr": "0", "genm": "0", "error": "1"}
