@@ -13,6 +13,15 @@ A KUR is signed with the certificate it updates, which must be valid then (RFC 4
 KUR is sent: the updater says so once (log, ``statistics/last-request``, a failed
 ``cmp-session-result``) and waits for a new certificate, which a new initial request
 (``cmp-initial-request``) brings.
+
+A certificate the agent has just obtained (any request, manual or automatic) whose update
+time has already come is not renewed again at once: a CA that caps validity at its own
+notAfter, say, answers the same again, and the updater would ask it in a loop until the
+certificate expires. It says so once (a WARNING, ``statistics/last-request/reason`` and
+``local-certificate-nearly-expired``) and tries again after the back-off, at the latest
+:func:`~agent.pki.schedule.update_margin` before notAfter; after that, not with this
+certificate. The update time itself is never later than that margin before notAfter
+(``expire-time 100``), so that the certificate still signs when the KUR arrives.
 """
 
 from __future__ import annotations
@@ -30,12 +39,15 @@ from agent import PKI_NS
 from agent.netconf.errors import RpcError
 from agent.pki.config import PkiConfig
 from agent.pki.preconditions import signer_problem
-from agent.pki.schedule import Backoff, update_due
+from agent.pki.schedule import Backoff, update_due, update_margin
 from agent.pki.service import PkiService, RequestOutcome
 from agent.pki.statistics import LastRequest, yang_datetime
 from agent.pki.stores import CertificateInfo
 
 log = logging.getLogger(__name__)
+
+#: a held plan's due time after notAfter: the first moment the certificate has expired
+_JUST_AFTER = timedelta(microseconds=1)
 
 
 @dataclass
@@ -90,6 +102,12 @@ class AutoUpdater:
         self.tick = tick
         self.backoff = backoff or Backoff()
         self.pacing = pacing or UpdatePacing()
+        #: the latest update time is this long before notAfter
+        self.margin = update_margin(tick)
+        #: while a result is planned: the certificate file it wrote -> its session
+        self._obtained: dict[str, str] = {}
+        #: sessions whose last renewals in a row each brought a certificate already due
+        self._due_streak: dict[str, int] = {}
         self._plans: dict[str, _Plan] = {}
         #: (due, session) of the plans, earliest first (a heap): each tick looks at its
         #: head only. A plan's every new due time is pushed; an entry whose plan has
@@ -131,9 +149,11 @@ class AutoUpdater:
         except (RpcError, OSError):
             return  # not (yet) in the store, or not a certificate
         not_after = cert.not_after
-        due = update_due(cert.not_before, not_after, session.expire_percent)
-        same_certificate = old is not None and (old.certificate_file, old.not_after) == (
-            cert_name, not_after)
+        due = update_due(cert.not_before, not_after, session.expire_percent, self.margin)
+        # the same file and the same certificate: a renewal may end when the old one did
+        same_certificate = old is not None and (
+            old.certificate_file, old.not_after, old.certificate.fingerprint) == (
+            cert_name, not_after, cert.fingerprint)
         if same_certificate:
             offset = old.offset
         else:
@@ -150,10 +170,16 @@ class AutoUpdater:
                 plan.due = old.due
         self._plans[name] = plan
         stats.local_certificate_not_after = not_after
+        if not same_certificate and cert_name in self._obtained:
+            now = self.service.clock.now()
+            if plan.auto and plan.due <= now:
+                self._hold(plan, old, now, session.expire_percent, self._obtained[cert_name])
+            else:
+                self._due_streak.pop(name, None)
         if plan.expired:
             return  # said once; a new certificate makes a new plan
         self._enqueue(plan)
-        if plan.auto:
+        if plan.auto and plan.due <= plan.not_after:
             stats.next_auto_update = plan.due
 
     def start(self) -> None:
@@ -243,7 +269,44 @@ class AutoUpdater:
         names = {outcome.session}
         if outcome.certificate_file:
             names.update(pki.sessions_authenticating_with(outcome.certificate_file))
-        self.reschedule(pki, names)
+            self._obtained[outcome.certificate_file] = outcome.session
+        try:
+            self.reschedule(pki, names)
+        finally:
+            self._obtained.clear()
+
+    def _hold(self, plan: _Plan, old: _Plan | None, now: datetime, percent: int,
+              requester: str) -> None:
+        """*plan*'s certificate was just obtained and its update time has already come:
+        renewing it at once would most likely bring the same again (a CA that caps
+        validity at its own notAfter), in a loop until it expires. Try again after the
+        back-off instead, not later than the margin before notAfter; said once."""
+        streak = self._due_streak[plan.session] = self._due_streak.get(plan.session, 0) + 1
+        retry = self.backoff.after_due_renewal(now, streak, plan.not_after - self.margin)
+        plan.failures = streak  # kept, with its due time, while the certificate stays
+        cert = plan.certificate
+        plan.due = retry if retry is not None else cert.not_after + _JUST_AFTER
+        if old is not None and cert.not_after <= old.not_after:
+            what = (f"the CA issued {plan.certificate_file} (serial {cert.serial}) valid until"
+                    f" {yang_datetime(cert.not_after)}, which does not outlive the certificate"
+                    f" it replaces (valid until {yang_datetime(old.not_after)})")
+        else:
+            what = (f"the new certificate {plan.certificate_file} (serial {cert.serial}, valid"
+                    f" {yang_datetime(cert.not_before)} to {yang_datetime(cert.not_after)}) is"
+                    f" already past its update time (expire-time {percent} %)")
+        then = (f"next try at {yang_datetime(retry)}" if retry is not None else
+                f"no more automatic updates of it before it expires at"
+                f" {yang_datetime(cert.not_after)}")
+        reason = f"{what}: not renewed again at once ({then})"
+        if streak == 1:
+            log.warning("session %s: %s", plan.session, reason)
+            self._warn(plan)
+        else:  # the same answer again: said at the first
+            plan.warned = True
+            log.info("session %s: again (%d in a row): %s", plan.session, streak, reason)
+        last = self.service.stats_for(plan.session).last_request
+        if plan.session == requester and last is not None and last.result == "success":
+            last.reason = "; ".join(filter(None, (last.reason, reason)))
 
     def _expired(self, plan: _Plan, now: datetime) -> None:
         """*plan*'s certificate has expired: a KUR cannot be authenticated with it any more.

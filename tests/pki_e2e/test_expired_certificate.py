@@ -25,6 +25,7 @@ from agent.datastore import Datastores, SecretBox
 from agent.model import Model
 from agent.netconf.errors import RpcError
 from agent.pki.autoupdate import AutoUpdater, UpdatePacing
+from agent.pki.schedule import UPDATE_MARGIN, Backoff
 from agent.pki.service import PkiService
 from agent.pki.statistics import yang_datetime
 from nc_helpers import connect
@@ -148,6 +149,40 @@ class FakeClock:
         return seconds
 
 
+class UpdaterRig:
+    """An agent's PKI service on a :class:`FakeClock`, with session s1 of *ca* (MAC, key k1),
+    for the real scheduler loop; what it notifies and the results it reports."""
+
+    def __init__(self, model, tmp_path: Path, ca):
+        self.datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+        self.commit(ENTITY + mac_session("s1", ca, key="k1"))
+        self.clock = FakeClock(datetime.datetime.now(UTC))
+        self.events: list[etree._Element] = []
+        self.service = PkiService(self.datastores, tmp_path, self.datastores.secrets,
+                                  clock=self.clock, notify=self.events.append)
+        self.results: list = []
+        self.service.on_result.append(self.results.append)
+
+    def commit(self, inner: str) -> None:
+        self.datastores.edit_config("candidate", etree.fromstring(
+            f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}">{inner}</pki></config>'))
+        self.datastores.commit()
+
+    async def ticks(self, count: int) -> None:
+        """Let the scheduler look at the clock *count* more times."""
+        wanted = self.clock.looks + count
+        while self.clock.looks < wanted:
+            await asyncio.sleep(0.01)
+
+    @staticmethod
+    async def until(predicate) -> None:
+        for _ in range(3000):
+            if predicate():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the scheduler did not get there")
+
+
 @pytest.fixture(scope="module")
 def model():
     return Model.load()
@@ -159,33 +194,13 @@ def test_the_updater_kurs_at_not_after_exactly_and_stops_once_after_it(model, tm
     updater sends nothing, says so once, however many ticks pass, and the manual KUR is
     refused; a new certificate is planned again."""
     with run_testca(tmp_path / "ca", "--validity", "3600") as ca:
-        datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+        rig = UpdaterRig(model, tmp_path, ca)
+        commit, clock, events, service, results = (rig.commit, rig.clock, rig.events,
+                                                   rig.service, rig.results)
+        ticks, until = rig.ticks, rig.until
 
-        def commit(inner: str) -> None:
-            datastores.edit_config("candidate", etree.fromstring(
-                f'<config xmlns="{NC_NS}"><pki xmlns="{PKI_NS}">{inner}</pki></config>'))
-            datastores.commit()
-
-        commit(ENTITY + mac_session("s1", ca, key="k1"))
-        clock = FakeClock(datetime.datetime.now(UTC))
-        events: list[etree._Element] = []
-        service = PkiService(datastores, tmp_path, datastores.secrets, clock=clock,
-                             notify=events.append)
-        results = []
-        service.on_result.append(results.append)
-
-        async def ticks(count: int) -> None:
-            """Let the scheduler look at the clock *count* more times."""
-            wanted = clock.looks + count
-            while clock.looks < wanted:
-                await asyncio.sleep(0.01)
-
-        async def until(predicate) -> None:
-            for _ in range(3000):
-                if predicate():
-                    return
-                await asyncio.sleep(0.01)
-            raise AssertionError("the scheduler did not get there")
+        def results_told() -> list[etree._Element]:
+            return [e for e in events if etree.QName(e).localname == "cmp-session-result"]
 
         async def scenario():
             updater = AutoUpdater(service, tick=0.01, pacing=UpdatePacing(jitter=datetime.timedelta(0)))
@@ -193,16 +208,12 @@ def test_the_updater_kurs_at_not_after_exactly_and_stops_once_after_it(model, tm
             try:
                 first = await service.request("s1", "ir")
                 assert first.status == "success", first.status_text
-                # the CA dates certificates by its real clock, in whole seconds: the KUR's
-                # certificate must end after the first one, or the updater, planning at
-                # its notAfter, finds it due at once and renews it again
-                issued = datetime.datetime.now(UTC)
-                await asyncio.sleep(1.05 - issued.microsecond / 1e6)
                 commit("<cmp-session><name>s1</name><authentication-cert>s1-local.pem"
                        "</authentication-cert><auto-update><enabled>true</enabled>"
                        "<expire-time>100</expire-time></auto-update></cmp-session>")
                 service.config()
-                assert service.stats_for("s1").next_auto_update == first.not_after
+                # expire-time 100: the margin before notAfter (the certificate must still sign)
+                assert service.stats_for("s1").next_auto_update == first.not_after - UPDATE_MARGIN
 
                 # at notAfter exactly: still valid, the KUR goes out and renews
                 clock.moment = first.not_after
@@ -211,10 +222,14 @@ def test_the_updater_kurs_at_not_after_exactly_and_stops_once_after_it(model, tm
                 assert (renewed.kind, renewed.trigger, renewed.status) == ("kur", "auto", "success")
                 assert renewed.serial != first.serial
                 assert service.stats_for("s1").sent["kur"] == 1
+                # it ends within the margin of the clock (the CA dates by its real clock):
+                # already due, and not renewed again at once
+                await ticks(50)
+                assert service.stats_for("s1").sent["kur"] == 1
 
                 # a second past the new certificate's notAfter: nothing sent, told once
                 clock.moment = renewed.not_after + datetime.timedelta(seconds=1)
-                await until(lambda: len(events) == 3)
+                await until(lambda: len(results_told()) == 3)
                 for hours in range(1, 25):  # a day of ticks
                     clock.moment = renewed.not_after + datetime.timedelta(hours=hours)
                     await ticks(5)
@@ -226,7 +241,7 @@ def test_the_updater_kurs_at_not_after_exactly_and_stops_once_after_it(model, tm
             renewed = asyncio.run(scenario())
 
         assert len(results) == 2 and service.stats_for("s1").sent["kur"] == 1
-        fields = [{etree.QName(c).localname: c.text for c in event} for event in events]
+        fields = [{etree.QName(c).localname: c.text for c in event} for event in results_told()]
         assert [(f["request-type"], f["result"]) for f in fields] == [
             ("ir", "success"), ("kur", "success"), ("kur", "failure")]
         what = (f"authentication-cert s1-local.pem (CN=router1,O=Example,C=CN, serial"
@@ -247,3 +262,80 @@ def test_the_updater_kurs_at_not_after_exactly_and_stops_once_after_it(model, tm
         assert refused.value.tag == "operation-failed" and refused.value.app_tag == "precondition"
         assert what in refused.value.message
         assert service.stats_for("s1").sent["kur"] == 1
+
+
+def test_a_renewal_that_brings_a_certificate_already_due_is_not_repeated_at_once(
+        model, tmp_path, caplog):
+    """A CA that caps validity at its own notAfter issues a renewed certificate ending when
+    the old one did, already past its update time: the updater does not renew it again at
+    once (it would until it expires), but says so once and waits the back-off; the last
+    tries come before the margin ahead of notAfter. A fake clock drives the real scheduler
+    against tools/testca; the cap makes every certificate end at the same second."""
+    cap = datetime.datetime.now(UTC).replace(microsecond=0) + datetime.timedelta(minutes=10)
+    with run_testca(tmp_path / "ca", "--validity", "3600",
+                    "--not-after-cap", cap.isoformat()) as ca:
+        rig = UpdaterRig(model, tmp_path, ca)
+        commit, clock, events, service, results = (rig.commit, rig.clock, rig.events,
+                                                   rig.service, rig.results)
+        ticks, until = rig.ticks, rig.until
+        kurs = lambda: service.stats_for("s1").sent["kur"]  # noqa: E731
+
+        async def scenario():
+            updater = AutoUpdater(service, tick=0.01, backoff=Backoff(
+                initial=datetime.timedelta(seconds=5)),
+                pacing=UpdatePacing(jitter=datetime.timedelta(0)))
+            updater.start()
+            try:
+                first = await service.request("s1", "ir")
+                assert first.status == "success" and first.not_after == cap, first
+                commit("<cmp-session><name>s1</name><authentication-cert>s1-local.pem"
+                       "</authentication-cert><auto-update><enabled>true</enabled>"
+                       "<expire-time>90</expire-time></auto-update></cmp-session>")
+                service.config()
+                # 30 s before the cap: past the update time of any certificate the CA issues
+                clock.moment = cap - datetime.timedelta(seconds=30)
+                await until(lambda: results[1:])
+                assert (results[1].kind, results[1].status, results[1].not_after) == (
+                    "kur", "success", cap)
+                await ticks(50)  # the same clock: no second KUR
+                assert kurs() == 1 and len(results) == 2
+                stats = service.stats_for("s1")
+                assert stats.next_auto_update == clock.moment + datetime.timedelta(seconds=5)
+                assert "does not outlive" in stats.last_request.reason
+
+                clock.moment += datetime.timedelta(seconds=5)  # the back-off has passed: once more
+                await until(lambda: results[2:])
+                assert (results[2].kind, results[2].status) == ("kur", "success")
+                await ticks(50)
+                assert kurs() == 2 and len(results) == 3
+                assert stats.next_auto_update == clock.moment + datetime.timedelta(seconds=10)
+
+                # past the margin before notAfter: the last try was at it, none after it
+                clock.moment = cap - UPDATE_MARGIN
+                await until(lambda: results[3:])
+                await ticks(50)
+                assert kurs() == 3 and stats.next_auto_update is None
+                clock.moment = cap - datetime.timedelta(seconds=1)
+                await ticks(50)
+                assert kurs() == 3
+                clock.moment = cap + datetime.timedelta(seconds=1)  # expired: said once
+                await until(lambda: any(e.findtext(f"{{{PKI_NS}}}result") == "failure"
+                                        for e in events))
+                await ticks(50)
+            finally:
+                await updater.stop()
+
+        with caplog.at_level(logging.INFO, logger="agent.pki"):
+            asyncio.run(scenario())
+
+    assert service.stats_for("s1").sent["kur"] == 3 and len(results) == 4
+    names = [etree.QName(e).localname for e in events]
+    assert names.count("local-certificate-nearly-expired") == 1, names
+    assert names.count("cmp-session-result") == 5, names  # ir, 3 kur, the expiry
+    warnings = [r.getMessage() for r in caplog.records
+                if r.levelno == logging.WARNING and "not renewed again at once" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert (f"valid until {yang_datetime(cap)}, which does not outlive the certificate it"
+            f" replaces (valid until {yang_datetime(cap)})") in warnings[0]
+    assert "next try at" in warnings[0]
+    assert len([r for r in caplog.records if "no KUR sent" in r.getMessage()]) == 1

@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", default="cmp-secret", help="MAC secret")
     parser.add_argument("--validity", type=float, default=365 * 86400,
                         help="validity of issued certificates, in seconds")
+    parser.add_argument("--not-after-cap", type=datetime.datetime.fromisoformat, metavar="TIME",
+                        help="issue no certificate valid after TIME (ISO 8601 with a zone), like"
+                             " a CA that caps validity at its own notAfter")
     parser.add_argument("--trust", type=Path, action="append", default=[],
                         help="PEM certificate of a CA whose certificates may sign IR/CR")
     parser.add_argument("--poll", type=int, default=0, help="answer 'waiting' and poll N times"
@@ -79,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         reference=args.ref.encode(),
         secret=args.secret.encode(),
         validity=datetime.timedelta(seconds=args.validity),
+        not_after_cap=args.not_after_cap,
         trusted=tuple(x509.load_pem_x509_certificate(p.read_bytes()) for p in args.trust),
         poll_count=args.poll,
         check_after=args.check_after,

@@ -63,6 +63,8 @@ class CaSettings:
     reference: bytes | None = None
     secret: bytes | None = field(default=None, repr=False)
     validity: datetime.timedelta = datetime.timedelta(days=365)
+    #: no certificate valid after this (a CA that caps validity at its own notAfter)
+    not_after_cap: datetime.datetime | None = None
     #: certificates whose holders may sign IR/CR (external identity certificates' CAs)
     trusted: tuple[x509.Certificate, ...] = ()
     #: answer ``waiting`` and this many pollReps before the certificate
@@ -425,6 +427,9 @@ class TestCa:
     def _issue(self, subject: x509.Name, public_key, extensions_der: bytes | None,
                san_extension: x509.Extension | None = None) -> x509.Certificate:
         now = self.clock.now().replace(microsecond=0)
+        not_after = now + self.settings.validity
+        if self.settings.not_after_cap is not None:
+            not_after = min(not_after, self.settings.not_after_cap)
         builder = (
             x509.CertificateBuilder()
             .subject_name(subject)
@@ -432,7 +437,7 @@ class TestCa:
             .public_key(public_key)
             .serial_number(int.from_bytes(self.rng(8), "big") >> 1 or 1)
             .not_valid_before(now)
-            .not_valid_after(now + self.settings.validity)
+            .not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                            critical=False)
