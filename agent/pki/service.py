@@ -479,7 +479,9 @@ class PkiService:
 
     # ---------------------------------------------------------------- requests
     async def request(self, name: str, kind: RequestType, trigger: Trigger = "manual") -> RequestOutcome:
-        """Run *kind* on session *name*; the RPC's answer, or ``waiting`` after reply_wait.
+        """Run *kind* on session *name*; the RPC's answer, or ``waiting`` after reply_wait
+        (sooner when the CA said "waiting" and its next poll comes after reply_wait;
+        status-text then says what the CA wrote).
 
         Precondition errors raise :class:`RpcError` before anything is sent;
         once the transaction has started, every way it ends is an outcome
@@ -511,7 +513,17 @@ class PkiService:
         began = time.monotonic()
         log.info("session %s: %s started (%s) to %s", name, kind, trigger, prepared.request.server_url)
 
-        on_poll = self._progress(name, kind, last)
+        # the CA answered "waiting" and the next pollReq goes out after the reply wait: the
+        # RPC answers "waiting" then, with the CA's text, not at the end of the wait
+        reply_deadline = time.monotonic() + self.settings.reply_wait
+        polls_late = asyncio.get_running_loop().create_future()
+
+        def polled(polling: Polling) -> None:  # on the event loop
+            late = time.monotonic() + self.clock.real_seconds(polling.delay) >= reply_deadline
+            if late and not polls_late.done():
+                polls_late.set_result(None)
+
+        on_poll = self._progress(name, kind, last, polled)
         from agent.cmp.client import Cancellation
 
         cancellation = Cancellation()
@@ -540,8 +552,10 @@ class PkiService:
                     log.exception("session %s: result listener %r failed", name, listener)
             return outcome
 
-        done, _ = await asyncio.wait({task}, timeout=self.settings.reply_wait)
-        if done:
+        done, _ = await asyncio.wait({task, polls_late}, timeout=self.settings.reply_wait,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        polls_late.cancel()
+        if task in done:
             return conclude()
 
         async def later() -> None:
@@ -553,16 +567,20 @@ class PkiService:
         background.add_done_callback(self._background.discard)
         return RequestOutcome(
             name, kind, trigger, "waiting", key_pair_created=prepared.key_pair_created,
-            status_text="the CA has not answered yet; the result comes as a"
-            " cmp-session-result notification",
+            status_text=(f"the CA answered waiting; {last.reason}" if last.reason else
+                         "the CA has not answered yet" if last.result != "waiting" else
+                         "the CA answered waiting")
+            + "; the result comes as a cmp-session-result notification",
         )
 
-    def _progress(self, name: str, kind: str, last: LastRequest) -> Callable[[Polling], None]:
+    def _progress(self, name: str, kind: str, last: LastRequest,
+                  polled: Callable[[Polling], None] = lambda polling: None,
+                  ) -> Callable[[Polling], None]:
         """The transaction's *on_poll* (called in its thread): each time the CA says
         "waiting", *last* shows when the next pollReq goes out and what the CA wrote with
         it (a pollRep's reason, RFC 4210 5.3.22), for <get>; the log says it at the first
         poll and whenever the text changes, every poll at DEBUG (a CA polled every second
-        for hours with the same text would flood the log otherwise)."""
+        for hours with the same text would flood the log otherwise); then *polled* is told."""
         loop = asyncio.get_running_loop()
         logged: list[str | None] = [None]  # what the CA said at the last poll logged at INFO
 
@@ -575,6 +593,7 @@ class PkiService:
             level = logging.DEBUG if last.reason == logged[0] else logging.INFO
             logged[0] = last.reason
             log.log(level, "session %s: %s: %s", name, kind, polling)
+            polled(polling)
 
         def on_poll(polling: Polling) -> None:
             try:

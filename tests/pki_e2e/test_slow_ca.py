@@ -168,6 +168,23 @@ def test_what_the_ca_says_while_polling_is_shown(start_agent, tmp_path):
     assert "\x07" not in agent.log_text()
 
 
+def test_the_rpcs_waiting_answer_says_what_the_ca_wrote(start_agent, tmp_path):
+    """The CA answers "waiting" and its next poll is an hour away, beyond the reply wait:
+    the RPC answers ``waiting`` then (not at the end of the wait), with the CA's text
+    (a pollRep's reason, RFC 4210 5.3.22) in status-text, escaped as the CA's texts are."""
+    # (a wait that ncclient's 30 s outlast: before, the RPC answered at its end, without the text)
+    agent = start_agent("--cmp-reply-wait", "20")
+    with run_testca(tmp_path / "ca", "--poll", "2", "--check-after", "3600",
+                    "--poll-reason", "queued <\x07> for the RA") as ca, connect(agent) as m:
+        commit_pki(m, ENTITY + mac_session("s1", ca))
+        reply = rpc(m, "cmp-initial-request", session_name="s1")
+        assert out(reply, "status") == "waiting"
+        assert out(reply, "status-text") == (
+            "the CA answered waiting; the CA says 'queued <\\x07> for the RA'; the result"
+            " comes as a cmp-session-result notification")
+        assert last_request(m, "s1")["result"] == "waiting"
+
+
 def counter_of(m, session: str, path: str) -> int:
     return int(state(m).xpath(f"string(p:cmp-session[p:name='{session}']/p:statistics/p:{path})",
                               namespaces=NS))
