@@ -155,6 +155,11 @@ def run(args: argparse.Namespace) -> int:
     no_core_dumps()  # before any secret is read
     limit_arenas()  # before any thread of the agent's allocates
     state_dir: Path = (args.state_dir or default_state_dir()).expanduser().resolve()
+    try:  # an agent still running on the port is reported at once, before the start-up work
+        check_address_free(args.host, args.port)
+    except OSError as exc:
+        print(cannot_listen_message(args.host, args.port, exc), file=sys.stderr)
+        return 1
     cache = ModelCache(state_dir / MODEL_CACHE)
     try:  # a broken installation is reported before anything is written
         model = load_model(cache)
@@ -193,6 +198,41 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_serve(model, args, state_dir, pacing))
     except KeyboardInterrupt:
         return 0
+
+
+def cannot_listen_message(host: str, port: int, exc: OSError) -> str:
+    return (f"cmp-agent: cannot listen on {host}:{port}: {exc.strerror or exc}"
+            " (another agent running? choose another --port)")
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Raise the :class:`OSError` that listening on *host*:*port* would raise because the
+    address is taken (or the host unknown), by binding each of its addresses as asyncio's
+    ``create_server`` does (SO_REUSEADDR, IPv6 only on IPv6 sockets) and closing them
+    again: checked before the YANG model is loaded, an agent still running on the port
+    is reported at once, not after the start-up. Port 0 is always free. The agent then
+    listens as before: an address taken in between is reported then, the same way."""
+    if port == 0:
+        return
+    import socket
+
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                               flags=socket.AI_PASSIVE)
+    for family, kind, proto, _, address in dict.fromkeys(infos):
+        try:
+            probe = socket.socket(family, kind, proto)
+        except OSError:  # a family this system lacks: asyncio skips it too
+            continue
+        with probe:
+            if os.name == "posix" and sys.platform != "cygwin":
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                probe.bind(address)
+            except OSError as err:  # worded as asyncio's create_server words it
+                raise OSError(err.errno, f"error while attempting to bind on address"
+                              f" {address!r}: {(err.strerror or str(err)).lower()}") from None
 
 
 def load_model(cache: ModelCache | None = None) -> Model:
@@ -348,9 +388,8 @@ async def _serve(model: Model, args: argparse.Namespace, state_dir: Path,
                                        keyboard_interactive=args.keyboard_interactive))
         acceptor = await start_ssh_server(server, users, args.host, args.port,
                                           [str(state_dir / "ssh_host_ed25519_key")], guard)
-    except OSError as exc:
-        print(f"cmp-agent: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
-              " (another agent running? choose another --port)", file=sys.stderr)
+    except OSError as exc:  # taken since check_address_free, or refused only on listen()
+        print(cannot_listen_message(args.host, args.port, exc), file=sys.stderr)
         await pki.stop()
         return 1
     bound = acceptor.sockets[0].getsockname()

@@ -206,3 +206,39 @@ def test_the_first_password_is_printed_only_on_a_terminal(tmp_path, agent_proces
         child.terminate(force=True)
     password = (state / "initial-admin-password").read_text().strip()
     assert f"created user 'admin' with password {password}" in shown
+
+
+def test_a_taken_port_is_reported_before_the_model_is_loaded(tmp_path):
+    """An agent still running on the port: the error comes before the start-up work
+    (no compiled model written, no state directory made), worded as listening words it."""
+    import socket
+
+    from agent.serve import MODEL_CACHE, check_address_free
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        state = tmp_path / "state"
+        result = subprocess.run([sys.executable, "-m", "agent", "serve", "--port", str(port),
+                                 "--state-dir", str(state)], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 1
+        assert result.stderr == (
+            f"cmp-agent: cannot listen on 127.0.0.1:{port}: error while attempting to bind on"
+            f" address ('127.0.0.1', {port}): address already in use"
+            " (another agent running? choose another --port)\n")
+        assert not (state / MODEL_CACHE).exists() and not state.exists()
+
+        async def listen() -> None:
+            await asyncio.get_running_loop().create_server(asyncio.Protocol, "127.0.0.1", port)
+
+        with pytest.raises(OSError) as checked:
+            check_address_free("127.0.0.1", port)
+        with pytest.raises(OSError) as listening:
+            asyncio.run(listen())
+        assert (checked.value.errno, checked.value.strerror) == (
+            listening.value.errno, listening.value.strerror)
+    check_address_free("127.0.0.1", port)  # free again, and left free by the check
+    check_address_free("127.0.0.1", port)
+    check_address_free("127.0.0.1", 0)
