@@ -93,3 +93,30 @@ def test_a_broken_installation_fails_before_the_state_directory_exists(venv, tmp
     assert "cannot load the YANG model" in run.stderr and "cmp-agent-pki" in run.stderr
     assert "password" not in run.stdout
     assert not (tmp_path / "state").exists()
+
+
+def test_every_requirement_is_pinned_within_its_range():
+    """constraints.txt (tools/lock, which installs the test extra and so clients) pins each
+    dependency of the project and of those extras at a version the range in pyproject.toml
+    admits; the README's clients are in `clients`."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[canonicalize_name(name)] = version
+    extras = project["optional-dependencies"]
+    for text in [*project["dependencies"], *extras["clients"], *extras["test"]]:
+        requirement = Requirement(text)
+        if requirement.name == project["name"]:
+            continue
+        pinned = pins.get(canonicalize_name(requirement.name))
+        assert pinned is not None, f"{text} is not in constraints.txt"
+        assert requirement.specifier.contains(pinned, prereleases=True), (text, pinned)
+    clients = {canonicalize_name(Requirement(r).name) for r in extras["clients"]}
+    assert {"ncclient", "netconf-console2", "scrapli-netconf", "ansible"} <= clients
