@@ -12,25 +12,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from cmp_agent_command import agent_command
 
 ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"^listening on (\S+):(\d+)$")
 START_TIMEOUT = 30.0
-
-
-def agent_command() -> list[str]:
-    """``cmp-agent`` from the venv, or ``python -m agent`` when not installed."""
-    script = ROOT / ".venv" / "bin" / "cmp-agent"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "agent"]
 
 
 @dataclass

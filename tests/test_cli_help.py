@@ -6,18 +6,18 @@ import argparse
 import importlib
 import re
 import subprocess
-from pathlib import Path
 
 import pytest
+from cmp_agent_command import agent_command
 
 from agent.cli import SUBCOMMANDS
 
-CMP_AGENT = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "cmp-agent"
+CMP_AGENT = agent_command()
 
 
 @pytest.mark.parametrize("command", ["", *SUBCOMMANDS])
 def test_help_is_plain_text(command):
-    shown = subprocess.run([str(CMP_AGENT), *command.split(), "--help"],
+    shown = subprocess.run([*CMP_AGENT, *command.split(), "--help"],
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert "usage: cmp-agent" in shown.stdout
@@ -50,7 +50,7 @@ def test_every_option_and_argument_has_help(command):
 
 @pytest.mark.parametrize("action", ["add", "passwd", "del"])
 def test_user_subcommands_explain_the_name(action):
-    shown = subprocess.run([str(CMP_AGENT), "user", action, "--help"],
+    shown = subprocess.run([*CMP_AGENT, "user", action, "--help"],
                            capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0, shown.stderr
     assert re.search(r"^\s+name\s+\S", shown.stdout, re.M), shown.stdout
@@ -67,7 +67,7 @@ def test_user_subcommands_explain_the_name(action):
 def test_the_command_line_is_read_as_one_parser_of_every_command(arguments, shown, status):
     """A process makes only the parser of the command its arguments start with: what it
     shows is what the parsers of all commands show."""
-    done = subprocess.run([str(CMP_AGENT), *arguments.split()], capture_output=True,
+    done = subprocess.run([*CMP_AGENT, *arguments.split()], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == status
     assert shown in " ".join((done.stdout + done.stderr).split())

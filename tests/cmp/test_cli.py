@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
+from cmp_agent_command import agent_command
 from cmp_mock_pki import REFERENCE, SECRET
 from cryptography import x509
 from testca_process import run_testca
 
-CMP_AGENT = Path(sys.executable).parent / "cmp-agent"
+CMP_AGENT = agent_command()
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run in a clean environment (what a fresh login shell would have)."""
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), **(env or {})}
-    return subprocess.run([str(CMP_AGENT), "cmp", *args], cwd=cwd, env=clean,
+    return subprocess.run([*CMP_AGENT, "cmp", *args], cwd=cwd, env=clean,
                           capture_output=True, text=True, timeout=60)
 
 

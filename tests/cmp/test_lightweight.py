@@ -14,6 +14,7 @@ from cmp_mock_pki import REFERENCE, SECRET
 from cryptography import x509
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cmp_agent_command import agent_command  # noqa: E402
 from testca_process import run_testca  # noqa: E402
 
 from agent.cmp import messages as m  # noqa: E402
@@ -21,11 +22,11 @@ from agent.cmp.client import EnrollmentRequest, MacCredentials, SignerCredential
 from agent.cmp.names import parse_dn  # noqa: E402
 from agent.cmp.transaction import Enrolled, Failed, GeneralResponse  # noqa: E402
 
-CMP_AGENT = Path(sys.executable).parent / "cmp-agent"
+CMP_AGENT = agent_command()
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CMP_AGENT), "cmp", *args], cwd=cwd, capture_output=True,
+    return subprocess.run([*CMP_AGENT, "cmp", *args], cwd=cwd, capture_output=True,
                           text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
 
 

@@ -85,11 +85,10 @@ def test_unconfirmed_commit_is_undone_after_a_crash(fresh_agent):
 
 def test_a_port_in_use_is_a_clear_error(agent, tmp_path):
     import subprocess
-    import sys
 
-    # not "from conftest import agent_command": with several test directories
-    # collected, "conftest" may be another directory's conftest module
-    result = subprocess.run([sys.executable, "-m", "agent", "serve", "--port", str(agent.port),
+    from cmp_agent_command import agent_command
+
+    result = subprocess.run([*agent_command(), "serve", "--port", str(agent.port),
                              "--state-dir", str(tmp_path / "second")],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1

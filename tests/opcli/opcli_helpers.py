@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
+
+from cmp_agent_command import agent_command
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def cli_command() -> list[str]:
-    """``cmp-agent cli`` from the venv (or ``python -m agent cli``)."""
-    script = ROOT / ".venv" / "bin" / "cmp-agent"
-    return [str(script), "cli"] if script.exists() else [sys.executable, "-m", "agent", "cli"]
+    """``cmp-agent cli`` of this checkout (tests/cmp_agent_command.py)."""
+    return [*agent_command(), "cli"]

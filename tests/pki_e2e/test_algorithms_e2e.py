@@ -6,10 +6,10 @@ is read back by ``openssl asn1parse``."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cmp_agent_command import agent_command
 from http_proxy import CmpHttpProxy
 from ncclient.operations import RPCError
 
@@ -17,7 +17,7 @@ from nc_helpers import connect
 from pki_helpers import ENTITY, commit_pki, mac_session, out, rpc
 from testca_process import run_testca
 
-CMP_AGENT = Path(sys.executable).parent / "cmp-agent"
+CMP_AGENT = agent_command()
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_pbmac1_and_digest_sessions(fresh_agent, ca, recording_proxy, tmp_path):
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CMP_AGENT), "cmp", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([*CMP_AGENT, "cmp", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=60, env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
 
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cmp_agent_command import agent_command
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -35,7 +36,7 @@ from testca_process import run_testca
 
 UTC = datetime.timezone.utc
 ROOT = Path(__file__).resolve().parent.parent.parent
-CMP_AGENT = [str(ROOT / ".venv" / "bin" / "cmp-agent")]
+CMP_AGENT = agent_command()
 
 
 def issued_by_testca(ca, not_before: datetime.datetime, not_after: datetime.datetime,
