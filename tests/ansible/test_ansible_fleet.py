@@ -245,7 +245,8 @@ def test_a_fleet_is_configured_enrolled_and_renewed_idempotently(fleet, ca):
     for host in HOSTS:
         counters = shown[host][1]["msg"]["session s1"]
         assert counters["messages-sent"] == {"ir": 1, "cr": 1, "kur": 1, "cert-conf": 3,
-                                             "poll-req": 0, "p10cr": 0, "rr": 0, "genm": 0}
+                                             "poll-req": 0, "p10cr": 0, "rr": 0, "genm": 0,
+                                             "error": 0}
         assert counters["outcomes"]["accepted"] == 3
         assert counters["failures"] == {"transport": 0, "timeout": 0, "protection": 0,
                                         "certificate-rejected": 0}
