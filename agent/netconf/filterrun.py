@@ -22,10 +22,12 @@ requests on stdin, answers on stdout.
 from __future__ import annotations
 
 import asyncio
+import os
 import pickle
 import struct
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from lxml import etree
 
@@ -117,11 +119,24 @@ class FilterRunner:
             await worker.kill()
 
 
+#: the folder holding this ``agent`` package: the worker imports it from there
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def _worker_command() -> tuple[list[str], dict[str, str]]:
+    """The worker's command line and environment: this interpreter, with the ``agent``
+    package the agent itself runs (first on PYTHONPATH) and not one in the working
+    directory (``-P``), which ``-m`` would otherwise put first on ``sys.path``."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (_PACKAGE_ROOT, env.get("PYTHONPATH"))))
+    return [sys.executable, "-P", "-m", __name__], env
+
+
 async def _spawn() -> _Worker:
     """A new worker, once it has started (its start-up is not counted in the budget)."""
+    command, env = _worker_command()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", __name__, stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE)
+        *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env)
     worker = _Worker(process)
     assert process.stdout is not None
     try:

@@ -38,6 +38,28 @@ def test_results_equal_the_in_process_evaluation():
     asyncio.run(scenario())
 
 
+def test_the_worker_runs_the_agents_own_package_not_one_in_the_working_directory(
+        tmp_path, monkeypatch):
+    """The worker is started with ``-m``, which puts the working directory first on
+    sys.path: an ``agent`` package there (another checkout, or planted) is not run."""
+    decoy = tmp_path / "agent"
+    (decoy / "netconf").mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise SystemExit('the decoy agent package ran')\n")
+    (decoy / "netconf" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+
+    async def scenario():
+        runner = FilterRunner()
+        try:
+            f = xpath("/t:top/t:users/t:user[1]/t:name")
+            got = await runner.apply(data(), FilterParam.of(f), keys_of)
+            assert etree.tostring(got) == etree.tostring(apply_filter(data(), f, keys_of))
+        finally:
+            await runner.close()
+
+    asyncio.run(scenario())
+
+
 def test_runaway_xpath_is_stopped_and_the_loop_keeps_running():
     async def scenario():
         runner = FilterRunner(xpath_seconds=1.0)
