@@ -133,6 +133,10 @@ def _unlink_staged(stage: asyncio.Future) -> None:
             staged.unlink(missing_ok=True)
 
 
+def _write_snapshot_file(snapshot: "Snapshot", path: Path) -> None:
+    atomic_write(path, etree.tostring(snapshot._tree))
+
+
 def _remove_durably(path: Path) -> None:
     path.unlink(missing_ok=True)
     fsync_directory(path.parent)
@@ -332,14 +336,13 @@ class Datastores:
         (the file is then the old one or the snapshot, never a mix). Nothing else
         may use *snapshot* meanwhile (a confirmed commit's, under the write lock:
         its rollback waits for the lock). An :class:`OSError` is the caller's."""
-        await _in_thread_to_the_end(
-            lambda: atomic_write(path, etree.tostring(snapshot._tree)))
+        await _in_thread_to_the_end(partial(_write_snapshot_file, snapshot, path))
 
     @staticmethod
     async def put_back_snapshot(snapshot: Snapshot, path: Path) -> None:
         """:meth:`write_snapshot`, unless *path* exists (checked in the worker thread)."""
         await _in_thread_to_the_end(
-            lambda: None if path.exists() else atomic_write(path, etree.tostring(snapshot._tree)))
+            lambda: None if path.exists() else _write_snapshot_file(snapshot, path))
 
     @staticmethod
     async def remove_durably(path: Path) -> None:
@@ -666,8 +669,7 @@ class Datastores:
     def _put_startup(self, data: bytes | None) -> None:
         """``startup.xml`` := *data* (``None``: removed), durably."""
         if data is None:
-            self._startup_file.unlink(missing_ok=True)
-            fsync_directory(self.state_dir)
+            _remove_durably(self._startup_file)
         else:
             self._write(self._startup_file, data)
 
