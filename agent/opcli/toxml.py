@@ -4,8 +4,11 @@ Nothing is sent: the lines go through the same :class:`~agent.opcli.shell.Shell`
 as a live session and commits are assumed to succeed. Each operation is
 printed as one ``<rpc>`` (RFC 6241 section 4.1) after a comment naming the
 lines it comes from; consecutive configuration commands share one
-``<edit-config>`` when that changes nothing (:func:`merge_edits`). Secret values are in the XML (they have to be, to be
-configured) but masked in the comments.
+``<edit-config>`` when that changes nothing (:func:`merge_edits`). As a replay
+of the file does (:func:`agent.opcli.runner.run_lines`), the candidate is
+locked before the first edit and unlocked at the end (RFC 6241 sections 7.5
+and 7.6). Secret values are in the XML (they have to be, to be configured)
+but masked in the comments.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from collections.abc import Iterable
 from lxml import etree
 
 from .grammar import ParseError, masked
-from .operations import NC_NS, NC_OPERATION, PKI_NS, Commit, EditCandidate, Operation
+from .operations import (NC_NS, NC_OPERATION, PKI_NS, Commit, EditCandidate, LockCandidate,
+                         Operation, UnlockCandidate)
 from .runner import parse_error_lines
 from .shell import Shell
 
@@ -91,9 +95,13 @@ def to_xml(lines: Iterable[str], source: str = "-") -> str:
     out: list[str] = []
     batch: list = []  # [EditCandidate, [comment lines]] not yet printed
     message_id = 0
+    locked = False
 
     def emit(op: Operation, comments: list[str]) -> None:
-        nonlocal message_id
+        nonlocal message_id, locked
+        if isinstance(op, EditCandidate) and not locked:
+            locked = True
+            emit(LockCandidate(), ["the replay's lock of the candidate, before its first edit"])
         message_id += 1
         out.append(_comment("\n     ".join(comments)))
         out.append(rpc_document(op, message_id))
@@ -135,4 +143,6 @@ def to_xml(lines: Iterable[str], source: str = "-") -> str:
     if shell.waiting:
         names = ", ".join(r.description for r in shell.waiting)
         raise ToXmlError(f"Error: No commit after the request(s), never sent: {names}.")
+    if locked:
+        emit(UnlockCandidate(), ["the replay's unlock of the candidate, at its end"])
     return "".join(out)

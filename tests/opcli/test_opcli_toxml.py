@@ -22,13 +22,14 @@ def rpcs(text: str) -> list[etree._Element]:
     return [el for el in root if isinstance(el.tag, str)]
 
 
-def test_the_seed_procedure_becomes_one_edit_a_commit_the_request_and_a_get():
+def test_the_seed_procedure_becomes_one_edit_a_commit_the_request_and_a_get_in_a_lock():
     source = (GOLDEN / "seed-procedure.txt").read_text().splitlines(keepends=True)
     text = to_xml(source, "seed-procedure.txt")
     assert text == (GOLDEN / "seed-procedure.xml").read_text()
     ops = [etree.QName(rpc[0]).localname for rpc in rpcs(text)]
-    assert ops == ["edit-config", "commit", "cmp-initial-request", "get"]
-    assert [rpc.get("message-id") for rpc in rpcs(text)] == ["1", "2", "3", "4"]
+    # locked before the first edit and unlocked at the end, as the replay of the file does
+    assert ops == ["lock", "edit-config", "commit", "cmp-initial-request", "get", "unlock"]
+    assert [rpc.get("message-id") for rpc in rpcs(text)] == ["1", "2", "3", "4", "5", "6"]
     # the secret is in the XML (it has to be configured) but not in the comments
     assert text.count("cmp-secret") == 1
     assert "<secret-value>cmp-secret</secret-value>" in text
