@@ -21,7 +21,12 @@ for done_stamp in "$stamp" "$ROOT/.venv/.installed-test"; do
         stamp="$done_stamp"
     fi
 done
-if ! fresh "$stamp"; then
+if ! fresh "$stamp" && [ -L "$ROOT/.venv" ]; then
+    # a venv shared with another checkout (a git worktree's link): installing this
+    # checkout into it would re-point the editable install for every checkout
+    echo "note: .venv links to $(readlink -f "$ROOT/.venv"), a shared venv: not reinstalling" \
+         "this checkout into it (update it from its own checkout)" >&2
+elif ! fresh "$stamp"; then
     pins=(--constraint "$ROOT/constraints.txt")
     "$VENV_PY" -m pip install --quiet "${pins[@]}" --upgrade pip
     "$VENV_PY" -m pip install --quiet "${pins[@]}" --build-constraint "$ROOT/constraints.txt" \
