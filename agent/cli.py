@@ -89,11 +89,13 @@ def prepare_process(command: str | None = None) -> None:
     not call) are deferred too."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
                                     defer_if_present, defer_openssl_backend,
-                                    defer_serialization)
+                                    defer_openssl_hashes, defer_serialization)
 
     if command not in WITHOUT_YANG:
         defer_elementpath()
         defer("urllib.request")
+    else:
+        defer_openssl_hashes()
     defer("email.utils", {"parseaddr": "agent.lazyimports"})
     defer_serialization()
     defer("inspect")

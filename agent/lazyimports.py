@@ -57,6 +57,10 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 
+#: what ``hmac.compare_digest`` is (hmac takes it from ``_operator``), for ``hmac``
+#: deferred (:func:`defer_openssl_hashes`)
+from _operator import _compare_digest as compare_digest  # noqa: F401 - re-exported
+
 #: what yangson takes from elementpath at its import, and where it is found without
 #: running elementpath's regex package (whose import builds Unicode tables)
 _YANGSON_NAMES = {"RegexError": "elementpath.regex.codepoints",
@@ -124,6 +128,19 @@ def defer_openssl_backend() -> None:
         return  # imported already (its code run): nothing to defer
     defer(package_name + ".backend", {"backend": __name__})
     package.backend = backend  # as its code leaves it: the object, not the module
+
+
+def defer_openssl_hashes() -> None:
+    """Install the deferred ``hashlib`` and ``hmac``: both import ``_hashlib``, whose import
+    loads the system's OpenSSL (besides the one in cryptography's Rust module), lists its
+    digests and tries each of hashlib's named constructors on it, about 7 % of
+    ``cmp-agent cmp ir``'s instructions. ``cryptography.x509.extensions`` imports hashlib for
+    one function (a key identifier from a public key), ``cryptography...constant_time``
+    hmac for ``compare_digest``, which comes from ``_operator`` as hmac's own does; the CMP
+    engine hashes with cryptography and CPython's built-in hash modules
+    (:mod:`agent.cmp.protection`). Any other name runs the real module."""
+    defer("hashlib")
+    defer("hmac", {"compare_digest": __name__})
 
 
 def translate_pattern(pattern: str, *args, **options) -> str:

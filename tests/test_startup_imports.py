@@ -135,3 +135,27 @@ def test_the_cmp_command_loads_only_what_its_kind_needs():
                 "email.parser", "ssl"} & loaded
     assert not {"ast", "dis", "tokenize", "email.charset", "bcrypt",
                 "cryptography.hazmat.primitives.serialization.ssh"} & loaded
+
+
+def test_the_cmp_command_hashes_without_the_system_openssl():
+    """hashlib and hmac import ``_hashlib``, which loads the system's OpenSSL and tries
+    every named constructor (7 % of `cmp-agent cmp ir`): for `cmp` both are deferred
+    (agent/lazyimports.py) and the engine's MACs are computed without them; cryptography's
+    `hmac.compare_digest` is hmac's own, and anything else asked of them runs them."""
+    code = AS_COMMAND.replace("prepare_process()", "prepare_process('cmp')") + """
+import agent.cmp.cli, agent.cmp.client, agent.cmp.transaction, agent.cmp.verify
+from agent.cmp import protection
+from cryptography.hazmat.primitives import constant_time
+for name in protection.MAC_SCHEMES:
+    params = protection.new_mac_parameters(name, b"s" * 16, 500)
+    value = protection.mac_value(b"secret", params, b"data")
+    protection.verify_mac(b"secret", params, b"data", value, weak_allowed=True)
+assert constant_time.bytes_eq(b"a", b"a") and not constant_time.bytes_eq(b"a", b"b")
+"""
+    loaded = loaded_after(code)
+    assert "agent.cmp.transaction" in loaded
+    assert "_hashlib" not in loaded
+    loaded = loaded_after(code + "import hashlib, hmac\n"
+                          "assert hashlib.sha256(b'').digest() == hashlib.new('sha256').digest()\n"
+                          "assert hmac.new(b'k', b'd', 'sha256').digest()\n")
+    assert "_hashlib" in loaded

@@ -215,6 +215,48 @@ def test_pbmac1_without_key_length_uses_the_mac_hash_length():
     assert params == Pbmac1Parameters(b"\x01" * 16, 1000, 32, HMAC_SHA256, HMAC_SHA256)
 
 
+def _reference_mac(secret, params, data):
+    """RFC 4210 5.1.3.1 (PBM) and RFC 8018 7.1 (PBMAC1) with hashlib and hmac, as
+    mac_value computed them before it hashed with CPython's built-in hash modules and
+    cryptography (issue 11: no system OpenSSL loaded by `cmp-agent cmp`)."""
+    mac_hash = protection.MAC_OIDS[params.mac]
+    if isinstance(params, PbmParameters):
+        owf = protection.HASH_OIDS[params.owf]
+        key = hashlib.new(owf, secret + params.salt).digest()
+        for _ in range(params.iteration_count - 1):
+            key = hashlib.new(owf, key).digest()
+    else:
+        key = hashlib.pbkdf2_hmac(protection.MAC_OIDS[params.prf], secret, params.salt,
+                                  params.iteration_count, params.key_length)
+    return hmac.new(key, data, mac_hash).digest()
+
+
+@pytest.mark.parametrize("owf", sorted(protection.HASH_OIDS))
+@pytest.mark.parametrize("mac", sorted(protection.MAC_OIDS))
+def test_pbm_value_as_hashlib_computes_it(owf, mac):
+    for secret, salt, count in ((b"shared secret", b"s" * 16, 500), (b"", b"\x00" * 8, 1),
+                                (b"\xff" * 100, bytes(range(64)), 1234)):
+        params = PbmParameters(salt, owf, count, mac)
+        for data in (b"", b"protected part" * 50):
+            assert protection.mac_value(secret, params, data) == _reference_mac(secret, params, data)
+
+
+@pytest.mark.parametrize("prf", sorted(protection.MAC_OIDS))
+@pytest.mark.parametrize("length", [20, 32, 64])
+def test_pbmac1_value_as_hashlib_computes_it(prf, length):
+    params = Pbmac1Parameters(b"salt" * 4, 1000, length, prf, HMAC_SHA256)
+    for secret in (b"shared secret", b""):
+        data = b"protected part"
+        assert protection.mac_value(secret, params, data) == _reference_mac(secret, params, data)
+
+
+def test_hash_sizes_as_hashlib_says():
+    for name in [*protection.DIGESTS, "sha224", "md5", "sha3_256"]:
+        assert protection.hash_size(name) == hashlib.new(name).digest_size
+    with pytest.raises(ValueError):
+        protection.hash_size("no-such-hash")
+
+
 BAD_MAC_PARAMETERS = [
     (PbmParameters(b"s" * 16, SHA256, 1, HMAC_SHA256), "PBM iteration count 1 below the minimum 100"),
     (PbmParameters(b"s" * 16, SHA256, 10**9, HMAC_SHA256),
