@@ -4,10 +4,12 @@ is missing, stale, damaged or writable by others."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import gc
 import hashlib
 import pickle
+import re
 import shutil
 import stat
 
@@ -174,3 +176,69 @@ def test_loading_leaves_the_collector_as_it_was(modules, tmp_path):
         assert gc.isenabled() is False
     finally:
         gc.enable()
+
+
+def _patterns(datamodel) -> list:
+    """Every regular expression of the model's types (yangson's Pattern.regex)."""
+    found, seen = [], set()
+
+    def walk(node):
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        kind = getattr(node, "type", None)
+        for pattern in getattr(kind, "patterns", ()) or ():
+            found.append(pattern.regex)
+        for member in getattr(kind, "types", ()) or ():  # a union's members
+            for pattern in getattr(member, "patterns", ()) or ():
+                found.append(pattern.regex)
+        for child in getattr(node, "children", ()) or ():
+            walk(child)
+
+    walk(datamodel.schema)
+    return found
+
+
+def test_the_cached_models_patterns_are_compiled_at_first_use(modules, tmp_path):
+    """Unpickling re.Pattern compiles it; the cache keeps source and flags instead, and
+    each pattern is compiled when a value is first checked against it, with the same
+    answers (ietf-inet-types' addresses, with their Unicode zone classes, among them)."""
+    cache = ModelCache(tmp_path / "compiled-model.pickle")
+    compiled = load(modules, cache)
+    cache.write(compiled.datamodel)
+    cached = load(modules, ModelCache(cache.path))
+    before, after = _patterns(compiled.datamodel), _patterns(cached.datamodel)
+    assert len(before) == len(after) > 10
+    assert all(isinstance(p, re.Pattern) for p in before)
+    assert all(type(p) is modelcache.PatternAtFirstUse and p._compiled is None for p in after)
+    assert [(p.pattern, p.flags) for p in before] == [(p.pattern, p.flags) for p in after]
+    assert any("%" in p.pattern for p in after)  # an address with a zone
+    samples = ["192.0.2.1", "192.0.2.1%eth0", "2001:db8::1", "fe80::1%\u00e9th0", "CN=x",
+               "/CN=a/O=b", "2026-12-02T01:00:00Z", "ab", "xml", "", "a\nb", "256.1.1.1"]
+    for old, new in zip(before, after):
+        for text in samples:
+            assert bool(old.match(text)) == bool(new.match(text))
+            assert new.search(text) == old.search(text) or \
+                (new.search(text) and new.search(text).span() == old.search(text).span())
+        assert new._compiled is not None and new == old
+    # what the cache writes again stays uncompiled
+    again = ModelCache(tmp_path / "again.pickle")
+    again.read(modules)
+    again.write(cached.datamodel)
+    third = load(modules, ModelCache(again.path))
+    assert all(p._compiled is None for p in _patterns(third.datamodel))
+
+
+def test_a_pattern_at_first_use_answers_as_the_compiled_one():
+    source, flags = r"^(?:[0-9]+(?:\.[0-9]+)*)$(?!\n\Z)", re.UNICODE
+    lazy, real = modelcache.PatternAtFirstUse(source, flags), re.compile(source, flags)
+    assert (lazy.pattern, lazy.flags) == (real.pattern, real.flags) and lazy._compiled is None
+    for text in ("1.2.3", "1.", "x", "1.2\n"):
+        assert bool(lazy.match(text)) == bool(real.match(text))
+        assert bool(lazy.fullmatch(text)) == bool(real.fullmatch(text))
+    assert lazy.compiled() is lazy.compiled() and lazy.groups == real.groups
+    for copied in (pickle.loads(pickle.dumps(lazy)), copy.deepcopy(lazy), copy.copy(lazy)):
+        assert type(copied) is modelcache.PatternAtFirstUse and copied == lazy
+        assert copied._compiled is None or copied is lazy
+        assert bool(copied.match("4.5")) and not copied.match("4.")
+    assert hash(lazy) == hash(modelcache.PatternAtFirstUse(source, flags))
