@@ -37,9 +37,15 @@ SecretHook = Callable[[NodeInfo, str, str, "str | None"], str]
 
 @dataclass
 class EditResult:
-    """Errors recorded under ``continue-on-error`` (empty otherwise)."""
+    """Errors recorded under ``continue-on-error`` (empty otherwise), and whether
+    the edit changed the target: ``False`` when it leaves the tree equal to what
+    it was (a merge of the values already there, a ``remove`` of absent nodes, a
+    ``replace`` by the same content), so that an edit that changes nothing does
+    not count as a modification of the candidate (RFC 6241 sections 7.5 and
+    8.3.5.1). ``True`` whenever the engine cannot tell."""
 
     errors: list[RpcError] = field(default_factory=list)
+    changed: bool = True
 
 
 def apply_edit(smap: SchemaMap, target: etree._Element, config: etree._Element, *,
@@ -71,7 +77,29 @@ def apply_edit_steps(smap: SchemaMap, target: etree._Element, config: etree._Ele
                        type="protocol", info={"bad-element": "error-option"})
     engine = _Engine(smap, error_option == "continue-on-error", seal_secret)
     yield from engine.children(target, smap.root, config, default_operation, "")
-    return EditResult(engine.errors)
+    return EditResult(engine.errors, engine.changed)
+
+
+def same_steps(old: etree._Element, new: etree._Element) -> Steps[bool]:
+    """Whether the trees *old* and *new* are equal (tags, texts, attributes, the
+    order of children; the namespace declarations of an element whose text may
+    use a prefix), in steps: a pause every :data:`_LEAVES_STEP` elements. It
+    stops at the first difference, so that a subtree replaced by other content
+    costs about as much as the edit that replaced it."""
+    pairs = [(old, new)]
+    count = 0
+    while pairs:
+        a, b = pairs.pop()
+        if a.tag != b.tag or (a.text or "") != (b.text or "") or len(a) != len(b) \
+                or a.attrib != b.attrib:
+            return False
+        if a.text and ":" in a.text and a.nsmap != b.nsmap:
+            return False  # an identityref or a path: its prefixes may mean otherwise
+        pairs.extend(zip(reversed(a), reversed(b)))
+        count += 1
+        if count % _LEAVES_STEP == 0:
+            yield
+    return True
 
 
 class _Engine:
@@ -80,6 +108,8 @@ class _Engine:
         self.keep_going = keep_going
         self.seal_secret = seal_secret
         self.errors: list[RpcError] = []
+        #: whether the edit changed the tree so far
+        self.changed = False
         #: (parent element, list tag) -> {key tuple: entry element}
         self._index: dict[tuple[etree._Element, str], dict[tuple[str, ...], etree._Element]] = {}
 
@@ -170,6 +200,10 @@ class _Engine:
             text = self.seal_secret(info, text, here,
                                     existing.text if existing is not None else None)
         declare = prefix_declarations(self.smap, info, text)
+        if existing is not None and existing.text == text and all(
+                existing.nsmap.get(prefix) == uri for prefix, uri in (declare or {}).items()):
+            return  # the value it has: nothing changes
+        self.changed = True
         if declare:  # a path: the element declares the prefixes its value uses
             fresh = etree.Element(info.tag, nsmap={None: qname(info.tag)[0], **declare})
             fresh.text = text
@@ -195,6 +229,7 @@ class _Engine:
                            info={"bad-element": info.node.name})
         if existing is not None:
             data.remove(existing)
+            self.changed = True
 
     def _deleted(self, data, info: NodeInfo, existing, op: str, here: str) -> bool:
         """RFC 6241 7.2 ``delete`` and ``remove``: True when *op* was one of them
@@ -206,6 +241,7 @@ class _Engine:
                 raise self._missing(info, here)
             return True
         data.remove(existing)
+        self.changed = True
         return True
 
     def leaf_list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> None:
@@ -218,11 +254,13 @@ class _Engine:
                     raise self._missing(info, here)
                 return
             data.remove(existing)
+            self.changed = True
         elif op == "create" and existing is not None:
             raise self._exists(info, here)
         elif op != "none" and existing is None:
             self._clear_other_cases(data, info)
             new_child(data, info.tag, text)
+            self.changed = True
 
     def container(self, data, info: NodeInfo, edit, op: str, path: str) -> Steps[None]:
         here = path + info.step
@@ -231,18 +269,24 @@ class _Engine:
             return
         if op == "create" and existing is not None:
             raise self._exists(info, here)
+        replaced, changed = None, self.changed
         if op == "replace" and existing is not None:
             fresh = etree.Element(info.tag, nsmap={None: qname(info.tag)[0]})
             data.replace(existing, fresh)
-            existing = fresh
+            replaced, existing = existing, fresh
         created = existing is None
         if created:
             existing = new_child(data, info.tag)
         yield from self.children(existing, info, edit, op, here)
         if len(existing) == 0 and (not info.node.presence or (created and op == "none")):
             data.remove(existing)  # an empty non-presence container carries nothing
+            if replaced is not None:
+                self.changed = True
         elif created:
             self._clear_other_cases(data, info)
+            self.changed = True
+        elif replaced is not None:  # the same content again changes nothing
+            self.changed = changed or not (yield from same_steps(replaced, existing))
 
     def list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> Steps[None]:
         keys: list[str] = []
@@ -271,10 +315,12 @@ class _Engine:
         if op == "create" and existing is not None:
             raise self._exists(info, here)
         created = existing is None
+        replaced, changed = None, self.changed
         if op == "replace" and existing is not None:
             fresh = self._new_entry(None, info, key)
             data.replace(existing, fresh)
-            existing = index[key] = fresh
+            replaced, existing = existing, fresh
+            index[key] = fresh
         elif created:
             existing = index[key] = self._new_entry(data, info, key)
         yield from self.children(existing, info, edit, op, here, skip=frozenset(info.key_tags))
@@ -283,6 +329,9 @@ class _Engine:
             del index[key]
         elif created:
             self._clear_other_cases(data, info)
+            self.changed = True
+        elif replaced is not None:  # the same content again changes nothing
+            self.changed = changed or not (yield from same_steps(replaced, existing))
 
     # -- helpers --------------------------------------------------------------------
     @staticmethod
@@ -311,6 +360,7 @@ class _Engine:
             for choice, case in other.cases:
                 if id(choice) in mine and mine[id(choice)] is not case:
                     data.remove(el)
+                    self.changed = True
                     break
 
     def _exists(self, info: NodeInfo, here: str) -> RpcError:

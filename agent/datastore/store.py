@@ -34,7 +34,7 @@ from lxml import etree
 from agent.atomic import atomic_write, fsync_directory, install_temporary, write_temporary
 from agent.datastore.changes import ChangeSummary, diff, diff_steps
 from agent.datastore.defaults import Defaults
-from agent.datastore.editconfig import apply_edit, apply_edit_steps
+from agent.datastore.editconfig import apply_edit, apply_edit_steps, same_steps
 from agent.datastore.quickcheck import QuickCheck
 from agent.datastore.raw import raw_value
 from agent.datastore.schema import NodeInfo, SchemaMap, index_steps
@@ -451,11 +451,12 @@ class Datastores:
     def edit_config(self, target: str, config: etree._Element, *,
                     default_operation: str = "merge", test_option: str = "test-then-set",
                     error_option: str = "stop-on-error",
-                    authorize: Authorize | None = None) -> None:
+                    authorize: Authorize | None = None) -> bool:
         """``<edit-config>`` (RFC 6241 section 7.2) on candidate, at once;
-        *authorize* may refuse the whole change."""
-        run_steps(self._edit_steps(target, config, default_operation, test_option,
-                                   error_option, authorize, None, None))
+        *authorize* may refuse the whole change. Whether it changed candidate
+        (see :meth:`edit_config_cooperatively`)."""
+        return run_steps(self._edit_steps(target, config, default_operation, test_option,
+                                          error_option, authorize, None, None))
 
     async def edit_config_cooperatively(self, target: str, config: etree._Element, *,
                                         default_operation: str = "merge",
@@ -463,8 +464,9 @@ class Datastores:
                                         error_option: str = "stop-on-error",
                                         authorize: Authorize | None = None,
                                         recheck: Callable[[], None] | None = None,
-                                        invalid: Invalid | None = None) -> None:
-        """:meth:`edit_config` while other sessions go on (issue 9).
+                                        invalid: Invalid | None = None) -> bool:
+        """:meth:`edit_config` while other sessions go on (issue 9); whether it
+        changed the target.
 
         The edit runs on the event loop in slices
         (:func:`~agent.datastore.steps.run_cooperatively`) on a copy of the
@@ -477,19 +479,26 @@ class Datastores:
         target was replaced meanwhile (copy-config, discard-changes), the edit
         is done again, in slices too, on the new tree, so no change is lost; after
         :data:`EDIT_ATTEMPTS` such attempts it fails and changes nothing.
+
+        An edit that leaves the target equal to what it was (the engine tells:
+        :attr:`~agent.datastore.editconfig.EditResult.changed`) does not replace
+        it: the target's version stays, and candidate is not marked modified
+        (:attr:`candidate_dirty`: RFC 6241 sections 7.5 and 8.3.5.1, a lock of
+        candidate is refused only once it "has been modified").
         """
         async with self._editing:
-            await run_cooperatively(self._edit_steps(target, config, default_operation,
-                                                     test_option, error_option, authorize,
-                                                     recheck, invalid))
+            return await run_cooperatively(self._edit_steps(target, config, default_operation,
+                                                            test_option, error_option,
+                                                            authorize, recheck, invalid))
 
     def _edit_steps(self, target: str, config: etree._Element, default_operation: str,
                     test_option: str, error_option: str, authorize: Authorize | None,
                     recheck: Callable[[], None] | None,
-                    invalid: Invalid | None) -> Steps[None]:
+                    invalid: Invalid | None) -> Steps[bool]:
         """:meth:`edit_config` in steps; *authorize* and validation are calls
         made off the loop (:mod:`agent.datastore.steps`); *invalid* rewrites
-        the validation errors of ``test-only``."""
+        the validation errors of ``test-only``. Whether the target changed
+        (``test-only``: whether it would have)."""
         self._check_writable(target, "edit-config")
         if test_option not in ("test-then-set", "set", "test-only"):
             raise RpcError("invalid-value", "test-option must be test-then-set, set or "
@@ -503,6 +512,9 @@ class Datastores:
                                                  default_operation=default_operation,
                                                  error_option=error_option,
                                                  seal_secret=self._seal)
+            changed = result.changed
+            if default_operation == "replace":  # built anew: the same as before?
+                changed = not (yield from same_steps(base, work))
             if authorize is not None:
                 yield partial(authorize, base, work)
             if test_option == "test-only":
@@ -514,15 +526,16 @@ class Datastores:
                     if invalid is None:
                         raise
                     raise invalid(exc) from None
-                return
+                return changed
             if recheck is not None:
                 recheck()
             if self._versions[target] == version:
-                self._set(target, work)
-                self._dirty = True
+                if changed:
+                    self._set(target, work)
+                    self._dirty = True
                 if result.errors:  # continue-on-error: the good parts stay applied
                     raise RpcErrors(result.errors)
-                return
+                return changed
         raise RpcError("operation-failed", f"{target} was replaced by other sessions (copy-config,"
                        f" discard-changes) {EDIT_ATTEMPTS} times while this edit was applied; "
                        "nothing was changed; send the edit again", type="application")

@@ -304,3 +304,81 @@ def test_a_failed_edit_leaves_the_datastore_byte_identical(ds, monkeypatch, coop
         assert _candidate_state(ds) == before, options
     ds.edit_config("candidate", config(changes))  # the same changes without the error apply
     assert xp(explicit(ds), "//p:cmp-session[p:name='s00']/p:ca-name/text()") == ["/CN=new"]
+
+
+# --- an edit that changes nothing does not modify candidate (RFC 6241 7.5, 8.3.5.1) ---
+BASE = session("s1", "<ca-name>/C=DE/CN=ca</ca-name><source-address>192.0.2.1</source-address>"
+                     "<tls><trusted-cert>a.pem</trusted-cert><trusted-cert>b.pem</trusted-cert>"
+                     "</tls><auto-update><expire-time>70</expire-time></auto-update>")
+SAME_AGAIN = {
+    "merge of the values there": (config(BASE), "merge"),
+    "another spelling of a value": (config(session("s1", "<auto-update><expire-time>070"
+                                                         "</expire-time></auto-update>")), "merge"),
+    "remove of absent nodes": (config(session("s1", "<server-url nc:operation='remove'/>")
+                                      + session("ghost", op="remove")), "merge"),
+    "a leaf-list entry there": (config(session("s1", "<tls><trusted-cert>b.pem</trusted-cert>"
+                                                     "</tls>")), "merge"),
+    "operation none naming an absent entry": (config(session("new")), "none"),
+    "replace of an entry by its content": (config(session(
+        "s1", "<ca-name>/C=DE/CN=ca</ca-name><source-address>192.0.2.1</source-address>"
+        "<tls><trusted-cert>a.pem</trusted-cert><trusted-cert>b.pem</trusted-cert></tls>"
+        "<auto-update><expire-time>70</expire-time></auto-update>", op="replace")), "merge"),
+    "replace of a container by its content": (config(session(
+        "s1", "<tls nc:operation='replace'><trusted-cert>a.pem</trusted-cert>"
+              "<trusted-cert>b.pem</trusted-cert></tls>")), "merge"),
+}
+CHANGES = {
+    "a new value": config(session("s1", "<ca-name>/C=DE/CN=other</ca-name>")),
+    "a new entry": config(session("s2")),
+    "a delete": config(session("s1", "<ca-name nc:operation='delete'/>")),
+    "a removed leaf-list entry": config(session("s1", "<tls><trusted-cert nc:operation='remove'>"
+                                                      "a.pem</trusted-cert></tls>")),
+    "the other case of a choice": config(session("s1", "<source-interface>eth0"
+                                                       "</source-interface>")),
+    "replace by less": config(session("s1", "<ca-name>/C=DE/CN=ca</ca-name>", op="replace")),
+    "replace of a container by other content": config(session(
+        "s1", "<tls nc:operation='replace'><trusted-cert>b.pem</trusted-cert>"
+              "<trusted-cert>a.pem</trusted-cert></tls>")),
+}
+
+
+def committed_base(ds) -> None:
+    assert ds.edit_config("candidate", config(BASE))
+    ds.commit()
+    assert not ds.candidate_dirty
+
+
+@pytest.mark.parametrize("case", SAME_AGAIN)
+def test_an_edit_that_changes_nothing_leaves_candidate_unmodified(ds, case):
+    committed_base(ds)
+    edit, default_operation = SAME_AGAIN[case]
+    before, version = etree.tostring(ds.get_config("candidate")), ds.version("candidate")
+    assert ds.edit_config("candidate", edit, default_operation=default_operation) is False
+    assert not ds.candidate_dirty
+    assert ds.version("candidate") == version  # not even replaced by an equal tree
+    assert etree.tostring(ds.get_config("candidate")) == before
+
+
+def test_replacing_the_whole_configuration_by_itself_changes_nothing(ds):
+    committed_base(ds)
+    whole = etree.Element(f"{{{config('').nsmap[None]}}}config")
+    whole.extend(copy.deepcopy(ds.get_config("candidate", "explicit"))[:])
+    assert ds.edit_config("candidate", whole, default_operation="replace") is False
+    assert not ds.candidate_dirty
+    del whole[-1]  # one top-level container less
+    assert ds.edit_config("candidate", whole, default_operation="replace") is True
+    assert ds.candidate_dirty
+
+
+@pytest.mark.parametrize("case", CHANGES)
+def test_an_edit_that_changes_something_modifies_candidate(ds, case):
+    committed_base(ds)
+    assert ds.edit_config("candidate", CHANGES[case]) is True
+    assert ds.candidate_dirty
+
+
+def test_an_edit_that_changes_nothing_keeps_an_earlier_modification(ds):
+    committed_base(ds)
+    ds.edit_config("candidate", CHANGES["a new entry"])
+    assert ds.edit_config("candidate", config(BASE)) is False
+    assert ds.candidate_dirty

@@ -179,14 +179,16 @@ async def edit_config(ctx: RpcContext, op: etree._Element) -> None:
     check_not_locked_by_other(ctx, target)
     try:
         # in slices between other sessions' RPCs; the lock is checked again before the change
-        await ctx.server.datastores.edit_config_cooperatively(
+        changed = await ctx.server.datastores.edit_config_cooperatively(
             target, config, default_operation=default_operation, test_option=test_option,
             error_option=error_option, authorize=ctx.access.check_write,
             recheck=lambda: check_still_writable(ctx, "edit-config", target),
             invalid=ctx.access.conceal_invalid)
     except (RpcError, RpcErrors) as exc:
         raise ctx.access.conceal(exc) from None
-    if target == "candidate" and test_option != "test-only":
+    if target == "candidate" and test_option != "test-only" and changed:
+        # an edit that changed nothing leaves candidate unmodified: it does not stand
+        # in the way of another session's lock (RFC 6241 sections 7.5 and 8.3.5.1)
         ctx.server.candidate_editors.add(ctx.session_id)
 
 
