@@ -86,7 +86,9 @@ def prepare_process(command: str | None = None) -> None:
     (dataclasses asks it only for a class without a docstring); the regular
     expressions of cryptography's RFC 4514 name parser are compiled at their first use;
     selectors, bz2 and lzma (imported by socket and shutil for functions the commands do
-    not call) are deferred too."""
+    not call) are deferred too; so are typing_extensions (asyncssh takes ``Self`` alone
+    from it, typing's own) and, for ``cmp``, hashlib and hmac (which load the system's
+    OpenSSL; the CMP engine hashes without them)."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
                                     defer_if_present, defer_openssl_backend,
                                     defer_openssl_hashes, defer_serialization)
@@ -99,6 +101,9 @@ def prepare_process(command: str | None = None) -> None:
     defer("email.utils", {"parseaddr": "agent.lazyimports"})
     defer_serialization()
     defer("inspect")
+    # asyncssh takes Self alone from typing_extensions, which is typing's own on 3.11+;
+    # the package's import also replaces typing's parameter collection with a slower one
+    defer("typing_extensions", {"Self": "typing"})
     defer_openssl_backend()
     # socket imports selectors for sendfile alone; shutil (which tempfile and argparse's
     # help formatter import) imports bz2 and lzma to know whether they are there

@@ -159,3 +159,21 @@ assert constant_time.bytes_eq(b"a", b"a") and not constant_time.bytes_eq(b"a", b
                           "assert hashlib.sha256(b'').digest() == hashlib.new('sha256').digest()\n"
                           "assert hmac.new(b'k', b'd', 'sha256').digest()\n")
     assert "_hashlib" in loaded
+
+
+def test_asyncssh_takes_self_from_typing_without_running_typing_extensions():
+    """asyncssh imports Self alone from typing_extensions, which on Python 3.11 is
+    typing.Self: the serve process defers typing_extensions (agent/cli.py) and its code
+    does not run (nor replace typing's parameter collection) until another name is asked."""
+    code = AS_COMMAND.replace("prepare_process()", "prepare_process('serve')") + """
+import typing, sys
+import agent.serve, agent.netconf.server, asyncssh.connection, asyncssh.listener
+te = sys.modules["typing_extensions"]
+assert asyncssh.connection.Self is typing.Self and asyncssh.listener.Self is typing.Self
+assert "__getattr__" in te.__dict__ and "TypedDict" not in te.__dict__, "run"
+collect = typing._collect_parameters
+from typing_extensions import TypedDict, Literal
+assert te.TypedDict is TypedDict and "__getattr__" not in te.__dict__
+assert typing._collect_parameters is not collect  # its code ran, as a plain import runs it
+"""
+    assert "typing_extensions" in loaded_after(code)
