@@ -96,14 +96,15 @@ def prepare_process(command: str | None = None) -> None:
     if command not in WITHOUT_YANG:
         defer_elementpath()
         defer("urllib.request")
+        # asyncssh takes Self alone from typing_extensions, which is typing's own on
+        # 3.11+; the package's import also replaces typing's parameter collection with
+        # a slower one (cmp imports neither)
+        defer("typing_extensions", {"Self": "typing"})
     else:
         defer_openssl_hashes()
     defer("email.utils", {"parseaddr": "agent.lazyimports"})
     defer_serialization()
     defer("inspect")
-    # asyncssh takes Self alone from typing_extensions, which is typing's own on 3.11+;
-    # the package's import also replaces typing's parameter collection with a slower one
-    defer("typing_extensions", {"Self": "typing"})
     defer_openssl_backend()
     # socket imports selectors for sendfile alone; shutil (which tempfile and argparse's
     # help formatter import) imports bz2 and lzma to know whether they are there
