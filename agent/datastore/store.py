@@ -68,6 +68,17 @@ AuthorizeSteps = Callable[[etree._Element, etree._Element, ChangeSummary], Steps
 Invalid = Callable[[RpcError | RpcErrors], RpcError | RpcErrors]
 #: a datastore tree (the caller's copy) -> the part of it a client may read
 Readable = Callable[[etree._Element], etree._Element]
+#: :data:`Authorize` in steps (:mod:`agent.datastore.steps`)
+AuthorizeCopy = Callable[[etree._Element, etree._Element], Steps[None]]
+#: :data:`Readable` in steps
+ReadableSteps = Callable[[etree._Element], Steps[etree._Element]]
+
+
+def _replaced_meanwhile(target: str, what: str, by: str) -> RpcError:
+    """The error of an edit or copy given up after :data:`EDIT_ATTEMPTS` attempts."""
+    return RpcError("operation-failed", f"{target} was replaced by other sessions ({by}) "
+                    f"{EDIT_ATTEMPTS} times while this {what} was applied; nothing was changed;"
+                    f" send the {what} again", type="application")
 
 
 class DatastoreLoadError(Exception):
@@ -123,6 +134,14 @@ def _own_namespaces(el: etree._Element) -> dict[str | None, str]:
     parent = el.getparent()
     inherited = parent.nsmap if parent is not None else {}
     return {prefix: uri for prefix, uri in el.nsmap.items() if inherited.get(prefix) != uri}
+
+
+def _at_once(call: Callable[..., T]) -> Callable[..., Steps[T]]:
+    """*call* as a computation of one step (:mod:`agent.datastore.steps`)."""
+    def steps(*args):
+        return call(*args)
+        yield  # pragma: no cover - a generator
+    return steps
 
 
 def _unlink_staged(stage: asyncio.Future) -> None:
@@ -536,9 +555,7 @@ class Datastores:
                 if result.errors:  # continue-on-error: the good parts stay applied
                     raise RpcErrors(result.errors)
                 return changed
-        raise RpcError("operation-failed", f"{target} was replaced by other sessions (copy-config,"
-                       f" discard-changes) {EDIT_ATTEMPTS} times while this edit was applied; "
-                       "nothing was changed; send the edit again", type="application")
+        raise _replaced_meanwhile(target, "edit", "copy-config, discard-changes")
 
     def copy_config(self, target: str, source: str | etree._Element,
                     authorize: Authorize | None = None,
@@ -549,21 +566,26 @@ class Datastores:
         is not copied, RFC 8341 section 3.2.6); *authorize* may refuse the copy.
         Sessions use :meth:`copy_config_durably`."""
         self._check_writable(target, "copy-config", allow_startup=True)
-        tree = run_steps(self._copy_source_steps(target, source, authorize, readable, True))
+        tree = run_steps(self._copy_source_steps(
+            target, source, None if authorize is None else _at_once(authorize),
+            None if readable is None else _at_once(readable), True))
         if target == "startup":
             summary = run_steps(self._startup_steps(tree))
             self._put_startup(self._serialize(tree))
             self._switch_startup(tree)
             return summary
-        self._dirty = True
-        self._set(target, tree)
-        if (source, target) == ("running", "candidate"):
-            self._note_rebased()
+        self._copied_to_candidate(source, tree)
         return None
 
+    def _copied_to_candidate(self, source: str | etree._Element, tree: etree._Element) -> None:
+        self._dirty = True
+        self._set("candidate", tree)
+        if source == "running":
+            self._note_rebased()
+
     async def copy_config_durably(self, target: str, source: str | etree._Element,
-                                  authorize: Authorize | None = None,
-                                  readable: Readable | None = None,
+                                  authorize: AuthorizeCopy | None = None,
+                                  readable: ReadableSteps | None = None,
                                   recheck: Callable[[], None] | None = None
                                   ) -> ChangeSummary | None:
         """:meth:`copy_config`, to startup (RFC 6241 sections 7.3 and 8.7) as
@@ -577,10 +599,21 @@ class Datastores:
         a lock taken meanwhile) is called before the write and after it (then the
         file is put back: see :meth:`_write_startup`). A failed write is an
         ``operation-failed`` rpc-error, startup then unchanged in memory and on
-        disk. Candidate is copied to at once."""
+        disk. *authorize* and *readable* are :data:`Authorize` and :data:`Readable`
+        in steps (e.g. :meth:`~agent.netconf.nacm.Access.check_write_steps`).
+
+        To candidate, as :meth:`edit_config_cooperatively` edits it: the copy of
+        the source, *readable* and *authorize* in slices on the event loop, other sessions answered
+        meanwhile (with many NACM rules, the prune and the write check of a copy
+        of 10,000 entries take seconds); they see candidate as it was until the
+        copy replaces it, at once, after *recheck*. If candidate (an edit, a
+        discard-changes) or the source was replaced meanwhile, the copy is made
+        again, as an edit is: at most :data:`EDIT_ATTEMPTS` times in all."""
         self._check_writable(target, "copy-config", allow_startup=True)
         if target != "startup":
-            return self.copy_config(target, source, authorize, readable)
+            await run_cooperatively(self._copy_to_candidate_steps(source, authorize, readable,
+                                                                  recheck))
+            return None
         async with self._writing_startup:
             tree = await run_cooperatively(self._copy_source_steps(target, source, authorize,
                                                                    readable))
@@ -588,8 +621,31 @@ class Datastores:
             await self._write_startup(tree, recheck)
             return summary
 
+    def _copy_to_candidate_steps(self, source: str | etree._Element,
+                                 authorize: AuthorizeCopy | None,
+                                 readable: ReadableSteps | None,
+                                 recheck: Callable[[], None] | None) -> Steps[None]:
+        """:meth:`copy_config_durably` to candidate, in steps."""
+        for _ in range(EDIT_ATTEMPTS):
+            version, origin = self._versions["candidate"], self._copy_origin(source)
+            tree = yield from self._copy_source_steps("candidate", source, authorize, readable)
+            if recheck is not None:
+                recheck()
+            if self._versions["candidate"] == version and self._copy_origin(source) is origin:
+                self._copied_to_candidate(source, tree)
+                return
+        raise _replaced_meanwhile("candidate", "copy-config",
+                                  "edit-config, copy-config, discard-changes")
+
+    def _copy_origin(self, source: str | etree._Element) -> etree._Element:
+        """The tree a copy from *source* to candidate copies (trees are replaced,
+        never changed in place: the same tree, the same content)."""
+        if source == "running":
+            return self._running_to_come()  # see there
+        return self._trees[source] if isinstance(source, str) else source
+
     def _copy_source_steps(self, target: str, source: str | etree._Element,
-                           authorize: Authorize | None, readable: Readable | None,
+                           authorize: AuthorizeCopy | None, readable: ReadableSteps | None,
                            at_once: bool = False) -> Steps[etree._Element]:
         """The tree :meth:`copy_config` puts in *target* (a copy of datastore
         *source*, or the inline ``<config>`` checked), in steps; *at_once*: see
@@ -603,11 +659,11 @@ class Datastores:
             tree = yield from copy_steps(self._running_to_come() if rebase
                                          else self._trees[source], at_once=at_once)
             if readable is not None:
-                tree = readable(tree)
+                tree = yield from readable(tree)
         else:
             tree = self._inline(source)
         if authorize is not None:
-            authorize(self._trees[target], tree)
+            yield from authorize(self._trees[target], tree)
         return tree
 
     def _startup_steps(self, tree: etree._Element) -> Steps[ChangeSummary]:

@@ -379,24 +379,43 @@ class Access:
 
     def prune(self, data: etree._Element) -> etree._Element:
         """Remove from *data* (a ``<data>`` tree the caller owns) what the user may not read."""
+        from ..datastore.steps import run_steps  # see check_write
+
+        return run_steps(self.prune_steps(data))
+
+    def prune_steps(self, data: etree._Element) -> Steps[etree._Element]:
+        """:meth:`prune` in steps (:mod:`agent.datastore.steps`), a pause after
+        each list entry: with many rules, pruning a copy of a whole datastore
+        (``<copy-config>``, RFC 8341 section 3.2.6) takes seconds for 10,000
+        entries, too long for the event loop at once."""
         if not self.bypass:
             for child in list(data):
-                if isinstance(child.tag, str) and not self._prune(child, self.schema.root):
+                if isinstance(child.tag, str) \
+                        and not (yield from self._prune(child, self.schema.root)):
                     data.remove(child)
         return data
 
-    def _prune(self, el: etree._Element, parent: "NodeInfo | None") -> bool:
-        """Prune below *el*; whether *el* stays. A node the user may not read goes
-        with all its descendants (RFC 8341 section 3.2.4), whatever rules say
-        about them: a readable node needs readable ancestors."""
+    def _prune(self, el: etree._Element, parent: "NodeInfo | None") -> Steps[bool]:
+        """Prune below *el*; whether *el* stays, in steps (a pause after a list
+        entry). A node the user may not read goes with all its descendants (RFC
+        8341 section 3.2.4), whatever rules say about them: a readable node needs
+        readable ancestors."""
         info = self.schema.smap.child(parent, el.tag) if parent is not None else None
         if not self._may(info, el, Op.READ):
             return False
         keys = info.key_tags if info is not None else ()
         for child in list(el):
-            if isinstance(child.tag, str) and child.tag not in keys \
-                    and not self._prune(child, info):
+            if not isinstance(child.tag, str) or child.tag in keys:
+                continue
+            if len(child):  # a generator only for a node with children
+                stays = yield from self._prune(child, info)
+            else:
+                stays = self._may(self.schema.smap.child(info, child.tag)
+                                  if info is not None else None, child, Op.READ)
+            if not stays:
                 el.remove(child)
+        if info is not None and isinstance(info.node, ListNode):
+            yield
         return True
 
     def may_read(self, steps: tuple[Step, ...]) -> bool:

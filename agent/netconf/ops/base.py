@@ -208,11 +208,12 @@ async def copy_config(ctx: RpcContext, op: etree._Element) -> None:
     # may not read
     save = source == "running" and target == "startup"
     try:
-        # to startup: validated and written in worker threads, in turn with other
-        # copies and deletes, while other sessions go on
+        # the copy, the prune and the write check in slices between other sessions'
+        # RPCs; to startup: validated and written in worker threads, in turn with
+        # other copies and deletes
         summary = await ctx.server.datastores.copy_config_durably(
-            target, source, authorize=None if save else ctx.access.check_write,
-            readable=None if save else ctx.access.prune,
+            target, source, authorize=None if save else ctx.access.check_write_steps,
+            readable=None if save else ctx.access.prune_steps,
             recheck=lambda: check_still_writable(ctx, "copy-config", target))
     except (RpcError, RpcErrors) as exc:
         raise ctx.access.conceal_invalid(exc) from None
