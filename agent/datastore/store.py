@@ -34,7 +34,7 @@ from lxml import etree
 from agent.atomic import atomic_write, fsync_directory, install_temporary, write_temporary
 from agent.datastore.changes import ChangeSummary, diff, diff_steps
 from agent.datastore.defaults import Defaults
-from agent.datastore.editconfig import apply_edit, apply_edit_steps, same_steps
+from agent.datastore.editconfig import apply_edit_steps, same_steps
 from agent.datastore.quickcheck import QuickCheck
 from agent.datastore.raw import raw_value
 from agent.datastore.schema import NodeInfo, SchemaMap, index_steps
@@ -603,7 +603,8 @@ class Datastores:
         in steps (e.g. :meth:`~agent.netconf.nacm.Access.check_write_steps`).
 
         To candidate, as :meth:`edit_config_cooperatively` edits it: the copy of
-        the source, *readable* and *authorize* in slices on the event loop, other sessions answered
+        the source (or the check of the inline ``<config>``), *readable* and
+        *authorize* in slices on the event loop, other sessions answered
         meanwhile (with many NACM rules, the prune and the write check of a copy
         of 10,000 entries take seconds); they see candidate as it was until the
         copy replaces it, at once, after *recheck*. If candidate (an edit, a
@@ -661,7 +662,7 @@ class Datastores:
             if readable is not None:
                 tree = yield from readable(tree)
         else:
-            tree = self._inline(source)
+            tree = yield from self._inline_steps(source)
         if authorize is not None:
             yield from authorize(self._trees[target], tree)
         return tree
@@ -1160,9 +1161,13 @@ class Datastores:
 
     def _inline(self, config: etree._Element) -> etree._Element:
         """An inline ``<config>``: checked and secrets sealed like an edit."""
+        return run_steps(self._inline_steps(config))
+
+    def _inline_steps(self, config: etree._Element) -> Steps[etree._Element]:
+        """:meth:`_inline` in steps (a pause after each list entry)."""
         tree = _empty()
-        apply_edit(self.smap, tree, config, default_operation="merge",
-                   error_option="stop-on-error", seal_secret=self._seal)
+        yield from apply_edit_steps(self.smap, tree, config, default_operation="merge",
+                                    error_option="stop-on-error", seal_secret=self._seal)
         return tree
 
     def _seal(self, info: NodeInfo, value: str, path: str, stored: str | None = None) -> str:

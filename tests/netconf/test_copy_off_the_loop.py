@@ -162,6 +162,37 @@ def test_a_refused_copy_keeps_its_error(server, monkeypatch):
     asyncio.run(scenario())
 
 
+def test_a_large_inline_config_is_checked_while_other_sessions_are_answered(
+        server, monkeypatch):
+    """A copy-config of an inline <config> of COUNT entries: its conversion and check
+    (as an edit's) in slices; another session is answered meanwhile; an invalid value
+    in it is the same rpc-error as before."""
+    monkeypatch.setattr(server.datastores, "_inline", not_at_once)
+
+    async def scenario():
+        admin, b = Client(server), Client(server)
+        hold = Hold()
+        held_after(monkeypatch, server.datastores, "_inline_steps", hold)
+        inline = (f"<copy-config><target><candidate/></target><source><config>"
+                  f"<pki xmlns='{PKI}'>{entries(COUNT, 'n')}</pki></config></source>"
+                  "</copy-config>")
+        copy = asyncio.ensure_future(admin.rpc(inline))
+        await hold.started()
+        assert await names(b, "candidate") == []
+        assert not copy.done()
+        hold.go()
+        assert ok(await copy)
+        assert hold.off_the_loop()
+        assert len(await names(b, "candidate")) == COUNT
+        bad = inline.replace("<name>n7</name>",
+                             "<name>n7</name><auto-update><enabled>1</enabled></auto-update>")
+        reply = await admin.rpc(bad)
+        assert tag(reply) == "invalid-value"
+        assert "n7" in reply.findtext(f".//{{{NC}}}error-path")
+
+    asyncio.run(scenario())
+
+
 def test_a_copy_redone_when_candidate_is_replaced_meanwhile(server, monkeypatch):
     """An edit of candidate lands while the copy is held: the copy is made again on
     the edited candidate (the write check compared against it), and wins, being last;
