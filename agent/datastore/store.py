@@ -937,12 +937,32 @@ class Datastores:
             except BaseException:
                 if self._rebased == self._versions["candidate"]:
                     # candidate was set to this commit's tree since: running as it stays
-                    self._set("candidate", copy.deepcopy(self._trees["running"]))
-                    self._dirty = False
+                    self._incoming = None  # a discard-changes meanwhile copies running
+                    await self._candidate_back_to_running()
                 raise
             finally:
                 self._incoming = None
             return self._committed(prepared)
+
+    async def _candidate_back_to_running(self) -> None:
+        """After a failed commit whose tree candidate was set to (discard-changes
+        while it was written): candidate := running, the copy made in slices on the
+        event loop (other sessions' RPCs answered meanwhile: a copy of 10,000
+        entries at once held the loop for tens of milliseconds), candidate replaced
+        at once when it is ready, unless it was changed meanwhile (edited on the
+        commit's tree, as if before the failure; copied to; discarded: set to
+        running then). Cancelled (agent shutdown), the copy is made at once."""
+        version, running = self._versions["candidate"], self._trees["running"]
+        try:
+            tree = await run_cooperatively(copy_steps(running))
+        except asyncio.CancelledError:
+            if self._versions["candidate"] == version:
+                self._set("candidate", copy.deepcopy(running))
+                self._dirty = False
+            raise
+        if self._versions["candidate"] == version:
+            self._set("candidate", tree)
+            self._dirty = False
 
     async def _write_commit(self, prepared: _PreparedCommit,
                             recheck: Callable[[], None] | None,

@@ -1,6 +1,6 @@
-"""Heavy work of <copy-config> made in slices on the event loop, other sessions
-answered meanwhile, and no datastore ever seen half-changed (RFC 6241 section
-7.3; RFC 8341 section 3.2.6).
+"""Heavy work of <copy-config> and of a failed <commit> made in slices on the event
+loop, other sessions answered meanwhile, and no datastore ever seen half-changed
+(RFC 6241 sections 7.3 and 8.3.4.1; RFC 8341 section 3.2.6).
 
 Each test holds the heavy computation in a worker thread at a point (a step that
 asks for a call, :mod:`agent.datastore.steps`): a computation made at once on the
@@ -229,5 +229,57 @@ def test_a_copy_redone_when_candidate_is_replaced_meanwhile(server, monkeypatch)
         assert tag(reply) == "operation-failed"
         assert "send the copy-config again" in reply.findtext(f".//{{{NC}}}error-message")
         assert "again2" in await names(admin, "candidate")
+
+    asyncio.run(scenario())
+
+
+def test_candidate_set_back_to_running_after_a_failed_commit_lets_others_be_answered(
+        server, monkeypatch):
+    """discard-changes while a commit is written sets candidate to the commit's
+    tree; the commit's write fails: candidate is copied from running in slices,
+    another session answered meanwhile (seeing candidate whole), then replaced at
+    once; the client is told operation-failed as before."""
+    async def scenario():
+        a, b = Client(server), Client(server)
+        assert ok(await a.rpc(edit(f"<pki xmlns='{PKI}'>{entries(COUNT)}</pki>")))
+        assert ok(await a.rpc("<commit/>"))
+        assert ok(await a.rpc(edit(f"<pki xmlns='{PKI}'><cmp-session><name>new</name>"
+                                   "</cmp-session></pki>")))
+        loop, written = asyncio.get_running_loop(), asyncio.Event()
+        write_go = threading.Event()
+
+        def failing_write(prepared):
+            loop.call_soon_threadsafe(written.set)
+            assert write_go.wait(10)
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(server.datastores, "_persist", failing_write)
+        commit = asyncio.ensure_future(a.rpc("<commit/>"))
+        await asyncio.wait_for(written.wait(), 10)
+        assert ok(await b.rpc("<discard-changes/>"))
+        assert "new" in await names(b, "candidate")  # the tree being written
+        hold = Hold()
+        real_copy = store_module.copy_steps
+
+        def held_copy(el, *args, **kwargs):
+            result = yield from real_copy(el, *args, **kwargs)
+            if el is server.datastores._trees["running"] and not hold.threads:
+                yield hold
+            return result
+
+        monkeypatch.setattr(store_module, "copy_steps", held_copy)
+        write_go.set()
+        await hold.started()
+        assert len(await names(b, "candidate")) == COUNT + 1  # the commit's, whole
+        assert not commit.done()
+        hold.go()
+        reply = await commit
+        monkeypatch.undo()
+        assert tag(reply) == "operation-failed"
+        assert "nothing was committed" in reply.findtext(f".//{{{NC}}}error-message")
+        assert hold.off_the_loop()
+        assert len(await names(b, "candidate")) == COUNT
+        assert "new" not in await names(b, "candidate")
+        assert not server.datastores.candidate_dirty
 
     asyncio.run(scenario())
