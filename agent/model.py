@@ -2,8 +2,8 @@
 
 * :class:`Model` builds one yangson :class:`~yangson.DataModel` from the
   package's own modules (``yang/`` at the top of the repository, reached as the package data
-  ``agent/yang/`` through a symbolic link, found with
-  :mod:`importlib.resources`) and pyang's installed IETF modules (never
+  ``agent/yang/`` through a symbolic link, found beside the package's
+  ``__init__``) and pyang's installed IETF modules (never
   copied into the repository). The yangson YANG library it needs is generated
   here from :data:`MODULES`.
 * RFC 8525 (YANG library) and RFC 6022 (``netconf-state/schemas`` and
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from importlib import resources
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -38,9 +37,14 @@ def _package_yang_dir() -> Path:
     repository's ``yang/``; the wheel carries the files themselves).
 
     yangson reads modules from directories: the package must be installed as
-    files (a wheel or an editable install), not imported from a zip archive.
+    files (a wheel or an editable install), not imported from a zip archive. The
+    directory is the one ``importlib.resources.files("agent")`` names for such a package
+    (its ``__init__``'s directory), found without importing importlib.resources, its
+    readers and zipfile (issue 11: start-up time).
     """
-    directory = resources.files("agent") / "yang"
+    import agent
+
+    directory = Path(agent.__file__).parent / "yang"
     if not isinstance(directory, Path) or not (directory / "cmp-agent-pki.yang").is_file():
         raise FileNotFoundError(f"the YANG module cmp-agent-pki.yang is not in {directory}:"
                                 " reinstall cmp-agent (from a wheel or the source tree)")
