@@ -39,7 +39,7 @@ name not there, runs gcc and then ld to link against it: a library that is not
 installed (liboqs, usually) costs two compiler and two linker runs, about 25 ms of CPU
 and 40 to 60 ms at every start where a compiler is installed. While
 :func:`native_libraries_from_loader_cache` is active, find_library takes its first step
-alone: a library is found if the loader's cache lists it (where a package manager
+alone (with ``ldconfig -p`` run once for all the names, :func:`loader_cache_search`): a library is found if the loader's cache lists it (where a package manager
 installs it), as the loader itself finds it; with ``LD_LIBRARY_PATH`` set, the whole
 search runs as usual.
 """
@@ -263,11 +263,41 @@ def native_libraries_from_loader_cache() -> Iterator[None]:
         yield
         return
     find_library = ctypes.util.find_library
-    ctypes.util.find_library = first_step
+    ctypes.util.find_library = loader_cache_search()
     try:
         yield
     finally:
         ctypes.util.find_library = find_library
+
+
+def loader_cache_search() -> Callable[[str], str | None]:
+    """``ctypes.util._findSoname_ldconfig`` (find_library's first step on Linux, CPython
+    3.11 to 3.13): the soname of library *name* as the loader's cache lists it for this
+    machine's ABI, or ``None``; ``ldconfig -p`` runs once for all the names asked of the
+    function returned, not once a name (asyncssh asks three: about 15 ms each, wall)."""
+    import struct
+    import subprocess
+
+    machine = os.uname().machine + ("-32" if struct.calcsize("l") == 4 else "-64")
+    abi_type = {"x86_64-64": "libc6,x86-64", "ppc64-64": "libc6,64bit",
+                "sparc64-64": "libc6,64bit", "s390x-64": "libc6,64bit",
+                "ia64-64": "libc6,IA-64"}.get(machine, "libc6")
+    listing: list[bytes] = []
+
+    def find(name: str) -> str | None:
+        if not listing:
+            try:
+                with subprocess.Popen(["/sbin/ldconfig", "-p"], stdin=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                      env={"LC_ALL": "C", "LANG": "C"}) as process:
+                    listing.append(process.stdout.read())
+            except OSError:
+                return None  # as the first step answers (and tries again next time)
+        found = re.search(os.fsencode(r"\s+(lib%s\.[^\s]+)\s+\(%s" % (re.escape(name), abi_type)),
+                          listing[0])
+        return os.fsdecode(found.group(1)) if found else None
+
+    return find
 
 
 class _PatternAtFirstUse:

@@ -376,3 +376,35 @@ except ModuleNotFoundError as error:
 print(json.dumps(["no_such_package_here.module" in sys.modules, failed]))
 """
     assert printed(code) == [False, "no_such_package_here"]
+
+
+def test_the_loader_cache_search_answers_as_ctypes_first_step():
+    """agent.lazyimports.loader_cache_search runs `ldconfig -p` once for all the names
+    and answers each as ctypes.util._findSoname_ldconfig (find_library's first step)."""
+    import ctypes.util
+
+    import pytest
+
+    from agent import lazyimports
+
+    first_step = getattr(ctypes.util, "_findSoname_ldconfig", None)
+    if first_step is None:
+        pytest.skip("no ldconfig step in this ctypes")
+    runs = []
+    real_popen = subprocess.Popen
+
+    def counting_popen(*args, **kwargs):
+        runs.append(args[0])
+        return real_popen(*args, **kwargs)
+
+    search = lazyimports.loader_cache_search()
+    names = ["c", "m", "crypto", "ssl", "z", "nettle", "oqs", "liboqs", "no-such-library",
+             "c.so", "stdc++", "ffi"]
+    subprocess.Popen = counting_popen
+    try:
+        answers = [search(name) for name in names]
+    finally:
+        subprocess.Popen = real_popen
+    assert answers == [first_step(name) for name in names]
+    assert answers[0] and answers[0].startswith("libc.so")
+    assert runs == [["/sbin/ldconfig", "-p"]]
