@@ -133,6 +133,41 @@ def test_temporaries_of_interrupted_writes_are_removed(tmp_path):
     assert all(p.exists() for p in keep) and not any(p.exists() for p in orphans)
 
 
+def test_temporary_files_are_named_and_made_as_mkstemp_makes_them(tmp_path, monkeypatch):
+    """atomic_write's temporary file (agent/atomic.py, without tempfile since issue 11):
+    ".NAME.XXXXXXXX.tmp" as tempfile.mkstemp names it (what remove_temporaries finds
+    after a crash), created exclusively and mode 0600 (then the asked mode), never
+    through a symbolic link; a name taken is passed over."""
+    import os
+    import stat
+
+    from agent import atomic
+
+    target = tmp_path / "running.xml"
+    tmp = atomic.write_temporary(target, b"<data/>", 0o640)
+    assert tmp.parent == tmp_path and tmp.is_absolute()
+    assert atomic._TEMPORARY.match(tmp.name) and tmp.name.startswith(".running.xml.")
+    assert stat.S_IMODE(tmp.stat().st_mode) == 0o640 and tmp.read_bytes() == b"<data/>"
+    atomic.install_temporary(tmp, target)
+    assert target.read_bytes() == b"<data/>" and not tmp.exists()
+
+    # the first names drawn are taken (one by a file, one by a link to elsewhere)
+    draws = iter([b"\x00" * 8, b"\x01" * 8, b"\x02" * 8])
+    monkeypatch.setattr(atomic.os, "urandom", lambda n: next(draws))
+    (tmp_path / ".running.xml.aaaaaaaa.tmp").write_bytes(b"other")
+    os.symlink(tmp_path / "elsewhere", tmp_path / ".running.xml.bbbbbbbb.tmp")
+    fd, name = atomic._create_temporary(tmp_path, ".running.xml.", ".tmp")
+    os.close(fd)
+    assert name == str(tmp_path / ".running.xml.cccccccc.tmp")
+    assert stat.S_IMODE(os.stat(name).st_mode) == 0o600
+    assert not (tmp_path / "elsewhere").exists()
+    assert (tmp_path / ".running.xml.aaaaaaaa.tmp").read_bytes() == b"other"
+    monkeypatch.setattr(atomic.os, "urandom", lambda n: b"\x00" * 8)
+    monkeypatch.setattr(atomic, "_NAME_TRIES", 3)
+    with pytest.raises(FileExistsError):
+        atomic._create_temporary(tmp_path, ".running.xml.", ".tmp")
+
+
 def test_the_readme_limits_name_real_options():
     """README, "Limits": every serve option it names exists."""
     import argparse
