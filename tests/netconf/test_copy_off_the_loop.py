@@ -1,6 +1,7 @@
-"""Heavy work of <copy-config> and of a failed <commit> made in slices on the event
-loop, other sessions answered meanwhile, and no datastore ever seen half-changed
-(RFC 6241 sections 7.3 and 8.3.4.1; RFC 8341 section 3.2.6).
+"""Heavy work of <copy-config>, <validate> and a failed <commit> made in slices on
+the event loop or in a worker thread, other sessions answered meanwhile, and no
+datastore ever seen half-changed (RFC 6241 sections 7.3, 8.3.4.1 and 8.6; RFC 8341
+section 3.2.6).
 
 Each test holds the heavy computation in a worker thread at a point (a step that
 asks for a call, :mod:`agent.datastore.steps`): a computation made at once on the
@@ -281,5 +282,44 @@ def test_candidate_set_back_to_running_after_a_failed_commit_lets_others_be_answ
         assert len(await names(b, "candidate")) == COUNT
         assert "new" not in await names(b, "candidate")
         assert not server.datastores.candidate_dirty
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("source", ["candidate", "inline"])
+def test_validate_lets_other_sessions_be_answered(server, monkeypatch, source):
+    """<validate> (RFC 6241 section 8.6) of candidate or of an inline <config>: the
+    full validation in a worker thread (an inline config converted in slices
+    first), held there while another session's get-config is answered; an invalid
+    configuration is the same data-missing naming the node as before."""
+    async def scenario():
+        a, b = Client(server), Client(server)
+        body = f"<pki xmlns='{PKI}'>{entries(COUNT)}</pki>"
+        assert ok(await a.rpc(edit(body)))
+        request = ("<validate><source><candidate/></source></validate>" if source == "candidate"
+                   else f"<validate><source><config>{body}</config></source></validate>")
+        hold = Hold()
+        real = store_module.validate_tree
+
+        def held(*args):
+            hold()
+            return real(*args)
+
+        monkeypatch.setattr(store_module, "validate_tree", held)
+        monkeypatch.setattr(server.datastores, "_inline", not_at_once)
+        validating = asyncio.ensure_future(a.rpc(request))
+        await hold.started()
+        assert await names(b, "running") == []
+        assert not validating.done()
+        hold.go()
+        assert ok(await validating)
+        assert hold.off_the_loop()
+        bad = (f"<pki xmlns='{PKI}'><cmp-session><name>s7</name>"
+               "<entity>nope</entity></cmp-session></pki>")
+        assert ok(await a.rpc(edit(bad)))
+        reply = await a.rpc(request if source == "candidate" else
+                            f"<validate><source><config>{bad}</config></source></validate>")
+        assert tag(reply) == "data-missing"
+        assert "s7" in reply.findtext(f".//{{{NC}}}error-path")
 
     asyncio.run(scenario())

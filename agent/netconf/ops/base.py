@@ -243,7 +243,10 @@ async def delete_config(ctx: RpcContext, op: etree._Element) -> None:
 async def validate(ctx: RpcContext, op: etree._Element) -> None:
     check_params(op, {_nc("source")})
     try:
-        ctx.server.datastores.validate(datastore_param(op, "source", inline_config=True))
+        # in a worker thread (an inline <config> converted in slices first): other
+        # sessions' RPCs are answered meanwhile
+        await ctx.server.datastores.validate_cooperatively(
+            datastore_param(op, "source", inline_config=True))
     except (RpcError, RpcErrors) as exc:
         # no node the user may not read is named (RFC 8341 section 3.4.5)
         raise ctx.access.conceal_invalid(exc) from None
