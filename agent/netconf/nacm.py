@@ -280,13 +280,18 @@ class Access:
             return False
         return self.config.exec_default
 
+    def may_invoke(self, operation: etree._Element) -> bool:
+        """Whether the user may invoke *operation* (RFC 8341 section 3.4.4)."""
+        if self.bypass:
+            return True
+        q = etree.QName(operation)
+        return self.may_exec(self.schema.module_of_ns(q.namespace), q.localname)
+
     def authorize_rpc(self, operation: etree._Element) -> None:
         """``access-denied`` (and the counter) unless the user may invoke *operation*."""
-        if self.bypass:
+        if self.may_invoke(operation):
             return
         q = etree.QName(operation)
-        if self.may_exec(self.schema.module_of_ns(q.namespace), q.localname):
-            return
         self.counters.add("denied_operations")
         prefix = self.schema.prefixes.get(q.namespace or "", "x")
         raise RpcError("access-denied",

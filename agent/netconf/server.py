@@ -42,10 +42,13 @@ from .framing import DEFAULT_MAX_MESSAGE_SIZE
 from .logins import LoginGuard
 from .nacm import Nacm
 from .ops import RETRIEVALS, register_standard_operations
+from .ops.base import ConfigQuery, config_query, get_config
 from .ops.registry import Handler, RpcContext, RpcRegistry
 from .replycache import ConfigReplyCache
+from .requestmemo import MAX_ENTRIES, RequestMemo
 from .session import (CloseSession, EndOfInput, Event, HelloReceived, ParseRequested,
-                      RpcReceived, SendData, Session, State, parse_client_message)
+                      RepeatedRpc, RpcReceived, SendData, Session, State,
+                      parse_client_message)
 from .state import StateProvider, StateRegistry, netconf_state, yang_library
 from .xmlparse import parse_message
 
@@ -143,6 +146,15 @@ class SessionRecord:
         self.writable.set()
 
 
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~4k instructions
+class Repeatable:
+    """What answering a ``<get-config>`` again takes (see :mod:`.requestmemo`): its
+    operation element, which NACM's rpc authorization reads, and its parameters."""
+
+    operation: etree._Element
+    query: ConfigQuery
+
+
 @dataclass
 class PendingConfirm:
     """A confirmed commit awaiting its confirming commit (RFC 6241 section 8.4)."""
@@ -166,7 +178,8 @@ class NetconfServer:
                  hello_timeout: float = 60.0,
                  xpath_filter_seconds: float = XPATH_SECONDS,
                  max_buffered_input: int | None = None,
-                 nacm: Nacm | None = None):
+                 nacm: Nacm | None = None,
+                 memo_entries: int = MAX_ENTRIES):
         self.model = model
         self.datastores = datastores
         self.clock = clock or SystemClock()
@@ -200,6 +213,12 @@ class NetconfServer:
         self.checked_filters = CheckedFilters(lambda: model.name_tree)
         #: access control (RFC 8341); by default no user database and no recovery user
         self.nacm = nacm or Nacm(model, datastores)
+        #: <get-config>s answered before, by their bytes but for the message-id, for
+        #: every session: what they need does not depend on who sends them, and a
+        #: poller that opens a session per poll sends its request once per session
+        #: (``memo_entries`` 0: none)
+        self.request_memo: RequestMemo[Repeatable] | None = (
+            RequestMemo(memo_entries) if memo_entries > 0 else None)
         self.state.add(netconf_state(self))
         self.state.add(yang_library(self))
         self.state.add(self.nacm.state)
@@ -209,6 +228,8 @@ class NetconfServer:
     def register_rpc(self, namespace: str, name: str, handler: Handler) -> None:
         """Answer ``<name xmlns=namespace>`` with ``await handler(ctx, operation_element)``."""
         self.registry.register(namespace, name, handler)
+        if self.request_memo is not None:
+            self.request_memo.clear()  # kept for the handlers registered before
 
     def add_state_provider(self, provider: StateProvider) -> None:
         """Add state data (``config false``) to ``<get>``."""
@@ -287,7 +308,8 @@ class NetconfServer:
         """A new session; its hello is sent at once (RFC 6241 section 8.1)."""
         session_id = self._next_session_id
         self._next_session_id += 1
-        protocol = Session(session_id, self.capabilities, self.max_message_size)
+        protocol = Session(session_id, self.capabilities, self.max_message_size,
+                           memo=self.request_memo)
         record = SessionRecord(session_id, user, peer_host, self.clock.now(), protocol, transport)
         self.sessions[session_id] = record
         self.statistics.in_sessions += 1
@@ -368,6 +390,9 @@ class NetconfServer:
                         break
                 event = record.pending.popleft()
                 self._resume_reading(record)
+                if isinstance(event, RepeatedRpc) and not await self._repeat(record, event):
+                    # an error or a denial: the full path gives it, as it would have
+                    event = record.protocol.reparse(event)
                 if isinstance(event, ParseRequested):
                     # lxml releases the GIL while it parses: other sessions are served meanwhile
                     parsed = await asyncio.to_thread(parse_client_message, event.data)
@@ -409,11 +434,18 @@ class NetconfServer:
     async def _dispatch(self, record: SessionRecord, request: RpcReceived) -> None:
         started = time.perf_counter()
         operation = request.operation
+        query: ConfigQuery | None = None
         try:
             handler = self.registry.lookup(operation)
             access = self.nacm.access(record.user)
             access.authorize_rpc(operation)
-            result = await handler(RpcContext(record, self, access, request.size), operation)
+            ctx = RpcContext(record, self, access, request.size)
+            if handler is get_config and request.template is not None:
+                # get_config, with its parameters kept for the memo
+                query = config_query(ctx, operation)
+                result = await query.answer(ctx)
+            else:
+                result = await handler(ctx, operation)
             reply = record.protocol.reply(request, result)
             outcome = "ok"
         except RpcError as exc:
@@ -430,6 +462,31 @@ class NetconfServer:
                            type="application")
             reply = record.protocol.reply_errors(request, [err])
             outcome = "error operation-failed (internal)"
+        if query is not None and outcome == "ok":
+            record.protocol.remember(request, Repeatable(operation, query))
+        self._answered(record, operation, request.message_id, reply, outcome, started)
+
+    async def _repeat(self, record: SessionRecord, event: RepeatedRpc) -> bool:
+        """Answer a request the memo recognized as :meth:`_dispatch` answers the one it
+        repeats, without parsing it: NACM's rpc authorization, then the reply cache;
+        ``False`` (nothing done) if that answer is not a success."""
+        started = time.perf_counter()
+        repeated: Repeatable = event.entry.value
+        access = self.nacm.access(record.user)
+        if not access.may_invoke(repeated.operation):
+            return False
+        try:
+            result = await repeated.query.answer(
+                RpcContext(record, self, access, len(event.data)))
+        except Exception:  # noqa: BLE001 - the full path answers it, as it would have
+            return False
+        self._answered(record, repeated.operation, event.message_id,
+                       record.protocol.reply_repeated(event, result), "ok", started)
+        return True
+
+    def _answered(self, record: SessionRecord, operation: etree._Element, message_id: str,
+                  reply: bytes, outcome: str, started: float) -> None:
+        """Send the *reply* to *operation*, log it; end the session after a close-session."""
         if record.session_id in self.sessions:
             record.transport.send(reply)
         # a device logs what changed and what failed; a poller's reads would flood the log
@@ -437,7 +494,7 @@ class NetconfServer:
             logging.INFO)
         if log.isEnabledFor(level):  # its arguments cost a small RPC more than its check
             log.log(level, "session %d rpc %s message-id %r: %s in %.2f ms", record.session_id,
-                    etree.QName(operation).localname, request.message_id, outcome,
+                    etree.QName(operation).localname, message_id, outcome,
                     (time.perf_counter() - started) * 1000)
         if record.closing:
             self.end_session(record, "close-session")

@@ -18,18 +18,26 @@ When the client sends EOF (:meth:`Session.receive_eof`), the messages it
 completed before are still answered, in order (RFC 6242 section 4 frames each
 message on its own: a complete one stands); :class:`EndOfInput` follows the
 last of them, and the bytes of an incomplete trailing message are dropped.
+
+With a :class:`~.requestmemo.RequestMemo`, a small message equal but for its
+message-id to a request the server answered before and kept there
+(:meth:`Session.remember`) is not parsed: it is a :class:`RepeatedRpc`,
+answered with :meth:`Session.reply_repeated`, or, if the server cannot answer
+it so, parsed by :meth:`Session.reparse` into the event it would have been.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 from lxml import etree
 
 from .errors import NC_NS, RpcError
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing, FramingError, frame
 from .replycache import SerializedElement
+from .requestmemo import Key, MemoEntry, RequestMemo
 from .xmlparse import XmlError, parse_message
 
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
@@ -69,10 +77,24 @@ class RpcReceived:
     operation: etree._Element
     #: bytes of the message's XML, which bound what it holds (``None``: not known)
     size: int | None = None
+    #: its :attr:`~.requestmemo.Template.key`, if the session has a memo that may keep it
+    template: Key | None = None
 
     @property
     def message_id(self) -> str:
         return self.rpc.get("message-id", "")
+
+
+@dataclass(slots=True)
+class RepeatedRpc:
+    """A message equal but for its ``<rpc>``'s message-id to a request kept in the
+    memo (:meth:`Session.remember`), not parsed; answer with
+    :meth:`Session.reply_repeated`, or make it the event the full path makes with
+    :meth:`Session.reparse`. Its in-rpcs is counted."""
+
+    entry: MemoEntry[Any]
+    message_id: str
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -107,7 +129,8 @@ class EndOfInput:
     discarded: int
 
 
-Event = HelloReceived | RpcReceived | SendData | CloseSession | ParseRequested | EndOfInput
+Event = (HelloReceived | RpcReceived | RepeatedRpc | SendData | CloseSession | ParseRequested
+         | EndOfInput)
 
 
 def parse_client_message(data: bytes) -> etree._Element | XmlError:
@@ -143,6 +166,8 @@ class Session:
     counters: Counters = field(default_factory=Counters)
     bad_hello: bool = False
     inline_parse_limit: int = INLINE_PARSE_LIMIT
+    #: requests answered before, shared by the server's sessions (``None``: no memo)
+    memo: RequestMemo[Any] | None = None
 
     def __post_init__(self) -> None:
         self._deframer = Deframer(self.max_message_size)
@@ -180,22 +205,9 @@ class Session:
               ) -> bytes:
         """The framed ``<rpc-reply>`` for *request* carrying *result* (``None`` is ``<ok/>``)."""
         if isinstance(result, SerializedElement):
-            head = ""
-            for name, value in request.rpc.items():
-                if name[0] == "{":
-                    break
-                head += f' {name}="{value.translate(_ATTRIBUTE_ESCAPES)}"'
-            else:
-                # what lxml writes (a test compares), without building and serializing
-                # an element for the answers the reply cache gives
-                framing = self._deframer.framing
-                if framing is Framing.CHUNKED:  # frame()'s, without a copy of the reply first
-                    encoded = head.encode()
-                    return b"\n#%d\n%s%s>%s</rpc-reply>\n##\n" % (
-                        len(_REPLY_START) + len(encoded) + len(result.xml) + 13, _REPLY_START,
-                        encoded, result.xml)
-                return frame(b"%s%s>%s</rpc-reply>" % (_REPLY_START, head.encode(), result.xml),
-                             framing)
+            head = _reply_head(request.rpc.items())
+            if head is not None:
+                return self._serialized_reply(head.encode(), result)
             # an attribute in a namespace: serialize the reply around a placeholder and
             # put the element's XML in its place (lxml may pick other prefixes when an
             # rpc attribute declares the element's namespace)
@@ -211,6 +223,24 @@ class Session:
         else:
             root.append(result)
         return self._frame(root)
+
+    def reply_repeated(self, event: RepeatedRpc, result: SerializedElement) -> bytes:
+        """The framed ``<rpc-reply>`` for *event* carrying *result*: what :meth:`reply`
+        gives for the request it repeats, with its own message-id."""
+        entry = event.entry
+        return self._serialized_reply(
+            b"%s%s%s" % (entry.before, event.message_id.encode(), entry.after), result)
+
+    def _serialized_reply(self, head: bytes, result: SerializedElement) -> bytes:
+        """The framed ``<rpc-reply>`` with the attributes *head* carrying *result*: what
+        lxml writes (a test compares), without building and serializing an element for
+        the answers the reply cache gives."""
+        framing = self._deframer.framing
+        if framing is Framing.CHUNKED:  # frame()'s, without a copy of the reply first
+            return b"\n#%d\n%s%s>%s</rpc-reply>\n##\n" % (
+                len(_REPLY_START) + len(head) + len(result.xml) + 13, _REPLY_START, head,
+                result.xml)
+        return frame(b"%s%s>%s</rpc-reply>" % (_REPLY_START, head, result.xml), framing)
 
     def reply_errors(self, request: RpcReceived | None, errors: list[RpcError]) -> bytes:
         """The framed ``<rpc-reply>`` with one ``<rpc-error>`` per error (RFC 6241 section 4.3)."""
@@ -264,13 +294,50 @@ class Session:
                 self._parsing = len(item.data)
                 events.append(ParseRequested(item.data))
             else:
-                events.append(self._parsed(parse_client_message(item.data), len(item.data)))
+                events.append(self._message(item.data))
         if self._eof and self.state is not State.CLOSED and not self._parsing:
             discarded = self._deframer.buffered
             self.state = State.CLOSED
             self._deframer.close()
             events.append(EndOfInput(discarded))
         return events
+
+    def _message(self, data: bytes) -> Event:
+        """The event of one message parsed here, or recognized by the memo."""
+        memo = self.memo
+        if memo is not None and self.state is State.OPEN:
+            found = memo.template(data)
+            if found is not None:
+                entry = memo.get(found.key)
+                if entry is not None:
+                    self.counters.in_rpcs += 1
+                    return RepeatedRpc(entry, found.message_id, data)
+                event = self._parsed(parse_client_message(data), len(data))
+                if type(event) is RpcReceived:
+                    event.template = found.key
+                return event
+        return self._parsed(parse_client_message(data), len(data))
+
+    def remember(self, request: RpcReceived, value: object) -> None:
+        """Keep *value*, what answering *request* again takes (the server answered it
+        successfully), for the messages equal to it but for their message-id. Not if
+        the memo may not keep it, or an attribute of its ``<rpc>`` is in a namespace
+        (lxml writes that reply: see :meth:`reply`)."""
+        if request.template is None or self.memo is None:
+            return
+        items = request.rpc.items()
+        index = next(i for i, (name, _) in enumerate(items) if name == "message-id")
+        before, after = _reply_head(items[:index]), _reply_head(items[index + 1:])
+        if before is not None and after is not None:
+            self.memo.put(request.template, MemoEntry(f'{before} message-id="'.encode(),
+                                                      f'"{after}'.encode(), value))
+
+    def reparse(self, event: RepeatedRpc) -> Event:
+        """The event the full path makes of the message of *event*, which the server
+        could not answer from the memo (an error, an access denial, ...): the message
+        parsed, as if the memo had not known it (its in-rpcs counted once)."""
+        self.counters.in_rpcs -= 1  # _parsed counts it again
+        return self._parsed(parse_client_message(event.data), len(event.data))
 
     def _framing_error(self, error: FramingError) -> Event:
         self.counters.in_bad_rpcs += 1
@@ -373,6 +440,17 @@ class Session:
 
     def _frame(self, root: etree._Element) -> bytes:
         return frame(_serialize(root), self._deframer.framing)
+
+
+def _reply_head(attributes: list[tuple[str, str]]) -> str | None:
+    """*attributes* of an ``<rpc>`` as lxml writes them on the ``<rpc-reply>``;
+    ``None`` if one is in a namespace (lxml may declare it there)."""
+    head = ""
+    for name, value in attributes:
+        if name[0] == "{":
+            return None
+        head += f' {name}="{value.translate(_ATTRIBUTE_ESCAPES)}"'
+    return head
 
 
 def _serialize(root: etree._Element) -> bytes:

@@ -7,6 +7,8 @@ module parses parameters, enforces locks (section 7.5) and applies filters
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from lxml import etree
 
 from ..context import DatastoreLock
@@ -113,13 +115,32 @@ def filter_param(ctx: RpcContext, found: dict[str, etree._Element]) -> FilterPar
     return checked
 
 
-async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~4k instructions
+class ConfigQuery:
+    """The parameters of a ``<get-config>`` (RFC 6241 section 7.1), read once: the
+    server keeps them for requests that repeat it (:mod:`..requestmemo`)."""
+
+    source: str
+    with_defaults: str
+    filter: FilterParam | None
+
+    async def answer(self, ctx: RpcContext) -> SerializedElement:
+        """The ``<data>`` for *ctx*'s user, from the reply cache."""
+        # no state providers here: get-config is configuration only (RFC 6241 section 7.1)
+        return await ctx.server.config_replies.get_config(self.source, self.with_defaults,
+                                                          self.filter, ctx.access)
+
+
+def config_query(ctx: RpcContext, op: etree._Element) -> ConfigQuery:
+    """The parameters of the ``<get-config>`` *op*, or the rpc-error that refuses them."""
     found = params(op, _GET_CONFIG_PARAMS)  # op's children read once
     source = _datastore(op, "source", found.get(_SOURCE))
     assert isinstance(source, str)
-    # no state providers here: get-config is configuration only (RFC 6241 section 7.1)
-    return await ctx.server.config_replies.get_config(source, with_defaults_param(found),
-                                                      filter_param(ctx, found), ctx.access)
+    return ConfigQuery(source, with_defaults_param(found), filter_param(ctx, found))
+
+
+async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
+    return await config_query(ctx, op).answer(ctx)
 
 
 async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
