@@ -24,6 +24,12 @@ carries the raw bytes too. The template keeps the bytes before and after the
 value apart, so only messages with the value in the same place share one.
 Everything else (no match, a message larger than the memo takes) gets no
 template and is parsed as any message is.
+
+The grammar is checked when a template is stored (:meth:`RequestMemo.put`), not
+on every look-up (:meth:`RequestMemo.find`, which only cuts out the first
+``message-id="value"`` with a value of those characters): a message with the
+same bytes around another such value is read by the grammar just as the stored
+one was, so every message the memo answers is one the grammar reads.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ _EQ = rf"{_S}*={_S}*"
 _VALUE = r"""(?:"[^"<&\t\r\n]*"|'[^'<&\t\r\n]*')"""
 _ATTRIBUTE = rf"{_S}+{_NAME}(?::{_NAME})?{_EQ}{_VALUE}"
 _SAFE = r"[A-Za-z0-9._:-]{1,64}"
+#: where :meth:`RequestMemo.find` cuts a message (the grammar checked on storing)
+_FIRST_MESSAGE_ID = re.compile(rf"message-id{_EQ}([\"'])({_SAFE})\1".encode())
 _DECLARATION = (rf"<\?xml{_S}+version{_EQ}(?:\"1\.[0-9]+\"|'1\.[0-9]+')"
                 rf"(?:{_S}+encoding{_EQ}(?:\"(?i:utf-8)\"|'(?i:utf-8)'))?"
                 rf"(?:{_S}+standalone{_EQ}(?:\"(?:yes|no)\"|'(?:yes|no)'))?{_S}*\?>")
@@ -63,7 +71,7 @@ _RPC_START = re.compile(
 
 @dataclass(slots=True)
 class Template:
-    """A message as :func:`template` reads it."""
+    """A message cut at the value of its message-id: the bytes around it, and the value."""
 
     key: Key
     message_id: str
@@ -72,7 +80,10 @@ class Template:
 def template(data: bytes) -> Template | None:
     """*data* without the value of its ``<rpc>``'s message-id, and that value;
     ``None`` unless the start tag is read as the module docstring says."""
-    found = _RPC_START.match(data)
+    return _cut(data, _RPC_START.match(data))
+
+
+def _cut(data: bytes, found: re.Match[bytes] | None) -> Template | None:
     if found is None:
         return None
     start, end = found.span(2)
@@ -103,9 +114,12 @@ class RequestMemo(Generic[T]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def template(self, data: bytes) -> Template | None:
-        """:func:`template` of a message the memo may take, else ``None``."""
-        return template(data) if len(data) <= self.max_message_size else None
+    def find(self, data: bytes) -> Template | None:
+        """Where to look *data* up: cut at its first ``message-id="value"`` (a value
+        :func:`template` accepts), if the memo may take a message of its size."""
+        if len(data) > self.max_message_size:
+            return None
+        return _cut(data, _FIRST_MESSAGE_ID.search(data))
 
     def get(self, key: Key) -> MemoEntry[T] | None:
         found = self._entries.get(key)
@@ -113,9 +127,14 @@ class RequestMemo(Generic[T]):
             self._entries.move_to_end(key)
         return found
 
-    def put(self, key: Key, entry: MemoEntry[T]) -> None:
-        self._entries[key] = entry
-        self._entries.move_to_end(key)
+    def put(self, found: Template, entry: MemoEntry[T]) -> None:
+        """Keep *entry* for the messages of template *found* (from :meth:`find`),
+        unless :func:`template` does not read that message the same way."""
+        before, after = found.key
+        if template(b"%s%s%s" % (before, found.message_id.encode(), after)) != found:
+            return
+        self._entries[found.key] = entry
+        self._entries.move_to_end(found.key)
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
 

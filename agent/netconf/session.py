@@ -37,7 +37,7 @@ from lxml import etree
 from .errors import NC_NS, RpcError
 from .framing import DEFAULT_MAX_MESSAGE_SIZE, Deframer, Framing, FramingError, frame
 from .replycache import SerializedElement
-from .requestmemo import Key, MemoEntry, RequestMemo
+from .requestmemo import MemoEntry, RequestMemo, Template
 from .xmlparse import XmlError, parse_message
 
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
@@ -77,8 +77,8 @@ class RpcReceived:
     operation: etree._Element
     #: bytes of the message's XML, which bound what it holds (``None``: not known)
     size: int | None = None
-    #: its :attr:`~.requestmemo.Template.key`, if the session has a memo that may keep it
-    template: Key | None = None
+    #: its template, if the session has a memo that may keep it (:meth:`Session.remember`)
+    template: Template | None = None
 
     @property
     def message_id(self) -> str:
@@ -306,7 +306,7 @@ class Session:
         """The event of one message parsed here, or recognized by the memo."""
         memo = self.memo
         if memo is not None and self.state is State.OPEN:
-            found = memo.template(data)
+            found = memo.find(data)
             if found is not None:
                 entry = memo.get(found.key)
                 if entry is not None:
@@ -314,7 +314,7 @@ class Session:
                     return RepeatedRpc(entry, found.message_id, data)
                 event = self._parsed(parse_client_message(data), len(data))
                 if type(event) is RpcReceived:
-                    event.template = found.key
+                    event.template = found
                 return event
         return self._parsed(parse_client_message(data), len(data))
 

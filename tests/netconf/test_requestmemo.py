@@ -9,7 +9,7 @@ from lxml import etree
 
 from agent.netconf.framing import Framing, frame
 from agent.netconf.replycache import SerializedElement
-from agent.netconf.requestmemo import RequestMemo, template
+from agent.netconf.requestmemo import MemoEntry, RequestMemo, Template, template
 from agent.netconf.session import BASE_1_0, BASE_1_1, RepeatedRpc, RpcReceived, Session
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
@@ -87,19 +87,53 @@ def test_a_value_inside_another_attribute_is_not_the_message_id():
     assert found.key[0].endswith(b'\' message-id="')
 
 
+def _poll(memo: RequestMemo, n: int, prefix: str = "") -> Template:
+    found = memo.find(f'{prefix}<rpc message-id="1" xmlns="{NC}" poll="{n}">{BODY}</rpc>'.encode())
+    assert found is not None
+    return found
+
+
 def test_the_memo_keeps_the_entries_used_last_and_no_large_message():
-    memo: RequestMemo[int] = RequestMemo(max_entries=3, max_message_size=100)
+    memo: RequestMemo[int] = RequestMemo(max_entries=3, max_message_size=200)
     for n in range(5):
-        memo.put((b"k%d" % n, b""), n)  # type: ignore[arg-type]
+        memo.put(_poll(memo, n), MemoEntry(b"", b"", n))
         assert len(memo) == min(n + 1, 3)
-    assert memo.get((b"k2", b"")) == 2  # used: now the last to go
-    memo.put((b"k5", b""), 5)  # type: ignore[arg-type]
-    assert memo.get((b"k3", b"")) is None and memo.get((b"k2", b"")) == 2
+    assert memo.get(_poll(memo, 2).key).value == 2  # used: now the last to go
+    memo.put(_poll(memo, 5), MemoEntry(b"", b"", 5))
+    assert memo.get(_poll(memo, 3).key) is None and memo.get(_poll(memo, 2).key) is not None
     small = f'<rpc message-id="1" xmlns="{NC}"><get/></rpc>'.encode()
-    assert memo.template(small) is not None
-    assert memo.template(small + b" " * (101 - len(small))) is None
+    assert memo.find(small) is not None
+    assert memo.find(small + b" " * (201 - len(small))) is None
     memo.clear()
     assert len(memo) == 0
+
+
+@pytest.mark.parametrize("message", [
+    f'<rpc xmlns="{NC}" note=\'message-id="1"\' message-id="2">{BODY}</rpc>',  # cut elsewhere
+    f'<!-- poll --><rpc message-id="1" xmlns="{NC}">{BODY}</rpc>',            # no template
+    f'<rpc x="a&amp;b" message-id="1" xmlns="{NC}">{BODY}</rpc>',
+])
+def test_the_memo_stores_only_what_the_grammar_reads_as_its_look_up_cuts_it(message):
+    """The look-up only cuts at the first message-id="value"; the grammar is checked
+    on storing, so the memo answers no message the grammar does not read."""
+    memo: RequestMemo[int] = RequestMemo()
+    found = memo.find(message.encode())
+    assert found is not None
+    memo.put(found, MemoEntry(b"", b"", 1))
+    assert len(memo) == 0
+    accepted = memo.find(ACCEPTED[0].replace("{id}", "3").encode())
+    assert accepted is not None
+    memo.put(accepted, MemoEntry(b"", b"", 1))
+    assert len(memo) == 1
+
+
+@pytest.mark.parametrize("message", ACCEPTED)
+def test_the_look_up_cuts_an_accepted_message_where_the_grammar_does(message):
+    data = message.replace("{id}", "42").encode()
+    expected = template(data)
+    if b"note=" in data:
+        return  # cut at the note's text: stored never (the test above)
+    assert RequestMemo().find(data) == expected
 
 
 # --- the session ------------------------------------------------------------------------------
