@@ -93,6 +93,21 @@ def held_after(monkeypatch, owner, name: str, hold: Hold) -> None:
     monkeypatch.setattr(owner, name, steps)
 
 
+async def seen_while_held(hold: Hold, pending: asyncio.Future, other: Client,
+                          source: str) -> list[str]:
+    """Once the computation is held: the names *other*'s get-config of *source*
+    is answered with while *pending* (the heavy RPC's reply) still waits; then
+    the computation goes on, *pending* is ok and the held call was made off the
+    event loop."""
+    await hold.started()
+    seen = await names(other, source)
+    assert not pending.done()
+    hold.go()
+    assert ok(await pending)
+    assert hold.off_the_loop()
+    return seen
+
+
 def not_at_once(*args, **kwargs):
     raise AssertionError("made at once on the event loop")
 
@@ -124,12 +139,8 @@ def test_a_copy_of_running_to_candidate_checked_by_nacm_lets_other_sessions_be_a
         copy = asyncio.ensure_future(oper.rpc(
             "<copy-config><target><candidate/></target><source><running/></source>"
             "</copy-config>"))
-        await hold.started()
-        assert len(await names(admin, "candidate")) == COUNT + 1  # not half-copied
-        assert not copy.done()
-        hold.go()
-        assert ok(await copy)
-        assert hold.off_the_loop()
+        seen = await seen_while_held(hold, copy, admin, "candidate")
+        assert len(seen) == COUNT + 1  # not half-copied
         assert await names(admin, "candidate") == await names(admin, "running")
         assert len(await names(admin, "candidate")) == COUNT
 
@@ -178,12 +189,7 @@ def test_a_large_inline_config_is_checked_while_other_sessions_are_answered(
                   f"<pki xmlns='{PKI}'>{entries(COUNT, 'n')}</pki></config></source>"
                   "</copy-config>")
         copy = asyncio.ensure_future(admin.rpc(inline))
-        await hold.started()
-        assert await names(b, "candidate") == []
-        assert not copy.done()
-        hold.go()
-        assert ok(await copy)
-        assert hold.off_the_loop()
+        assert await seen_while_held(hold, copy, b, "candidate") == []
         assert len(await names(b, "candidate")) == COUNT
         bad = inline.replace("<name>n7</name>",
                              "<name>n7</name><auto-update><enabled>1</enabled></auto-update>")
@@ -308,12 +314,7 @@ def test_validate_lets_other_sessions_be_answered(server, monkeypatch, source):
         monkeypatch.setattr(store_module, "validate_tree", held)
         monkeypatch.setattr(server.datastores, "_inline", not_at_once)
         validating = asyncio.ensure_future(a.rpc(request))
-        await hold.started()
-        assert await names(b, "running") == []
-        assert not validating.done()
-        hold.go()
-        assert ok(await validating)
-        assert hold.off_the_loop()
+        assert await seen_while_held(hold, validating, b, "running") == []
         bad = (f"<pki xmlns='{PKI}'><cmp-session><name>s7</name>"
                "<entity>nope</entity></cmp-session></pki>")
         assert ok(await a.rpc(edit(bad)))
