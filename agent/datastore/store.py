@@ -1059,6 +1059,26 @@ class Datastores:
         self._dirty = False
         self._note_rebased()
 
+    async def discard_changes_cooperatively(self, recheck: Callable[[], None] | None = None
+                                            ) -> None:
+        """:meth:`discard_changes` while other sessions go on: the copy of running
+        made in slices on the event loop (a copy of 10,000 entries at once held
+        the loop for tens of milliseconds), candidate replaced at once when it is
+        ready, after *recheck* (e.g. the lock check of RFC 6241 section 7.5).
+        If running (or the tree a commit is writing) was replaced meanwhile, the
+        copy is made again; after :data:`EDIT_ATTEMPTS` such attempts, at once."""
+        for _ in range(EDIT_ATTEMPTS):
+            origin = self._running_to_come()
+            tree = await run_cooperatively(copy_steps(origin))
+            if recheck is not None:
+                recheck()
+            if self._running_to_come() is origin:
+                self._set("candidate", tree)
+                self._dirty = False
+                self._note_rebased()
+                return
+        self.discard_changes()
+
     def _running_to_come(self) -> etree._Element:
         """Running, or the tree a commit is writing to become running. A candidate
         set to running meanwhile gets the latter: else, once the commit is made,

@@ -324,3 +324,30 @@ def test_validate_lets_other_sessions_be_answered(server, monkeypatch, source):
         assert "s7" in reply.findtext(f".//{{{NC}}}error-path")
 
     asyncio.run(scenario())
+
+
+def test_discard_changes_lets_other_sessions_be_answered(server, monkeypatch):
+    """<discard-changes> (RFC 6241 section 8.3.4.2): the copy of running made in
+    slices, held in a worker thread while another session's get-config is answered
+    and sees candidate whole (as edited); then candidate is running, not modified."""
+    async def scenario():
+        a, b = Client(server), Client(server)
+        assert ok(await a.rpc(edit(f"<pki xmlns='{PKI}'>{entries(COUNT)}</pki>")))
+        assert ok(await a.rpc("<commit/>"))
+        assert ok(await a.rpc(edit(f"<pki xmlns='{PKI}'>{entries(3, 'x')}</pki>")))
+        hold = Hold()
+        real_copy = store_module.copy_steps
+
+        def held_copy(el, *args, **kwargs):
+            result = yield from real_copy(el, *args, **kwargs)
+            if el is server.datastores._trees["running"]:
+                yield hold
+            return result
+
+        monkeypatch.setattr(store_module, "copy_steps", held_copy)
+        discard = asyncio.ensure_future(a.rpc("<discard-changes/>"))
+        assert len(await seen_while_held(hold, discard, b, "candidate")) == COUNT + 3
+        assert await names(b, "candidate") == await names(b, "running")
+        assert not server.datastores.candidate_dirty and not server.candidate_editors
+
+    asyncio.run(scenario())

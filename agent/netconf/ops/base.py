@@ -276,7 +276,9 @@ async def validate(ctx: RpcContext, op: etree._Element) -> None:
 async def discard_changes(ctx: RpcContext, op: etree._Element) -> None:
     check_params(op, set())
     check_not_locked_by_other(ctx, "candidate")
-    ctx.server.datastores.discard_changes()
+    # the copy of running in slices between other sessions' RPCs
+    await ctx.server.datastores.discard_changes_cooperatively(
+        recheck=lambda: check_still_writable(ctx, "discard-changes", "candidate"))
     ctx.server.candidate_editors.clear()
 
 
