@@ -77,7 +77,7 @@ class ConfigReplyCache:
         view = self._datastores.config_view(source, with_defaults)
         shared = access.bypass
         if not shared:  # the user's own copy, without what they may not read
-            view = access.prune(copy.deepcopy(view))
+            view = await pruned_copy(view, access)
         selected = await self._filters.apply(view, filter_param, self._keys_of)
         if selected is view and shared:  # no filter: serialize a copy, the view stays as it is
             selected = copy.deepcopy(view)
@@ -97,3 +97,16 @@ class ConfigReplyCache:
             _, (_, dropped) = self._entries.popitem(last=False)
             self._bytes -= len(dropped.xml)
 
+
+async def pruned_copy(view: etree._Element, access: "Access") -> etree._Element:
+    """A copy of *view* without what the user of *access* may not read (RFC 8341
+    section 3.4.5), made in slices between other sessions' RPCs: with many NACM
+    rules, pruning 10,000 list entries takes seconds."""
+    # imported here, as nacm does: agent.datastore loads the model
+    from ..datastore.steps import Steps, run_cooperatively
+    from ..datastore.store import copy_steps
+
+    def steps() -> Steps[etree._Element]:
+        return (yield from access.prune_steps((yield from copy_steps(view))))
+
+    return await run_cooperatively(steps())

@@ -351,3 +351,29 @@ def test_discard_changes_lets_other_sessions_be_answered(server, monkeypatch):
         assert not server.datastores.candidate_dirty and not server.candidate_editors
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("request_body", [
+    "<get-config><source><running/></source></get-config>",
+    "<get><filter type='subtree'><pki xmlns='urn:cmp-agent:yang:cmp-agent-pki'/></filter></get>",
+])
+def test_a_restricted_user_s_read_is_pruned_while_others_are_answered(
+        server, monkeypatch, request_body):
+    """oper's get-config or get (RFC 8341 section 3.4.5): its copy of running and
+    the prune of what oper may not read made in slices, held after the prune while
+    the admin's get-config is answered; oper's reply then has every entry."""
+    async def scenario():
+        admin, oper = await configured(server)
+        monkeypatch.setattr(Access, "prune", not_at_once)
+        hold = Hold()
+        held_after(monkeypatch, Access, "prune_steps", hold)
+        reading = asyncio.ensure_future(oper.rpc(request_body))
+        await hold.started()
+        assert len(await names(admin, "running")) == COUNT
+        assert not reading.done()
+        hold.go()
+        reply = await reading
+        assert hold.off_the_loop()
+        assert len(reply.xpath("//p:cmp-session", namespaces={"p": PKI})) == COUNT
+
+    asyncio.run(scenario())

@@ -148,8 +148,13 @@ async def get(ctx: RpcContext, op: etree._Element) -> etree._Element:
     found = filter_param(ctx, given)
     data = ctx.server.datastores.get_config("running", with_defaults_param(given))
     ctx.server.state.merge_into(data, ctx.server.keys_of)
-    # what the user may not read goes before the filter sees it (RFC 8341 section 3.4.5)
-    return await ctx.server.filters.apply(ctx.access.prune(data), found, ctx.server.keys_of)
+    # what the user may not read goes before the filter sees it (RFC 8341 section 3.4.5),
+    # in slices between other sessions' RPCs
+    if not ctx.access.bypass:
+        from ...datastore.steps import run_cooperatively  # loaded: see nacm.check_write
+
+        data = await run_cooperatively(ctx.access.prune_steps(data))
+    return await ctx.server.filters.apply(data, found, ctx.server.keys_of)
 
 
 # --- changes (RFC 6241 sections 7.2 - 7.4) --------------------------------------------
