@@ -112,9 +112,10 @@ def prepare_process(command: str | None = None) -> None:
     for name in ("bz2", "lzma"):
         defer_if_present(name, "_" + name)
     compile_patterns_at_first_use("cryptography.x509.name")
-    from agent.methodcache import install  # after the deferrals: it imports shutil
+    from agent.methodcache import cache_file, install  # after the deferrals: it imports shutil
 
-    atexit.register(install().save)
+    # a file a command: each reads only the methods its own imports compile
+    atexit.register(install(cache_file(command if command in SUBCOMMANDS else None)).save)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -219,7 +219,18 @@ print(json.dumps([getattr(dataclasses, "exec", None) is None, "elementpath.xpath
     assert not cache_file.exists()
     subprocess.run([sys.executable, "-m", "agent", "cmp", "--help"], cwd=ROOT, env=env,
                    capture_output=True, text=True, check=True)
-    assert cache_file.is_file()  # the command's dataclasses, compiled once, kept
+    # the command's dataclasses, compiled once, kept in the command's own file
+    cmp_file = cache_file.with_name(f"dataclass-methods-cmp.{sys.implementation.cache_tag}.bin")
+    assert cmp_file.is_file() and not cache_file.exists()
+
+
+def test_each_command_has_its_own_file_beside_the_shared_one():
+    import agent.methodcache as m
+
+    files = {m.cache_file(c) for c in ("serve", "cmp", "cli", "user")}
+    assert len(files) == 4 and m.CACHE_FILE not in files and m.cache_file() == m.CACHE_FILE
+    assert all(f.parent == m.CACHE_FILE.parent for f in files)
+    assert m.cache_file("cmp").name == f"dataclass-methods-cmp.{sys.implementation.cache_tag}.bin"
 
 
 def test_forward_references_compile_once_and_as_typing_compiles_them(tmp_path):
