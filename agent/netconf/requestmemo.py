@@ -103,13 +103,19 @@ class MemoEntry(Generic[T]):
 class RequestMemo(Generic[T]):
     """The *max_entries* requests of at most *max_message_size* bytes used last, by
     :attr:`Template.key`. The server's own: what a request needs does not depend on
-    who sent it (access control is decided on each use)."""
+    who sent it (access control is decided on each use).
+
+    A request is kept the second time one of its template is answered
+    (:meth:`admits`): one that never comes again (a filter made for one request)
+    would cost the keeping and then its eviction, and save nothing."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES,
                  max_message_size: int = MAX_MESSAGE_SIZE):
         self.max_entries = max_entries
         self.max_message_size = max_message_size
         self._entries: OrderedDict[Key, MemoEntry[T]] = OrderedDict()
+        #: the templates of the *max_entries* requests answered once last, not kept
+        self._once: OrderedDict[Key, None] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -127,6 +133,19 @@ class RequestMemo(Generic[T]):
             self._entries.move_to_end(key)
         return found
 
+    def admits(self, found: Template) -> bool:
+        """Whether to keep a request of template *found* that was answered: yes if
+        *found* is among the templates of the last *max_entries* requests answered
+        once (then it leaves them), else no (and it joins them)."""
+        key = found.key
+        if key in self._once:
+            del self._once[key]
+            return True
+        self._once[key] = None
+        if len(self._once) > self.max_entries:
+            self._once.popitem(last=False)
+        return False
+
     def put(self, found: Template, entry: MemoEntry[T]) -> None:
         """Keep *entry* for the messages of template *found* (from :meth:`find`),
         unless :func:`template` does not read that message the same way."""
@@ -140,3 +159,4 @@ class RequestMemo(Generic[T]):
 
     def clear(self) -> None:
         self._entries.clear()
+        self._once.clear()

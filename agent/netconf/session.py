@@ -321,9 +321,11 @@ class Session:
     def remember(self, request: RpcReceived, value: object) -> None:
         """Keep *value*, what answering *request* again takes (the server answered it
         successfully), for the messages equal to it but for their message-id. Not if
-        the memo may not keep it, or an attribute of its ``<rpc>`` is in a namespace
-        (lxml writes that reply: see :meth:`reply`)."""
-        if request.template is None or self.memo is None:
+        the memo may not keep it (yet: :meth:`~.requestmemo.RequestMemo.admits`), or an
+        attribute of its ``<rpc>`` is in a namespace (lxml writes that reply: see
+        :meth:`reply`)."""
+        if request.template is None or self.memo is None or not self.memo.admits(
+                request.template):
             return
         items = request.rpc.items()
         index = next(i for i, (name, _) in enumerate(items) if name == "message-id")

@@ -108,6 +108,14 @@ def test_the_memo_keeps_the_entries_used_last_and_no_large_message():
     assert len(memo) == 0
 
 
+def test_a_request_is_admitted_the_second_time_among_the_last_answered_once():
+    memo: RequestMemo[int] = RequestMemo(max_entries=2)
+    assert [memo.admits(_poll(memo, n)) for n in (1, 1, 1, 2, 3, 4, 3, 2)] == [
+        False, True, False, False, False, False, True, False]  # 2 was pushed out by 4
+    memo.clear()
+    assert not memo.admits(_poll(memo, 4))
+
+
 @pytest.mark.parametrize("message", [
     f'<rpc xmlns="{NC}" note=\'message-id="1"\' message-id="2">{BODY}</rpc>',  # cut elsewhere
     f'<!-- poll --><rpc message-id="1" xmlns="{NC}">{BODY}</rpc>',            # no template
@@ -157,27 +165,30 @@ def test_a_remembered_request_is_not_parsed_and_gets_the_full_paths_reply(base):
     data = SerializedElement(b'<data><x xmlns="urn:example">1</x></data>')
     # the reply escapes the quotes and ">" the request need not
     message = f'<rpc xmlns="{NC}" a=\'"q"\' message-id="{{id}}" z=\'>\'>{BODY}</rpc>'
-    first = _send(session, message.replace("{id}", "1"))
-    assert isinstance(first, RpcReceived) and first.template is not None
-    session.remember(first, "value")
+    for mid in ("1", "x"):  # kept the second time it is answered
+        assert len(memo) == 0
+        first = _send(session, message.replace("{id}", mid))
+        assert isinstance(first, RpcReceived) and first.template is not None
+        session.remember(first, "value")
     assert len(memo) == 1
     repeated = _send(session, message.replace("{id}", "2-b"))
     assert isinstance(repeated, RepeatedRpc)
     assert repeated.entry.value == "value" and repeated.message_id == "2-b"
-    assert session.counters.in_rpcs == 2
+    assert session.counters.in_rpcs == 3
     # the reply the full path gives, from the message parsed
     full = session.reparse(repeated)
-    assert isinstance(full, RpcReceived) and session.counters.in_rpcs == 2
+    assert isinstance(full, RpcReceived) and session.counters.in_rpcs == 3
     assert session.reply_repeated(repeated, data) == session.reply(full, data)
 
 
 def test_a_request_with_an_attribute_in_a_namespace_is_not_remembered():
     memo: RequestMemo = RequestMemo()
     session = _open(BASE_1_0, memo)
-    first = _send(session, f'<rpc xmlns="{NC}" xmlns:ex="urn:example" ex:t="1" '
-                           f'message-id="1">{BODY}</rpc>')
-    assert isinstance(first, RpcReceived) and first.template is not None
-    session.remember(first, "value")
+    for _ in range(2):
+        first = _send(session, f'<rpc xmlns="{NC}" xmlns:ex="urn:example" ex:t="1" '
+                               f'message-id="1">{BODY}</rpc>')
+        assert isinstance(first, RpcReceived) and first.template is not None
+        session.remember(first, "value")
     assert len(memo) == 0
 
 
