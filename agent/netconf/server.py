@@ -146,15 +146,6 @@ class SessionRecord:
         self.writable.set()
 
 
-@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~4k instructions
-class Repeatable:
-    """What answering a ``<get-config>`` again takes (see :mod:`.requestmemo`): its
-    operation element, which NACM's rpc authorization reads, and its parameters."""
-
-    operation: etree._Element
-    query: ConfigQuery
-
-
 @dataclass
 class PendingConfirm:
     """A confirmed commit awaiting its confirming commit (RFC 6241 section 8.4)."""
@@ -217,7 +208,7 @@ class NetconfServer:
         #: every session: what they need does not depend on who sends them, and a
         #: poller that opens a session per poll sends its request once per session
         #: (``memo_entries`` 0: none)
-        self.request_memo: RequestMemo[Repeatable] | None = (
+        self.request_memo: RequestMemo[ConfigQuery] | None = (
             RequestMemo(memo_entries) if memo_entries > 0 else None)
         self.state.add(netconf_state(self))
         self.state.add(yang_library(self))
@@ -463,7 +454,7 @@ class NetconfServer:
             reply = record.protocol.reply_errors(request, [err])
             outcome = "error operation-failed (internal)"
         if query is not None and outcome == "ok":
-            record.protocol.remember(request, Repeatable(operation, query))
+            record.protocol.remember(request, query)
         self._answered(record, operation, request.message_id, reply, outcome, started)
 
     async def _repeat(self, record: SessionRecord, event: RepeatedRpc) -> bool:
@@ -471,16 +462,15 @@ class NetconfServer:
         repeats, without parsing it: NACM's rpc authorization, then the reply cache;
         ``False`` (nothing done) if that answer is not a success."""
         started = time.perf_counter()
-        repeated: Repeatable = event.entry.value
+        query: ConfigQuery = event.entry.value
         access = self.nacm.access(record.user)
-        if not access.may_invoke(repeated.operation):
+        if not access.may_invoke(query.operation):
             return False
         try:
-            result = await repeated.query.answer(
-                RpcContext(record, self, access, len(event.data)))
+            result = await query.answer(RpcContext(record, self, access, len(event.data)))
         except Exception:  # noqa: BLE001 - the full path answers it, as it would have
             return False
-        self._answered(record, repeated.operation, event.message_id,
+        self._answered(record, query.operation, event.message_id,
                        record.protocol.reply_repeated(event, result), "ok", started)
         return True
 

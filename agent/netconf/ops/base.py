@@ -117,9 +117,11 @@ def filter_param(ctx: RpcContext, found: dict[str, etree._Element]) -> FilterPar
 
 @dataclass(slots=True)  # not frozen: a frozen __init__ costs ~4k instructions
 class ConfigQuery:
-    """The parameters of a ``<get-config>`` (RFC 6241 section 7.1), read once: the
-    server keeps them for requests that repeat it (:mod:`..requestmemo`)."""
+    """A ``<get-config>`` (RFC 6241 section 7.1), its parameters read once: the
+    server keeps it for requests that repeat it (:mod:`..requestmemo`)."""
 
+    #: the operation element (which NACM's rpc authorization reads)
+    operation: etree._Element
     source: str
     with_defaults: str
     filter: FilterParam | None
@@ -136,7 +138,7 @@ def config_query(ctx: RpcContext, op: etree._Element) -> ConfigQuery:
     found = params(op, _GET_CONFIG_PARAMS)  # op's children read once
     source = _datastore(op, "source", found.get(_SOURCE))
     assert isinstance(source, str)
-    return ConfigQuery(source, with_defaults_param(found), filter_param(ctx, found))
+    return ConfigQuery(op, source, with_defaults_param(found), filter_param(ctx, found))
 
 
 async def get_config(ctx: RpcContext, op: etree._Element) -> SerializedElement:
