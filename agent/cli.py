@@ -100,6 +100,9 @@ def prepare_process(command: str | None = None) -> None:
         # 3.11+; the package's import also replaces typing's parameter collection with
         # a slower one (cmp imports neither)
         defer("typing_extensions", {"Self": "typing"})
+        # asyncio imports ssl for TLS, which the agent does not speak: at its import it
+        # takes two exception classes alone (of the C module); any other name runs ssl
+        defer("ssl", {"SSLWantReadError": "_ssl", "SSLSyscallError": "_ssl"})
     else:
         defer_openssl_hashes()
     defer("email.utils", {"parseaddr": "agent.lazyimports"})

@@ -177,3 +177,21 @@ assert te.TypedDict is TypedDict and "__getattr__" not in te.__dict__
 assert typing._collect_parameters is not collect  # its code ran, as a plain import runs it
 """
     assert "typing_extensions" in loaded_after(code)
+
+
+def test_serve_does_not_run_ssl_and_asyncio_gets_the_same_classes():
+    """asyncio imports ssl (the agent speaks no TLS) and takes SSLWantReadError and
+    SSLSyscallError from it at its import: for serve ssl is deferred (agent/cli.py) and
+    those come from the C module _ssl, the classes ssl itself exports; any other name
+    runs ssl, complete."""
+    code = AS_COMMAND.replace("prepare_process()", "prepare_process('serve')") + """
+import asyncio, asyncio.sslproto, sys, _ssl
+import agent.serve, agent.netconf.server
+ssl = sys.modules["ssl"]
+assert "__getattr__" in ssl.__dict__ and "SSLContext" not in ssl.__dict__, "run"
+assert asyncio.sslproto.SSLAgainErrors == (_ssl.SSLWantReadError, _ssl.SSLSyscallError)
+context = ssl.create_default_context()
+assert isinstance(context, ssl.SSLContext) and "__getattr__" not in ssl.__dict__
+assert ssl.SSLWantReadError is _ssl.SSLWantReadError and ssl.SSLSyscallError is _ssl.SSLSyscallError
+"""
+    assert "ssl" in loaded_after(code)
