@@ -266,18 +266,30 @@ def test_push_parser_answers_as_the_memory_parser_on_mutations(monkeypatch):
 def test_push_parser_is_per_thread_and_reset_after_an_error():
     from concurrent.futures import ThreadPoolExecutor
 
+    import threading
+
+    # four tasks at a time wait for each other: the pool runs them on four threads
+    # (it reuses an idle thread otherwise)
+    together = threading.Barrier(4)
+
     def work(i: int):
+        together.wait(timeout=30)
         out = []
         for _ in range(50):
             with pytest.raises(XmlError):
                 parse_message(b"<a><b>")  # ends mid-document
             out.append(parse_message(_rpc("<get/>", mid=str(i))).get("message-id"))
-        return xmlparse._this_thread.push, out
+        return threading.get_ident(), xmlparse._this_thread.push, out
 
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(work, range(8)))
-    assert all(out == [str(i)] * 50 for i, (_, out) in enumerate(results))
-    parsers = {id(p) for p, _ in results}
+    assert all(out == [str(i)] * 50 for i, (_, _, out) in enumerate(results))
+    by_thread: dict[int, set[int]] = {}
+    for ident, parser, _ in results:
+        by_thread.setdefault(ident, set()).add(id(parser))
+    # one parser per thread, each its own, none the main thread's
+    assert len(by_thread) == 4 and all(len(ids) == 1 for ids in by_thread.values())
+    parsers = set().union(*by_thread.values())
     assert len(parsers) == 4 and id(xmlparse._this_thread.push) not in parsers
     # a feed parser that met a refused message is not left inside it
     with pytest.raises(XmlError):
