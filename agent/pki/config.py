@@ -159,10 +159,17 @@ class PkiConfig:
     def with_sessions(self, changed: dict[str, dict[str, Any] | None]) -> "PkiConfig":
         """A copy with the cmp-session entries of *changed* (name -> raw entry,
         ``None`` if deleted) replaced; everything else is the same."""
-        sessions = dict(self.sessions)
+        copied = replace(self, sessions=dict(self.sessions))
+        copied.update_sessions(changed)
+        return copied
+
+    def update_sessions(self, changed: dict[str, dict[str, Any] | None]) -> None:
+        """:meth:`with_sessions` in place: for a configuration no one else holds yet
+        (the PKI service's view while it catches up with a commit)."""
+        sessions = self.sessions
         for name, raw in changed.items():
             if raw is None:
                 sessions.pop(name, None)
             else:
                 sessions[name] = SessionConfig.from_raw(raw, self.entities)
-        return replace(self, sessions=sessions)
+        self.__dict__.pop("_by_authentication_cert", None)  # built again when asked

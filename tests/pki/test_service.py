@@ -126,6 +126,15 @@ def test_an_interrupted_key_update_never_loses_the_working_pair(model, tmp_path,
     assert "s1: the new certificate's chain was not checked: no trust anchor" in caplog.text
 
 
+def _commit_pki(datastores: Datastores, body: str) -> None:
+    """Edit *body* into candidate's /pki (merge; nc: is declared) and commit."""
+    datastores.edit_config("candidate", etree.fromstring(
+        '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:nc='
+        '"urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns='
+        f'"urn:cmp-agent:yang:cmp-agent-pki">{body}</pki></config>'))
+    datastores.commit()
+
+
 def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, monkeypatch):
     """After each commit the view equals one built from scratch; it is brought
     up to date in chunks in the background, or at once when asked first."""
@@ -141,11 +150,7 @@ def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, 
     service.config()
 
     def commit(body: str) -> None:
-        datastores.edit_config("candidate", etree.fromstring(
-            '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" xmlns:nc='
-            '"urn:ietf:params:xml:ns:netconf:base:1.0"><pki xmlns='
-            f'"urn:cmp-agent:yang:cmp-agent-pki">{body}</pki></config>'))
-        datastores.commit()
+        _commit_pki(datastores, body)
 
     def entry(i: int, extra: str = "") -> str:
         return f"<cmp-session><name>s{i}</name><entity>e1</entity>{extra}</cmp-session>"
@@ -171,6 +176,59 @@ def test_the_view_of_running_follows_commits_a_chunk_at_a_time(model, tmp_path, 
         commit("".join(entry(i, "<ca-name>/CN=X</ca-name>") for i in range(8)))
         assert service.config() == from_scratch()  # asked at once: no waiting for chunks
         assert service.config().sessions["s4"].auto_update is True
+
+    asyncio.run(scenario())
+
+
+def test_a_configuration_given_out_stays_as_it_was_while_the_view_catches_up(model, tmp_path,
+                                                                            monkeypatch):
+    """The view catching up with a commit changes its own dict of sessions in place,
+    step by step, never one that config() gave out: what a caller holds (a request,
+    the state) stays the configuration it was; its index by authentication-cert too."""
+    from agent.pki import service as service_module
+    from agent.pki.config import PkiConfig
+
+    monkeypatch.setattr(service_module, "VIEW_CHUNK", 2)
+    monkeypatch.setattr(service_module, "VIEW_SLICE_SECONDS", 0)  # a step per slice
+    datastores = Datastores(model, tmp_path, SecretBox.open(tmp_path))
+    service = PkiService(datastores, tmp_path, datastores.secrets)
+    seen = []
+    service.on_change.append(lambda pki, names: seen.append(
+        {name: pki.sessions.get(name) for name in names}))
+
+    def commit(body: str) -> None:
+        _commit_pki(datastores, body)
+
+    def entry(i: int, cert: str) -> str:
+        return (f"<cmp-session><name>s{i}</name><entity>e1</entity>"
+                f"<authentication-cert>{cert}</authentication-cert></cmp-session>")
+
+    async def scenario():
+        commit("<entity><name>e1</name></entity>" + "".join(entry(i, "a.pem") for i in range(6)))
+        held = service.config()
+        assert sorted(held.sessions_authenticating_with("a.pem")) == [f"s{i}" for i in range(6)]
+        before = dict(held.sessions)
+        commit("".join(entry(i, "b.pem") for i in range(4))
+               + '<cmp-session nc:operation="delete"><name>s5</name></cmp-session>')
+        for _ in range(3 * (YIELDS + 1)):  # the steps, each changing the view in place
+            await asyncio.sleep(0)
+        assert service._refresher.done()
+        assert held.sessions == before  # given out before the commit: as it was
+        assert sorted(held.sessions_authenticating_with("a.pem")) == [f"s{i}" for i in range(6)]
+        now = service.config()
+        assert now is not held and now == PkiConfig.from_raw(datastores.running_raw())
+        assert sorted(now.sessions_authenticating_with("b.pem")) == ["s0", "s1", "s2", "s3"]
+        assert now.sessions_authenticating_with("a.pem") == ("s4",)
+        # each listener call saw the sessions it was told of as committed
+        told = {name: session for step in seen for name, session in step.items()}
+        assert told["s5"] is None and told["s0"].authentication_cert == "b.pem"
+        # given out: the next commit's steps copy it before changing anything
+        commit(entry(4, "b.pem"))
+        for _ in range(3 * (YIELDS + 1)):
+            await asyncio.sleep(0)
+        assert now.sessions["s4"].authentication_cert == "a.pem"
+        assert sorted(service.config().sessions_authenticating_with("b.pem")) == [
+            "s0", "s1", "s2", "s3", "s4"]
 
     asyncio.run(scenario())
 
