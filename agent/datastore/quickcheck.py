@@ -75,13 +75,29 @@ class _Plan:
         field(default_factory=list)
     #: lists and leaf-lists: tag -> (min-elements, max-elements or None)
     counts: dict[str, tuple[int, int | None]] = field(default_factory=dict)
-    #: tag -> compiled XPath tests (each must be true for a present node): when, then musts;
-    #: None for an expression the quick check does not translate
-    tests: dict[str, list[etree.XPath | None]] = field(default_factory=dict)
+    #: the config data nodes allowed here: tag -> (schema, kind, compiled XPath tests or
+    #: None); each test must be true for a present node: when, then musts; a test is None
+    #: for an expression the quick check does not translate
+    nodes: dict[str, tuple[NodeInfo, str, list[etree.XPath | None] | None]] = \
+        field(default_factory=dict)
+    #: a list's keys: (tag, yangson type) in key order
+    keys: list[tuple[str, object]] = field(default_factory=list)
 
 
 class _Untranslatable(Exception):
     pass
+
+
+#: kinds of :attr:`_Plan.nodes` (compared by identity)
+_LEAF, _LEAF_LIST, _LIST, _CONTAINER = "leaf", "leaf-list", "list", "container"
+
+
+def _kind(sn) -> str:
+    if isinstance(sn, LeafNode):
+        return _LEAF
+    if isinstance(sn, LeafListNode):
+        return _LEAF_LIST
+    return _LIST if isinstance(sn, ListNode) else _CONTAINER
 
 
 class QuickCheck:
@@ -118,35 +134,37 @@ class QuickCheck:
         plan = self._plan(info)
         if not plan.handled:
             return False
-        children = self.smap.children(info)
+        nodes = plan.nodes
         seen: dict[str, int] = {}
         keys: dict[str, set] = {}
         if len(vel) < len(el):
             return False
         for child, vchild in zip(el, vel):
             tag = child.tag
-            if not isinstance(tag, str) or vchild.tag != tag:
-                return False  # a comment or processing instruction: yangson decides
-            cinfo = children.get(tag)
-            if cinfo is None or not cinfo.config:
+            # None: a comment or processing instruction (yangson decides), or not a
+            # config data node here
+            node = nodes.get(tag)
+            if node is None:
                 return False
-            sn = cinfo.node
+            cinfo, kind, tests = node
             count = seen.get(tag, 0)
             seen[tag] = count + 1
-            if isinstance(sn, LeafNode):
+            # the view's element is compared with the tree's where it is used (a test
+            # runs on it, the walk goes down it): it is the same node with defaults
+            if kind is _LEAF:
                 if count or not self._leaf(cinfo, child, root, targets):
                     return False
-            elif isinstance(sn, LeafListNode):
+            elif kind is _LEAF_LIST:
                 if not self._leaf(cinfo, child, root, targets):
                     return False
                 values = keys.setdefault(tag, set())
-                value = _identity(sn.type, child)
+                value = _identity(cinfo.node.type, child)
                 if value in values:
                     return False
                 values.add(value)
-            elif isinstance(sn, ListNode):
+            elif kind is _LIST:
                 key = self._key(cinfo, child)
-                if key is None:
+                if key is None or vchild.tag != tag:
                     return False
                 entries = keys.setdefault(tag, set())
                 if key in entries:
@@ -156,10 +174,12 @@ class QuickCheck:
                     return False
                 yield
             else:  # container
-                if count or not (yield from self._walk(child, vchild, cinfo, root, targets)):
+                if count or vchild.tag != tag or not (
+                        yield from self._walk(child, vchild, cinfo, root, targets)):
                     return False
-            tests = plan.tests.get(tag)
             if tests is not None:
+                if kind is not _LIST and kind is not _CONTAINER and vchild.tag != tag:
+                    return False
                 for test in tests:
                     if test is None or not test(vchild):
                         return False
@@ -181,11 +201,11 @@ class QuickCheck:
     def _key(self, info: NodeInfo, entry: etree._Element) -> tuple | None:
         """The entry's key as yangson compares keys (values, not texts)."""
         key = []
-        for tag in info.key_tags:
-            leaf = entry.find(tag)
+        for tag, typ in self._plan(info).keys:
+            leaf = next(entry.iterchildren(tag), None)  # find()'s first, without ElementPath
             if leaf is None:
                 return None
-            key.append(_identity(self.smap.child(info, tag).node.type, leaf))
+            key.append(_identity(typ, leaf))
         return tuple(key)
 
     def _leaf(self, info: NodeInfo, el: etree._Element, root: etree._Element,
@@ -222,6 +242,7 @@ class QuickCheck:
     def _make_plan(self, info: NodeInfo) -> _Plan:
         plan = _Plan()
         sn = info.node
+        plan.keys = [(tag, self.smap.child(info, tag).node.type) for tag in info.key_tags]
         if isinstance(sn, ListNode) and sn.unique:
             plan.handled = False
             return plan
@@ -257,8 +278,7 @@ class QuickCheck:
                     return plan
                 tests.append(self._xpath(csn.when, csn, when=True))
             tests.extend(self._xpath(m.expression, csn) for m in csn.must)
-            if tests:
-                plan.tests[tag] = tests
+            plan.nodes[tag] = (child, _kind(csn), tests or None)
         for choice, per_case in choices.values():
             if len(per_case) != len(choice.children):  # a case without config data nodes
                 plan.handled = False
