@@ -35,26 +35,43 @@ def raw_value(smap: SchemaMap, info: NodeInfo, el: etree._Element,
     skipped (the datastores only hold validated configuration).
     """
     out: dict[str, Any] = {}
-    parent_module = getattr(info.node, "ns", None) if info.parent is not None else None
-    children = smap.children(info)
+    members = _members(smap, info)
     for child in el:
         tag = child.tag
-        if not isinstance(tag, str) or tag == skip:
-            continue
-        cinfo = children.get(tag)
-        if cinfo is None:
-            continue
-        sn = cinfo.node
-        name = sn.name if sn.ns == parent_module else f"{sn.ns}:{sn.name}"
-        if isinstance(sn, LeafNode):
-            out[name] = _leaf_raw(sn.type, child)
-        elif isinstance(sn, LeafListNode):
-            out.setdefault(name, []).append(_leaf_raw(sn.type, child))
-        elif isinstance(sn, ListNode):
+        member = members.get(tag)
+        if member is None or tag == skip:
+            continue  # not known here, a comment or processing instruction, or skipped
+        name, kind, cinfo = member
+        if kind is _LEAF:
+            out[name] = _leaf_raw(cinfo.node.type, child)
+        elif kind is _LEAF_LIST:
+            out.setdefault(name, []).append(_leaf_raw(cinfo.node.type, child))
+        elif kind is _LIST:
             out.setdefault(name, []).append(raw_value(smap, cinfo, child, skip))
         else:
             out[name] = raw_value(smap, cinfo, child, skip)
     return out
+
+
+_LEAF, _LEAF_LIST, _LIST, _CONTAINER = "leaf", "leaf-list", "list", "container"
+
+
+def _members(smap: SchemaMap, info: NodeInfo) -> dict[str, tuple[str, str, NodeInfo]]:
+    """*info*'s data children: Clark tag -> (member name, kind, schema), made once per
+    schema node (the name and kind were worked out again for every element)."""
+    members = info.raw_members
+    if members is None:
+        parent_module = getattr(info.node, "ns", None) if info.parent is not None else None
+        members = {}
+        for tag, cinfo in smap.children(info).items():
+            sn = cinfo.node
+            name = sn.name if sn.ns == parent_module else f"{sn.ns}:{sn.name}"
+            kind = (_LEAF if isinstance(sn, LeafNode) else _LEAF_LIST
+                    if isinstance(sn, LeafListNode) else _LIST if isinstance(sn, ListNode)
+                    else _CONTAINER)
+            members[tag] = (name, kind, cinfo)
+        info.raw_members = members
+    return members
 
 
 def _leaf_raw(typ, el: etree._Element) -> Any:

@@ -55,6 +55,8 @@ class NodeInfo:
     children: dict[str, "NodeInfo"] | None = field(default=None, repr=False)
     #: this node's XPath step without key predicates, ``/prefix:name`` (see :meth:`SchemaMap.step`)
     step: str = ""
+    #: its data children for :func:`agent.datastore.raw.raw_value`, made on first use
+    raw_members: dict | None = field(default=None, repr=False, compare=False)
 
 
 class SchemaMap:
