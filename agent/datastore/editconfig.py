@@ -112,6 +112,8 @@ class _Engine:
         self.changed = False
         #: (parent element, list tag) -> {key tuple: entry element}
         self._index: dict[tuple[etree._Element, str], dict[tuple[str, ...], etree._Element]] = {}
+        #: id of a node in a choice -> the tags of its siblings in the choice's other cases
+        self._other_cases: dict[int, tuple[str, ...]] = {}
 
     # -- walking --------------------------------------------------------------------
     def children(self, data: etree._Element, info: NodeInfo, edit: etree._Element,
@@ -291,7 +293,7 @@ class _Engine:
     def list_entry(self, data, info: NodeInfo, edit, op: str, path: str) -> Steps[None]:
         keys: list[str] = []
         for ktag in info.key_tags:
-            kel = edit.find(ktag)
+            kel = next(edit.iterchildren(ktag), None)  # find()'s, without ElementPath
             kinfo = self.smap.child(info, ktag)
             if kel is None:
                 here = path + info.step
@@ -349,19 +351,17 @@ class _Engine:
         deletes all nodes of the choice's other cases."""
         if not info.cases:
             return
-        mine = {id(choice): case for choice, case in info.cases}
-        siblings = self.smap.children(info.parent)
-        for el in list(data):
-            if not isinstance(el.tag, str) or el.tag == info.tag:
-                continue
-            other = siblings.get(el.tag)
-            if other is None:
-                continue
-            for choice, case in other.cases:
-                if id(choice) in mine and mine[id(choice)] is not case:
-                    data.remove(el)
-                    self.changed = True
-                    break
+        others = self._other_cases.get(id(info))
+        if others is None:
+            mine = {id(choice): case for choice, case in info.cases}
+            others = self._other_cases[id(info)] = tuple(
+                tag for tag, other in self.smap.children(info.parent).items()
+                if tag != info.tag and any(id(choice) in mine and mine[id(choice)] is not case
+                                           for choice, case in other.cases))
+        if others:  # found in C: no Python object for the other children
+            for el in list(data.iterchildren(*others)):
+                data.remove(el)
+                self.changed = True
 
     def _exists(self, info: NodeInfo, here: str) -> RpcError:
         return RpcError("data-exists", f"{here} already exists; use merge or replace to change "
