@@ -467,21 +467,29 @@ class NetconfServer:
         if not access.may_invoke(query.operation):
             return False
         try:
-            result = await query.answer(RpcContext(record, self, access, len(event.data)))
+            # most often kept in the reply cache: then no context, no coroutine
+            result = query.cached(self.config_replies, access)
+            if result is None:
+                result = await query.answer(RpcContext(record, self, access, len(event.data)))
         except Exception:  # noqa: BLE001 - the full path answers it, as it would have
             return False
+        # a successful <get-config>: logged at DEBUG (see _answered)
         self._answered(record, query.operation, event.message_id,
-                       record.protocol.reply_repeated(event, result), "ok", started)
+                       record.protocol.reply_repeated(event, result), "ok", started,
+                       logging.DEBUG)
         return True
 
     def _answered(self, record: SessionRecord, operation: etree._Element, message_id: str,
-                  reply: bytes, outcome: str, started: float) -> None:
-        """Send the *reply* to *operation*, log it; end the session after a close-session."""
+                  reply: bytes, outcome: str, started: float, level: int | None = None
+                  ) -> None:
+        """Send the *reply* to *operation*, log it (at *level*, if the caller knows it);
+        end the session after a close-session."""
         if record.session_id in self.sessions:
             record.transport.send(reply)
         # a device logs what changed and what failed; a poller's reads would flood the log
-        level = logging.DEBUG if outcome == "ok" and operation.tag in RETRIEVALS else (
-            logging.INFO)
+        if level is None:
+            level = logging.DEBUG if outcome == "ok" and operation.tag in RETRIEVALS else (
+                logging.INFO)
         if log.isEnabledFor(level):  # its arguments cost a small RPC more than its check
             log.log(level, "session %d rpc %s message-id %r: %s in %.2f ms", record.session_id,
                     etree.QName(operation).localname, message_id, outcome,

@@ -8,6 +8,7 @@ module parses parameters, enforces locks (section 7.5) and applies filters
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
@@ -16,6 +17,10 @@ from ..errors import NC_NS, RpcError, RpcErrors
 from ..filters import FilterParam
 from ..replycache import SerializedElement
 from .registry import RpcContext, check_params, child, params, text_param
+
+if TYPE_CHECKING:
+    from ..nacm import Access
+    from ..replycache import ConfigReplyCache
 
 WD_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
 DATASTORES = ("running", "candidate", "startup")
@@ -131,6 +136,11 @@ class ConfigQuery:
         # no state providers here: get-config is configuration only (RFC 6241 section 7.1)
         return await ctx.server.config_replies.get_config(self.source, self.with_defaults,
                                                           self.filter, ctx.access)
+
+    def cached(self, replies: ConfigReplyCache, access: Access) -> SerializedElement | None:
+        """The ``<data>`` :meth:`answer` gives, if the reply cache *replies* holds it
+        (``None`` else): without an :class:`RpcContext` and a coroutine."""
+        return replies.cached(self.source, self.with_defaults, self.filter, access)
 
 
 def config_query(ctx: RpcContext, op: etree._Element) -> ConfigQuery:
