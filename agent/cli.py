@@ -86,12 +86,14 @@ def prepare_process(command: str | None = None) -> None:
     (dataclasses asks it only for a class without a docstring); the regular
     expressions of cryptography's RFC 4514 name parser are compiled at their first use;
     selectors, bz2 and lzma (imported by socket and shutil for functions the commands do
-    not call) are deferred too; so are typing_extensions (asyncssh takes ``Self`` alone
+    not call) are deferred too, and shutil itself (argparse asks it for the terminal's
+    size alone); so are typing_extensions (asyncssh takes ``Self`` alone
     from it, typing's own) and, for ``cmp``, hashlib and hmac (which load the system's
     OpenSSL; the CMP engine hashes without them)."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
                                     defer_if_present, defer_openssl_backend,
-                                    defer_openssl_hashes, defer_serialization)
+                                    defer_openssl_hashes, defer_serialization,
+                                    defer_shutil)
 
     if command not in WITHOUT_YANG:
         defer_elementpath()
@@ -112,10 +114,12 @@ def prepare_process(command: str | None = None) -> None:
     # socket imports selectors for sendfile alone; shutil (which tempfile and argparse's
     # help formatter import) imports bz2 and lzma to know whether they are there
     defer("selectors")
+    # argparse's help formatter imports shutil for get_terminal_size alone
+    defer_shutil()
     for name in ("bz2", "lzma"):
         defer_if_present(name, "_" + name)
     compile_patterns_at_first_use("cryptography.x509.name")
-    from agent.methodcache import cache_file, install  # after the deferrals: it imports shutil
+    from agent.methodcache import cache_file, install  # after the deferrals
 
     # a file a command: each reads only the methods its own imports compile
     atexit.register(install(cache_file(command if command in SUBCOMMANDS else None)).save)

@@ -408,3 +408,32 @@ def test_the_loader_cache_search_answers_as_ctypes_first_step():
     assert answers == [first_step(name) for name in names]
     assert answers[0] and answers[0].startswith("libc.so")
     assert runs == [["/sbin/ldconfig", "-p"]]
+
+
+def test_shutil_is_deferred_and_argparse_sizes_its_help_as_before():
+    """argparse imports shutil in each help formatter for ``get_terminal_size`` alone: in a
+    process of the command shutil is not run for it, the size is shutil's own for each of
+    COLUMNS and LINES set, unset, bad or not positive, and the help is formatted the same;
+    any other name of shutil runs it."""
+    code = """
+import json, os, sys
+{prelude}
+import argparse, shutil
+sizes = []
+for columns, lines in ((None, None), ("100", "40"), ("x", "0"), ("-3", "7"), ("52", None)):
+    for name, value in (("COLUMNS", columns), ("LINES", lines)):
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
+    sizes.append(list(shutil.get_terminal_size()) + list(shutil.get_terminal_size((33, 9))))
+    parser = argparse.ArgumentParser(prog="x", description="word " * 40)
+    parser.add_argument("--option", help="help " * 30)
+    sizes.append(parser.format_help())
+unrun = "copyfile" not in sys.modules["shutil"].__dict__
+print(json.dumps([unrun, sizes, shutil.which("sh") is not None]))
+"""
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("", "import agent.cli\nagent.cli.prepare_process('cmp')"))
+    assert command[0] is True and plain[0] is False
+    assert command[1:] == plain[1:]
+    assert [100, 40, 100, 40] in command[1]
