@@ -287,6 +287,10 @@ class Access:
         q = etree.QName(operation)
         return self.may_exec(self.schema.module_of_ns(q.namespace), q.localname)
 
+    def may_invoke_named(self, namespace: str | None, localname: str) -> bool:
+        """:meth:`may_invoke` of an operation named *localname* in *namespace*."""
+        return self.may_exec(self.schema.module_of_ns(namespace), localname)
+
     def authorize_rpc(self, operation: etree._Element) -> None:
         """``access-denied`` (and the counter) unless the user may invoke *operation*."""
         if self.may_invoke(operation):

@@ -464,7 +464,7 @@ class NetconfServer:
         started = time.perf_counter()
         query: ConfigQuery = event.entry.value
         access = self.nacm.access(record.user)
-        if not access.may_invoke(query.operation):
+        if not query.may_invoke(access):
             return False
         try:
             # most often kept in the reply cache: then no context, no coroutine

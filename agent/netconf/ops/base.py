@@ -130,6 +130,19 @@ class ConfigQuery:
     source: str
     with_defaults: str
     filter: FilterParam | None
+    #: the operation's namespace and local name, once a repeated request asked for them
+    name: tuple[str | None, str] | None = None
+
+    def may_invoke(self, access: Access) -> bool:
+        """:meth:`Access.may_invoke` of the operation, decided for *access* now (RFC 8341
+        section 3.4.4); the operation's name read from the element once, not per use."""
+        if access.bypass:
+            return True
+        name = self.name
+        if name is None:
+            q = etree.QName(self.operation)
+            name = self.name = (q.namespace, q.localname)
+        return access.may_invoke_named(*name)
 
     async def answer(self, ctx: RpcContext) -> SerializedElement:
         """The ``<data>`` for *ctx*'s user, from the reply cache."""
