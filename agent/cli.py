@@ -183,15 +183,15 @@ def end_process(status: int) -> None:
     what it wrote (its files, its connections), without the interpreter's finalization:
     tearing down every module and object the imports made costs `cmp-agent cmp ir` 2 %
     of its instructions (issue 11), and the process's memory goes back at once anyway.
-    What the exit does that a program can see is done first: threads that are not
-    daemons are waited for, the atexit functions run (logging's shutdown, the method
-    cache's save), stdout and stderr are flushed. If a flush fails (a reader gone), this
-    returns and Python's exit reports it as it always does."""
+    What the exit does that a program can see is done first, in its order: threading's
+    own shutdown (its exit hooks, which tell idle thread-pool workers to stop, then
+    every thread that is not a daemon waited for), the atexit functions (logging's
+    shutdown, the method cache's save), stdout and stderr flushed. If a flush fails (a
+    reader gone), this returns and Python's exit reports it as it always does (the
+    shutdowns run again do nothing)."""
     threading = sys.modules.get("threading")
     if threading is not None:
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and not thread.daemon:
-                thread.join()
+        threading._shutdown()  # what the interpreter's exit calls first (Py_FinalizeEx)
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -57,8 +57,9 @@ import sys
 from collections.abc import Callable, Iterator, Mapping
 from types import ModuleType
 
-#: what ``hmac.compare_digest`` is (hmac takes it from ``_operator``), for ``hmac``
-#: deferred (:func:`defer_openssl_hashes`)
+#: ``hmac.compare_digest`` for ``hmac`` deferred (:func:`defer_openssl_hashes`): the
+#: constant-time comparison of ``_operator``, which hmac itself uses when ``_hashlib``
+#: (OpenSSL's, the same comparison) is missing
 from _operator import _compare_digest as compare_digest  # noqa: F401 - re-exported
 
 #: what yangson takes from elementpath at its import, and where it is found without
@@ -136,7 +137,7 @@ def defer_openssl_hashes() -> None:
     digests and tries each of hashlib's named constructors on it, about 7 % of
     ``cmp-agent cmp ir``'s instructions. ``cryptography.x509.extensions`` imports hashlib for
     one function (a key identifier from a public key), ``cryptography...constant_time``
-    hmac for ``compare_digest``, which comes from ``_operator`` as hmac's own does; the CMP
+    hmac for ``compare_digest``, given ``_operator``'s (hmac's own without ``_hashlib``); the CMP
     engine hashes with cryptography and CPython's built-in hash modules
     (:mod:`agent.cmp.protection`). Any other name runs the real module."""
     defer("hashlib")

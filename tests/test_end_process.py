@@ -54,3 +54,17 @@ def test_only_cmp_ends_at_once():
     from agent import cli
 
     assert cli.END_AT_ONCE == {"cmp"}
+
+
+def test_an_idle_thread_pool_does_not_keep_it_waiting():
+    # an executor's idle workers wait for work until threading's exit hook tells them
+    # to stop: joining them without it would wait for ever
+    code = """
+import concurrent.futures, agent.cli
+pool = concurrent.futures.ThreadPoolExecutor(2)
+print(pool.submit(sum, [1, 2]).result(), flush=True)
+agent.cli.end_process(5)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30)
+    assert (done.returncode, done.stdout) == (5, "3\n"), done.stderr
