@@ -44,7 +44,7 @@ from .nacm import Nacm
 from .ops import RETRIEVALS, register_standard_operations
 from .ops.base import ConfigQuery, config_query, get_config
 from .ops.registry import Handler, RpcContext, RpcRegistry
-from .replycache import ConfigReplyCache
+from .replycache import ConfigReplyCache, SerializedElement
 from .requestmemo import MAX_ENTRIES, RequestMemo
 from .session import (CloseSession, EndOfInput, Event, HelloReceived, ParseRequested,
                       RepeatedRpc, RpcReceived, SendData, Session, State,
@@ -340,6 +340,12 @@ class NetconfServer:
         """Append *events* to the work of *record*; start its worker if it has none."""
         if not events:
             return
+        if (len(events) == 1 and type(events[0]) is RepeatedRpc and not record.draining
+                and not record.pending and not record.reading_paused and not record.closing
+                and record.writable.is_set() and self._answer_at_once(record, events[0])):
+            # a repeated request answered from the reply cache, as _drain would have
+            # answered it at once: without a coroutine, a context copy, a StopIteration
+            return
         record.pending.extend(events)
         if ((len(record.pending) > MAX_PENDING_EVENTS or record.protocol.parsing)
                 and not record.reading_paused):
@@ -462,22 +468,53 @@ class NetconfServer:
         repeats, without parsing it: NACM's rpc authorization, then the reply cache;
         ``False`` (nothing done) if that answer is not a success."""
         started = time.perf_counter()
+        done = self._repeat_at_once(record, event, started)
+        if done is not None:
+            return done
+        query: ConfigQuery = event.entry.value
+        access = self.nacm.access(record.user)
+        try:
+            result = await query.answer(RpcContext(record, self, access, len(event.data)))
+        except Exception:  # noqa: BLE001 - the full path answers it, as it would have
+            return False
+        self._answer_repeated(record, event, result, started)
+        return True
+
+    def _answer_at_once(self, record: SessionRecord, event: RepeatedRpc) -> bool:
+        """:meth:`_repeat_at_once` outside a task: whether it answered *event*; an
+        exception goes to the loop's handler, as one in :meth:`_drain`'s first step
+        does (:func:`.eagertask.start`), not to the transport's ``data_received``."""
+        try:
+            return bool(self._repeat_at_once(record, event, time.perf_counter()))
+        except Exception as exc:  # noqa: BLE001 - reported as eagertask reports it
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": "exception in a task's first step", "exception": exc})
+            return True
+
+    def _repeat_at_once(self, record: SessionRecord, event: RepeatedRpc,
+                        started: float) -> bool | None:
+        """:meth:`_repeat` as far as it goes without suspending: ``True`` if answered
+        from the reply cache, ``False`` (nothing done) if that answer would not be a
+        success, ``None`` (nothing done) if the reply cache does not hold it."""
         query: ConfigQuery = event.entry.value
         access = self.nacm.access(record.user)
         if not query.may_invoke(access):
             return False
         try:
-            # most often kept in the reply cache: then no context, no coroutine
             result = query.cached(self.config_replies, access)
-            if result is None:
-                result = await query.answer(RpcContext(record, self, access, len(event.data)))
         except Exception:  # noqa: BLE001 - the full path answers it, as it would have
             return False
+        if result is None:
+            return None
+        self._answer_repeated(record, event, result, started)
+        return True
+
+    def _answer_repeated(self, record: SessionRecord, event: RepeatedRpc,
+                         result: SerializedElement, started: float) -> None:
         # a successful <get-config>: logged at DEBUG (see _answered)
-        self._answered(record, query.operation, event.message_id,
+        self._answered(record, event.entry.value.operation, event.message_id,
                        record.protocol.reply_repeated(event, result), "ok", started,
                        logging.DEBUG)
-        return True
 
     def _answered(self, record: SessionRecord, operation: etree._Element, message_id: str,
                   reply: bytes, outcome: str, started: float, level: int | None = None
