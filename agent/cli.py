@@ -87,8 +87,8 @@ def prepare_process(command: str | None = None) -> None:
     expressions of cryptography's RFC 4514 name parser are compiled at their first use;
     selectors, bz2 and lzma (imported by socket and shutil for functions the commands do
     not call) are deferred too, and shutil itself (argparse asks it for the terminal's
-    size alone); so are typing_extensions (asyncssh takes ``Self`` alone
-    from it, typing's own) and, for ``cmp``, hashlib and hmac (which load the system's
+    size alone) and random (cryptography's RSA module, for one function); so are
+    typing_extensions (asyncssh takes ``Self`` alone from it, typing's own) and, for ``cmp``, hashlib and hmac (which load the system's
     OpenSSL; the CMP engine hashes without them)."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
                                     defer_if_present, defer_openssl_backend,
@@ -116,6 +116,9 @@ def prepare_process(command: str | None = None) -> None:
     defer("selectors")
     # argparse's help formatter imports shutil for get_terminal_size alone
     defer_shutil()
+    # cryptography's RSA module imports random for one function (recovering the primes
+    # of a private key); random seeds an instance from os.urandom at its import
+    defer("random")
     for name in ("bz2", "lzma"):
         defer_if_present(name, "_" + name)
     compile_patterns_at_first_use("cryptography.x509.name")

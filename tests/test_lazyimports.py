@@ -437,3 +437,26 @@ print(json.dumps([unrun, sizes, shutil.which("sh") is not None]))
     assert command[0] is True and plain[0] is False
     assert command[1:] == plain[1:]
     assert [100, 40, 100, 40] in command[1]
+
+
+def test_random_is_deferred_and_rsa_recovers_primes_as_before():
+    """cryptography's RSA module imports random for rsa_recover_prime_factors alone: in a
+    process of the command random is not run by the imports, the primes are recovered as
+    with random run at import, and random works when asked."""
+    code = """
+import json, sys
+{prelude}
+import agent.cmp.cli
+from cryptography.hazmat.primitives.asymmetric import rsa
+unrun = "randint" not in sys.modules["random"].__dict__
+numbers = rsa.generate_private_key(65537, 1024).private_numbers()
+found = rsa.rsa_recover_prime_factors(numbers.public_numbers.n, numbers.public_numbers.e,
+                                      numbers.d)
+import random
+print(json.dumps([unrun, sorted(found) == sorted([numbers.p, numbers.q]),
+                  0 <= random.random() < 1]))
+"""
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("", "import agent.cli\nagent.cli.prepare_process('cmp')"))
+    assert command[0] is True and plain[0] is False
+    assert command[1:] == plain[1:] == [True, True]
