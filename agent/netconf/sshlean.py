@@ -138,6 +138,15 @@ class KeyedGCMCipher(GCMCipher):
 
     __slots__ = ()
     _aead: AESGCM
+    #: the nonce's fixed field and its invocation counter (RFC 5647 section 7.1), kept
+    #: apart: ``_iv`` is always ``_fixed`` followed by the counter's 8 bytes
+    _fixed: bytes
+    _invocation: int
+
+    def _update_iv(self) -> None:
+        # GCMCipher's, without reading the counter back out of _iv every time
+        invocation = self._invocation = (self._invocation + 1) & 0xffffffffffffffff
+        self._iv = self._fixed + invocation.to_bytes(8, "big")
 
     def encrypt_and_sign(self, header: bytes, data: bytes) -> tuple[bytes, bytes]:
         data = self._aead.encrypt(self._iv, data, header)
@@ -185,6 +194,8 @@ def _keyed(encryption: Encryption | None) -> None:
     if isinstance(encryption, GCMEncryption) and type(encryption._cipher) is GCMCipher:
         cipher = encryption._cipher
         cipher._aead = AESGCM(cipher._key)
+        cipher._fixed = cipher._iv[:4]
+        cipher._invocation = int.from_bytes(cipher._iv[4:], "big")
         cipher.__class__ = KeyedGCMCipher
 
 

@@ -293,6 +293,22 @@ def test_keyed_aes_gcm_encrypts_and_decrypts_as_asyncssh_does(cipher):
     assert opener._cipher.open_packet(sent[:16], sent[16:]) is None
 
 
+@pytest.mark.parametrize("counter", [0, 1, 2**32 - 1, 2**64 - 2])
+def test_keyed_aes_gcm_nonce_counts_on_and_wraps_as_asyncssh_does(counter):
+    # RFC 5647 section 7.1: the 64-bit invocation counter counts modulo 2**64
+    cipher = b"aes128-gcm@openssh.com"
+    key_size, *_ = get_encryption_params(cipher)
+    key, iv = os.urandom(key_size), os.urandom(4) + counter.to_bytes(8, "big")
+    stock, keyed = get_encryption(cipher, key, iv), get_encryption(cipher, key, iv)
+    sshlean._keyed(keyed)
+    for seq in range(4):
+        header, packet = (32).to_bytes(4, "big"), os.urandom(32)
+        assert keyed._cipher.seal_packet(header, packet) == b"".join(
+            stock.encrypt_packet(seq, header, packet))
+        assert keyed._cipher._iv == stock._cipher._iv
+    assert keyed._cipher._iv[4:] == ((counter + 4) % 2**64).to_bytes(8, "big")
+
+
 def test_keepalive_timer_is_not_replaced_per_read_and_still_sends_requests(
         server, tmp_path, asyncssh_packets):
     def requests_received() -> int:  # by the client: keepalive@openssh.com
