@@ -19,8 +19,9 @@ import stat
 from pathlib import Path
 
 #: the names atomic_write's temporary files get: ".NAME.XXXXXXXX.tmp", as tempfile.mkstemp
-#: names them (the same eight characters of :data:`_NAME_CHARACTERS`)
-_TEMPORARY = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+#: names them (the same eight characters of :data:`_NAME_CHARACTERS`); compiled by ``re``'s
+#: cache when first looked for, not at import
+_TEMPORARY = r"^\..+\.[a-z0-9_]{8}\.tmp$"
 _NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789_"
 #: how many names are tried before giving up (tempfile's TMP_MAX)
 _NAME_TRIES = 10000
@@ -81,7 +82,7 @@ def remove_temporaries(root: str | os.PathLike[str]) -> list[Path]:
     removed = []
     for parent, _, files in os.walk(root):
         for name in files:
-            if _TEMPORARY.match(name):
+            if re.match(_TEMPORARY, name):
                 path = Path(parent, name)
                 path.unlink(missing_ok=True)
                 removed.append(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -146,7 +147,7 @@ def test_temporary_files_are_named_and_made_as_mkstemp_makes_them(tmp_path, monk
     target = tmp_path / "running.xml"
     tmp = atomic.write_temporary(target, b"<data/>", 0o640)
     assert tmp.parent == tmp_path and tmp.is_absolute()
-    assert atomic._TEMPORARY.match(tmp.name) and tmp.name.startswith(".running.xml.")
+    assert re.match(atomic._TEMPORARY, tmp.name) and tmp.name.startswith(".running.xml.")
     assert stat.S_IMODE(tmp.stat().st_mode) == 0o640 and tmp.read_bytes() == b"<data/>"
     atomic.install_temporary(tmp, target)
     assert target.read_bytes() == b"<data/>" and not tmp.exists()

@@ -59,7 +59,8 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.([0-9]) ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xf
 # RFC 9110 5.1, 5.5: a field name is a token; a value has no CR, LF, NUL or other control
 _FIELD = re.compile(r"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):([\t\x20-\x7e\x80-\xff]*)")
 # RFC 9112 7.1: chunk-size [ chunk-ext ] CRLF, at most 16 hex digits (no sign, no 0x)
-_CHUNK_SIZE = re.compile(rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?\r?\n")
+#: (compiled by ``re``'s cache at the first chunked body, not at import)
+_CHUNK_SIZE = rb"([0-9A-Fa-f]{1,16})[ \t]*(?:;[\t\x20-\x7e\x80-\xff]*)?\r?\n"
 
 class TransportError(Exception):
     """The message could not be delivered or no valid HTTP answer came back."""
@@ -170,7 +171,7 @@ def _read_chunked(framing: _Framing, limit: int) -> bytes:
         line = framing.line("chunk size line")
         if not line:
             raise HttpProtocolError("connection closed in the chunked body")
-        match = _CHUNK_SIZE.fullmatch(line)
+        match = re.fullmatch(_CHUNK_SIZE, line)
         if match is None:
             raise HttpProtocolError(f"bad chunk size line {_text(line, 40)!r}")
         length = int(match[1], 16)

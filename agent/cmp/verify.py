@@ -176,7 +176,9 @@ UNSUPPORTED_CA_KEYS = {
     "1.3.101.113": "Ed448",
     protection.OID_RSASSA_PSS: "RSA-PSS (id-RSASSA-PSS)",
 }
-_NOISE = re.compile(
+#: what cryptography's failure messages hold that ours leave out; a pattern compiled (by
+#: ``re``'s cache) when a validation first fails, not at import
+_NOISE = (
     r"validation failed: |candidates exhausted: |Python extension validator failed: \w+: "
     r"| \(encountered processing <Certificate\(.*\)>\)"
 )
@@ -215,7 +217,7 @@ def validate_path(
     try:
         return verifier.verify(cert, list(intermediates)).chain
     except VerificationError as exc:
-        reason = _NOISE.sub("", str(exc))
+        reason = re.sub(_NOISE, "", str(exc))
         if reason.startswith("all candidates exhausted with no interior errors"):
             reason = "no path to a trust anchor"
         elif reason.startswith("Forbidden public key algorithm"):
