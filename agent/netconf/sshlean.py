@@ -235,6 +235,24 @@ class LeanServerConnection(SSHServerConnection):
             return
         super().send_packet(pkttype, *args, handler=handler)
 
+    def _recv_pkthdr(self) -> bool:
+        # asyncssh's, for AES-GCM, whose length field is not encrypted (RFC 5647
+        # section 7.3; GCMEncryption.decrypt_header gives the block and its first
+        # 4 bytes), without that call; anything else, a packet too long included, is
+        # asyncssh's own
+        blocksize = self._recv_blocksize
+        inpbuf = self._inpbuf
+        if type(self._recv_encryption) is not GCMEncryption or len(inpbuf) < blocksize:
+            return super()._recv_pkthdr()
+        pktlen = int.from_bytes(inpbuf[:4], "big")
+        if pktlen > self._max_recv_pktlen:
+            return super()._recv_pkthdr()  # which refuses it
+        self._packet = inpbuf[:blocksize]
+        self._inpbuf = inpbuf[blocksize:]
+        self._pktlen = pktlen
+        self._recv_handler = self._recv_packet
+        return True
+
     def _recv_packet(self) -> bool:
         # asyncssh's _recv_packet with its two most frequent packets taken apart
         # directly; everything else (and anything unusual about these) goes through
