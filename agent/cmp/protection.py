@@ -17,7 +17,6 @@ All functions work on bytes; the caller supplies the DER of ``ProtectedPart``
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hmac
 import importlib
@@ -361,7 +360,9 @@ def is_rsa_pss_key_file(data: bytes) -> bool:
     if b"-----BEGIN PRIVATE KEY-----" in data:
         body = data.split(b"-----BEGIN PRIVATE KEY-----", 1)[1].split(b"-----END", 1)[0]
         try:
-            data = base64.b64decode(b"".join(body.split()), validate=True)
+            # base64.b64decode(..., validate=True) as that function does it for bytes,
+            # without base64's import (and struct's): 1 % of `cmp-agent cmp ir`
+            data = binascii.a2b_base64(b"".join(body.split()), strict_mode=True)
         except binascii.Error:
             return False
     try:

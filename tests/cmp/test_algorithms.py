@@ -312,3 +312,30 @@ def test_a_signed_pop_follows_the_digest_and_pss():
     assert algorithm == SignatureAlgorithm("rsa-pss", "sha384")
     protection.verify_signature(key.public_key(), algorithm, request.cert_request_der,
                                 request.pop_signature)
+
+
+def test_rsa_pss_key_file_base64_is_read_strictly_as_b64decode_validate(tmp_path):
+    """The PEM body is decoded as ``base64.b64decode(..., validate=True)`` decodes it (line
+    breaks and spaces dropped first): a character outside the alphabet or bad padding
+    means not an RSA-PSS key file, a whole one is read."""
+    import base64
+    import binascii
+
+    pss = tmp_path / "pss.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA-PSS", "-pkeyopt", "rsa_keygen_bits:1024",
+                    "-out", str(pss)], check=True, capture_output=True)
+    text = pss.read_bytes()
+    body = text.split(b"-----BEGIN PRIVATE KEY-----")[1].split(b"-----END")[0]
+    variants = [text, text.replace(body, body.replace(b"\n", b"\r\n  ")),
+                text.replace(body, body[:20] + b"*" + body[20:]),
+                text.replace(body, body.rstrip().rstrip(b"=") + b"\n"),
+                text.replace(body, b"\nAAAA=A\n"), text.replace(body, b"\n")]
+    for data in variants:
+        part = data.split(b"-----BEGIN PRIVATE KEY-----")[1].split(b"-----END")[0]
+        try:
+            decoded = base64.b64decode(b"".join(part.split()), validate=True)
+        except binascii.Error:
+            decoded = None
+        expected = decoded is not None and protection.is_rsa_pss_key_file(decoded)
+        assert protection.is_rsa_pss_key_file(data) is expected
+    assert protection.is_rsa_pss_key_file(variants[0]) and protection.is_rsa_pss_key_file(variants[1])
