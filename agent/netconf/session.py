@@ -207,7 +207,7 @@ class Session:
         if isinstance(result, SerializedElement):
             head = _reply_head(request.rpc.items())
             if head is not None:
-                return self._serialized_reply(head.encode(), result)
+                return self._serialized_reply(result, head.encode())
             # an attribute in a namespace: serialize the reply around a placeholder and
             # put the element's XML in its place (lxml may pick other prefixes when an
             # rpc attribute declares the element's namespace)
@@ -228,19 +228,21 @@ class Session:
         """The framed ``<rpc-reply>`` for *event* carrying *result*: what :meth:`reply`
         gives for the request it repeats, with its own message-id."""
         entry = event.entry
-        return self._serialized_reply(
-            b"%s%s%s" % (entry.before, event.message_id.encode(), entry.after), result)
+        return self._serialized_reply(result, entry.before, event.message_id.encode(),
+                                      entry.after)
 
-    def _serialized_reply(self, head: bytes, result: SerializedElement) -> bytes:
-        """The framed ``<rpc-reply>`` with the attributes *head* carrying *result*: what
-        lxml writes (a test compares), without building and serializing an element for
-        the answers the reply cache gives."""
+    def _serialized_reply(self, result: SerializedElement, head: bytes,
+                          message_id: bytes = b"", tail: bytes = b"") -> bytes:
+        """The framed ``<rpc-reply>`` with the attributes *head*, *message_id*, *tail*
+        (joined) carrying *result*: what lxml writes (a test compares), without
+        building and serializing an element for the answers the reply cache gives."""
         framing = self._deframer.framing
         if framing is Framing.CHUNKED:  # frame()'s, without a copy of the reply first
-            return b"\n#%d\n%s%s>%s</rpc-reply>\n##\n" % (
-                len(_REPLY_START) + len(head) + len(result.xml) + 13, _REPLY_START, head,
-                result.xml)
-        return frame(b"%s%s>%s</rpc-reply>" % (_REPLY_START, head, result.xml), framing)
+            return b"\n#%d\n%s%s%s%s>%s</rpc-reply>\n##\n" % (
+                len(_REPLY_START) + len(head) + len(message_id) + len(tail)
+                + len(result.xml) + 13, _REPLY_START, head, message_id, tail, result.xml)
+        return frame(b"%s%s%s%s>%s</rpc-reply>" % (_REPLY_START, head, message_id, tail,
+                                                   result.xml), framing)
 
     def reply_errors(self, request: RpcReceived | None, errors: list[RpcError]) -> bytes:
         """The framed ``<rpc-reply>`` with one ``<rpc-error>`` per error (RFC 6241 section 4.3)."""
