@@ -87,7 +87,8 @@ def prepare_process(command: str | None = None) -> None:
     expressions of cryptography's RFC 4514 name parser are compiled at their first use;
     selectors, bz2 and lzma (imported by socket and shutil for functions the commands do
     not call) are deferred too, and shutil itself (argparse asks it for the terminal's
-    size alone) and random (cryptography's RSA module, for one function); so are
+    size alone), random (cryptography's RSA module, for one function), ntpath and
+    fnmatch (pathlib's, for Windows paths and globbing); so are
     typing_extensions (asyncssh takes ``Self`` alone from it, typing's own) and, for ``cmp``, hashlib and hmac (which load the system's
     OpenSSL; the CMP engine hashes without them)."""
     from agent.lazyimports import (compile_patterns_at_first_use, defer, defer_elementpath,
@@ -119,6 +120,10 @@ def prepare_process(command: str | None = None) -> None:
     # cryptography's RSA module imports random for one function (recovering the primes
     # of a private key); random seeds an instance from os.urandom at its import
     defer("random")
+    # pathlib imports ntpath for its Windows flavour (whose import tries six Windows-only
+    # modules, each a search of the whole module path) and fnmatch for glob and match
+    defer("ntpath")
+    defer("fnmatch")
     for name in ("bz2", "lzma"):
         defer_if_present(name, "_" + name)
     compile_patterns_at_first_use("cryptography.x509.name")

@@ -460,3 +460,30 @@ print(json.dumps([unrun, sorted(found) == sorted([numbers.p, numbers.q]),
                       for prelude in ("", "import agent.cli\nagent.cli.prepare_process('cmp')"))
     assert command[0] is True and plain[0] is False
     assert command[1:] == plain[1:] == [True, True]
+
+
+def test_ntpath_and_fnmatch_are_deferred_and_pathlib_works_as_before(tmp_path):
+    """pathlib imports ntpath (its Windows flavour) and fnmatch (glob and match): in a
+    process of the command neither is run by the command's imports, and Windows paths,
+    globbing and matching give what they give with both run at import."""
+    (tmp_path / "a.pem").write_text("x")
+    (tmp_path / "b.key").write_text("y")
+    code = """
+import json, sys
+{prelude}
+import agent.cmp.cli
+from pathlib import Path, PurePath, PureWindowsPath
+unrun = [m for m, name in (("ntpath", "normcase"), ("fnmatch", "translate"))
+         if name not in sys.modules[m].__dict__]
+w = PureWindowsPath("C:/Keys\\\\Agent/new.KEY")
+results = [str(w), w.drive, w.name, w.suffix, str(w.parent), w.match("*.key"),
+           sorted(p.name for p in Path(%r).glob("*.pem")), PurePath("x/y.pem").match("*.pem")]
+import fnmatch, ntpath
+results += [fnmatch.fnmatch("a.pem", "*.pem"), ntpath.join("a", "b")]
+print(json.dumps([unrun, results]))
+""" % str(tmp_path)
+    plain, command = (printed(code.format(prelude=prelude))
+                      for prelude in ("", "import agent.cli\nagent.cli.prepare_process('cmp')"))
+    assert command[0] == ["ntpath", "fnmatch"] and plain[0] == []
+    assert command[1:] == plain[1:]
+    assert command[1][:3] == ["C:\\Keys\\Agent\\new.KEY", "C:", "new.KEY"]
