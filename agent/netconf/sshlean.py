@@ -67,7 +67,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.ciphers.modes import CTR
 
 try:  # asyncssh's internals, which another release may name or place otherwise
-    from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE
+    from asyncssh.constants import MSG_CHANNEL_DATA, MSG_IGNORE, MSG_USERAUTH_LAST
     from asyncssh.crypto.cipher import GCMCipher
     from asyncssh.encryption import BasicEncryption, ChachaEncryption, Encryption, GCMEncryption
     from asyncssh.logging import SSHLogger
@@ -79,6 +79,7 @@ except ImportError:  # then nothing is overridden (applies() is false), and the 
         """Stands for an internal class of asyncssh's that this release does not have."""
 
     MSG_IGNORE, MSG_CHANNEL_DATA = 2, 94  # RFC 4253 section 12, RFC 4254 section 9
+    MSG_USERAUTH_LAST = 79  # RFC 4250 section 4.1.2
     GCMCipher = BasicEncryption = ChachaEncryption = Encryption = GCMEncryption = _Absent
     SSHLogger = SSHPacketLogger = _Absent
 else:
@@ -259,7 +260,7 @@ class LeanServerConnection(SSHServerConnection):
         # asyncssh's own code, with the packet decrypted once
         enc = self._recv_encryption
         if (enc is None or not self._auth_complete or self._decompressor is not None
-                or _packets_logged()):
+                or SSHLogger._debug_level >= 3):  # _packets_logged(), without the call
             return super()._recv_packet()
         macsize = self._recv_macsize
         rem = 4 + self._pktlen + macsize - self._recv_blocksize
@@ -274,7 +275,13 @@ class LeanServerConnection(SSHServerConnection):
             plain = enc.decrypt_packet(seq, self._packet, inpbuf[:rem - macsize], 4,
                                        inpbuf[rem - macsize:rem])
         if plain is not None and len(plain) > 1 and self._take(plain, rem):
-            self._finish_recv_packet(plain[1], seq)
+            # asyncssh's _finish_recv_packet for these two types: neither is
+            # MSG_NEWKEYS, and with encryption on there is no rollover to refuse
+            if plain[1] > MSG_USERAUTH_LAST:
+                self._auth_final = True
+            if self._transport:
+                self._recv_seq = (seq + 1) & 0xffffffff
+            self._recv_handler = self._recv_pkthdr
             return True
         self._recv_encryption = _Decrypted(plain)
         try:
