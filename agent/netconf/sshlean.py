@@ -58,6 +58,7 @@ imports are missing or moved (the agent still starts).
 from __future__ import annotations
 
 import os
+import struct
 import time
 
 import asyncssh
@@ -91,7 +92,8 @@ CHECKED_ASYNCSSH = "2.24.1"
 
 #: the payload asyncssh gives its countermeasure packet: ``String(b'')``
 _EMPTY_STRING = b"\0\0\0\0"
-_DATA_BYTE = bytes((MSG_CHANNEL_DATA,))
+#: padding_length, the message type, the recipient channel and the data's length
+_DATA_HEAD = struct.Struct(">BBII")
 #: the length of AES-GCM's authentication tag in SSH (RFC 5647)
 _GCM_TAG = 16
 
@@ -323,16 +325,20 @@ class LeanServerConnection(SSHServerConnection):
     def send_data(self, chan: "LeanServerChannel", data: bytes) -> None:
         """Send *data* as one ``SSH_MSG_CHANNEL_DATA`` of *chan* (which checked the window
         and packet size), as :meth:`send_packet` would."""
-        body = _uint32(chan._send_chan) + _uint32(len(data)) + data  # RFC 4254 section 5.2
+        size = len(data)
         if (not self._can_send_lean() or self._compressor is not None or _packets_logged()
                 or not no_chained_iv(self._send_encryption)):
-            self.send_packet(MSG_CHANNEL_DATA, body, handler=chan)
+            # RFC 4254 section 5.2: uint32 recipient channel, string data
+            self.send_packet(MSG_CHANNEL_DATA, _uint32(chan._send_chan) + _uint32(size) + data,
+                             handler=chan)
             return
-        payload = _DATA_BYTE + body
-        padlen = -(self._send_enchdrlen + len(payload)) % self._send_blocksize
+        # padding_length, then the payload (byte type, uint32 channel, uint32 length and
+        # the data) and the padding (RFC 4253 section 6), in one format
+        padlen = -(self._send_enchdrlen + 9 + size) % self._send_blocksize
         if padlen < 4:
             padlen += self._send_blocksize
-        packet = bytes((padlen,)) + payload + os.urandom(padlen)
+        packet = b"%s%s%s" % (_DATA_HEAD.pack(padlen, MSG_CHANNEL_DATA, chan._send_chan, size),
+                              data, os.urandom(padlen))
         pktlen = len(packet)
         seq = self._send_seq
         gcm = _keyed_gcm(self._send_encryption)
