@@ -445,28 +445,36 @@ class NetconfServer:
                 result = await handler(ctx, operation)
             reply = record.protocol.reply(request, result)
             outcome = "ok"
-        except RpcError as exc:
-            reply = record.protocol.reply_errors(request, [exc])
-            outcome = f"error {exc.tag}"
-        except RpcErrors as exc:
-            reply = record.protocol.reply_errors(request, exc.errors)
-            outcome = "errors " + ",".join(e.tag for e in exc.errors)
-        except Exception:  # noqa: BLE001 - a bug must not take the session down
-            name = etree.QName(operation).localname
-            log.exception("session %d: rpc %s failed", record.session_id, name)
-            err = RpcError("operation-failed",
-                           f"internal error while processing <{name}>; see the agent log",
-                           type="application")
-            reply = record.protocol.reply_errors(request, [err])
-            outcome = "error operation-failed (internal)"
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the session down
+            reply, outcome = self._failed(record, request, exc)
         if query is not None and outcome == "ok":
             record.protocol.remember(request, query)
         self._answered(record, operation, request.message_id, reply, outcome, started)
 
+    def _failed(self, record: SessionRecord, request: RpcReceived, exc: Exception
+                ) -> tuple[bytes, str]:
+        """The reply to *request*, whose handling raised *exc*, and the outcome logged:
+        its rpc-errors (RFC 6241 section 4.3), or ``operation-failed`` for a bug."""
+        if isinstance(exc, RpcError):
+            return record.protocol.reply_errors(request, [exc]), f"error {exc.tag}"
+        if isinstance(exc, RpcErrors):
+            return (record.protocol.reply_errors(request, exc.errors),
+                    "errors " + ",".join(e.tag for e in exc.errors))
+        name = etree.QName(request.operation).localname
+        log.error("session %d: rpc %s failed", record.session_id, name, exc_info=exc)
+        err = RpcError("operation-failed",
+                       f"internal error while processing <{name}>; see the agent log",
+                       type="application")
+        return record.protocol.reply_errors(request, [err]), "error operation-failed (internal)"
+
     async def _repeat(self, record: SessionRecord, event: RepeatedRpc) -> bool:
         """Answer a request the memo recognized as :meth:`_dispatch` answers the one it
         repeats, without parsing it: NACM's rpc authorization, then the reply cache;
-        ``False`` (nothing done) if that answer is not a success."""
+        ``False`` (nothing done) for a user who may not invoke it: the full path
+        answers and counts the denial. When the answer fails (an XPath filter over
+        its time, a datastore gone), the message is parsed for its reply's
+        attributes and answered with that error as :meth:`_dispatch` would, without
+        running the query a second time."""
         started = time.perf_counter()
         done = self._repeat_at_once(record, event, started)
         if done is not None:
@@ -475,10 +483,22 @@ class NetconfServer:
         access = self.nacm.access(record.user)
         try:
             result = await query.answer(RpcContext(record, self, access, len(event.data)))
-        except Exception:  # noqa: BLE001 - the full path answers it, as it would have
-            return False
+        except Exception as exc:  # noqa: BLE001 - answered as the full path would
+            if not record.closing:  # else the session ended meanwhile: no one to answer
+                self._answer_failed(record, event, exc, started)
+            return True
         self._answer_repeated(record, event, result, started)
         return True
+
+    def _answer_failed(self, record: SessionRecord, event: RepeatedRpc, exc: Exception,
+                       started: float) -> None:
+        """Answer *event*, whose query raised *exc*, with the reply of :meth:`_dispatch`."""
+        request = record.protocol.reparse(event)
+        if not isinstance(request, RpcReceived):  # its bytes parsed before: not expected
+            record.pending.appendleft(request)
+            return
+        reply, outcome = self._failed(record, request, exc)
+        self._answered(record, request.operation, request.message_id, reply, outcome, started)
 
     def _answer_at_once(self, record: SessionRecord, event: RepeatedRpc) -> bool:
         """:meth:`_repeat_at_once` outside a task: whether it answered *event*; an

@@ -278,3 +278,44 @@ def test_the_memo_stays_within_its_bounds(model, tmp_path, parses):
             assert all(len(key[0]) + len(key[1]) < 4096 for key in memo._entries)
 
     _run(model, tmp_path, 4, scenario)
+
+
+def test_a_hit_whose_answer_fails_runs_the_query_once(model, tmp_path, monkeypatch):
+    """An XPath filter over its time budget on a memo hit (the data grew since) is
+    answered with that error as the full path answers it, without a second evaluation."""
+    from agent.netconf import filterrun
+
+    calls: list[str] = []
+    evaluate = filterrun.FilterRunner._xpath
+
+    async def budgeted(self, data, select, namespaces):
+        calls.append(select)
+        if len(calls) > 2:  # the budget runs out from the third request on
+            raise filterrun.too_expensive(f"XPath evaluation exceeded {self.xpath_seconds:g} s")
+        return await evaluate(self, data, select, namespaces)
+
+    monkeypatch.setattr(filterrun.FilterRunner, "_xpath", budgeted)
+    message = (f'<rpc message-id="{{id}}" xmlns="{NC}">'
+               + GET.format(f'<filter xmlns:n="{NACM}" type="xpath" select="/n:nacm/n:groups"/>')
+               + "</rpc>")
+
+    def scenario(memo_entries: int) -> tuple[int, list[bytes], int]:
+        calls.clear()
+
+        async def run(agent: Agent):
+            async with agent.session() as client:
+                replies = []
+                for i in range(4):
+                    agent.server.config_replies._entries.clear()  # as after a change of running
+                    replies.append(await client.request(message.replace("{id}", str(i)).encode()))
+                return replies, len(agent.server.request_memo or ())
+
+        replies, kept = _run(model, tmp_path, memo_entries, run)
+        return len(calls), replies, kept
+
+    evaluations, replies, kept = scenario(256)
+    assert kept == 1  # the second answer kept it: the third and fourth are hits
+    assert evaluations == 4  # one per request: a failed hit is not evaluated again
+    assert (evaluations, replies) == scenario(0)[:2]  # the very replies of the full path
+    assert [b"<rpc-error>" in r for r in replies] == [False, False, True, True]
+    assert b'message-id="3"' in replies[3] and b"exceeded" in replies[3]
