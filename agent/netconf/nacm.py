@@ -285,7 +285,7 @@ class Access:
         if self.bypass:
             return True
         q = etree.QName(operation)
-        return self.may_exec(self.schema.module_of_ns(q.namespace), q.localname)
+        return self.may_invoke_named(q.namespace, q.localname)
 
     def may_invoke_named(self, namespace: str | None, localname: str) -> bool:
         """:meth:`may_invoke` of an operation named *localname* in *namespace*."""

@@ -70,8 +70,7 @@ class ConfigReplyCache:
         if found is not None:
             return found
         version = self._datastores.version(source)
-        key = (source, with_defaults, None if filter_param is None else filter_param.key,
-               access.view_key)
+        key = _key(source, with_defaults, filter_param, access)
         # read-only; a change meanwhile makes a new view, this one stays as it is
         view = self._datastores.config_view(source, with_defaults)
         shared = access.bypass
@@ -88,8 +87,7 @@ class ConfigReplyCache:
                access: "Access") -> SerializedElement | None:
         """What :meth:`get_config` gives if it is kept for the datastore's current
         version, else ``None``; without a coroutine (a repeated request's fast path)."""
-        key = (source, with_defaults, None if filter_param is None else filter_param.key,
-               access.view_key)
+        key = _key(source, with_defaults, filter_param, access)
         hit = self._entries.get(key)
         if hit is not None and hit[0] == self._datastores.version(source):
             self._entries.move_to_end(key)
@@ -107,6 +105,13 @@ class ConfigReplyCache:
         while len(self._entries) > self._max_entries or self._bytes > self._max_bytes:
             _, (_, dropped) = self._entries.popitem(last=False)
             self._bytes -= len(dropped.xml)
+
+
+def _key(source: str, with_defaults: str, filter_param: FilterParam | None,
+         access: "Access") -> tuple:
+    """Where the answer for these parameters and this user's view is kept."""
+    return (source, with_defaults, None if filter_param is None else filter_param.key,
+            access.view_key)
 
 
 async def pruned_copy(view: etree._Element, access: "Access") -> etree._Element:
